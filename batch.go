@@ -1,0 +1,268 @@
+package outpost
+
+import (
+	"fmt"
+	"math"
+)
+
+// Limits on what a valid batch may hold. They bound the work and memory a
+// hostile payload can cost a decoder.
+const (
+	MaxIDLen           = 128     // gateway, sensor, metric, rule ids
+	MaxBatchReadings   = 1 << 20 // readings in one batch
+	MaxBatchSeries     = 1 << 16
+	MaxBatchAlerts     = 1 << 12
+	maxUnitLen         = 32
+	maxAlertMessageLen = 4096
+)
+
+// BatchBuilder gathers readings into the columnar series of one batch.
+// It is not safe for concurrent use; the batcher owns one.
+type BatchBuilder struct {
+	series []Series
+	last   []int64 // absolute timestamp of each series' newest reading
+	index  map[SeriesKey]int
+	hint   int // index of the series the previous reading went to
+	n      int
+}
+
+// NewBatchBuilder returns an empty builder.
+func NewBatchBuilder() *BatchBuilder {
+	return &BatchBuilder{index: make(map[SeriesKey]int), hint: -1}
+}
+
+// Add appends readings. It copies what it needs; rs may be shared.
+func (b *BatchBuilder) Add(rs []Reading) {
+	for i := range rs {
+		r := &rs[i]
+		si := b.seriesIndex(r)
+		s := &b.series[si]
+		if len(s.TS) == 0 {
+			s.TS = append(s.TS, r.TS)
+		} else {
+			s.TS = append(s.TS, r.TS-b.last[si])
+		}
+		b.last[si] = r.TS
+		if r.Quality != QualityGood && len(s.Quality) < len(s.Values) {
+			// First non-good reading: materialise the quality column.
+			s.Quality = append(s.Quality, make([]byte, len(s.Values)-len(s.Quality))...)
+		}
+		s.Values = append(s.Values, r.Value)
+		if len(s.Quality) > 0 {
+			s.Quality = append(s.Quality, byte(r.Quality))
+		}
+	}
+	b.n += len(rs)
+}
+
+func (b *BatchBuilder) seriesIndex(r *Reading) int {
+	if h := b.hint; h >= 0 && b.series[h].Sensor == r.Sensor && b.series[h].Metric == r.Metric {
+		return h
+	}
+	k := SeriesKey{Sensor: r.Sensor, Metric: r.Metric}
+	si, ok := b.index[k]
+	if !ok {
+		si = len(b.series)
+		b.series = append(b.series, Series{Sensor: r.Sensor, Metric: r.Metric, Unit: r.Unit})
+		b.last = append(b.last, 0)
+		b.index[k] = si
+	}
+	b.hint = si
+	return si
+}
+
+// Len is the number of readings added since the last Take.
+func (b *BatchBuilder) Len() int { return b.n }
+
+// Take moves the gathered series into a new telemetry batch and empties the
+// builder. The caller fills in Epoch and Seq (the outbox does).
+func (b *BatchBuilder) Take(gateway string, created int64) *Batch {
+	bt := &Batch{
+		Version: WireVersion,
+		Kind:    KindTelemetry,
+		Gateway: gateway,
+		Created: created,
+		Series:  b.series,
+	}
+	b.series = make([]Series, 0, len(bt.Series))
+	b.last = b.last[:0]
+	clear(b.index)
+	b.hint = -1
+	b.n = 0
+	return bt
+}
+
+// Len is the number of readings (telemetry) or alerts in the batch.
+func (bt *Batch) Len() int {
+	if bt.Kind == KindAlert {
+		return len(bt.Alerts)
+	}
+	n := 0
+	for i := range bt.Series {
+		n += len(bt.Series[i].Values)
+	}
+	return n
+}
+
+// AppendReadings expands the batch's series into readings appended to dst.
+func (bt *Batch) AppendReadings(dst []Reading) []Reading {
+	for i := range bt.Series {
+		s := &bt.Series[i]
+		var ts int64
+		for j, v := range s.Values {
+			if j == 0 {
+				ts = s.TS[0]
+			} else {
+				ts += s.TS[j]
+			}
+			q := QualityGood
+			if len(s.Quality) > 0 {
+				q = Quality(s.Quality[j])
+			}
+			dst = append(dst, Reading{Sensor: s.Sensor, Metric: s.Metric, Unit: s.Unit, TS: ts, Value: v, Quality: q})
+		}
+	}
+	return dst
+}
+
+// DecodeBatch decodes and validates one encoded batch. Every failure wraps
+// ErrInvalidBatch or ErrUnsupportedVersion; it never panics on any input.
+func DecodeBatch(p []byte) (*Batch, error) {
+	bt := new(Batch)
+	rest, err := bt.UnmarshalMsg(p)
+	if err != nil {
+		return nil, fmt.Errorf("%w: decode: %v", ErrInvalidBatch, err)
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrInvalidBatch, len(rest))
+	}
+	if err := bt.Validate(); err != nil {
+		return nil, err
+	}
+	return bt, nil
+}
+
+// Validate checks the batch against the wire contract.
+func (bt *Batch) Validate() error {
+	if bt.Version != WireVersion {
+		return fmt.Errorf("%w: %d", ErrUnsupportedVersion, bt.Version)
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidBatch}, args...)...)
+	}
+	if err := checkID("gateway", bt.Gateway); err != nil {
+		return bad("%v", err)
+	}
+	if bt.Epoch == 0 || bt.Seq == 0 {
+		return bad("epoch and seq must be non-zero")
+	}
+	switch bt.Kind {
+	case KindTelemetry:
+		if len(bt.Alerts) != 0 {
+			return bad("telemetry batch carries alerts")
+		}
+		if len(bt.Series) > MaxBatchSeries {
+			return bad("%d series, limit %d", len(bt.Series), MaxBatchSeries)
+		}
+		n := 0
+		for i := range bt.Series {
+			s := &bt.Series[i]
+			if err := s.validate(); err != nil {
+				return bad("series %d: %v", i, err)
+			}
+			n += len(s.Values)
+		}
+		if n > MaxBatchReadings {
+			return bad("%d readings, limit %d", n, MaxBatchReadings)
+		}
+	case KindAlert:
+		if len(bt.Series) != 0 {
+			return bad("alert batch carries series")
+		}
+		if len(bt.Alerts) > MaxBatchAlerts {
+			return bad("%d alerts, limit %d", len(bt.Alerts), MaxBatchAlerts)
+		}
+		for i := range bt.Alerts {
+			if err := bt.Alerts[i].validate(); err != nil {
+				return bad("alert %d: %v", i, err)
+			}
+		}
+	default:
+		return bad("unknown kind %d", bt.Kind)
+	}
+	return nil
+}
+
+func (s *Series) validate() error {
+	if err := checkID("sensor", s.Sensor); err != nil {
+		return err
+	}
+	if err := checkID("metric", s.Metric); err != nil {
+		return err
+	}
+	if len(s.Unit) > maxUnitLen {
+		return fmt.Errorf("unit longer than %d bytes", maxUnitLen)
+	}
+	if len(s.Values) == 0 {
+		return fmt.Errorf("no values")
+	}
+	if len(s.TS) != len(s.Values) {
+		return fmt.Errorf("%d timestamps for %d values", len(s.TS), len(s.Values))
+	}
+	if len(s.Quality) != 0 && len(s.Quality) != len(s.Values) {
+		return fmt.Errorf("%d quality bytes for %d values", len(s.Quality), len(s.Values))
+	}
+	for _, q := range s.Quality {
+		if Quality(q) > QualityBad {
+			return fmt.Errorf("quality %d out of range", q)
+		}
+	}
+	// Timestamps must stay in int64 when the deltas are summed.
+	ts := s.TS[0]
+	for _, d := range s.TS[1:] {
+		if (d > 0 && ts > math.MaxInt64-d) || (d < 0 && ts < math.MinInt64-d) {
+			return fmt.Errorf("timestamp overflow")
+		}
+		ts += d
+	}
+	return nil
+}
+
+func (a *Alert) validate() error {
+	if err := checkID("rule", a.Rule); err != nil {
+		return err
+	}
+	if a.State > StateNoData {
+		return fmt.Errorf("state %d out of range", a.State)
+	}
+	if len(a.Message) > maxAlertMessageLen || len(a.Fingerprint) > 4*MaxIDLen || len(a.Severity) > MaxIDLen {
+		return fmt.Errorf("field too long")
+	}
+	return nil
+}
+
+func checkID(what, id string) error {
+	if id == "" {
+		return fmt.Errorf("empty %s id", what)
+	}
+	if len(id) > MaxIDLen {
+		return fmt.Errorf("%s id longer than %d bytes", what, MaxIDLen)
+	}
+	return nil
+}
+
+// DecodeAck decodes one encoded ack.
+func DecodeAck(p []byte) (*Ack, error) {
+	a := new(Ack)
+	rest, err := a.UnmarshalMsg(p)
+	if err != nil {
+		return nil, fmt.Errorf("outpost: decode ack: %w", err)
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("outpost: decode ack: %d trailing bytes", len(rest))
+	}
+	if a.Version != WireVersion {
+		return nil, fmt.Errorf("%w: ack version %d", ErrUnsupportedVersion, a.Version)
+	}
+	return a, nil
+}

@@ -1,0 +1,88 @@
+package outpost
+
+// The wire types. Every struct is encoded as a MessagePack array (msgp
+// "tuple"), fields in declaration order; docs/wire-format.md is the
+// normative description. Append fields only at the end, and bump
+// WireVersion for anything that changes meaning.
+
+//msgp:tuple Batch Series Alert Ack
+//msgp:limit arrays:1048576 maps:1024
+//msgp:ignore Reading SeriesKey
+
+// WireVersion is the version of the batch and ack encoding.
+const WireVersion = 1
+
+// AlertState is where an alert instance is in its life.
+type AlertState uint8
+
+const (
+	StateInactive AlertState = 0
+	StatePending  AlertState = 1
+	StateFiring   AlertState = 2
+	StateResolved AlertState = 3
+	StateNoData   AlertState = 4
+)
+
+// Kind says what a batch carries.
+type Kind uint8
+
+const (
+	KindTelemetry Kind = 0
+	KindAlert     Kind = 1
+)
+
+// Batch flag bits.
+const (
+	// FlagHistorical marks a batch sent from backlog after an outage.
+	FlagHistorical uint8 = 1 << 0
+)
+
+// Batch is the unit of storage in the outbox and of transfer to the cloud.
+// (Gateway, Epoch, Seq) identifies it end to end and is the dedup key.
+type Batch struct {
+	Version uint8  // WireVersion
+	Kind    Kind   // KindTelemetry or KindAlert
+	Flags   uint8  // Flag* bits
+	Gateway string // gateway id
+	Epoch   uint64 // random, fixed for the life of one outbox file
+	Seq     uint64 // per epoch, from 1, never reused
+	Created int64  // unix ns when the batch was sealed
+
+	Series []Series // telemetry, grouped per series (Kind == KindTelemetry)
+	Alerts []Alert  // alert transitions (Kind == KindAlert)
+}
+
+// Series is the readings of one series within a batch, in columnar form.
+type Series struct {
+	Sensor string
+	Metric string
+	Unit   string
+	// TS holds timestamps in unix ns, delta-encoded: TS[0] is absolute,
+	// TS[i] is the difference to the previous timestamp.
+	TS     []int64
+	Values []float64
+	// Quality is empty when every reading is good, else one byte per reading.
+	Quality []byte
+}
+
+// Alert is one transition of one alert instance.
+type Alert struct {
+	Rule        string
+	Fingerprint string // rule name plus group labels, stable across restarts
+	State       AlertState
+	Severity    string
+	Value       float64
+	Labels      map[string]string
+	Message     string
+	StartedAt   int64  // unix ns when the instance entered pending/firing
+	ChangedAt   int64  // unix ns of this transition
+	Seq         uint64 // gateway alert sequence, increases by one per alert
+}
+
+// Ack is the ingest service's word that batches are committed. The gateway
+// deletes a stored batch only when an ack names it.
+type Ack struct {
+	Version uint8
+	Epoch   uint64
+	Seqs    []uint64 // committed (or already present) batch seqs of Epoch
+}
