@@ -1,0 +1,220 @@
+package outpost
+
+import (
+	"errors"
+	"math"
+	"reflect"
+	"testing"
+)
+
+func testReadings(n int, t0 int64) []Reading {
+	rs := make([]Reading, 0, n)
+	metrics := []string{"temperature", "humidity", "pressure"}
+	for i := 0; i < n; i++ {
+		m := metrics[i%len(metrics)]
+		q := QualityGood
+		if i%17 == 5 {
+			q = QualityUncertain
+		}
+		rs = append(rs, Reading{
+			Sensor: "dev1-env", Metric: m, Unit: "u-" + m,
+			TS: t0 + int64(i/len(metrics))*1e9, Value: float64(i) * 0.25, Quality: q,
+		})
+	}
+	return rs
+}
+
+func TestBatchRoundTrip(t *testing.T) {
+	rs := testReadings(300, 1_700_000_000_000_000_000)
+	b := NewBatchBuilder()
+	b.Add(rs[:100])
+	b.Add(rs[100:])
+	if b.Len() != len(rs) {
+		t.Fatalf("builder len %d, want %d", b.Len(), len(rs))
+	}
+	bt := b.Take("gw-1", 42)
+	bt.Epoch, bt.Seq = 7, 1
+	if b.Len() != 0 {
+		t.Fatalf("builder not empty after Take")
+	}
+	if len(bt.Series) != 3 {
+		t.Fatalf("%d series, want 3", len(bt.Series))
+	}
+	p, err := bt.MarshalMsg(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeBatch(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, bt) {
+		t.Fatalf("round trip differs:\n got %+v\nwant %+v", got, bt)
+	}
+	if got.Len() != len(rs) {
+		t.Fatalf("Len %d, want %d", got.Len(), len(rs))
+	}
+	// Expanded readings come back grouped by series, each series in order.
+	back := got.AppendReadings(nil)
+	want := map[SeriesKey][]Reading{}
+	for _, r := range rs {
+		want[r.Key()] = append(want[r.Key()], r)
+	}
+	gotBy := map[SeriesKey][]Reading{}
+	for _, r := range back {
+		gotBy[r.Key()] = append(gotBy[r.Key()], r)
+	}
+	if !reflect.DeepEqual(gotBy, want) {
+		t.Fatalf("expanded readings differ")
+	}
+}
+
+func TestBatchAllGoodHasNoQualityColumn(t *testing.T) {
+	b := NewBatchBuilder()
+	b.Add([]Reading{{Sensor: "s", Metric: "m", TS: 1, Value: 1}, {Sensor: "s", Metric: "m", TS: 2, Value: 2}})
+	bt := b.Take("gw", 1)
+	if q := bt.Series[0].Quality; len(q) != 0 {
+		t.Fatalf("quality column %v for all-good readings", q)
+	}
+}
+
+func TestAlertBatchRoundTrip(t *testing.T) {
+	bt := &Batch{Version: WireVersion, Kind: KindAlert, Gateway: "gw", Epoch: 1, Seq: 9, Created: 5,
+		Alerts: []Alert{{Rule: "hot", Fingerprint: "hot/dev1", State: StateFiring, Severity: "warning",
+			Value: 31.5, Labels: map[string]string{"sensor": "dev1"}, Message: "hot", StartedAt: 1, ChangedAt: 2, Seq: 3}}}
+	p, err := bt.MarshalMsg(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeBatch(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, bt) {
+		t.Fatalf("got %+v want %+v", got, bt)
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	good := func() *Batch {
+		return &Batch{Version: WireVersion, Gateway: "gw", Epoch: 1, Seq: 1,
+			Series: []Series{{Sensor: "s", Metric: "m", TS: []int64{1, 1}, Values: []float64{1, 2}}}}
+	}
+	cases := []struct {
+		name string
+		mut  func(*Batch)
+		want error
+	}{
+		{"version", func(b *Batch) { b.Version = 99 }, ErrUnsupportedVersion},
+		{"no gateway", func(b *Batch) { b.Gateway = "" }, ErrInvalidBatch},
+		{"zero seq", func(b *Batch) { b.Seq = 0 }, ErrInvalidBatch},
+		{"ts len", func(b *Batch) { b.Series[0].TS = b.Series[0].TS[:1] }, ErrInvalidBatch},
+		{"quality len", func(b *Batch) { b.Series[0].Quality = []byte{0} }, ErrInvalidBatch},
+		{"quality value", func(b *Batch) { b.Series[0].Quality = []byte{0, 9} }, ErrInvalidBatch},
+		{"empty series", func(b *Batch) { b.Series[0].Values, b.Series[0].TS = nil, nil }, ErrInvalidBatch},
+		{"ts overflow", func(b *Batch) { b.Series[0].TS = []int64{math.MaxInt64, 1} }, ErrInvalidBatch},
+		{"kind", func(b *Batch) { b.Kind = 7 }, ErrInvalidBatch},
+		{"alerts in telemetry", func(b *Batch) { b.Alerts = []Alert{{Rule: "r"}} }, ErrInvalidBatch},
+	}
+	if err := good().Validate(); err != nil {
+		t.Fatalf("good batch: %v", err)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := good()
+			c.mut(b)
+			if err := b.Validate(); !errors.Is(err, c.want) {
+				t.Fatalf("Validate = %v, want %v", err, c.want)
+			}
+		})
+	}
+}
+
+func TestDecodeRejectsGarbage(t *testing.T) {
+	bt := &Batch{Version: WireVersion, Gateway: "gw", Epoch: 1, Seq: 1,
+		Series: []Series{{Sensor: "s", Metric: "m", TS: []int64{1}, Values: []float64{1}}}}
+	p, err := bt.MarshalMsg(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range [][]byte{nil, {0xc1}, p[:len(p)-1], append(append([]byte{}, p...), 0)} {
+		if _, err := DecodeBatch(in); !errors.Is(err, ErrInvalidBatch) {
+			t.Errorf("DecodeBatch(%x) = %v, want ErrInvalidBatch", in, err)
+		}
+	}
+	// An array header claiming 2^32-1 elements must fail without allocating them.
+	huge := []byte{0xdd, 0xff, 0xff, 0xff, 0xff}
+	if _, err := DecodeBatch(huge); err == nil {
+		t.Fatal("absurd array length accepted")
+	}
+}
+
+func TestAckRoundTrip(t *testing.T) {
+	a := &Ack{Version: WireVersion, Epoch: 1<<63 + 5, Seqs: []uint64{1, 2, 9}}
+	p, err := a.MarshalMsg(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeAck(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, a) {
+		t.Fatalf("got %+v want %+v", got, a)
+	}
+}
+
+func FuzzDecodeBatch(f *testing.F) {
+	b := NewBatchBuilder()
+	b.Add(testReadings(30, 1e18))
+	bt := b.Take("gw", 1)
+	bt.Epoch, bt.Seq = 1, 1
+	p, err := bt.MarshalMsg(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(p)
+	al := &Batch{Version: WireVersion, Kind: KindAlert, Gateway: "gw", Epoch: 1, Seq: 2,
+		Alerts: []Alert{{Rule: "r", Labels: map[string]string{"a": "b"}}}}
+	p2, err := al.MarshalMsg(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(p2)
+	f.Fuzz(func(t *testing.T, p []byte) {
+		bt, err := DecodeBatch(p)
+		if err != nil {
+			return
+		}
+		// A batch that validates must expand and re-encode cleanly.
+		if n := len(bt.AppendReadings(nil)); n != bt.Len() && bt.Kind == KindTelemetry {
+			t.Fatalf("expanded %d readings, Len %d", n, bt.Len())
+		}
+		q, err := bt.MarshalMsg(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeBatch(q); err != nil {
+			t.Fatalf("re-encoded batch fails: %v", err)
+		}
+	})
+}
+
+func BenchmarkBuildEncode(b *testing.B) {
+	rs := testReadings(1000, 1e18)
+	bld := NewBatchBuilder()
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		bld.Add(rs)
+		bt := bld.Take("gw", 1)
+		bt.Epoch, bt.Seq = 1, 1
+		var err error
+		buf, err = bt.MarshalMsg(buf[:0])
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(rs))*float64(b.N)/b.Elapsed().Seconds(), "readings/s")
+	b.ReportMetric(float64(len(buf))/float64(len(rs)), "B/reading")
+}
