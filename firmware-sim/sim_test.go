@@ -1,0 +1,86 @@
+package firmwaresim
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+)
+
+func TestSignals(t *testing.T) {
+	const s = int64(time.Second)
+	cases := []struct {
+		name string
+		spec SignalSpec
+		at   []int64
+		want []float64
+	}{
+		{"constant", SignalSpec{Kind: KindConstant, Value: 3}, []int64{0, 5 * s}, []float64{3, 3}},
+		{"sine", SignalSpec{Kind: KindSine, Base: 10, Amplitude: 2, Period: 4 * time.Second}, []int64{0, s, 2 * s, 3 * s}, []float64{10, 12, 10, 8}},
+		{"ramp", SignalSpec{Kind: KindRamp, Base: 1, Slope: 0.5}, []int64{0, 4 * s}, []float64{1, 3}},
+		{"step", SignalSpec{Kind: KindStep, Base: 1, Value: 9, Period: 2 * time.Second}, []int64{0, s, 2 * s}, []float64{1, 1, 9}},
+		{"resolution", SignalSpec{Kind: KindConstant, Value: 21.537, Resolution: 0.1}, []int64{0}, []float64{21.5}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sig, err := NewSignal(c.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, ts := range c.at {
+				if got := sig.At(1e18 + ts); math.Abs(got-c.want[i]) > 1e-9 {
+					t.Errorf("At(+%ds) = %v, want %v", ts/s, got, c.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestRandomWalkDeterministicAndClamped(t *testing.T) {
+	spec := SignalSpec{Kind: KindRandomWalk, Base: 5, Step: 2, Min: 0, Max: 10, HasMin: true, HasMax: true, Seed: 42}
+	a, _ := NewSignal(spec)
+	b, _ := NewSignal(spec)
+	for i := int64(0); i < 1000; i++ {
+		va, vb := a.At(i), b.At(i)
+		if va != vb {
+			t.Fatalf("same seed differs at %d: %v vs %v", i, va, vb)
+		}
+		if va < 0 || va > 10 {
+			t.Fatalf("walk left [0,10]: %v", va)
+		}
+	}
+}
+
+func TestSignalRejectsBadSpec(t *testing.T) {
+	for _, s := range []SignalSpec{{Kind: "square"}, {Kind: KindSine}, {Kind: KindStep}} {
+		if _, err := NewSignal(s); err == nil {
+			t.Errorf("NewSignal(%+v) accepted", s)
+		}
+	}
+}
+
+func TestDeviceReadsSamplesPerChannel(t *testing.T) {
+	d, err := NewDevice("dev1", 100*time.Millisecond, 4, []Channel{
+		{Metric: "temperature", Unit: "Cel", Signal: SignalSpec{Kind: KindConstant, Value: 20}},
+		{Metric: "humidity", Unit: "%RH", Signal: SignalSpec{Kind: KindConstant, Value: 40}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1000, 0)
+	rs, err := d.Read(context.Background(), now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 8 {
+		t.Fatalf("%d readings, want 8", len(rs))
+	}
+	for i, r := range rs[:4] {
+		if r.Metric != "temperature" || r.Value != 20 || r.Sensor != "dev1" {
+			t.Fatalf("reading %d = %+v", i, r)
+		}
+		if want := now.UnixNano() - int64(3-i)*int64(25*time.Millisecond); r.TS != want {
+			t.Fatalf("reading %d ts %d, want %d", i, r.TS, want)
+		}
+	}
+}
