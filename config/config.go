@@ -1,0 +1,335 @@
+// Package config holds the gateway's configuration: the YAML schema as Go
+// types, their defaults, and validation that reports every problem in a
+// file at once, each as file:line:col: message.
+//
+// Load (or Parse) reads a file strictly: an unknown field, a value of the
+// wrong type or a bad duration is an error with its position, and so is
+// every semantic problem found afterwards. Durations are written like
+// 500ms, 1s or 10m. examples/gateway.yaml is a complete, commented file.
+//
+// Relative paths in the file (data_dir, rules.files) are resolved against
+// the directory of the config file, so a gateway behaves the same whatever
+// its working directory.
+//
+// The command line may override a few values after Load (broker, data
+// directory, gateway id); it then calls Validate, whose errors carry no
+// position because the values did not come from the file.
+package config
+
+import (
+	"os"
+	"time"
+)
+
+// Defaults for fields the file leaves out.
+const (
+	DefaultDataDir        = "./data"
+	DefaultLogLevel       = "info"
+	DefaultInterval       = time.Second
+	DefaultSamples        = 1
+	DefaultBusQueue       = 256
+	DefaultBusPolicy      = PolicyBlock
+	DefaultBatchReadings  = 1000
+	DefaultBatchInterval  = time.Second
+	DefaultBufferBatches  = 1_000_000
+	DefaultBufferBytes    = ByteSize(1 << 30)
+	DefaultTopicPrefix    = "outpost/v1"
+	DefaultWindow         = 16
+	DefaultAckTimeout     = 10 * time.Second
+	DefaultAckMode        = AckIngest
+	DefaultKeepAlive      = 30 * time.Second
+	DefaultConnectTimeout = 10 * time.Second
+)
+
+// SimDriver is the driver name of simulated sensors, whose metrics need a
+// Signal.
+const SimDriver = "sim"
+
+// Bus policies: what the bus does when a receiver's queue is full.
+const (
+	PolicyBlock = "block" // the emitter waits: nothing is lost, sensors may fall behind
+	PolicyDrop  = "drop"  // the reading slice is dropped for that receiver and counted
+)
+
+// Uplink ack modes: when the gateway may delete a sent batch.
+const (
+	AckIngest = "ingest" // when the ingest service acks it as committed (the safe default)
+	AckBroker = "broker" // on the broker's PUBACK, for setups without an ingest service
+)
+
+// Signal kinds for simulated sensors.
+const (
+	SignalConstant   = "constant"
+	SignalSine       = "sine"
+	SignalRamp       = "ramp"
+	SignalRandomWalk = "random_walk"
+	SignalStep       = "step"
+)
+
+// Config is the whole gateway configuration. Load returns it with
+// defaults applied and relative paths resolved.
+type Config struct {
+	// Path is the file the config was read from ("" when built in code).
+	Path string `yaml:"-"`
+
+	Gateway GatewayConfig `yaml:"gateway"`
+	// DataDir holds the buffer and other state. Default "./data",
+	// relative to the config file's directory; Load stores the resolved path.
+	DataDir string `yaml:"data_dir"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `yaml:"log_level"`
+	// Sensors to poll; at least one.
+	Sensors []Sensor     `yaml:"sensors"`
+	Bus     BusConfig    `yaml:"bus"`
+	Batch   BatchConfig  `yaml:"batch"`
+	Buffer  BufferConfig `yaml:"buffer"`
+	Uplink  UplinkConfig `yaml:"uplink"`
+	Rules   RulesConfig  `yaml:"rules"`
+}
+
+// GatewayConfig identifies the gateway.
+type GatewayConfig struct {
+	// ID names the gateway; required, 1 to 64 of [A-Za-z0-9_.-]. It becomes
+	// an MQTT topic level, so it may hold no '/', '+' or '#'.
+	ID string `yaml:"id"`
+}
+
+// Sensor is one device the gateway polls.
+type Sensor struct {
+	// ID names the sensor; required, unique, same characters as the gateway id.
+	ID string `yaml:"id"`
+	// Driver names the driver in the gateway's registry (e.g. "sim",
+	// "bme280"); required. Config checks only that it is set, and that
+	// the metrics of a SimDriver sensor have a signal: the gateway checks
+	// the name against its registry.
+	Driver string `yaml:"driver"`
+	// Interval between polls; > 0, default 1s.
+	Interval time.Duration `yaml:"interval"`
+	// Samples is how many readings per metric one poll yields (a sensor
+	// FIFO burst); 1 to 100000, default 1.
+	Samples int `yaml:"samples"`
+	// Labels are free key/value pairs describing the sensor; optional.
+	Labels map[string]string `yaml:"labels"`
+	// Metrics the sensor yields; at least one, names unique in the sensor.
+	Metrics []Metric `yaml:"metrics"`
+}
+
+// Metric is one quantity a sensor measures.
+type Metric struct {
+	// Name of the metric, e.g. "temperature"; required, same characters
+	// as ids.
+	Name string `yaml:"name"`
+	// Unit is the UCUM/SI unit symbol, e.g. "Cel", "%RH", "Pa"; optional.
+	Unit string `yaml:"unit"`
+	// Signal describes the simulated values; required for the sim driver,
+	// ignored by others. Kind "" means none.
+	Signal Signal `yaml:"signal"`
+}
+
+// Signal describes a simulated metric: a shape chosen by Kind, plus
+// uniform noise, then quantized to Resolution like a real sensor. Time t
+// counts from when the signal starts (the sensor's first poll).
+//
+//	constant:    Value
+//	sine:        Base + Amplitude·sin(2π·t/Period)
+//	ramp:        Base + Slope·t (t in seconds)
+//	random_walk: starts at Base, moves by up to ±Step per sample,
+//	             clamped to [Min, Max] when they are set
+//	step:        Base until t = Period, then Value
+type Signal struct {
+	// Kind is constant, sine, ramp, random_walk or step; required when any
+	// other signal field is set.
+	Kind string `yaml:"kind"`
+	// Value is the constant's value, and step's second level.
+	Value float64 `yaml:"value"`
+	// Base is the sine's center, the ramp's and random walk's start, and
+	// step's first level.
+	Base float64 `yaml:"base"`
+	// Amplitude of the sine.
+	Amplitude float64 `yaml:"amplitude"`
+	// Period of the sine, and the time of the step; > 0 for those kinds.
+	Period time.Duration `yaml:"period"`
+	// Slope of the ramp, in units per second.
+	Slope float64 `yaml:"slope"`
+	// Step is the random walk's largest move per sample; >= 0.
+	Step float64 `yaml:"step"`
+	// Min and Max clamp the random walk when HasMin and HasMax say they
+	// are set; optional.
+	Min float64 `yaml:"min"`
+	Max float64 `yaml:"max"`
+	// HasMin and HasMax say whether Min and Max were given. Load sets
+	// them from the file; set them yourself in code.
+	HasMin bool `yaml:"-"`
+	HasMax bool `yaml:"-"`
+	// Noise is the amplitude of uniform noise added to any kind; >= 0.
+	Noise float64 `yaml:"noise"`
+	// Seed makes the noise and the random walk deterministic.
+	Seed int64 `yaml:"seed"`
+	// Resolution quantizes values to multiples of it; >= 0, 0 means none.
+	Resolution float64 `yaml:"resolution"`
+}
+
+// BusConfig sizes the in-process event bus.
+type BusConfig struct {
+	// Queue is each receiver's queue length, in reading slices; 1 to
+	// 1000000, default 256.
+	Queue int `yaml:"queue"`
+	// Policy when a receiver's queue is full: block or drop. Default block.
+	Policy string `yaml:"policy"`
+}
+
+// BatchConfig says when the batcher seals a batch: when it holds
+// MaxReadings readings or Interval has passed, whichever comes first.
+type BatchConfig struct {
+	// MaxReadings per batch; 1 to 1000000, default 1000.
+	MaxReadings int `yaml:"max_readings"`
+	// Interval is the flush interval; > 0, default 1s.
+	Interval time.Duration `yaml:"interval"`
+}
+
+// BufferConfig caps the store-and-forward buffer on disk. When a cap is
+// reached the oldest telemetry is evicted first, alerts last.
+type BufferConfig struct {
+	// MaxBatches stored; >= 1, default 1000000.
+	MaxBatches int `yaml:"max_batches"`
+	// MaxBytes of the buffer file; >= 1, default 1GiB. Written as a plain
+	// number of bytes or with a unit: 512MiB, 1GiB, 10MB.
+	MaxBytes ByteSize `yaml:"max_bytes"`
+}
+
+// UplinkConfig is the MQTT connection to the cloud.
+type UplinkConfig struct {
+	// Broker URL; required. Schemes: tcp, mqtt, ssl, tls, ws, wss.
+	Broker string `yaml:"broker"`
+	// ClientID for MQTT; "" means "outpost-" + gateway id (see
+	// Config.ClientID, which applies that default).
+	ClientID string `yaml:"client_id"`
+	// TopicPrefix; topics are {prefix}/{gateway}/…. Default outpost/v1.
+	// No wildcards, no empty levels.
+	TopicPrefix string `yaml:"topic_prefix"`
+	// Window is how many batches may be in flight unacked; 1 to 1024,
+	// default 16.
+	Window int `yaml:"window"`
+	// AckTimeout after which unacked batches are resent; > 0, default 10s.
+	AckTimeout time.Duration `yaml:"ack_timeout"`
+	// Ack is ingest or broker; default ingest.
+	Ack string `yaml:"ack"`
+	// KeepAlive is the MQTT keepalive; 0 (off) to 65535s, default 30s.
+	KeepAlive time.Duration `yaml:"keepalive"`
+	// ConnectTimeout bounds one connection attempt; > 0, default 10s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// Username for the broker; optional.
+	Username string `yaml:"username"`
+	// PasswordEnv names the environment variable that holds the broker
+	// password; optional. The password itself never goes in the file.
+	PasswordEnv string `yaml:"password_env"`
+}
+
+// RulesConfig lists the alert rule files.
+type RulesConfig struct {
+	// Files of rules, relative to the config file's directory; optional.
+	// Each must exist. Load stores the resolved paths.
+	Files []string `yaml:"files"`
+}
+
+// SetDefaults fills the zero fields of c, and of its sensors and
+// sections, with their defaults. Load applies defaults itself; this is for
+// configs built in code.
+func (c *Config) SetDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = DefaultLogLevel
+	}
+	for i := range c.Sensors {
+		c.Sensors[i].SetDefaults()
+	}
+	c.Bus.SetDefaults()
+	c.Batch.SetDefaults()
+	c.Buffer.SetDefaults()
+	c.Uplink.SetDefaults()
+}
+
+// SetDefaults fills the zero fields of s with their defaults.
+func (s *Sensor) SetDefaults() {
+	if s.Interval == 0 {
+		s.Interval = DefaultInterval
+	}
+	if s.Samples == 0 {
+		s.Samples = DefaultSamples
+	}
+}
+
+// SetDefaults fills the zero fields of b with their defaults.
+func (b *BusConfig) SetDefaults() {
+	if b.Queue == 0 {
+		b.Queue = DefaultBusQueue
+	}
+	if b.Policy == "" {
+		b.Policy = DefaultBusPolicy
+	}
+}
+
+// SetDefaults fills the zero fields of b with their defaults.
+func (b *BatchConfig) SetDefaults() {
+	if b.MaxReadings == 0 {
+		b.MaxReadings = DefaultBatchReadings
+	}
+	if b.Interval == 0 {
+		b.Interval = DefaultBatchInterval
+	}
+}
+
+// SetDefaults fills the zero fields of b with their defaults.
+func (b *BufferConfig) SetDefaults() {
+	if b.MaxBatches == 0 {
+		b.MaxBatches = DefaultBufferBatches
+	}
+	if b.MaxBytes == 0 {
+		b.MaxBytes = DefaultBufferBytes
+	}
+}
+
+// SetDefaults fills the zero fields of u with their defaults. ClientID
+// stays empty: its default depends on the gateway id (see Config.ClientID).
+func (u *UplinkConfig) SetDefaults() {
+	if u.TopicPrefix == "" {
+		u.TopicPrefix = DefaultTopicPrefix
+	}
+	if u.Window == 0 {
+		u.Window = DefaultWindow
+	}
+	if u.AckTimeout == 0 {
+		u.AckTimeout = DefaultAckTimeout
+	}
+	if u.Ack == "" {
+		u.Ack = DefaultAckMode
+	}
+	if u.KeepAlive == 0 {
+		u.KeepAlive = DefaultKeepAlive
+	}
+	if u.ConnectTimeout == 0 {
+		u.ConnectTimeout = DefaultConnectTimeout
+	}
+}
+
+// ClientID returns the MQTT client id: Uplink.ClientID, or "outpost-" +
+// the gateway id when that is empty. It is computed on each call so that a
+// gateway id overridden after Load is taken into account.
+func (c *Config) ClientID() string {
+	if c.Uplink.ClientID != "" {
+		return c.Uplink.ClientID
+	}
+	return "outpost-" + c.Gateway.ID
+}
+
+// Password returns the broker password from the environment variable
+// Uplink.PasswordEnv names; "" and true when none is configured, false
+// when the variable is named but not set.
+func (u *UplinkConfig) Password() (string, bool) {
+	if u.PasswordEnv == "" {
+		return "", true
+	}
+	return os.LookupEnv(u.PasswordEnv)
+}

@@ -1,0 +1,65 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/outposthq/outpost/internal/yamlpos"
+)
+
+// Load reads the config file at path, applies defaults, resolves relative
+// paths against the file's directory and validates everything. A file
+// with problems yields a yamlpos.ErrorList holding all of them, each
+// formatted file:line:col: message, sorted by position.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load on bytes already read; name is the file name used in
+// errors, and its directory is the base for relative paths. It checks that
+// the rules files exist, like Load.
+func Parse(name string, data []byte) (*Config, error) {
+	doc, err := yamlpos.Parse(name, data)
+	if err != nil {
+		return nil, err
+	}
+	c := &Config{}
+	c.SetDefaults()
+	errs := doc.Decode(c)
+	c.Path = name
+	c.markBounds(doc)
+	c.resolve(filepath.Dir(name))
+	errs = append(errs, c.validate(doc)...)
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// markBounds sets the Has flags of signal bounds the file gives.
+func (c *Config) markBounds(doc *yamlpos.Doc) {
+	for i := range c.Sensors {
+		for j := range c.Sensors[i].Metrics {
+			sig := &c.Sensors[i].Metrics[j].Signal
+			p := fmt.Sprintf("$.sensors[%d].metrics[%d].signal.", i, j)
+			sig.HasMin, sig.HasMax = doc.Has(p+"min"), doc.Has(p+"max")
+		}
+	}
+}
+
+// resolve makes relative paths in c relative to dir.
+func (c *Config) resolve(dir string) {
+	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
+		c.DataDir = filepath.Join(dir, c.DataDir)
+	}
+	for i, f := range c.Rules.Files {
+		if f != "" && !filepath.IsAbs(f) {
+			c.Rules.Files[i] = filepath.Join(dir, f)
+		}
+	}
+}

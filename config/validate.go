@@ -1,0 +1,286 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/outposthq/outpost/internal/yamlpos"
+)
+
+// Limits checked by Validate.
+const (
+	MaxIDLen      = 64
+	MaxSamples    = 100_000
+	MaxBusQueue   = 1_000_000
+	MaxBatchSize  = 1_000_000
+	MaxWindow     = 1024
+	MaxKeepAlive  = 65535 * time.Second // MQTT carries it as uint16 seconds
+	brokerSchemes = "tcp, mqtt, ssl, tls, ws or wss"
+)
+
+// Validate checks every field of c and returns a yamlpos.ErrorList of all
+// problems, or nil. Call it after changing a loaded config (flag
+// overrides); Load has already validated what came from the file. Its
+// errors carry no position: they name the field ("uplink.broker: ...").
+// Rules files are checked for existence again.
+func (c *Config) Validate() error {
+	return c.validate(nil).Err()
+}
+
+// checker collects errors, positioned through doc when it is not nil.
+type checker struct {
+	doc  *yamlpos.Doc
+	errs yamlpos.ErrorList
+}
+
+func (k *checker) errorf(path, format string, args ...any) {
+	if k.doc.Failed(path) {
+		return // the decoder already said what is wrong there
+	}
+	k.errs = append(k.errs, k.doc.Errorf(path, format, args...))
+}
+
+func (c *Config) validate(doc *yamlpos.Doc) yamlpos.ErrorList {
+	k := &checker{doc: doc}
+	k.id("$.gateway.id", c.Gateway.ID)
+	if c.DataDir == "" {
+		k.errorf("$.data_dir", "must not be empty")
+	}
+	k.oneOf("$.log_level", c.LogLevel, "log level", "debug", "info", "warn", "error")
+
+	if len(c.Sensors) == 0 {
+		k.errorf("$.sensors", "at least one sensor is required")
+	}
+	sensorIDs := map[string]int{}
+	for i := range c.Sensors {
+		c.Sensors[i].validate(k, fmt.Sprintf("$.sensors[%d]", i), i, sensorIDs)
+	}
+
+	k.between("$.bus.queue", c.Bus.Queue, 1, MaxBusQueue)
+	k.oneOf("$.bus.policy", c.Bus.Policy, "policy", PolicyBlock, PolicyDrop)
+	k.between("$.batch.max_readings", c.Batch.MaxReadings, 1, MaxBatchSize)
+	k.positive("$.batch.interval", c.Batch.Interval)
+	if c.Buffer.MaxBatches < 1 {
+		k.errorf("$.buffer.max_batches", "must be at least 1, got %d", c.Buffer.MaxBatches)
+	}
+	if c.Buffer.MaxBytes < 1 {
+		k.errorf("$.buffer.max_bytes", "must be at least 1, got %d", c.Buffer.MaxBytes)
+	}
+	c.Uplink.validate(k)
+	for i, f := range c.Rules.Files {
+		k.rulesFile(fmt.Sprintf("$.rules.files[%d]", i), f)
+	}
+	return k.errs
+}
+
+func (s *Sensor) validate(k *checker, p string, i int, ids map[string]int) {
+	if k.id(p+".id", s.ID) {
+		if first, dup := ids[s.ID]; dup {
+			k.errorf(p+".id", "duplicate sensor id %q (sensors[%d] has it too)", s.ID, first)
+		} else {
+			ids[s.ID] = i
+		}
+	}
+	if s.Driver == "" {
+		k.errorf(p+".driver", "is required")
+	}
+	k.positive(p+".interval", s.Interval)
+	k.between(p+".samples", s.Samples, 1, MaxSamples)
+	for name := range s.Labels {
+		if name == "" {
+			k.errorf(p+".labels", "label names must not be empty")
+		}
+	}
+	if len(s.Metrics) == 0 {
+		k.errorf(p+".metrics", "at least one metric is required")
+	}
+	names := map[string]int{}
+	for j := range s.Metrics {
+		m := &s.Metrics[j]
+		mp := fmt.Sprintf("%s.metrics[%d]", p, j)
+		if k.id(mp+".name", m.Name) {
+			if first, dup := names[m.Name]; dup {
+				k.errorf(mp+".name", "duplicate metric %q (metrics[%d] has it too)", m.Name, first)
+			} else {
+				names[m.Name] = j
+			}
+		}
+		if s.Driver == SimDriver && m.Signal.Kind == "" && m.Signal == (Signal{}) {
+			k.errorf(mp+".signal", "is required for the %s driver (kind: constant, sine, ramp, random_walk or step)", SimDriver)
+		}
+		m.Signal.validate(k, mp+".signal")
+	}
+}
+
+func (s *Signal) validate(k *checker, p string) {
+	switch s.Kind {
+	case "":
+		if *s != (Signal{}) {
+			k.errorf(p+".kind", "is required when a signal is given (constant, sine, ramp, random_walk or step)")
+		}
+		return
+	case SignalSine, SignalStep:
+		if s.Period <= 0 {
+			k.errorf(p+".period", "must be > 0 for a %s signal, got %v", s.Kind, s.Period)
+		}
+	case SignalConstant, SignalRamp, SignalRandomWalk:
+		if s.Period < 0 {
+			k.errorf(p+".period", "must not be negative, got %v", s.Period)
+		}
+	default:
+		k.errorf(p+".kind", "unknown signal kind %q (want constant, sine, ramp, random_walk or step)", s.Kind)
+	}
+	if s.Step < 0 {
+		k.errorf(p+".step", "must not be negative, got %g", s.Step)
+	}
+	if s.HasMin && s.HasMax && s.Min > s.Max {
+		k.errorf(p+".max", "must not be below min (%g), got %g", s.Min, s.Max)
+	}
+	if s.Noise < 0 {
+		k.errorf(p+".noise", "must not be negative, got %g", s.Noise)
+	}
+	if s.Resolution < 0 {
+		k.errorf(p+".resolution", "must not be negative, got %g", s.Resolution)
+	}
+}
+
+func (u *UplinkConfig) validate(k *checker) {
+	k.broker("$.uplink.broker", u.Broker)
+	k.topicPrefix("$.uplink.topic_prefix", u.TopicPrefix)
+	k.between("$.uplink.window", u.Window, 1, MaxWindow)
+	k.positive("$.uplink.ack_timeout", u.AckTimeout)
+	k.oneOf("$.uplink.ack", u.Ack, "ack mode", AckIngest, AckBroker)
+	switch {
+	case u.KeepAlive < 0 || u.KeepAlive > MaxKeepAlive:
+		k.errorf("$.uplink.keepalive", "must be between 0 (off) and %v, got %v", MaxKeepAlive, u.KeepAlive)
+	case u.KeepAlive%time.Second != 0:
+		k.errorf("$.uplink.keepalive", "must be a whole number of seconds, got %v", u.KeepAlive)
+	}
+	k.positive("$.uplink.connect_timeout", u.ConnectTimeout)
+	if u.PasswordEnv != "" && !envName(u.PasswordEnv) {
+		k.errorf("$.uplink.password_env", "%q is not an environment variable name (it names the variable that holds the password, not the password)", u.PasswordEnv)
+	}
+}
+
+// id checks an id or name: required, 1 to MaxIDLen of [A-Za-z0-9_.-],
+// and not "." or "..". It reports whether the id is valid.
+func (k *checker) id(path, s string) bool {
+	switch {
+	case s == "":
+		k.errorf(path, "is required")
+	case !ValidID(s):
+		k.errorf(path, "%q is not a valid id (use 1 to %d of A-Z a-z 0-9 _ . -)", s, MaxIDLen)
+	default:
+		return true
+	}
+	return false
+}
+
+// ValidID reports whether s may be used as a gateway, sensor or metric
+// id: 1 to 64 of [A-Za-z0-9_.-], and not "." or "..". Such ids are safe
+// as MQTT topic levels and as file names.
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > MaxIDLen || s == "." || s == ".." {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (k *checker) oneOf(path, s, what string, allowed ...string) {
+	for _, a := range allowed {
+		if s == a {
+			return
+		}
+	}
+	want := strings.Join(allowed[:len(allowed)-1], ", ") + " or " + allowed[len(allowed)-1]
+	k.errorf(path, "unknown %s %q (want %s)", what, s, want)
+}
+
+func (k *checker) between(path string, n, lo, hi int) {
+	if n < lo || n > hi {
+		k.errorf(path, "must be between %d and %d, got %d", lo, hi, n)
+	}
+}
+
+func (k *checker) positive(path string, d time.Duration) {
+	if d <= 0 {
+		k.errorf(path, "must be > 0, got %v", d)
+	}
+}
+
+func (k *checker) broker(path, s string) {
+	if s == "" {
+		k.errorf(path, "is required (e.g. tcp://127.0.0.1:1883)")
+		return
+	}
+	if !strings.Contains(s, "://") {
+		k.errorf(path, "%q has no scheme (e.g. tcp://%s)", s, s)
+		return
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		k.errorf(path, "invalid broker URL %q: %v", s, err)
+		return
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "ws", "wss":
+	default:
+		k.errorf(path, "unsupported scheme %q (want %s)", u.Scheme, brokerSchemes)
+		return
+	}
+	if u.Host == "" {
+		k.errorf(path, "%q has no host", s)
+	}
+}
+
+func (k *checker) topicPrefix(path, s string) {
+	switch {
+	case s == "":
+		k.errorf(path, "must not be empty")
+	case strings.ContainsAny(s, "+#\x00"):
+		k.errorf(path, "%q must not contain the MQTT wildcards + or #", s)
+	case strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") || strings.Contains(s, "//"):
+		k.errorf(path, "%q must not have empty topic levels (no leading, trailing or double /)", s)
+	}
+}
+
+func (k *checker) rulesFile(path, f string) {
+	if f == "" {
+		k.errorf(path, "must not be empty")
+		return
+	}
+	fi, err := os.Stat(f)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		k.errorf(path, "rules file %q does not exist", f)
+	case err != nil:
+		k.errorf(path, "rules file %q: %v", f, err)
+	case fi.IsDir():
+		k.errorf(path, "rules file %q is a directory", f)
+	}
+}
+
+func envName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}

@@ -1,0 +1,91 @@
+package rules
+
+import (
+	"errors"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/template"
+)
+
+// MessageData is what a rule's message template sees, e.g.
+// "{{ .Sensor }} {{ .Metric }} is {{ .Value }}". Missing labels render
+// as "". A rule with no message gets
+// "{Sensor} {Metric} is {Value} ({Rule}: {Condition})".
+type MessageData struct {
+	Rule     string
+	Sensor   string
+	Metric   string
+	Value    float64
+	Severity string
+	State    string            // pending, firing or resolved
+	Gateway  string            // "" unless the engine was given one
+	Labels   map[string]string // the alert's labels
+}
+
+// message renders a rule's alert messages.
+type message struct {
+	tmpl *template.Template // nil: the default message
+}
+
+// compileMessage parses r.Message and runs it once on sample data, since
+// text/template checks field names only when it runs.
+func compileMessage(r *Rule) (*message, error) {
+	if r.Message == "" {
+		return &message{}, nil
+	}
+	t, err := template.New("message").Option("missingkey=zero").Parse(r.Message)
+	if err != nil {
+		return nil, templateErr(r.Message, err)
+	}
+	sample := MessageData{
+		Rule: r.Name, Sensor: r.Select.Sensor, Metric: r.Select.Metric,
+		Severity: r.Severity, State: "firing", Labels: map[string]string{},
+	}
+	if sample.Sensor == "" {
+		sample.Sensor = "sensor"
+	}
+	if err := t.Execute(io.Discard, &sample); err != nil {
+		return nil, templateErr(r.Message, err)
+	}
+	return &message{tmpl: t}, nil
+}
+
+func (m *message) render(r *Rule, d *MessageData) string {
+	if m == nil || m.tmpl == nil {
+		return defaultMessage(r, d)
+	}
+	var b strings.Builder
+	if err := m.tmpl.Execute(&b, d); err != nil {
+		// Cannot happen for templates that ran at compile time, short of
+		// data-dependent failures; an alert must still go out.
+		return defaultMessage(r, d) + " (message template failed: " + err.Error() + ")"
+	}
+	return b.String()
+}
+
+func defaultMessage(r *Rule, d *MessageData) string {
+	return d.Sensor + " " + d.Metric + " is " + strconv.FormatFloat(d.Value, 'g', -1, 64) +
+		" (" + r.Name + ": " + r.Condition + ")"
+}
+
+// text/template errors look like
+//
+//	template: message:2: function "x" not defined
+//	template: message:1:9: executing "message" at <.X>: can't evaluate field X in type ...
+var templateErrRE = regexp.MustCompile(`^template: message:(\d+)(?::\d+)?: (?:executing "message" )?(.*)$`)
+
+// templateErr turns a text/template error into a message for a person:
+// the template's own name and position are noise, except for the line
+// within a template of several lines.
+func templateErr(src string, err error) error {
+	m := templateErrRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return errors.New("invalid template: " + err.Error())
+	}
+	if strings.Contains(strings.TrimRight(src, "\n"), "\n") {
+		return errors.New("invalid template, line " + m[1] + ": " + m[2])
+	}
+	return errors.New("invalid template: " + m[2])
+}
