@@ -1,0 +1,318 @@
+package buffer
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
+)
+
+const lockTimeout = time.Second
+
+// state is what Open learns from the file.
+type state struct {
+	epoch, next uint64
+	batches     [numLanes]int
+	bytes       [numLanes]int64
+	created     bool
+}
+
+// openFile opens the outbox file at path and loads its state. An error of
+// type *fileError means the file's content is unusable.
+func openFile(path string, noSync bool, log zerolog.Logger) (*bolt.DB, state, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, state{}, fmt.Errorf("buffer: %w", err)
+	case fi.Size() == 0:
+		// bbolt would quietly initialise it, but an outbox file is never
+		// empty once created: it was truncated, or never written.
+		return nil, state{}, badFile("empty file")
+	default:
+		if err := precheck(path); err != nil {
+			return nil, state{}, err
+		}
+	}
+	db, err := openBolt(path, bolt.Options{
+		Timeout:        lockTimeout,
+		FreelistType:   bolt.FreelistMapType,
+		NoFreelistSync: true, // faster commits; bbolt rebuilds the freelist on open
+		NoSync:         noSync,
+	})
+	if err != nil {
+		return nil, state{}, err
+	}
+	st, err := load(db, log)
+	if err != nil {
+		if cerr := db.Close(); cerr != nil {
+			log.Error().Err(cerr).Str(keyPath, path).Msg("close after failed load")
+		}
+		return nil, state{}, err
+	}
+	if st.created {
+		// bbolt syncs the file, not the directory entry that names it.
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			log.Warn().Err(err).Str(keyPath, path).Msg("sync directory of new outbox file")
+		}
+	}
+	return db, st, nil
+}
+
+// openBolt opens the bbolt file, classifying failures: a lock timeout or an
+// OS error is returned as is, anything about the content (bad meta page,
+// short file, a panic or memory fault while bbolt reads it) as a fileError.
+func openBolt(path string, bo bolt.Options) (db *bolt.DB, err error) {
+	var f *os.File
+	bo.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		var err error
+		f, err = os.OpenFile(name, flag, perm)
+		return f, err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			if f != nil {
+				f.Close() // release the lock; the mapping leaks until exit
+			}
+			db, err = nil, badFile("bbolt panicked opening it: %v", r)
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+
+	db, err = bolt.Open(path, 0o600, &bo)
+	var pe *fs.PathError
+	var errno syscall.Errno
+	switch {
+	case err == nil:
+		return db, nil
+	case errors.Is(err, bolt.ErrTimeout):
+		return nil, fmt.Errorf("buffer: %s is locked by another process: %w", path, err)
+	case errors.As(err, &pe), errors.As(err, &errno):
+		return nil, fmt.Errorf("buffer: open %s: %w", path, err)
+	}
+	return nil, badFile("%v", err)
+}
+
+// precheck checks an existing file's pages (checkPages) under bbolt's
+// shared lock, before bbolt opens it for writing: the read-write open walks
+// every page in a goroutine of its own, where a damaged page would crash or
+// hang the process.
+func precheck(path string) (err error) {
+	db, err := openBolt(path, bolt.Options{Timeout: lockTimeout, ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := db.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("buffer: close %s after check: %w", path, cerr)
+		}
+	}()
+	// bbolt holds a shared lock now: no writer changes the file under us.
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("buffer: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("buffer: %w", err)
+	}
+	return checkPages(f, fi.Size())
+}
+
+// load initialises a new file or reads an existing one's meta and counts
+// its entries. It repairs what it safely can: it deletes entries whose key
+// or value is malformed, and moves the next seq past the highest stored.
+func load(db *bolt.DB, log zerolog.Logger) (st state, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = badFile("bbolt panicked loading it: %v", r)
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			if k, _ := tx.Cursor().First(); k != nil {
+				return badFile("no meta bucket but bucket %q", k)
+			}
+			return create(tx, &st)
+		}
+		if err := readMeta(meta, &st); err != nil {
+			return err
+		}
+		dirty := false
+		for l := range numLanes {
+			fixed, err := countLane(tx, Lane(l), &st, log)
+			if err != nil {
+				return err
+			}
+			dirty = dirty || fixed
+		}
+		if st.next == 0 { // the highest seq was MaxUint64
+			return badFile("seq space exhausted")
+		}
+		if prev := getUint(meta, metaNextSeq); st.next != prev {
+			log.Warn().Uint64(keyNextSeq, prev).Uint64(keyFixedNextSeq, st.next).Msg("next seq behind stored batches: moved forward")
+			if err := meta.Put(metaNextSeq, putKey(nil, st.next)); err != nil {
+				return err
+			}
+			dirty = true
+		}
+		if !dirty {
+			return errNothing // nothing changed: skip the commit's fsync
+		}
+		return nil
+	})
+	if errors.Is(err, errNothing) {
+		err = nil
+	}
+	return st, err
+}
+
+// create lays out a new file.
+func create(tx *bolt.Tx, st *state) error {
+	epoch, err := newEpoch()
+	if err != nil {
+		return err
+	}
+	meta, err := tx.CreateBucket(bucketMeta)
+	if err != nil {
+		return err
+	}
+	for _, name := range laneBuckets {
+		if _, err := tx.CreateBucket(name); err != nil {
+			return err
+		}
+	}
+	for _, kv := range [...]struct {
+		k []byte
+		v uint64
+	}{{metaVersion, formatVersion}, {metaEpoch, epoch}, {metaNextSeq, 1}} {
+		if err := meta.Put(kv.k, putKey(nil, kv.v)); err != nil {
+			return err
+		}
+	}
+	*st = state{epoch: epoch, next: 1, created: true}
+	return nil
+}
+
+func readMeta(meta *bolt.Bucket, st *state) error {
+	for _, k := range [][]byte{metaVersion, metaEpoch, metaNextSeq} {
+		if v := meta.Get(k); len(v) != 8 {
+			return badFile("meta %s is %d bytes", k, len(v))
+		}
+	}
+	switch v := getUint(meta, metaVersion); {
+	case v > formatVersion:
+		// Written by a newer build: refuse rather than discard its data.
+		return fmt.Errorf("buffer: file format version %d is newer than this build's %d", v, formatVersion)
+	case v < formatVersion:
+		return badFile("format version %d", v)
+	}
+	st.epoch, st.next = getUint(meta, metaEpoch), getUint(meta, metaNextSeq)
+	if st.epoch == 0 || st.next == 0 {
+		return badFile("zero epoch or next seq")
+	}
+	return nil
+}
+
+// countLane adds a lane's entries to st, deletes malformed ones (reporting
+// whether it did) and raises st.next past the highest seq.
+func countLane(tx *bolt.Tx, lane Lane, st *state, log zerolog.Logger) (bool, error) {
+	b := tx.Bucket(laneBuckets[lane])
+	if b == nil {
+		return false, badFile("%s bucket missing", lane)
+	}
+	var bad [][]byte
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v == nil {
+			return false, badFile("bucket nested in %s lane", lane)
+		}
+		if len(k) != keyLen || len(v) < crcLen {
+			bad = append(bad, bytes.Clone(k))
+			continue
+		}
+		st.batches[lane]++
+		st.bytes[lane] += int64(len(v))
+		if seq := binary.BigEndian.Uint64(k); seq >= st.next {
+			st.next = seq + 1
+		}
+	}
+	for _, k := range bad {
+		if err := b.Delete(k); err != nil {
+			return false, err
+		}
+	}
+	if len(bad) > 0 {
+		log.Error().Str(keyLane, lane.String()).Int(keyDropped, len(bad)).Msg("malformed entries in outbox: deleted")
+	}
+	return len(bad) > 0, nil
+}
+
+func getUint(b *bolt.Bucket, k []byte) uint64 {
+	if v := b.Get(k); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+func newEpoch() (uint64, error) {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, fmt.Errorf("buffer: new epoch: %w", err)
+		}
+		if e := binary.BigEndian.Uint64(b[:]); e != 0 {
+			return e, nil
+		}
+	}
+}
+
+// moveAside renames a corrupt file to <path>.corrupt-<UTC time>, adding a
+// counter rather than overwrite an earlier one, and returns the new name.
+func moveAside(path string, now time.Time) (string, error) {
+	base := path + ".corrupt-" + now.UTC().Format("20060102T150405Z")
+	aside := base
+	for i := 1; ; i++ {
+		_, err := os.Lstat(aside)
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+		if i > 1000 {
+			return "", fmt.Errorf("too many files named %s.N", base)
+		}
+		aside = fmt.Sprintf("%s.%d", base, i)
+	}
+	// The directory is synced when the new file is created in its place.
+	if err := os.Rename(path, aside); err != nil {
+		return "", err
+	}
+	return aside, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		d.Close()
+		return err
+	}
+	return d.Close()
+}
