@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/outposthq/outpost/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestParseFlags(t *testing.T) {
+	m := NewMain()
+	m.Stderr = io.Discard
+	if err := m.ParseFlags(nil); err != nil {
+		t.Fatal(err)
+	}
+	if m.HTTP != "127.0.0.1:8080" || m.Broker != "tcp://127.0.0.1:1883" || m.DB != "sqlite:outpost-ingest.db" || m.Workers != 4 {
+		t.Fatalf("defaults = %+v", m)
+	}
+	m = NewMain()
+	m.Stderr = io.Discard
+	if err := m.ParseFlags([]string{"--broker", "tcp://b:1", "--db", "x.db", "--http", "", "--group", "g", "--topic-prefix", "p/v1", "--workers", "2", "--log-level", "debug"}); err != nil {
+		t.Fatal(err)
+	}
+	if m.Broker != "tcp://b:1" || m.DB != "x.db" || m.HTTP != "" || m.Group != "g" || m.TopicPrefix != "p/v1" || m.Workers != 2 || m.LogLevel != "debug" {
+		t.Fatalf("parsed = %+v", m)
+	}
+	for _, args := range [][]string{{"--workers", "0"}, {"--log-level", "loud"}, {"--nope"}, {"extra"}} {
+		m := NewMain()
+		var out bytes.Buffer
+		m.Stderr = &out
+		if err := m.ParseFlags(args); err == nil {
+			t.Errorf("ParseFlags(%q) succeeded", args)
+		} else if out.Len() == 0 {
+			t.Errorf("ParseFlags(%q) printed nothing", args)
+		}
+	}
+	m = NewMain()
+	m.Stderr = io.Discard
+	if err := m.ParseFlags([]string{"-h"}); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+}
+
+func TestRun(t *testing.T) {
+	m := NewMain()
+	m.Stderr = io.Discard
+	if err := m.ParseFlags([]string{"--broker", testenv.MQTT(t), "--db", testenv.DB(t), "--http", "127.0.0.1:0", "--topic-prefix", "outpost-test/cmd/v1"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := m.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	c := &http.Client{Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get("http://" + m.HTTPAddr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"ok"`) {
+		t.Fatalf("healthz: %d %s %v", resp.StatusCode, body, err)
+	}
+}
+
+func TestRunFails(t *testing.T) {
+	for _, tc := range []struct{ name, broker, db, want string }{
+		{"no broker", "tcp://127.0.0.1:1", "", "connect"},
+		{"bad db", "tcp://127.0.0.1:1", "mysql://x", "open database"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := NewMain()
+			m.Stderr = io.Discard
+			db := tc.db
+			if db == "" {
+				db = testenv.DB(t)
+			}
+			if err := m.ParseFlags([]string{"--broker", tc.broker, "--db", db, "--http", "127.0.0.1:0"}); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := m.Run(ctx)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run = %v, want an error about %q", err, tc.want)
+			}
+			if err := m.Close(); err != nil {
+				t.Fatalf("Close after a failed Run: %v", err)
+			}
+		})
+	}
+}

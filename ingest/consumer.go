@@ -1,0 +1,247 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/outposthq/outpost"
+)
+
+// storeTimeout bounds one store call; a call that takes longer is retried.
+const storeTimeout = 60 * time.Second
+
+// onMessage is paho's message handler. paho calls it from its one router
+// goroutine (OrderMatters), so it only queues: when the workers are behind,
+// it blocks, paho stops reading, and the broker holds the rest.
+//
+// While it blocks, paho reads no packet at all: no PUBACK (see
+// publishAck) and no PINGRESP. A queue that stays full for longer than the
+// keepalive plus the ping timeout (30 s + 10 s) therefore drops the
+// connection; paho reconnects once the workers catch up, and what was in
+// flight is resent by the gateways. Nothing is lost, only time.
+func (s *Service) onMessage(_ mqtt.Client, m mqtt.Message) {
+	s.intakeMu.RLock()
+	defer s.intakeMu.RUnlock()
+	if s.intakeClosed {
+		return // closing: not acked, the gateway resends
+	}
+	select {
+	case s.queue <- m:
+	case <-s.stopIntake:
+	}
+}
+
+// work is one worker: it handles queued messages until Close closes the
+// queue.
+func (s *Service) work() {
+	defer s.workers.Done()
+	for m := range s.queue {
+		s.handle(m)
+	}
+}
+
+// handle processes one message to the end: stored and acked,
+// dead-lettered and acked, or (only when Close gives up) left unacked.
+func (s *Service) handle(m mqtt.Message) {
+	_, kind, ok := splitTopic(s.opts.TopicPrefix, m.Topic())
+	switch {
+	case ok && kind == topicBatch:
+		s.handleBatch(m)
+	case ok && kind == topicStatus:
+		s.handleStatus(m)
+	default:
+		s.deadLetter(m, fmt.Sprintf("unexpected topic %q", m.Topic()))
+	}
+}
+
+func (s *Service) handleBatch(m mqtt.Message) {
+	payload := m.Payload()
+	b, err := parseBatch(s.opts.TopicPrefix, m.Topic(), payload, s.opts.MaxPayload)
+	if err != nil {
+		s.deadLetter(m, rejectReason(err))
+		return
+	}
+	var dup bool
+	err = s.retry(func(ctx context.Context) error {
+		var err error
+		dup, err = s.store.Commit(ctx, b, len(payload))
+		return err
+	}, b)
+	switch {
+	case errors.Is(err, ErrInvalidData):
+		s.deadLetter(m, err.Error())
+		return
+	case err != nil:
+		return // closing: left unacked
+	}
+	m.Ack()
+	if dup {
+		s.stats.duplicates.Add(1)
+	} else {
+		s.stats.batches.Add(1)
+		if b.Kind == outpost.KindAlert {
+			s.stats.alerts.Add(int64(len(b.Alerts)))
+		} else {
+			s.stats.readings.Add(int64(b.Len()))
+		}
+	}
+	s.log.Debug().Str(keyGateway, b.Gateway).Uint64(keyEpoch, b.Epoch).Uint64(keySeq, b.Seq).
+		Int("n", b.Len()).Bool("dup", dup).Msg("batch committed")
+	s.publishAck(b)
+}
+
+func (s *Service) handleStatus(m mqtt.Message) {
+	gateway, state, at, err := parseStatus(s.opts.TopicPrefix, m.Topic(), m.Payload(), s.now())
+	switch {
+	case errors.Is(err, errSkip):
+		m.Ack()
+		return
+	case err != nil:
+		s.deadLetter(m, rejectReason(err))
+		return
+	}
+	err = s.retry(func(ctx context.Context) error {
+		return s.store.SetGatewayStatus(ctx, gateway, state, at, m.Payload())
+	}, nil)
+	switch {
+	case errors.Is(err, ErrInvalidData):
+		s.deadLetter(m, err.Error())
+		return
+	case err != nil:
+		return
+	}
+	m.Ack()
+	s.stats.statuses.Add(1)
+	s.log.Debug().Str(keyGateway, gateway).Str("state", state).Msg("gateway status")
+}
+
+// deadLetter stores a message that can never be stored normally, then acks
+// it. Only the first DeadLetterPayloadLimit bytes of the payload are kept.
+func (s *Service) deadLetter(m mqtt.Message, reason string) {
+	payload := m.Payload()
+	if len(payload) > DeadLetterPayloadLimit {
+		reason += fmt.Sprintf(" (payload cut to %d of %d bytes)", DeadLetterPayloadLimit, len(payload))
+		payload = payload[:DeadLetterPayloadLimit]
+	}
+	reason = deadLetterReason(reason)
+	err := s.retry(func(ctx context.Context) error {
+		return s.store.DeadLetter(ctx, m.Topic(), reason, payload)
+	}, nil)
+	switch {
+	case errors.Is(err, ErrInvalidData):
+		// Nowhere left to keep it: drop it loudly rather than stall.
+		s.errLog.Error().Err(err).Str(keyTopic, m.Topic()).Str(keyReason, reason).Msg("dead letter refused by the database; message dropped")
+	case err != nil:
+		return // closing: left unacked
+	}
+	m.Ack()
+	s.stats.deadLetters.Add(1)
+	s.errLog.Warn().Str(keyTopic, m.Topic()).Str(keyReason, reason).Int("bytes", len(m.Payload())).Msg("message dead-lettered")
+}
+
+func rejectReason(err error) string {
+	var r *rejectError
+	if errors.As(err, &r) {
+		return r.reason
+	}
+	return err.Error()
+}
+
+// retry calls f until it succeeds, fails with ErrInvalidData, or Close
+// gives up on the workers. A failing database is retried with backoff for as
+// long as it fails: the message stays unacked meanwhile, the queue fills,
+// and the broker holds further messages. Giving up on a message instead
+// would leave it unacked for good; with a clean session the broker does not
+// resend it, and enough of them fill the broker's in-flight window for this
+// client (Mosquitto: 20) and stop delivery until the next reconnect.
+func (s *Service) retry(f func(ctx context.Context) error, b *outpost.Batch) error {
+	delay := retryBase
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(s.workCtx, storeTimeout)
+		err := f(ctx)
+		cancel()
+		if err == nil {
+			s.dbFailing.Store(false)
+			return nil
+		}
+		if errors.Is(err, ErrInvalidData) {
+			s.dbFailing.Store(false) // the database answered
+			return err
+		}
+		if s.workCtx.Err() != nil {
+			return s.workCtx.Err()
+		}
+		s.stats.errors.Add(1)
+		s.dbFailing.Store(true)
+		ev := s.errLog.Error().Err(err).Int(keyAttempt, attempt).Dur("retry_in", delay)
+		if b != nil {
+			ev = ev.Str(keyGateway, b.Gateway).Uint64(keyEpoch, b.Epoch).Uint64(keySeq, b.Seq)
+		}
+		ev.Msg("store failed; retrying")
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-s.workCtx.Done():
+			t.Stop()
+			return s.workCtx.Err()
+		}
+		delay = min(2*delay, retryMax)
+	}
+}
+
+// publishAck tells the gateway that the batch is stored. The worker does
+// not wait for the broker's PUBACK: while paho's router is blocked in
+// onMessage (a full queue), paho cannot read PUBACKs either, so a worker
+// waiting here would hold up the very queue that blocks the router. The
+// ack tracker waits instead. A lost ack costs a resend, acked as a
+// duplicate.
+func (s *Service) publishAck(b *outpost.Batch) {
+	a := outpost.Ack{Version: outpost.WireVersion, Epoch: b.Epoch, Seqs: []uint64{b.Seq}}
+	p, err := a.MarshalMsg(nil)
+	if err != nil { // cannot happen for this type; never ignore it either
+		s.errLog.Error().Err(err).Msg("encode ack")
+		return
+	}
+	topic := s.opts.TopicPrefix + "/" + b.Gateway + "/" + topicAck
+	pa := pendingAck{tok: s.client.Publish(topic, 1, false, p), deadline: time.Now().Add(ackPublishTimeout), topic: topic, seq: b.Seq}
+	select {
+	case s.acksPending <- pa:
+	case <-s.workCtx.Done():
+	}
+}
+
+// pendingAck is a published app ack whose PUBACK the tracker awaits.
+type pendingAck struct {
+	tok      mqtt.Token
+	deadline time.Time
+	topic    string
+	seq      uint64
+}
+
+// trackAcks waits for the PUBACK of each published ack, up to its
+// deadline, and counts and logs the failures. It ends when Close closes
+// acksPending (after the workers, its only senders, have stopped).
+func (s *Service) trackAcks() {
+	defer s.tracker.Done()
+	for pa := range s.acksPending {
+		var err error
+		t := time.NewTimer(time.Until(pa.deadline))
+		select {
+		case <-pa.tok.Done():
+			err = pa.tok.Error()
+		case <-t.C:
+			err = fmt.Errorf("no PUBACK within %v", ackPublishTimeout)
+		case <-s.workCtx.Done():
+			err = s.workCtx.Err()
+		}
+		t.Stop()
+		if err != nil {
+			s.stats.errors.Add(1)
+			s.errLog.Warn().Err(err).Str(keyTopic, pa.topic).Uint64(keySeq, pa.seq).Msg("ack publish failed; the gateway will resend")
+		}
+	}
+}

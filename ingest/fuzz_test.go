@@ -1,0 +1,135 @@
+package ingest
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/outposthq/outpost"
+)
+
+const fuzzTopic = "outpost/v1/gw/batch"
+
+func seedBatches(t testing.TB) [][]byte {
+	bb := outpost.NewBatchBuilder()
+	bb.Add([]outpost.Reading{
+		{Sensor: "s1", Metric: "temperature", Unit: "Cel", TS: 1e18, Value: 21.5},
+		{Sensor: "s1", Metric: "temperature", Unit: "Cel", TS: 1e18 + 1e9, Value: 21.6, Quality: outpost.QualityUncertain},
+		{Sensor: "s2", Metric: "humidity", Unit: "%RH", TS: 1e18, Value: 40},
+	})
+	tel := bb.Take("gw", 1e18)
+	tel.Epoch, tel.Seq = 7, 1
+	al := &outpost.Batch{Version: outpost.WireVersion, Kind: outpost.KindAlert, Gateway: "gw", Epoch: 7, Seq: 2,
+		Alerts: []outpost.Alert{{Rule: "hot", Fingerprint: "hot{}", State: outpost.StateFiring, Labels: map[string]string{"a": "b"}, Seq: 1}}}
+	var out [][]byte
+	for _, b := range []*outpost.Batch{tel, al} {
+		p, err := b.MarshalMsg(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// FuzzHandlePayload runs the worker's path up to the store on arbitrary
+// payloads: it must never panic, must reject with a storable reason, and
+// must only accept batches that are valid, of the topic's gateway, and
+// round-trip through the codec.
+func FuzzHandlePayload(f *testing.F) {
+	for _, p := range seedBatches(f) {
+		f.Add(p)
+		f.Add(p[:len(p)/2])
+	}
+	f.Add([]byte{})
+	f.Add([]byte("\x9a\xff"))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		b, err := parseBatch("outpost/v1", fuzzTopic, payload, 1<<20)
+		if err != nil {
+			var r *rejectError
+			if !errors.As(err, &r) || r.reason == "" {
+				t.Fatalf("error %v is not a rejection with a reason", err)
+			}
+			if reason := deadLetterReason(r.reason); !utf8.ValidString(reason) {
+				t.Fatalf("reason %q is not storable", reason)
+			}
+			return
+		}
+		if b.Gateway != "gw" {
+			t.Fatalf("accepted a batch of gateway %q on %s", b.Gateway, fuzzTopic)
+		}
+		if err := b.Validate(); err != nil {
+			t.Fatalf("accepted an invalid batch: %v", err)
+		}
+		if err := checkBatchText(b); err != nil {
+			t.Fatalf("accepted bad text: %v", err)
+		}
+		if n := len(b.AppendReadings(nil)); b.Kind == outpost.KindTelemetry && n != b.Len() {
+			t.Fatalf("%d readings expanded, Len %d", n, b.Len())
+		}
+		again, err := b.MarshalMsg(nil)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		b2, err := outpost.DecodeBatch(again)
+		if err != nil {
+			t.Fatalf("decode of re-encoded batch: %v", err)
+		}
+		if !reflect.DeepEqual(normalize(b), normalize(b2)) {
+			t.Fatalf("round trip changed the batch:\n%+v\n%+v", b, b2)
+		}
+	})
+}
+
+// normalize maps empty slices and maps to nil: msgp decodes both alike.
+func normalize(b *outpost.Batch) *outpost.Batch {
+	c := *b
+	if len(c.Series) == 0 {
+		c.Series = nil
+	}
+	if len(c.Alerts) == 0 {
+		c.Alerts = nil
+	}
+	c.Series = append([]outpost.Series(nil), c.Series...)
+	for i := range c.Series {
+		s := &c.Series[i]
+		if len(s.Quality) == 0 {
+			s.Quality = nil
+		}
+	}
+	c.Alerts = append([]outpost.Alert(nil), c.Alerts...)
+	for i := range c.Alerts {
+		if len(c.Alerts[i].Labels) == 0 {
+			c.Alerts[i].Labels = nil
+		}
+	}
+	return &c
+}
+
+// FuzzParseStatus: the status path never panics, and accepts only a
+// state it can store.
+func FuzzParseStatus(f *testing.F) {
+	f.Add([]byte(`{"state":"online","ts":"2025-06-01T12:00:00Z"}`))
+	f.Add([]byte(`{"state":"offline"}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`null`))
+	now := time.Unix(1700000000, 0)
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		gw, state, at, err := parseStatus("outpost/v1", "outpost/v1/gw/status", payload, now)
+		if err != nil {
+			var r *rejectError
+			if !errors.Is(err, errSkip) && !errors.As(err, &r) {
+				t.Fatalf("error %v is neither a skip nor a rejection", err)
+			}
+			return
+		}
+		if gw != "gw" || state == "" || checkText("state", state) != nil || !utf8.Valid(payload) {
+			t.Fatalf("accepted gw %q state %q", gw, state)
+		}
+		if y := at.Year(); y <= 1970 && !at.Equal(now) || y >= 2262 {
+			t.Fatalf("time %v out of range", at)
+		}
+	})
+}

@@ -1,0 +1,185 @@
+// Package ingest is the cloud side of Outpost: it consumes the batches that
+// gateways publish over MQTT, commits each one to a database exactly once,
+// acknowledges it to the gateway, and serves the stored readings over HTTP.
+//
+// # Flow
+//
+// The service subscribes to $share/{group}/{prefix}/+/batch (QoS 1) and to
+// {prefix}/+/status (QoS 1, not shared). Every message is handed to a
+// bounded queue read by a fixed pool of workers, so a slow database slows
+// the broker down instead of piling up goroutines. A worker decodes and
+// validates the batch, commits it in one transaction keyed by (gateway,
+// epoch, seq), acks the MQTT message only after the commit, and publishes the
+// application ack on {prefix}/{gateway}/ack. A message that can never be
+// stored (bad msgp, broken contract, topic/payload gateway mismatch, data the
+// database rejects) is written to dead_letters with the reason and acked.
+//
+// # Tables (contract)
+//
+// Both stores create the same tables, with the same columns:
+//
+//	readings(gateway, sensor, metric, ts, value, quality)    index (gateway, sensor, metric, ts), not unique
+//	latest(gateway, sensor, metric, ts, value, quality)      newest reading per series, primary key (gateway, sensor, metric)
+//	alerts(gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq)
+//	batches(gateway, epoch, seq, received_at, n, kind, bytes) primary key (gateway, epoch, seq)
+//	dead_letters(id, topic, received_at, reason, payload)
+//	gateways(gateway, state, updated_at, payload)           primary key gateway
+//
+// Every time column (readings.ts, alerts.started_at, alerts.ts,
+// batches.received_at, dead_letters.received_at, gateways.updated_at) is a
+// 64-bit integer of Unix nanoseconds, UTC, in PostgreSQL as in SQLite:
+// timestamptz keeps only microseconds, and the dedup and range semantics must
+// not depend on the store. In PostgreSQL, to_timestamp(ts / 1e9) turns one
+// into a timestamptz for people.
+//
+// The uint64 batch epoch and alert seq are stored in signed 64-bit columns
+// as the same bit pattern (int64(epoch)); convert back with uint64(v).
+// quality is the outpost.Quality number (0 good, 1 uncertain, 2 bad), kind
+// is "telemetry" or "alert", state is the AlertState name, labels is a JSON
+// object (jsonb in PostgreSQL, TEXT in SQLite). A NaN value is stored as NaN
+// in PostgreSQL and as NULL in SQLite (which has no NaN); both read back NaN.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/outposthq/outpost"
+)
+
+// Store is what the service needs from a database. ingest/postgres and
+// ingest/sqlite implement it; storetest.Run is the contract both pass.
+// A Store is safe for concurrent use.
+type Store interface {
+	// Commit stores one decoded, valid batch in one transaction. It first
+	// inserts the batch into batches; if (gateway, epoch, seq) is already
+	// there the batch is a duplicate: Commit writes nothing else and
+	// returns dup=true. Otherwise it inserts the readings (and updates
+	// latest) or the alerts. size is the encoded size in bytes.
+	// An error wrapping ErrInvalidData means the database refused the
+	// data itself and a retry cannot succeed; any other error may be
+	// transient.
+	Commit(ctx context.Context, b *outpost.Batch, size int) (dup bool, err error)
+	// DeadLetter records a message that could not be stored.
+	DeadLetter(ctx context.Context, topic, reason string, payload []byte) error
+	// SetGatewayStatus records a gateway's status unless a newer one (by
+	// at) is already stored.
+	SetGatewayStatus(ctx context.Context, gateway, state string, at time.Time, payload []byte) error
+	// Gateways returns every gateway's last recorded status, by gateway.
+	Gateways(ctx context.Context) ([]GatewayStatus, error)
+	// Latest returns the newest reading of every series, ordered by
+	// gateway, sensor, metric.
+	Latest(ctx context.Context) ([]Point, error)
+	// Range returns one series' readings with From <= TS < To in
+	// ascending time order, at most Limit of them.
+	Range(ctx context.Context, q RangeQuery) ([]Point, error)
+	// Counts returns row counts, for tests and operators.
+	Counts(ctx context.Context) (Counts, error)
+	// Close releases the database. The Store is unusable afterwards.
+	Close() error
+}
+
+// ErrInvalidData is wrapped by store errors that mean the database refused
+// the data itself (a constraint or data exception), not that it is
+// unavailable. The service dead-letters such a batch instead of retrying.
+var ErrInvalidData = errors.New("ingest: data rejected by the database")
+
+// Point is one stored reading. In JSON, TS is RFC 3339 with nanoseconds
+// (UTC), Quality is its name, and a NaN or infinite Value is null.
+type Point struct {
+	Gateway string
+	Sensor  string
+	Metric  string
+	TS      int64 // unix ns
+	Value   float64
+	Quality outpost.Quality
+}
+
+// GatewayStatus is a gateway's last status message. In JSON, UpdatedAt
+// is RFC 3339 and Payload is the message itself under "status".
+type GatewayStatus struct {
+	Gateway   string          `json:"gateway"`
+	State     string          `json:"state"`
+	UpdatedAt time.Time       `json:"updated_at"`
+	Payload   json.RawMessage `json:"status"`
+}
+
+// RangeQuery selects one series' readings with From <= TS < To (unix ns),
+// ascending, at most Limit (> 0) of them.
+type RangeQuery struct {
+	Gateway, Sensor, Metric string
+	From, To                int64
+	Limit                   int
+}
+
+// Counts are row counts of the store's tables.
+type Counts struct {
+	Readings         int64
+	DistinctReadings int64 // distinct (gateway, sensor, metric, ts)
+	Alerts           int64
+	Batches          int64
+	DeadLetters      int64
+}
+
+type pointJSON struct {
+	Gateway string   `json:"gateway"`
+	Sensor  string   `json:"sensor"`
+	Metric  string   `json:"metric"`
+	TS      string   `json:"ts"`
+	Value   *float64 `json:"value"`
+	Quality string   `json:"quality"`
+}
+
+// MarshalJSON implements json.Marshaler.
+func (p Point) MarshalJSON() ([]byte, error) {
+	j := pointJSON{
+		Gateway: p.Gateway,
+		Sensor:  p.Sensor,
+		Metric:  p.Metric,
+		TS:      time.Unix(0, p.TS).UTC().Format(time.RFC3339Nano),
+		Quality: p.Quality.String(),
+	}
+	if !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0) {
+		v := p.Value
+		j.Value = &v
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON implements json.Unmarshaler; a null value reads as NaN.
+func (p *Point) UnmarshalJSON(b []byte) error {
+	var j pointJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	ts, err := time.Parse(time.RFC3339Nano, j.TS)
+	if err != nil {
+		return fmt.Errorf("ingest: point ts: %w", err)
+	}
+	q, ok := parseQuality(j.Quality)
+	if !ok {
+		return fmt.Errorf("ingest: point quality %q", j.Quality)
+	}
+	*p = Point{Gateway: j.Gateway, Sensor: j.Sensor, Metric: j.Metric, TS: ts.UnixNano(), Value: math.NaN(), Quality: q}
+	if j.Value != nil {
+		p.Value = *j.Value
+	}
+	return nil
+}
+
+func parseQuality(s string) (outpost.Quality, bool) {
+	for q := outpost.QualityGood; q <= outpost.QualityBad; q++ {
+		if q.String() == s {
+			return q, true
+		}
+	}
+	if n, err := strconv.ParseUint(s, 10, 8); err == nil && outpost.Quality(n) <= outpost.QualityBad {
+		return outpost.Quality(n), true
+	}
+	return 0, false
+}

@@ -1,0 +1,347 @@
+// Package postgres is the PostgreSQL ingest store, over a pgx connection
+// pool. Readings go in with COPY; see package ingest for the tables.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/ingest"
+	"github.com/outposthq/outpost/ingest/internal/rows"
+)
+
+// minConns is the pool size used unless the DSN sets pool_max_conns: the
+// service's workers plus the HTTP API.
+const minConns = 8
+
+// Store is an ingest.Store in PostgreSQL. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+	log  zerolog.Logger
+	now  func() time.Time
+}
+
+var _ ingest.Store = (*Store)(nil)
+
+// Open connects to the database at dsn (a postgres:// URL or key=value
+// string, with pgxpool's pool_* parameters allowed) and creates the tables
+// if they are missing. The Store owns the pool; Close closes it.
+func Open(ctx context.Context, dsn string, logger zerolog.Logger) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse dsn: %w", err)
+	}
+	if !strings.Contains(dsn, "pool_max_conns") && cfg.MaxConns < minConns {
+		cfg.MaxConns = minConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s := &Store{pool: pool, log: logger.With().Str("component", "postgres").Logger(), now: time.Now}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s.log.Debug().Str("host", cfg.ConnConfig.Host).Str("database", cfg.ConnConfig.Database).Msg("store open")
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(schemaLock)); err != nil {
+			return fmt.Errorf("postgres: schema lock: %w", err)
+		}
+		if _, err := tx.Exec(ctx, schema); err != nil {
+			return fmt.Errorf("postgres: create schema: %w", err)
+		}
+		return nil
+	})
+}
+
+// inTx runs f in a transaction: committed if f returns nil, rolled back
+// otherwise.
+func (s *Store) inTx(ctx context.Context, f func(tx pgx.Tx) error) (err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			// The error that matters is f's; a failed rollback on a
+			// broken connection is expected and discards the conn.
+			if rbErr := tx.Rollback(context.WithoutCancel(ctx)); rbErr != nil && !errors.Is(rbErr, pgx.ErrTxClosed) {
+				s.log.Debug().Err(rbErr).Msg("rollback")
+			}
+		}
+	}()
+	if err := f(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: commit: %w", classify(err))
+	}
+	return nil
+}
+
+// errDup ends a transaction whose batch is already stored.
+var errDup = errors.New("duplicate batch")
+
+// Commit implements ingest.Store.
+func (s *Store) Commit(ctx context.Context, b *outpost.Batch, size int) (bool, error) {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+			b.Gateway, int64(b.Epoch), int64(b.Seq), s.now().UnixNano(), b.Len(), rows.Kind(b.Kind), size)
+		if err != nil {
+			return fmt.Errorf("postgres: insert batch: %w", classify(err))
+		}
+		if tag.RowsAffected() == 0 {
+			return errDup
+		}
+		switch b.Kind {
+		case outpost.KindTelemetry:
+			return s.insertReadings(ctx, tx, b)
+		case outpost.KindAlert:
+			return s.insertAlerts(ctx, tx, b)
+		}
+		return fmt.Errorf("postgres: %w: batch kind %d", ingest.ErrInvalidData, b.Kind)
+	})
+	if errors.Is(err, errDup) {
+		return true, nil
+	}
+	return false, err
+}
+
+var readingColumns = []string{"gateway", "sensor", "metric", "ts", "value", "quality"}
+
+func (s *Store) insertReadings(ctx context.Context, tx pgx.Tx, b *outpost.Batch) error {
+	src := newReadingSource(b)
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"readings"}, readingColumns, src); err != nil {
+		return fmt.Errorf("postgres: copy readings: %w", classify(err))
+	}
+	latest := rows.Latest(b)
+	sensors := make([]string, len(latest))
+	metrics := make([]string, len(latest))
+	ts := make([]int64, len(latest))
+	values := make([]float64, len(latest))
+	quality := make([]int16, len(latest))
+	for i, p := range latest {
+		sensors[i], metrics[i], ts[i], values[i], quality[i] = p.Sensor, p.Metric, p.TS, p.Value, int16(p.Quality)
+	}
+	// Rows arrive sorted by key, so concurrent commits lock them in one
+	// order and cannot deadlock.
+	_, err := tx.Exec(ctx, `INSERT INTO latest (gateway, sensor, metric, ts, value, quality)
+		SELECT $1, u.sensor, u.metric, u.ts, u.value, u.quality
+		FROM unnest($2::text[], $3::text[], $4::bigint[], $5::float8[], $6::smallint[]) AS u(sensor, metric, ts, value, quality)
+		ON CONFLICT (gateway, sensor, metric) DO UPDATE
+		SET ts = excluded.ts, value = excluded.value, quality = excluded.quality
+		WHERE latest.ts <= excluded.ts`,
+		b.Gateway, sensors, metrics, ts, values, quality)
+	if err != nil {
+		return fmt.Errorf("postgres: upsert latest: %w", classify(err))
+	}
+	return nil
+}
+
+func (s *Store) insertAlerts(ctx context.Context, tx pgx.Tx, b *outpost.Batch) error {
+	var batch pgx.Batch
+	for i := range b.Alerts {
+		a := &b.Alerts[i]
+		labels, err := rows.Labels(a.Labels)
+		if err != nil {
+			return fmt.Errorf("postgres: alert %d: %w: %v", i, ingest.ErrInvalidData, err)
+		}
+		batch.Queue(`INSERT INTO alerts (gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq)
+			VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)`,
+			b.Gateway, a.Rule, a.Fingerprint, a.State.String(), a.Severity, a.Value, labels, a.Message,
+			a.StartedAt, a.ChangedAt, int64(a.Seq))
+	}
+	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
+		return fmt.Errorf("postgres: insert alerts: %w", classify(err))
+	}
+	return nil
+}
+
+// DeadLetter implements ingest.Store.
+func (s *Store) DeadLetter(ctx context.Context, topic, reason string, payload []byte) error {
+	if payload == nil {
+		payload = []byte{}
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO dead_letters (topic, received_at, reason, payload) VALUES ($1, $2, $3, $4)`,
+		topic, s.now().UnixNano(), reason, payload)
+	if err != nil {
+		return fmt.Errorf("postgres: dead letter: %w", classify(err))
+	}
+	return nil
+}
+
+// SetGatewayStatus implements ingest.Store. payload must be JSON.
+func (s *Store) SetGatewayStatus(ctx context.Context, gateway, state string, at time.Time, payload []byte) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO gateways (gateway, state, updated_at, payload) VALUES ($1, $2, $3, $4::jsonb)
+		ON CONFLICT (gateway) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, payload = excluded.payload
+		WHERE gateways.updated_at <= excluded.updated_at`,
+		gateway, state, at.UnixNano(), string(payload))
+	if err != nil {
+		return fmt.Errorf("postgres: gateway status: %w", classify(err))
+	}
+	return nil
+}
+
+// Gateways implements ingest.Store.
+func (s *Store) Gateways(ctx context.Context) ([]ingest.GatewayStatus, error) {
+	r, err := s.pool.Query(ctx, `SELECT gateway, state, updated_at, payload::text FROM gateways ORDER BY gateway`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: gateways: %w", err)
+	}
+	gws, err := pgx.CollectRows(r, func(row pgx.CollectableRow) (ingest.GatewayStatus, error) {
+		var g ingest.GatewayStatus
+		var at int64
+		var payload string
+		err := row.Scan(&g.Gateway, &g.State, &at, &payload)
+		g.UpdatedAt, g.Payload = time.Unix(0, at).UTC(), []byte(payload)
+		return g, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: gateways: %w", err)
+	}
+	return gws, nil
+}
+
+// Latest implements ingest.Store.
+func (s *Store) Latest(ctx context.Context) ([]ingest.Point, error) {
+	r, err := s.pool.Query(ctx, `SELECT gateway, sensor, metric, ts, value, quality FROM latest ORDER BY gateway, sensor, metric`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: latest: %w", err)
+	}
+	pts, err := pgx.CollectRows(r, func(row pgx.CollectableRow) (ingest.Point, error) {
+		var p ingest.Point
+		var q int16
+		err := row.Scan(&p.Gateway, &p.Sensor, &p.Metric, &p.TS, &p.Value, &q)
+		p.Quality = outpost.Quality(q)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: latest: %w", err)
+	}
+	return pts, nil
+}
+
+// Range implements ingest.Store.
+func (s *Store) Range(ctx context.Context, q ingest.RangeQuery) ([]ingest.Point, error) {
+	if err := rows.CheckRange(q); err != nil {
+		return nil, fmt.Errorf("postgres: range: %w", err)
+	}
+	r, err := s.pool.Query(ctx, `SELECT ts, value, quality FROM readings
+		WHERE gateway = $1 AND sensor = $2 AND metric = $3 AND ts >= $4 AND ts < $5
+		ORDER BY ts LIMIT $6`, q.Gateway, q.Sensor, q.Metric, q.From, q.To, q.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: range: %w", err)
+	}
+	pts, err := pgx.CollectRows(r, func(row pgx.CollectableRow) (ingest.Point, error) {
+		p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric}
+		var qual int16
+		err := row.Scan(&p.TS, &p.Value, &qual)
+		p.Quality = outpost.Quality(qual)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: range: %w", err)
+	}
+	return pts, nil
+}
+
+// Counts implements ingest.Store. It scans readings; it is for tests and
+// operators, not for a hot path.
+func (s *Store) Counts(ctx context.Context) (ingest.Counts, error) {
+	var c ingest.Counts
+	err := s.pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM readings),
+		(SELECT count(*) FROM (SELECT DISTINCT gateway, sensor, metric, ts FROM readings) d),
+		(SELECT count(*) FROM alerts),
+		(SELECT count(*) FROM batches),
+		(SELECT count(*) FROM dead_letters)`).
+		Scan(&c.Readings, &c.DistinctReadings, &c.Alerts, &c.Batches, &c.DeadLetters)
+	if err != nil {
+		return c, fmt.Errorf("postgres: counts: %w", err)
+	}
+	return c, nil
+}
+
+// Close closes the pool, waiting for connections in use to be returned.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// classify wraps err with ingest.ErrInvalidData when PostgreSQL refused
+// the data itself: a data exception (class 22), an integrity constraint
+// (23) or a cardinality violation (21). Anything else may be transient.
+func classify(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && len(pe.Code) == 5 {
+		switch pe.Code[:2] {
+		case "21", "22", "23":
+			return fmt.Errorf("%w: %w", ingest.ErrInvalidData, err)
+		}
+	}
+	return err
+}
+
+// readingSource feeds COPY straight from the batch's columns: no []Reading
+// in between. Strings are boxed once per series; the row slice is reused.
+type readingSource struct {
+	series []outpost.Series
+	si, j  int   // current series and value index; si starts at -1
+	ts     int64 // absolute timestamp of the current value
+	row    [6]any
+}
+
+func newReadingSource(b *outpost.Batch) *readingSource {
+	r := &readingSource{series: b.Series, si: -1}
+	r.row[0] = b.Gateway
+	return r
+}
+
+// Next implements pgx.CopyFromSource.
+func (r *readingSource) Next() bool {
+	if r.si >= 0 && r.j+1 < len(r.series[r.si].Values) {
+		r.j++
+		r.ts += r.series[r.si].TS[r.j]
+		return true
+	}
+	for r.si+1 < len(r.series) {
+		r.si++
+		s := &r.series[r.si]
+		if len(s.Values) == 0 {
+			continue
+		}
+		r.j, r.ts = 0, s.TS[0]
+		r.row[1], r.row[2] = s.Sensor, s.Metric
+		return true
+	}
+	return false
+}
+
+// Values implements pgx.CopyFromSource.
+func (r *readingSource) Values() ([]any, error) {
+	s := &r.series[r.si]
+	q := int16(outpost.QualityGood)
+	if len(s.Quality) > 0 {
+		q = int16(s.Quality[r.j])
+	}
+	r.row[3], r.row[4], r.row[5] = r.ts, s.Values[r.j], q
+	return r.row[:], nil
+}
+
+// Err implements pgx.CopyFromSource.
+func (r *readingSource) Err() error { return nil }

@@ -1,0 +1,107 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/outposthq/outpost/ingest"
+	"github.com/outposthq/outpost/ingest/postgres"
+	"github.com/outposthq/outpost/ingest/storetest"
+	"github.com/outposthq/outpost/internal/testenv"
+)
+
+// dsn returns a fresh schema's DSN. There is no embedded PostgreSQL: without
+// OUTPOST_TEST_PG these tests skip (CI sets it, so there they always run).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func dsn(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv(testenv.EnvPG)
+	if base == "" {
+		t.Skipf("%s is not set: no PostgreSQL to test against", testenv.EnvPG)
+	}
+	return testenv.PostgresSchema(t, base)
+}
+
+func open(t testing.TB, dsn string) *postgres.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := postgres.Open(ctx, dsn, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return s
+}
+
+func TestContract(t *testing.T) {
+	if os.Getenv(testenv.EnvPG) == "" {
+		t.Skipf("%s is not set: no PostgreSQL to test against", testenv.EnvPG)
+	}
+	storetest.Run(t, func(t *testing.T) ingest.Store { return open(t, dsn(t)) })
+}
+
+// TestReopen checks that the schema is idempotent and data survives.
+func TestReopen(t *testing.T) {
+	d := dsn(t)
+	s := open(t, d)
+	b := storetest.Telemetry("gw", 1, 1, storetest.Series("s", "t", storetest.T0, time.Second, 3, 0)...)
+	if _, err := s.Commit(context.Background(), b, 1); err != nil {
+		t.Fatal(err)
+	}
+	s2 := open(t, d) // a second process on the same schema
+	defer s2.Close()
+	s.Close()
+	dup, err := s2.Commit(context.Background(), b, 1)
+	if err != nil || !dup {
+		t.Fatalf("commit after reopen: dup %v, err %v; want a duplicate", dup, err)
+	}
+}
+
+// TestInvalidData checks that data PostgreSQL refuses is reported as
+// ingest.ErrInvalidData (the service dead-letters it) and nothing is kept.
+func TestInvalidData(t *testing.T) {
+	s := open(t, dsn(t))
+	defer s.Close()
+	b := storetest.Telemetry("gw", 1, 1, storetest.Series("bad\x00sensor", "t", storetest.T0, time.Second, 3, 0)...)
+	if _, err := s.Commit(context.Background(), b, 1); !errors.Is(err, ingest.ErrInvalidData) {
+		t.Fatalf("commit of a NUL sensor id: %v, want ErrInvalidData", err)
+	}
+	b = storetest.Telemetry("gw", 1, 1, storetest.Series("s", "t", storetest.T0, time.Second, 3, 0)...)
+	if dup, err := s.Commit(context.Background(), b, 1); err != nil || dup {
+		t.Fatalf("commit after a refused one: dup %v, err %v", dup, err)
+	}
+	if err := s.SetGatewayStatus(context.Background(), "gw", "online", time.Now(), []byte("not json")); !errors.Is(err, ingest.ErrInvalidData) {
+		t.Fatalf("status with a non-JSON payload: %v, want ErrInvalidData", err)
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Port 1 on loopback: connection refused at once.
+	if s, err := postgres.Open(ctx, "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", zerolog.Nop()); err == nil {
+		s.Close()
+		t.Fatal("Open of an unreachable server succeeded")
+	}
+}
+
+func BenchmarkCommit(b *testing.B) {
+	s := open(b, dsn(b))
+	defer s.Close()
+	storetest.BenchCommit(b, s)
+}
+
+func BenchmarkCommitParallel(b *testing.B) {
+	s := open(b, dsn(b))
+	defer s.Close()
+	storetest.BenchCommitParallel(b, s)
+}

@@ -1,0 +1,84 @@
+package postgres
+
+// schemaLock is the advisory lock key that serialises schema creation when
+// several ingest processes start at once (CREATE TABLE IF NOT EXISTS races
+// on the catalog otherwise).
+const schemaLock = 0x6f7574706f7374 // "outpost"
+
+// schema creates the tables of the ingest contract (see package ingest).
+// Every statement is idempotent. Times are bigint unix nanoseconds, not
+// timestamptz (microseconds); uint64 epoch/seq are stored as the same bit
+// pattern in bigint.
+const schema = `
+CREATE TABLE IF NOT EXISTS readings (
+	gateway text NOT NULL,
+	sensor  text NOT NULL,
+	metric  text NOT NULL,
+	ts      bigint NOT NULL,
+	value   double precision NOT NULL,
+	quality smallint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS readings_series_ts ON readings (gateway, sensor, metric, ts);
+COMMENT ON COLUMN readings.ts IS 'unix nanoseconds, UTC';
+COMMENT ON COLUMN readings.quality IS '0 good, 1 uncertain, 2 bad';
+
+CREATE TABLE IF NOT EXISTS latest (
+	gateway text NOT NULL,
+	sensor  text NOT NULL,
+	metric  text NOT NULL,
+	ts      bigint NOT NULL,
+	value   double precision NOT NULL,
+	quality smallint NOT NULL,
+	PRIMARY KEY (gateway, sensor, metric)
+);
+COMMENT ON TABLE latest IS 'newest reading per series, kept by each commit';
+
+CREATE TABLE IF NOT EXISTS alerts (
+	gateway     text NOT NULL,
+	rule        text NOT NULL,
+	fingerprint text NOT NULL,
+	state       text NOT NULL,
+	severity    text NOT NULL,
+	value       double precision NOT NULL,
+	labels      jsonb NOT NULL,
+	message     text NOT NULL,
+	started_at  bigint NOT NULL,
+	ts          bigint NOT NULL,
+	seq         bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_gateway_ts ON alerts (gateway, ts);
+COMMENT ON COLUMN alerts.ts IS 'unix nanoseconds of the transition, UTC';
+COMMENT ON COLUMN alerts.started_at IS 'unix nanoseconds, UTC';
+COMMENT ON COLUMN alerts.seq IS 'gateway alert sequence; uint64 stored as its int64 bit pattern';
+
+CREATE TABLE IF NOT EXISTS batches (
+	gateway     text NOT NULL,
+	epoch       bigint NOT NULL,
+	seq         bigint NOT NULL,
+	received_at bigint NOT NULL,
+	n           integer NOT NULL,
+	kind        text NOT NULL,
+	bytes       integer NOT NULL,
+	PRIMARY KEY (gateway, epoch, seq)
+);
+COMMENT ON COLUMN batches.epoch IS 'uint64 stored as its int64 bit pattern';
+COMMENT ON COLUMN batches.seq IS 'uint64 stored as its int64 bit pattern';
+COMMENT ON COLUMN batches.received_at IS 'unix nanoseconds, UTC';
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+	id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	topic       text NOT NULL,
+	received_at bigint NOT NULL,
+	reason      text NOT NULL,
+	payload     bytea NOT NULL
+);
+COMMENT ON COLUMN dead_letters.received_at IS 'unix nanoseconds, UTC';
+
+CREATE TABLE IF NOT EXISTS gateways (
+	gateway    text PRIMARY KEY,
+	state      text NOT NULL,
+	updated_at bigint NOT NULL,
+	payload    jsonb NOT NULL
+);
+COMMENT ON COLUMN gateways.updated_at IS 'unix nanoseconds of the status (its ts, else when received), UTC';
+`

@@ -1,0 +1,469 @@
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/rs/zerolog"
+
+	"github.com/outposthq/outpost"
+)
+
+// Defaults for Options.
+const (
+	DefaultGroup       = "outpost-ingest"
+	DefaultTopicPrefix = "outpost/v1"
+	DefaultWorkers     = 4
+	DefaultMaxPayload  = 16 << 20
+)
+
+// Options configure a Service. A nil *Options, and every zero field, means
+// the documented default.
+type Options struct {
+	// Broker is the MQTT broker URL, e.g. tcp://127.0.0.1:1883. Required.
+	Broker string
+	// ClientID is the MQTT client id. Default "outpost-ingest-<random>";
+	// every ingest process needs its own.
+	ClientID string
+	// Group is the shared subscription group; processes in one group split
+	// the batches between them. Default "outpost-ingest".
+	Group string
+	// TopicPrefix is the topic root, without a trailing slash. Default
+	// "outpost/v1".
+	TopicPrefix string
+	// Workers is how many batches are committed concurrently. Default 4.
+	// The queue between the MQTT client and the workers holds 2×Workers.
+	Workers int
+	// MaxPayload is the largest batch payload in bytes; larger ones are
+	// dead-lettered (with their first DeadLetterPayloadLimit bytes).
+	// Default 16 MiB. Set the broker's own message size limit too: the
+	// MQTT client has read a message whole before the service sees it.
+	MaxPayload int
+	// Logger receives the service's logs, with component=ingest. The zero
+	// Logger logs nothing.
+	Logger zerolog.Logger
+}
+
+// ackTrackerDepth is how many published acks may await their PUBACK
+// before workers wait for the tracker.
+const ackTrackerDepth = 1024
+
+// DeadLetterPayloadLimit is how many bytes of a dead-lettered payload are
+// stored; the reason says when a payload was cut.
+const DeadLetterPayloadLimit = 64 << 10
+
+// Timeouts and backoff of the MQTT side.
+const (
+	subscribeTimeout   = 10 * time.Second
+	ackPublishTimeout  = 10 * time.Second
+	unsubscribeTimeout = 2 * time.Second
+	disconnectQuiesce  = 250 * time.Millisecond
+	retryBase          = 100 * time.Millisecond
+	retryMax           = 5 * time.Second
+)
+
+// Log keys.
+const (
+	keyComponent = "component"
+	keyTopic     = "topic"
+	keyGateway   = "gateway"
+	keyEpoch     = "epoch"
+	keySeq       = "seq"
+	keyReason    = "reason"
+	keyAttempt   = "attempt"
+)
+
+// Service consumes batches from MQTT into a Store. Create it with New, run
+// it with Start, stop it with Close. It does not own the Store: close the
+// Store after the Service.
+type Service struct {
+	store  Store
+	opts   Options
+	log    zerolog.Logger
+	errLog zerolog.Logger // rate-limited, for errors that repeat per message
+	now    func() time.Time
+
+	client mqtt.Client
+	queue  chan mqtt.Message // handler → workers
+
+	// The intake (paho's handler) stops before queue is closed: Close
+	// closes stopIntake to release a blocked handler, then sets
+	// intakeClosed under intakeMu so no handler sends afterwards.
+	intakeMu     sync.RWMutex
+	intakeClosed bool
+	stopIntake   chan struct{}
+
+	workCtx    context.Context // cancelled when Close gives up waiting
+	cancelWork context.CancelFunc
+	workers    sync.WaitGroup
+
+	acksPending chan pendingAck // workers → trackAcks
+	tracker     sync.WaitGroup
+
+	mu       sync.Mutex // guards started, closing and hooks.Add
+	started  bool
+	closing  bool
+	hooks    sync.WaitGroup // OnConnect goroutines that paho starts
+	stopHook chan struct{}  // closed by Close: subscribe retry loops end
+
+	subscribed atomic.Bool     // subscribed on the current connection
+	firstSub   chan error      // the first subscribe result, for Start
+	dbFailing  atomic.Bool     // the last store call failed (cleared on success)
+	closeOnce  sync.Once       //
+	closeErr   error           //
+	stats      serviceCounters //
+}
+
+// Stats are counters since Start.
+type Stats struct {
+	Batches     int64 // batches committed (not counting duplicates)
+	Duplicates  int64 // batches that were already stored (acked again)
+	Readings    int64 // readings committed
+	Alerts      int64 // alerts committed
+	Statuses    int64 // gateway status messages recorded
+	DeadLetters int64 // messages dead-lettered
+	Errors      int64 // failed store calls (each retry counts) and failed ack publishes
+}
+
+type serviceCounters struct {
+	batches, duplicates, readings, alerts, statuses, deadLetters, errors atomic.Int64
+}
+
+// New returns a Service that stores into store. Nothing starts until Start.
+func New(store Store, opts *Options) *Service {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.ClientID == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+		o.ClientID = "outpost-ingest-" + hex.EncodeToString(b[:])
+	}
+	if o.Group == "" {
+		o.Group = DefaultGroup
+	}
+	if o.TopicPrefix == "" {
+		o.TopicPrefix = DefaultTopicPrefix
+	}
+	o.TopicPrefix = strings.TrimSuffix(o.TopicPrefix, "/")
+	if o.Workers <= 0 {
+		o.Workers = DefaultWorkers
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = DefaultMaxPayload
+	}
+	log := o.Logger.With().Str(keyComponent, "ingest").Logger()
+	workCtx, cancel := context.WithCancel(context.Background())
+	return &Service{
+		store:       store,
+		opts:        o,
+		log:         log,
+		errLog:      log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
+		now:         time.Now,
+		queue:       make(chan mqtt.Message, 2*o.Workers),
+		acksPending: make(chan pendingAck, ackTrackerDepth),
+		stopIntake:  make(chan struct{}),
+		workCtx:     workCtx,
+		cancelWork:  cancel,
+		stopHook:    make(chan struct{}),
+		firstSub:    make(chan error, 1),
+	}
+}
+
+func (o *Options) validate() error {
+	if o.Broker == "" {
+		return errors.New("ingest: no broker URL")
+	}
+	if strings.ContainsAny(o.TopicPrefix, "+#") || strings.HasPrefix(o.TopicPrefix, "$") {
+		return fmt.Errorf("ingest: topic prefix %q has wildcards or starts with $", o.TopicPrefix)
+	}
+	if o.Group == "" || strings.ContainsAny(o.Group, "/+#") {
+		return fmt.Errorf("ingest: group %q must be one topic level without wildcards", o.Group)
+	}
+	return nil
+}
+
+// filters are the subscriptions, with their QoS.
+func (s *Service) filters() map[string]byte {
+	p := s.opts.TopicPrefix
+	return map[string]byte{
+		"$share/" + s.opts.Group + "/" + p + "/+/" + topicBatch: 1,
+		p + "/+/" + topicStatus:                                 1,
+	}
+}
+
+// Start connects to the broker and subscribes, within ctx (its deadline
+// also bounds each later reconnect attempt, at most 30 s). It returns an
+// error if the broker cannot be reached or refuses the subscriptions; the
+// Service is closed then. After Start, the client reconnects by itself.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	switch {
+	case s.closing:
+		s.mu.Unlock()
+		return outpost.ErrClosed
+	case s.started:
+		s.mu.Unlock()
+		return errors.New("ingest: already started")
+	}
+	s.started = true
+	s.mu.Unlock()
+
+	if err := s.opts.validate(); err != nil {
+		s.abort()
+		return err
+	}
+	connectTimeout := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		connectTimeout = min(max(time.Until(d), time.Second), 30*time.Second)
+	}
+	o := mqtt.NewClientOptions().
+		AddBroker(s.opts.Broker).
+		SetClientID(s.opts.ClientID).
+		SetProtocolVersion(4). // MQTT 3.1.1; $share needs a broker that supports it
+		SetCleanSession(true).
+		SetAutoAckDisabled(true). // msg.Ack only after the commit
+		SetOrderMatters(true).    // the handler only queues; it blocks when the queue is full
+		SetAutoReconnect(true).
+		SetMaxReconnectInterval(30 * time.Second).
+		SetConnectTimeout(connectTimeout).
+		SetKeepAlive(30 * time.Second).
+		SetWriteTimeout(10 * time.Second).
+		SetDefaultPublishHandler(s.onMessage).
+		SetOnConnectHandler(s.onConnect).
+		SetConnectionLostHandler(s.onConnectionLost)
+	s.mu.Lock()
+	s.client = mqtt.NewClient(o)
+	s.mu.Unlock()
+
+	s.workers.Add(s.opts.Workers)
+	for range s.opts.Workers {
+		go s.work()
+	}
+	s.tracker.Add(1)
+	go s.trackAcks()
+
+	tok := s.client.Connect()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		// The attempt ends by itself within connectTimeout; wait for it
+		// so that nothing outlives Start.
+		<-tok.Done()
+		if tok.Error() == nil {
+			s.abort()
+			return fmt.Errorf("ingest: connect %s: %w", s.opts.Broker, ctx.Err())
+		}
+	}
+	if err := tok.Error(); err != nil {
+		s.abort()
+		return fmt.Errorf("ingest: connect %s: %w", s.opts.Broker, err)
+	}
+	select {
+	case err := <-s.firstSub:
+		if err != nil {
+			s.abort()
+			return err
+		}
+	case <-ctx.Done():
+		s.abort()
+		return fmt.Errorf("ingest: subscribe: %w", ctx.Err())
+	}
+	s.log.Info().Str("broker", s.opts.Broker).Str("client_id", s.opts.ClientID).
+		Str("group", s.opts.Group).Str("prefix", s.opts.TopicPrefix).Int("workers", s.opts.Workers).
+		Msg("ingest started")
+	return nil
+}
+
+// abort tears down a Start that failed.
+func (s *Service) abort() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		s.log.Warn().Err(err).Msg("cleanup after failed start")
+	}
+}
+
+// onConnect runs (in a goroutine of paho's) on every connect and
+// reconnect: the session is clean, so the subscriptions are made anew.
+func (s *Service) onConnect(c mqtt.Client) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	s.hooks.Add(1)
+	s.mu.Unlock()
+	defer s.hooks.Done()
+
+	delay := retryBase
+	for {
+		err := s.subscribe(c)
+		if err == nil {
+			s.subscribed.Store(true) // before Start hears of it: healthz is ok once Start returns
+		}
+		select {
+		case s.firstSub <- err:
+		default:
+		}
+		if err == nil {
+			s.log.Info().Msg("subscribed")
+			return
+		}
+		s.errLog.Error().Err(err).Msg("subscribe failed; retrying")
+		select {
+		case <-s.stopHook:
+			return
+		case <-time.After(delay):
+		}
+		if !c.IsConnectionOpen() {
+			return // the next OnConnect subscribes
+		}
+		delay = min(2*delay, retryMax)
+	}
+}
+
+func (s *Service) subscribe(c mqtt.Client) error {
+	filters := s.filters()
+	tok := c.SubscribeMultiple(filters, s.onMessage)
+	select {
+	case <-tok.Done():
+	case <-time.After(subscribeTimeout):
+		return fmt.Errorf("ingest: subscribe: no answer within %v", subscribeTimeout)
+	case <-s.stopHook:
+		return outpost.ErrClosed
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("ingest: subscribe: %w", err)
+	}
+	st, ok := tok.(*mqtt.SubscribeToken)
+	if !ok {
+		return nil
+	}
+	for f, qos := range st.Result() {
+		if qos > 2 { // 0x80: refused
+			return fmt.Errorf("ingest: subscribe: broker refused %q (shared subscriptions unsupported, or not allowed)", f)
+		}
+	}
+	return nil
+}
+
+func (s *Service) onConnectionLost(_ mqtt.Client, err error) {
+	s.subscribed.Store(false)
+	s.errLog.Warn().Err(err).Msg("broker connection lost; reconnecting")
+}
+
+// Close stops consuming and waits, within ctx, for the workers to finish
+// what they hold, then disconnects. Messages not committed by then stay
+// unacked (the gateway resends them). Close is idempotent; it does not close
+// the Store. Call it after Start has returned, not concurrently with it.
+func (s *Service) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() { s.closeErr = s.close(ctx) })
+	return s.closeErr
+}
+
+func (s *Service) close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	started := s.started
+	s.mu.Unlock()
+	close(s.stopHook)
+	if !started {
+		s.cancelWork()
+		return nil
+	}
+
+	// Ask the broker to stop sending, then drain what was delivered.
+	if s.client != nil && s.client.IsConnectionOpen() {
+		var topics []string
+		for f := range s.filters() {
+			topics = append(topics, f)
+		}
+		tok := s.client.Unsubscribe(topics...)
+		t := time.NewTimer(unsubscribeTimeout)
+		select {
+		case <-tok.Done():
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	close(s.stopIntake)
+	s.intakeMu.Lock()
+	s.intakeClosed = true
+	s.intakeMu.Unlock()
+	close(s.queue)
+
+	var err error
+	done := make(chan struct{})
+	go func() { s.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("ingest: close: workers still busy: %w", ctx.Err())
+		s.cancelWork() // abandon retries; what is left stays unacked
+		<-done
+	}
+	close(s.acksPending) // the workers, its only senders, are done
+	tracked := make(chan struct{})
+	go func() { s.tracker.Wait(); close(tracked) }()
+	select {
+	case <-tracked:
+	case <-ctx.Done():
+		if err == nil {
+			err = fmt.Errorf("ingest: close: acks still in flight: %w", ctx.Err())
+		}
+		s.cancelWork()
+		<-tracked
+	}
+	s.cancelWork()
+	if s.client != nil {
+		s.client.Disconnect(uint(disconnectQuiesce / time.Millisecond))
+	}
+	s.hooks.Wait()
+	s.subscribed.Store(false)
+	st := s.Stats()
+	s.log.Info().Int64("batches", st.Batches).Int64("duplicates", st.Duplicates).
+		Int64("dead_letters", st.DeadLetters).Int64("errors", st.Errors).Msg("ingest stopped")
+	return err
+}
+
+// Stats returns the counters so far.
+func (s *Service) Stats() Stats {
+	c := &s.stats
+	return Stats{
+		Batches:     c.batches.Load(),
+		Duplicates:  c.duplicates.Load(),
+		Readings:    c.readings.Load(),
+		Alerts:      c.alerts.Load(),
+		Statuses:    c.statuses.Load(),
+		DeadLetters: c.deadLetters.Load(),
+		Errors:      c.errors.Load(),
+	}
+}
+
+// healthy reports whether the service consumes: connected, subscribed, and
+// the store's last call succeeded.
+func (s *Service) healthy() (bool, string) {
+	s.mu.Lock()
+	c := s.client
+	s.mu.Unlock()
+	switch {
+	case c == nil || !c.IsConnectionOpen():
+		return false, "not connected to the broker"
+	case !s.subscribed.Load():
+		return false, "not subscribed"
+	case s.dbFailing.Load():
+		return false, "database errors"
+	}
+	return true, ""
+}

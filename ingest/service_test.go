@@ -1,0 +1,634 @@
+package ingest_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/ingest"
+	"github.com/outposthq/outpost/ingest/stores"
+	"github.com/outposthq/outpost/ingest/storetest"
+	"github.com/outposthq/outpost/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const waitFor = 20 * time.Second
+
+// env is one test's world: a broker, a store, a service on a topic prefix
+// of its own (the real Mosquitto is shared with other tests), and a client
+// that plays the gateway.
+type env struct {
+	t      *testing.T
+	broker string
+	prefix string
+	gw     string // a gateway id unique to the test
+	store  *spyStore
+	svc    *ingest.Service
+	client mqtt.Client
+
+	mu   sync.Mutex
+	acks []outpost.Ack
+
+	closeTimeoutOK bool // the test closed the service with a deadline it may miss
+}
+
+func unique(t testing.TB) string {
+	var b [5]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// newEnv starts everything; opts may adjust the service's options.
+func newEnv(t *testing.T, wrap func(*spyStore), opts func(*ingest.Options)) *env {
+	t.Helper()
+	e := &env{t: t, broker: testenv.MQTT(t), prefix: "outpost-test/" + unique(t) + "/v1", gw: "gw-" + unique(t)}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := stores.Open(ctx, testenv.DB(t), zerolog.Nop())
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	e.store = &spyStore{Store: st}
+	if wrap != nil {
+		wrap(e.store)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	o := &ingest.Options{Broker: e.broker, TopicPrefix: e.prefix, Group: "g" + unique(t), Logger: testLogger(t)}
+	if opts != nil {
+		opts(o)
+	}
+	e.svc = ingest.New(e.store, o)
+	if err := e.svc.Start(ctx); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := e.svc.Close(ctx); err != nil && !(e.closeTimeoutOK && errors.Is(err, context.DeadlineExceeded)) {
+			t.Errorf("close service: %v", err)
+		}
+	})
+	e.client = e.connect(e.prefix + "/+/ack")
+	return e
+}
+
+func testLogger(t *testing.T) zerolog.Logger {
+	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+}
+
+// connect returns a gateway-side client subscribed to the ack topics.
+func (e *env) connect(ackFilter string) mqtt.Client {
+	t := e.t
+	t.Helper()
+	o := mqtt.NewClientOptions().AddBroker(e.broker).SetClientID("test-gw-" + unique(t)).
+		SetCleanSession(true).SetOrderMatters(false).SetConnectTimeout(10 * time.Second)
+	c := mqtt.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("test client connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(250) })
+	tok := c.Subscribe(ackFilter, 1, func(_ mqtt.Client, m mqtt.Message) {
+		a, err := outpost.DecodeAck(m.Payload())
+		if err != nil {
+			t.Errorf("bad ack on %s: %v", m.Topic(), err)
+			return
+		}
+		if !strings.HasSuffix(m.Topic(), "/"+e.gw+"/ack") {
+			t.Errorf("ack on %s, want the gateway %s", m.Topic(), e.gw)
+		}
+		e.mu.Lock()
+		e.acks = append(e.acks, *a)
+		e.mu.Unlock()
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("test client subscribe: %v", tok.Error())
+	}
+	return c
+}
+
+func (e *env) publish(topic string, payload []byte, retained bool) {
+	e.t.Helper()
+	tok := e.client.Publish(topic, 1, retained, payload)
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		e.t.Fatalf("publish %s: %v", topic, tok.Error())
+	}
+}
+
+func (e *env) batchTopic(gw string) string { return e.prefix + "/" + gw + "/batch" }
+
+func (e *env) publishBatch(b *outpost.Batch) {
+	e.t.Helper()
+	e.publish(e.batchTopic(b.Gateway), storetest.Encode(e.t, b), false)
+}
+
+// ackCount returns how many acks named (epoch, seq).
+func (e *env) ackCount(epoch, seq uint64) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, a := range e.acks {
+		if a.Epoch == epoch && slices.Contains(a.Seqs, seq) {
+			n++
+		}
+	}
+	return n
+}
+
+func (e *env) waitAcks(epoch, seq uint64, n int) {
+	e.t.Helper()
+	eventually(e.t, fmt.Sprintf("%d ack(s) of %d/%d", n, epoch, seq), func() bool { return e.ackCount(epoch, seq) >= n })
+}
+
+func (e *env) counts() ingest.Counts {
+	e.t.Helper()
+	c, err := e.store.Counts(context.Background())
+	if err != nil {
+		e.t.Fatalf("counts: %v", err)
+	}
+	return c
+}
+
+// eventually polls cond until it holds or waitFor passes.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// spyStore wraps a real store: it records dead letters and can inject
+// commit failures.
+type spyStore struct {
+	ingest.Store
+	mu     sync.Mutex
+	dead   []deadLetter
+	before func(ctx context.Context, b *outpost.Batch) error // may fail or block a commit
+}
+
+type deadLetter struct{ topic, reason string }
+
+func (s *spyStore) Commit(ctx context.Context, b *outpost.Batch, size int) (bool, error) {
+	s.mu.Lock()
+	f := s.before
+	s.mu.Unlock()
+	if f != nil {
+		if err := f(ctx, b); err != nil {
+			return false, err
+		}
+	}
+	return s.Store.Commit(ctx, b, size)
+}
+
+func (s *spyStore) DeadLetter(ctx context.Context, topic, reason string, payload []byte) error {
+	if err := s.Store.DeadLetter(ctx, topic, reason, payload); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.dead = append(s.dead, deadLetter{topic, reason})
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *spyStore) deadLetters() []deadLetter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.dead)
+}
+
+func readings(n int, start int64) []outpost.Reading {
+	return append(storetest.Series("env", "temperature", start, time.Second, n, 20),
+		storetest.Series("env", "humidity", start, time.Second, n, 40)...)
+}
+
+func TestCommitAndAck(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	b1 := storetest.Telemetry(e.gw, 42, 1, readings(5, storetest.T0)...)
+	b2 := storetest.Telemetry(e.gw, 42, 2, readings(3, storetest.T0+int64(time.Minute))...)
+	b3 := storetest.AlertBatch(e.gw, 42, 3, outpost.Alert{Rule: "hot", Fingerprint: "hot{}", State: outpost.StateFiring,
+		Severity: "warning", Value: 31, Labels: map[string]string{"room": "a"}, Message: "hot", StartedAt: storetest.T0, ChangedAt: storetest.T0, Seq: 1})
+	for _, b := range []*outpost.Batch{b1, b2, b3} {
+		e.publishBatch(b)
+	}
+	for seq := uint64(1); seq <= 3; seq++ {
+		e.waitAcks(42, seq, 1)
+	}
+	if c := e.counts(); c != (ingest.Counts{Readings: 16, DistinctReadings: 16, Alerts: 1, Batches: 3}) {
+		t.Fatalf("counts = %+v", c)
+	}
+	st := e.svc.Stats()
+	if st.Batches != 3 || st.Readings != 16 || st.Alerts != 1 || st.Duplicates != 0 || st.DeadLetters != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+func TestDuplicateAckedTwice(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	epoch := uint64(math.MaxUint64 - 5) // high bit set: stored as a negative int64
+	b := storetest.Telemetry(e.gw, epoch, 9, readings(4, storetest.T0)...)
+	e.publishBatch(b)
+	e.waitAcks(epoch, 9, 1)
+	e.publishBatch(b) // the gateway resends after a lost ack
+	e.waitAcks(epoch, 9, 2)
+	if c := e.counts(); c.Readings != 8 || c.Batches != 1 {
+		t.Fatalf("counts = %+v, want one copy of the batch", c)
+	}
+	eventually(t, "stats", func() bool { return e.svc.Stats().Duplicates == 1 })
+	if st := e.svc.Stats(); st.Batches != 1 || st.Readings != 8 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+func TestBadInputDeadLettered(t *testing.T) {
+	const maxPayload = 8 << 10
+	e := newEnv(t, nil, func(o *ingest.Options) { o.MaxPayload = maxPayload })
+	good := storetest.Encode(t, storetest.Telemetry(e.gw, 1, 1, readings(3, storetest.T0)...))
+	v2 := storetest.Telemetry(e.gw, 1, 2, readings(1, storetest.T0)...)
+	v2.Version = 2
+	big := storetest.Telemetry(e.gw, 1, 3, storetest.Series("s", "t", storetest.T0, time.Millisecond, 2000, 0)...)
+	badText := storetest.Telemetry(e.gw, 1, 4, storetest.Series("s\xff", "t", storetest.T0, time.Second, 1, 0)...)
+	noSeq := storetest.Telemetry(e.gw, 1, 0, readings(1, storetest.T0)...)
+	cases := []struct {
+		name, topic string
+		payload     []byte
+		reason      string
+	}{
+		{"garbage", e.batchTopic(e.gw), []byte("\x00\xffnot msgpack at all"), "invalid batch: outpost: invalid batch: decode"},
+		{"empty", e.batchTopic(e.gw), nil, "invalid batch: outpost: invalid batch: decode"},
+		{"truncated", e.batchTopic(e.gw), good[:len(good)/2], "invalid batch: outpost: invalid batch: decode"},
+		{"trailing", e.batchTopic(e.gw), append(slices.Clone(good), 0xc0), "trailing"},
+		{"mismatch", e.batchTopic("someone-else"), good, "gateway mismatch"},
+		{"version", e.batchTopic(e.gw), storetest.Encode(t, v2), "unsupported version"},
+		{"oversize", e.batchTopic(e.gw), storetest.Encode(t, big), "exceeds the limit"},
+		{"utf8", e.batchTopic(e.gw), storetest.Encode(t, badText), "UTF-8"},
+		{"zero seq", e.batchTopic(e.gw), storetest.Encode(t, noSeq), "non-zero"},
+		{"status not json", e.prefix + "/" + e.gw + "/status", []byte("online!"), "not a JSON object"},
+		{"status no state", e.prefix + "/" + e.gw + "/status", []byte(`{"ts":"2025-01-01T00:00:00Z"}`), "no state"},
+	}
+	if len(storetest.Encode(t, big)) <= maxPayload {
+		t.Fatal("the oversize case is not oversize")
+	}
+	for _, c := range cases {
+		e.publish(c.topic, c.payload, false)
+	}
+	eventually(t, "dead letters", func() bool { return len(e.store.deadLetters()) >= len(cases) })
+	dead := e.store.deadLetters()
+	for _, c := range cases {
+		i := slices.IndexFunc(dead, func(d deadLetter) bool { return d.topic == c.topic && strings.Contains(d.reason, c.reason) })
+		if i < 0 {
+			t.Errorf("%s: no dead letter on %s with a reason containing %q; have %q", c.name, c.topic, c.reason, dead)
+			continue
+		}
+		dead = slices.Delete(dead, i, i+1)
+	}
+	if c := e.counts(); c.DeadLetters != int64(len(cases)) || c.Batches != 0 {
+		t.Fatalf("counts = %+v, want %d dead letters and no batch", c, len(cases))
+	}
+	// The consumer goes on.
+	e.publish(e.batchTopic(e.gw), good, false)
+	e.waitAcks(1, 1, 1)
+	if st := e.svc.Stats(); st.DeadLetters != int64(len(cases)) || st.Batches != 1 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+func TestGatewayStatus(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	topic := e.prefix + "/" + e.gw + "/status"
+	t.Cleanup(func() { e.publish(topic, nil, true) }) // clear the retained message
+	e.publish(topic, []byte(`{"state":"online","ts":"2025-06-01T12:00:00Z","version":"1.2.3"}`), true)
+	var gws []ingest.GatewayStatus
+	eventually(t, "gateway status", func() bool {
+		var err error
+		gws, err = e.store.Gateways(context.Background())
+		return err == nil && len(gws) == 1
+	})
+	g := gws[0]
+	if g.Gateway != e.gw || g.State != "online" || !g.UpdatedAt.Equal(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)) {
+		t.Fatalf("status = %+v", g)
+	}
+	// A second service instance gets the retained status at subscribe.
+	e2 := ingest.New(e.store, &ingest.Options{Broker: e.broker, TopicPrefix: e.prefix, Group: "other"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "retained status", func() bool { return e2.Stats().Statuses == 1 })
+	if err := e2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Offline, newer: replaces; the HTTP API shows it.
+	e.publish(topic, []byte(`{"state":"offline","ts":"2025-06-01T12:05:00Z"}`), true)
+	eventually(t, "offline", func() bool {
+		gws, err := e.store.Gateways(context.Background())
+		return err == nil && len(gws) == 1 && gws[0].State == "offline"
+	})
+	rec := get(t, e.svc, "/api/v1/gateways")
+	var body struct{ Gateways []ingest.GatewayStatus }
+	decode(t, rec, http.StatusOK, &body)
+	if len(body.Gateways) != 1 || body.Gateways[0].State != "offline" || !strings.Contains(string(body.Gateways[0].Payload), `"offline"`) {
+		t.Fatalf("gateways = %+v", body.Gateways)
+	}
+}
+
+func TestHTTP(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	sec := int64(time.Second)
+	e.publishBatch(storetest.Telemetry(e.gw, 1, 1, readings(10, storetest.T0)...))
+	e.waitAcks(1, 1, 1)
+
+	var health map[string]string
+	decode(t, get(t, e.svc, "/healthz"), http.StatusOK, &health)
+	if health["status"] != "ok" {
+		t.Fatalf("healthz = %v", health)
+	}
+
+	var latest struct{ Points []ingest.Point }
+	decode(t, get(t, e.svc, "/api/v1/latest"), http.StatusOK, &latest)
+	want := []ingest.Point{
+		{Gateway: e.gw, Sensor: "env", Metric: "humidity", TS: storetest.T0 + 9*sec, Value: 49},
+		{Gateway: e.gw, Sensor: "env", Metric: "temperature", TS: storetest.T0 + 9*sec, Value: 29},
+	}
+	if !slices.Equal(latest.Points, want) {
+		t.Fatalf("latest = %+v, want %+v", latest.Points, want)
+	}
+
+	from := time.Unix(0, storetest.T0+2*sec).UTC()
+	for _, tc := range []struct {
+		name, query string
+		first, n    int
+	}{
+		{"rfc3339", fmt.Sprintf("from=%s&to=%s", from.Format(time.RFC3339Nano), from.Add(3*time.Second).Format(time.RFC3339Nano)), 22, 3},
+		{"unix ms", fmt.Sprintf("from=%d&to=%d", from.UnixMilli(), from.Add(time.Hour).UnixMilli()), 22, 8},
+		{"limit", fmt.Sprintf("from=%d&to=%d&limit=2", from.UnixMilli(), from.Add(time.Hour).UnixMilli()), 22, 2},
+		{"default window", fmt.Sprintf("to=%s", from.Format(time.RFC3339)), 20, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body struct {
+				Points []ingest.Point
+				Limit  int
+			}
+			decode(t, get(t, e.svc, "/api/v1/readings?gateway="+e.gw+"&sensor=env&metric=temperature&"+tc.query), http.StatusOK, &body)
+			if len(body.Points) != tc.n || body.Points[0].Value != float64(tc.first) {
+				t.Fatalf("points = %+v, want %d from %d", body.Points, tc.n, tc.first)
+			}
+		})
+	}
+
+	for _, tc := range []struct{ name, query, msg string }{
+		{"no gateway", "sensor=env&metric=temperature", `"gateway" is required`},
+		{"no metric", "gateway=x&sensor=env", `"metric" is required`},
+		{"bad from", "gateway=x&sensor=env&metric=t&from=yesterday", `"from"`},
+		{"bad to", "gateway=x&sensor=env&metric=t&to=2025-13-01T00:00:00Z", `"to"`},
+		{"from after to", "gateway=x&sensor=env&metric=t&from=2000&to=1000", "must be before"},
+		{"limit zero", "gateway=x&sensor=env&metric=t&limit=0", `"limit"`},
+		{"limit huge", "gateway=x&sensor=env&metric=t&limit=100001", `"limit"`},
+		{"limit word", "gateway=x&sensor=env&metric=t&limit=many", `"limit"`},
+		{"year 3000", "gateway=x&sensor=env&metric=t&to=3000-01-01T00:00:00Z", "out of range"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body map[string]string
+			decode(t, get(t, e.svc, "/api/v1/readings?"+tc.query), http.StatusBadRequest, &body)
+			if !strings.Contains(body["error"], tc.msg) {
+				t.Fatalf("error %q does not mention %q", body["error"], tc.msg)
+			}
+		})
+	}
+
+	rec := httptest.NewRecorder()
+	e.svc.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/latest", nil))
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("POST latest: %d", rec.Code)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.svc.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	decode(t, get(t, e.svc, "/healthz"), http.StatusServiceUnavailable, &health)
+	if health["status"] != "unavailable" {
+		t.Fatalf("healthz after close = %v", health)
+	}
+}
+
+func TestPointJSON(t *testing.T) {
+	p := ingest.Point{Gateway: "g", Sensor: "s", Metric: "m", TS: storetest.T0 + 123, Value: math.NaN(), Quality: outpost.QualityUncertain}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"gateway":"g","sensor":"s","metric":"m","ts":"2025-06-01T12:00:00.000000123Z","value":null,"quality":"uncertain"}`
+	if string(b) != want {
+		t.Fatalf("json = %s, want %s", b, want)
+	}
+	var back ingest.Point
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.TS != p.TS || !math.IsNaN(back.Value) || back.Quality != p.Quality {
+		t.Fatalf("round trip = %+v", back)
+	}
+}
+
+// TestStoreFailureRetried: while the database fails, the batch stays unacked
+// and healthz says so; when it recovers, the batch is committed and acked.
+func TestStoreFailureRetried(t *testing.T) {
+	release := make(chan struct{})
+	e := newEnv(t, func(s *spyStore) {
+		s.before = func(context.Context, *outpost.Batch) error {
+			select {
+			case <-release:
+				return nil
+			default:
+				return errors.New("connection refused (injected)")
+			}
+		}
+	}, nil)
+	e.publishBatch(storetest.Telemetry(e.gw, 5, 1, readings(2, storetest.T0)...))
+	eventually(t, "healthz 503", func() bool { return get(t, e.svc, "/healthz").Code == http.StatusServiceUnavailable })
+	eventually(t, "retries", func() bool { return e.svc.Stats().Errors >= 2 })
+	if n := e.ackCount(5, 1); n != 0 {
+		t.Fatalf("acked %d times while the store fails", n)
+	}
+	close(release)
+	e.waitAcks(5, 1, 1)
+	eventually(t, "healthz 200", func() bool { return get(t, e.svc, "/healthz").Code == http.StatusOK })
+	if c := e.counts(); c.Readings != 4 || c.Batches != 1 {
+		t.Fatalf("counts = %+v", c)
+	}
+}
+
+// TestStoreRefusesData: data the database refuses is dead-lettered and
+// acked, not retried for ever.
+func TestStoreRefusesData(t *testing.T) {
+	e := newEnv(t, func(s *spyStore) {
+		s.before = func(_ context.Context, b *outpost.Batch) error {
+			if b.Seq == 1 {
+				return fmt.Errorf("injected: %w", ingest.ErrInvalidData)
+			}
+			return nil
+		}
+	}, nil)
+	e.publishBatch(storetest.Telemetry(e.gw, 5, 1, readings(2, storetest.T0)...))
+	e.publishBatch(storetest.Telemetry(e.gw, 5, 2, readings(2, storetest.T0)...))
+	e.waitAcks(5, 2, 1)
+	eventually(t, "dead letter", func() bool { return len(e.store.deadLetters()) == 1 })
+	if d := e.store.deadLetters()[0]; !strings.Contains(d.reason, "rejected by the database") {
+		t.Fatalf("reason = %q", d.reason)
+	}
+	if n := e.ackCount(5, 1); n != 0 {
+		t.Fatalf("a dead-lettered batch was app-acked %d times", n)
+	}
+}
+
+// TestBackPressure: with one worker stuck on the database, batches wait
+// (unacked, nothing lost); all are committed once it frees up.
+func TestBackPressure(t *testing.T) {
+	release := make(chan struct{})
+	e := newEnv(t, func(s *spyStore) {
+		s.before = func(ctx context.Context, _ *outpost.Batch) error {
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}, func(o *ingest.Options) { o.Workers = 1 })
+	const n = 30 // more than the queue (2) and Mosquitto's in-flight window (20)
+	for seq := uint64(1); seq <= n; seq++ {
+		e.publishBatch(storetest.Telemetry(e.gw, 8, seq, readings(1, storetest.T0+int64(seq)*int64(time.Minute))...))
+	}
+	if c := e.counts(); c.Batches != 0 {
+		t.Fatalf("committed %d batches while the store is blocked", c.Batches)
+	}
+	close(release)
+	for seq := uint64(1); seq <= n; seq++ {
+		e.waitAcks(8, seq, 1)
+	}
+	if c := e.counts(); c.Batches != n || c.Readings != 2*n {
+		t.Fatalf("counts = %+v", c)
+	}
+}
+
+// TestCloseWhileStoreDown: Close gives up on a batch the store cannot take,
+// within its context, leaving it unacked, and leaks nothing.
+func TestCloseWhileStoreDown(t *testing.T) {
+	e := newEnv(t, func(s *spyStore) {
+		s.before = func(context.Context, *outpost.Batch) error { return errors.New("down (injected)") }
+	}, nil)
+	e.publishBatch(storetest.Telemetry(e.gw, 5, 1, readings(2, storetest.T0)...))
+	eventually(t, "a failed commit", func() bool { return e.svc.Stats().Errors >= 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	e.closeTimeoutOK = true
+	start := time.Now()
+	err := e.svc.Close(ctx)
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("Close took %v", time.Since(start))
+	}
+	// Either the worker was between retries and noticed at once, or Close
+	// had to cut it short: both are fine; the batch is not acked.
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("close: %v", err)
+	}
+	if n := e.ackCount(5, 1); n != 0 {
+		t.Fatalf("acked %d times", n)
+	}
+	if err2 := e.svc.Close(context.Background()); err2 != err {
+		t.Fatalf("second Close = %v, want the first's %v", err2, err)
+	}
+}
+
+func TestStartFails(t *testing.T) {
+	st := &spyStore{}
+	for _, tc := range []struct {
+		name string
+		opts ingest.Options
+	}{
+		{"unreachable", ingest.Options{Broker: "tcp://127.0.0.1:1"}},
+		{"no broker", ingest.Options{}},
+		{"wildcard prefix", ingest.Options{Broker: "tcp://127.0.0.1:1", TopicPrefix: "a/+/b"}},
+		{"bad group", ingest.Options{Broker: "tcp://127.0.0.1:1", Group: "a/b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := ingest.New(st, &tc.opts)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := s.Start(ctx); err == nil {
+				t.Fatal("Start succeeded")
+			} else if !strings.HasPrefix(err.Error(), "ingest: ") {
+				t.Fatalf("error %q lacks the package prefix", err)
+			}
+			if err := s.Start(ctx); !errors.Is(err, outpost.ErrClosed) {
+				t.Fatalf("Start after a failed Start: %v, want ErrClosed", err)
+			}
+			if err := s.Close(ctx); err != nil {
+				t.Fatalf("Close after a failed Start: %v", err)
+			}
+			if rec := get(t, s, "/healthz"); rec.Code != http.StatusServiceUnavailable {
+				t.Fatalf("healthz = %d", rec.Code)
+			}
+		})
+	}
+}
+
+func TestCloseWithoutStart(t *testing.T) {
+	s := ingest.New(&spyStore{}, nil)
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); !errors.Is(err, outpost.ErrClosed) {
+		t.Fatalf("Start after Close: %v", err)
+	}
+}
+
+func get(t *testing.T, s *ingest.Service, target string) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+	return rec
+}
+
+func decode(t *testing.T, rec *httptest.ResponseRecorder, code int, v any) {
+	t.Helper()
+	if rec.Code != code {
+		t.Fatalf("status %d, want %d; body %s", rec.Code, code, rec.Body)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("content type %q", ct)
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), v); err != nil {
+		t.Fatalf("decode %s: %v", rec.Body, err)
+	}
+}

@@ -1,0 +1,68 @@
+package sqlite
+
+// schema creates the tables of the ingest contract (see package ingest).
+// Every statement is idempotent. STRICT tables enforce the column types.
+// Times are INTEGER unix nanoseconds; uint64 epoch/seq are stored as the
+// same bit pattern in INTEGER (int64); value is NULL for NaN.
+const schema = `
+CREATE TABLE IF NOT EXISTS readings (
+	gateway TEXT NOT NULL,
+	sensor  TEXT NOT NULL,
+	metric  TEXT NOT NULL,
+	ts      INTEGER NOT NULL, -- unix ns, UTC
+	value   REAL,             -- NULL: NaN
+	quality INTEGER NOT NULL  -- 0 good, 1 uncertain, 2 bad
+) STRICT;
+CREATE INDEX IF NOT EXISTS readings_series_ts ON readings (gateway, sensor, metric, ts);
+
+CREATE TABLE IF NOT EXISTS latest (
+	gateway TEXT NOT NULL,
+	sensor  TEXT NOT NULL,
+	metric  TEXT NOT NULL,
+	ts      INTEGER NOT NULL,
+	value   REAL,
+	quality INTEGER NOT NULL,
+	PRIMARY KEY (gateway, sensor, metric)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS alerts (
+	gateway     TEXT NOT NULL,
+	rule        TEXT NOT NULL,
+	fingerprint TEXT NOT NULL,
+	state       TEXT NOT NULL,
+	severity    TEXT NOT NULL,
+	value       REAL,
+	labels      TEXT NOT NULL, -- JSON object
+	message     TEXT NOT NULL,
+	started_at  INTEGER NOT NULL,
+	ts          INTEGER NOT NULL,
+	seq         INTEGER NOT NULL -- uint64 as int64 bits
+) STRICT;
+CREATE INDEX IF NOT EXISTS alerts_gateway_ts ON alerts (gateway, ts);
+
+CREATE TABLE IF NOT EXISTS batches (
+	gateway     TEXT NOT NULL,
+	epoch       INTEGER NOT NULL, -- uint64 as int64 bits
+	seq         INTEGER NOT NULL, -- uint64 as int64 bits
+	received_at INTEGER NOT NULL,
+	n           INTEGER NOT NULL,
+	kind        TEXT NOT NULL,
+	bytes       INTEGER NOT NULL,
+	PRIMARY KEY (gateway, epoch, seq)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	topic       TEXT NOT NULL,
+	received_at INTEGER NOT NULL,
+	reason      TEXT NOT NULL,
+	payload     BLOB NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS gateways (
+	gateway    TEXT PRIMARY KEY,
+	state      TEXT NOT NULL,
+	updated_at INTEGER NOT NULL,
+	payload    TEXT NOT NULL -- the status JSON
+) STRICT, WITHOUT ROWID;
+`
