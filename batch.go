@@ -43,12 +43,13 @@ func (b *BatchBuilder) Add(rs []Reading) {
 			s.TS = append(s.TS, r.TS-b.last[si])
 		}
 		b.last[si] = r.TS
-		if r.Quality != QualityGood && len(s.Quality) < len(s.Values) {
-			// First non-good reading: materialise the quality column.
-			s.Quality = append(s.Quality, make([]byte, len(s.Values)-len(s.Quality))...)
+		if r.Quality != QualityGood && s.Quality == nil {
+			// First non-good reading: materialise the quality column,
+			// all good so far. nil means "all good" until then.
+			s.Quality = make([]byte, len(s.Values), cap(s.Values))
 		}
 		s.Values = append(s.Values, r.Value)
-		if len(s.Quality) > 0 {
+		if s.Quality != nil {
 			s.Quality = append(s.Quality, byte(r.Quality))
 		}
 	}

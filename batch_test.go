@@ -78,6 +78,15 @@ func TestBatchAllGoodHasNoQualityColumn(t *testing.T) {
 	}
 }
 
+func TestBatchKeepsQualityOfFirstReading(t *testing.T) {
+	b := NewBatchBuilder()
+	b.Add([]Reading{{Sensor: "s", Metric: "m", TS: 1, Value: 1, Quality: QualityBad}, {Sensor: "s", Metric: "m", TS: 2, Value: 2}})
+	bt := b.Take("gw", 1)
+	if q := bt.Series[0].Quality; len(q) != 2 || Quality(q[0]) != QualityBad || Quality(q[1]) != QualityGood {
+		t.Fatalf("quality column %v, want [bad good]", q)
+	}
+}
+
 func TestAlertBatchRoundTrip(t *testing.T) {
 	bt := &Batch{Version: WireVersion, Kind: KindAlert, Gateway: "gw", Epoch: 1, Seq: 9, Created: 5,
 		Alerts: []Alert{{Rule: "hot", Fingerprint: "hot/dev1", State: StateFiring, Severity: "warning",
