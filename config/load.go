@@ -13,17 +13,33 @@ import (
 // with problems yields a yamlpos.ErrorList holding all of them, each
 // formatted file:line:col: message, sorted by position.
 func Load(path string) (*Config, error) {
+	return LoadWith(path, nil)
+}
+
+// LoadOptions adds checks that need knowledge from outside the file.
+type LoadOptions struct {
+	// Drivers, when not nil, lists the sensor drivers the caller has; a
+	// sensor naming another is a positioned error.
+	Drivers []string
+}
+
+// LoadWith is Load with extra checks; nil opts means none.
+func LoadWith(path string, opts *LoadOptions) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, data)
+	return parse(path, data, opts)
 }
 
 // Parse is Load on bytes already read; name is the file name used in
 // errors, and its directory is the base for relative paths. It checks that
 // the rules files exist, like Load.
 func Parse(name string, data []byte) (*Config, error) {
+	return parse(name, data, nil)
+}
+
+func parse(name string, data []byte, opts *LoadOptions) (*Config, error) {
 	doc, err := yamlpos.Parse(name, data)
 	if err != nil {
 		return nil, err
@@ -34,7 +50,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	c.Path = name
 	c.markBounds(doc)
 	c.resolve(filepath.Dir(name))
-	errs = append(errs, c.validate(doc)...)
+	errs = append(errs, c.validate(doc, opts)...)
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,13 +30,14 @@ const (
 // errors carry no position: they name the field ("uplink.broker: ...").
 // Rules files are checked for existence again.
 func (c *Config) Validate() error {
-	return c.validate(nil).Err()
+	return c.validate(nil, nil).Err()
 }
 
 // checker collects errors, positioned through doc when it is not nil.
 type checker struct {
-	doc  *yamlpos.Doc
-	errs yamlpos.ErrorList
+	doc     *yamlpos.Doc
+	errs    yamlpos.ErrorList
+	drivers []string // known sensor drivers; nil = not checked
 }
 
 func (k *checker) errorf(path, format string, args ...any) {
@@ -45,8 +47,11 @@ func (k *checker) errorf(path, format string, args ...any) {
 	k.errs = append(k.errs, k.doc.Errorf(path, format, args...))
 }
 
-func (c *Config) validate(doc *yamlpos.Doc) yamlpos.ErrorList {
+func (c *Config) validate(doc *yamlpos.Doc, opts *LoadOptions) yamlpos.ErrorList {
 	k := &checker{doc: doc}
+	if opts != nil {
+		k.drivers = opts.Drivers
+	}
 	k.id("$.gateway.id", c.Gateway.ID)
 	if c.DataDir == "" {
 		k.errorf("$.data_dir", "must not be empty")
@@ -88,6 +93,8 @@ func (s *Sensor) validate(k *checker, p string, i int, ids map[string]int) {
 	}
 	if s.Driver == "" {
 		k.errorf(p+".driver", "is required")
+	} else if k.drivers != nil && !slices.Contains(k.drivers, s.Driver) {
+		k.errorf(p+".driver", "unknown driver %q (known: %s)", s.Driver, strings.Join(k.drivers, ", "))
 	}
 	k.positive(p+".interval", s.Interval)
 	k.between(p+".samples", s.Samples, 1, MaxSamples)

@@ -122,10 +122,11 @@ type Stats struct {
 // Uplink publishes the store's batches. Start starts its goroutine; Close
 // stops it.
 type Uplink struct {
-	opt    Options
-	store  Store
-	log    zerolog.Logger
-	client mqtt.Client
+	opt        Options
+	store      Store
+	log        zerolog.Logger
+	client     mqtt.Client
+	connectTok mqtt.Token
 
 	batchTopic, ackTopic, statusTopic string
 
@@ -171,7 +172,9 @@ func New(store Store, opts *Options) (*Uplink, error) {
 func (u *Uplink) Start(ctx context.Context) error {
 	ctx, u.cancel = context.WithCancel(ctx)
 	u.client = mqtt.NewClient(u.clientOptions())
-	u.client.Connect() // with ConnectRetry the token completes only once connected
+	// With ConnectRetry the token completes only once connected, or once
+	// Disconnect stops the retrying goroutine.
+	u.connectTok = u.client.Connect()
 	u.wg.Add(1)
 	go func() {
 		defer u.wg.Done()
@@ -284,6 +287,9 @@ func (u *Uplink) Close(ctx context.Context) error {
 			t.WaitTimeout(wait)
 		}
 		u.client.Disconnect(250)
+		// Wait for paho's connect-retry goroutine, which sleeps between
+		// attempts, so that nothing outlives Close.
+		u.connectTok.WaitTimeout(u.opt.ConnectTimeout + 2*time.Second)
 	})
 	return nil
 }

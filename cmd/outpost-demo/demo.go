@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/rs/zerolog"
+
+	"github.com/outposthq/outpost/config"
+	"github.com/outposthq/outpost/examples"
+	"github.com/outposthq/outpost/gateway"
+	"github.com/outposthq/outpost/ingest"
+	"github.com/outposthq/outpost/ingest/stores"
+	"github.com/outposthq/outpost/internal/embedbroker"
+)
+
+// Demo is the whole pipeline in one process. End-to-end tests drive it too.
+type Demo struct {
+	// Flags.
+	Duration    time.Duration
+	SummaryPath string
+	DataDir     string
+	ConfigPath  string
+	Broker      string
+	DB          string
+	HTTP        string
+	Every       time.Duration
+	Baseline    bool
+
+	log     zerolog.Logger
+	tmpDir  string
+	started time.Time
+
+	broker  *embedbroker.Broker
+	counter *wireCounter // for an external broker
+	store   ingest.Store
+	ingest  *ingest.Service
+	server  *http.Server
+	Gateway *gateway.Gateway
+	Config  *config.Config
+}
+
+// Summary is what --summary writes: counted from the database and from what
+// crossed the broker, not from the gateway's own tally.
+type Summary struct {
+	DurationS       float64 `json:"duration_s"`
+	ReadingsEmitted int64   `json:"readings_emitted"`
+	ReadingsStored  int64   `json:"readings_stored"`
+	Duplicates      int64   `json:"duplicates"`
+	AlertsRaised    int64   `json:"alerts_raised"`
+	AlertsStored    int64   `json:"alerts_stored"`
+	BatchesStored   int64   `json:"batches_stored"`
+	DeadLetters     int64   `json:"dead_letters"`
+	BytesOnWire     int64   `json:"bytes_on_wire"`
+	BytesPerReading float64 `json:"bytes_per_reading"`
+	ReadingsPerSec  float64 `json:"readings_per_sec"`
+	Resent          int64   `json:"batches_resent"`
+}
+
+// BrokerURL is the broker the pipeline uses.
+func (d *Demo) BrokerURL() string {
+	if d.broker != nil {
+		return d.broker.URL()
+	}
+	return d.Broker
+}
+
+// Start brings up broker, database, ingest and gateway. Components live
+// until Close, not until ctx ends: Finish drains them first.
+func (d *Demo) Start(ctx context.Context) error {
+	if d.DataDir == "" {
+		dir, err := os.MkdirTemp("", "outpost-demo-")
+		if err != nil {
+			return err
+		}
+		d.tmpDir, d.DataDir = dir, dir
+	}
+	if err := os.MkdirAll(d.DataDir, 0o755); err != nil {
+		return err
+	}
+	bg := context.WithoutCancel(ctx)
+	if d.Broker == "" {
+		b, err := embedbroker.Start()
+		if err != nil {
+			return err
+		}
+		d.broker = b
+	}
+	cfg, err := d.loadConfig()
+	if err != nil {
+		return err
+	}
+	d.Config = cfg
+	if d.broker == nil {
+		d.counter, err = startWireCounter(d.Broker, cfg.Uplink.TopicPrefix)
+		if err != nil {
+			return err
+		}
+	}
+
+	dsn := d.DB
+	if dsn == "" {
+		dsn = "sqlite:" + filepath.Join(d.DataDir, "ingest.db")
+	}
+	if d.store, err = stores.Open(bg, dsn, d.log); err != nil {
+		return err
+	}
+	d.ingest = ingest.New(d.store, &ingest.Options{Broker: d.BrokerURL(), TopicPrefix: cfg.Uplink.TopicPrefix, Logger: d.log})
+	if err := d.ingest.Start(bg); err != nil {
+		return err
+	}
+	if d.HTTP != "" {
+		ln, err := net.Listen("tcp", d.HTTP)
+		if err != nil {
+			return err
+		}
+		d.server = &http.Server{Handler: d.ingest.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := d.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error().Err(err).Msg("http server")
+			}
+		}()
+	}
+
+	if d.Gateway, err = gateway.New(cfg, &gateway.Options{Logger: d.log}); err != nil {
+		return err
+	}
+	d.started = time.Now()
+	return d.Gateway.Start(bg)
+}
+
+// loadConfig reads --config, or the built-in example written into the data
+// dir, and points it at this demo's broker and data dir.
+func (d *Demo) loadConfig() (*config.Config, error) {
+	path := d.ConfigPath
+	if path == "" {
+		dir := filepath.Join(d.DataDir, "config")
+		if err := examples.WriteTo(dir); err != nil {
+			return nil, err
+		}
+		path = filepath.Join(dir, "gateway.yaml")
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Uplink.Broker = d.BrokerURL()
+	cfg.DataDir = filepath.Join(d.DataDir, "gateway")
+	return cfg, cfg.Validate()
+}
+
+// Live prints a status line every d.Every until ctx ends.
+func (d *Demo) Live(ctx context.Context, w io.Writer) {
+	every := d.Every
+	if every <= 0 {
+		every = 3 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var last int64
+	lastT := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			st := d.Gateway.Stats()
+			is := d.ingest.Stats()
+			rate := float64(st.ReadingsEmitted-last) / now.Sub(lastT).Seconds()
+			last, lastT = st.ReadingsEmitted, now
+			fmt.Fprintf(w, "%6.0fs  %9.0f readings/s  emitted %d  in outbox %d batches  in flight %d  alerts %d  ingested %d readings\n",
+				now.Sub(d.started).Seconds(), rate, st.ReadingsEmitted,
+				st.Outbox.Batches[0]+st.Outbox.Batches[1], st.Uplink.InFlight, st.AlertsRaised, is.Readings)
+		}
+	}
+}
+
+// Finish stops the sensors, waits until the outbox is drained into the
+// database, and counts what arrived.
+func (d *Demo) Finish(w io.Writer) (*Summary, error) {
+	d.Gateway.StopSensors()
+	elapsed := time.Since(d.started)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fmt.Fprintln(w, "stopping sensors; draining the outbox into the database…")
+	if err := d.Gateway.WaitDrained(ctx); err != nil {
+		return nil, err
+	}
+	drained := time.Since(d.started)
+	c, err := d.store.Counts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := d.Gateway.Stats()
+	s := &Summary{
+		DurationS:       elapsed.Seconds(),
+		ReadingsEmitted: st.ReadingsEmitted,
+		ReadingsStored:  c.Readings,
+		Duplicates:      c.Readings - c.DistinctReadings,
+		AlertsRaised:    st.AlertsRaised,
+		AlertsStored:    c.Alerts,
+		BatchesStored:   c.Batches,
+		DeadLetters:     c.DeadLetters,
+		BytesOnWire:     d.wireBytes(),
+		Resent:          st.Uplink.Resent,
+	}
+	if s.ReadingsStored > 0 {
+		s.BytesPerReading = float64(s.BytesOnWire) / float64(s.ReadingsStored)
+		s.ReadingsPerSec = float64(s.ReadingsStored) / drained.Seconds()
+	}
+	fmt.Fprintf(w, "emitted %d, stored %d, duplicates %d, alerts raised %d, stored %d, %.1f B/reading on the wire, %.0f readings/s end to end\n",
+		s.ReadingsEmitted, s.ReadingsStored, s.Duplicates, s.AlertsRaised, s.AlertsStored, s.BytesPerReading, s.ReadingsPerSec)
+	return s, nil
+}
+
+func (d *Demo) wireBytes() int64 {
+	if d.broker != nil {
+		return d.broker.Stats().BatchBytes
+	}
+	if d.counter != nil {
+		return d.counter.bytes.Load()
+	}
+	return 0
+}
+
+// Close stops everything in reverse order. Safe after a failed Start.
+func (d *Demo) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if d.Gateway != nil {
+		if err := d.Gateway.Close(ctx); err != nil {
+			d.log.Error().Err(err).Msg("close gateway")
+		}
+	}
+	if d.server != nil {
+		if err := d.server.Shutdown(ctx); err != nil {
+			d.log.Error().Err(err).Msg("close http")
+		}
+	}
+	if d.ingest != nil {
+		if err := d.ingest.Close(ctx); err != nil {
+			d.log.Error().Err(err).Msg("close ingest")
+		}
+	}
+	if d.store != nil {
+		if err := d.store.Close(); err != nil {
+			d.log.Error().Err(err).Msg("close store")
+		}
+	}
+	if d.counter != nil {
+		d.counter.close()
+	}
+	if d.broker != nil {
+		if err := d.broker.Close(); err != nil {
+			d.log.Error().Err(err).Msg("close broker")
+		}
+	}
+	if d.tmpDir != "" {
+		if err := os.RemoveAll(d.tmpDir); err != nil {
+			d.log.Error().Err(err).Msg("remove temp dir")
+		}
+	}
+}
+
+// wireCounter counts batch payload bytes crossing an external broker by
+// subscribing to the batch topics itself.
+type wireCounter struct {
+	c     mqtt.Client
+	bytes atomic.Int64
+}
+
+func startWireCounter(broker, prefix string) (*wireCounter, error) {
+	w := &wireCounter{}
+	o := mqtt.NewClientOptions().AddBroker(broker).
+		SetClientID(fmt.Sprintf("outpost-demo-counter-%d", time.Now().UnixNano())).
+		SetCleanSession(true).SetConnectTimeout(10 * time.Second)
+	w.c = mqtt.NewClient(o)
+	if t := w.c.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+		return nil, fmt.Errorf("wire counter: connect %s: %v", broker, t.Error())
+	}
+	t := w.c.Subscribe(prefix+"/+/batch", 1, func(_ mqtt.Client, m mqtt.Message) {
+		w.bytes.Add(int64(len(m.Payload())))
+	})
+	if !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+		w.c.Disconnect(0)
+		return nil, fmt.Errorf("wire counter: subscribe: %v", t.Error())
+	}
+	return w, nil
+}
+
+func (w *wireCounter) close() { w.c.Disconnect(250) }

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/outposthq/outpost/config"
+	"github.com/outposthq/outpost/gateway"
+	"github.com/outposthq/outpost/ingest"
+	"github.com/outposthq/outpost/ingest/stores"
+	"github.com/outposthq/outpost/internal/testenv"
+)
+
+// The end-to-end suite: a real gateway and a real ingest service exchange
+// at least 100 000 readings through the broker and database that testenv
+// gives (Mosquitto and PostgreSQL in CI, embedded parts otherwise). The
+// database must end with exactly the readings emitted, none twice.
+
+const e2eReadings = 100_000
+
+func TestEndToEnd(t *testing.T) {
+	p := newPipeline(t)
+	p.startIngest()
+	p.startGateway()
+	p.runUntil(e2eReadings)
+	p.finish()
+}
+
+func TestEndToEndGatewayRestart(t *testing.T) {
+	p := newPipeline(t)
+	p.startIngest()
+	p.startGateway()
+	p.runUntil(e2eReadings / 2)
+	p.stopGateway() // flushes into the outbox; unacked batches stay stored
+	p.startGateway()
+	p.runUntil(e2eReadings)
+	p.finish()
+}
+
+func TestEndToEndIngestRestart(t *testing.T) {
+	p := newPipeline(t)
+	p.startIngest()
+	p.startGateway()
+	p.runUntil(e2eReadings / 2)
+	p.stopIngest()
+	// Keep ingest down while the gateway publishes into the void: the
+	// broker has no subscriber for those batches, so only the gateway's
+	// resend after the ack timeout can bring them in.
+	published := p.gw.Stats().Uplink.Published
+	p.waitFor("batches published while ingest is down", func() bool { return p.gw.Stats().Uplink.Published > published })
+	p.startIngest()
+	p.runUntil(e2eReadings)
+	p.finish()
+	if st := p.gw.Stats(); st.Uplink.Resent == 0 {
+		p.t.Errorf("no batch was resent after the ingest restart: %+v", st.Uplink)
+	}
+}
+
+// pipeline is one gateway and one ingest service over a test's services.
+type pipeline struct {
+	t       *testing.T
+	broker  string
+	store   ingest.Store
+	cfg     *config.Config
+	gw      *gateway.Gateway
+	ing     *ingest.Service
+	emitted int64 // by gateways already closed
+}
+
+func newPipeline(t *testing.T) *pipeline {
+	t.Helper()
+	var rnd [4]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		t.Fatal(err)
+	}
+	id := hex.EncodeToString(rnd[:])
+	dir := t.TempDir()
+	// Two devices, three metrics each, 50 samples per poll every 10 ms:
+	// 30 000 readings/s, so the test moves 100 000 readings in seconds.
+	// A unique topic prefix keeps parallel tests on a shared broker apart.
+	yml := fmt.Sprintf(`
+gateway:
+  id: gw-e2e-%[1]s
+data_dir: %[2]s
+sensors:
+  - id: dev1-env
+    driver: sim
+    interval: 10ms
+    samples: 50
+    metrics:
+      - {name: temperature, unit: Cel, signal: {kind: sine, base: 21, amplitude: 2, period: 1m, resolution: 0.01}}
+      - {name: humidity, unit: "%%RH", signal: {kind: random_walk, base: 45, step: 0.2, min: 0, max: 100, seed: 1, resolution: 0.1}}
+      - {name: pressure, unit: Pa, signal: {kind: random_walk, base: 101325, step: 5, seed: 2, resolution: 1}}
+  - id: dev2-env
+    driver: sim
+    interval: 10ms
+    samples: 50
+    metrics:
+      - {name: temperature, unit: Cel, signal: {kind: sine, base: 24, amplitude: 3, period: 30s, resolution: 0.01}}
+      - {name: humidity, unit: "%%RH", signal: {kind: random_walk, base: 50, step: 0.2, min: 0, max: 100, seed: 3, resolution: 0.1}}
+      - {name: pressure, unit: Pa, signal: {kind: constant, value: 100900}}
+batch:
+  max_readings: 1000
+  interval: 200ms
+uplink:
+  broker: %[3]s
+  topic_prefix: outpost-test/%[1]s
+  window: 16
+  ack_timeout: 2s
+`, id, filepath.Join(dir, "gw"), testenv.MQTT(t))
+	path := filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(path, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := stores.Open(context.Background(), testenv.DB(t), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pipeline{t: t, broker: cfg.Uplink.Broker, store: store, cfg: cfg}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if p.gw != nil {
+			if err := p.gw.Close(ctx); err != nil {
+				t.Errorf("close gateway: %v", err)
+			}
+		}
+		if p.ing != nil {
+			if err := p.ing.Close(ctx); err != nil {
+				t.Errorf("close ingest: %v", err)
+			}
+		}
+		if err := store.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	return p
+}
+
+func (p *pipeline) startIngest() {
+	p.t.Helper()
+	p.ing = ingest.New(p.store, &ingest.Options{
+		Broker:      p.broker,
+		TopicPrefix: p.cfg.Uplink.TopicPrefix,
+		Logger:      testLogger(p.t),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.ing.Start(ctx); err != nil {
+		p.t.Fatalf("start ingest: %v", err)
+	}
+}
+
+func (p *pipeline) stopIngest() {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.ing.Close(ctx); err != nil {
+		p.t.Fatalf("close ingest: %v", err)
+	}
+	p.ing = nil
+}
+
+func (p *pipeline) startGateway() {
+	p.t.Helper()
+	gw, err := gateway.New(p.cfg, &gateway.Options{Logger: testLogger(p.t)})
+	if err != nil {
+		p.t.Fatalf("new gateway: %v", err)
+	}
+	if err := gw.Start(context.Background()); err != nil {
+		p.t.Fatalf("start gateway: %v", err)
+	}
+	p.gw = gw
+}
+
+func (p *pipeline) stopGateway() {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.gw.Close(ctx); err != nil {
+		p.t.Fatalf("close gateway: %v", err)
+	}
+	p.emitted += p.gw.Stats().ReadingsEmitted
+	p.gw = nil
+}
+
+// runUntil lets the sensors run until the gateways together emitted n readings.
+func (p *pipeline) runUntil(n int64) {
+	p.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for p.emitted+p.gw.Stats().ReadingsEmitted < n {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("only %d readings emitted after 2 minutes", p.emitted+p.gw.Stats().ReadingsEmitted)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *pipeline) waitFor(what string, cond func() bool) {
+	p.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// finish stops the sensors, waits until every batch is acked, and checks the
+// database holds exactly what was emitted.
+func (p *pipeline) finish() {
+	p.t.Helper()
+	p.gw.StopSensors()
+	st := p.gw.Stats()
+	emitted := p.emitted + st.ReadingsEmitted
+	if st.ReadingsLost != 0 {
+		p.t.Fatalf("gateway lost %d readings before the outbox", st.ReadingsLost)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := p.gw.WaitDrained(ctx); err != nil {
+		p.t.Fatalf("outbox not drained: %v (stats %+v)", err, p.gw.Stats())
+	}
+	c, err := p.store.Counts(ctx)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Logf("emitted %d, stored %d, distinct %d, batches %d, resent %d", emitted, c.Readings, c.DistinctReadings, c.Batches, p.gw.Stats().Uplink.Resent)
+	if emitted < e2eReadings {
+		p.t.Fatalf("emitted %d readings, want at least %d", emitted, e2eReadings)
+	}
+	if c.Readings != emitted {
+		p.t.Errorf("database holds %d readings, gateway emitted %d", c.Readings, emitted)
+	}
+	if c.DistinctReadings != c.Readings {
+		p.t.Errorf("%d duplicate (gateway, sensor, metric, ts) rows", c.Readings-c.DistinctReadings)
+	}
+	if c.DeadLetters != 0 {
+		p.t.Errorf("%d dead letters", c.DeadLetters)
+	}
+}

@@ -1,0 +1,176 @@
+// Command outpost is the edge gateway.
+//
+//	outpost run   --config FILE [--broker URL] [--data-dir DIR] [--gateway-id ID]
+//	outpost check --config FILE
+//
+// Exit status: 0 success, 1 runtime failure, 2 invalid config or usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/outposthq/outpost/config"
+	"github.com/outposthq/outpost/gateway"
+)
+
+const usage = `usage: outpost <command> [flags]
+
+commands:
+  run    --config FILE   run the gateway (flags --broker, --data-dir, --gateway-id override the file)
+  check  --config FILE   validate the config and the rules it names; exit 2 with file:line:col on errors
+`
+
+// errUsage marks errors that exit with status 2.
+type errUsage struct{ err error }
+
+func (e errUsage) Error() string { return e.err.Error() }
+func (e errUsage) Unwrap() error { return e.err }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "run":
+		err = cmdRun(args[1:], stderr)
+	case "check":
+		err = cmdCheck(args[1:], stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "outpost: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, err)
+	var u errUsage
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+// Main is the gateway command's state, reused by end-to-end tests.
+type Main struct {
+	ConfigPath string
+	Broker     string
+	DataDir    string
+	GatewayID  string
+
+	Config  *config.Config
+	Gateway *gateway.Gateway
+	Log     zerolog.Logger
+}
+
+// ParseFlags reads flags, loads the config and applies the overrides.
+func (m *Main) ParseFlags(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("outpost run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&m.ConfigPath, "config", "", "config file (required)")
+	fs.StringVar(&m.Broker, "broker", "", "MQTT broker URL, overrides uplink.broker")
+	fs.StringVar(&m.DataDir, "data-dir", "", "data directory, overrides data_dir")
+	fs.StringVar(&m.GatewayID, "gateway-id", "", "gateway id, overrides gateway.id")
+	if err := fs.Parse(args); err != nil {
+		return errUsage{err}
+	}
+	if m.ConfigPath == "" {
+		return errUsage{errors.New("outpost: --config is required")}
+	}
+	cfg, err := config.Load(m.ConfigPath)
+	if err != nil {
+		return errUsage{err}
+	}
+	if m.Broker != "" {
+		cfg.Uplink.Broker = m.Broker
+	}
+	if m.DataDir != "" {
+		cfg.DataDir = m.DataDir
+	}
+	if m.GatewayID != "" {
+		cfg.Gateway.ID = m.GatewayID
+	}
+	if err := cfg.Validate(); err != nil {
+		return errUsage{err}
+	}
+	m.Config = cfg
+	m.Log = newLogger(stderr, cfg.LogLevel)
+	return nil
+}
+
+// Run builds and starts the gateway.
+func (m *Main) Run(ctx context.Context) error {
+	g, err := gateway.New(m.Config, &gateway.Options{Logger: m.Log})
+	if err != nil {
+		return err
+	}
+	m.Gateway = g
+	return g.Start(ctx)
+}
+
+// Close stops the gateway, flushing into the outbox.
+func (m *Main) Close() error {
+	if m.Gateway == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return m.Gateway.Close(ctx)
+}
+
+func cmdRun(args []string, stderr io.Writer) error {
+	m := &Main{}
+	if err := m.ParseFlags(args, stderr); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := m.Run(ctx); err != nil {
+		return errors.Join(err, m.Close())
+	}
+	<-ctx.Done()
+	m.Log.Info().Msg("signal received; stopping")
+	return m.Close()
+}
+
+func cmdCheck(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("outpost check", flag.ContinueOnError)
+	path := fs.String("config", "", "config file (required)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage{err}
+	}
+	if *path == "" {
+		return errUsage{errors.New("outpost: --config is required")}
+	}
+	if err := gateway.Check(*path); err != nil {
+		return errUsage{err}
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return nil
+}
+
+func newLogger(w io.Writer, level string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}).Level(lvl).With().Timestamp().Logger()
+}

@@ -1,0 +1,295 @@
+// Package gateway wires the edge pipeline: sensor pollers emit onto the bus;
+// the rule engine, the batcher and (later) the live view receive; the
+// batcher stores batches in the outbox; the uplink forwards them. Both
+// cmd/outpost and cmd/outpost-demo run a Gateway.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/buffer"
+	"github.com/outposthq/outpost/config"
+	"github.com/outposthq/outpost/rules"
+	"github.com/outposthq/outpost/sensors"
+	"github.com/outposthq/outpost/uplink"
+)
+
+// OutboxFile is the outbox's file name inside the data dir.
+const OutboxFile = "outbox.db"
+
+// Options; nil means defaults.
+type Options struct {
+	Logger   zerolog.Logger    // default zerolog.Nop()
+	Registry *sensors.Registry // default DefaultRegistry()
+	Now      func() time.Time  // default time.Now
+}
+
+// Gateway is one running edge pipeline. New builds it, Start runs it, Close
+// stops it and flushes what the sensors emitted into the outbox.
+type Gateway struct {
+	cfg *config.Config
+	log zerolog.Logger
+	now func() time.Time
+
+	bus     Bus
+	outbox  *buffer.Outbox
+	uplink  *uplink.Uplink
+	pollers []*sensors.Poller
+	devs    []sensors.Sensor
+	batcher *batcher
+	ruler   *ruler // nil without rules
+
+	sensorsCancel context.CancelFunc
+	sensorsWG     sync.WaitGroup // pollers
+	pipeWG        sync.WaitGroup // batcher and ruler
+	stopOnce      sync.Once
+	closeOnce     sync.Once
+	closeErr      error
+}
+
+// New builds a gateway from a validated config: it opens the outbox, loads
+// the rules and creates the sensors; nothing runs until Start.
+func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
+	o := Options{Logger: zerolog.Nop(), Now: time.Now}
+	if opts != nil {
+		o.Logger = opts.Logger
+		o.Registry = opts.Registry
+		if opts.Now != nil {
+			o.Now = opts.Now
+		}
+	}
+	if o.Registry == nil {
+		o.Registry = DefaultRegistry()
+	}
+	g = &Gateway{cfg: cfg, log: o.Logger.With().Str("gateway", cfg.Gateway.ID).Logger(), now: o.Now}
+	defer func() {
+		if err != nil {
+			g.closeParts()
+		}
+	}()
+
+	engine, err := loadRules(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for i := range cfg.Sensors {
+		s, err := o.Registry.New(sensorSpec(&cfg.Sensors[i]))
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		g.devs = append(g.devs, s)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("gateway: data dir: %w", err)
+	}
+	g.outbox, err = buffer.Open(filepath.Join(cfg.DataDir, OutboxFile), &buffer.Options{
+		MaxBatches: cfg.Buffer.MaxBatches,
+		MaxBytes:   int64(cfg.Buffer.MaxBytes),
+		Logger:     g.log,
+		Now:        o.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.uplink, err = uplink.New(&outboxStore{ob: g.outbox}, uplinkOptions(cfg, g.log, o.Now))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+
+	policy := Block
+	if cfg.Bus.Policy == "drop" {
+		policy = Drop
+	}
+	alerts := make(chan []outpost.Alert, 64)
+	if engine != nil {
+		g.ruler = &ruler{
+			in:     g.bus.Subscribe("rules", cfg.Bus.Queue, policy),
+			out:    alerts,
+			engine: engine,
+			tick:   time.Second,
+			now:    o.Now,
+		}
+	} else {
+		close(alerts)
+	}
+	g.batcher = &batcher{
+		gateway:     cfg.Gateway.ID,
+		in:          g.bus.Subscribe("batcher", cfg.Bus.Queue, policy),
+		alerts:      alerts,
+		out:         g.outbox,
+		maxReadings: cfg.Batch.MaxReadings,
+		interval:    cfg.Batch.Interval,
+		maxPending:  4096,
+		log:         g.log.With().Str("component", "batcher").Logger(),
+		now:         o.Now,
+	}
+	for i, s := range g.devs {
+		spec := sensorSpec(&cfg.Sensors[i])
+		g.pollers = append(g.pollers, sensors.NewPoller(s, spec, g.bus.Publish, &sensors.PollerOptions{
+			Logger: g.log.With().Str("component", "sensors").Logger(),
+			Now:    o.Now,
+		}))
+	}
+	return g, nil
+}
+
+func loadRules(cfg *config.Config) (*rules.Engine, error) {
+	if len(cfg.Rules.Files) == 0 {
+		return nil, nil
+	}
+	set, err := rules.LoadFiles(cfg.Rules.Files...)
+	if err != nil {
+		return nil, err
+	}
+	return rules.NewEngine(set, &rules.Options{Gateway: cfg.Gateway.ID}), nil
+}
+
+func uplinkOptions(cfg *config.Config, log zerolog.Logger, now func() time.Time) *uplink.Options {
+	u := &cfg.Uplink
+	o := &uplink.Options{
+		Broker:         u.Broker,
+		Gateway:        cfg.Gateway.ID,
+		ClientID:       cfg.ClientID(),
+		TopicPrefix:    u.TopicPrefix,
+		Window:         u.Window,
+		AckTimeout:     u.AckTimeout,
+		Ack:            uplink.AckMode(u.Ack),
+		KeepAlive:      u.KeepAlive,
+		ConnectTimeout: u.ConnectTimeout,
+		Username:       u.Username,
+		Logger:         log,
+		Now:            now,
+	}
+	o.Password, _ = u.Password() // Validate reports an unset variable
+	return o
+}
+
+// Start runs the pipeline: the uplink connects in the background while the
+// sensors already fill the outbox.
+func (g *Gateway) Start(ctx context.Context) error {
+	if err := g.uplink.Start(ctx); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	g.pipeWG.Add(1)
+	go func() {
+		defer g.pipeWG.Done()
+		g.batcher.run(context.WithoutCancel(ctx))
+	}()
+	if g.ruler != nil {
+		g.pipeWG.Add(1)
+		go func() {
+			defer g.pipeWG.Done()
+			g.ruler.run()
+		}()
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	g.sensorsCancel = cancel
+	for _, p := range g.pollers {
+		g.sensorsWG.Add(1)
+		go func() {
+			defer g.sensorsWG.Done()
+			p.Run(sctx)
+		}()
+	}
+	g.log.Info().Int("sensors", len(g.pollers)).Uint64("epoch", g.outbox.Epoch()).Msg("gateway started")
+	return nil
+}
+
+// StopSensors stops polling and waits until everything the sensors emitted
+// is in the outbox. The uplink keeps forwarding. Idempotent.
+func (g *Gateway) StopSensors() {
+	g.stopOnce.Do(func() {
+		if g.sensorsCancel != nil {
+			g.sensorsCancel()
+		}
+		g.sensorsWG.Wait()
+		g.bus.Close()
+		g.pipeWG.Wait()
+	})
+}
+
+// WaitDrained waits until the outbox is empty (everything acked) or ctx ends.
+func (g *Gateway) WaitDrained(ctx context.Context) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		st := g.outbox.Stats()
+		if st.Batches[buffer.LaneAlert]+st.Batches[buffer.LaneTelemetry] == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gateway: drain: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops the sensors, flushes into the outbox, publishes the offline
+// status and closes the outbox. Unacked batches stay stored for the next
+// run. Idempotent.
+func (g *Gateway) Close(ctx context.Context) error {
+	g.closeOnce.Do(func() {
+		g.StopSensors()
+		if g.uplink != nil {
+			g.closeErr = g.uplink.Close(ctx)
+		}
+		g.closeErr = errors.Join(g.closeErr, g.closeParts())
+		g.log.Info().Msg("gateway stopped")
+	})
+	return g.closeErr
+}
+
+func (g *Gateway) closeParts() error {
+	var errs []error
+	for _, s := range g.devs {
+		errs = append(errs, s.Close())
+	}
+	if g.outbox != nil {
+		errs = append(errs, g.outbox.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Stats is a snapshot of the pipeline's counters.
+type Stats struct {
+	ReadingsEmitted int64 // by the sensors
+	ReadingsStored  int64 // committed to the outbox
+	ReadingsLost    int64 // dropped on the bus or before the outbox
+	BatchesStored   int64
+	AlertsRaised    int64
+	Outbox          buffer.Stats
+	Uplink          uplink.Stats
+}
+
+// Stats returns the counters.
+func (g *Gateway) Stats() Stats {
+	var st Stats
+	for _, p := range g.pollers {
+		st.ReadingsEmitted += p.Readings()
+	}
+	st.ReadingsStored = g.batcher.stored.Load()
+	st.BatchesStored = g.batcher.batches.Load()
+	st.ReadingsLost = g.batcher.lost.Load()
+	if d := g.bus.Dropped()["batcher"]; d > 0 {
+		st.ReadingsLost += d
+	}
+	if g.ruler != nil {
+		st.AlertsRaised = g.ruler.raised.Load()
+	}
+	st.Outbox = g.outbox.Stats()
+	st.Uplink = g.uplink.Stats()
+	return st
+}
+
+// Epoch is the outbox's epoch.
+func (g *Gateway) Epoch() uint64 { return g.outbox.Epoch() }
