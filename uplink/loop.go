@@ -24,6 +24,9 @@ type loop struct {
 	del      []uint64
 	errs     int
 	gen      int64 // connGen when in-flight batches were last (re)sent
+
+	lastResendLog  time.Time
+	resentSinceLog int
 }
 
 func (u *Uplink) run(ctx context.Context) {
@@ -157,8 +160,15 @@ func (l *loop) resendExpired() {
 			n++
 		}
 	}
-	if n > 0 {
-		u.log.Warn().Int("batches", n).Dur("ack_timeout", u.opt.AckTimeout).Msg("no ack in time; resent")
+	if n == 0 {
+		return
+	}
+	// While ingest is away this happens every tick: say it once a minute.
+	l.resentSinceLog += n
+	if now := u.opt.Now(); now.Sub(l.lastResendLog) >= time.Minute {
+		u.log.Warn().Int("batches", l.resentSinceLog).Dur("ack_timeout", u.opt.AckTimeout).
+			Msg("no ack in time; resent (is the ingest service running?)")
+		l.lastResendLog, l.resentSinceLog = now, 0
 	}
 }
 
