@@ -3,6 +3,8 @@ package uplink
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -343,3 +345,89 @@ func retained(t *testing.T, broker, topic string) string {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// A connection that dies without a goodbye makes the broker publish the
+// gateway's last will (status offline); when the link heals the uplink
+// reconnects on its own and says online again.
+func TestLastWillAndReconnect(t *testing.T) {
+	broker, prefix := testenv.MQTT(t), uniquePrefix()
+	px := startProxy(t, strings.TrimPrefix(broker, "tcp://"))
+	u := startUplink(t, newMemStore(1), Options{Broker: "tcp://" + px.addr, Gateway: "gw", TopicPrefix: prefix, MaxReconnect: 2 * time.Second})
+	eventually(t, "connected", func() bool { return u.Stats().Connected })
+	if got := retained(t, broker, prefix+"/gw/status"); !contains(got, `"state":"online"`) {
+		t.Fatalf("status %q, want online", got)
+	}
+	px.cut() // the link dies; the broker notices and sends the will
+	eventually(t, "will published", func() bool {
+		return contains(retained(t, broker, prefix+"/gw/status"), `"state":"offline"`)
+	})
+	px.heal(t)
+	eventually(t, "reconnected", func() bool { return u.connGen.Load() == 2 && u.Stats().Connected })
+	if got := retained(t, broker, prefix+"/gw/status"); !contains(got, `"state":"online"`) {
+		t.Fatalf("status after reconnect %q, want online", got)
+	}
+}
+
+// proxy forwards TCP connections to a target; cut kills the link, heal
+// brings it back on the same address.
+type proxy struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        []net.Conn
+	wg           sync.WaitGroup
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	p := &proxy{addr: "127.0.0.1:0", target: target}
+	p.heal(t)
+	t.Cleanup(func() {
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *proxy) heal(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, b)
+			p.mu.Unlock()
+			p.wg.Add(2)
+			go func() { defer p.wg.Done(); io.Copy(b, c); b.Close() }()
+			go func() { defer p.wg.Done(); io.Copy(c, b); c.Close() }()
+		}
+	}()
+}
+
+// cut closes the listener and every forwarded connection.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ln.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
