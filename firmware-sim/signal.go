@@ -94,7 +94,17 @@ func (s *Signal) At(ts int64) float64 {
 		v += (s.rng.Float64()*2 - 1) * sp.Noise
 	}
 	if sp.Resolution > 0 {
-		v = math.Round(v/sp.Resolution) * sp.Resolution
+		v = quantize(v, sp.Resolution)
 	}
 	return v
+}
+
+// quantize rounds v to a multiple of res. For decimal steps (0.01, 0.5)
+// it divides by the integer 1/res, so 27.56 comes out as the double
+// nearest 27.56 rather than 2756 × 0.01 = 27.560000000000002.
+func quantize(v, res float64) float64 {
+	if inv := math.Round(1 / res); math.Abs(inv-1/res) < 1e-9 {
+		return math.Round(v*inv) / inv
+	}
+	return math.Round(v/res) * res
 }

@@ -20,6 +20,8 @@ func TestSignals(t *testing.T) {
 		{"ramp", SignalSpec{Kind: KindRamp, Base: 1, Slope: 0.5}, []int64{0, 4 * s}, []float64{1, 3}},
 		{"step", SignalSpec{Kind: KindStep, Base: 1, Value: 9, Period: 2 * time.Second}, []int64{0, s, 2 * s}, []float64{1, 1, 9}},
 		{"resolution", SignalSpec{Kind: KindConstant, Value: 21.537, Resolution: 0.1}, []int64{0}, []float64{21.5}},
+		{"resolution exact decimal", SignalSpec{Kind: KindConstant, Value: 27.5599, Resolution: 0.01}, []int64{0}, []float64{27.56}},
+		{"resolution not decimal", SignalSpec{Kind: KindConstant, Value: 7.4, Resolution: 2.5}, []int64{0}, []float64{7.5}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -28,7 +30,7 @@ func TestSignals(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, ts := range c.at {
-				if got := sig.At(1e18 + ts); math.Abs(got-c.want[i]) > 1e-9 {
+				if got := sig.At(1e18 + ts); math.Abs(got-c.want[i]) > 1e-9 || (c.spec.Resolution > 0 && got != c.want[i]) {
 					t.Errorf("At(+%ds) = %v, want %v", ts/s, got, c.want[i])
 				}
 			}

@@ -31,6 +31,9 @@ type Options struct {
 	Logger   zerolog.Logger    // default zerolog.Nop()
 	Registry *sensors.Registry // default DefaultRegistry()
 	Now      func() time.Time  // default time.Now
+	// OnAlert, if set, is called from the rule engine's goroutine with each
+	// alert transition before it is stored; it must return quickly.
+	OnAlert func(outpost.Alert)
 }
 
 // Gateway is one running edge pipeline. New builds it, Start runs it, Close
@@ -63,6 +66,7 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 	if opts != nil {
 		o.Logger = opts.Logger
 		o.Registry = opts.Registry
+		o.OnAlert = opts.OnAlert
 		if opts.Now != nil {
 			o.Now = opts.Now
 		}
@@ -117,6 +121,7 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 			engine: engine,
 			tick:   time.Second,
 			now:    o.Now,
+			notify: o.OnAlert,
 		}
 	} else {
 		close(alerts)

@@ -16,6 +16,7 @@ type ruler struct {
 	engine *rules.Engine
 	tick   time.Duration
 	now    func() time.Time
+	notify func(outpost.Alert) // optional
 
 	raised atomic.Int64
 }
@@ -40,6 +41,11 @@ func (r *ruler) run() {
 			continue
 		}
 		r.raised.Add(int64(len(as)))
+		if r.notify != nil {
+			for _, a := range as {
+				r.notify(a)
+			}
+		}
 		r.out <- as // the batcher reads alerts until this channel closes
 
 	}

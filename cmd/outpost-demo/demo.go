@@ -15,6 +15,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/rs/zerolog"
 
+	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/config"
 	"github.com/outposthq/outpost/examples"
 	"github.com/outposthq/outpost/gateway"
@@ -37,6 +38,7 @@ type Demo struct {
 	Baseline    bool
 
 	log     zerolog.Logger
+	out     io.Writer // live output; default io.Discard
 	tmpDir  string
 	started time.Time
 
@@ -77,6 +79,9 @@ func (d *Demo) BrokerURL() string {
 // Start brings up broker, database, ingest and gateway. Components live
 // until Close, not until ctx ends: Finish drains them first.
 func (d *Demo) Start(ctx context.Context) error {
+	if d.out == nil {
+		d.out = io.Discard
+	}
 	if d.DataDir == "" {
 		dir, err := os.MkdirTemp("", "outpost-demo-")
 		if err != nil {
@@ -131,7 +136,10 @@ func (d *Demo) Start(ctx context.Context) error {
 		}()
 	}
 
-	if d.Gateway, err = gateway.New(cfg, &gateway.Options{Logger: d.log}); err != nil {
+	onAlert := func(a outpost.Alert) {
+		fmt.Fprintf(d.out, "  alert %-8s %s: %s\n", a.State, a.Fingerprint, a.Message)
+	}
+	if d.Gateway, err = gateway.New(cfg, &gateway.Options{Logger: d.log, OnAlert: onAlert}); err != nil {
 		return err
 	}
 	d.started = time.Now()

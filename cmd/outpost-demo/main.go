@@ -29,7 +29,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	d := &Demo{}
+	d := &Demo{out: stdout}
 	if err := d.ParseFlags(args, stderr); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
