@@ -12,6 +12,7 @@ const (
 	MaxBatchReadings   = 1 << 20 // readings in one batch
 	MaxBatchSeries     = 1 << 16
 	MaxBatchAlerts     = 1 << 12
+	MaxBatchLosses     = 1 << 16
 	maxUnitLen         = 32
 	maxAlertMessageLen = 4096
 )
@@ -188,8 +189,48 @@ func (bt *Batch) Validate() error {
 				return bad("alert %d: %v", i, err)
 			}
 		}
+	case KindLoss:
+		if len(bt.Series) != 0 || len(bt.Alerts) != 0 {
+			return bad("loss batch carries series or alerts")
+		}
+		if len(bt.Losses) == 0 || len(bt.Losses) > MaxBatchLosses {
+			return bad("%d loss records, want 1 to %d", len(bt.Losses), MaxBatchLosses)
+		}
+		for i := range bt.Losses {
+			if err := bt.Losses[i].validate(); err != nil {
+				return bad("loss %d: %v", i, err)
+			}
+		}
 	default:
 		return bad("unknown kind %d", bt.Kind)
+	}
+	if bt.Kind != KindLoss && len(bt.Losses) != 0 {
+		return bad("%s batch carries loss records", bt.Kind)
+	}
+	return nil
+}
+
+func (l *Loss) validate() error {
+	if l.Reason == "" || len(l.Reason) > MaxIDLen {
+		return fmt.Errorf("reason must be 1 to %d bytes", MaxIDLen)
+	}
+	switch l.Kind {
+	case KindTelemetry:
+		if err := checkID("sensor", l.Sensor); err != nil {
+			return err
+		}
+		if err := checkID("metric", l.Metric); err != nil {
+			return err
+		}
+	case KindAlert:
+		if len(l.Rule) > MaxIDLen {
+			return fmt.Errorf("rule id longer than %d bytes", MaxIDLen)
+		}
+	default:
+		return fmt.Errorf("lost kind %d", l.Kind)
+	}
+	if l.From > l.To {
+		return fmt.Errorf("from after to")
 	}
 	return nil
 }

@@ -227,3 +227,36 @@ func BenchmarkBuildEncode(b *testing.B) {
 	b.ReportMetric(float64(len(rs))*float64(b.N)/b.Elapsed().Seconds(), "readings/s")
 	b.ReportMetric(float64(len(buf))/float64(len(rs)), "B/reading")
 }
+
+func TestLossBatchRoundTrip(t *testing.T) {
+	bt := &Batch{Version: WireVersion, Kind: KindLoss, Gateway: "gw", Epoch: 1, Seq: 4, Created: 9,
+		Losses: []Loss{
+			{Reason: LossMaxBytes, Kind: KindTelemetry, Sensor: "s", Metric: "m", From: 10, To: 20, Count: 11, Epoch: 1, FirstSeq: 1, LastSeq: 2, At: 30},
+			{Reason: LossMaxAge, Kind: KindAlert, Rule: "hot", From: 5, To: 5, Count: 1, Epoch: 1, FirstSeq: 3, LastSeq: 3, At: 30},
+		}}
+	p, err := bt.MarshalMsg(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeBatch(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, bt) {
+		t.Fatalf("got %+v want %+v", got, bt)
+	}
+	for name, mut := range map[string]func(*Batch){
+		"no records":       func(b *Batch) { b.Losses = nil },
+		"no reason":        func(b *Batch) { b.Losses[0].Reason = "" },
+		"from after to":    func(b *Batch) { b.Losses[0].From = 99 },
+		"telemetry no id":  func(b *Batch) { b.Losses[0].Sensor = "" },
+		"losses elsewhere": func(b *Batch) { b.Kind = KindTelemetry },
+	} {
+		b := *bt
+		b.Losses = append([]Loss(nil), bt.Losses...)
+		mut(&b)
+		if err := b.Validate(); !errors.Is(err, ErrInvalidBatch) {
+			t.Errorf("%s: Validate = %v", name, err)
+		}
+	}
+}

@@ -70,3 +70,15 @@ func ParseAlertState(s string) (AlertState, bool) {
 	}
 	return 0, false
 }
+
+func (k Kind) String() string {
+	switch k {
+	case KindTelemetry:
+		return "telemetry"
+	case KindAlert:
+		return "alert"
+	case KindLoss:
+		return "loss"
+	}
+	return "invalid"
+}

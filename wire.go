@@ -5,7 +5,7 @@ package outpost
 // normative description. Append fields only at the end, and bump
 // WireVersion for anything that changes meaning.
 
-//msgp:tuple Batch Series Alert Ack
+//msgp:tuple Batch Series Alert Ack Loss
 //msgp:limit arrays:1048576 maps:1024
 //msgp:ignore Reading SeriesKey
 
@@ -29,6 +29,9 @@ type Kind uint8
 const (
 	KindTelemetry Kind = 0
 	KindAlert     Kind = 1
+	// KindLoss batches carry loss records: what the gateway had to drop.
+	// They travel in the alert lane.
+	KindLoss Kind = 2
 )
 
 // Batch flag bits.
@@ -50,6 +53,7 @@ type Batch struct {
 
 	Series []Series // telemetry, grouped per series (Kind == KindTelemetry)
 	Alerts []Alert  // alert transitions (Kind == KindAlert)
+	Losses []Loss   // loss records (Kind == KindLoss)
 }
 
 // Series is the readings of one series within a batch, in columnar form.
@@ -78,6 +82,31 @@ type Alert struct {
 	ChangedAt   int64  // unix ns of this transition
 	Seq         uint64 // gateway alert sequence, increases by one per alert
 }
+
+// Loss records data the gateway dropped before it could be delivered, so
+// that a gap in the cloud is known to be a gap. One record covers one
+// series (or, for alerts, one rule) and one reason.
+type Loss struct {
+	Reason   string // LossMaxBytes, LossMaxAge, LossMaxBatches, LossCorrupt, …
+	Kind     Kind   // what was lost: KindTelemetry readings or KindAlert alerts
+	Sensor   string // telemetry: the series; empty for alerts
+	Metric   string
+	Rule     string // alerts: the rule; empty for telemetry
+	From, To int64  // unix ns of the first and last lost reading or alert
+	Count    uint64 // readings or alerts lost
+	Epoch    uint64 // the epoch of the dropped batches
+	FirstSeq uint64 // the seq range of the dropped batches
+	LastSeq  uint64
+	At       int64 // unix ns when the gateway dropped them
+}
+
+// Loss reasons.
+const (
+	LossMaxBytes   = "max_bytes"   // the outbox's byte cap
+	LossMaxAge     = "max_age"     // older than the outbox's age cap
+	LossMaxBatches = "max_batches" // the outbox's batch count cap
+	LossCorrupt    = "corrupt"     // a stored batch failed its checksum
+)
 
 // Ack is the ingest service's word that batches are committed. The gateway
 // deletes a stored batch only when an ack names it.

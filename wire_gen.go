@@ -533,8 +533,8 @@ func (z *Batch) DecodeMsg(dc *msgp.Reader) (err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	if zb0001 != 9 {
-		err = msgp.ArrayError{Wanted: 9, Got: zb0001}
+	if zb0001 != 10 {
+		err = msgp.ArrayError{Wanted: 10, Got: zb0001}
 		return
 	}
 	z.Version, err = dc.ReadUint8()
@@ -620,13 +620,35 @@ func (z *Batch) DecodeMsg(dc *msgp.Reader) (err error) {
 			return
 		}
 	}
+	var zb0005 uint32
+	zb0005, err = dc.ReadArrayHeader()
+	if err != nil {
+		err = msgp.WrapError(err, "Losses")
+		return
+	}
+	if zb0005 > z5817a858limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if cap(z.Losses) >= int(zb0005) {
+		z.Losses = (z.Losses)[:zb0005]
+	} else {
+		z.Losses = make([]Loss, zb0005)
+	}
+	for za0003 := range z.Losses {
+		err = z.Losses[za0003].DecodeMsg(dc)
+		if err != nil {
+			err = msgp.WrapError(err, "Losses", za0003)
+			return
+		}
+	}
 	return
 }
 
 // EncodeMsg implements msgp.Encodable
 func (z *Batch) EncodeMsg(en *msgp.Writer) (err error) {
-	// array header, size 9
-	err = en.Append(0x99)
+	// array header, size 10
+	err = en.Append(0x9a)
 	if err != nil {
 		return
 	}
@@ -689,14 +711,26 @@ func (z *Batch) EncodeMsg(en *msgp.Writer) (err error) {
 			return
 		}
 	}
+	err = en.WriteArrayHeader(uint32(len(z.Losses)))
+	if err != nil {
+		err = msgp.WrapError(err, "Losses")
+		return
+	}
+	for za0003 := range z.Losses {
+		err = z.Losses[za0003].EncodeMsg(en)
+		if err != nil {
+			err = msgp.WrapError(err, "Losses", za0003)
+			return
+		}
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *Batch) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// array header, size 9
-	o = append(o, 0x99)
+	// array header, size 10
+	o = append(o, 0x9a)
 	o = msgp.AppendUint8(o, z.Version)
 	o = msgp.AppendUint8(o, uint8(z.Kind))
 	o = msgp.AppendUint8(o, z.Flags)
@@ -720,6 +754,14 @@ func (z *Batch) MarshalMsg(b []byte) (o []byte, err error) {
 			return
 		}
 	}
+	o = msgp.AppendArrayHeader(o, uint32(len(z.Losses)))
+	for za0003 := range z.Losses {
+		o, err = z.Losses[za0003].MarshalMsg(o)
+		if err != nil {
+			err = msgp.WrapError(err, "Losses", za0003)
+			return
+		}
+	}
 	return
 }
 
@@ -731,8 +773,8 @@ func (z *Batch) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
-	if zb0001 != 9 {
-		err = msgp.ArrayError{Wanted: 9, Got: zb0001}
+	if zb0001 != 10 {
+		err = msgp.ArrayError{Wanted: 10, Got: zb0001}
 		return
 	}
 	z.Version, bts, err = msgp.ReadUint8Bytes(bts)
@@ -818,6 +860,28 @@ func (z *Batch) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			return
 		}
 	}
+	var zb0005 uint32
+	zb0005, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Losses")
+		return
+	}
+	if zb0005 > z5817a858limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if cap(z.Losses) >= int(zb0005) {
+		z.Losses = (z.Losses)[:zb0005]
+	} else {
+		z.Losses = make([]Loss, zb0005)
+	}
+	for za0003 := range z.Losses {
+		bts, err = z.Losses[za0003].UnmarshalMsg(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Losses", za0003)
+			return
+		}
+	}
 	o = bts
 	return
 }
@@ -831,6 +895,10 @@ func (z *Batch) Msgsize() (s int) {
 	s += msgp.ArrayHeaderSize
 	for za0002 := range z.Alerts {
 		s += z.Alerts[za0002].Msgsize()
+	}
+	s += msgp.ArrayHeaderSize
+	for za0003 := range z.Losses {
+		s += z.Losses[za0003].Msgsize()
 	}
 	return
 }
@@ -884,6 +952,265 @@ func (z *Kind) UnmarshalMsg(bts []byte) (o []byte, err error) {
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z Kind) Msgsize() (s int) {
 	s = msgp.Uint8Size
+	return
+}
+
+// DecodeMsg implements msgp.Decodable
+func (z *Loss) DecodeMsg(dc *msgp.Reader) (err error) {
+	var zb0001 uint32
+	zb0001, err = dc.ReadArrayHeader()
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 > z5817a858limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if zb0001 != 12 {
+		err = msgp.ArrayError{Wanted: 12, Got: zb0001}
+		return
+	}
+	z.Reason, err = dc.ReadString()
+	if err != nil {
+		err = msgp.WrapError(err, "Reason")
+		return
+	}
+	{
+		var zb0002 uint8
+		zb0002, err = dc.ReadUint8()
+		if err != nil {
+			err = msgp.WrapError(err, "Kind")
+			return
+		}
+		z.Kind = Kind(zb0002)
+	}
+	z.Sensor, err = dc.ReadString()
+	if err != nil {
+		err = msgp.WrapError(err, "Sensor")
+		return
+	}
+	z.Metric, err = dc.ReadString()
+	if err != nil {
+		err = msgp.WrapError(err, "Metric")
+		return
+	}
+	z.Rule, err = dc.ReadString()
+	if err != nil {
+		err = msgp.WrapError(err, "Rule")
+		return
+	}
+	z.From, err = dc.ReadInt64()
+	if err != nil {
+		err = msgp.WrapError(err, "From")
+		return
+	}
+	z.To, err = dc.ReadInt64()
+	if err != nil {
+		err = msgp.WrapError(err, "To")
+		return
+	}
+	z.Count, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "Count")
+		return
+	}
+	z.Epoch, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "Epoch")
+		return
+	}
+	z.FirstSeq, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "FirstSeq")
+		return
+	}
+	z.LastSeq, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "LastSeq")
+		return
+	}
+	z.At, err = dc.ReadInt64()
+	if err != nil {
+		err = msgp.WrapError(err, "At")
+		return
+	}
+	return
+}
+
+// EncodeMsg implements msgp.Encodable
+func (z *Loss) EncodeMsg(en *msgp.Writer) (err error) {
+	// array header, size 12
+	err = en.Append(0x9c)
+	if err != nil {
+		return
+	}
+	err = en.WriteString(z.Reason)
+	if err != nil {
+		err = msgp.WrapError(err, "Reason")
+		return
+	}
+	err = en.WriteUint8(uint8(z.Kind))
+	if err != nil {
+		err = msgp.WrapError(err, "Kind")
+		return
+	}
+	err = en.WriteString(z.Sensor)
+	if err != nil {
+		err = msgp.WrapError(err, "Sensor")
+		return
+	}
+	err = en.WriteString(z.Metric)
+	if err != nil {
+		err = msgp.WrapError(err, "Metric")
+		return
+	}
+	err = en.WriteString(z.Rule)
+	if err != nil {
+		err = msgp.WrapError(err, "Rule")
+		return
+	}
+	err = en.WriteInt64(z.From)
+	if err != nil {
+		err = msgp.WrapError(err, "From")
+		return
+	}
+	err = en.WriteInt64(z.To)
+	if err != nil {
+		err = msgp.WrapError(err, "To")
+		return
+	}
+	err = en.WriteUint64(z.Count)
+	if err != nil {
+		err = msgp.WrapError(err, "Count")
+		return
+	}
+	err = en.WriteUint64(z.Epoch)
+	if err != nil {
+		err = msgp.WrapError(err, "Epoch")
+		return
+	}
+	err = en.WriteUint64(z.FirstSeq)
+	if err != nil {
+		err = msgp.WrapError(err, "FirstSeq")
+		return
+	}
+	err = en.WriteUint64(z.LastSeq)
+	if err != nil {
+		err = msgp.WrapError(err, "LastSeq")
+		return
+	}
+	err = en.WriteInt64(z.At)
+	if err != nil {
+		err = msgp.WrapError(err, "At")
+		return
+	}
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *Loss) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// array header, size 12
+	o = append(o, 0x9c)
+	o = msgp.AppendString(o, z.Reason)
+	o = msgp.AppendUint8(o, uint8(z.Kind))
+	o = msgp.AppendString(o, z.Sensor)
+	o = msgp.AppendString(o, z.Metric)
+	o = msgp.AppendString(o, z.Rule)
+	o = msgp.AppendInt64(o, z.From)
+	o = msgp.AppendInt64(o, z.To)
+	o = msgp.AppendUint64(o, z.Count)
+	o = msgp.AppendUint64(o, z.Epoch)
+	o = msgp.AppendUint64(o, z.FirstSeq)
+	o = msgp.AppendUint64(o, z.LastSeq)
+	o = msgp.AppendInt64(o, z.At)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *Loss) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 != 12 {
+		err = msgp.ArrayError{Wanted: 12, Got: zb0001}
+		return
+	}
+	z.Reason, bts, err = msgp.ReadStringBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Reason")
+		return
+	}
+	{
+		var zb0002 uint8
+		zb0002, bts, err = msgp.ReadUint8Bytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Kind")
+			return
+		}
+		z.Kind = Kind(zb0002)
+	}
+	z.Sensor, bts, err = msgp.ReadStringBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Sensor")
+		return
+	}
+	z.Metric, bts, err = msgp.ReadStringBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Metric")
+		return
+	}
+	z.Rule, bts, err = msgp.ReadStringBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Rule")
+		return
+	}
+	z.From, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "From")
+		return
+	}
+	z.To, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "To")
+		return
+	}
+	z.Count, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Count")
+		return
+	}
+	z.Epoch, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Epoch")
+		return
+	}
+	z.FirstSeq, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "FirstSeq")
+		return
+	}
+	z.LastSeq, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "LastSeq")
+		return
+	}
+	z.At, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "At")
+		return
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *Loss) Msgsize() (s int) {
+	s = 1 + msgp.StringPrefixSize + len(z.Reason) + msgp.Uint8Size + msgp.StringPrefixSize + len(z.Sensor) + msgp.StringPrefixSize + len(z.Metric) + msgp.StringPrefixSize + len(z.Rule) + msgp.Int64Size + msgp.Int64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.Uint64Size + msgp.Int64Size
 	return
 }
 
