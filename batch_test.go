@@ -2,8 +2,10 @@ package outpost
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -258,5 +260,30 @@ func TestLossBatchRoundTrip(t *testing.T) {
 		if err := b.Validate(); !errors.Is(err, ErrInvalidBatch) {
 			t.Errorf("%s: Validate = %v", name, err)
 		}
+	}
+}
+
+// TestWireExampleBytes pins the worked example in docs/wire-format.md.
+func TestWireExampleBytes(t *testing.T) {
+	b := &Batch{Version: 1, Gateway: "gw-01", Epoch: 0x1234, Seq: 7, Created: 1700000000000000000,
+		Series: []Series{{Sensor: "dev1", Metric: "temperature", Unit: "Cel",
+			TS: []int64{1700000000000000000, 1000000000}, Values: []float64{21.5, 21.25}}}}
+	p, err := b.MarshalMsg(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "9a0100 00a5 67772d3031 cd1234 07 d317979cfe362a0000" +
+		"91 96 a464657631 ab74656d7065726174757265 a343656c" +
+		"92 d317979cfe362a0000 d23b9aca00 92 cb4035800000000000 cb4035400000000000 c400" +
+		"90 90"
+	if got := fmt.Sprintf("%x", p); got != strings.ReplaceAll(want, " ", "") {
+		t.Fatalf("example batch bytes\n got %s\nwant %s", got, strings.ReplaceAll(want, " ", ""))
+	}
+	a, err := (&Ack{Version: 1, Epoch: 0x1234, Seqs: []uint64{7, 8}}).MarshalMsg(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%x", a); got != "9301cd1234920708" {
+		t.Fatalf("example ack bytes %s", got)
 	}
 }

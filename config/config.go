@@ -33,6 +33,7 @@ const (
 	DefaultBatchInterval  = time.Second
 	DefaultBufferBatches  = 1_000_000
 	DefaultBufferBytes    = ByteSize(1 << 30)
+	DefaultBufferAge      = 7 * 24 * time.Hour
 	DefaultTopicPrefix    = "outpost/v1"
 	DefaultWindow         = 16
 	DefaultAckTimeout     = 10 * time.Second
@@ -195,6 +196,8 @@ type BufferConfig struct {
 	// MaxBytes of the buffer file; >= 1, default 1GiB. Written as a plain
 	// number of bytes or with a unit: 512MiB, 1GiB, 10MB.
 	MaxBytes ByteSize `yaml:"max_bytes"`
+	// MaxAge evicts batches older than this; > 0, default 168h (7 days).
+	MaxAge time.Duration `yaml:"max_age"`
 }
 
 // UplinkConfig is the MQTT connection to the cloud.
@@ -288,6 +291,9 @@ func (b *BufferConfig) SetDefaults() {
 	}
 	if b.MaxBytes == 0 {
 		b.MaxBytes = DefaultBufferBytes
+	}
+	if b.MaxAge == 0 {
+		b.MaxAge = DefaultBufferAge
 	}
 }
 

@@ -57,7 +57,7 @@ func TestDefaults(t *testing.T) {
 		}},
 		Bus:    BusConfig{Queue: 256, Policy: "block"},
 		Batch:  BatchConfig{MaxReadings: 1000, Interval: time.Second},
-		Buffer: BufferConfig{MaxBatches: 1_000_000, MaxBytes: 1 << 30},
+		Buffer: BufferConfig{MaxBatches: 1_000_000, MaxBytes: 1 << 30, MaxAge: 7 * 24 * time.Hour},
 		Uplink: UplinkConfig{
 			Broker: "tcp://127.0.0.1:1883", TopicPrefix: "outpost/v1", Window: 16,
 			AckTimeout: 10 * time.Second, Ack: "ingest", KeepAlive: 30 * time.Second,

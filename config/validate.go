@@ -76,6 +76,7 @@ func (c *Config) validate(doc *yamlpos.Doc, opts *LoadOptions) yamlpos.ErrorList
 	if c.Buffer.MaxBytes < 1 {
 		k.errorf("$.buffer.max_bytes", "must be at least 1, got %d", c.Buffer.MaxBytes)
 	}
+	k.positive("$.buffer.max_age", c.Buffer.MaxAge)
 	c.Uplink.validate(k)
 	for i, f := range c.Rules.Files {
 		k.rulesFile(fmt.Sprintf("$.rules.files[%d]", i), f)
