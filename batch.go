@@ -94,10 +94,14 @@ func (b *BatchBuilder) Take(gateway string, created int64) *Batch {
 	return bt
 }
 
-// Len is the number of readings (telemetry) or alerts in the batch.
+// Len is the number of readings, alerts or loss records in the batch,
+// by its kind.
 func (bt *Batch) Len() int {
-	if bt.Kind == KindAlert {
+	switch bt.Kind {
+	case KindAlert:
 		return len(bt.Alerts)
+	case KindLoss:
+		return len(bt.Losses)
 	}
 	n := 0
 	for i := range bt.Series {
@@ -216,11 +220,14 @@ func (l *Loss) validate() error {
 	}
 	switch l.Kind {
 	case KindTelemetry:
-		if err := checkID("sensor", l.Sensor); err != nil {
-			return err
-		}
-		if err := checkID("metric", l.Metric); err != nil {
-			return err
+		// Both empty means the series is unknown (a corrupt stored batch).
+		if l.Sensor != "" || l.Metric != "" {
+			if err := checkID("sensor", l.Sensor); err != nil {
+				return err
+			}
+			if err := checkID("metric", l.Metric); err != nil {
+				return err
+			}
 		}
 	case KindAlert:
 		if len(l.Rule) > MaxIDLen {

@@ -247,11 +247,14 @@ func TestLossBatchRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got, bt) {
 		t.Fatalf("got %+v want %+v", got, bt)
 	}
+	if got.Len() != 2 {
+		t.Fatalf("Len of a loss batch = %d, want its 2 records", got.Len())
+	}
 	for name, mut := range map[string]func(*Batch){
 		"no records":       func(b *Batch) { b.Losses = nil },
 		"no reason":        func(b *Batch) { b.Losses[0].Reason = "" },
 		"from after to":    func(b *Batch) { b.Losses[0].From = 99 },
-		"telemetry no id":  func(b *Batch) { b.Losses[0].Sensor = "" },
+		"half a series id": func(b *Batch) { b.Losses[0].Sensor = "" },
 		"losses elsewhere": func(b *Batch) { b.Kind = KindTelemetry },
 	} {
 		b := *bt

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -79,19 +81,67 @@ func (s *Service) handleBatch(m mqtt.Message) {
 		return // closing: left unacked
 	}
 	m.Ack()
+	n := b.Len()
 	if dup {
 		s.stats.duplicates.Add(1)
 	} else {
 		s.stats.batches.Add(1)
-		if b.Kind == outpost.KindAlert {
-			s.stats.alerts.Add(int64(len(b.Alerts)))
-		} else {
-			s.stats.readings.Add(int64(b.Len()))
+		switch b.Kind {
+		case outpost.KindAlert:
+			s.stats.alerts.Add(int64(n))
+		case outpost.KindLoss:
+			s.stats.losses.Add(int64(n))
+			s.logLosses(b)
+		default:
+			s.stats.readings.Add(int64(n))
 		}
 	}
 	s.log.Debug().Str(keyGateway, b.Gateway).Uint64(keyEpoch, b.Epoch).Uint64(keySeq, b.Seq).
-		Int("n", b.Len()).Bool("dup", dup).Msg("batch committed")
+		Str("kind", b.Kind.String()).Int("n", n).Bool("dup", dup).Msg("batch committed")
 	s.publishAck(b)
+}
+
+// maxLoggedSeries bounds the series (and rules) one loss warning names.
+const maxLoggedSeries = 8
+
+// logLosses warns, once per committed loss batch (a duplicate is not logged
+// again), that a gateway dropped data: how much, why, and of what.
+func (s *Service) logLosses(b *outpost.Batch) {
+	var (
+		readings, alerts uint64
+		reasons, series  []string
+		moreSeries       int
+	)
+	for i := range b.Losses {
+		l := &b.Losses[i]
+		if !slices.Contains(reasons, l.Reason) {
+			reasons = append(reasons, l.Reason)
+		}
+		name := "alerts"
+		if l.Rule != "" {
+			name = "alerts of " + l.Rule
+		}
+		if l.Kind == outpost.KindTelemetry {
+			readings += l.Count
+			name = l.Sensor + "/" + l.Metric
+		} else {
+			alerts += l.Count
+		}
+		switch {
+		case slices.Contains(series, name):
+		case len(series) < maxLoggedSeries:
+			series = append(series, name)
+		default:
+			moreSeries++ // may count a repeat beyond the cap: it is a log line
+		}
+	}
+	if moreSeries > 0 {
+		series = append(series, fmt.Sprintf("… %d more", moreSeries))
+	}
+	s.lossLog.Warn().Str(keyGateway, b.Gateway).Uint64(keyEpoch, b.Epoch).Uint64(keySeq, b.Seq).
+		Str(keyReason, strings.Join(reasons, ",")).Int("records", len(b.Losses)).
+		Uint64("lost_readings", readings).Uint64("lost_alerts", alerts).Strs("series", series).
+		Msg("gateway reports lost data; recorded in gaps")
 }
 
 func (s *Service) handleStatus(m mqtt.Message) {

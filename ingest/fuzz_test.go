@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -23,8 +24,14 @@ func seedBatches(t testing.TB) [][]byte {
 	tel.Epoch, tel.Seq = 7, 1
 	al := &outpost.Batch{Version: outpost.WireVersion, Kind: outpost.KindAlert, Gateway: "gw", Epoch: 7, Seq: 2,
 		Alerts: []outpost.Alert{{Rule: "hot", Fingerprint: "hot{}", State: outpost.StateFiring, Labels: map[string]string{"a": "b"}, Seq: 1}}}
+	loss := &outpost.Batch{Version: outpost.WireVersion, Kind: outpost.KindLoss, Gateway: "gw", Epoch: 7, Seq: 3, Created: 1e18,
+		Losses: []outpost.Loss{
+			{Reason: outpost.LossMaxBytes, Kind: outpost.KindTelemetry, Sensor: "s1", Metric: "temperature",
+				From: 1e18, To: 1e18 + 1e9, Count: 2, Epoch: 6, FirstSeq: 1, LastSeq: 4, At: 1e18 + 5e9},
+			{Reason: outpost.LossCorrupt, Kind: outpost.KindAlert, Rule: "hot", Epoch: 6, FirstSeq: 5, LastSeq: 5, At: 1e18 + 5e9},
+		}}
 	var out [][]byte
-	for _, b := range []*outpost.Batch{tel, al} {
+	for _, b := range []*outpost.Batch{tel, al, loss} {
 		p, err := b.MarshalMsg(nil)
 		if err != nil {
 			t.Fatal(err)
@@ -69,6 +76,11 @@ func FuzzHandlePayload(f *testing.F) {
 		if n := len(b.AppendReadings(nil)); b.Kind == outpost.KindTelemetry && n != b.Len() {
 			t.Fatalf("%d readings expanded, Len %d", n, b.Len())
 		}
+		for i := range b.Losses {
+			if b.Losses[i].Count > math.MaxInt64 {
+				t.Fatalf("accepted loss %d with count %d, beyond the gaps column", i, b.Losses[i].Count)
+			}
+		}
 		again, err := b.MarshalMsg(nil)
 		if err != nil {
 			t.Fatalf("re-encode: %v", err)
@@ -91,6 +103,9 @@ func normalize(b *outpost.Batch) *outpost.Batch {
 	}
 	if len(c.Alerts) == 0 {
 		c.Alerts = nil
+	}
+	if len(c.Losses) == 0 {
+		c.Losses = nil
 	}
 	c.Series = append([]outpost.Series(nil), c.Series...)
 	for i := range c.Series {

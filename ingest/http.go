@@ -27,16 +27,26 @@ const (
 //	                        {"points":[…],"limit":n}: one series, from <= ts < to,
 //	                        ascending. from/to are RFC 3339 or unix milliseconds;
 //	                        defaults: the last hour, limit 10000 (at most 100000).
+//	GET /api/v1/gaps?gateway=&sensor=&metric=&from=&to=&limit=
+//	                        {"gaps":[…],"limit":n}: one gateway's loss records whose
+//	                        [from_ts, to_ts] overlaps [from, to), by from_ts; sensor
+//	                        and metric are optional filters. from, to and limit as
+//	                        for readings.
 //
 // A point is {"gateway","sensor","metric","ts" (RFC 3339 ns, UTC),"value"
-// (null for NaN/Inf),"quality" ("good"|"uncertain"|"bad")}. Bad parameters
-// get 400 {"error":…}; store failures 500 {"error":…}.
+// (null for NaN/Inf),"quality" ("good"|"uncertain"|"bad")}. A gap is the
+// gaps row (see Gap): {"gateway","epoch","seq","idx","reason","kind",
+// "sensor","metric","rule","from_ts","to_ts","count","lost_epoch",
+// "first_seq","last_seq","dropped_at","received_at"}, times RFC 3339 ns,
+// epochs decimal strings. Bad parameters get 400 {"error":…}; store
+// failures 500 {"error":…}.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.HandleFunc("GET /api/v1/latest", s.serveLatest)
 	mux.HandleFunc("GET /api/v1/gateways", s.serveGateways)
 	mux.HandleFunc("GET /api/v1/readings", s.serveReadings)
+	mux.HandleFunc("GET /api/v1/gaps", s.serveGaps)
 	return mux
 }
 
@@ -83,40 +93,74 @@ func (s *Service) serveReadings(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, map[string]any{"points": nonNil(pts), "limit": q.Limit})
 }
 
+func (s *Service) serveGaps(w http.ResponseWriter, r *http.Request) {
+	q, err := s.gapQuery(r.URL.Query())
+	if err != nil {
+		s.writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	gaps, err := s.store.Gaps(r.Context(), q)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	if gaps == nil {
+		gaps = []Gap{}
+	}
+	s.writeJSON(w, http.StatusOK, map[string]any{"gaps": gaps, "limit": q.Limit})
+}
+
 // rangeQuery reads and checks the parameters of /api/v1/readings.
 func (s *Service) rangeQuery(v url.Values) (RangeQuery, error) {
-	q := RangeQuery{Gateway: v.Get("gateway"), Sensor: v.Get("sensor"), Metric: v.Get("metric"), Limit: DefaultRangeLimit}
+	q := RangeQuery{Gateway: v.Get("gateway"), Sensor: v.Get("sensor"), Metric: v.Get("metric")}
 	for _, p := range [...]struct{ name, v string }{{"gateway", q.Gateway}, {"sensor", q.Sensor}, {"metric", q.Metric}} {
 		if p.v == "" {
 			return q, fmt.Errorf("parameter %q is required", p.name)
 		}
 	}
-	to := s.now()
+	var err error
+	q.From, q.To, q.Limit, err = s.window(v)
+	return q, err
+}
+
+// gapQuery reads and checks the parameters of /api/v1/gaps.
+func (s *Service) gapQuery(v url.Values) (GapQuery, error) {
+	q := GapQuery{Gateway: v.Get("gateway"), Sensor: v.Get("sensor"), Metric: v.Get("metric")}
+	if q.Gateway == "" {
+		return q, fmt.Errorf("parameter %q is required", "gateway")
+	}
+	var err error
+	q.From, q.To, q.Limit, err = s.window(v)
+	return q, err
+}
+
+// window reads from, to (unix ns; default: the hour up to now) and limit
+// (default DefaultRangeLimit, at most MaxRangeLimit).
+func (s *Service) window(v url.Values) (from, to int64, limit int, err error) {
+	toT := s.now()
 	if t := v.Get("to"); t != "" {
-		var err error
-		if to, err = parseTime(t); err != nil {
-			return q, fmt.Errorf("parameter \"to\": %v", err)
+		if toT, err = parseTime(t); err != nil {
+			return 0, 0, 0, fmt.Errorf("parameter \"to\": %v", err)
 		}
 	}
-	from := to.Add(-DefaultRange)
+	fromT := toT.Add(-DefaultRange)
 	if f := v.Get("from"); f != "" {
-		var err error
-		if from, err = parseTime(f); err != nil {
-			return q, fmt.Errorf("parameter \"from\": %v", err)
+		if fromT, err = parseTime(f); err != nil {
+			return 0, 0, 0, fmt.Errorf("parameter \"from\": %v", err)
 		}
 	}
-	if !from.Before(to) {
-		return q, fmt.Errorf("\"from\" (%s) must be before \"to\" (%s)", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
+	if !fromT.Before(toT) {
+		return 0, 0, 0, fmt.Errorf("\"from\" (%s) must be before \"to\" (%s)", fromT.Format(time.RFC3339Nano), toT.Format(time.RFC3339Nano))
 	}
-	q.From, q.To = from.UnixNano(), to.UnixNano()
+	limit = DefaultRangeLimit
 	if l := v.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > MaxRangeLimit {
-			return q, fmt.Errorf("parameter \"limit\" must be an integer from 1 to %d", MaxRangeLimit)
+			return 0, 0, 0, fmt.Errorf("parameter \"limit\" must be an integer from 1 to %d", MaxRangeLimit)
 		}
-		q.Limit = n
+		limit = n
 	}
-	return q, nil
+	return fromT.UnixNano(), toT.UnixNano(), limit, nil
 }
 
 // parseTime reads RFC 3339 or unix milliseconds, within the years that unix

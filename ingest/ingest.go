@@ -14,6 +14,12 @@
 // stored (bad msgp, broken contract, topic/payload gateway mismatch, data the
 // database rejects) is written to dead_letters with the reason and acked.
 //
+// A loss batch (outpost.KindLoss) is the gateway's report of data it had to
+// drop (an outbox cap evicted it, or a stored batch was corrupt). It is
+// committed, deduplicated and acked like any other batch; each of its loss
+// records becomes a row of gaps, so that a hole in readings or alerts is
+// known to be one.
+//
 // # Tables (contract)
 //
 // Both stores create the same tables, with the same columns:
@@ -24,18 +30,34 @@
 //	batches(gateway, epoch, seq, received_at, n, kind, bytes) primary key (gateway, epoch, seq)
 //	dead_letters(id, topic, received_at, reason, payload)
 //	gateways(gateway, state, updated_at, payload)           primary key gateway
+//	gaps(gateway, epoch, seq, idx, reason, kind, sensor, metric, rule, from_ts, to_ts,
+//	     count, lost_epoch, first_seq, last_seq, dropped_at, received_at)
+//	                                                        primary key (gateway, epoch, seq, idx),
+//	                                                        index (gateway, sensor, metric, from_ts)
+//
+// A gaps row is one loss record: (gateway, epoch, seq) is the loss batch
+// that carried it and idx its index in the batch; kind is what was lost
+// ("telemetry": readings of the series sensor/metric, "alert": alerts of
+// rule); from_ts and to_ts are the first and last lost reading or alert
+// (0 when unknown); count how many were lost (0 when unknown); lost_epoch,
+// first_seq and last_seq the dropped batches; dropped_at when the gateway
+// dropped them; received_at when the loss batch was committed.
 //
 // Every time column (readings.ts, alerts.started_at, alerts.ts,
-// batches.received_at, dead_letters.received_at, gateways.updated_at) is a
+// batches.received_at, dead_letters.received_at, gateways.updated_at,
+// gaps.from_ts, gaps.to_ts, gaps.dropped_at, gaps.received_at) is a
 // 64-bit integer of Unix nanoseconds, UTC, in PostgreSQL as in SQLite:
 // timestamptz keeps only microseconds, and the dedup and range semantics must
 // not depend on the store. In PostgreSQL, to_timestamp(ts / 1e9) turns one
 // into a timestamptz for people.
 //
-// The uint64 batch epoch and alert seq are stored in signed 64-bit columns
-// as the same bit pattern (int64(epoch)); convert back with uint64(v).
-// quality is the outpost.Quality number (0 good, 1 uncertain, 2 bad), kind
-// is "telemetry" or "alert", state is the AlertState name, labels is a JSON
+// The uint64 batch epoch and seq, alert seq, and gaps' lost_epoch,
+// first_seq and last_seq are stored in signed 64-bit columns as the same bit
+// pattern (int64(epoch)); convert back with uint64(v). gaps.count is a plain
+// non-negative bigint (a larger count is rejected). quality is the
+// outpost.Quality number (0 good, 1 uncertain, 2 bad), batches.kind is
+// "telemetry", "alert" or "loss" (batches.n is then the number of loss
+// records), state is the AlertState name, labels is a JSON
 // object (jsonb in PostgreSQL, TEXT in SQLite). A NaN value is stored as NaN
 // in PostgreSQL and as NULL in SQLite (which has no NaN); both read back NaN.
 package ingest
@@ -60,7 +82,8 @@ type Store interface {
 	// inserts the batch into batches; if (gateway, epoch, seq) is already
 	// there the batch is a duplicate: Commit writes nothing else and
 	// returns dup=true. Otherwise it inserts the readings (and updates
-	// latest) or the alerts. size is the encoded size in bytes.
+	// latest), the alerts, or the loss records (into gaps). size is the
+	// encoded size in bytes.
 	// An error wrapping ErrInvalidData means the database refused the
 	// data itself and a retry cannot succeed; any other error may be
 	// transient.
@@ -78,6 +101,10 @@ type Store interface {
 	// Range returns one series' readings with From <= TS < To in
 	// ascending time order, at most Limit of them.
 	Range(ctx context.Context, q RangeQuery) ([]Point, error)
+	// Gaps returns one gateway's loss records that overlap the query's
+	// window (see GapQuery), ordered by from_ts, then by the loss batch
+	// and record index, at most Limit of them.
+	Gaps(ctx context.Context, q GapQuery) ([]Gap, error)
 	// Counts returns row counts, for tests and operators.
 	Counts(ctx context.Context) (Counts, error)
 	// Close releases the database. The Store is unusable afterwards.
@@ -124,6 +151,9 @@ type Counts struct {
 	Alerts           int64
 	Batches          int64
 	DeadLetters      int64
+	Gaps             int64 // rows in gaps (loss records)
+	LostReadings     int64 // sum of count over telemetry gaps
+	LostAlerts       int64 // sum of count over alert gaps
 }
 
 type pointJSON struct {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -79,8 +80,8 @@ func parseBatch(prefix, topic string, payload []byte, maxPayload int) (*outpost.
 }
 
 // checkBatchText rejects text that PostgreSQL would refuse (invalid UTF-8,
-// NUL bytes) so that such a batch is dead-lettered at once, in every store,
-// instead of failing its commit.
+// NUL bytes), and loss counts beyond int64, so that such a batch is
+// dead-lettered at once, in every store, instead of failing its commit.
 func checkBatchText(b *outpost.Batch) error {
 	if err := checkText("gateway id", b.Gateway); err != nil {
 		return err
@@ -109,6 +110,21 @@ func checkBatchText(b *outpost.Batch) error {
 			if err := checkText("label value", v); err != nil {
 				return fmt.Errorf("alert %d: %w", i, err)
 			}
+		}
+	}
+	for i := range b.Losses {
+		l := &b.Losses[i]
+		for _, f := range [...]struct{ name, v string }{
+			{"reason", l.Reason}, {"sensor", l.Sensor}, {"metric", l.Metric}, {"rule", l.Rule},
+		} {
+			if err := checkText(f.name, f.v); err != nil {
+				return fmt.Errorf("loss %d: %w", i, err)
+			}
+		}
+		// gaps.count is a signed bigint that Counts sums: no real
+		// count comes near this.
+		if l.Count > math.MaxInt64 {
+			return fmt.Errorf("loss %d: count %d out of range", i, l.Count)
 		}
 	}
 	return nil

@@ -89,7 +89,10 @@ type Service struct {
 	opts   Options
 	log    zerolog.Logger
 	errLog zerolog.Logger // rate-limited, for errors that repeat per message
-	now    func() time.Time
+	// lossLog is rate-limited like errLog, with a budget of its own: a
+	// storm of loss batches must not silence the errors, nor the reverse.
+	lossLog zerolog.Logger
+	now     func() time.Time
 
 	client mqtt.Client
 	queue  chan mqtt.Message // handler → workers
@@ -128,13 +131,14 @@ type Stats struct {
 	Duplicates  int64 // batches that were already stored (acked again)
 	Readings    int64 // readings committed
 	Alerts      int64 // alerts committed
+	Losses      int64 // loss records committed (gaps rows; not counting duplicate batches)
 	Statuses    int64 // gateway status messages recorded
 	DeadLetters int64 // messages dead-lettered
 	Errors      int64 // failed store calls (each retry counts) and failed ack publishes
 }
 
 type serviceCounters struct {
-	batches, duplicates, readings, alerts, statuses, deadLetters, errors atomic.Int64
+	batches, duplicates, readings, alerts, losses, statuses, deadLetters, errors atomic.Int64
 }
 
 // New returns a Service that stores into store. Nothing starts until Start.
@@ -168,6 +172,7 @@ func New(store Store, opts *Options) *Service {
 		opts:        o,
 		log:         log,
 		errLog:      log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
+		lossLog:     log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
 		now:         time.Now,
 		queue:       make(chan mqtt.Message, 2*o.Workers),
 		acksPending: make(chan pendingAck, ackTrackerDepth),
@@ -433,7 +438,7 @@ func (s *Service) close(ctx context.Context) error {
 	s.subscribed.Store(false)
 	st := s.Stats()
 	s.log.Info().Int64("batches", st.Batches).Int64("duplicates", st.Duplicates).
-		Int64("dead_letters", st.DeadLetters).Int64("errors", st.Errors).Msg("ingest stopped")
+		Int64("losses", st.Losses).Int64("dead_letters", st.DeadLetters).Int64("errors", st.Errors).Msg("ingest stopped")
 	return err
 }
 
@@ -445,6 +450,7 @@ func (s *Service) Stats() Stats {
 		Duplicates:  c.duplicates.Load(),
 		Readings:    c.readings.Load(),
 		Alerts:      c.alerts.Load(),
+		Losses:      c.losses.Load(),
 		Statuses:    c.statuses.Load(),
 		DeadLetters: c.deadLetters.Load(),
 		Errors:      c.errors.Load(),

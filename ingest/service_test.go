@@ -276,6 +276,9 @@ func TestBadInputDeadLettered(t *testing.T) {
 	big := storetest.Telemetry(e.gw, 1, 3, storetest.Series("s", "t", storetest.T0, time.Millisecond, 2000, 0)...)
 	badText := storetest.Telemetry(e.gw, 1, 4, storetest.Series("s\xff", "t", storetest.T0, time.Second, 1, 0)...)
 	noSeq := storetest.Telemetry(e.gw, 1, 0, readings(1, storetest.T0)...)
+	lossText := storetest.LossBatch(e.gw, 1, 5, outpost.Loss{Reason: "max\x00bytes", Kind: outpost.KindAlert, Count: 1})
+	lossCount := storetest.LossBatch(e.gw, 1, 6, outpost.Loss{Reason: outpost.LossMaxBytes, Kind: outpost.KindAlert, Count: math.MaxUint64})
+	lossEmpty := storetest.LossBatch(e.gw, 1, 7)
 	cases := []struct {
 		name, topic string
 		payload     []byte
@@ -290,6 +293,9 @@ func TestBadInputDeadLettered(t *testing.T) {
 		{"oversize", e.batchTopic(e.gw), storetest.Encode(t, big), "exceeds the limit"},
 		{"utf8", e.batchTopic(e.gw), storetest.Encode(t, badText), "UTF-8"},
 		{"zero seq", e.batchTopic(e.gw), storetest.Encode(t, noSeq), "non-zero"},
+		{"loss text", e.batchTopic(e.gw), storetest.Encode(t, lossText), "loss 0: reason contains a NUL"},
+		{"loss count", e.batchTopic(e.gw), storetest.Encode(t, lossCount), "loss 0: count 18446744073709551615 out of range"},
+		{"loss empty", e.batchTopic(e.gw), storetest.Encode(t, lossEmpty), "loss records"},
 		{"status not json", e.prefix + "/" + e.gw + "/status", []byte("online!"), "not a JSON object"},
 		{"status no state", e.prefix + "/" + e.gw + "/status", []byte(`{"ts":"2025-01-01T00:00:00Z"}`), "no state"},
 	}
@@ -317,6 +323,239 @@ func TestBadInputDeadLettered(t *testing.T) {
 	e.waitAcks(1, 1, 1)
 	if st := e.svc.Stats(); st.DeadLetters != int64(len(cases)) || st.Batches != 1 {
 		t.Fatalf("stats = %+v", st)
+	}
+}
+
+// lossRecords are the loss records the service tests send.
+func lossRecords() []outpost.Loss {
+	sec := int64(time.Second)
+	return []outpost.Loss{
+		{Reason: outpost.LossMaxBytes, Kind: outpost.KindTelemetry, Sensor: "env", Metric: "temperature",
+			From: storetest.T0, To: storetest.T0 + 59*sec, Count: 60, Epoch: 41, FirstSeq: 1, LastSeq: 3, At: storetest.T0 + 3600*sec},
+		{Reason: outpost.LossMaxBytes, Kind: outpost.KindTelemetry, Sensor: "env", Metric: "humidity",
+			From: storetest.T0, To: storetest.T0 + 59*sec, Count: 60, Epoch: 41, FirstSeq: 1, LastSeq: 3, At: storetest.T0 + 3600*sec},
+		{Reason: outpost.LossCorrupt, Kind: outpost.KindAlert, Rule: "hot", Epoch: 41, FirstSeq: 4, LastSeq: 4, At: storetest.T0 + 3601*sec},
+	}
+}
+
+// lockedBuffer is a bytes.Buffer for a logger that workers write to.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestLossBatch: a loss batch published like any other is committed into
+// gaps, acked by its seq, counted, and logged once as a warning.
+func TestLossBatch(t *testing.T) {
+	var logs lockedBuffer
+	e := newEnv(t, nil, func(o *ingest.Options) {
+		o.Logger = zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), &logs)).Level(zerolog.InfoLevel)
+	})
+	epoch := uint64(math.MaxUint64 - 7)
+	e.publishBatch(storetest.Telemetry(e.gw, epoch, 1, readings(2, storetest.T0+int64(time.Hour))...))
+	lb := storetest.LossBatch(e.gw, epoch, 2, lossRecords()...)
+	e.publishBatch(lb)
+	e.waitAcks(epoch, 1, 1)
+	e.waitAcks(epoch, 2, 1)
+	if c := e.counts(); c != (ingest.Counts{Readings: 4, DistinctReadings: 4, Batches: 2, Gaps: 3, LostReadings: 120}) {
+		t.Fatalf("counts = %+v", c)
+	}
+	gs, err := e.store.Gaps(context.Background(), ingest.GapQuery{Gateway: e.gw, From: 0, To: math.MaxInt64, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gs) != 3 {
+		t.Fatalf("gaps = %+v", gs)
+	}
+	ls := lossRecords()
+	for _, g := range gs {
+		l := ls[g.Index]
+		if g.Gateway != e.gw || g.Epoch != epoch || g.Seq != 2 || g.Reason != l.Reason || g.Kind != l.Kind ||
+			g.Sensor != l.Sensor || g.Metric != l.Metric || g.Rule != l.Rule || g.From != l.From || g.To != l.To ||
+			g.Count != l.Count || g.LostEpoch != l.Epoch || g.FirstSeq != l.FirstSeq || g.LastSeq != l.LastSeq ||
+			g.DroppedAt != l.At || g.ReceivedAt == 0 {
+			t.Errorf("gap %d = %+v, want loss %+v", g.Index, g, l)
+		}
+	}
+	if st := e.svc.Stats(); st.Batches != 2 || st.Readings != 4 || st.Losses != 3 || st.Alerts != 0 || st.Duplicates != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+
+	e.publishBatch(lb) // resent after a lost ack: acked again, stored and logged once
+	e.waitAcks(epoch, 2, 2)
+	eventually(t, "duplicate", func() bool { return e.svc.Stats().Duplicates == 1 })
+	if st := e.svc.Stats(); st.Losses != 3 || st.Batches != 2 {
+		t.Fatalf("stats after a duplicate = %+v", st)
+	}
+	if c := e.counts(); c.Gaps != 3 || c.Batches != 2 {
+		t.Fatalf("counts after a duplicate = %+v", c)
+	}
+	var warnings []map[string]any
+	for line := range strings.Lines(logs.String()) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if m["level"] == "warn" {
+			warnings = append(warnings, m)
+		}
+	}
+	if len(warnings) != 1 {
+		t.Fatalf("%d warnings, want one for the loss batch: %v", len(warnings), warnings)
+	}
+	w := warnings[0]
+	if w["gateway"] != e.gw || w["seq"] != float64(2) || w["records"] != float64(3) || w["lost_readings"] != float64(120) ||
+		w["reason"] != "max_bytes,corrupt" || fmt.Sprint(w["series"]) != "[env/temperature env/humidity alerts of hot]" {
+		t.Fatalf("warning = %v", w)
+	}
+}
+
+// TestGapsHTTP: /api/v1/gaps serves the gaps of one gateway.
+func TestGapsHTTP(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	e.publishBatch(storetest.LossBatch(e.gw, 3, 1, lossRecords()...))
+	e.waitAcks(3, 1, 1)
+	path := "/api/v1/gaps?gateway=" + e.gw
+	from := time.Unix(0, storetest.T0).UTC()
+
+	type body struct {
+		Gaps  []ingest.Gap
+		Limit int
+	}
+	var b body
+	decode(t, get(t, e.svc, path), http.StatusOK, &b) // the last hour: nothing
+	if len(b.Gaps) != 0 || b.Limit != ingest.DefaultRangeLimit {
+		t.Fatalf("default window = %+v", b)
+	}
+	if rec := get(t, e.svc, path); !strings.Contains(rec.Body.String(), `"gaps":[]`) {
+		t.Fatalf("an empty answer is not an empty array: %s", rec.Body)
+	}
+	for _, tc := range []struct {
+		name, query string
+		want        []int // record indexes
+	}{
+		{"rfc3339", "&from=" + from.Format(time.RFC3339Nano) + "&to=" + from.Add(time.Minute).Format(time.RFC3339Nano), []int{0, 1}},
+		{"unix ms", fmt.Sprintf("&from=%d&to=%d", from.UnixMilli(), from.Add(time.Minute).UnixMilli()), []int{0, 1}},
+		{"to_ts included", fmt.Sprintf("&from=%d&to=%d", from.Add(59*time.Second).UnixMilli(), from.Add(time.Hour).UnixMilli()), []int{0, 1}},
+		{"after", fmt.Sprintf("&from=%d&to=%d", from.Add(time.Minute).UnixMilli(), from.Add(time.Hour).UnixMilli()), nil},
+		{"sensor and metric", "&sensor=env&metric=humidity&from=" + from.Format(time.RFC3339), []int{1}},
+		{"metric", "&metric=temperature&from=" + from.Format(time.RFC3339), []int{0}},
+		{"limit", "&limit=1&from=" + from.Format(time.RFC3339), []int{0}},
+		{"unknown time", "&from=0&to=1", []int{2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b body
+			decode(t, get(t, e.svc, path+tc.query), http.StatusOK, &b)
+			var got []int
+			for _, g := range b.Gaps {
+				got = append(got, g.Index)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("gaps %v, want %v: %+v", got, tc.want, b.Gaps)
+			}
+		})
+	}
+
+	// Every field, as JSON.
+	rec := get(t, e.svc, path+"&from=0&limit=5")
+	var raw struct{ Gaps []map[string]any }
+	decode(t, rec, http.StatusOK, &raw)
+	if len(raw.Gaps) != 3 {
+		t.Fatalf("gaps = %s", rec.Body)
+	}
+	want := map[string]any{
+		"gateway": e.gw, "epoch": "3", "seq": float64(1), "idx": float64(2), "reason": "corrupt", "kind": "alert",
+		"sensor": "", "metric": "", "rule": "hot", "from_ts": nil, "to_ts": nil, "count": float64(0),
+		"lost_epoch": "41", "first_seq": float64(4), "last_seq": float64(4), "dropped_at": "2025-06-01T13:00:01Z",
+	}
+	got := raw.Gaps[0] // unknown time: from_ts 0 sorts first
+	for k, v := range want {
+		if gv, ok := got[k]; !ok || gv != v {
+			t.Errorf("%s = %#v, want %#v", k, gv, v)
+		}
+	}
+	if ra, _ := got["received_at"].(string); ra == "" {
+		t.Errorf("received_at = %#v", got["received_at"])
+	} else if _, err := time.Parse(time.RFC3339Nano, ra); err != nil {
+		t.Errorf("received_at: %v", err)
+	}
+	if len(got) != len(want)+1 {
+		t.Errorf("keys = %v, want those of %v and received_at", got, want)
+	}
+	if raw.Gaps[1]["from_ts"] != "2025-06-01T12:00:00Z" || raw.Gaps[1]["to_ts"] != "2025-06-01T12:00:59Z" || raw.Gaps[1]["kind"] != "telemetry" {
+		t.Errorf("gap 0 = %v", raw.Gaps[1])
+	}
+
+	for _, tc := range []struct{ name, query, msg string }{
+		{"no gateway", "sensor=env&metric=temperature", `"gateway" is required`},
+		{"empty gateway", "gateway=", `"gateway" is required`},
+		{"bad from", "gateway=x&from=yesterday", `"from"`},
+		{"bad to", "gateway=x&to=2025-13-01T00:00:00Z", `"to"`},
+		{"from after to", "gateway=x&from=2000&to=1000", "must be before"},
+		{"from equals to", "gateway=x&from=1000&to=1000", "must be before"},
+		{"limit zero", "gateway=x&limit=0", `"limit"`},
+		{"limit huge", "gateway=x&limit=100001", `"limit"`},
+		{"year 3000", "gateway=x&to=3000-01-01T00:00:00Z", "out of range"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body map[string]string
+			decode(t, get(t, e.svc, "/api/v1/gaps?"+tc.query), http.StatusBadRequest, &body)
+			if !strings.Contains(body["error"], tc.msg) {
+				t.Fatalf("error %q does not mention %q", body["error"], tc.msg)
+			}
+		})
+	}
+	r := httptest.NewRecorder()
+	e.svc.Handler().ServeHTTP(r, httptest.NewRequest(http.MethodPost, path, nil))
+	if r.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("POST gaps: %d", r.Code)
+	}
+}
+
+func TestGapJSON(t *testing.T) {
+	g := ingest.Gap{Gateway: "g", Epoch: math.MaxUint64, Seq: 2, Index: 3, Reason: "max_age", Kind: outpost.KindTelemetry,
+		Sensor: "s", Metric: "m", From: storetest.T0 + 1, To: storetest.T0 + 2, Count: 4, LostEpoch: 1 << 63, FirstSeq: 5, LastSeq: 6,
+		DroppedAt: storetest.T0 + 7, ReceivedAt: storetest.T0 + 8}
+	b, err := json.Marshal(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"gateway":"g","epoch":"18446744073709551615","seq":2,"idx":3,"reason":"max_age","kind":"telemetry",` +
+		`"sensor":"s","metric":"m","rule":"","from_ts":"2025-06-01T12:00:00.000000001Z","to_ts":"2025-06-01T12:00:00.000000002Z",` +
+		`"count":4,"lost_epoch":"9223372036854775808","first_seq":5,"last_seq":6,` +
+		`"dropped_at":"2025-06-01T12:00:00.000000007Z","received_at":"2025-06-01T12:00:00.000000008Z"}`
+	if string(b) != want {
+		t.Fatalf("json = %s\nwant   %s", b, want)
+	}
+	var back ingest.Gap
+	if err := json.Unmarshal(b, &back); err != nil || back != g {
+		t.Fatalf("round trip = %+v, %v", back, err)
+	}
+	g.From, g.To, g.Kind, g.Sensor, g.Metric, g.Rule = 0, 0, outpost.KindAlert, "", "", "r"
+	if b, err = json.Marshal(g); err != nil || !strings.Contains(string(b), `"from_ts":null,"to_ts":null`) {
+		t.Fatalf("unknown times: %s, %v", b, err)
+	}
+	if err := json.Unmarshal(b, &back); err != nil || back != g {
+		t.Fatalf("round trip = %+v, %v", back, err)
+	}
+	for _, bad := range []string{`{"kind":"loss","epoch":"1","lost_epoch":"1","dropped_at":"2025-06-01T12:00:00Z","received_at":"2025-06-01T12:00:00Z"}`,
+		`{"kind":"alert","epoch":"x","lost_epoch":"1","dropped_at":"2025-06-01T12:00:00Z","received_at":"2025-06-01T12:00:00Z"}`,
+		`{"kind":"alert","epoch":"1","lost_epoch":"1","dropped_at":"today","received_at":"2025-06-01T12:00:00Z"}`} {
+		if err := json.Unmarshal([]byte(bad), &back); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
 	}
 }
 

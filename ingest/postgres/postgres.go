@@ -1,11 +1,13 @@
 // Package postgres is the PostgreSQL ingest store, over a pgx connection
-// pool. Readings go in with COPY; see package ingest for the tables.
+// pool. Readings and gaps go in with COPY; see package ingest for the
+// tables.
 package postgres
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -98,10 +100,14 @@ var errDup = errors.New("duplicate batch")
 
 // Commit implements ingest.Store.
 func (s *Store) Commit(ctx context.Context, b *outpost.Batch, size int) (bool, error) {
+	if err := rows.CheckLosses(b); err != nil {
+		return false, fmt.Errorf("postgres: %w: %v", ingest.ErrInvalidData, err)
+	}
+	now := s.now().UnixNano()
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
-			b.Gateway, int64(b.Epoch), int64(b.Seq), s.now().UnixNano(), b.Len(), rows.Kind(b.Kind), size)
+			b.Gateway, int64(b.Epoch), int64(b.Seq), now, b.Len(), rows.Kind(b.Kind), size)
 		if err != nil {
 			return fmt.Errorf("postgres: insert batch: %w", classify(err))
 		}
@@ -113,6 +119,8 @@ func (s *Store) Commit(ctx context.Context, b *outpost.Batch, size int) (bool, e
 			return s.insertReadings(ctx, tx, b)
 		case outpost.KindAlert:
 			return s.insertAlerts(ctx, tx, b)
+		case outpost.KindLoss:
+			return s.insertGaps(ctx, tx, b, now)
 		}
 		return fmt.Errorf("postgres: %w: batch kind %d", ingest.ErrInvalidData, b.Kind)
 	})
@@ -168,6 +176,23 @@ func (s *Store) insertAlerts(ctx context.Context, tx pgx.Tx, b *outpost.Batch) e
 	}
 	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
 		return fmt.Errorf("postgres: insert alerts: %w", classify(err))
+	}
+	return nil
+}
+
+func (s *Store) insertGaps(ctx context.Context, tx pgx.Tx, b *outpost.Batch, receivedAt int64) error {
+	src := pgx.CopyFromFunc(func() func() ([]any, error) {
+		i := 0
+		return func() ([]any, error) {
+			if i == len(b.Losses) {
+				return nil, nil
+			}
+			i++
+			return rows.GapRow(b, i-1, receivedAt), nil
+		}
+	}())
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"gaps"}, rows.GapColumns, src); err != nil {
+		return fmt.Errorf("postgres: copy gaps: %w", classify(err))
 	}
 	return nil
 }
@@ -260,6 +285,25 @@ func (s *Store) Range(ctx context.Context, q ingest.RangeQuery) ([]ingest.Point,
 	return pts, nil
 }
 
+// Gaps implements ingest.Store.
+func (s *Store) Gaps(ctx context.Context, q ingest.GapQuery) ([]ingest.Gap, error) {
+	if err := rows.CheckGaps(q); err != nil {
+		return nil, fmt.Errorf("postgres: gaps: %w", err)
+	}
+	sql, args := rows.GapsQuery(q, func(n int) string { return "$" + strconv.Itoa(n) })
+	r, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: gaps: %w", err)
+	}
+	gaps, err := pgx.CollectRows(r, func(row pgx.CollectableRow) (ingest.Gap, error) {
+		return rows.ScanGap(row.Scan)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: gaps: %w", err)
+	}
+	return gaps, nil
+}
+
 // Counts implements ingest.Store. It scans readings; it is for tests and
 // operators, not for a hot path.
 func (s *Store) Counts(ctx context.Context) (ingest.Counts, error) {
@@ -269,8 +313,12 @@ func (s *Store) Counts(ctx context.Context) (ingest.Counts, error) {
 		(SELECT count(*) FROM (SELECT DISTINCT gateway, sensor, metric, ts FROM readings) d),
 		(SELECT count(*) FROM alerts),
 		(SELECT count(*) FROM batches),
-		(SELECT count(*) FROM dead_letters)`).
-		Scan(&c.Readings, &c.DistinctReadings, &c.Alerts, &c.Batches, &c.DeadLetters)
+		(SELECT count(*) FROM dead_letters),
+		(SELECT count(*) FROM gaps),
+		(SELECT coalesce(sum(count), 0)::bigint FROM gaps WHERE kind = $1),
+		(SELECT coalesce(sum(count), 0)::bigint FROM gaps WHERE kind = $2)`,
+		rows.Kind(outpost.KindTelemetry), rows.Kind(outpost.KindAlert)).
+		Scan(&c.Readings, &c.DistinctReadings, &c.Alerts, &c.Batches, &c.DeadLetters, &c.Gaps, &c.LostReadings, &c.LostAlerts)
 	if err != nil {
 		return c, fmt.Errorf("postgres: counts: %w", err)
 	}

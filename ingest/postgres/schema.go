@@ -81,4 +81,38 @@ CREATE TABLE IF NOT EXISTS gateways (
 	payload    jsonb NOT NULL
 );
 COMMENT ON COLUMN gateways.updated_at IS 'unix nanoseconds of the status (its ts, else when received), UTC';
+
+CREATE TABLE IF NOT EXISTS gaps (
+	gateway     text NOT NULL,
+	epoch       bigint NOT NULL,
+	seq         bigint NOT NULL,
+	idx         integer NOT NULL,
+	reason      text NOT NULL,
+	kind        text NOT NULL,
+	sensor      text NOT NULL,
+	metric      text NOT NULL,
+	rule        text NOT NULL,
+	from_ts     bigint NOT NULL,
+	to_ts       bigint NOT NULL,
+	count       bigint NOT NULL,
+	lost_epoch  bigint NOT NULL,
+	first_seq   bigint NOT NULL,
+	last_seq    bigint NOT NULL,
+	dropped_at  bigint NOT NULL,
+	received_at bigint NOT NULL,
+	PRIMARY KEY (gateway, epoch, seq, idx)
+);
+CREATE INDEX IF NOT EXISTS gaps_series_from ON gaps (gateway, sensor, metric, from_ts);
+COMMENT ON TABLE gaps IS 'loss records: data a gateway dropped before delivery; (gateway, epoch, seq) is the loss batch, idx the record in it';
+COMMENT ON COLUMN gaps.epoch IS 'the loss batch; uint64 stored as its int64 bit pattern';
+COMMENT ON COLUMN gaps.seq IS 'the loss batch; uint64 stored as its int64 bit pattern';
+COMMENT ON COLUMN gaps.kind IS 'what was lost: telemetry (readings of sensor/metric) or alert (alerts of rule)';
+COMMENT ON COLUMN gaps.from_ts IS 'unix nanoseconds of the first lost reading or alert, UTC; 0 unknown';
+COMMENT ON COLUMN gaps.to_ts IS 'unix nanoseconds of the last lost reading or alert, UTC; 0 unknown';
+COMMENT ON COLUMN gaps.count IS 'readings or alerts lost; 0 unknown';
+COMMENT ON COLUMN gaps.lost_epoch IS 'epoch of the dropped batches; uint64 stored as its int64 bit pattern';
+COMMENT ON COLUMN gaps.first_seq IS 'seq range of the dropped batches; uint64 stored as its int64 bit pattern';
+COMMENT ON COLUMN gaps.last_seq IS 'seq range of the dropped batches; uint64 stored as its int64 bit pattern';
+COMMENT ON COLUMN gaps.dropped_at IS 'unix nanoseconds when the gateway dropped the data, UTC';
+COMMENT ON COLUMN gaps.received_at IS 'unix nanoseconds when the loss batch was committed, UTC';
 `

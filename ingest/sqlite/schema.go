@@ -65,4 +65,26 @@ CREATE TABLE IF NOT EXISTS gateways (
 	updated_at INTEGER NOT NULL,
 	payload    TEXT NOT NULL -- the status JSON
 ) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS gaps (
+	gateway     TEXT NOT NULL,
+	epoch       INTEGER NOT NULL, -- the loss batch; uint64 as int64 bits
+	seq         INTEGER NOT NULL, -- the loss batch; uint64 as int64 bits
+	idx         INTEGER NOT NULL, -- the record's index in the loss batch
+	reason      TEXT NOT NULL,
+	kind        TEXT NOT NULL,    -- what was lost: telemetry or alert
+	sensor      TEXT NOT NULL,
+	metric      TEXT NOT NULL,
+	rule        TEXT NOT NULL,
+	from_ts     INTEGER NOT NULL, -- unix ns; 0 unknown
+	to_ts       INTEGER NOT NULL, -- unix ns; 0 unknown
+	count       INTEGER NOT NULL, -- 0 unknown
+	lost_epoch  INTEGER NOT NULL, -- uint64 as int64 bits
+	first_seq   INTEGER NOT NULL, -- uint64 as int64 bits
+	last_seq    INTEGER NOT NULL, -- uint64 as int64 bits
+	dropped_at  INTEGER NOT NULL, -- unix ns
+	received_at INTEGER NOT NULL, -- unix ns
+	PRIMARY KEY (gateway, epoch, seq, idx)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS gaps_series_from ON gaps (gateway, sensor, metric, from_ts);
 `

@@ -40,7 +40,7 @@ type Store struct {
 	now  func() time.Time
 
 	// Prepared on the writer connection, used inside its transactions.
-	insBatch, insReading, upLatest, insAlert *sql.Stmt
+	insBatch, insReading, upLatest, insAlert, insGap *sql.Stmt
 }
 
 var _ ingest.Store = (*Store)(nil)
@@ -100,6 +100,8 @@ func (s *Store) init(ctx context.Context, path, common string) error {
 		WHERE excluded.ts >= latest.ts`)
 	prep(&s.insAlert, `INSERT INTO alerts (gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	prep(&s.insGap, `INSERT INTO gaps (`+strings.Join(rows.GapColumns, ", ")+`)
+		VALUES (?`+strings.Repeat(", ?", len(rows.GapColumns)-1)+`)`)
 	if err != nil {
 		return fmt.Errorf("sqlite: prepare: %w", err)
 	}
@@ -133,9 +135,13 @@ var errDup = errors.New("duplicate batch")
 
 // Commit implements ingest.Store.
 func (s *Store) Commit(ctx context.Context, b *outpost.Batch, size int) (bool, error) {
+	if err := rows.CheckLosses(b); err != nil {
+		return false, fmt.Errorf("sqlite: %w: %v", ingest.ErrInvalidData, err)
+	}
+	now := s.now().UnixNano()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.StmtContext(ctx, s.insBatch).ExecContext(ctx,
-			b.Gateway, int64(b.Epoch), int64(b.Seq), s.now().UnixNano(), b.Len(), rows.Kind(b.Kind), size)
+			b.Gateway, int64(b.Epoch), int64(b.Seq), now, b.Len(), rows.Kind(b.Kind), size)
 		if err != nil {
 			return fmt.Errorf("sqlite: insert batch: %w", classify(err))
 		}
@@ -149,6 +155,8 @@ func (s *Store) Commit(ctx context.Context, b *outpost.Batch, size int) (bool, e
 			return s.insertReadings(ctx, tx, b)
 		case outpost.KindAlert:
 			return s.insertAlerts(ctx, tx, b)
+		case outpost.KindLoss:
+			return s.insertGaps(ctx, tx, b, now)
 		}
 		return fmt.Errorf("sqlite: %w: batch kind %d", ingest.ErrInvalidData, b.Kind)
 	})
@@ -200,6 +208,16 @@ func (s *Store) insertAlerts(ctx context.Context, tx *sql.Tx, b *outpost.Batch) 
 		if _, err := ins.ExecContext(ctx, b.Gateway, a.Rule, a.Fingerprint, a.State.String(), a.Severity,
 			value(a.Value), labels, a.Message, a.StartedAt, a.ChangedAt, int64(a.Seq)); err != nil {
 			return fmt.Errorf("sqlite: insert alert: %w", classify(err))
+		}
+	}
+	return nil
+}
+
+func (s *Store) insertGaps(ctx context.Context, tx *sql.Tx, b *outpost.Batch, receivedAt int64) error {
+	ins := tx.StmtContext(ctx, s.insGap)
+	for i := range b.Losses {
+		if _, err := ins.ExecContext(ctx, rows.GapRow(b, i, receivedAt)...); err != nil {
+			return fmt.Errorf("sqlite: insert gap: %w", classify(err))
 		}
 	}
 	return nil
@@ -307,6 +325,31 @@ func (s *Store) Range(ctx context.Context, q ingest.RangeQuery) ([]ingest.Point,
 	return pts, nil
 }
 
+// Gaps implements ingest.Store.
+func (s *Store) Gaps(ctx context.Context, q ingest.GapQuery) ([]ingest.Gap, error) {
+	if err := rows.CheckGaps(q); err != nil {
+		return nil, fmt.Errorf("sqlite: gaps: %w", err)
+	}
+	query, args := rows.GapsQuery(q, func(int) string { return "?" })
+	r, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: gaps: %w", err)
+	}
+	defer r.Close()
+	var gaps []ingest.Gap
+	for r.Next() {
+		g, err := rows.ScanGap(r.Scan)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: gaps: %w", err)
+		}
+		gaps = append(gaps, g)
+	}
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: gaps: %w", err)
+	}
+	return gaps, nil
+}
+
 // Counts implements ingest.Store. It scans readings; it is for tests and
 // operators, not for a hot path.
 func (s *Store) Counts(ctx context.Context) (ingest.Counts, error) {
@@ -316,8 +359,12 @@ func (s *Store) Counts(ctx context.Context) (ingest.Counts, error) {
 		(SELECT count(*) FROM (SELECT DISTINCT gateway, sensor, metric, ts FROM readings)),
 		(SELECT count(*) FROM alerts),
 		(SELECT count(*) FROM batches),
-		(SELECT count(*) FROM dead_letters)`).
-		Scan(&c.Readings, &c.DistinctReadings, &c.Alerts, &c.Batches, &c.DeadLetters)
+		(SELECT count(*) FROM dead_letters),
+		(SELECT count(*) FROM gaps),
+		(SELECT coalesce(sum(count), 0) FROM gaps WHERE kind = ?),
+		(SELECT coalesce(sum(count), 0) FROM gaps WHERE kind = ?)`,
+		rows.Kind(outpost.KindTelemetry), rows.Kind(outpost.KindAlert)).
+		Scan(&c.Readings, &c.DistinctReadings, &c.Alerts, &c.Batches, &c.DeadLetters, &c.Gaps, &c.LostReadings, &c.LostAlerts)
 	if err != nil {
 		return c, fmt.Errorf("sqlite: counts: %w", err)
 	}
@@ -327,7 +374,7 @@ func (s *Store) Counts(ctx context.Context) (ingest.Counts, error) {
 // Close closes the statements and the database.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insBatch, s.insReading, s.upLatest, s.insAlert} {
+	for _, st := range []*sql.Stmt{s.insBatch, s.insReading, s.upLatest, s.insAlert, s.insGap} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -35,6 +35,10 @@ func Run(t *testing.T, open func(t *testing.T) ingest.Store) {
 		{"NaN", testNaN},
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"CanceledCommit", testCanceledCommit},
+		{"Losses", testLosses},
+		{"LossDuplicate", testLossDuplicate},
+		{"LossRejected", testLossRejected},
+		{"GapsQuery", testGapsQuery},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,6 +69,12 @@ func Telemetry(gateway string, epoch, seq uint64, rs ...outpost.Reading) *outpos
 func AlertBatch(gateway string, epoch, seq uint64, as ...outpost.Alert) *outpost.Batch {
 	return &outpost.Batch{Version: outpost.WireVersion, Kind: outpost.KindAlert, Gateway: gateway,
 		Epoch: epoch, Seq: seq, Created: T0, Alerts: as}
+}
+
+// LossBatch returns a valid loss batch holding ls.
+func LossBatch(gateway string, epoch, seq uint64, ls ...outpost.Loss) *outpost.Batch {
+	return &outpost.Batch{Version: outpost.WireVersion, Kind: outpost.KindLoss, Gateway: gateway,
+		Epoch: epoch, Seq: seq, Created: T0, Losses: ls}
 }
 
 // Series returns n good readings of one series from start, step apart,
@@ -361,6 +371,184 @@ func testCanceledCommit(t *testing.T, s ingest.Store) {
 	}
 	counts(t, s, ingest.Counts{})
 	commit(t, s, Telemetry("gw", 1, 1, Series("s", "t", T0, time.Second, 3, 0)...), false)
+}
+
+// allGaps is a gaps query that every gap overlaps, even one of unknown
+// time (from_ts = to_ts = 0).
+func allGaps(gateway string) ingest.GapQuery {
+	return ingest.GapQuery{Gateway: gateway, From: math.MinInt64, To: math.MaxInt64, Limit: 1000}
+}
+
+func gaps(t *testing.T, s ingest.Store, q ingest.GapQuery) []ingest.Gap {
+	t.Helper()
+	gs, err := s.Gaps(ctx(t), q)
+	if err != nil {
+		t.Fatalf("gaps %+v: %v", q, err)
+	}
+	return gs
+}
+
+func testLosses(t *testing.T, s ingest.Store) {
+	sec := int64(time.Second)
+	if gs := gaps(t, s, allGaps("gw")); len(gs) != 0 {
+		t.Fatalf("gaps of an empty store = %+v", gs)
+	}
+	ls := []outpost.Loss{
+		{Reason: outpost.LossMaxBytes, Kind: outpost.KindTelemetry, Sensor: "s1", Metric: "temperature",
+			From: T0, To: T0 + 10*sec, Count: 11, Epoch: math.MaxUint64, FirstSeq: 1, LastSeq: 1 << 63, At: T0 + 3600*sec},
+		{Reason: outpost.LossMaxAge, Kind: outpost.KindAlert, Rule: "hot",
+			From: T0 + 5*sec, To: T0 + 5*sec, Count: 2, Epoch: 5, FirstSeq: 3, LastSeq: 3, At: T0 + 3601*sec},
+		// A corrupt batch: what and when unknown.
+		{Reason: outpost.LossCorrupt, Kind: outpost.KindTelemetry, Sensor: "s2 ☃", Metric: "humidity",
+			Epoch: 1 << 63, FirstSeq: math.MaxUint64, LastSeq: math.MaxUint64, At: T0 - 1},
+	}
+	epoch, seq := uint64(math.MaxUint64-1), uint64(1<<63+5) // stored as negative int64s
+	before := time.Now().UnixNano()
+	commit(t, s, LossBatch("gw", epoch, seq, ls...), false)
+	after := time.Now().UnixNano()
+	counts(t, s, ingest.Counts{Batches: 1, Gaps: 3, LostReadings: 11, LostAlerts: 2})
+
+	gs := gaps(t, s, allGaps("gw"))
+	if len(gs) != 3 {
+		t.Fatalf("gaps = %+v, want 3", gs)
+	}
+	// Ordered by from_ts: the unknown (0) first.
+	for i, idx := range []int{2, 0, 1} {
+		g, l := gs[i], ls[idx]
+		if g.ReceivedAt < before || g.ReceivedAt > after {
+			t.Errorf("gap %d received at %d, not within the commit (%d..%d)", idx, g.ReceivedAt, before, after)
+		}
+		want := ingest.Gap{Gateway: "gw", Epoch: epoch, Seq: seq, Index: idx, Reason: l.Reason, Kind: l.Kind,
+			Sensor: l.Sensor, Metric: l.Metric, Rule: l.Rule, From: l.From, To: l.To, Count: l.Count,
+			LostEpoch: l.Epoch, FirstSeq: l.FirstSeq, LastSeq: l.LastSeq, DroppedAt: l.At, ReceivedAt: g.ReceivedAt}
+		if g != want {
+			t.Errorf("gaps[%d] = %+v\nwant      %+v", i, g, want)
+		}
+	}
+	if gs[0].ReceivedAt != gs[1].ReceivedAt || gs[1].ReceivedAt != gs[2].ReceivedAt {
+		t.Errorf("one batch's gaps received at different times: %+v", gs)
+	}
+	// A loss batch writes neither readings nor latest.
+	if pts, err := s.Latest(ctx(t)); err != nil || len(pts) != 0 {
+		t.Fatalf("latest after a loss batch = %+v, %v", pts, err)
+	}
+	// A second loss batch adds to the sums.
+	commit(t, s, LossBatch("gw2", 1, 1, outpost.Loss{Reason: outpost.LossMaxBatches, Kind: outpost.KindTelemetry,
+		Sensor: "s1", Metric: "temperature", From: T0, To: T0, Count: 1 << 40, Epoch: 1, FirstSeq: 1, LastSeq: 1, At: T0}), false)
+	counts(t, s, ingest.Counts{Batches: 2, Gaps: 4, LostReadings: 11 + 1<<40, LostAlerts: 2})
+	if gs := gaps(t, s, allGaps("gw")); len(gs) != 3 {
+		t.Fatalf("gw's gaps after gw2's = %d, want 3", len(gs))
+	}
+}
+
+func testLossDuplicate(t *testing.T, s ingest.Store) {
+	l := outpost.Loss{Reason: outpost.LossMaxBytes, Kind: outpost.KindTelemetry, Sensor: "s", Metric: "t",
+		From: T0, To: T0 + 1, Count: 7, Epoch: 1, FirstSeq: 1, LastSeq: 2, At: T0 + 2}
+	b := LossBatch("gw", 9, 1, l, l)
+	commit(t, s, b, false)
+	commit(t, s, b, true)
+	// Other content under the same key: a duplicate, nothing written.
+	other := LossBatch("gw", 9, 1, outpost.Loss{Reason: outpost.LossMaxAge, Kind: outpost.KindAlert, Rule: "r", Count: 100})
+	commit(t, s, other, true)
+	// The key is the batch's, whatever its kind.
+	commit(t, s, Telemetry("gw", 9, 1, Series("s", "t", T0, time.Second, 3, 0)...), true)
+	commit(t, s, Telemetry("gw", 9, 2, Series("s", "t", T0, time.Second, 3, 0)...), false)
+	commit(t, s, LossBatch("gw", 9, 2, l), true)
+	counts(t, s, ingest.Counts{Readings: 3, DistinctReadings: 3, Batches: 2, Gaps: 2, LostReadings: 14})
+	gs := gaps(t, s, allGaps("gw"))
+	if len(gs) != 2 || gs[0].Seq != 1 || gs[0].Index != 0 || gs[1].Index != 1 || gs[1].Reason != outpost.LossMaxBytes {
+		t.Fatalf("gaps after duplicates = %+v", gs)
+	}
+}
+
+// testLossRejected: a count the gaps table cannot hold is invalid data,
+// and nothing of its batch is kept.
+func testLossRejected(t *testing.T, s ingest.Store) {
+	b := LossBatch("gw", 1, 1,
+		outpost.Loss{Reason: outpost.LossMaxBytes, Kind: outpost.KindTelemetry, Sensor: "s", Metric: "t", Count: 1},
+		outpost.Loss{Reason: outpost.LossMaxBytes, Kind: outpost.KindTelemetry, Sensor: "s", Metric: "t", Count: math.MaxInt64 + 1})
+	if _, err := s.Commit(ctx(t), b, 1); !errors.Is(err, ingest.ErrInvalidData) {
+		t.Fatalf("commit of a count beyond int64: %v, want ErrInvalidData", err)
+	}
+	counts(t, s, ingest.Counts{})
+	b.Losses[1].Count = math.MaxInt64 // the largest that fits
+	commit(t, s, b, false)
+	if gs := gaps(t, s, allGaps("gw")); len(gs) != 2 || gs[0].Count+gs[1].Count != 1<<63 {
+		t.Fatalf("gaps = %+v", gs)
+	}
+	for _, q := range []ingest.GapQuery{{Gateway: "gw", To: 1}, {To: 1, Limit: 1}} {
+		if _, err := s.Gaps(ctx(t), q); err == nil {
+			t.Errorf("gaps %+v: no error", q)
+		}
+	}
+}
+
+func testGapsQuery(t *testing.T, s ingest.Store) {
+	sec := int64(time.Second)
+	tel := func(sensor, metric string, from, to int64) outpost.Loss {
+		return outpost.Loss{Reason: outpost.LossMaxAge, Kind: outpost.KindTelemetry, Sensor: sensor, Metric: metric,
+			From: T0 + from*sec, To: T0 + to*sec, Count: 1, Epoch: 1, FirstSeq: 1, LastSeq: 1, At: T0}
+	}
+	commit(t, s, LossBatch("gw", 2, 1,
+		tel("s1", "t", 10, 20), // 0
+		tel("s1", "u", 30, 30), // 1: one instant
+		tel("s2", "t", 0, 100), // 2
+		outpost.Loss{Reason: outpost.LossMaxBatches, Kind: outpost.KindAlert, Rule: "hot", // 3
+			From: T0 + 15*sec, To: T0 + 15*sec, Count: 1, Epoch: 1, FirstSeq: 1, LastSeq: 1, At: T0},
+	), false)
+	commit(t, s, LossBatch("gw2", 2, 1, tel("s1", "t", 10, 20)), false)
+	commit(t, s, LossBatch("gw", 2, 2, tel("s1", "t", 10, 20)), false) // 4: same span, later batch
+	// q is the window [T0+from s, T0+to s).
+	q := func(sensor, metric string, from, to int64, limit int) ingest.GapQuery {
+		return ingest.GapQuery{Gateway: "gw", Sensor: sensor, Metric: metric, From: T0 + from*sec, To: T0 + to*sec, Limit: limit}
+	}
+	plusNS := func(q ingest.GapQuery) ingest.GapQuery { q.To++; return q }
+	tests := []struct {
+		name string
+		q    ingest.GapQuery
+		want []int // record indexes, 4 for seq 2's
+	}{
+		{"all", q("", "", -1000, 1000, 100), []int{2, 0, 4, 3, 1}},
+		{"sensor", q("s1", "", -1000, 1000, 100), []int{0, 4, 1}},
+		{"metric", q("", "t", -1000, 1000, 100), []int{2, 0, 4}},
+		{"series", q("s1", "t", -1000, 1000, 100), []int{0, 4}},
+		{"unknown series", q("s9", "t", -1000, 1000, 100), nil},
+		{"limit", q("", "", -1000, 1000, 2), []int{2, 0}},
+		{"to_ts is inside", q("", "", 20, 25, 100), []int{2, 0, 4}},
+		{"after to_ts", q("", "", 21, 30, 100), []int{2}},
+		{"from_ts is inside", q("", "", 30, 31, 100), []int{2, 1}},
+		{"instant", q("", "", 15, 16, 100), []int{2, 0, 4, 3}},
+		{"window end is outside", q("", "", -10, 10, 100), []int{2}},
+		{"window end just past from_ts", plusNS(q("", "", -10, 10, 100)), []int{2, 0, 4}},
+		{"inside a gap", q("s2", "", 50, 60, 100), []int{2}},
+		{"after every gap", q("", "", 101, 200, 100), nil},
+		{"before every gap", q("", "", -100, 0, 100), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			gs := gaps(t, s, tc.q)
+			var got []int
+			for _, g := range gs {
+				if g.Gateway != "gw" || g.Epoch != 2 {
+					t.Fatalf("gap of another gateway or batch: %+v", g)
+				}
+				if g.Seq == 2 {
+					got = append(got, 4)
+				} else {
+					got = append(got, g.Index)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("gaps = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if gs := gaps(t, s, ingest.GapQuery{Gateway: "gw2", From: T0 + 20*sec, To: T0 + 21*sec, Limit: 10}); len(gs) != 1 || gs[0].Gateway != "gw2" {
+		t.Fatalf("gw2's gaps = %+v", gs)
+	}
+	if gs := gaps(t, s, allGaps("nobody")); len(gs) != 0 {
+		t.Fatalf("an unknown gateway's gaps = %+v", gs)
+	}
 }
 
 func equalPoints(t *testing.T, what string, got, want []ingest.Point) {

@@ -1,14 +1,16 @@
 // Package rows holds what the ingest stores share in turning a batch into
-// rows: the text of enum columns, label JSON, and the newest reading of each
-// series for the latest table.
+// rows: the text of enum columns, label JSON, the newest reading of each
+// series for the latest table, and the checks of loss records and queries.
 package rows
 
 import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/ingest"
@@ -21,8 +23,31 @@ func Kind(k outpost.Kind) string {
 		return "telemetry"
 	case outpost.KindAlert:
 		return "alert"
+	case outpost.KindLoss:
+		return "loss"
 	}
 	return "kind-" + strconv.Itoa(int(k))
+}
+
+// ParseKind is the inverse of Kind for the kinds it names.
+func ParseKind(s string) (outpost.Kind, error) {
+	for _, k := range [...]outpost.Kind{outpost.KindTelemetry, outpost.KindAlert, outpost.KindLoss} {
+		if Kind(k) == s {
+			return k, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown kind %q", s)
+}
+
+// CheckLosses reports a loss record that the gaps table cannot hold: a
+// count beyond int64 (stored as a plain bigint, summed by Counts).
+func CheckLosses(b *outpost.Batch) error {
+	for i := range b.Losses {
+		if b.Losses[i].Count > math.MaxInt64 {
+			return fmt.Errorf("loss %d: count %d out of range", i, b.Losses[i].Count)
+		}
+	}
+	return nil
 }
 
 // Labels is the alerts.labels JSON object of an alert ("{}" when empty).
@@ -86,4 +111,74 @@ func CheckRange(q ingest.RangeQuery) error {
 		return fmt.Errorf("limit %d must be positive", q.Limit)
 	}
 	return nil
+}
+
+// CheckGaps reports a gaps query a store cannot answer.
+func CheckGaps(q ingest.GapQuery) error {
+	if q.Gateway == "" {
+		return fmt.Errorf("no gateway")
+	}
+	if q.Limit <= 0 {
+		return fmt.Errorf("limit %d must be positive", q.Limit)
+	}
+	return nil
+}
+
+// GapColumns are the columns of gaps, in the order of GapRow, GapsQuery's
+// select list and ScanGap.
+var GapColumns = []string{"gateway", "epoch", "seq", "idx", "reason", "kind", "sensor", "metric", "rule",
+	"from_ts", "to_ts", "count", "lost_epoch", "first_seq", "last_seq", "dropped_at", "received_at"}
+
+// GapRow is the gaps row of loss record i of the loss batch b, committed
+// at receivedAt (unix ns), in GapColumns order.
+func GapRow(b *outpost.Batch, i int, receivedAt int64) []any {
+	l := &b.Losses[i]
+	return []any{b.Gateway, int64(b.Epoch), int64(b.Seq), int64(i), l.Reason, Kind(l.Kind), l.Sensor, l.Metric, l.Rule,
+		l.From, l.To, int64(l.Count), int64(l.Epoch), int64(l.FirstSeq), int64(l.LastSeq), l.At, receivedAt}
+}
+
+// GapsQuery is the SQL and arguments of q (which CheckGaps accepts);
+// param(n) writes the n-th placeholder, from 1. Only the filters q sets
+// are in the WHERE clause, so that the index on (gateway, sensor, metric,
+// from_ts) serves them.
+func GapsQuery(q ingest.GapQuery, param func(n int) string) (string, []any) {
+	var sb strings.Builder
+	args := []any{q.Gateway}
+	sb.WriteString("SELECT " + strings.Join(GapColumns, ", ") + " FROM gaps WHERE gateway = " + param(1))
+	add := func(cond string, v any) {
+		args = append(args, v)
+		sb.WriteString(" AND " + cond + " " + param(len(args)))
+	}
+	if q.Sensor != "" {
+		add("sensor =", q.Sensor)
+	}
+	if q.Metric != "" {
+		add("metric =", q.Metric)
+	}
+	add("from_ts <", q.To)
+	add("to_ts >=", q.From)
+	args = append(args, q.Limit)
+	sb.WriteString(" ORDER BY from_ts, epoch, seq, idx LIMIT " + param(len(args)))
+	return sb.String(), args
+}
+
+// ScanGap reads one row of GapsQuery with scan (a Rows' Scan method).
+func ScanGap(scan func(dest ...any) error) (ingest.Gap, error) {
+	var (
+		g                                         ingest.Gap
+		epoch, seq, idx, count, lost, first, last int64
+		kind                                      string
+	)
+	err := scan(&g.Gateway, &epoch, &seq, &idx, &g.Reason, &kind, &g.Sensor, &g.Metric, &g.Rule,
+		&g.From, &g.To, &count, &lost, &first, &last, &g.DroppedAt, &g.ReceivedAt)
+	if err != nil {
+		return g, err
+	}
+	k, err := ParseKind(kind)
+	if err != nil {
+		return g, err
+	}
+	g.Epoch, g.Seq, g.Index, g.Kind, g.Count = uint64(epoch), uint64(seq), int(idx), k, uint64(count)
+	g.LostEpoch, g.FirstSeq, g.LastSeq = uint64(lost), uint64(first), uint64(last)
+	return g, nil
 }

@@ -1,6 +1,9 @@
 package rows
 
 import (
+	"fmt"
+	"math"
+	"strconv"
 	"testing"
 
 	"github.com/outposthq/outpost"
@@ -41,5 +44,52 @@ func TestLabels(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("Labels(%v) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+func TestKind(t *testing.T) {
+	for _, k := range []outpost.Kind{outpost.KindTelemetry, outpost.KindAlert, outpost.KindLoss} {
+		if got, err := ParseKind(Kind(k)); err != nil || got != k {
+			t.Errorf("ParseKind(Kind(%d)) = %d, %v", k, got, err)
+		}
+	}
+	if _, err := ParseKind(Kind(9)); err == nil {
+		t.Error("ParseKind of an unknown kind succeeded")
+	}
+}
+
+func TestGapsQuery(t *testing.T) {
+	param := func(n int) string { return "$" + strconv.Itoa(n) }
+	const sel = "SELECT gateway, epoch, seq, idx, reason, kind, sensor, metric, rule, from_ts, to_ts, count, lost_epoch, first_seq, last_seq, dropped_at, received_at FROM gaps "
+	for _, tc := range []struct {
+		q    ingest.GapQuery
+		sql  string
+		args []any
+	}{
+		{ingest.GapQuery{Gateway: "g", From: 1, To: 2, Limit: 3},
+			"WHERE gateway = $1 AND from_ts < $2 AND to_ts >= $3 ORDER BY from_ts, epoch, seq, idx LIMIT $4",
+			[]any{"g", int64(2), int64(1), 3}},
+		{ingest.GapQuery{Gateway: "g", Sensor: "s", Metric: "m", From: 1, To: 2, Limit: 3},
+			"WHERE gateway = $1 AND sensor = $2 AND metric = $3 AND from_ts < $4 AND to_ts >= $5 ORDER BY from_ts, epoch, seq, idx LIMIT $6",
+			[]any{"g", "s", "m", int64(2), int64(1), 3}},
+		{ingest.GapQuery{Gateway: "g", Metric: "m", From: 1, To: 2, Limit: 3},
+			"WHERE gateway = $1 AND metric = $2 AND from_ts < $3 AND to_ts >= $4 ORDER BY from_ts, epoch, seq, idx LIMIT $5",
+			[]any{"g", "m", int64(2), int64(1), 3}},
+	} {
+		sql, args := GapsQuery(tc.q, param)
+		if sql != sel+tc.sql || fmt.Sprint(args) != fmt.Sprint(tc.args) {
+			t.Errorf("GapsQuery(%+v) =\n%s %v\nwant\n%s %v", tc.q, sql, args, sel+tc.sql, tc.args)
+		}
+	}
+}
+
+func TestCheckLosses(t *testing.T) {
+	b := &outpost.Batch{Kind: outpost.KindLoss, Losses: []outpost.Loss{{Count: math.MaxInt64}}}
+	if err := CheckLosses(b); err != nil {
+		t.Fatal(err)
+	}
+	b.Losses = append(b.Losses, outpost.Loss{Count: math.MaxInt64 + 1})
+	if err := CheckLosses(b); err == nil {
+		t.Fatal("a count beyond int64 passed")
 	}
 }
