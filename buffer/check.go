@@ -34,7 +34,7 @@ func checkPages(r io.ReaderAt, size int64) error {
 	c.seen = make([]uint64, (m.hwm+63)/64)
 	c.mark(0)
 	c.mark(1)
-	if _, err := c.bucketPage(m.root, nil, nil, 0); err != nil {
+	if _, _, err := c.bucketPage(m.root, nil, nil, 0); err != nil {
 		return err
 	}
 	if m.freelist != noFreelist {
@@ -168,16 +168,20 @@ func (c *pageChecker) mark(id uint64) bool {
 }
 
 // bucketPage checks the tree of branch and leaf pages rooted at page id,
-// whose keys must lie in [lo, hi) (nil: unbounded), and returns its last
-// key. The key order rules are bbolt's (tx_check.go), so a file that passes
-// here passes the check bbolt runs when it rebuilds the freelist.
-func (c *pageChecker) bucketPage(id uint64, lo, hi []byte, depth int) ([]byte, error) {
+// whose keys must lie in [lo, hi) (nil: unbounded), and returns its first
+// and last key. The key order rules are bbolt's (tx_check.go), so a file
+// that passes here passes the check bbolt runs when it rebuilds the
+// freelist. One rule is stricter: a branch key must equal its child's
+// first key. bbolt writes them so, and its updates rely on it: it finds a
+// child's entry in the parent by the child's first key, and a mismatch
+// leaves a second entry pointing at the freed page.
+func (c *pageChecker) bucketPage(id uint64, lo, hi []byte, depth int) (first, last []byte, err error) {
 	if depth > maxTreeDepth {
-		return nil, badFile("tree too deep at page %d", id)
+		return nil, nil, badFile("tree too deep at page %d", id)
 	}
 	p, span, err := c.page(id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return c.nodePage(p, span, int64(id)*c.pageSize, lo, hi, depth)
 }
@@ -185,17 +189,17 @@ func (c *pageChecker) bucketPage(id uint64, lo, hi []byte, depth int) ([]byte, e
 // nodePage checks one branch or leaf page: p holds its first bytes (all of
 // an inline page), span its length, base its file offset (-1 if inline).
 // Keys are slices of p or fresh reads, so they stay valid.
-func (c *pageChecker) nodePage(p []byte, span uint64, base int64, lo, hi []byte, depth int) ([]byte, error) {
+func (c *pageChecker) nodePage(p []byte, span uint64, base int64, lo, hi []byte, depth int) (first, last []byte, err error) {
 	flags, count := ne.Uint16(p[8:]), uint64(ne.Uint16(p[10:]))
 	if flags != flagBranch && flags != flagLeaf {
-		return nil, badFile("page type %#x", flags)
+		return nil, nil, badFile("page type %#x", flags)
 	}
 	if pageHeaderSize+count*elemSize > span || (flags == flagBranch && count == 0) {
-		return nil, badFile("%d elements on a page of %d bytes", count, span)
+		return nil, nil, badFile("%d elements on a page of %d bytes", count, span)
 	}
-	p, err := c.span(p, pageHeaderSize+count*elemSize, base)
+	p, err = c.span(p, pageHeaderSize+count*elemSize, base)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	elem := func(i uint64) []byte { return p[pageHeaderSize+i*elemSize:][:elemSize] }
 	keyAt := func(i, pos, ksize uint64) ([]byte, error) {
@@ -210,48 +214,55 @@ func (c *pageChecker) nodePage(p []byte, span uint64, base int64, lo, hi []byte,
 		for i := range count {
 			e := elem(i)
 			if keys[i], err = keyAt(i, uint64(ne.Uint32(e)), uint64(ne.Uint32(e[4:]))); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
-		floor, last := lo, []byte(nil)
+		floor := lo
 		for i := range count {
 			if err := keyOrder(keys[i], i, floor, hi); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			next := hi
 			if i+1 < count {
 				next = keys[i+1]
 			}
-			if last, err = c.bucketPage(ne.Uint64(elem(i)[8:]), keys[i], next, depth+1); err != nil {
-				return nil, err
+			childFirst, childLast, err := c.bucketPage(ne.Uint64(elem(i)[8:]), keys[i], next, depth+1)
+			if err != nil {
+				return nil, nil, err
 			}
-			floor = last
+			if !bytes.Equal(childFirst, keys[i]) {
+				return nil, nil, badFile("branch key differs from its child's first key")
+			}
+			floor, last = childLast, childLast
 		}
-		return last, nil
+		return keys[0], last, nil
 	}
-	floor, last := lo, []byte(nil)
+	floor := lo
 	for i := range count {
 		e := elem(i)
 		pos, ksize, vsize := uint64(ne.Uint32(e[4:])), uint64(ne.Uint32(e[8:])), uint64(ne.Uint32(e[12:]))
 		key, err := keyAt(i, pos, ksize)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := keyOrder(key, i, floor, hi); err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if i == 0 {
+			first = key
 		}
 		floor, last = key, key
 		off := pageHeaderSize + i*elemSize + pos + ksize
 		if vsize > span || off > span-vsize {
-			return nil, badFile("value overflows its page")
+			return nil, nil, badFile("value overflows its page")
 		}
 		if ne.Uint32(e)&leafFlagBucket != 0 {
 			if err := c.subBucket(p, span, base, off, vsize, depth); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
-	return last, nil
+	return first, last, nil
 }
 
 // keyOrder is bbolt's verifyKeyOrder: key i of a page must be above the
@@ -279,14 +290,14 @@ func (c *pageChecker) subBucket(p []byte, span uint64, base int64, off, n uint64
 	c.nested = true
 	defer func() { c.nested = false }()
 	if root := ne.Uint64(v); root != 0 {
-		_, err := c.bucketPage(root, nil, nil, depth+1)
+		_, _, err := c.bucketPage(root, nil, nil, depth+1)
 		return err
 	}
 	inline := v[bucketHeaderSize:]
 	if len(inline) < pageHeaderSize {
 		return badFile("inline bucket too short")
 	}
-	_, err = c.nodePage(inline, uint64(len(inline)), -1, nil, nil, depth+1)
+	_, _, err = c.nodePage(inline, uint64(len(inline)), -1, nil, nil, depth+1)
 	return err
 }
 

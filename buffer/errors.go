@@ -11,6 +11,10 @@ import (
 // which entry, so it can be deleted and reported as lost.
 var ErrCorrupt = errors.New("buffer: corrupt data")
 
+// ErrReadOnly is wrapped by the error of a write to an outbox opened with
+// Options.ReadOnly.
+var ErrReadOnly = errors.New("opened read-only")
+
 // CorruptError names one damaged entry. It wraps ErrCorrupt.
 type CorruptError struct {
 	Lane   Lane

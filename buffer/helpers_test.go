@@ -2,7 +2,9 @@ package buffer
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +20,10 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const testGateway = "gw-test"
+
+// testBase is the time the test batches were made: an hour ago, well within
+// the default age cap (tests of the age cap inject a clock).
+var testBase = time.Now().Add(-time.Hour).Truncate(time.Second).UnixNano()
 
 // newPath returns a path for an outbox file in a fresh temp dir.
 func newPath(t testing.TB) string {
@@ -95,7 +101,7 @@ func rawUpdate(t testing.TB, path string, fn func(tx *bolt.Tx) error) {
 func telemetry(n, seed int) *outpost.Batch {
 	bb := outpost.NewBatchBuilder()
 	rs := make([]outpost.Reading, n)
-	base := int64(1_700_000_000_000_000_000) + int64(seed)*int64(time.Second)
+	base := testBase + int64(seed)*int64(time.Second)
 	for i := range rs {
 		rs[i] = outpost.Reading{
 			Sensor: fmt.Sprintf("dev%d-env", i%8),
@@ -117,10 +123,10 @@ func alert(rule string) *outpost.Batch {
 		Version: outpost.WireVersion,
 		Kind:    outpost.KindAlert,
 		Gateway: testGateway,
-		Created: 1_700_000_000_000_000_000,
+		Created: testBase,
 		Alerts: []outpost.Alert{{
 			Rule: rule, Fingerprint: rule + "{}", State: outpost.StateFiring,
-			Severity: "critical", Value: 42, ChangedAt: 1_700_000_000_000_000_000,
+			Severity: "critical", Value: 42, ChangedAt: testBase,
 		}},
 	}
 }
@@ -188,3 +194,100 @@ func checkEntries(t testing.TB, es []Entry, lane Lane, bs ...*outpost.Batch) {
 }
 
 func batches(bs ...*outpost.Batch) []*outpost.Batch { return bs }
+
+// decode decodes a stored entry, which must be a valid batch.
+func decode(t testing.TB, e Entry) *outpost.Batch {
+	t.Helper()
+	b, err := outpost.DecodeBatch(e.Data)
+	if err != nil {
+		t.Fatalf("seq %d: %v", e.Seq, err)
+	}
+	if b.Seq != e.Seq {
+		t.Fatalf("entry seq %d holds batch seq %d", e.Seq, b.Seq)
+	}
+	return b
+}
+
+// losses returns the loss records stored in the alert lane.
+func losses(t testing.TB, o *Outbox) []outpost.Loss {
+	t.Helper()
+	var ls []outpost.Loss
+	for _, e := range readAll(t, o, LaneAlert) {
+		if b := decode(t, e); b.Kind == outpost.KindLoss {
+			ls = append(ls, b.Losses...)
+		}
+	}
+	return ls
+}
+
+// lostCount sums the Count of the stored loss records of one kind.
+func lostCount(t testing.TB, o *Outbox, kind outpost.Kind) uint64 {
+	t.Helper()
+	var n uint64
+	for _, l := range losses(t, o) {
+		if l.Kind == kind {
+			n += l.Count
+		}
+	}
+	return n
+}
+
+// chunkKey is the key of chunk i (from 1) of seq.
+func chunkKey(seq uint64, i uint32) []byte {
+	return binary.BigEndian.AppendUint32(putKey(nil, seq), i)
+}
+
+// flipValue flips a bit in the middle of the value under key.
+func flipValue(b *bolt.Bucket, key []byte) error {
+	v := b.Get(key)
+	if v == nil {
+		return fmt.Errorf("no key %x", key)
+	}
+	v = bytes.Clone(v)
+	v[len(v)/2] ^= 0x10
+	return b.Put(key, v)
+}
+
+// rawKeys returns every key of a lane, chunks included.
+func rawKeys(t testing.TB, o *Outbox, lane Lane) [][]byte {
+	t.Helper()
+	var ks [][]byte
+	err := o.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(laneBuckets[lane]).ForEach(func(k, _ []byte) error {
+			ks = append(ks, bytes.Clone(k))
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
+}
+
+func readFile(t testing.TB, path string) []byte {
+	t.Helper()
+	p, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// putCRC sets the CRC of a stored value (CRC and batch bytes).
+func putCRC(v []byte) {
+	binary.BigEndian.PutUint32(v, crc32.Checksum(v[crcLen:], castagnoli))
+}
+
+// sameStats compares stats but for the file size, which Close can change
+// as it commits pending deletes.
+func sameStats(a, b Stats) bool {
+	a.FileBytes, b.FileBytes = 0, 0
+	return a == b
+}
+
+// wlocked runs fn holding the writers' lock.
+func (o *Outbox) wlocked(fn func() error) error {
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	return fn()
+}

@@ -17,27 +17,102 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-const lockTimeout = time.Second
+// freelistType is bbolt's array freelist: first fit, so it keeps runs of
+// free pages whole, where the hashmap one splits any larger run for a
+// small allocation. In this layout every node is one page (chunkSize),
+// but a version 1 file holds leaves of several pages until its batches
+// are gone.
+var freelistType = bolt.FreelistArrayType
+
+const (
+	lockTimeout   = time.Second
+	compactSuffix = ".compact"
+	compactTxMax  = 64 << 20 // bytes copied per transaction while compacting
+)
 
 // state is what Open learns from the file.
 type state struct {
 	epoch, next uint64
 	batches     [numLanes]int
 	bytes       [numLanes]int64
+	counters    Counters
 	created     bool
 }
 
-// openFile opens the outbox file at path and loads its state. An error of
+// openFile opens the file and loads its state into o. Unless read-only, a
+// corrupt file is moved aside and a new one created in its place.
+func (o *Outbox) openFile() (state, error) {
+	if !o.readOnly {
+		// Left by a compaction that did not finish; the file itself is whole.
+		if err := os.Remove(o.path + compactSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return state{}, fmt.Errorf("buffer: %w", err)
+		}
+	}
+	db, st, err := openDB(o.path, o.readOnly, o.noSync, o.log)
+	if fe := (*fileError)(nil); errors.As(err, &fe) && !o.readOnly {
+		aside, mvErr := moveAside(o.path, o.now())
+		if mvErr != nil {
+			return state{}, fmt.Errorf("buffer: %s: %v; moving it aside: %w", o.path, fe, mvErr)
+		}
+		o.log.Error().Str(keyPath, o.path).Str(keyMovedTo, aside).Str(keyReason, fe.reason).
+			Msg("outbox file is corrupt: moved aside, starting a new epoch; batches in it will not be sent")
+		db, st, err = openDB(o.path, false, o.noSync, o.log)
+	}
+	if err != nil {
+		if fe := (*fileError)(nil); errors.As(err, &fe) {
+			return state{}, fmt.Errorf("buffer: %s: %v", o.path, fe)
+		}
+		return state{}, err
+	}
+	o.setDB(db, st)
+	return st, nil
+}
+
+// setDB makes db the outbox's file, with the state loaded from it. The
+// counters since Open are kept.
+func (o *Outbox) setDB(db *bolt.DB, st state) {
+	o.db, o.epoch, o.next = db, st.epoch, st.next
+	o.page = int64(db.Info().PageSize)
+	o.chunk = chunkSize(o.page)
+	if !o.readOnly {
+		db.AllocSize = o.lim.allocSize
+	}
+	o.heads = [numLanes]head{}
+	o.stats = Stats{Epoch: st.epoch, NextSeq: st.next, Batches: st.batches, Bytes: st.bytes,
+		Counters: o.stats.Counters, Persisted: st.counters}
+	if size, err := fileSize(o.path); err == nil {
+		o.stats.FileBytes = size
+	}
+	err := o.view(func(tx *bolt.Tx) error {
+		for l := range numLanes {
+			if b := tx.Bucket(laneBuckets[l]); b != nil {
+				o.stats.OldestCreated[l], _, _ = o.headCreated(b, Lane(l), nil)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		o.log.Error().Err(err).Str(keyPath, o.path).Msg("reading the oldest batches")
+	}
+}
+
+// openDB opens the outbox file at path and loads its state. An error of
 // type *fileError means the file's content is unusable.
-func openFile(path string, noSync bool, log zerolog.Logger) (*bolt.DB, state, error) {
+func openDB(path string, readOnly, noSync bool, log zerolog.Logger) (*bolt.DB, state, error) {
 	fi, err := os.Stat(path)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist) && !readOnly:
 	case err != nil:
 		return nil, state{}, fmt.Errorf("buffer: %w", err)
+	case fi.Size() == 0 && !readOnly:
+		// A kill between creating the file and bbolt's first write leaves
+		// it empty. It holds nothing to keep: start it anew, quietly
+		// enough not to look like corruption.
+		log.Warn().Str(keyPath, path).Msg("outbox file is empty (a crash while it was created?); starting a new one")
+		if err := os.Remove(path); err != nil {
+			return nil, state{}, fmt.Errorf("buffer: %w", err)
+		}
 	case fi.Size() == 0:
-		// bbolt would quietly initialise it, but an outbox file is never
-		// empty once created: it was truncated, or never written.
 		return nil, state{}, badFile("empty file")
 	default:
 		if err := precheck(path); err != nil {
@@ -46,14 +121,20 @@ func openFile(path string, noSync bool, log zerolog.Logger) (*bolt.DB, state, er
 	}
 	db, err := openBolt(path, bolt.Options{
 		Timeout:        lockTimeout,
-		FreelistType:   bolt.FreelistMapType,
+		ReadOnly:       readOnly,
+		FreelistType:   freelistType,
 		NoFreelistSync: true, // faster commits; bbolt rebuilds the freelist on open
 		NoSync:         noSync,
 	})
 	if err != nil {
 		return nil, state{}, err
 	}
-	st, err := load(db, log)
+	var st state
+	if readOnly {
+		st, err = loadReadOnly(db)
+	} else {
+		st, err = load(db, log)
+	}
 	if err != nil {
 		if cerr := db.Close(); cerr != nil {
 			log.Error().Err(cerr).Str(keyPath, path).Msg("close after failed load")
@@ -67,6 +148,14 @@ func openFile(path string, noSync bool, log zerolog.Logger) (*bolt.DB, state, er
 		}
 	}
 	return db, st, nil
+}
+
+func fileSize(path string) (int64, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
 }
 
 // openBolt opens the bbolt file, classifying failures: a lock timeout or an
@@ -151,9 +240,16 @@ func load(db *bolt.DB, log zerolog.Logger) (st state, err error) {
 		if err := readMeta(meta, &st); err != nil {
 			return err
 		}
-		dirty := false
+		// Version 1 files are version 2 files without chunks: mark them 2
+		// before chunks are written, so that an older build refuses them.
+		dirty := getUint(meta, metaVersion) < formatVersion
+		if dirty {
+			if err := meta.Put(metaVersion, putKey(nil, formatVersion)); err != nil {
+				return err
+			}
+		}
 		for l := range numLanes {
-			fixed, err := countLane(tx, Lane(l), &st, log)
+			fixed, err := countLane(tx, Lane(l), &st, true, log)
 			if err != nil {
 				return err
 			}
@@ -177,6 +273,36 @@ func load(db *bolt.DB, log zerolog.Logger) (st state, err error) {
 	if errors.Is(err, errNothing) {
 		err = nil
 	}
+	return st, err
+}
+
+// loadReadOnly reads an existing file's state without changing it:
+// malformed entries are left out of the counts, not deleted.
+func loadReadOnly(db *bolt.DB) (st state, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = badFile("bbolt panicked loading it: %v", r)
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	err = db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return badFile("no meta bucket")
+		}
+		if err := readMeta(meta, &st); err != nil {
+			return err
+		}
+		for l := range numLanes {
+			if _, err := countLane(tx, Lane(l), &st, false, zerolog.Nop()); err != nil {
+				return err
+			}
+		}
+		if st.next == 0 {
+			return badFile("seq space exhausted")
+		}
+		return nil
+	})
 	return st, err
 }
 
@@ -217,48 +343,79 @@ func readMeta(meta *bolt.Bucket, st *state) error {
 	case v > formatVersion:
 		// Written by a newer build: refuse rather than discard its data.
 		return fmt.Errorf("buffer: file format version %d is newer than this build's %d", v, formatVersion)
-	case v < formatVersion:
+	case v < 1:
 		return badFile("format version %d", v)
 	}
 	st.epoch, st.next = getUint(meta, metaEpoch), getUint(meta, metaNextSeq)
 	if st.epoch == 0 || st.next == 0 {
 		return badFile("zero epoch or next seq")
 	}
+	for i, p := range st.counters.fields() {
+		*p = int64(getUint(meta, metaCounters[i])) // absent: 0
+	}
 	return nil
 }
 
-// countLane adds a lane's entries to st, deletes malformed ones (reporting
-// whether it did) and raises st.next past the highest seq.
-func countLane(tx *bolt.Tx, lane Lane, st *state, log zerolog.Logger) (bool, error) {
+// countLane adds a lane's entries to st and raises st.next past the
+// highest seq. With repair it deletes malformed entries (a key of another
+// length, a chunk without its first, a value shorter than its CRC) and
+// reports whether it did; else it leaves them out of the counts. It reads
+// keys and sizes, not values.
+func countLane(tx *bolt.Tx, lane Lane, st *state, repair bool, log zerolog.Logger) (bool, error) {
 	b := tx.Bucket(laneBuckets[lane])
 	if b == nil {
 		return false, badFile("%s bucket missing", lane)
 	}
-	var bad [][]byte
+	var badKeys [][]byte
+	var badSeqs []uint64
+	var seq uint64
+	var size int64
+	open := false
+	flush := func() {
+		switch {
+		case !open:
+		case size < crcLen:
+			badSeqs = append(badSeqs, seq)
+		default:
+			st.batches[lane]++
+			st.bytes[lane] += size
+			if seq >= st.next {
+				st.next = seq + 1
+			}
+		}
+		open = false
+	}
 	c := b.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if v == nil {
+		switch {
+		case v == nil:
 			return false, badFile("bucket nested in %s lane", lane)
-		}
-		if len(k) != keyLen || len(v) < crcLen {
-			bad = append(bad, bytes.Clone(k))
-			continue
-		}
-		st.batches[lane]++
-		st.bytes[lane] += int64(len(v))
-		if seq := binary.BigEndian.Uint64(k); seq >= st.next {
-			st.next = seq + 1
+		case len(k) == keyLen:
+			flush()
+			seq, size, open = binary.BigEndian.Uint64(k), int64(len(v)), true
+		case len(k) == chunkKeyLen && open && binary.BigEndian.Uint64(k) == seq:
+			size += int64(len(v))
+		default:
+			badKeys = append(badKeys, bytes.Clone(k))
 		}
 	}
-	for _, k := range bad {
+	flush()
+	if !repair || len(badKeys)+len(badSeqs) == 0 {
+		return false, nil
+	}
+	for _, k := range badKeys {
 		if err := b.Delete(k); err != nil {
 			return false, err
 		}
 	}
-	if len(bad) > 0 {
-		log.Error().Str(keyLane, lane.String()).Int(keyDropped, len(bad)).Msg("malformed entries in outbox: deleted")
+	for _, seq := range badSeqs {
+		if _, _, err := deleteEntry(b, seq); err != nil {
+			return false, err
+		}
 	}
-	return len(bad) > 0, nil
+	log.Error().Str(keyLane, lane.String()).Int(keyDropped, len(badKeys)+len(badSeqs)).
+		Msg("malformed entries in outbox: deleted")
+	return true, nil
 }
 
 func getUint(b *bolt.Bucket, k []byte) uint64 {

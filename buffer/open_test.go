@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -66,10 +67,6 @@ func TestOpenMovesAsideCorrupt(t *testing.T) {
 	}{
 		{"garbage", func(t *testing.T, path string) uint64 {
 			writeFile(t, path, randomBytes(64<<10))
-			return 0
-		}},
-		{"zero length", func(t *testing.T, path string) uint64 {
-			writeFile(t, path, nil)
 			return 0
 		}},
 		{"shorter than a page", func(t *testing.T, path string) uint64 {
@@ -151,6 +148,25 @@ func TestOpenMovesAsideCorrupt(t *testing.T) {
 			mustAppend(t, o, telemetry(3, 1))
 		})
 	}
+}
+
+// A kill between creating the file and bbolt's first write leaves it empty:
+// that is a new outbox, not a corrupt one.
+func TestOpenEmptyFileStartsFresh(t *testing.T) {
+	path := newPath(t)
+	writeFile(t, path, nil)
+	var logs bytes.Buffer
+	o := open(t, path, &Options{Logger: zerolog.New(&logs)})
+	if _, err := os.Stat(path + asideSuffix); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("empty file moved aside (%v)", err)
+	}
+	if o.Epoch() == 0 || o.Stats().NextSeq != 1 {
+		t.Errorf("epoch %d, stats %+v: want a fresh outbox", o.Epoch(), o.Stats())
+	}
+	if strings.Contains(logs.String(), `"level":"error"`) || !strings.Contains(logs.String(), "empty") {
+		t.Errorf("want one warning, no error:\n%s", logs.String())
+	}
+	mustAppend(t, o, telemetry(3, 1))
 }
 
 func TestOpenMovesAsideTwice(t *testing.T) {

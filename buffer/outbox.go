@@ -4,11 +4,9 @@
 package buffer
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"hash/crc32"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,35 +37,6 @@ func (l Lane) String() string {
 	return fmt.Sprintf("lane(%d)", uint8(l))
 }
 
-// Defaults for Options.
-const (
-	DefaultMaxBatches       = 1_000_000
-	DefaultMaxBytes   int64 = 1 << 30
-)
-
-// Options tune an Outbox. A nil *Options, and any zero field, mean the
-// documented default.
-type Options struct {
-	// MaxBatches caps the stored batches, both lanes together. Default
-	// DefaultMaxBatches. When an Append goes over, the oldest telemetry is
-	// evicted first, then the oldest alerts.
-	MaxBatches int
-	// MaxBytes caps the sum of stored values (each batch plus its 4-byte
-	// CRC), both lanes together. Default DefaultMaxBytes (1 GiB). Same
-	// eviction order. The file itself is larger: bbolt's pages and free
-	// space come on top, and a bbolt file never shrinks.
-	MaxBytes int64
-	// NoSync skips fsync on commit (bbolt NoSync). Tests and benchmarks
-	// only: a crash can then lose or corrupt the file.
-	NoSync bool
-	// Logger receives the outbox's logs under component=buffer.
-	// Default zerolog.Nop().
-	Logger zerolog.Logger
-	// Now is the clock, used to name a corrupt file moved aside and to
-	// rate-limit logs. Default time.Now.
-	Now func() time.Time
-}
-
 // Entry is one stored batch returned by Read.
 type Entry struct {
 	Seq  uint64
@@ -80,37 +49,73 @@ type Entry struct {
 
 // Stats is a snapshot of the outbox's counters.
 type Stats struct {
-	Epoch           uint64
-	NextSeq         uint64
-	Batches         [numLanes]int   // stored batches, indexed by Lane
-	Bytes           [numLanes]int64 // stored value bytes, indexed by Lane
-	Evicted         int64           // batches evicted by the caps since Open
-	EvictedReadings int64           // readings in the evicted telemetry batches
+	Epoch         uint64
+	NextSeq       uint64
+	Batches       [numLanes]int   // stored batches, indexed by Lane
+	Bytes         [numLanes]int64 // stored value bytes (batch + CRC), indexed by Lane
+	OldestCreated [numLanes]int64 // Created (unix ns) of each lane's oldest batch; 0 if empty or damaged
+	FileBytes     int64           // size of the file
+	Counters                      // since Open
+	Persisted     Counters        // since the file was created
+}
+
+// Counters count what the outbox dropped, and the loss batches that
+// report it upstream.
+type Counters struct {
+	Evicted         int64 `json:"batches"`      // telemetry and alert batches evicted by the caps
+	EvictedReadings int64 `json:"readings"`     // readings in them
+	EvictedAlerts   int64 `json:"alerts"`       // alerts in them
+	LossRecords     int64 `json:"loss_batches"` // loss batches written
+	Corrupt         int64 `json:"corrupt"`      // batches dropped because they failed their CRC
+}
+
+func (c *Counters) fields() [5]*int64 {
+	return [...]*int64{&c.Evicted, &c.EvictedReadings, &c.EvictedAlerts, &c.LossRecords, &c.Corrupt}
+}
+
+func (c *Counters) add(d *Counters) {
+	ds := d.fields()
+	for i, p := range c.fields() {
+		*p += *ds[i]
+	}
 }
 
 // Outbox is the bbolt-backed store-and-forward buffer. Its methods are safe
 // for concurrent use; bbolt and an internal mutex serialise the writers
-// (Append, Delete) while Reads run in parallel.
+// (Append, Delete, DropCorrupt) while Reads run in parallel.
 type Outbox struct {
-	db         *bolt.DB
-	path       string
-	epoch      uint64
-	maxBatches int
-	maxBytes   int64
-	log        zerolog.Logger
-	now        func() time.Time
-	notify     chan struct{}
-	closed     atomic.Bool
+	db       *bolt.DB
+	path     string
+	epoch    uint64
+	lim      limits
+	page     int64 // bbolt page size
+	chunk    int   // chunkSize(page)
+	readOnly bool
+	noSync   bool
+	syncDel  bool
+	log      zerolog.Logger
+	now      func() time.Time
+	notify   chan struct{}
+	closed   atomic.Bool
 
-	// wmu serialises Append and Delete so the counters change in commit
-	// order. The fields below it are owned by the writer holding wmu.
+	// wmu serialises the writers so the counters change in commit order.
+	// The fields below it are owned by the writer holding wmu.
 	wmu        sync.Mutex
-	next       uint64        // next seq to assign, as persisted
-	enc        []byte        // encoded values of one Append, reused
-	keys       []byte        // keys of one Append or Delete, reused
-	ends       []int         // end offset in enc of each value
-	scratch    outpost.Batch // decodes evicted batches to count readings
-	lastEvictW time.Time     // last eviction warning, for rate limiting
+	next       uint64 // next seq to assign, as persisted
+	gateway    string // for loss batches no evicted batch names
+	enc        []byte // encoded values of one Append, reused
+	keys       []byte // keys of one Append or Delete, reused
+	ends       []int  // end offsets in enc and keys of each value of one Append
+	buf        []byte // a value of several chunks, assembled
+	scratch    outpost.Batch
+	heads      [numLanes]head
+	lastEvictW time.Time // last eviction warning, for rate limiting
+
+	// pmu guards pending, the acked seqs not yet deleted from the file,
+	// which Read skips. Writers change it under wmu and pmu, so a writer
+	// may read it under wmu alone.
+	pmu     sync.RWMutex
+	pending map[uint64]pendingDelete
 
 	// mu guards stats. Writers change stats under wmu and mu, so a writer
 	// may read it under wmu alone.
@@ -124,49 +129,42 @@ type Outbox struct {
 // <path>.corrupt-<UTC time>, logged as an error, and replaced by a new file
 // with a new epoch. A file locked by another process, or one that cannot be
 // opened for OS reasons, is left alone and an error returned.
+//
+// Open then applies the caps: it evicts batches past MaxAge, or beyond a
+// cap that was lowered, with their loss records, and compacts a file that
+// has grown past its hard limit. With Options.ReadOnly it only reads.
 func Open(path string, opts *Options) (*Outbox, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
 	o := &Outbox{
-		path:       path,
-		maxBatches: opts.MaxBatches,
-		maxBytes:   opts.MaxBytes,
-		log:        opts.Logger.With().Str(keyComponent, "buffer").Logger(),
-		now:        opts.Now,
-		notify:     make(chan struct{}, 1),
-	}
-	if o.maxBatches <= 0 {
-		o.maxBatches = DefaultMaxBatches
-	}
-	if o.maxBytes <= 0 {
-		o.maxBytes = DefaultMaxBytes
+		path:     path,
+		lim:      newLimits(opts),
+		readOnly: opts.ReadOnly,
+		noSync:   opts.NoSync,
+		syncDel:  opts.SyncDeletes,
+		gateway:  opts.Gateway,
+		pending:  make(map[uint64]pendingDelete),
+		log:      opts.Logger.With().Str(keyComponent, "buffer").Logger(),
+		now:      opts.Now,
+		notify:   make(chan struct{}, 1),
 	}
 	if o.now == nil {
 		o.now = time.Now
 	}
-
-	db, st, err := openFile(path, opts.NoSync, o.log)
-	if fe := (*fileError)(nil); errors.As(err, &fe) {
-		aside, mvErr := moveAside(path, o.now())
-		if mvErr != nil {
-			return nil, fmt.Errorf("buffer: %s: %v; moving it aside: %w", path, fe, mvErr)
-		}
-		o.log.Error().Str(keyPath, path).Str(keyMovedTo, aside).Str(keyReason, fe.reason).
-			Msg("outbox file is corrupt: moved aside, starting a new epoch; batches in it will not be sent")
-		db, st, err = openFile(path, opts.NoSync, o.log)
-	}
+	st, err := o.openFile()
 	if err != nil {
-		if fe := (*fileError)(nil); errors.As(err, &fe) {
-			return nil, fmt.Errorf("buffer: %s: %v", path, fe)
-		}
 		return nil, err
 	}
-	o.db, o.epoch, o.next = db, st.epoch, st.next
-	o.stats = Stats{Epoch: st.epoch, NextSeq: st.next, Batches: st.batches, Bytes: st.bytes}
-	o.log.Info().Str(keyPath, path).Uint64(keyEpoch, st.epoch).Uint64(keyNextSeq, st.next).
-		Bool(keyCreated, st.created).Int(keyBatches, st.batches[0]+st.batches[1]).
-		Int64(keyBytes, st.bytes[0]+st.bytes[1]).Msg("outbox open")
+	if !o.readOnly {
+		if st, err = o.maintainOrMoveAside(st); err != nil {
+			return nil, err
+		}
+	}
+	now := o.Stats()
+	o.log.Info().Str(keyPath, path).Uint64(keyEpoch, now.Epoch).Uint64(keyNextSeq, now.NextSeq).
+		Bool(keyCreated, st.created).Int(keyBatches, now.Batches[0]+now.Batches[1]).
+		Int64(keyBytes, now.Bytes[0]+now.Bytes[1]).Int64(keyFileBytes, now.FileBytes).Msg("outbox open")
 	return o, nil
 }
 
@@ -180,76 +178,42 @@ func (o *Outbox) Notify() <-chan struct{} { return o.notify }
 
 // Append stamps each batch with the epoch and the next seq (consecutive,
 // never reused within the epoch), encodes it and stores all of them in one
-// durable transaction: alert batches in LaneAlert, others in LaneTelemetry.
-// If the caps are exceeded it evicts (oldest telemetry first, then oldest
-// alerts) in the same transaction. On error nothing is stored and the
-// Epoch and Seq written into bs mean nothing.
+// durable transaction: alert and loss batches in LaneAlert, telemetry in
+// LaneTelemetry.
+//
+// Append does not fail because the outbox is full. In the same transaction
+// it applies the caps: batches past MaxAge go, then while a cap is
+// exceeded the oldest telemetry, then the oldest of the alert lane, and
+// what they held is stored as loss records (outpost.KindLoss, next seqs,
+// alert lane). A batch that does not fit under the caps even alone is
+// evicted like the others: its seq is used, its loss record stored.
+// Rarely, when the file is at its hard size limit, Append first commits an
+// eviction of its own. The transaction also commits the deletes of the
+// Delete calls before it.
+//
+// On error nothing of this call is stored and the Epoch and Seq written
+// into bs mean nothing.
 func (o *Outbox) Append(bs []*outpost.Batch) error {
-	if o.closed.Load() {
-		return errClosed
+	if err := o.writable(); err != nil {
+		return err
 	}
 	if len(bs) == 0 {
 		return nil
 	}
 	o.wmu.Lock()
 	defer o.wmu.Unlock()
-
-	// Encode outside the transaction; bbolt keeps references to keys and
-	// values until commit, so each gets its own bytes in the arenas.
-	enc, keys, ends := o.enc[:0], o.keys[:0], o.ends[:0]
-	for i, b := range bs {
-		if b == nil {
-			return fmt.Errorf("buffer: append: batch %d is nil", i)
-		}
-		b.Epoch, b.Seq = o.epoch, o.next+uint64(i)
-		start := len(enc)
-		enc = append(enc, 0, 0, 0, 0)
-		var err error
-		if enc, err = b.MarshalMsg(enc); err != nil {
-			return fmt.Errorf("buffer: append: encode batch %d: %w", i, err)
-		}
-		binary.BigEndian.PutUint32(enc[start:], crc32.Checksum(enc[start+crcLen:], castagnoli))
-		ends = append(ends, len(enc))
-		keys = putKey(keys, b.Seq)
+	if err := o.encode(bs); err != nil {
+		return err
 	}
-	o.enc, o.keys, o.ends = enc, keys, ends
-
-	next := o.next + uint64(len(bs))
-	var d delta
-	err := o.update(func(tx *bolt.Tx) error {
-		lanes, err := laneBucketsOf(tx)
-		if err != nil {
-			return err
-		}
-		start := 0
-		for i, b := range bs {
-			lane := laneOf(b)
-			v := enc[start:ends[i]]
-			start = ends[i]
-			if err := lanes[lane].Put(keys[i*keyLen:(i+1)*keyLen], v); err != nil {
-				return err
-			}
-			d.batches[lane]++
-			d.bytes[lane] += int64(len(v))
-		}
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil {
-			return fmt.Errorf("%w: meta bucket missing", ErrCorrupt)
-		}
-		if err := meta.Put(metaNextSeq, putKey(nil, next)); err != nil {
-			return err
-		}
-		return o.evict(lanes, &d)
-	})
+	before := o.stats.Counters
+	err := o.appendRetrying(bs)
 	if cap(o.enc) > maxKeptArena {
 		o.enc = nil // a rare huge Append should not pin its memory
 	}
 	if err != nil {
 		return fmt.Errorf("buffer: append: %w", err)
 	}
-	o.next = next
-	o.apply(&d, next)
-	if d.evicted > 0 {
+	if o.stats.Counters != before {
 		o.warnEvicted()
 	}
 	select {
@@ -259,11 +223,14 @@ func (o *Outbox) Append(bs []*outpost.Batch) error {
 	return nil
 }
 
+// readPrealloc bounds the entries Read sizes its array for at first.
+const readPrealloc = 64
+
 // Read returns up to max entries of lane with seq > after, in ascending seq
 // order, appended to dst. Every value's CRC is checked: at a damaged entry
 // Read stops and returns the entries before it together with an error
 // wrapping ErrCorrupt (a *CorruptError naming the seq, which the caller can
-// Delete and report as lost).
+// pass to DropCorrupt, which drops it and reports it lost).
 func (o *Outbox) Read(lane Lane, after uint64, max int, dst []Entry) ([]Entry, error) {
 	if lane >= numLanes {
 		return dst, fmt.Errorf("buffer: read: invalid lane %d", uint8(lane))
@@ -276,93 +243,55 @@ func (o *Outbox) Read(lane Lane, after uint64, max int, dst []Entry) ([]Entry, e
 	}
 	base := len(dst)
 	var bad error
+	o.pmu.RLock()
+	defer o.pmu.RUnlock()
 	err := o.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(laneBuckets[lane])
 		if b == nil {
 			return &CorruptError{Lane: lane, Reason: "bucket missing"}
 		}
+		// Values are copied out of the mmap into one array, sized after
+		// the first; ends holds where each ends, as the array may move
+		// while it grows.
+		var arena []byte
+		var ends []int
 		var from [keyLen]byte
-		total := 0
 		c := b.Cursor()
-		for k, v := c.Seek(putKey(from[:0], after+1)); k != nil && len(dst)-base < max; k, v = c.Next() {
-			seq, data, err := checkEntry(lane, k, v)
-			if err != nil {
+		k, v := c.Seek(putKey(from[:0], after+1))
+		for k != nil && len(ends) < max {
+			start := len(arena)
+			var raw rawEntry
+			raw, arena, k, v = readEntry(lane, c, k, v, arena)
+			if _, ok := o.pending[raw.seq]; ok && raw.err == nil {
+				arena = arena[:start] // deleted; not yet in the file
+				continue
+			}
+			if _, err := checkEntry(lane, &raw); err != nil {
+				arena = arena[:start]
 				bad = err
 				break
 			}
-			dst = append(dst, Entry{Seq: seq, Lane: lane, Data: data})
-			total += len(data)
+			if len(arena) == start { // one chunk: still in the mmap
+				arena = append(arena, raw.val...)
+			}
+			if start == 0 {
+				arena = slices.Grow(arena, len(arena)*(min(max, readPrealloc)-1))
+			}
+			ends = append(ends, len(arena))
+			dst = append(dst, Entry{Seq: raw.seq, Lane: lane})
 		}
-		// Data points into the mmap until here: copy it out into one array.
-		arena := make([]byte, 0, total)
-		for i := base; i < len(dst); i++ {
-			n := len(arena)
-			arena = append(arena, dst[i].Data...)
-			dst[i].Data = arena[n:len(arena):len(arena)]
+		start := 0
+		for i, end := range ends {
+			dst[base+i].Data = arena[start+crcLen : end : end]
+			start = end
 		}
 		return nil
 	})
 	if err != nil {
-		clear(dst[base:]) // drop any slices into the mmap
+		clear(dst[base:])
 		return dst[:base], fmt.Errorf("buffer: read %s: %w", lane, err)
 	}
 	return dst, bad
-}
-
-// Delete removes the given seqs from whichever lane holds them, in one
-// durable transaction. Seqs not stored are ignored. It returns how many
-// entries were deleted.
-func (o *Outbox) Delete(seqs []uint64) (int, error) {
-	if o.closed.Load() {
-		return 0, errClosed
-	}
-	if len(seqs) == 0 {
-		return 0, nil
-	}
-	o.wmu.Lock()
-	defer o.wmu.Unlock()
-
-	keys := o.keys[:0]
-	for _, s := range seqs {
-		keys = putKey(keys, s)
-	}
-	o.keys = keys
-	var d delta
-	deleted := 0
-	err := o.update(func(tx *bolt.Tx) error {
-		lanes, err := laneBucketsOf(tx)
-		if err != nil {
-			return err
-		}
-		for i := range seqs {
-			k := keys[i*keyLen : (i+1)*keyLen]
-			for _, lane := range [...]Lane{LaneTelemetry, LaneAlert} {
-				v := lanes[lane].Get(k)
-				if v == nil {
-					continue
-				}
-				d.batches[lane]--
-				d.bytes[lane] -= int64(len(v))
-				if err := lanes[lane].Delete(k); err != nil {
-					return err
-				}
-				deleted++
-				break
-			}
-		}
-		if deleted == 0 {
-			return errNothing // roll back rather than pay an fsync for nothing
-		}
-		return nil
-	})
-	if errors.Is(err, errNothing) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("buffer: delete: %w", err)
-	}
-	o.apply(&d, o.next)
-	return deleted, nil
 }
 
 // Stats returns a snapshot of the counters. It does no I/O.
@@ -372,15 +301,32 @@ func (o *Outbox) Stats() Stats {
 	return o.stats
 }
 
-// Close closes the file, waiting for transactions in progress. Later calls
+// Close commits the deletes still pending and closes the file, waiting
+// for transactions in progress. Later calls
 // to any method return an error wrapping outpost.ErrClosed; Close itself is
 // idempotent.
 func (o *Outbox) Close() error {
 	if !o.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	o.wmu.Lock()
+	if err := o.flushDeletes(); err != nil {
+		o.log.Error().Err(err).Int(keyBatches, len(o.pending)).
+			Msg("close: committing acked deletes failed; those batches will be sent again")
+	}
+	o.wmu.Unlock()
 	if err := o.db.Close(); err != nil {
 		return fmt.Errorf("buffer: close %s: %w", o.path, err)
+	}
+	return nil
+}
+
+func (o *Outbox) writable() error {
+	switch {
+	case o.closed.Load():
+		return errClosed
+	case o.readOnly:
+		return fmt.Errorf("buffer: %w", ErrReadOnly)
 	}
 	return nil
 }

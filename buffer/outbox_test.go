@@ -161,7 +161,7 @@ func TestReopen(t *testing.T) {
 	if o.Epoch() != epoch {
 		t.Fatalf("epoch %d after reopen, want %d", o.Epoch(), epoch)
 	}
-	if st := o.Stats(); st != before {
+	if st := o.Stats(); st.FileBytes == 0 || !sameStats(st, before) {
 		t.Errorf("stats after reopen %+v, want %+v", st, before)
 	}
 	checkEntries(t, readAll(t, o, LaneTelemetry), LaneTelemetry, bs[2])
@@ -174,51 +174,67 @@ func TestReopen(t *testing.T) {
 	}
 }
 
+// TestCaps: the oldest telemetry goes first, then the alert lane; each
+// eviction stores a loss batch (in the alert lane, with the next seq),
+// which counts against the caps like any batch.
 func TestCaps(t *testing.T) {
-	tel := func(seed int) *outpost.Batch { return telemetry(10, seed) }
+	tel := func(seed int) *outpost.Batch { return telemetry(1000, seed) }
 	size := int64(len(encoded(t, appendedCopy(tel(0)))) + crcLen) // every tel(seed) has this size
 	tests := []struct {
 		name         string
 		opts         Options
 		appends      [][]*outpost.Batch
 		alerts, tels []uint64 // seqs left
+		loss         []uint64 // which of alerts are loss batches
 		evicted      int64
 	}{
 		{
 			name:    "max batches: oldest telemetry first",
 			opts:    Options{MaxBatches: 4},
 			appends: [][]*outpost.Batch{{alert("a"), tel(1), tel(2)}, {tel(3), alert("b"), tel(5)}},
-			alerts:  []uint64{1, 5}, tels: []uint64{4, 6}, evicted: 2,
+			alerts:  []uint64{1, 5, 7}, tels: []uint64{6}, loss: []uint64{7}, evicted: 3,
 		},
 		{
 			name:    "max batches: new telemetry goes before old alerts",
 			opts:    Options{MaxBatches: 2},
 			appends: [][]*outpost.Batch{{alert("a"), alert("b")}, {tel(1)}},
-			alerts:  []uint64{1, 2}, tels: []uint64{}, evicted: 1,
+			alerts:  []uint64{2, 4}, tels: []uint64{}, loss: []uint64{4}, evicted: 2,
 		},
 		{
 			name:    "max batches: alerts when no telemetry is left",
 			opts:    Options{MaxBatches: 2},
 			appends: [][]*outpost.Batch{{alert("a"), tel(1)}, {alert("b"), alert("c")}},
-			alerts:  []uint64{3, 4}, tels: []uint64{}, evicted: 2,
+			alerts:  []uint64{4, 5}, tels: []uint64{}, loss: []uint64{5}, evicted: 3,
+		},
+		{
+			name:    "max batches: an old loss batch folds into the new one",
+			opts:    Options{MaxBatches: 3},
+			appends: [][]*outpost.Batch{{tel(1), tel(2), tel(3), tel(4)}, {alert("a"), alert("b")}},
+			// 1, 2 evicted, loss 5; then 3, 4 evicted, 5 folded into 8.
+			alerts: []uint64{6, 7, 8}, tels: []uint64{}, loss: []uint64{8}, evicted: 4,
 		},
 		{
 			name:    "max bytes",
-			opts:    Options{MaxBytes: 3*size + 1},
-			appends: [][]*outpost.Batch{{tel(1), tel(2)}, {tel(3), tel(4)}, {tel(5)}},
-			alerts:  []uint64{}, tels: []uint64{3, 4, 5}, evicted: 2,
+			opts:    Options{MaxBytes: 3*size + 4000},
+			appends: [][]*outpost.Batch{{tel(1), tel(2)}, {tel(3), tel(4)}, {tel(6)}},
+			alerts:  []uint64{5, 7}, tels: []uint64{3, 4, 6}, loss: []uint64{5, 7}, evicted: 2,
 		},
 		{
 			name:    "one append over the cap by itself",
-			opts:    Options{MaxBatches: 2},
+			opts:    Options{MaxBatches: 3},
 			appends: [][]*outpost.Batch{{tel(1), tel(2), tel(3), alert("a")}},
-			alerts:  []uint64{4}, tels: []uint64{3}, evicted: 2,
+			alerts:  []uint64{4, 5}, tels: []uint64{3}, loss: []uint64{5}, evicted: 2,
+		},
+		{
+			name:    "a batch larger than the byte cap is evicted at once",
+			opts:    Options{MaxBytes: size / 2},
+			appends: [][]*outpost.Batch{{tel(1)}},
+			alerts:  []uint64{2}, tels: []uint64{}, loss: []uint64{2}, evicted: 1,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o := open(t, newPath(t), &tt.opts)
-			var readings int64
 			for _, bs := range tt.appends {
 				mustAppend(t, o, bs...)
 			}
@@ -226,6 +242,7 @@ func TestCaps(t *testing.T) {
 			for _, s := range append(slices.Clone(tt.alerts), tt.tels...) {
 				kept[s] = true
 			}
+			var readings int64
 			for _, bs := range tt.appends {
 				for _, b := range bs {
 					if !kept[b.Seq] && b.Kind == outpost.KindTelemetry {
@@ -233,8 +250,18 @@ func TestCaps(t *testing.T) {
 					}
 				}
 			}
-			if got := seqsOf(readAll(t, o, LaneAlert)); !sameSeqs(got, tt.alerts) {
+			alerts := readAll(t, o, LaneAlert)
+			if got := seqsOf(alerts); !sameSeqs(got, tt.alerts) {
 				t.Errorf("alerts %v, want %v", got, tt.alerts)
+			}
+			var loss []uint64
+			for _, e := range alerts {
+				if b := decode(t, e); b.Kind == outpost.KindLoss {
+					loss = append(loss, e.Seq)
+				}
+			}
+			if !sameSeqs(loss, tt.loss) {
+				t.Errorf("loss batches %v, want %v", loss, tt.loss)
 			}
 			if got := seqsOf(readAll(t, o, LaneTelemetry)); !sameSeqs(got, tt.tels) {
 				t.Errorf("telemetry %v, want %v", got, tt.tels)
@@ -245,6 +272,9 @@ func TestCaps(t *testing.T) {
 			}
 			if st.Batches != [2]int{len(tt.alerts), len(tt.tels)} {
 				t.Errorf("stats batches %v", st.Batches)
+			}
+			if got := lostCount(t, o, outpost.KindTelemetry); got != uint64(readings) {
+				t.Errorf("loss records count %d readings, want %d", got, readings)
 			}
 		})
 	}

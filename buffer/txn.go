@@ -1,8 +1,10 @@
 package buffer
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"runtime/debug"
 	"time"
 
@@ -24,6 +26,12 @@ const (
 	keyBytes           = "bytes"
 	keyEvicted         = "evicted"
 	keyEvictedReadings = "evicted_readings"
+	keyEvictedAlerts   = "evicted_alerts"
+	keyLossRecords     = "loss_batches"
+	keyCorrupt         = "corrupt"
+	keyFileBytes       = "file_bytes"
+	keySeq             = "seq"
+	keyCompactedFrom   = "compacted_from"
 	keyPanic           = "panic"
 	keyDropped         = "dropped"
 	keyLane            = "lane"
@@ -37,72 +45,166 @@ const (
 
 var (
 	errClosed  = fmt.Errorf("buffer: %w", outpost.ErrClosed)
-	errNothing = errors.New("nothing to commit") // rolls back an empty Delete
+	errNothing = errors.New("nothing to commit") // rolls back a write with nothing to do
 )
 
 // delta is what one write transaction changes in the counters.
 type delta struct {
-	batches         [numLanes]int
-	bytes           [numLanes]int64
-	evicted         int64
-	evictedReadings int64
+	batches [numLanes]int
+	bytes   [numLanes]int64
+	oldest  [numLanes]int64 // Created of each lane's oldest batch after the transaction
+	next    uint64          // the next seq after the transaction
+	counts  Counters
+	freed   int64 // page bytes of the pending deletes the transaction applied
 }
 
-// evict deletes the oldest batches, telemetry before alerts, while the caps
-// are exceeded. d holds this transaction's changes so far.
-func (o *Outbox) evict(lanes [numLanes]*bolt.Bucket, d *delta) error {
-	for _, lane := range [...]Lane{LaneTelemetry, LaneAlert} {
-		c := lanes[lane].Cursor()
-		for k, v := c.First(); k != nil && o.overCap(d); k, v = c.First() {
-			size, readings := int64(len(v)), o.readingsIn(lane, v)
-			if err := c.Delete(); err != nil {
+// write runs fn in a write transaction and publishes its changes to the
+// counters after the commit. The caller holds wmu.
+func (o *Outbox) write(fn func(tx *bolt.Tx, d *delta) error) error {
+	var d delta
+	err := o.update(func(tx *bolt.Tx) error {
+		d = delta{next: o.next}
+		var err error
+		if d.freed, err = o.applyPending(tx); err != nil {
+			return err
+		}
+		return fn(tx, &d)
+	})
+	if err != nil {
+		// A rolled-back seq may be stored again with other bytes.
+		o.heads = [numLanes]head{}
+		return err
+	}
+	o.apply(&d, true)
+	return nil
+}
+
+// finishTx ends every write transaction: it stores the next seq and the
+// persisted counters if they changed, and notes each lane's oldest batch.
+func (o *Outbox) finishTx(tx *bolt.Tx, lanes [numLanes]*bolt.Bucket, d *delta) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return fmt.Errorf("%w: meta bucket missing", ErrCorrupt)
+	}
+	if d.next != o.next {
+		if err := meta.Put(metaNextSeq, putKey(nil, d.next)); err != nil {
+			return err
+		}
+	}
+	if d.counts != (Counters{}) {
+		sum := o.stats.Persisted
+		sum.add(&d.counts)
+		for i, p := range sum.fields() {
+			if err := meta.Put(metaCounters[i], putKey(nil, uint64(*p))); err != nil {
 				return err
 			}
-			d.batches[lane]--
-			d.bytes[lane] -= size
-			d.evicted++
-			d.evictedReadings += int64(readings)
 		}
+	}
+	for l := range numLanes {
+		d.oldest[l], _, _ = o.headCreated(lanes[l], Lane(l), nil)
 	}
 	return nil
 }
 
-// overCap reports whether the stored batches plus d exceed a cap. The
-// caller holds wmu, so it may read o.stats without mu.
-func (o *Outbox) overCap(d *delta) bool {
-	n, bytes := 0, int64(0)
-	for l := range numLanes {
-		n += o.stats.Batches[l] + d.batches[l]
-		bytes += o.stats.Bytes[l] + d.bytes[l]
+// apply publishes a committed transaction's changes, or those of deletes
+// deferred (not committed), to the counters. The caller holds wmu.
+func (o *Outbox) apply(d *delta, committed bool) {
+	o.next = d.next
+	size, err := o.stats.FileBytes, error(nil)
+	if committed {
+		size, err = fileSize(o.path)
+		if len(o.pending) > 0 { // applied by the transaction
+			o.pmu.Lock()
+			clear(o.pending)
+			o.pmu.Unlock()
+		}
 	}
-	return n > o.maxBatches || bytes > o.maxBytes
-}
-
-// readingsIn counts the readings in a stored telemetry value, for the loss
-// count. A value that does not decode counts as none.
-func (o *Outbox) readingsIn(lane Lane, v []byte) int {
-	if lane != LaneTelemetry || len(v) < crcLen {
-		return 0
-	}
-	// UnmarshalMsg copies what it keeps, so scratch holds nothing of the
-	// mmap, and it reuses scratch's slices.
-	if _, err := o.scratch.UnmarshalMsg(v[crcLen:]); err != nil {
-		return 0
-	}
-	return o.scratch.Len()
-}
-
-// apply publishes a committed transaction's changes. The caller holds wmu.
-func (o *Outbox) apply(d *delta, next uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for l := range numLanes {
 		o.stats.Batches[l] += d.batches[l]
 		o.stats.Bytes[l] += d.bytes[l]
 	}
-	o.stats.NextSeq = next
-	o.stats.Evicted += d.evicted
-	o.stats.EvictedReadings += d.evictedReadings
+	o.stats.OldestCreated = d.oldest
+	o.stats.NextSeq = d.next
+	o.stats.Counters.add(&d.counts)
+	o.stats.Persisted.add(&d.counts)
+	if err == nil {
+		o.stats.FileBytes = size
+	}
+}
+
+// head remembers the Created time of a lane's oldest entry, which each
+// write transaction asks for.
+type head struct {
+	seq     uint64
+	created int64
+	ok      bool
+}
+
+// headCreated returns the Created time of a lane's oldest entry, past
+// those pending delete or in skip: ok is false if the entry is damaged,
+// found if the lane holds any. The caller holds wmu (or is Open).
+func (o *Outbox) headCreated(b *bolt.Bucket, l Lane, skip map[uint64]pendingDelete) (created int64, ok, found bool) {
+	c := b.Cursor()
+	k, v := c.First()
+	for len(o.pending)+len(skip) > 0 && len(k) >= keyLen {
+		seq := binary.BigEndian.Uint64(k)
+		_, p := o.pending[seq]
+		_, s := skip[seq]
+		if !p && !s || seq == math.MaxUint64 {
+			break
+		}
+		k, v = c.Seek(putKey(nil, seq+1))
+	}
+	if k == nil {
+		return 0, false, false
+	}
+	if h := o.heads[l]; len(k) == keyLen && h.seq == binary.BigEndian.Uint64(k) && h.seq != 0 {
+		return h.created, h.ok, true
+	}
+	raw, buf, _, _ := readEntry(l, c, k, v, o.buf[:0])
+	o.buf = buf
+	h := head{seq: raw.seq}
+	if data, err := checkEntry(l, &raw); err == nil {
+		_, h.created, h.ok = batchHead(data)
+	}
+	if len(k) == keyLen {
+		o.heads[l] = h
+	}
+	return h.created, h.ok, true
+}
+
+// gatewayFor returns the gateway id for a loss batch that no evicted batch
+// names: Options.Gateway, the last appended, or a stored batch's. (It
+// walks forward: bbolt's Cursor.Last can loop forever in a write
+// transaction whose deletes left a bucket's leaves empty.)
+func (o *Outbox) gatewayFor(tx *bolt.Tx) string {
+	if o.gateway != "" {
+		return o.gateway
+	}
+	for l, name := range laneBuckets {
+		b := tx.Bucket(name)
+		if b == nil {
+			continue
+		}
+		c := b.Cursor()
+		k, v := c.First()
+		for range 16 {
+			if k == nil {
+				break
+			}
+			var raw rawEntry
+			raw, o.buf, k, v = readEntry(Lane(l), c, k, v, o.buf[:0])
+			if data, err := checkEntry(Lane(l), &raw); err == nil {
+				if _, err := o.scratch.UnmarshalMsg(data); err == nil && o.scratch.Gateway != "" {
+					o.gateway = o.scratch.Gateway
+					return o.gateway
+				}
+			}
+		}
+	}
+	return "unknown"
 }
 
 // warnEvicted logs that the caps are evicting data, at most once per
@@ -115,7 +217,8 @@ func (o *Outbox) warnEvicted() {
 	o.lastEvictW = now
 	st := o.Stats()
 	o.log.Warn().Int64(keyEvicted, st.Evicted).Int64(keyEvictedReadings, st.EvictedReadings).
-		Msg("outbox full: evicting the oldest batches")
+		Int64(keyEvictedAlerts, st.EvictedAlerts).Int64(keyLossRecords, st.LossRecords).
+		Msg("outbox full: evicting the oldest batches; loss records sent upstream")
 }
 
 func (o *Outbox) update(fn func(*bolt.Tx) error) error {
@@ -151,18 +254,22 @@ func closedErr(err error) error {
 }
 
 func laneOf(b *outpost.Batch) Lane {
-	if b.Kind == outpost.KindAlert {
+	if b.Kind == outpost.KindAlert || b.Kind == outpost.KindLoss {
 		return LaneAlert
 	}
 	return LaneTelemetry
 }
 
+// laneBucketsOf returns the lane buckets of a write transaction. Keys are
+// appended in order, so leaves are filled whole rather than half: the file
+// holds close to twice as much small data.
 func laneBucketsOf(tx *bolt.Tx) ([numLanes]*bolt.Bucket, error) {
 	var bs [numLanes]*bolt.Bucket
 	for l := range numLanes {
 		if bs[l] = tx.Bucket(laneBuckets[l]); bs[l] == nil {
 			return bs, &CorruptError{Lane: Lane(l), Reason: "bucket missing"}
 		}
+		bs[l].FillPercent = 1
 	}
 	return bs, nil
 }

@@ -98,6 +98,8 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 	g.outbox, err = buffer.Open(filepath.Join(cfg.DataDir, OutboxFile), &buffer.Options{
 		MaxBatches: cfg.Buffer.MaxBatches,
 		MaxBytes:   int64(cfg.Buffer.MaxBytes),
+		MaxAge:     cfg.Buffer.MaxAge,
+		Gateway:    cfg.Gateway.ID,
 		Logger:     g.log,
 		Now:        o.Now,
 	})

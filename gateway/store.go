@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"errors"
+
 	"github.com/outposthq/outpost/buffer"
 	"github.com/outposthq/outpost/uplink"
 )
@@ -17,13 +19,20 @@ var _ uplink.Store = (*outboxStore)(nil)
 func (s *outboxStore) Next(lane int, after uint64, max int, dst []uplink.Stored) ([]uplink.Stored, error) {
 	var err error
 	s.entries, err = s.ob.Read(buffer.Lane(lane), after, max, s.entries[:0])
-	if err != nil {
-		return dst, err
-	}
 	for _, e := range s.entries {
 		dst = append(dst, uplink.Stored{Seq: e.Seq, Data: e.Data})
 	}
-	return dst, nil
+	var ce *buffer.CorruptError
+	if errors.As(err, &ce) && ce.Seq != 0 {
+		// A stored batch failed its checksum: it can never be delivered.
+		// Drop it with a loss record instead of retrying it forever; the
+		// entries before it are good and go out now.
+		if derr := s.ob.DropCorrupt(ce.Seq); derr != nil {
+			return dst, errors.Join(err, derr)
+		}
+		return dst, nil
+	}
+	return dst, err
 }
 
 func (s *outboxStore) Delete(seqs []uint64) error {

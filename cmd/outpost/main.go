@@ -28,6 +28,7 @@ const usage = `usage: outpost <command> [flags]
 commands:
   run    --config FILE   run the gateway (flags --broker, --data-dir, --gateway-id override the file)
   check  --config FILE   validate the config and the rules it names; exit 2 with file:line:col on errors
+  buffer stats|export --data-dir DIR   inspect the outbox of a stopped gateway
 `
 
 // errUsage marks errors that exit with status 2.
@@ -51,6 +52,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(args[1:], stderr)
 	case "check":
 		err = cmdCheck(args[1:], stdout)
+	case "buffer":
+		err = cmdBuffer(args[1:], stdout)
+
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
