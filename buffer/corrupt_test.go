@@ -148,7 +148,7 @@ func TestOpenTruncated(t *testing.T) {
 	}
 	for _, n := range lengths {
 		checkDamaged(t, dir, "cut"+strconv.Itoa(n)+".db", seed[:n])
-		if n < 2*4096 { // no valid meta page left: moved aside
+		if n > 0 && n < 2*4096 { // no valid meta page left: moved aside (empty: started anew)
 			if m, _ := filepath.Glob(filepath.Join(dir, "cut"+strconv.Itoa(n)+".db.corrupt-*")); len(m) != 1 {
 				t.Errorf("cut to %d bytes: not moved aside", n)
 			}
