@@ -10,6 +10,7 @@ import (
 
 // flight is one published batch awaiting its ack.
 type flight struct {
+	lane   int
 	data   []byte
 	sentAt time.Time
 }
@@ -92,7 +93,7 @@ func (l *loop) fill() error {
 		}
 		for _, s := range l.buf {
 			l.cursor[lane] = s.Seq
-			f := &flight{data: s.Data}
+			f := &flight{lane: lane, data: s.Data}
 			l.inflight[s.Seq] = f
 			l.publish(s.Seq, f)
 		}
@@ -154,7 +155,7 @@ func (l *loop) resendExpired() {
 	var n int
 	for _, seq := range l.sortedInflight() {
 		f := l.inflight[seq]
-		if f.sentAt.Before(deadline) {
+		if f.sentAt.Before(deadline) && l.stillStored(seq, f) {
 			l.publish(seq, f)
 			u.resent.Add(1)
 			n++
@@ -174,9 +175,24 @@ func (l *loop) resendExpired() {
 
 func (l *loop) resendAll() {
 	for _, seq := range l.sortedInflight() {
-		l.publish(seq, l.inflight[seq])
-		l.u.resent.Add(1)
+		if f := l.inflight[seq]; l.stillStored(seq, f) {
+			l.publish(seq, f)
+			l.u.resent.Add(1)
+		}
 	}
+}
+
+// stillStored checks, before a resend, that the store has not evicted the
+// batch meanwhile; an evicted one leaves the window, since the store
+// reported it lost. On a store error it errs on the side of resending.
+func (l *loop) stillStored(seq uint64, f *flight) bool {
+	ok, err := l.u.store.Has(f.lane, seq)
+	if err != nil || ok {
+		return true
+	}
+	delete(l.inflight, seq)
+	l.u.dropped.Add(1)
+	return false
 }
 
 func (l *loop) sortedInflight() []uint64 {

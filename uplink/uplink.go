@@ -42,6 +42,9 @@ type Store interface {
 	Notify() <-chan struct{}
 	// Epoch is the epoch of every batch in the store.
 	Epoch() uint64
+	// Has reports whether seq is still stored in lane. A batch the store
+	// evicted (and wrote a loss record for) must not be resent.
+	Has(lane int, seq uint64) (bool, error)
 }
 
 // AckMode says what lets the uplink delete a batch.
@@ -116,6 +119,7 @@ type Stats struct {
 	Resent    int64 // of which resends
 	Acked     int64 // batches deleted on ack
 	InFlight  int   // batches awaiting their ack
+	Dropped   int64 // in-flight batches not resent because the store evicted them
 	BytesSent int64 // batch payload bytes published, resends included
 }
 
@@ -141,6 +145,7 @@ type Uplink struct {
 	connected                       atomic.Bool
 	connGen                         atomic.Int64 // counts successful connects
 	published, resent, acked, bytes atomic.Int64
+	dropped                         atomic.Int64
 	inflightN                       atomic.Int64
 }
 
@@ -264,6 +269,7 @@ func (u *Uplink) Stats() Stats {
 		Resent:    u.resent.Load(),
 		Acked:     u.acked.Load(),
 		InFlight:  int(u.inflightN.Load()),
+		Dropped:   u.dropped.Load(),
 		BytesSent: u.bytes.Load(),
 	}
 }

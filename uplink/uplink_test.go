@@ -76,7 +76,14 @@ func (s *memStore) Delete(seqs []uint64) error {
 }
 
 func (s *memStore) Notify() <-chan struct{} { return s.notify }
-func (s *memStore) Epoch() uint64           { return s.epoch }
+
+func (s *memStore) Has(lane int, seq uint64) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.lanes[lane][seq]
+	return ok, nil
+}
+func (s *memStore) Epoch() uint64 { return s.epoch }
 
 func (s *memStore) left() int {
 	s.mu.Lock()
@@ -430,4 +437,42 @@ func (p *proxy) cut() {
 		c.Close()
 	}
 	p.conns = nil
+}
+
+// A batch the store evicts while it waits for its ack is not resent: the
+// store has reported it lost, and delivering it too would count it twice.
+func TestEvictedBatchIsNotResent(t *testing.T) {
+	broker, prefix := testenv.MQTT(t), uniquePrefix()
+	s := newMemStore(5)
+	s.put(LaneTelemetry, 1, batchBytes(t, outpost.KindTelemetry, 5, 1))
+	s.put(LaneTelemetry, 2, batchBytes(t, outpost.KindTelemetry, 5, 2))
+	// Never ack seq 1; ack seq 2 from its second delivery on.
+	a := startAcker(t, broker, prefix, "gw", func(seq uint64, nth int) bool { return seq == 1 || nth == 1 })
+	u := startUplink(t, s, Options{Broker: broker, Gateway: "gw", TopicPrefix: prefix, AckTimeout: 100 * time.Millisecond})
+	eventually(t, "both delivered", func() bool { return len(a.got()) >= 2 })
+	s.mu.Lock()
+	delete(s.lanes[LaneTelemetry], 1) // evicted by the store
+	s.mu.Unlock()
+	eventually(t, "seq 2 acked and seq 1 dropped", func() bool {
+		st := u.Stats()
+		return st.Acked == 1 && st.Dropped == 1 && st.InFlight == 0
+	})
+	n := 0
+	for _, q := range a.got() {
+		if q == 1 {
+			n++
+		}
+	}
+	// It may have been resent before the eviction, never after.
+	before := n
+	time.Sleep(300 * time.Millisecond) // three ack timeouts: a resend would show
+	n = 0
+	for _, q := range a.got() {
+		if q == 1 {
+			n++
+		}
+	}
+	if n != before {
+		t.Fatalf("seq 1 resent after its eviction (%d deliveries, then %d)", before, n)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +44,43 @@ func TestEndToEndGatewayRestart(t *testing.T) {
 	p.finish()
 }
 
+// With ingest away and a small outbox, the gateway evicts its oldest
+// telemetry; once ingest is back, every reading the sensors emitted is
+// either in the readings table or counted in a gaps row: nothing vanishes
+// silently.
+func TestEndToEndEvictionReportsGaps(t *testing.T) {
+	p := newPipeline(t, "buffer: {max_batches: 40}\n")
+	p.startGateway()
+	p.waitFor("evictions", func() bool { return p.gw.Stats().Outbox.Evicted > 0 })
+	p.startIngest()
+	p.runUntil(e2eReadings / 4)
+	p.gw.StopSensors()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := p.gw.WaitDrained(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := p.gw.Stats()
+	c, err := p.store.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("emitted %d, stored %d, lost %d in %d gaps (outbox evicted %d readings)",
+		st.ReadingsEmitted, c.Readings, c.LostReadings, c.Gaps, st.Outbox.EvictedReadings)
+	if c.Gaps == 0 || c.LostReadings == 0 {
+		t.Fatalf("no gaps recorded although the outbox evicted %d readings", st.Outbox.EvictedReadings)
+	}
+	if c.Readings+c.LostReadings != st.ReadingsEmitted {
+		t.Errorf("stored %d + lost %d = %d, emitted %d", c.Readings, c.LostReadings, c.Readings+c.LostReadings, st.ReadingsEmitted)
+	}
+	if c.LostReadings != st.Outbox.EvictedReadings {
+		t.Errorf("gaps count %d lost readings, the outbox evicted %d", c.LostReadings, st.Outbox.EvictedReadings)
+	}
+	if c.DistinctReadings != c.Readings {
+		t.Errorf("%d duplicate rows", c.Readings-c.DistinctReadings)
+	}
+}
+
 func TestEndToEndIngestRestart(t *testing.T) {
 	p := newPipeline(t)
 	p.startIngest()
@@ -73,7 +111,9 @@ type pipeline struct {
 	emitted int64 // by gateways already closed
 }
 
-func newPipeline(t *testing.T) *pipeline {
+// newPipeline sets up a gateway config and a store; extra is appended to
+// the config's YAML.
+func newPipeline(t *testing.T, extra ...string) *pipeline {
 	t.Helper()
 	var rnd [4]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
@@ -113,7 +153,7 @@ uplink:
   topic_prefix: outpost-test/%[1]s
   window: 16
   ack_timeout: 2s
-`, id, filepath.Join(dir, "gw"), testenv.MQTT(t))
+`, id, filepath.Join(dir, "gw"), testenv.MQTT(t)) + strings.Join(extra, "")
 	path := filepath.Join(dir, "gateway.yaml")
 	if err := os.WriteFile(path, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
