@@ -29,8 +29,9 @@ type batcher struct {
 	log         zerolog.Logger
 	now         func() time.Time
 
-	b       *outpost.BatchBuilder
-	pending []*outpost.Batch
+	b          *outpost.BatchBuilder
+	pending    []*outpost.Batch // sealed telemetry not yet stored
+	alertsHeld []*outpost.Batch // alert batches not yet stored
 
 	stored   atomic.Int64 // readings committed to the outbox
 	batches  atomic.Int64 // batches committed
@@ -73,8 +74,8 @@ func (bt *batcher) run(ctx context.Context) {
 	// Inputs closed: store what is left.
 	bt.seal()
 	bt.commit()
-	if len(bt.pending) > 0 {
-		bt.log.Error().Int("batches", len(bt.pending)).Msg("outbox failed at shutdown; unflushed batches lost")
+	if n := len(bt.pending) + len(bt.alertsHeld); n > 0 {
+		bt.log.Error().Int("batches", n).Msg("outbox failed at shutdown; unflushed batches lost")
 	}
 }
 
@@ -104,17 +105,23 @@ func (bt *batcher) seal() {
 	}
 }
 
+// commit stores held alert batches, then sealed telemetry, each in as few
+// transactions as it can. On failure everything stays held for the next
+// try (the next seal or tick); only telemetry beyond maxPending is dropped.
 func (bt *batcher) commit() {
-	for len(bt.pending) > 0 {
-		n := min(len(bt.pending), groupMax)
-		if err := bt.out.Append(bt.pending[:n]); err != nil {
-			bt.failures++
-			if bt.failures == 1 || bt.failures%100 == 0 {
-				bt.log.Error().Err(err).Int("failures", bt.failures).Msg("outbox append failed; keeping batches in memory")
-			}
+	if len(bt.alertsHeld) > 0 {
+		if !bt.appendOK(bt.alertsHeld) {
 			return
 		}
-		bt.failures = 0
+		bt.batches.Add(int64(len(bt.alertsHeld)))
+		clear(bt.alertsHeld)
+		bt.alertsHeld = bt.alertsHeld[:0]
+	}
+	for len(bt.pending) > 0 {
+		n := min(len(bt.pending), groupMax)
+		if !bt.appendOK(bt.pending[:n]) {
+			return
+		}
 		for _, b := range bt.pending[:n] {
 			bt.stored.Add(int64(b.Len()))
 		}
@@ -124,27 +131,28 @@ func (bt *batcher) commit() {
 	}
 }
 
-// commitAlerts stores alerts at once, ahead of any telemetry backlog.
+func (bt *batcher) appendOK(bs []*outpost.Batch) bool {
+	if err := bt.out.Append(bs); err != nil {
+		bt.failures++
+		if bt.failures == 1 || bt.failures%100 == 0 {
+			bt.log.Error().Err(err).Int("failures", bt.failures).Msg("outbox append failed; keeping batches in memory")
+		}
+		return false
+	}
+	bt.failures = 0
+	return true
+}
+
+// commitAlerts stores alerts at once, ahead of any telemetry backlog. While
+// the outbox fails they are held (never dropped: they are few) and go first
+// on the next try.
 func (bt *batcher) commitAlerts(as []outpost.Alert) {
-	b := &outpost.Batch{
+	bt.alertsHeld = append(bt.alertsHeld, &outpost.Batch{
 		Version: outpost.WireVersion,
 		Kind:    outpost.KindAlert,
 		Gateway: bt.gateway,
 		Created: bt.now().UnixNano(),
 		Alerts:  as,
-	}
-	// Alerts are rare and precious: retry a few times before giving up.
-	for attempt := 1; ; attempt++ {
-		err := bt.out.Append([]*outpost.Batch{b})
-		if err == nil {
-			bt.batches.Add(1)
-			return
-		}
-		if attempt == 3 {
-			bt.lost.Add(int64(len(as)))
-			bt.log.Error().Err(err).Int("alerts", len(as)).Msg("outbox append of alerts failed; alerts lost")
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	})
+	bt.commit()
 }

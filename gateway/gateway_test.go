@@ -116,17 +116,24 @@ func TestBatcherStoresAlertsInTheirOwnBatch(t *testing.T) {
 
 func TestBatcherKeepsBatchesWhileOutboxFails(t *testing.T) {
 	rec := &recorder{failing: true}
-	b := runBatcher(t, rec, 10, func(in chan<- []outpost.Reading, _ chan<- []outpost.Alert) {
+	b := runBatcher(t, rec, 10, func(in chan<- []outpost.Reading, alerts chan<- []outpost.Alert) {
 		in <- readings("a", 50, 0) // 5 batches, all held in memory
+		alerts <- []outpost.Alert{{Rule: "hot", State: outpost.StateFiring}}
 	})
+	if len(b.alertsHeld) != 1 {
+		t.Fatalf("alert batches held %d, want 1: alerts are kept, not dropped", len(b.alertsHeld))
+	}
 	// maxPending 8 was never exceeded, so nothing is lost; nothing stored.
 	if b.lost.Load() != 0 || b.stored.Load() != 0 || len(b.pending) != 5 {
 		t.Fatalf("lost %d stored %d pending %d", b.lost.Load(), b.stored.Load(), len(b.pending))
 	}
 	rec.failing = false
 	b.commit()
-	if b.stored.Load() != 50 || len(b.pending) != 0 {
-		t.Fatalf("after recovery stored %d pending %d", b.stored.Load(), len(b.pending))
+	if b.stored.Load() != 50 || len(b.pending) != 0 || len(b.alertsHeld) != 0 {
+		t.Fatalf("after recovery stored %d pending %d alerts held %d", b.stored.Load(), len(b.pending), len(b.alertsHeld))
+	}
+	if _, al := rec.batches(); len(al) != 1 || rec.calls[0][0].Kind != outpost.KindAlert {
+		t.Fatalf("alerts must be stored first after recovery: %d alert batches, first call %+v", len(al), rec.calls[0][0])
 	}
 }
 
