@@ -17,7 +17,9 @@
 package config
 
 import (
+	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -40,6 +42,17 @@ const (
 	DefaultAckMode        = AckIngest
 	DefaultKeepAlive      = 30 * time.Second
 	DefaultConnectTimeout = 10 * time.Second
+	DefaultCompression    = CompressionZstd
+	DefaultMessageBytes   = ByteSize(128 << 10)
+	DefaultBackoffInitial = time.Second
+	DefaultBackoffMax     = time.Minute
+	DefaultLiveInterval   = time.Second
+)
+
+// Batch compression.
+const (
+	CompressionZstd = "zstd" // zstd over the columnar batch (the default)
+	CompressionNone = "none" // columnar encoding only
 )
 
 // SimDriver is the driver name of simulated sensors, whose metrics need a
@@ -86,6 +99,8 @@ type Config struct {
 	Buffer  BufferConfig `yaml:"buffer"`
 	Uplink  UplinkConfig `yaml:"uplink"`
 	Rules   RulesConfig  `yaml:"rules"`
+	// Dashboard configures the retained live and alert topics.
+	Dashboard DashboardConfig `yaml:"dashboard"`
 }
 
 // GatewayConfig identifies the gateway.
@@ -186,6 +201,9 @@ type BatchConfig struct {
 	MaxReadings int `yaml:"max_readings"`
 	// Interval is the flush interval; > 0, default 1s.
 	Interval time.Duration `yaml:"interval"`
+	// Compression of sealed batches: zstd or none; default zstd. It applies
+	// on top of the columnar encoding, to what is stored and sent.
+	Compression string `yaml:"compression"`
 }
 
 // BufferConfig caps the store-and-forward buffer on disk. When a cap is
@@ -226,7 +244,72 @@ type UplinkConfig struct {
 	// PasswordEnv names the environment variable that holds the broker
 	// password; optional. The password itself never goes in the file.
 	PasswordEnv string `yaml:"password_env"`
+	// PasswordFile is a file whose content (one trailing newline removed)
+	// is the broker password, e.g. a mounted secret; optional, not with
+	// PasswordEnv. Relative to the config file's directory.
+	PasswordFile string `yaml:"password_file"`
+	// TLS for ssl://, tls:// and wss:// brokers; optional.
+	TLS TLSConfig `yaml:"tls"`
+	// MaxMessageBytes caps one published batch; a batch that would be
+	// larger is split when it is sealed. 1KiB to 256MiB, default 128KiB
+	// (AWS IoT Core's limit; 5KB fits metered units of 5 KB).
+	MaxMessageBytes ByteSize `yaml:"max_message_bytes"`
+	// Backoff between connection attempts.
+	Backoff BackoffConfig `yaml:"backoff"`
+	// BacklogBandwidth limits, in bytes per second, how fast batches stored
+	// before the current connection (the backlog after an outage) are sent;
+	// fresh batches and alerts are not limited. 0 (the default) means
+	// unlimited.
+	BacklogBandwidth ByteSize `yaml:"backlog_bandwidth"`
 }
+
+// TLSConfig secures the broker connection. With no CA file the system's
+// roots are used; with a client certificate and key the gateway
+// authenticates itself (mTLS).
+type TLSConfig struct {
+	// CAFile is a PEM file of CA certificates to trust for the broker.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the gateway's PEM client certificate and
+	// key; both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name checked in the broker's certificate
+	// (default: the broker URL's host).
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify turns off certificate checks. For tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// Enabled reports whether any TLS setting is given.
+func (t *TLSConfig) Enabled() bool { return *t != (TLSConfig{}) }
+
+// BackoffConfig is exponential backoff with jitter: the n-th wait is drawn
+// from [d/2, d] where d = min(Initial·2ⁿ, Max), so that a fleet does not
+// reconnect in step after a broker restart.
+type BackoffConfig struct {
+	// Initial wait; > 0, default 1s.
+	Initial time.Duration `yaml:"initial"`
+	// Max wait; >= Initial, default 1m.
+	Max time.Duration `yaml:"max"`
+}
+
+// DashboardConfig configures the retained topics dashboards subscribe to:
+// {prefix}/{gateway}/live/{sensor}/{metric} and …/alert/{rule}.
+type DashboardConfig struct {
+	// Live publishes each series' latest reading; default true.
+	Live *bool `yaml:"live"`
+	// LiveInterval is the shortest time between two live messages of one
+	// series; > 0, default 1s.
+	LiveInterval time.Duration `yaml:"live_interval"`
+	// Alerts publishes each rule's current alert state; default true.
+	Alerts *bool `yaml:"alerts"`
+}
+
+// LiveOn reports whether live topics are published.
+func (d *DashboardConfig) LiveOn() bool { return d.Live == nil || *d.Live }
+
+// AlertsOn reports whether alert topics are published.
+func (d *DashboardConfig) AlertsOn() bool { return d.Alerts == nil || *d.Alerts }
 
 // RulesConfig lists the alert rule files.
 type RulesConfig struct {
@@ -252,6 +335,9 @@ func (c *Config) SetDefaults() {
 	c.Batch.SetDefaults()
 	c.Buffer.SetDefaults()
 	c.Uplink.SetDefaults()
+	if c.Dashboard.LiveInterval == 0 {
+		c.Dashboard.LiveInterval = DefaultLiveInterval
+	}
 }
 
 // SetDefaults fills the zero fields of s with their defaults.
@@ -281,6 +367,9 @@ func (b *BatchConfig) SetDefaults() {
 	}
 	if b.Interval == 0 {
 		b.Interval = DefaultBatchInterval
+	}
+	if b.Compression == "" {
+		b.Compression = DefaultCompression
 	}
 }
 
@@ -318,6 +407,15 @@ func (u *UplinkConfig) SetDefaults() {
 	if u.ConnectTimeout == 0 {
 		u.ConnectTimeout = DefaultConnectTimeout
 	}
+	if u.MaxMessageBytes == 0 {
+		u.MaxMessageBytes = DefaultMessageBytes
+	}
+	if u.Backoff.Initial == 0 {
+		u.Backoff.Initial = DefaultBackoffInitial
+	}
+	if u.Backoff.Max == 0 {
+		u.Backoff.Max = max(DefaultBackoffMax, u.Backoff.Initial)
+	}
 }
 
 // ClientID returns the MQTT client id: Uplink.ClientID, or "outpost-" +
@@ -330,12 +428,25 @@ func (c *Config) ClientID() string {
 	return "outpost-" + c.Gateway.ID
 }
 
-// Password returns the broker password from the environment variable
-// Uplink.PasswordEnv names; "" and true when none is configured, false
-// when the variable is named but not set.
-func (u *UplinkConfig) Password() (string, bool) {
-	if u.PasswordEnv == "" {
-		return "", true
+// Password returns the broker password: from the file PasswordFile
+// names (one trailing newline removed), or from the environment variable
+// PasswordEnv names; "" when neither is configured. It is an error when
+// the variable is not set or the file cannot be read.
+func (u *UplinkConfig) Password() (string, error) {
+	switch {
+	case u.PasswordFile != "":
+		b, err := os.ReadFile(u.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("config: password file: %w", err)
+		}
+		s := strings.TrimSuffix(string(b), "\n")
+		return strings.TrimSuffix(s, "\r"), nil
+	case u.PasswordEnv != "":
+		p, ok := os.LookupEnv(u.PasswordEnv)
+		if !ok {
+			return "", fmt.Errorf("config: environment variable %s (uplink.password_env) is not set", u.PasswordEnv)
+		}
+		return p, nil
 	}
-	return os.LookupEnv(u.PasswordEnv)
+	return "", nil
 }

@@ -56,13 +56,15 @@ func TestDefaults(t *testing.T) {
 			Metrics: []Metric{{Name: "temperature"}},
 		}},
 		Bus:    BusConfig{Queue: 256, Policy: "block"},
-		Batch:  BatchConfig{MaxReadings: 1000, Interval: time.Second},
+		Batch:  BatchConfig{MaxReadings: 1000, Interval: time.Second, Compression: "zstd"},
 		Buffer: BufferConfig{MaxBatches: 1_000_000, MaxBytes: 1 << 30, MaxAge: 7 * 24 * time.Hour},
 		Uplink: UplinkConfig{
 			Broker: "tcp://127.0.0.1:1883", TopicPrefix: "outpost/v1", Window: 16,
 			AckTimeout: 10 * time.Second, Ack: "ingest", KeepAlive: 30 * time.Second,
-			ConnectTimeout: 10 * time.Second,
+			ConnectTimeout: 10 * time.Second, MaxMessageBytes: 128 << 10,
+			Backoff: BackoffConfig{Initial: time.Second, Max: time.Minute},
 		},
+		Dashboard: DashboardConfig{LiveInterval: time.Second},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got\n%+v\nwant\n%+v", c, want)
@@ -117,7 +119,7 @@ rules:
 		t.Errorf("sensor: %+v", s)
 	case sig.Kind != SignalRandomWalk, !sig.HasMin || sig.Min != -40, !sig.HasMax || sig.Max != 85, sig.Seed != -3:
 		t.Errorf("signal: %+v", sig)
-	case c.Bus != BusConfig{Queue: 8, Policy: "drop"}, c.Batch != BatchConfig{MaxReadings: 5, Interval: 2 * time.Minute}:
+	case c.Bus != BusConfig{Queue: 8, Policy: "drop"}, c.Batch != BatchConfig{MaxReadings: 5, Interval: 2 * time.Minute, Compression: "zstd"}:
 		t.Errorf("bus/batch: %+v %+v", c.Bus, c.Batch)
 	case c.Buffer.MaxBytes != 512<<20:
 		t.Errorf("buffer: %+v", c.Buffer)
@@ -162,7 +164,7 @@ func TestBadFiles(t *testing.T) {
 			`gw.yaml:7:9: sensors[0].metrics[0].signal: is required for the sim driver (kind: constant, sine, ramp, random_walk or step)`,
 		}},
 		{"bad broker scheme", strings.Replace(minimal, "tcp://", "http://", 1), []string{
-			`gw.yaml:9:11: uplink.broker: unsupported scheme "http" (want tcp, mqtt, ssl, tls, ws or wss)`,
+			`gw.yaml:9:11: uplink.broker: unsupported scheme "http" (want tcp, mqtt, ssl, tls, mqtts, ws or wss)`,
 		}},
 		{"missing rules file", minimal + "rules:\n  files:\n    - rules.yaml\n    - nope.yaml\n", []string{
 			`gw.yaml:13:7: rules.files[1]: rules file "nope.yaml" does not exist`,
@@ -286,7 +288,7 @@ func TestValidateAfterOverride(t *testing.T) {
 	c.DataDir = ""
 	want := `gateway.id: "gw 02" is not a valid id (use 1 to 64 of A-Z a-z 0-9 _ . -)
 data_dir: must not be empty
-uplink.broker: unsupported scheme "ftp" (want tcp, mqtt, ssl, tls, ws or wss)`
+uplink.broker: unsupported scheme "ftp" (want tcp, mqtt, ssl, tls, mqtts, ws or wss)`
 	if err := c.Validate(); err == nil || err.Error() != want {
 		t.Fatalf("got\n%v\nwant\n%s", err, want)
 	}

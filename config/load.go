@@ -73,6 +73,11 @@ func (c *Config) resolve(dir string) {
 	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
 		c.DataDir = filepath.Join(dir, c.DataDir)
 	}
+	for _, p := range []*string{&c.Uplink.PasswordFile, &c.Uplink.TLS.CAFile, &c.Uplink.TLS.CertFile, &c.Uplink.TLS.KeyFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
 	for i, f := range c.Rules.Files {
 		if f != "" && !filepath.IsAbs(f) {
 			c.Rules.Files[i] = filepath.Join(dir, f)

@@ -15,13 +15,16 @@ import (
 
 // Limits checked by Validate.
 const (
-	MaxIDLen      = 64
-	MaxSamples    = 100_000
-	MaxBusQueue   = 1_000_000
-	MaxBatchSize  = 1_000_000
-	MaxWindow     = 1024
-	MaxKeepAlive  = 65535 * time.Second // MQTT carries it as uint16 seconds
-	brokerSchemes = "tcp, mqtt, ssl, tls, ws or wss"
+	MaxIDLen     = 64
+	MaxSamples   = 100_000
+	MaxBusQueue  = 1_000_000
+	MaxBatchSize = 1_000_000
+	MaxWindow    = 1024
+	MaxKeepAlive = 65535 * time.Second // MQTT carries it as uint16 seconds
+	// MinMessageBytes and MaxMessageBytes bound uplink.max_message_bytes.
+	MinMessageBytes = ByteSize(1 << 10)
+	MaxMessageBytes = ByteSize(256 << 20)
+	brokerSchemes   = "tcp, mqtt, ssl, tls, mqtts, ws or wss"
 )
 
 // Validate checks every field of c and returns a yamlpos.ErrorList of all
@@ -70,6 +73,7 @@ func (c *Config) validate(doc *yamlpos.Doc, opts *LoadOptions) yamlpos.ErrorList
 	k.oneOf("$.bus.policy", c.Bus.Policy, "policy", PolicyBlock, PolicyDrop)
 	k.between("$.batch.max_readings", c.Batch.MaxReadings, 1, MaxBatchSize)
 	k.positive("$.batch.interval", c.Batch.Interval)
+	k.oneOf("$.batch.compression", c.Batch.Compression, "compression", CompressionZstd, CompressionNone)
 	if c.Buffer.MaxBatches < 1 {
 		k.errorf("$.buffer.max_batches", "must be at least 1, got %d", c.Buffer.MaxBatches)
 	}
@@ -78,6 +82,7 @@ func (c *Config) validate(doc *yamlpos.Doc, opts *LoadOptions) yamlpos.ErrorList
 	}
 	k.positive("$.buffer.max_age", c.Buffer.MaxAge)
 	c.Uplink.validate(k)
+	k.positive("$.dashboard.live_interval", c.Dashboard.LiveInterval)
 	for i, f := range c.Rules.Files {
 		k.rulesFile(fmt.Sprintf("$.rules.files[%d]", i), f)
 	}
@@ -173,6 +178,58 @@ func (u *UplinkConfig) validate(k *checker) {
 	if u.PasswordEnv != "" && !envName(u.PasswordEnv) {
 		k.errorf("$.uplink.password_env", "%q is not an environment variable name (it names the variable that holds the password, not the password)", u.PasswordEnv)
 	}
+	if u.PasswordEnv != "" && u.PasswordFile != "" {
+		k.errorf("$.uplink.password_file", "give password_env or password_file, not both")
+	} else if u.PasswordFile != "" {
+		k.readable("$.uplink.password_file", u.PasswordFile)
+	}
+	if u.MaxMessageBytes < MinMessageBytes || u.MaxMessageBytes > MaxMessageBytes {
+		k.errorf("$.uplink.max_message_bytes", "must be between %v and %v, got %v", MinMessageBytes, MaxMessageBytes, u.MaxMessageBytes)
+	}
+	k.positive("$.uplink.backoff.initial", u.Backoff.Initial)
+	if u.Backoff.Max < u.Backoff.Initial {
+		k.errorf("$.uplink.backoff.max", "must not be below initial (%v), got %v", u.Backoff.Initial, u.Backoff.Max)
+	}
+	if u.BacklogBandwidth < 0 {
+		k.errorf("$.uplink.backlog_bandwidth", "must not be negative, got %v", u.BacklogBandwidth)
+	} else if u.BacklogBandwidth > 0 && u.BacklogBandwidth < MinMessageBytes {
+		k.errorf("$.uplink.backlog_bandwidth", "must be 0 (unlimited) or at least %v per second, got %v", MinMessageBytes, u.BacklogBandwidth)
+	}
+	u.TLS.validate(k, u.Broker)
+}
+
+func (t *TLSConfig) validate(k *checker, broker string) {
+	if !t.Enabled() {
+		return
+	}
+	if u, err := url.Parse(broker); err == nil && u.Scheme != "" {
+		switch u.Scheme {
+		case "ssl", "tls", "mqtts", "wss":
+		default:
+			k.errorf("$.uplink.tls", "is set but the broker URL's scheme is %s; use ssl:// (or wss://) for TLS", u.Scheme)
+		}
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		k.errorf("$.uplink.tls", "cert_file and key_file go together: give both for mTLS, or neither")
+	}
+	for _, f := range []struct{ path, file string }{
+		{"$.uplink.tls.ca_file", t.CAFile}, {"$.uplink.tls.cert_file", t.CertFile}, {"$.uplink.tls.key_file", t.KeyFile},
+	} {
+		if f.file != "" {
+			k.readable(f.path, f.file)
+		}
+	}
+}
+
+// readable checks that f is a file that can be read.
+func (k *checker) readable(path, f string) {
+	fi, err := os.Stat(f)
+	switch {
+	case err != nil:
+		k.errorf(path, "%v", err)
+	case fi.IsDir():
+		k.errorf(path, "%q is a directory", f)
+	}
 }
 
 // id checks an id or name: required, 1 to MaxIDLen of [A-Za-z0-9_.-],
@@ -246,7 +303,7 @@ func (k *checker) broker(path, s string) {
 		return
 	}
 	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "ws", "wss":
+	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
 	default:
 		k.errorf(path, "unsupported scheme %q (want %s)", u.Scheme, brokerSchemes)
 		return

@@ -6,6 +6,7 @@ package uplink
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,8 +70,19 @@ type Options struct {
 	MaxReconnect   time.Duration // longest wait between reconnects, default 30s
 	Username       string
 	Password       string // never logged
-	Logger         zerolog.Logger
-	Now            func() time.Time // default time.Now
+	// TLS configures ssl:// and wss:// connections; nil means the
+	// system's roots (see TLSConfig for building one from files).
+	TLS *tls.Config
+	// BackoffInitial is the first wait between connection attempts
+	// (default 1s); it doubles per failed attempt up to MaxReconnect, and
+	// each wait is drawn from [d/2, d] (jitter).
+	BackoffInitial time.Duration
+	// BacklogBandwidth limits, in bytes per second, the batches sent from
+	// the backlog (stored before the current connection came up); 0 means
+	// unlimited. Alerts and fresh batches are never limited.
+	BacklogBandwidth int64
+	Logger           zerolog.Logger
+	Now              func() time.Time // default time.Now
 }
 
 func (o *Options) withDefaults() (Options, error) {
