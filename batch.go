@@ -1,6 +1,7 @@
 package outpost
 
 import (
+	"errors"
 	"fmt"
 	"math"
 )
@@ -131,11 +132,16 @@ func (bt *Batch) AppendReadings(dst []Reading) []Reading {
 	return dst
 }
 
-// DecodeBatch decodes and validates one encoded batch. Every failure wraps
-// ErrInvalidBatch or ErrUnsupportedVersion; it never panics on any input.
+// DecodeBatch decodes and validates one encoded batch, wire version 1 or
+// 2, compressed or not. Every failure wraps ErrInvalidBatch or
+// ErrUnsupportedVersion; it never panics on any input. The batch's
+// Version is the one on the wire; FlagZstd is cleared.
 func DecodeBatch(p []byte) (*Batch, error) {
 	bt := new(Batch)
 	rest, err := bt.UnmarshalMsg(p)
+	if errors.Is(err, ErrUnsupportedVersion) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: decode: %v", ErrInvalidBatch, err)
 	}
@@ -148,13 +154,18 @@ func DecodeBatch(p []byte) (*Batch, error) {
 	return bt, nil
 }
 
-// Validate checks the batch against the wire contract.
+// Validate checks the batch against the wire contract: a version this
+// build reads (1 or 2) and no flags but FlagHistorical, besides the ids,
+// lengths and limits.
 func (bt *Batch) Validate() error {
-	if bt.Version != WireVersion {
+	if bt.Version != 1 && bt.Version != WireVersion {
 		return fmt.Errorf("%w: %d", ErrUnsupportedVersion, bt.Version)
 	}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidBatch}, args...)...)
+	}
+	if bt.Flags&^FlagHistorical != 0 {
+		return bad("unknown flags %#x", bt.Flags)
 	}
 	if err := checkID("gateway", bt.Gateway); err != nil {
 		return bad("%v", err)
@@ -310,7 +321,7 @@ func DecodeAck(p []byte) (*Ack, error) {
 	if len(rest) != 0 {
 		return nil, fmt.Errorf("outpost: decode ack: %d trailing bytes", len(rest))
 	}
-	if a.Version != WireVersion {
+	if a.Version != AckVersion {
 		return nil, fmt.Errorf("%w: ack version %d", ErrUnsupportedVersion, a.Version)
 	}
 	return a, nil

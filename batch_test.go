@@ -161,7 +161,7 @@ func TestDecodeRejectsGarbage(t *testing.T) {
 }
 
 func TestAckRoundTrip(t *testing.T) {
-	a := &Ack{Version: WireVersion, Epoch: 1<<63 + 5, Seqs: []uint64{1, 2, 9}}
+	a := &Ack{Version: AckVersion, Epoch: 1<<63 + 5, Seqs: []uint64{1, 2, 9}}
 	p, err := a.MarshalMsg(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -192,6 +192,29 @@ func FuzzDecodeBatch(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(p2)
+	v1 := *bt
+	v1.Version = 1
+	p3, err := v1.MarshalMsg(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(p3)
+	zenc, err := NewEncoder(&EncoderOptions{Compression: CompressZstd})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, b := range []*Batch{bt, splitBatch(50), al} {
+		p, err := zenc.Encode(nil, b)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(p)
+	}
+	p4, err := splitBatch(20).MarshalMsg(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(p4)
 	f.Fuzz(func(t *testing.T, p []byte) {
 		bt, err := DecodeBatch(p)
 		if err != nil {
@@ -266,23 +289,34 @@ func TestLossBatchRoundTrip(t *testing.T) {
 	}
 }
 
-// TestWireExampleBytes pins the worked example in docs/wire-format.md.
-func TestWireExampleBytes(t *testing.T) {
-	b := &Batch{Version: 1, Gateway: "gw-01", Epoch: 0x1234, Seq: 7, Created: 1700000000000000000,
+func exampleBatch() *Batch {
+	return &Batch{Version: WireVersion, Gateway: "gw-01", Epoch: 0x1234, Seq: 7, Created: 1700000000000000000,
 		Series: []Series{{Sensor: "dev1", Metric: "temperature", Unit: "Cel",
 			TS: []int64{1700000000000000000, 1000000000}, Values: []float64{21.5, 21.25}}}}
+}
+
+// TestWireExampleBytes pins the worked example in docs/wire-format.md.
+func TestWireExampleBytes(t *testing.T) {
+	b := exampleBatch()
 	p, err := b.MarshalMsg(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "9a0100 00a5 67772d3031 cd1234 07 d317979cfe362a0000" +
-		"91 96 a464657631 ab74656d7065726174757265 a343656c" +
-		"92 d317979cfe362a0000 d23b9aca00 92 cb4035800000000000 cb4035400000000000 c400" +
+	want := "98 02 00 00 a5 67772d3031 cd1234 07 d317979cfe362a0000" +
+		"93 91 98 a464657631 ab74656d7065726174757265 a343656c" +
+		"09 92 d26553f100 01 fe 92 d10866 e7 c400" +
 		"90 90"
 	if got := fmt.Sprintf("%x", p); got != strings.ReplaceAll(want, " ", "") {
 		t.Fatalf("example batch bytes\n got %s\nwant %s", got, strings.ReplaceAll(want, " ", ""))
 	}
-	a, err := (&Ack{Version: 1, Epoch: 0x1234, Seqs: []uint64{7, 8}}).MarshalMsg(nil)
+	got, err := DecodeBatch(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, b) {
+		t.Fatalf("example decodes as %+v", got)
+	}
+	a, err := (&Ack{Version: AckVersion, Epoch: 0x1234, Seqs: []uint64{7, 8}}).MarshalMsg(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,9 @@ var (
 	// ErrUnsupportedVersion is returned for a wire version this build
 	// does not understand.
 	ErrUnsupportedVersion = errors.New("outpost: unsupported wire version")
+	// ErrMessageTooLarge is returned by an Encoder for a reading, alert or
+	// loss record that cannot fit in a message under its byte cap.
+	ErrMessageTooLarge = errors.New("outpost: message too large")
 	// ErrClosed is returned by components used after Close.
 	ErrClosed = errors.New("outpost: closed")
 )

@@ -2,12 +2,13 @@
 // ingestion service: readings, alerts, the columnar batch that crosses the
 // wire, the application-level ack, and the sentinel errors.
 //
-// The wire types are encoded with MessagePack by code that msgp generates
-// (wire_gen.go); docs/wire-format.md describes the bytes for people who
-// decode them with another MessagePack library.
+// The wire types are MessagePack: batches in a columnar encoding written
+// by hand with msgp's primitives (codec.go, encoder.go), the rest by code
+// that msgp generates (wire_gen.go); docs/wire-format.md describes the
+// bytes for people who decode them with another MessagePack library.
 package outpost
 
-//go:generate go tool msgp -file wire.go -o wire_gen.go -tests=false
+//go:generate go tool msgp -file wire.go -o wire_gen.go -tests=false -unexported
 
 // Quality says how far a reading can be trusted.
 type Quality uint8

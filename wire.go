@@ -1,16 +1,23 @@
 package outpost
 
-// The wire types. Every struct is encoded as a MessagePack array (msgp
-// "tuple"), fields in declaration order; docs/wire-format.md is the
-// normative description. Append fields only at the end, and bump
-// WireVersion for anything that changes meaning.
+// The wire types. Alert, Loss and Ack are encoded by msgp as MessagePack
+// arrays (msgp "tuple"), fields in declaration order. Batch and Series are
+// encoded by hand (codec.go): version 2 is columnar with scaled integers
+// and delta-of-delta timestamps; version 1, which gateways in the field
+// still hold in their outboxes, is the msgp tuple of batchV1.
+// docs/wire-format.md is the normative description. Append fields only at
+// the end, and bump the version for anything that changes meaning.
 
-//msgp:tuple Batch Series Alert Ack Loss
+//msgp:tuple batchV1 seriesV1 Alert Ack Loss
 //msgp:limit arrays:1048576 maps:1024
-//msgp:ignore Reading SeriesKey
+//msgp:ignore Batch Series Reading SeriesKey
 
-// WireVersion is the version of the batch and ack encoding.
-const WireVersion = 1
+// WireVersion is the version of the batch encoding the encoders write.
+// DecodeBatch reads versions 1 and 2.
+const WireVersion = 2
+
+// AckVersion is the version of the ack encoding.
+const AckVersion = 1
 
 // AlertState is where an alert instance is in its life.
 type AlertState uint8
@@ -38,12 +45,16 @@ const (
 const (
 	// FlagHistorical marks a batch sent from backlog after an outage.
 	FlagHistorical uint8 = 1 << 0
+	// FlagZstd marks a version 2 batch whose body is a zstd frame. It
+	// exists on the wire only: the encoder sets it per message as its
+	// options say, the decoder clears it.
+	FlagZstd uint8 = 1 << 1
 )
 
 // Batch is the unit of storage in the outbox and of transfer to the cloud.
 // (Gateway, Epoch, Seq) identifies it end to end and is the dedup key.
 type Batch struct {
-	Version uint8  // WireVersion
+	Version uint8  // wire version it was decoded from; encoders write WireVersion
 	Kind    Kind   // KindTelemetry or KindAlert
 	Flags   uint8  // Flag* bits
 	Gateway string // gateway id
@@ -114,4 +125,28 @@ type Ack struct {
 	Version uint8
 	Epoch   uint64
 	Seqs    []uint64 // committed (or already present) batch seqs of Epoch
+}
+
+// batchV1 and seriesV1 are the version 1 encoding of Batch and Series:
+// the same fields, a plain msgp tuple.
+type batchV1 struct {
+	Version uint8
+	Kind    Kind
+	Flags   uint8
+	Gateway string
+	Epoch   uint64
+	Seq     uint64
+	Created int64
+	Series  []seriesV1
+	Alerts  []Alert
+	Losses  []Loss
+}
+
+type seriesV1 struct {
+	Sensor  string
+	Metric  string
+	Unit    string
+	TS      []int64
+	Values  []float64
+	Quality []byte
 }

@@ -522,388 +522,6 @@ func (z AlertState) Msgsize() (s int) {
 }
 
 // DecodeMsg implements msgp.Decodable
-func (z *Batch) DecodeMsg(dc *msgp.Reader) (err error) {
-	var zb0001 uint32
-	zb0001, err = dc.ReadArrayHeader()
-	if err != nil {
-		err = msgp.WrapError(err)
-		return
-	}
-	if zb0001 > z5817a858limitArrays {
-		err = msgp.ErrLimitExceeded
-		return
-	}
-	if zb0001 != 10 {
-		err = msgp.ArrayError{Wanted: 10, Got: zb0001}
-		return
-	}
-	z.Version, err = dc.ReadUint8()
-	if err != nil {
-		err = msgp.WrapError(err, "Version")
-		return
-	}
-	{
-		var zb0002 uint8
-		zb0002, err = dc.ReadUint8()
-		if err != nil {
-			err = msgp.WrapError(err, "Kind")
-			return
-		}
-		z.Kind = Kind(zb0002)
-	}
-	z.Flags, err = dc.ReadUint8()
-	if err != nil {
-		err = msgp.WrapError(err, "Flags")
-		return
-	}
-	z.Gateway, err = dc.ReadString()
-	if err != nil {
-		err = msgp.WrapError(err, "Gateway")
-		return
-	}
-	z.Epoch, err = dc.ReadUint64()
-	if err != nil {
-		err = msgp.WrapError(err, "Epoch")
-		return
-	}
-	z.Seq, err = dc.ReadUint64()
-	if err != nil {
-		err = msgp.WrapError(err, "Seq")
-		return
-	}
-	z.Created, err = dc.ReadInt64()
-	if err != nil {
-		err = msgp.WrapError(err, "Created")
-		return
-	}
-	var zb0003 uint32
-	zb0003, err = dc.ReadArrayHeader()
-	if err != nil {
-		err = msgp.WrapError(err, "Series")
-		return
-	}
-	if zb0003 > z5817a858limitArrays {
-		err = msgp.ErrLimitExceeded
-		return
-	}
-	if cap(z.Series) >= int(zb0003) {
-		z.Series = (z.Series)[:zb0003]
-	} else {
-		z.Series = make([]Series, zb0003)
-	}
-	for za0001 := range z.Series {
-		err = z.Series[za0001].DecodeMsg(dc)
-		if err != nil {
-			err = msgp.WrapError(err, "Series", za0001)
-			return
-		}
-	}
-	var zb0004 uint32
-	zb0004, err = dc.ReadArrayHeader()
-	if err != nil {
-		err = msgp.WrapError(err, "Alerts")
-		return
-	}
-	if zb0004 > z5817a858limitArrays {
-		err = msgp.ErrLimitExceeded
-		return
-	}
-	if cap(z.Alerts) >= int(zb0004) {
-		z.Alerts = (z.Alerts)[:zb0004]
-	} else {
-		z.Alerts = make([]Alert, zb0004)
-	}
-	for za0002 := range z.Alerts {
-		err = z.Alerts[za0002].DecodeMsg(dc)
-		if err != nil {
-			err = msgp.WrapError(err, "Alerts", za0002)
-			return
-		}
-	}
-	var zb0005 uint32
-	zb0005, err = dc.ReadArrayHeader()
-	if err != nil {
-		err = msgp.WrapError(err, "Losses")
-		return
-	}
-	if zb0005 > z5817a858limitArrays {
-		err = msgp.ErrLimitExceeded
-		return
-	}
-	if cap(z.Losses) >= int(zb0005) {
-		z.Losses = (z.Losses)[:zb0005]
-	} else {
-		z.Losses = make([]Loss, zb0005)
-	}
-	for za0003 := range z.Losses {
-		err = z.Losses[za0003].DecodeMsg(dc)
-		if err != nil {
-			err = msgp.WrapError(err, "Losses", za0003)
-			return
-		}
-	}
-	return
-}
-
-// EncodeMsg implements msgp.Encodable
-func (z *Batch) EncodeMsg(en *msgp.Writer) (err error) {
-	// array header, size 10
-	err = en.Append(0x9a)
-	if err != nil {
-		return
-	}
-	err = en.WriteUint8(z.Version)
-	if err != nil {
-		err = msgp.WrapError(err, "Version")
-		return
-	}
-	err = en.WriteUint8(uint8(z.Kind))
-	if err != nil {
-		err = msgp.WrapError(err, "Kind")
-		return
-	}
-	err = en.WriteUint8(z.Flags)
-	if err != nil {
-		err = msgp.WrapError(err, "Flags")
-		return
-	}
-	err = en.WriteString(z.Gateway)
-	if err != nil {
-		err = msgp.WrapError(err, "Gateway")
-		return
-	}
-	err = en.WriteUint64(z.Epoch)
-	if err != nil {
-		err = msgp.WrapError(err, "Epoch")
-		return
-	}
-	err = en.WriteUint64(z.Seq)
-	if err != nil {
-		err = msgp.WrapError(err, "Seq")
-		return
-	}
-	err = en.WriteInt64(z.Created)
-	if err != nil {
-		err = msgp.WrapError(err, "Created")
-		return
-	}
-	err = en.WriteArrayHeader(uint32(len(z.Series)))
-	if err != nil {
-		err = msgp.WrapError(err, "Series")
-		return
-	}
-	for za0001 := range z.Series {
-		err = z.Series[za0001].EncodeMsg(en)
-		if err != nil {
-			err = msgp.WrapError(err, "Series", za0001)
-			return
-		}
-	}
-	err = en.WriteArrayHeader(uint32(len(z.Alerts)))
-	if err != nil {
-		err = msgp.WrapError(err, "Alerts")
-		return
-	}
-	for za0002 := range z.Alerts {
-		err = z.Alerts[za0002].EncodeMsg(en)
-		if err != nil {
-			err = msgp.WrapError(err, "Alerts", za0002)
-			return
-		}
-	}
-	err = en.WriteArrayHeader(uint32(len(z.Losses)))
-	if err != nil {
-		err = msgp.WrapError(err, "Losses")
-		return
-	}
-	for za0003 := range z.Losses {
-		err = z.Losses[za0003].EncodeMsg(en)
-		if err != nil {
-			err = msgp.WrapError(err, "Losses", za0003)
-			return
-		}
-	}
-	return
-}
-
-// MarshalMsg implements msgp.Marshaler
-func (z *Batch) MarshalMsg(b []byte) (o []byte, err error) {
-	o = msgp.Require(b, z.Msgsize())
-	// array header, size 10
-	o = append(o, 0x9a)
-	o = msgp.AppendUint8(o, z.Version)
-	o = msgp.AppendUint8(o, uint8(z.Kind))
-	o = msgp.AppendUint8(o, z.Flags)
-	o = msgp.AppendString(o, z.Gateway)
-	o = msgp.AppendUint64(o, z.Epoch)
-	o = msgp.AppendUint64(o, z.Seq)
-	o = msgp.AppendInt64(o, z.Created)
-	o = msgp.AppendArrayHeader(o, uint32(len(z.Series)))
-	for za0001 := range z.Series {
-		o, err = z.Series[za0001].MarshalMsg(o)
-		if err != nil {
-			err = msgp.WrapError(err, "Series", za0001)
-			return
-		}
-	}
-	o = msgp.AppendArrayHeader(o, uint32(len(z.Alerts)))
-	for za0002 := range z.Alerts {
-		o, err = z.Alerts[za0002].MarshalMsg(o)
-		if err != nil {
-			err = msgp.WrapError(err, "Alerts", za0002)
-			return
-		}
-	}
-	o = msgp.AppendArrayHeader(o, uint32(len(z.Losses)))
-	for za0003 := range z.Losses {
-		o, err = z.Losses[za0003].MarshalMsg(o)
-		if err != nil {
-			err = msgp.WrapError(err, "Losses", za0003)
-			return
-		}
-	}
-	return
-}
-
-// UnmarshalMsg implements msgp.Unmarshaler
-func (z *Batch) UnmarshalMsg(bts []byte) (o []byte, err error) {
-	var zb0001 uint32
-	zb0001, bts, err = msgp.ReadArrayHeaderBytes(bts)
-	if err != nil {
-		err = msgp.WrapError(err)
-		return
-	}
-	if zb0001 != 10 {
-		err = msgp.ArrayError{Wanted: 10, Got: zb0001}
-		return
-	}
-	z.Version, bts, err = msgp.ReadUint8Bytes(bts)
-	if err != nil {
-		err = msgp.WrapError(err, "Version")
-		return
-	}
-	{
-		var zb0002 uint8
-		zb0002, bts, err = msgp.ReadUint8Bytes(bts)
-		if err != nil {
-			err = msgp.WrapError(err, "Kind")
-			return
-		}
-		z.Kind = Kind(zb0002)
-	}
-	z.Flags, bts, err = msgp.ReadUint8Bytes(bts)
-	if err != nil {
-		err = msgp.WrapError(err, "Flags")
-		return
-	}
-	z.Gateway, bts, err = msgp.ReadStringBytes(bts)
-	if err != nil {
-		err = msgp.WrapError(err, "Gateway")
-		return
-	}
-	z.Epoch, bts, err = msgp.ReadUint64Bytes(bts)
-	if err != nil {
-		err = msgp.WrapError(err, "Epoch")
-		return
-	}
-	z.Seq, bts, err = msgp.ReadUint64Bytes(bts)
-	if err != nil {
-		err = msgp.WrapError(err, "Seq")
-		return
-	}
-	z.Created, bts, err = msgp.ReadInt64Bytes(bts)
-	if err != nil {
-		err = msgp.WrapError(err, "Created")
-		return
-	}
-	var zb0003 uint32
-	zb0003, bts, err = msgp.ReadArrayHeaderBytes(bts)
-	if err != nil {
-		err = msgp.WrapError(err, "Series")
-		return
-	}
-	if zb0003 > z5817a858limitArrays {
-		err = msgp.ErrLimitExceeded
-		return
-	}
-	if cap(z.Series) >= int(zb0003) {
-		z.Series = (z.Series)[:zb0003]
-	} else {
-		z.Series = make([]Series, zb0003)
-	}
-	for za0001 := range z.Series {
-		bts, err = z.Series[za0001].UnmarshalMsg(bts)
-		if err != nil {
-			err = msgp.WrapError(err, "Series", za0001)
-			return
-		}
-	}
-	var zb0004 uint32
-	zb0004, bts, err = msgp.ReadArrayHeaderBytes(bts)
-	if err != nil {
-		err = msgp.WrapError(err, "Alerts")
-		return
-	}
-	if zb0004 > z5817a858limitArrays {
-		err = msgp.ErrLimitExceeded
-		return
-	}
-	if cap(z.Alerts) >= int(zb0004) {
-		z.Alerts = (z.Alerts)[:zb0004]
-	} else {
-		z.Alerts = make([]Alert, zb0004)
-	}
-	for za0002 := range z.Alerts {
-		bts, err = z.Alerts[za0002].UnmarshalMsg(bts)
-		if err != nil {
-			err = msgp.WrapError(err, "Alerts", za0002)
-			return
-		}
-	}
-	var zb0005 uint32
-	zb0005, bts, err = msgp.ReadArrayHeaderBytes(bts)
-	if err != nil {
-		err = msgp.WrapError(err, "Losses")
-		return
-	}
-	if zb0005 > z5817a858limitArrays {
-		err = msgp.ErrLimitExceeded
-		return
-	}
-	if cap(z.Losses) >= int(zb0005) {
-		z.Losses = (z.Losses)[:zb0005]
-	} else {
-		z.Losses = make([]Loss, zb0005)
-	}
-	for za0003 := range z.Losses {
-		bts, err = z.Losses[za0003].UnmarshalMsg(bts)
-		if err != nil {
-			err = msgp.WrapError(err, "Losses", za0003)
-			return
-		}
-	}
-	o = bts
-	return
-}
-
-// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
-func (z *Batch) Msgsize() (s int) {
-	s = 1 + msgp.Uint8Size + msgp.Uint8Size + msgp.Uint8Size + msgp.StringPrefixSize + len(z.Gateway) + msgp.Uint64Size + msgp.Uint64Size + msgp.Int64Size + msgp.ArrayHeaderSize
-	for za0001 := range z.Series {
-		s += z.Series[za0001].Msgsize()
-	}
-	s += msgp.ArrayHeaderSize
-	for za0002 := range z.Alerts {
-		s += z.Alerts[za0002].Msgsize()
-	}
-	s += msgp.ArrayHeaderSize
-	for za0003 := range z.Losses {
-		s += z.Losses[za0003].Msgsize()
-	}
-	return
-}
-
-// DecodeMsg implements msgp.Decodable
 func (z *Kind) DecodeMsg(dc *msgp.Reader) (err error) {
 	{
 		var zb0001 uint8
@@ -1215,7 +833,389 @@ func (z *Loss) Msgsize() (s int) {
 }
 
 // DecodeMsg implements msgp.Decodable
-func (z *Series) DecodeMsg(dc *msgp.Reader) (err error) {
+func (z *batchV1) DecodeMsg(dc *msgp.Reader) (err error) {
+	var zb0001 uint32
+	zb0001, err = dc.ReadArrayHeader()
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 > z5817a858limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if zb0001 != 10 {
+		err = msgp.ArrayError{Wanted: 10, Got: zb0001}
+		return
+	}
+	z.Version, err = dc.ReadUint8()
+	if err != nil {
+		err = msgp.WrapError(err, "Version")
+		return
+	}
+	{
+		var zb0002 uint8
+		zb0002, err = dc.ReadUint8()
+		if err != nil {
+			err = msgp.WrapError(err, "Kind")
+			return
+		}
+		z.Kind = Kind(zb0002)
+	}
+	z.Flags, err = dc.ReadUint8()
+	if err != nil {
+		err = msgp.WrapError(err, "Flags")
+		return
+	}
+	z.Gateway, err = dc.ReadString()
+	if err != nil {
+		err = msgp.WrapError(err, "Gateway")
+		return
+	}
+	z.Epoch, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "Epoch")
+		return
+	}
+	z.Seq, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "Seq")
+		return
+	}
+	z.Created, err = dc.ReadInt64()
+	if err != nil {
+		err = msgp.WrapError(err, "Created")
+		return
+	}
+	var zb0003 uint32
+	zb0003, err = dc.ReadArrayHeader()
+	if err != nil {
+		err = msgp.WrapError(err, "Series")
+		return
+	}
+	if zb0003 > z5817a858limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if cap(z.Series) >= int(zb0003) {
+		z.Series = (z.Series)[:zb0003]
+	} else {
+		z.Series = make([]seriesV1, zb0003)
+	}
+	for za0001 := range z.Series {
+		err = z.Series[za0001].DecodeMsg(dc)
+		if err != nil {
+			err = msgp.WrapError(err, "Series", za0001)
+			return
+		}
+	}
+	var zb0004 uint32
+	zb0004, err = dc.ReadArrayHeader()
+	if err != nil {
+		err = msgp.WrapError(err, "Alerts")
+		return
+	}
+	if zb0004 > z5817a858limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if cap(z.Alerts) >= int(zb0004) {
+		z.Alerts = (z.Alerts)[:zb0004]
+	} else {
+		z.Alerts = make([]Alert, zb0004)
+	}
+	for za0002 := range z.Alerts {
+		err = z.Alerts[za0002].DecodeMsg(dc)
+		if err != nil {
+			err = msgp.WrapError(err, "Alerts", za0002)
+			return
+		}
+	}
+	var zb0005 uint32
+	zb0005, err = dc.ReadArrayHeader()
+	if err != nil {
+		err = msgp.WrapError(err, "Losses")
+		return
+	}
+	if zb0005 > z5817a858limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if cap(z.Losses) >= int(zb0005) {
+		z.Losses = (z.Losses)[:zb0005]
+	} else {
+		z.Losses = make([]Loss, zb0005)
+	}
+	for za0003 := range z.Losses {
+		err = z.Losses[za0003].DecodeMsg(dc)
+		if err != nil {
+			err = msgp.WrapError(err, "Losses", za0003)
+			return
+		}
+	}
+	return
+}
+
+// EncodeMsg implements msgp.Encodable
+func (z *batchV1) EncodeMsg(en *msgp.Writer) (err error) {
+	// array header, size 10
+	err = en.Append(0x9a)
+	if err != nil {
+		return
+	}
+	err = en.WriteUint8(z.Version)
+	if err != nil {
+		err = msgp.WrapError(err, "Version")
+		return
+	}
+	err = en.WriteUint8(uint8(z.Kind))
+	if err != nil {
+		err = msgp.WrapError(err, "Kind")
+		return
+	}
+	err = en.WriteUint8(z.Flags)
+	if err != nil {
+		err = msgp.WrapError(err, "Flags")
+		return
+	}
+	err = en.WriteString(z.Gateway)
+	if err != nil {
+		err = msgp.WrapError(err, "Gateway")
+		return
+	}
+	err = en.WriteUint64(z.Epoch)
+	if err != nil {
+		err = msgp.WrapError(err, "Epoch")
+		return
+	}
+	err = en.WriteUint64(z.Seq)
+	if err != nil {
+		err = msgp.WrapError(err, "Seq")
+		return
+	}
+	err = en.WriteInt64(z.Created)
+	if err != nil {
+		err = msgp.WrapError(err, "Created")
+		return
+	}
+	err = en.WriteArrayHeader(uint32(len(z.Series)))
+	if err != nil {
+		err = msgp.WrapError(err, "Series")
+		return
+	}
+	for za0001 := range z.Series {
+		err = z.Series[za0001].EncodeMsg(en)
+		if err != nil {
+			err = msgp.WrapError(err, "Series", za0001)
+			return
+		}
+	}
+	err = en.WriteArrayHeader(uint32(len(z.Alerts)))
+	if err != nil {
+		err = msgp.WrapError(err, "Alerts")
+		return
+	}
+	for za0002 := range z.Alerts {
+		err = z.Alerts[za0002].EncodeMsg(en)
+		if err != nil {
+			err = msgp.WrapError(err, "Alerts", za0002)
+			return
+		}
+	}
+	err = en.WriteArrayHeader(uint32(len(z.Losses)))
+	if err != nil {
+		err = msgp.WrapError(err, "Losses")
+		return
+	}
+	for za0003 := range z.Losses {
+		err = z.Losses[za0003].EncodeMsg(en)
+		if err != nil {
+			err = msgp.WrapError(err, "Losses", za0003)
+			return
+		}
+	}
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *batchV1) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// array header, size 10
+	o = append(o, 0x9a)
+	o = msgp.AppendUint8(o, z.Version)
+	o = msgp.AppendUint8(o, uint8(z.Kind))
+	o = msgp.AppendUint8(o, z.Flags)
+	o = msgp.AppendString(o, z.Gateway)
+	o = msgp.AppendUint64(o, z.Epoch)
+	o = msgp.AppendUint64(o, z.Seq)
+	o = msgp.AppendInt64(o, z.Created)
+	o = msgp.AppendArrayHeader(o, uint32(len(z.Series)))
+	for za0001 := range z.Series {
+		o, err = z.Series[za0001].MarshalMsg(o)
+		if err != nil {
+			err = msgp.WrapError(err, "Series", za0001)
+			return
+		}
+	}
+	o = msgp.AppendArrayHeader(o, uint32(len(z.Alerts)))
+	for za0002 := range z.Alerts {
+		o, err = z.Alerts[za0002].MarshalMsg(o)
+		if err != nil {
+			err = msgp.WrapError(err, "Alerts", za0002)
+			return
+		}
+	}
+	o = msgp.AppendArrayHeader(o, uint32(len(z.Losses)))
+	for za0003 := range z.Losses {
+		o, err = z.Losses[za0003].MarshalMsg(o)
+		if err != nil {
+			err = msgp.WrapError(err, "Losses", za0003)
+			return
+		}
+	}
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *batchV1) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 != 10 {
+		err = msgp.ArrayError{Wanted: 10, Got: zb0001}
+		return
+	}
+	z.Version, bts, err = msgp.ReadUint8Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Version")
+		return
+	}
+	{
+		var zb0002 uint8
+		zb0002, bts, err = msgp.ReadUint8Bytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Kind")
+			return
+		}
+		z.Kind = Kind(zb0002)
+	}
+	z.Flags, bts, err = msgp.ReadUint8Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Flags")
+		return
+	}
+	z.Gateway, bts, err = msgp.ReadStringBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Gateway")
+		return
+	}
+	z.Epoch, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Epoch")
+		return
+	}
+	z.Seq, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Seq")
+		return
+	}
+	z.Created, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Created")
+		return
+	}
+	var zb0003 uint32
+	zb0003, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Series")
+		return
+	}
+	if zb0003 > z5817a858limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if cap(z.Series) >= int(zb0003) {
+		z.Series = (z.Series)[:zb0003]
+	} else {
+		z.Series = make([]seriesV1, zb0003)
+	}
+	for za0001 := range z.Series {
+		bts, err = z.Series[za0001].UnmarshalMsg(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Series", za0001)
+			return
+		}
+	}
+	var zb0004 uint32
+	zb0004, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Alerts")
+		return
+	}
+	if zb0004 > z5817a858limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if cap(z.Alerts) >= int(zb0004) {
+		z.Alerts = (z.Alerts)[:zb0004]
+	} else {
+		z.Alerts = make([]Alert, zb0004)
+	}
+	for za0002 := range z.Alerts {
+		bts, err = z.Alerts[za0002].UnmarshalMsg(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Alerts", za0002)
+			return
+		}
+	}
+	var zb0005 uint32
+	zb0005, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Losses")
+		return
+	}
+	if zb0005 > z5817a858limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if cap(z.Losses) >= int(zb0005) {
+		z.Losses = (z.Losses)[:zb0005]
+	} else {
+		z.Losses = make([]Loss, zb0005)
+	}
+	for za0003 := range z.Losses {
+		bts, err = z.Losses[za0003].UnmarshalMsg(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Losses", za0003)
+			return
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *batchV1) Msgsize() (s int) {
+	s = 1 + msgp.Uint8Size + msgp.Uint8Size + msgp.Uint8Size + msgp.StringPrefixSize + len(z.Gateway) + msgp.Uint64Size + msgp.Uint64Size + msgp.Int64Size + msgp.ArrayHeaderSize
+	for za0001 := range z.Series {
+		s += z.Series[za0001].Msgsize()
+	}
+	s += msgp.ArrayHeaderSize
+	for za0002 := range z.Alerts {
+		s += z.Alerts[za0002].Msgsize()
+	}
+	s += msgp.ArrayHeaderSize
+	for za0003 := range z.Losses {
+		s += z.Losses[za0003].Msgsize()
+	}
+	return
+}
+
+// DecodeMsg implements msgp.Decodable
+func (z *seriesV1) DecodeMsg(dc *msgp.Reader) (err error) {
 	var zb0001 uint32
 	zb0001, err = dc.ReadArrayHeader()
 	if err != nil {
@@ -1301,7 +1301,7 @@ func (z *Series) DecodeMsg(dc *msgp.Reader) (err error) {
 }
 
 // EncodeMsg implements msgp.Encodable
-func (z *Series) EncodeMsg(en *msgp.Writer) (err error) {
+func (z *seriesV1) EncodeMsg(en *msgp.Writer) (err error) {
 	// array header, size 6
 	err = en.Append(0x96)
 	if err != nil {
@@ -1355,7 +1355,7 @@ func (z *Series) EncodeMsg(en *msgp.Writer) (err error) {
 }
 
 // MarshalMsg implements msgp.Marshaler
-func (z *Series) MarshalMsg(b []byte) (o []byte, err error) {
+func (z *seriesV1) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// array header, size 6
 	o = append(o, 0x96)
@@ -1375,7 +1375,7 @@ func (z *Series) MarshalMsg(b []byte) (o []byte, err error) {
 }
 
 // UnmarshalMsg implements msgp.Unmarshaler
-func (z *Series) UnmarshalMsg(bts []byte) (o []byte, err error) {
+func (z *seriesV1) UnmarshalMsg(bts []byte) (o []byte, err error) {
 	var zb0001 uint32
 	zb0001, bts, err = msgp.ReadArrayHeaderBytes(bts)
 	if err != nil {
@@ -1471,7 +1471,7 @@ func (z *Series) UnmarshalMsg(bts []byte) (o []byte, err error) {
 }
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
-func (z *Series) Msgsize() (s int) {
+func (z *seriesV1) Msgsize() (s int) {
 	s = 1 + msgp.StringPrefixSize + len(z.Sensor) + msgp.StringPrefixSize + len(z.Metric) + msgp.StringPrefixSize + len(z.Unit) + msgp.ArrayHeaderSize + (len(z.TS) * (msgp.Int64Size)) + msgp.ArrayHeaderSize + (len(z.Values) * (msgp.Float64Size)) + msgp.BytesPrefixSize + len(z.Quality)
 	return
 }

@@ -20,31 +20,46 @@ const roomTries = 3
 // under the file's hard limit.
 var errNoRoom = errors.New("no room under the file size limit")
 
+// defaultEncoder is used when Options.Encoder is nil.
+var defaultEncoder = func() *outpost.Encoder {
+	e, err := outpost.NewEncoder(nil)
+	if err != nil {
+		panic(err) // nil options cannot fail
+	}
+	return e
+}()
+
 // encode stamps and encodes bs into o.enc (values), o.keys (the keys of
-// their chunks) and o.ends (end offsets in both): bbolt keeps references
-// to keys and values until commit, so each gets its own bytes. The caller
-// holds wmu.
+// their chunks), o.ends (end offsets in both) and o.lanes: bbolt keeps
+// references to keys and values until commit, so each gets its own
+// bytes. A batch the encoder splits becomes several values with
+// consecutive seqs. The caller holds wmu.
 func (o *Outbox) encode(bs []*outpost.Batch) error {
-	enc, keys, ends := o.enc[:0], o.keys[:0], o.ends[:0]
+	enc, keys, ends, lanes := o.enc[:0], o.keys[:0], o.ends[:0], o.lanes[:0]
+	seq := o.next
 	for i, b := range bs {
 		if b == nil {
 			return fmt.Errorf("buffer: append: batch %d is nil", i)
 		}
-		b.Epoch, b.Seq = o.epoch, o.next+uint64(i)
+		b.Epoch, b.Seq = o.epoch, seq
 		start := len(enc)
-		enc = append(enc, 0, 0, 0, 0)
 		var err error
-		if enc, err = b.MarshalMsg(enc); err != nil {
+		if enc, o.msgEnds, err = o.encoder.AppendParts(enc, b, crcLen, o.msgEnds[:0]); err != nil {
 			return fmt.Errorf("buffer: append: encode batch %d: %w", i, err)
 		}
-		binary.BigEndian.PutUint32(enc[start:], crc32.Checksum(enc[start+crcLen:], castagnoli))
-		keys = appendKeys(keys, b.Seq, len(enc)-start, o.chunk)
-		ends = append(ends, len(enc), len(keys))
+		for _, end := range o.msgEnds {
+			binary.BigEndian.PutUint32(enc[start:], crc32.Checksum(enc[start+crcLen:end], castagnoli))
+			keys = appendKeys(keys, seq, end-start, o.chunk)
+			ends = append(ends, end, len(keys))
+			lanes = append(lanes, laneOf(b))
+			start = end
+			seq++
+		}
 		if o.gateway == "" {
 			o.gateway = b.Gateway
 		}
 	}
-	o.enc, o.keys, o.ends = enc, keys, ends
+	o.enc, o.keys, o.ends, o.lanes = enc, keys, ends, lanes
 	return nil
 }
 
@@ -55,14 +70,22 @@ func (o *Outbox) encode(bs []*outpost.Batch) error {
 // evicting more each round. The caller holds wmu.
 func (o *Outbox) appendRetrying(bs []*outpost.Batch) error {
 	var need int64
-	err := o.write(o.appendTx(bs, false, &need))
+	err := o.write(o.appendTx(false, &need))
 	for try := 1; try <= roomTries && isFull(err); try++ {
 		o.log.Warn().Err(err).Int64(keyFileBytes, o.Stats().FileBytes).
 			Msg("outbox file at its size limit: evicting in a transaction of its own")
+		next := o.next
 		if rerr := o.write(o.roomTx(need << try)); rerr != nil && !errors.Is(rerr, errNothing) {
 			return rerr
 		}
-		err = o.write(o.appendTx(bs, try == roomTries, &need))
+		if o.next != next {
+			// The eviction stored loss batches under the seqs bs were
+			// encoded with: encode them again with the next ones.
+			if err := o.encode(bs); err != nil {
+				return err
+			}
+		}
+		err = o.write(o.appendTx(try == roomTries, &need))
 	}
 	return err
 }
@@ -71,11 +94,11 @@ func isFull(err error) bool {
 	return errors.Is(err, errNoRoom) || errors.Is(err, berrors.ErrMaxSizeReached)
 }
 
-// appendTx stores the encoded batches, then applies the caps. Unless force
-// is set, it gives up with errNoRoom when its new pages would not fit
-// under the hard limit and older batches could make room. need receives
-// its estimate of the pages it needs.
-func (o *Outbox) appendTx(bs []*outpost.Batch, force bool, need *int64) func(*bolt.Tx, *delta) error {
+// appendTx stores the encoded batches (o.enc), then applies the caps.
+// Unless force is set, it gives up with errNoRoom when its new pages would
+// not fit under the hard limit and older batches could make room. need
+// receives its estimate of the pages it needs.
+func (o *Outbox) appendTx(force bool, need *int64) func(*bolt.Tx, *delta) error {
 	return func(tx *bolt.Tx, d *delta) error {
 		e, err := o.newEvictor(tx, d)
 		if err != nil {
@@ -92,8 +115,7 @@ func (o *Outbox) appendTx(bs []*outpost.Batch, force bool, need *int64) func(*bo
 			return errNoRoom
 		}
 		start, kstart := 0, 0
-		for i, b := range bs {
-			lane := laneOf(b)
+		for i, lane := range o.lanes {
 			end, kend := o.ends[2*i], o.ends[2*i+1]
 			if err := putEntry(e.lanes[lane], o.keys[kstart:kend], o.enc[start:end], o.chunk); err != nil {
 				return err
@@ -102,7 +124,7 @@ func (o *Outbox) appendTx(bs []*outpost.Batch, force bool, need *int64) func(*bo
 			d.bytes[lane] += int64(end - start)
 			start, kstart = end, kend
 		}
-		d.next = o.next + uint64(len(bs))
+		d.next = o.next + uint64(len(o.lanes))
 		e.used += txCost
 		e.high, e.low = o.lim.target(txCost, o.page)
 		if err := e.expire(); err != nil {

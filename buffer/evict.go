@@ -98,7 +98,7 @@ func (e *evictor) squeeze() error {
 // exceed a cap (or its low mark), and which.
 func (e *evictor) over(low bool) (reason string, over bool) {
 	lim := &e.o.lim
-	lb, lbytes := e.losses.pending()
+	lb, lbytes := e.losses.pending(e.o.encoder.MaxMessageBytes())
 	n, bytes := lb, lbytes
 	for l := range numLanes {
 		n += e.o.stats.Batches[l] + e.d.batches[l]
@@ -181,7 +181,7 @@ func (e *evictor) record(lane Lane, raw *rawEntry, reason string) {
 	b := &e.o.scratch
 	data, err := checkEntry(lane, raw)
 	if err == nil {
-		_, err = b.UnmarshalMsg(data) // copies what it keeps
+		_, err = b.UnmarshalMsg(data) // wire version 1 or 2; copies what it keeps
 	}
 	if err != nil || b.Kind > outpost.KindLoss {
 		e.losses.add(unknownLoss(lane, e.o.epoch, seq, e.now))
@@ -228,21 +228,28 @@ func (e *evictor) finish() error {
 		if gw == "" {
 			gw = e.o.gatewayFor(e.tx)
 		}
-		for _, b := range e.losses.batches(gw, e.o.epoch, e.d.next, e.now) {
-			v := make([]byte, crcLen, crcLen+b.Msgsize())
-			v, err := b.MarshalMsg(v)
+		for _, b := range e.losses.batches(gw, e.o.epoch, e.now) {
+			// The encoder's byte cap may split a loss batch: each part
+			// takes the next seq.
+			b.Seq = e.d.next
+			v, ends, err := e.o.encoder.AppendParts(nil, b, crcLen, nil)
 			if err != nil {
 				return err
 			}
-			binary.BigEndian.PutUint32(v, crc32.Checksum(v[crcLen:], castagnoli))
-			keys := appendKeys(nil, b.Seq, len(v), e.o.chunk)
-			if err := putEntry(e.lanes[LaneAlert], keys, v, e.o.chunk); err != nil {
-				return err
+			start := 0
+			for _, end := range ends {
+				val := v[start:end:end]
+				binary.BigEndian.PutUint32(val, crc32.Checksum(val[crcLen:], castagnoli))
+				keys := appendKeys(nil, e.d.next, len(val), e.o.chunk)
+				if err := putEntry(e.lanes[LaneAlert], keys, val, e.o.chunk); err != nil {
+					return err
+				}
+				e.d.batches[LaneAlert]++
+				e.d.bytes[LaneAlert] += int64(len(val))
+				e.d.counts.LossRecords++
+				e.d.next++
+				start = end
 			}
-			e.d.batches[LaneAlert]++
-			e.d.bytes[LaneAlert] += int64(len(v))
-			e.d.counts.LossRecords++
-			e.d.next = b.Seq + 1
 		}
 	}
 	return e.o.finishTx(e.tx, e.lanes, e.d)

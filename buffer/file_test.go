@@ -105,12 +105,13 @@ func stored(t *testing.T, o *Outbox, seq uint64) bool {
 // TestCompactOnOpen: an outbox reopened with a lower cap evicts down to it,
 // with loss records, and compacts the file under it.
 func TestCompactOnOpen(t *testing.T) {
+	const appended = 900 // batches of 1000 readings, ~10 KB each
 	path := newPath(t)
 	o, err := Open(path, &Options{MaxBytes: 16 << 20, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 600 {
+	for i := range appended {
 		mustAppend(t, o, telemetry(1000, i))
 	}
 	before := o.Stats()
@@ -141,8 +142,8 @@ func TestCompactOnOpen(t *testing.T) {
 	for _, e := range readAll(t, o, LaneTelemetry) {
 		stored += int64(decode(t, e).Len())
 	}
-	if lost := lostCount(t, o, outpost.KindTelemetry); int64(lost) != 600*1000-stored {
-		t.Errorf("%d readings lost by the records, %d appended, %d stored", lost, 600*1000, stored)
+	if lost := lostCount(t, o, outpost.KindTelemetry); int64(lost) != appended*1000-stored {
+		t.Errorf("%d readings lost by the records, %d appended, %d stored", lost, appended*1000, stored)
 	}
 	mustAppend(t, o, telemetry(1000, 1))
 }

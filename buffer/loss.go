@@ -54,27 +54,30 @@ func (s *lossSet) add(l outpost.Loss) {
 const lossBatchOverhead = 200 + crcLen
 
 // pending returns how many loss batches the set becomes and an upper bound
-// of their stored bytes.
-func (s *lossSet) pending() (batches int, bytes int64) {
+// of their stored bytes, for an encoder with the byte cap maxMsg (0: none).
+func (s *lossSet) pending(maxMsg int) (batches int, bytes int64) {
 	if len(s.list) == 0 {
 		return 0, 0
 	}
 	batches = (len(s.list) + outpost.MaxBatchLosses - 1) / outpost.MaxBatchLosses
+	if room := maxMsg - lossBatchOverhead; maxMsg > 0 && room > 0 {
+		// Split to fit the cap: parts are at least half full.
+		batches = max(batches, 2*s.size/room+1)
+	}
 	return batches, int64(s.size + batches*lossBatchOverhead)
 }
 
-// batches returns the loss batches, at most MaxBatchLosses records each,
-// numbered from seq.
-func (s *lossSet) batches(gateway string, epoch, seq uint64, now int64) []*outpost.Batch {
+// batches returns the loss batches, at most MaxBatchLosses records each.
+// The caller numbers them.
+func (s *lossSet) batches(gateway string, epoch uint64, now int64) []*outpost.Batch {
 	var bs []*outpost.Batch
-	for rest := s.list; len(rest) > 0; seq++ {
+	for rest := s.list; len(rest) > 0; {
 		n := min(len(rest), outpost.MaxBatchLosses)
 		bs = append(bs, &outpost.Batch{
 			Version: outpost.WireVersion,
 			Kind:    outpost.KindLoss,
 			Gateway: gateway,
 			Epoch:   epoch,
-			Seq:     seq,
 			Created: now,
 			Losses:  rest[:n:n],
 		})

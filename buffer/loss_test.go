@@ -270,7 +270,7 @@ func TestDropCorrupt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs := batches(telemetry(50, 1), telemetry(3000, 2), telemetry(50, 3), alert("a"), alert("b"))
+	bs := batches(telemetry(100, 1), telemetry(3000, 2), telemetry(50, 3), alert("a"), alert("b"))
 	mustAppend(t, o, bs...)
 	if err := o.Close(); err != nil {
 		t.Fatal(err)

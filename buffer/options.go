@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/outposthq/outpost"
 )
 
 // Defaults for Options.
@@ -52,6 +54,12 @@ type Options struct {
 	// NoSync skips fsync on commit (bbolt NoSync). Tests and benchmarks
 	// only: a crash can then lose or corrupt the file.
 	NoSync bool
+	// Encoder encodes the appended batches and the loss batches: its
+	// compression, and its byte cap, under which a batch that would
+	// exceed it is stored as several batches with consecutive seqs.
+	// Default: no compression, no cap. Stored batches, of any encoding
+	// and wire version, stay as they are.
+	Encoder *outpost.Encoder
 	// Logger receives the outbox's logs under component=buffer.
 	// Default zerolog.Nop().
 	Logger zerolog.Logger

@@ -106,6 +106,9 @@ type Outbox struct {
 	enc        []byte // encoded values of one Append, reused
 	keys       []byte // keys of one Append or Delete, reused
 	ends       []int  // end offsets in enc and keys of each value of one Append
+	lanes      []Lane // lane of each value of one Append
+	msgEnds    []int  // end offsets of the messages of one batch, reused
+	encoder    *outpost.Encoder
 	buf        []byte // a value of several chunks, assembled
 	scratch    outpost.Batch
 	heads      [numLanes]head
@@ -148,9 +151,13 @@ func Open(path string, opts *Options) (*Outbox, error) {
 		log:      opts.Logger.With().Str(keyComponent, "buffer").Logger(),
 		now:      opts.Now,
 		notify:   make(chan struct{}, 1),
+		encoder:  opts.Encoder,
 	}
 	if o.now == nil {
 		o.now = time.Now
+	}
+	if o.encoder == nil {
+		o.encoder = defaultEncoder
 	}
 	st, err := o.openFile()
 	if err != nil {
@@ -179,7 +186,10 @@ func (o *Outbox) Notify() <-chan struct{} { return o.notify }
 // Append stamps each batch with the epoch and the next seq (consecutive,
 // never reused within the epoch), encodes it and stores all of them in one
 // durable transaction: alert and loss batches in LaneAlert, telemetry in
-// LaneTelemetry.
+// LaneTelemetry. A batch that Options.Encoder splits to fit its byte cap
+// is stored as several batches and takes as many seqs: its Seq is the
+// first. A reading, alert or loss record that alone exceeds the cap fails
+// the Append (outpost.ErrMessageTooLarge).
 //
 // Append does not fail because the outbox is full. In the same transaction
 // it applies the caps: batches past MaxAge go, then while a cap is

@@ -99,12 +99,23 @@ func (s *Signal) At(ts int64) float64 {
 	return v
 }
 
-// quantize rounds v to a multiple of res. For decimal steps (0.01, 0.5)
-// it divides by the integer 1/res, so 27.56 comes out as the double
-// nearest 27.56 rather than 2756 × 0.01 = 27.560000000000002.
+// quantize rounds v to a multiple of res. When res is a decimal step
+// m × 10^-k (0.01, 0.1, 0.5, 0.3, 2.5, 5) the result is the double nearest
+// to the decimal: the integer n × m divided once by the exact power of
+// ten, so 27.56 comes out as the double nearest 27.56 rather than
+// 2756 × 0.01 = 27.560000000000002, like a sensor's decimal reading, and
+// the wire encodes it as a scaled integer.
 func quantize(v, res float64) float64 {
-	if inv := math.Round(1 / res); math.Abs(inv-1/res) < 1e-9 {
-		return math.Round(v*inv) / inv
+	n := math.Round(v / res)
+	for k, p := 0, 1.0; k <= 15; k, p = k+1, p*10 { // p = 10^k, exact
+		m := math.Round(res * p)
+		if m < 1 || math.Abs(res*p-m) > 1e-9*m {
+			continue
+		}
+		if nm := n * m; math.Abs(nm) < 1<<53 {
+			return nm / p
+		}
+		break
 	}
-	return math.Round(v/res) * res
+	return n * res
 }

@@ -3,6 +3,8 @@ package firmwaresim
 import (
 	"context"
 	"math"
+	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -22,6 +24,7 @@ func TestSignals(t *testing.T) {
 		{"resolution", SignalSpec{Kind: KindConstant, Value: 21.537, Resolution: 0.1}, []int64{0}, []float64{21.5}},
 		{"resolution exact decimal", SignalSpec{Kind: KindConstant, Value: 27.5599, Resolution: 0.01}, []int64{0}, []float64{27.56}},
 		{"resolution not decimal", SignalSpec{Kind: KindConstant, Value: 7.4, Resolution: 2.5}, []int64{0}, []float64{7.5}},
+		{"resolution 0.3", SignalSpec{Kind: KindConstant, Value: 2.08, Resolution: 0.3}, []int64{0}, []float64{2.1}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -35,6 +38,44 @@ func TestSignals(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestQuantizeDecimal: a decimal resolution gives the double nearest to
+// the decimal, as parsing its digits does.
+func TestQuantizeDecimal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, r := range []struct {
+		res    float64
+		m      int64
+		digits int
+	}{{0.01, 1, 2}, {0.1, 1, 1}, {0.5, 5, 1}, {0.25, 25, 2}, {0.3, 3, 1}, {2.5, 25, 1}, {5, 5, 0}, {0.001, 1, 3}} {
+		for range 2000 {
+			v := (rng.Float64()*2 - 1) * 1000
+			got := quantize(v, r.res)
+			n := int64(math.Round(v/r.res)) * r.m
+			s := strconv.FormatInt(n, 10)
+			if r.digits > 0 {
+				neg := n < 0
+				if neg {
+					s = s[1:]
+				}
+				for len(s) <= r.digits {
+					s = "0" + s
+				}
+				s = s[:len(s)-r.digits] + "." + s[len(s)-r.digits:]
+				if neg {
+					s = "-" + s
+				}
+			}
+			want, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("quantize(%v, %v) = %v, want %s", v, r.res, got, s)
+			}
+		}
 	}
 }
 

@@ -250,7 +250,7 @@ func (s *Service) retry(f func(ctx context.Context) error, b *outpost.Batch) err
 // ack tracker waits instead. A lost ack costs a resend, acked as a
 // duplicate.
 func (s *Service) publishAck(b *outpost.Batch) {
-	a := outpost.Ack{Version: outpost.WireVersion, Epoch: b.Epoch, Seqs: []uint64{b.Seq}}
+	a := outpost.Ack{Version: outpost.AckVersion, Epoch: b.Epoch, Seqs: []uint64{b.Seq}}
 	p, err := a.MarshalMsg(nil)
 	if err != nil { // cannot happen for this type; never ignore it either
 		s.errLog.Error().Err(err).Msg("encode ack")

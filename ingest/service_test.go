@@ -271,9 +271,9 @@ func TestBadInputDeadLettered(t *testing.T) {
 	const maxPayload = 8 << 10
 	e := newEnv(t, nil, func(o *ingest.Options) { o.MaxPayload = maxPayload })
 	good := storetest.Encode(t, storetest.Telemetry(e.gw, 1, 1, readings(3, storetest.T0)...))
-	v2 := storetest.Telemetry(e.gw, 1, 2, readings(1, storetest.T0)...)
-	v2.Version = 2
-	big := storetest.Telemetry(e.gw, 1, 3, storetest.Series("s", "t", storetest.T0, time.Millisecond, 2000, 0)...)
+	v3 := storetest.Encode(t, storetest.Telemetry(e.gw, 1, 2, readings(1, storetest.T0)...))
+	v3[1] = 3 // a wire version this build does not know
+	big := storetest.Telemetry(e.gw, 1, 3, storetest.Series("s", "t", storetest.T0, time.Millisecond, 5000, 0)...)
 	badText := storetest.Telemetry(e.gw, 1, 4, storetest.Series("s\xff", "t", storetest.T0, time.Second, 1, 0)...)
 	noSeq := storetest.Telemetry(e.gw, 1, 0, readings(1, storetest.T0)...)
 	lossText := storetest.LossBatch(e.gw, 1, 5, outpost.Loss{Reason: "max\x00bytes", Kind: outpost.KindAlert, Count: 1})
@@ -289,7 +289,7 @@ func TestBadInputDeadLettered(t *testing.T) {
 		{"truncated", e.batchTopic(e.gw), good[:len(good)/2], "invalid batch: outpost: invalid batch: decode"},
 		{"trailing", e.batchTopic(e.gw), append(slices.Clone(good), 0xc0), "trailing"},
 		{"mismatch", e.batchTopic("someone-else"), good, "gateway mismatch"},
-		{"version", e.batchTopic(e.gw), storetest.Encode(t, v2), "unsupported version"},
+		{"version", e.batchTopic(e.gw), v3, "unsupported version"},
 		{"oversize", e.batchTopic(e.gw), storetest.Encode(t, big), "exceeds the limit"},
 		{"utf8", e.batchTopic(e.gw), storetest.Encode(t, badText), "UTF-8"},
 		{"zero seq", e.batchTopic(e.gw), storetest.Encode(t, noSeq), "non-zero"},

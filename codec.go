@@ -1,0 +1,553 @@
+package outpost
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/tinylib/msgp/msgp"
+)
+
+// The version 2 batch encoding, written by hand with msgp's primitives
+// (docs/wire-format.md is the normative description):
+//
+//	batch:  [version=2, kind, flags, gateway, epoch, seq, created, body]
+//	body:   [series, alerts, losses], or with FlagZstd a bin holding a
+//	        zstd frame of exactly those bytes
+//	series: [sensor, metric, unit, ts_exp, ts, value_exp, values, quality]
+const (
+	v2Fields     = 8
+	bodyFields   = 3
+	seriesFields = 8
+
+	// ts_exp 0..9: ts holds t0, the first delta, then deltas of deltas,
+	// in units of 10^ts_exp ns. 10..19: the same units, but ts holds t0
+	// then plain deltas, for the rare series whose deltas of deltas
+	// would overflow int64.
+	maxTSExp    = 9
+	tsDeltaMode = 10
+
+	// value_exp -15..15: values hold n0 then deltas of the integers n
+	// with value = n × 10^value_exp. rawValues: values are floats.
+	minValueExp = -15
+	maxValueExp = 15
+	rawValues   = 127
+	maxScaled   = 1 << 53 // |n| stays below, so float64(n) is exact
+)
+
+var pow10i = [...]int64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
+
+var pow10f = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
+	1e10, 1e11, 1e12, 1e13, 1e14, 1e15} // all exact in float64
+
+var errTSOverflow = errors.New("timestamp overflow")
+
+// MarshalMsg appends the batch's encoding to b: version 1 (the msgp tuple
+// of batchV1) if bt.Version is 1, else version 2, uncompressed, in one
+// message. Use an Encoder for compression and the byte cap. It
+// implements msgp.Marshaler.
+func (bt *Batch) MarshalMsg(b []byte) ([]byte, error) {
+	if bt.Version == 1 {
+		v1 := batchV1{Version: 1, Kind: bt.Kind, Flags: bt.Flags &^ FlagZstd, Gateway: bt.Gateway,
+			Epoch: bt.Epoch, Seq: bt.Seq, Created: bt.Created, Alerts: bt.Alerts, Losses: bt.Losses}
+		if bt.Series != nil {
+			v1.Series = make([]seriesV1, len(bt.Series))
+			for i := range bt.Series {
+				v1.Series[i] = seriesV1(bt.Series[i])
+			}
+		}
+		return v1.MarshalMsg(b)
+	}
+	return plainEncoder.Encode(b, bt)
+}
+
+// UnmarshalMsg decodes one encoded batch, version 1 or 2, from the head
+// of p into bt and returns the rest of p. It checks the structure and
+// the limits that bound allocation, but not the contract: DecodeBatch
+// does that too. Nothing in bt refers to p afterwards. It implements
+// msgp.Unmarshaler.
+func (bt *Batch) UnmarshalMsg(p []byte) ([]byte, error) {
+	n, q, err := msgp.ReadArrayHeaderBytes(p)
+	if err != nil {
+		return p, err
+	}
+	version, q, err := msgp.ReadUint8Bytes(q)
+	if err != nil || n == 0 {
+		return p, fmt.Errorf("version: %w", errOr(err, msgp.ErrShortBytes))
+	}
+	switch version {
+	case 1:
+		var v1 batchV1
+		rest, err := v1.UnmarshalMsg(p)
+		if err != nil {
+			return p, err
+		}
+		*bt = Batch{Version: 1, Kind: v1.Kind, Flags: v1.Flags, Gateway: v1.Gateway, Epoch: v1.Epoch,
+			Seq: v1.Seq, Created: v1.Created, Alerts: v1.Alerts, Losses: v1.Losses}
+		if v1.Series != nil {
+			bt.Series = make([]Series, len(v1.Series))
+			for i := range v1.Series {
+				bt.Series[i] = Series(v1.Series[i])
+				if len(bt.Series[i].Quality) == 0 {
+					bt.Series[i].Quality = nil
+				}
+			}
+		}
+		return rest, nil
+	case 2:
+		if n != v2Fields {
+			return p, msgp.ArrayError{Wanted: v2Fields, Got: n}
+		}
+		*bt = Batch{Version: 2}
+		return bt.unmarshalV2(q)
+	}
+	return p, fmt.Errorf("%w: %d", ErrUnsupportedVersion, version)
+}
+
+// unmarshalV2 decodes a version 2 batch after its version field.
+func (bt *Batch) unmarshalV2(p []byte) (_ []byte, err error) {
+	var kind uint8
+	if kind, p, err = msgp.ReadUint8Bytes(p); err != nil {
+		return p, fmt.Errorf("kind: %w", err)
+	}
+	bt.Kind = Kind(kind)
+	if bt.Flags, p, err = msgp.ReadUint8Bytes(p); err != nil {
+		return p, fmt.Errorf("flags: %w", err)
+	}
+	if bt.Gateway, p, err = msgp.ReadStringBytes(p); err != nil {
+		return p, fmt.Errorf("gateway: %w", err)
+	}
+	if bt.Epoch, p, err = msgp.ReadUint64Bytes(p); err != nil {
+		return p, fmt.Errorf("epoch: %w", err)
+	}
+	if bt.Seq, p, err = msgp.ReadUint64Bytes(p); err != nil {
+		return p, fmt.Errorf("seq: %w", err)
+	}
+	if bt.Created, p, err = msgp.ReadInt64Bytes(p); err != nil {
+		return p, fmt.Errorf("created: %w", err)
+	}
+	if bt.Flags&FlagZstd == 0 {
+		return bt.readBody(p)
+	}
+	bt.Flags &^= FlagZstd
+	z, rest, err := msgp.ReadBytesZC(p)
+	if err != nil {
+		return p, fmt.Errorf("body: %w", err)
+	}
+	body, err := decompress(z)
+	if err != nil {
+		return p, err
+	}
+	tail, err := bt.readBody(body)
+	if err != nil {
+		return p, err
+	}
+	if len(tail) != 0 {
+		return p, fmt.Errorf("body: %d trailing bytes in the zstd frame", len(tail))
+	}
+	return rest, nil
+}
+
+// readBody decodes [series, alerts, losses].
+func (bt *Batch) readBody(p []byte) (_ []byte, err error) {
+	n, p, err := msgp.ReadArrayHeaderBytes(p)
+	if err != nil {
+		return p, fmt.Errorf("body: %w", err)
+	}
+	if n != bodyFields {
+		return p, fmt.Errorf("body: %w", msgp.ArrayError{Wanted: bodyFields, Got: n})
+	}
+	if n, p, err = readLen(p, MaxBatchSeries, "series"); err != nil {
+		return p, err
+	}
+	if n > 0 {
+		bt.Series = make([]Series, n)
+	}
+	budget := MaxBatchReadings
+	for i := range bt.Series {
+		if p, err = readSeries(p, &bt.Series[i], &budget); err != nil {
+			return p, fmt.Errorf("series %d: %w", i, err)
+		}
+	}
+	if n, p, err = readLen(p, MaxBatchAlerts, "alerts"); err != nil {
+		return p, err
+	}
+	if n > 0 {
+		bt.Alerts = make([]Alert, n)
+	}
+	for i := range bt.Alerts {
+		if p, err = bt.Alerts[i].UnmarshalMsg(p); err != nil {
+			return p, fmt.Errorf("alert %d: %w", i, err)
+		}
+	}
+	if n, p, err = readLen(p, MaxBatchLosses, "losses"); err != nil {
+		return p, err
+	}
+	if n > 0 {
+		bt.Losses = make([]Loss, n)
+	}
+	for i := range bt.Losses {
+		if p, err = bt.Losses[i].UnmarshalMsg(p); err != nil {
+			return p, fmt.Errorf("loss %d: %w", i, err)
+		}
+	}
+	return p, nil
+}
+
+// readLen reads an array header of at most limit elements, each of which
+// takes a byte at least: a short input cannot make the caller allocate.
+func readLen(p []byte, limit int, what string) (uint32, []byte, error) {
+	n, p, err := msgp.ReadArrayHeaderBytes(p)
+	switch {
+	case err != nil:
+		return 0, p, fmt.Errorf("%s: %w", what, err)
+	case int64(n) > int64(limit):
+		return 0, p, fmt.Errorf("%s: %d elements, limit %d", what, n, limit)
+	case int64(n) > int64(len(p)):
+		return 0, p, fmt.Errorf("%s: %d elements in %d bytes: %w", what, n, len(p), msgp.ErrShortBytes)
+	}
+	return n, p, nil
+}
+
+// readSeries decodes one version 2 series; budget is the readings the
+// batch may still hold.
+func readSeries(p []byte, s *Series, budget *int) (_ []byte, err error) {
+	n, p, err := msgp.ReadArrayHeaderBytes(p)
+	if err != nil {
+		return p, err
+	}
+	if n != seriesFields {
+		return p, msgp.ArrayError{Wanted: seriesFields, Got: n}
+	}
+	if s.Sensor, p, err = msgp.ReadStringBytes(p); err != nil {
+		return p, fmt.Errorf("sensor: %w", err)
+	}
+	if s.Metric, p, err = msgp.ReadStringBytes(p); err != nil {
+		return p, fmt.Errorf("metric: %w", err)
+	}
+	if s.Unit, p, err = msgp.ReadStringBytes(p); err != nil {
+		return p, fmt.Errorf("unit: %w", err)
+	}
+	if p, err = s.readTS(p, budget); err != nil {
+		return p, err
+	}
+	if p, err = s.readValues(p); err != nil {
+		return p, err
+	}
+	if s.Quality, p, err = msgp.ReadBytesBytes(p, nil); err != nil {
+		return p, fmt.Errorf("quality: %w", err)
+	}
+	if len(s.Quality) == 0 {
+		s.Quality = nil
+	}
+	return p, nil
+}
+
+func (s *Series) readTS(p []byte, budget *int) (_ []byte, err error) {
+	k, p, err := msgp.ReadInt64Bytes(p)
+	if err != nil {
+		return p, fmt.Errorf("ts_exp: %w", err)
+	}
+	deltas := k >= tsDeltaMode
+	if deltas {
+		k -= tsDeltaMode
+	}
+	if k < 0 || k > maxTSExp {
+		return p, fmt.Errorf("ts_exp %d out of range", k)
+	}
+	unit := pow10i[k]
+	n, p, err := readLen(p, *budget, "ts")
+	if err != nil {
+		return p, err
+	}
+	*budget -= int(n)
+	s.TS = make([]int64, n)
+	var abs, d int64 // absolute time in ns; delta in units
+	for i := range s.TS {
+		var x int64
+		if x, p, err = msgp.ReadInt64Bytes(p); err != nil {
+			return p, fmt.Errorf("ts %d: %w", i, err)
+		}
+		ok := true
+		switch {
+		case i == 0:
+			abs, ok = mul64(x, unit)
+			s.TS[0] = abs
+			if !ok {
+				return p, errTSOverflow
+			}
+			continue
+		case i == 1 || deltas:
+			d = x
+		default:
+			d, ok = add64(d, x)
+		}
+		dn, ok2 := mul64(d, unit)
+		var ok3 bool
+		abs, ok3 = add64(abs, dn)
+		if !ok || !ok2 || !ok3 {
+			return p, errTSOverflow
+		}
+		s.TS[i] = dn
+	}
+	return p, nil
+}
+
+func (s *Series) readValues(p []byte) (_ []byte, err error) {
+	e, p, err := msgp.ReadInt64Bytes(p)
+	if err != nil {
+		return p, fmt.Errorf("value_exp: %w", err)
+	}
+	if e != rawValues && (e < minValueExp || e > maxValueExp) {
+		return p, fmt.Errorf("value_exp %d out of range", e)
+	}
+	n, p, err := msgp.ReadArrayHeaderBytes(p)
+	if err != nil {
+		return p, fmt.Errorf("values: %w", err)
+	}
+	if int64(n) != int64(len(s.TS)) {
+		return p, fmt.Errorf("%d values for %d timestamps", n, len(s.TS))
+	}
+	s.Values = make([]float64, n)
+	if e == rawValues {
+		for i := range s.Values {
+			if s.Values[i], p, err = msgp.ReadFloat64Bytes(p); err != nil {
+				return p, fmt.Errorf("value %d: %w", i, err)
+			}
+		}
+		return p, nil
+	}
+	var acc int64
+	for i := range s.Values {
+		var x int64
+		if x, p, err = msgp.ReadInt64Bytes(p); err != nil {
+			return p, fmt.Errorf("value %d: %w", i, err)
+		}
+		// Bounding x first keeps the sum from overflowing.
+		if x <= -2*maxScaled || x >= 2*maxScaled {
+			return p, fmt.Errorf("value %d: scaled integer out of range", i)
+		}
+		if i == 0 {
+			acc = x
+		} else {
+			acc += x
+		}
+		if acc <= -maxScaled || acc >= maxScaled {
+			return p, fmt.Errorf("value %d: scaled integer out of range", i)
+		}
+		s.Values[i] = unscale(acc, int(e))
+	}
+	return p, nil
+}
+
+// unscale is n × 10^e, rounded once: float64(n) and the power of ten are
+// exact, so the result is the double nearest to the decimal.
+func unscale(n int64, e int) float64 {
+	if e < 0 {
+		return float64(n) / pow10f[-e]
+	}
+	return float64(n) * pow10f[e]
+}
+
+// scale returns n with unscale(n, e) == v bit for bit and |n| < 2^53, if
+// there is one.
+func scale(v float64, e int) (int64, bool) {
+	var f float64
+	if e < 0 {
+		f = math.Round(v * pow10f[-e])
+	} else {
+		f = math.Round(v / pow10f[e])
+	}
+	if !(f > -maxScaled && f < maxScaled) { // also NaN
+		return 0, false
+	}
+	n := int64(f)
+	return n, math.Float64bits(unscale(n, e)) == math.Float64bits(v)
+}
+
+// valueExp returns the largest decimal exponent at which every value is a
+// scaled integer, or rawValues.
+func valueExp(vs []float64) int {
+	e, changed := maxValueExp, 0
+	for i, v := range vs {
+		for {
+			if _, ok := scale(v, e); ok {
+				break
+			}
+			if e--; e < minValueExp {
+				return rawValues
+			}
+			changed = i
+		}
+	}
+	// A value that scaled at a larger exponent scales at a smaller one,
+	// unless its integer grew past 2^53.
+	for _, v := range vs[:changed] {
+		if _, ok := scale(v, e); !ok {
+			return rawValues
+		}
+	}
+	return e
+}
+
+// appendSeries appends the version 2 encoding of readings lo to hi of s,
+// t0 being the absolute timestamp of reading lo. The caller has checked s
+// (checkSeries).
+func appendSeries(dst []byte, s *Series, lo, hi int, t0 int64) []byte {
+	dst = msgp.AppendArrayHeader(dst, seriesFields)
+	dst = msgp.AppendString(dst, s.Sensor)
+	dst = msgp.AppendString(dst, s.Metric)
+	dst = msgp.AppendString(dst, s.Unit)
+	dst = appendTS(dst, s.TS[lo:hi], t0)
+	dst = appendValues(dst, s.Values[lo:hi])
+	var q []byte
+	if len(s.Quality) > 0 {
+		q = s.Quality[lo:hi]
+		if allZero(q) {
+			q = nil
+		}
+	}
+	return msgp.AppendBytes(dst, q)
+}
+
+// appendTS appends ts_exp and the ts array of a delta-encoded column
+// whose first timestamp is t0 (ts[0] is ignored).
+func appendTS(dst []byte, ts []int64, t0 int64) []byte {
+	k := maxTSExp
+	abs := t0
+	for i := 0; i < len(ts) && k > 0; i++ {
+		if i > 0 {
+			abs += ts[i] // checkSeries proved the sums fit
+		}
+		for k > 0 && abs%pow10i[k] != 0 {
+			k--
+		}
+	}
+	unit := pow10i[k]
+	mark := len(dst)
+	dst = msgp.AppendInt64(dst, int64(k))
+	dst = msgp.AppendArrayHeader(dst, uint32(len(ts)))
+	var prev int64
+	for i := range ts {
+		switch i {
+		case 0:
+			dst = msgp.AppendInt64(dst, t0/unit)
+		case 1:
+			prev = ts[1] / unit
+			dst = msgp.AppendInt64(dst, prev)
+		default:
+			d := ts[i] / unit
+			dd, ok := sub64(d, prev)
+			if !ok {
+				return appendTSDeltas(dst[:mark], ts, t0, k)
+			}
+			dst = msgp.AppendInt64(dst, dd)
+			prev = d
+		}
+	}
+	return dst
+}
+
+func appendTSDeltas(dst []byte, ts []int64, t0 int64, k int) []byte {
+	unit := pow10i[k]
+	dst = msgp.AppendInt64(dst, int64(tsDeltaMode+k))
+	dst = msgp.AppendArrayHeader(dst, uint32(len(ts)))
+	dst = msgp.AppendInt64(dst, t0/unit)
+	for _, d := range ts[1:] {
+		dst = msgp.AppendInt64(dst, d/unit)
+	}
+	return dst
+}
+
+// appendValues appends value_exp and the values array. Raw values are
+// float32 where that is exact, else float64.
+func appendValues(dst []byte, vs []float64) []byte {
+	e := valueExp(vs)
+	dst = msgp.AppendInt64(dst, int64(e))
+	dst = msgp.AppendArrayHeader(dst, uint32(len(vs)))
+	if e == rawValues {
+		for _, v := range vs {
+			if f := float32(v); math.Float64bits(float64(f)) == math.Float64bits(v) {
+				dst = msgp.AppendFloat32(dst, f)
+			} else {
+				dst = msgp.AppendFloat64(dst, v)
+			}
+		}
+		return dst
+	}
+	var prev int64
+	for _, v := range vs {
+		n, _ := scale(v, e)
+		dst = msgp.AppendInt64(dst, n-prev)
+		prev = n
+	}
+	return dst
+}
+
+// checkSeries checks what the encoder relies on: matching column lengths
+// and timestamps that stay in int64.
+func checkSeries(s *Series) error {
+	if len(s.Values) == 0 {
+		return errors.New("no values")
+	}
+	if len(s.TS) != len(s.Values) {
+		return fmt.Errorf("%d timestamps for %d values", len(s.TS), len(s.Values))
+	}
+	if len(s.Quality) != 0 && len(s.Quality) != len(s.Values) {
+		return fmt.Errorf("%d quality bytes for %d values", len(s.Quality), len(s.Values))
+	}
+	abs := s.TS[0]
+	for _, d := range s.TS[1:] {
+		var ok bool
+		if abs, ok = add64(abs, d); !ok {
+			return errTSOverflow
+		}
+	}
+	return nil
+}
+
+// SetHistorical returns a copy of an encoded batch (version 1 or 2) with
+// FlagHistorical set. Both versions start with a fixarray header and
+// version, kind and flags as positive fixints, so the flags are the byte
+// at offset 3. Anything else comes back as an unchanged copy.
+func SetHistorical(p []byte) []byte {
+	q := append([]byte(nil), p...)
+	if len(q) > 3 && (q[0] == 0x9a && q[1] == 1 || q[0] == 0x98 && q[1] == 2) && q[3] < 0x80 {
+		q[3] |= FlagHistorical
+	}
+	return q
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func add64(a, b int64) (int64, bool) {
+	c := a + b
+	return c, (c > a) == (b > 0)
+}
+
+func sub64(a, b int64) (int64, bool) {
+	c := a - b
+	return c, (c < a) == (b > 0)
+}
+
+func mul64(a, b int64) (int64, bool) {
+	if a == 0 || b == 0 {
+		return 0, true
+	}
+	c := a * b
+	return c, c/b == a && !(a == -1 && b == math.MinInt64) && !(b == -1 && a == math.MinInt64)
+}
+
+func errOr(err, def error) error {
+	if err != nil {
+		return err
+	}
+	return def
+}
