@@ -6,21 +6,35 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/outposthq/outpost"
 )
 
 // flight is one published batch awaiting its ack.
 type flight struct {
-	lane   int
-	data   []byte
-	sentAt time.Time
+	lane    int
+	backlog bool
+	data    []byte // what was published; resends send the same bytes
+	sentAt  time.Time
 }
 
 // loop is the uplink's single-goroutine state: what is in flight and how far
-// each lane has been read. Only run touches it.
+// each stream has been read. Only run touches it.
+//
+// Telemetry is read as two streams. Batches stored before the current
+// connection came up (seq <= boundary) are the backlog: they are marked
+// historical and go out only when no fresh batch is waiting, within the
+// backlog bandwidth budget, and never fill the whole window. Fresh batches
+// (seq > boundary) go right after alerts, so dashboards and rules in the
+// cloud see the present first after an outage.
 type loop struct {
 	u        *Uplink
 	inflight map[uint64]*flight
-	cursor   [2]uint64 // highest seq read from each lane
+	alertCur uint64 // highest alert seq read
+	liveCur  uint64 // highest fresh telemetry seq read
+	backCur  uint64 // highest backlog seq read
+	boundary uint64 // telemetry seq <= boundary is backlog
+	bucket   bucket
 	buf      []Stored
 	del      []uint64
 	errs     int
@@ -32,6 +46,7 @@ type loop struct {
 
 func (u *Uplink) run(ctx context.Context) {
 	l := &loop{u: u, inflight: make(map[uint64]*flight)}
+	l.bucket = bucket{rate: float64(u.opt.BacklogBandwidth)}
 	tick := time.NewTicker(max(u.opt.AckTimeout/4, 10*time.Millisecond))
 	defer tick.Stop()
 	retry := time.NewTimer(time.Hour)
@@ -40,11 +55,7 @@ func (u *Uplink) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-u.wake:
-			if g := u.connGen.Load(); g != l.gen {
-				l.gen = g
-				l.resendAll() // a clean session lost whatever was in flight
-			}
+		case <-u.wake: // fill notices a new connection
 		case seqs := <-u.acks:
 			l.del = append(l.del[:0], seqs...)
 			// Take every ack already queued, so one transaction deletes them all.
@@ -62,46 +73,146 @@ func (u *Uplink) run(ctx context.Context) {
 			l.resendExpired()
 		case <-retry.C:
 		}
-		if err := l.fill(); err != nil {
+		wait, err := l.fill()
+		if err != nil {
 			l.errs++
 			if l.errs == 1 || l.errs%100 == 0 {
 				u.log.Error().Err(err).Int("errors", l.errs).Msg("reading outbox failed; retrying")
 			}
-			retry.Reset(time.Second)
+			wait = time.Second
 		} else {
 			l.errs = 0
+		}
+		if wait > 0 {
+			retry.Reset(wait)
 		}
 		u.inflightN.Store(int64(len(l.inflight)))
 	}
 }
 
-// fill publishes stored batches until the window is full: alerts first.
-func (l *loop) fill() error {
+// connected runs after each successful connect: a clean session lost
+// whatever was in flight, and everything stored by now is backlog.
+func (l *loop) connected() {
+	l.resendAll()
+	if b := l.u.boundary.Load(); b > l.boundary {
+		l.boundary = b
+	}
+	l.liveCur = max(l.liveCur, l.boundary)
+	// Rescan the backlog from its start: batches read before but not in
+	// flight any more were acked (deleted) or evicted, so what the scan
+	// finds that is not in flight still needs sending.
+	l.backCur = 0
+}
+
+// fill publishes stored batches until the window is full: alerts, then
+// fresh telemetry, then backlog. It returns how long to wait before the
+// backlog budget allows the next backlog batch (0: no need to wake up).
+func (l *loop) fill() (time.Duration, error) {
 	u := l.u
 	if !u.connected.Load() {
-		return nil
+		return 0, nil
 	}
-	for lane := LaneAlert; lane <= LaneTelemetry; lane++ {
+	if g := u.connGen.Load(); g != l.gen {
+		l.gen = g
+		l.connected()
+	}
+	var err error
+	// Alerts and loss records: all of them, in order.
+	if l.alertCur, err = l.stream(LaneAlert, l.alertCur, 0, false); err != nil {
+		return 0, err
+	}
+	// Fresh telemetry.
+	if l.liveCur, err = l.stream(LaneTelemetry, l.liveCur, 0, false); err != nil {
+		return 0, err
+	}
+	if u.opt.Window-len(l.inflight) <= 0 {
+		return 0, nil
+	}
+	return l.fillBacklog()
+}
+
+// stream publishes batches of lane with seq > after (and <= until, when
+// until > 0) while the window has room, and returns the new cursor.
+func (l *loop) stream(lane int, after, until uint64, backlog bool) (uint64, error) {
+	u := l.u
+	for {
 		room := u.opt.Window - len(l.inflight)
 		if room <= 0 {
-			return nil
+			return after, nil
 		}
 		var err error
-		l.buf, err = u.store.Next(lane, l.cursor[lane], room, l.buf[:0])
+		l.buf, err = u.store.Next(lane, after, room, l.buf[:0])
 		if err != nil {
-			return err
+			return after, err
 		}
 		for _, s := range l.buf {
-			l.cursor[lane] = s.Seq
-			f := &flight{lane: lane, data: s.Data}
-			l.inflight[s.Seq] = f
-			l.publish(s.Seq, f)
+			if until > 0 && s.Seq > until {
+				return after, nil
+			}
+			after = s.Seq
+			l.send(lane, s, backlog)
 		}
-		if len(l.buf) == room {
-			return nil
+		if len(l.buf) < room {
+			return after, nil
 		}
 	}
-	return nil
+}
+
+// fillBacklog sends backlog batches while the window keeps a slot free for
+// fresh batches and the bandwidth budget allows.
+func (l *loop) fillBacklog() (time.Duration, error) {
+	u := l.u
+	reserve := max(1, u.opt.Window/8)
+	if u.opt.Window == 1 {
+		reserve = 0
+	}
+	for l.backCur < l.boundary {
+		room := u.opt.Window - reserve - len(l.inflight)
+		if room <= 0 {
+			return 0, nil
+		}
+		if l.bucket.rate > 0 {
+			room = 1 // the budget is checked per batch
+		}
+		now := u.opt.Now()
+		if wait := l.bucket.wait(now); wait > 0 {
+			return wait, nil
+		}
+		var err error
+		l.buf, err = u.store.Next(LaneTelemetry, l.backCur, room, l.buf[:0])
+		if err != nil {
+			return 0, err
+		}
+		for _, s := range l.buf {
+			if s.Seq > l.boundary {
+				break
+			}
+			l.backCur = s.Seq
+			if _, ok := l.inflight[s.Seq]; ok {
+				continue // resent by connected() already
+			}
+			l.send(LaneTelemetry, s, true)
+			l.bucket.take(now, len(l.inflight[s.Seq].data))
+		}
+		if len(l.buf) < room || l.buf[len(l.buf)-1].Seq > l.boundary {
+			l.backCur = l.boundary // the backlog is drained
+		}
+	}
+	return 0, nil
+}
+
+// send puts a stored batch in flight and publishes it.
+func (l *loop) send(lane int, s Stored, backlog bool) {
+	if _, ok := l.inflight[s.Seq]; ok {
+		return // already in flight (read again by a rescan)
+	}
+	f := &flight{lane: lane, backlog: backlog, data: s.Data}
+	if backlog {
+		f.data = outpost.SetHistorical(s.Data)
+		l.u.backlog.Add(1)
+	}
+	l.inflight[s.Seq] = f
+	l.publish(s.Seq, f)
 }
 
 func (l *loop) publish(seq uint64, f *flight) {
@@ -110,6 +221,9 @@ func (l *loop) publish(seq uint64, f *flight) {
 	t := u.client.Publish(u.batchTopic, 1, false, f.data)
 	u.published.Add(1)
 	u.bytes.Add(int64(len(f.data)))
+	if f.backlog {
+		u.backlogBytes.Add(int64(len(f.data)))
+	}
 	if u.opt.Ack == AckBroker {
 		u.wg.Add(1)
 		go func() {
@@ -139,11 +253,16 @@ func (l *loop) ack(seqs []uint64) {
 		return
 	}
 	for _, s := range seqs {
-		if _, ok := l.inflight[s]; ok {
-			delete(l.inflight, s)
+		if f, ok := l.inflight[s]; ok {
+			l.land(s, f)
 			u.acked.Add(1)
 		}
 	}
+}
+
+// land takes a batch out of the window.
+func (l *loop) land(seq uint64, _ *flight) {
+	delete(l.inflight, seq)
 }
 
 func (l *loop) resendExpired() {
@@ -190,7 +309,7 @@ func (l *loop) stillStored(seq uint64, f *flight) bool {
 	if err != nil || ok {
 		return true
 	}
-	delete(l.inflight, seq)
+	l.land(seq, f)
 	l.u.dropped.Add(1)
 	return false
 }
@@ -202,4 +321,40 @@ func (l *loop) sortedInflight() []uint64 {
 	}
 	slices.Sort(seqs)
 	return seqs
+}
+
+// bucket is a token bucket that may go into debt: a batch is sent when
+// the balance is not negative and then costs its size, so any batch size
+// works and the long-run rate is exactly the budget. rate 0 is unlimited.
+type bucket struct {
+	rate    float64 // bytes per second
+	balance float64 // bytes; at most one second's worth
+	at      time.Time
+}
+
+func (b *bucket) refill(now time.Time) {
+	if !b.at.IsZero() {
+		b.balance = min(b.rate, b.balance+now.Sub(b.at).Seconds()*b.rate)
+	}
+	b.at = now
+}
+
+// wait is how long until the balance is no longer negative.
+func (b *bucket) wait(now time.Time) time.Duration {
+	if b.rate <= 0 {
+		return 0
+	}
+	b.refill(now)
+	if b.balance >= 0 {
+		return 0
+	}
+	return time.Duration(-b.balance / b.rate * float64(time.Second))
+}
+
+func (b *bucket) take(now time.Time, n int) {
+	if b.rate <= 0 {
+		return
+	}
+	b.refill(now)
+	b.balance -= float64(n)
 }

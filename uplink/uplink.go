@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +48,10 @@ type Store interface {
 	// Has reports whether seq is still stored in lane. A batch the store
 	// evicted (and wrote a loss record for) must not be resent.
 	Has(lane int, seq uint64) (bool, error)
+	// Last is the highest seq the store has handed out so far (0 if none).
+	// Telemetry up to it when a connection comes up is the backlog. Unlike
+	// the other methods, it is called from the connection goroutine.
+	Last() uint64
 }
 
 // AckMode says what lets the uplink delete a batch.
@@ -58,25 +64,42 @@ const (
 
 // Options configure an Uplink. Zero fields take the documented defaults.
 type Options struct {
-	Broker         string        // MQTT URL, required
-	Gateway        string        // gateway id, required
-	ClientID       string        // default "outpost-" + Gateway
-	TopicPrefix    string        // default "outpost/v1"
-	Window         int           // batches in flight, default 16
-	AckTimeout     time.Duration // resend unacked batches after this, default 10s
-	Ack            AckMode       // default AckIngest
-	KeepAlive      time.Duration // default 30s
-	ConnectTimeout time.Duration // default 10s
-	MaxReconnect   time.Duration // longest wait between reconnects, default 30s
-	Username       string
-	Password       string // never logged
-	// TLS configures ssl:// and wss:// connections; nil means the
-	// system's roots (see TLSConfig for building one from files).
+	Broker      string        // MQTT URL, required
+	Gateway     string        // gateway id, required
+	ClientID    string        // default "outpost-" + Gateway
+	TopicPrefix string        // default "outpost/v1"
+	Window      int           // batches in flight, default 16
+	AckTimeout  time.Duration // resend unacked batches after this, default 10s
+	Ack         AckMode       // default AckIngest
+	KeepAlive   time.Duration // default 30s
+	// ConnectTimeout bounds one connection attempt (dial, TLS and MQTT
+	// handshakes) and the ack subscription after it; default 10s.
+	ConnectTimeout time.Duration
+	// MaxReconnect is the longest wait between connection attempts,
+	// default 30s (the gateway passes uplink.backoff.max). It is raised
+	// to BackoffInitial if smaller.
+	MaxReconnect time.Duration
+	Username     string
+	Password     string // never logged
+	// TLS configures ssl:// (tls://, mqtts://) and wss:// connections;
+	// nil means the system's roots (see TLSConfig for building one from
+	// files). Its ServerName defaults to the broker URL's host.
 	TLS *tls.Config
 	// BackoffInitial is the first wait between connection attempts
-	// (default 1s); it doubles per failed attempt up to MaxReconnect, and
-	// each wait is drawn from [d/2, d] (jitter).
+	// (default 1s). The n-th wait after a failed attempt or a lost
+	// connection is drawn from [d/2, d] with d = min(BackoffInitial·2ⁿ,
+	// MaxReconnect); n starts again at 0 after a successful connect.
 	BackoffInitial time.Duration
+	// Jitter returns the random numbers in [0, 1) that place each wait in
+	// its range; default math/rand/v2.Float64. Called from one goroutine.
+	Jitter func() float64
+	// OnConnect, if set, runs after each successful connect, once the
+	// uplink is subscribed to acks and has published its online status
+	// (for example to republish retained dashboard topics with Publish).
+	// It runs on the uplink's connection goroutine, never on paho's, so
+	// it may publish; it should return promptly, since a lost
+	// connection is noticed only after it returns, and Close waits for it.
+	OnConnect func()
 	// BacklogBandwidth limits, in bytes per second, the batches sent from
 	// the backlog (stored before the current connection came up); 0 means
 	// unlimited. Alerts and fresh batches are never limited.
@@ -89,6 +112,15 @@ func (o *Options) withDefaults() (Options, error) {
 	c := *o
 	if c.Broker == "" || c.Gateway == "" {
 		return c, errors.New("uplink: broker and gateway are required")
+	}
+	bu, err := url.Parse(c.Broker)
+	if err != nil {
+		return c, fmt.Errorf("uplink: broker: %w", err)
+	}
+	switch bu.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts", "mqtt+ssl", "tcps", "ws", "wss":
+	default:
+		return c, fmt.Errorf("uplink: broker %s: unsupported scheme %q", bu.Redacted(), bu.Scheme)
 	}
 	if c.ClientID == "" {
 		c.ClientID = "outpost-" + c.Gateway
@@ -115,8 +147,15 @@ func (o *Options) withDefaults() (Options, error) {
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = 10 * time.Second
 	}
+	if c.BackoffInitial <= 0 {
+		c.BackoffInitial = time.Second
+	}
 	if c.MaxReconnect <= 0 {
 		c.MaxReconnect = 30 * time.Second
+	}
+	c.MaxReconnect = max(c.MaxReconnect, c.BackoffInitial)
+	if c.Jitter == nil {
+		c.Jitter = rand.Float64
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -133,31 +172,56 @@ type Stats struct {
 	InFlight  int   // batches awaiting their ack
 	Dropped   int64 // in-flight batches not resent because the store evicted them
 	BytesSent int64 // batch payload bytes published, resends included
+	// Backlog counts telemetry batches first sent from the backlog (stored
+	// before the connection they went out on), marked historical.
+	Backlog      int64
+	BacklogBytes int64 // their bytes, resends included
+
+	Connects        int64 // successful connects
+	ConnectFailures int64 // failed connection attempts
+	// LastError is the last connection error (a failed attempt or a lost
+	// connection), kept after a reconnect; "" if none yet.
+	LastError string
 }
 
-// Uplink publishes the store's batches. Start starts its goroutine; Close
-// stops it.
+// Uplink publishes the store's batches. Start starts its goroutines (the
+// connection loop and the publishing loop); Close stops them.
 type Uplink struct {
-	opt        Options
-	store      Store
-	log        zerolog.Logger
-	client     mqtt.Client
-	connectTok mqtt.Token
+	opt    Options
+	store  Store
+	log    zerolog.Logger
+	broker string // opt.Broker without a password, for logs
+	// client is the one paho client, from Start to Close; connLoop
+	// connects it, run publishes on it.
+	client mqtt.Client
 
+	base                              string // prefix/gateway
 	batchTopic, ackTopic, statusTopic string
 
 	acks chan []uint64 // seqs acknowledged, from paho's goroutines
 	wake chan struct{} // coalesced: the connection went up or down
 	stop chan struct{} // closed when Close begins
+	lost chan error    // paho's connection-lost reports, for connLoop
 
+	ctx    context.Context // Start's, cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
 
+	attemptMu    sync.Mutex
+	attemptStops []func() bool // openConn's hooks for the current attempt
+
+	errMu   sync.Mutex
+	lastErr string
+
+	connectFailures atomic.Int64
+
 	connected                       atomic.Bool
-	connGen                         atomic.Int64 // counts successful connects
+	connGen                         atomic.Int64  // counts successful connects
+	boundary                        atomic.Uint64 // store.Last() when the current connection came up
 	published, resent, acked, bytes atomic.Int64
 	dropped                         atomic.Int64
+	backlog, backlogBytes           atomic.Int64
 	inflightN                       atomic.Int64
 }
 
@@ -174,72 +238,44 @@ func New(store Store, opts *Options) (*Uplink, error) {
 	u := &Uplink{
 		opt: o, store: store,
 		log:         o.Logger.With().Str("component", "uplink").Logger(),
+		broker:      redact(o.Broker),
+		base:        base,
 		batchTopic:  base + "/batch",
 		ackTopic:    base + "/ack",
 		statusTopic: base + "/status",
 		acks:        make(chan []uint64, 1024),
 		wake:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
+		lost:        make(chan error, 1),
 	}
 	return u, nil
 }
 
+// redact hides a password in a URL.
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return s // withDefaults parsed it already
+	}
+	return u.Redacted()
+}
+
 // Start connects in the background (it keeps retrying while the broker is
 // unreachable: the outbox holds the data meanwhile) and starts publishing.
+// Cancelling ctx stops both, as Close does, but without the offline status.
 func (u *Uplink) Start(ctx context.Context) error {
-	ctx, u.cancel = context.WithCancel(ctx)
+	u.ctx, u.cancel = context.WithCancel(ctx)
 	u.client = mqtt.NewClient(u.clientOptions())
-	// With ConnectRetry the token completes only once connected, or once
-	// Disconnect stops the retrying goroutine.
-	u.connectTok = u.client.Connect()
-	u.wg.Add(1)
+	u.wg.Add(2)
 	go func() {
 		defer u.wg.Done()
-		u.run(ctx)
+		u.connLoop(u.ctx)
+	}()
+	go func() {
+		defer u.wg.Done()
+		u.run(u.ctx)
 	}()
 	return nil
-}
-
-func (u *Uplink) clientOptions() *mqtt.ClientOptions {
-	o := mqtt.NewClientOptions().
-		AddBroker(u.opt.Broker).
-		SetClientID(u.opt.ClientID).
-		SetCleanSession(true).
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(u.opt.MaxReconnect).
-		SetConnectTimeout(u.opt.ConnectTimeout).
-		SetKeepAlive(u.opt.KeepAlive).
-		SetWriteTimeout(u.opt.ConnectTimeout).
-		SetBinaryWill(u.statusTopic, u.statusJSON("offline"), 1, true).
-		SetOnConnectHandler(u.onConnect).
-		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			u.log.Warn().Err(err).Msg("connection lost; outbox keeps the data")
-			u.connected.Store(false)
-			u.poke()
-		})
-	if u.opt.Username != "" {
-		o.SetUsername(u.opt.Username)
-		o.SetPassword(u.opt.Password)
-	}
-	return o
-}
-
-func (u *Uplink) onConnect(c mqtt.Client) {
-	if u.opt.Ack == AckIngest {
-		t := c.Subscribe(u.ackTopic, 1, u.onAck)
-		if !t.WaitTimeout(u.opt.ConnectTimeout) || t.Error() != nil {
-			u.log.Error().Err(t.Error()).Str("topic", u.ackTopic).Msg("subscribe to acks failed; reconnecting")
-			c.Disconnect(0)
-			return
-		}
-	}
-	c.Publish(u.statusTopic, 1, true, u.statusJSON("online"))
-	u.log.Info().Str("broker", u.opt.Broker).Msg("connected")
-	u.connGen.Add(1)
-	u.connected.Store(true)
-	u.poke()
 }
 
 func (u *Uplink) poke() {
@@ -283,11 +319,27 @@ func (u *Uplink) Stats() Stats {
 		InFlight:  int(u.inflightN.Load()),
 		Dropped:   u.dropped.Load(),
 		BytesSent: u.bytes.Load(),
+
+		Backlog:      u.backlog.Load(),
+		BacklogBytes: u.backlogBytes.Load(),
+
+		Connects:        u.connGen.Load(),
+		ConnectFailures: u.connectFailures.Load(),
+		LastError:       u.lastError(),
 	}
 }
 
-// Close publishes the offline status, disconnects and stops the loop.
-// Batches still in flight stay in the outbox and are resent after a restart.
+func (u *Uplink) lastError() string {
+	u.errMu.Lock()
+	defer u.errMu.Unlock()
+	return u.lastErr
+}
+
+// Close stops the connection loop wherever it is (in a backoff wait or in
+// a connection attempt) and the publishing loop, publishes the offline
+// status when connected, and disconnects; nothing it started outlives it.
+// Batches still in flight stay in the outbox and are resent after a
+// restart. Close is idempotent; ctx bounds the wait for the status.
 func (u *Uplink) Close(ctx context.Context) error {
 	u.once.Do(func() {
 		if u.cancel == nil {
@@ -305,9 +357,6 @@ func (u *Uplink) Close(ctx context.Context) error {
 			t.WaitTimeout(wait)
 		}
 		u.client.Disconnect(250)
-		// Wait for paho's connect-retry goroutine, which sleeps between
-		// attempts, so that nothing outlives Close.
-		u.connectTok.WaitTimeout(u.opt.ConnectTimeout + 2*time.Second)
 	})
 	return nil
 }

@@ -119,7 +119,7 @@ func startAcker(t *testing.T, broker, prefix, gw string, drop func(uint64, int) 
 		if a.drop != nil && a.drop(b.Seq, nth) {
 			return
 		}
-		p, err := (&outpost.Ack{Version: outpost.WireVersion, Epoch: b.Epoch, Seqs: []uint64{b.Seq}}).MarshalMsg(nil)
+		p, err := (&outpost.Ack{Version: outpost.AckVersion, Epoch: b.Epoch, Seqs: []uint64{b.Seq}}).MarshalMsg(nil)
 		if err != nil {
 			t.Error(err)
 			return
@@ -222,18 +222,21 @@ func TestDeliversAlertsFirstAndDeletesOnAck(t *testing.T) {
 func TestWindowBoundsInFlight(t *testing.T) {
 	broker, prefix := testenv.MQTT(t), uniquePrefix()
 	s := newMemStore(1)
-	for seq := uint64(1); seq <= 20; seq++ {
-		s.put(LaneTelemetry, seq, batchBytes(t, outpost.KindTelemetry, 1, seq))
-	}
 	// Never ack: the uplink must stop at its window.
 	a := startAcker(t, broker, prefix, "gw", func(uint64, int) bool { return true })
 	u := startUplink(t, s, Options{Broker: broker, Gateway: "gw", TopicPrefix: prefix, Window: 5, AckTimeout: time.Hour})
+	eventually(t, "connected", func() bool { return u.Stats().Connected })
+	// Batches stored while connected are fresh: they may fill the whole
+	// window (the backlog leaves a slot free for them).
+	for seq := uint64(1); seq <= 20; seq++ {
+		s.put(LaneTelemetry, seq, batchBytes(t, outpost.KindTelemetry, 1, seq))
+	}
 	eventually(t, "window filled", func() bool { return len(a.got()) == 5 && u.Stats().InFlight == 5 })
 	if got := a.got(); !slices.Equal(got, []uint64{1, 2, 3, 4, 5}) {
 		t.Fatalf("delivered %v, want seqs 1..5 in order", got)
 	}
 	// One ack opens one slot: exactly one more batch goes out.
-	p, err := (&outpost.Ack{Version: outpost.WireVersion, Epoch: 1, Seqs: []uint64{1}}).MarshalMsg(nil)
+	p, err := (&outpost.Ack{Version: outpost.AckVersion, Epoch: 1, Seqs: []uint64{1}}).MarshalMsg(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +280,7 @@ func TestIgnoresAckOfOtherEpoch(t *testing.T) {
 	var once sync.Once
 	delivered := make(chan struct{})
 	tok := c.Subscribe(prefix+"/gw/batch", 1, func(c mqtt.Client, m mqtt.Message) {
-		p, _ := (&outpost.Ack{Version: outpost.WireVersion, Epoch: 8, Seqs: []uint64{1}}).MarshalMsg(nil)
+		p, _ := (&outpost.Ack{Version: outpost.AckVersion, Epoch: 8, Seqs: []uint64{1}}).MarshalMsg(nil)
 		c.Publish(prefix+"/gw/ack", 1, false, p).Wait()
 		once.Do(func() { close(delivered) })
 	})
@@ -288,7 +291,7 @@ func TestIgnoresAckOfOtherEpoch(t *testing.T) {
 	<-delivered
 	// Then a correct ack: once it is processed the wrong one was too (acks
 	// are handled in order), and only the correct one may delete.
-	p, _ := (&outpost.Ack{Version: outpost.WireVersion, Epoch: 9, Seqs: []uint64{2}}).MarshalMsg(nil)
+	p, _ := (&outpost.Ack{Version: outpost.AckVersion, Epoch: 9, Seqs: []uint64{2}}).MarshalMsg(nil)
 	s.put(LaneTelemetry, 2, batchBytes(t, outpost.KindTelemetry, 9, 2))
 	eventually(t, "seq 2 in flight", func() bool { return u.Stats().Published >= 2 })
 	c.Publish(prefix+"/gw/ack", 1, false, p).Wait()
