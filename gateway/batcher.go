@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -26,6 +28,7 @@ type batcher struct {
 	maxReadings int
 	interval    time.Duration
 	maxPending  int // sealed batches held while the outbox fails, beyond which the oldest are dropped
+	maxMessage  int // uplink.max_message_bytes: alert messages are cut to a quarter of it
 	log         zerolog.Logger
 	now         func() time.Time
 
@@ -33,10 +36,11 @@ type batcher struct {
 	pending    []*outpost.Batch // sealed telemetry not yet stored
 	alertsHeld []*outpost.Batch // alert batches not yet stored
 
-	stored   atomic.Int64 // readings committed to the outbox
-	batches  atomic.Int64 // batches committed
-	lost     atomic.Int64 // readings dropped because the outbox kept failing
-	failures int
+	stored     atomic.Int64 // readings committed to the outbox
+	batches    atomic.Int64 // batches committed
+	lost       atomic.Int64 // readings dropped because the outbox kept failing
+	lostAlerts atomic.Int64 // alerts dropped because they cannot fit a message
+	failures   int
 }
 
 // groupMax is how many sealed batches one transaction takes at most.
@@ -110,16 +114,23 @@ func (bt *batcher) seal() {
 // try (the next seal or tick); only telemetry beyond maxPending is dropped.
 func (bt *batcher) commit() {
 	if len(bt.alertsHeld) > 0 {
-		if !bt.appendOK(bt.alertsHeld) {
+		err := bt.out.Append(bt.alertsHeld)
+		switch {
+		case errors.Is(err, outpost.ErrMessageTooLarge):
+			if bt.storeAlertsOneByOne(); len(bt.alertsHeld) > 0 {
+				return
+			}
+		case !bt.appendOK(err):
 			return
+		default:
+			bt.batches.Add(int64(len(bt.alertsHeld)))
+			clear(bt.alertsHeld)
+			bt.alertsHeld = bt.alertsHeld[:0]
 		}
-		bt.batches.Add(int64(len(bt.alertsHeld)))
-		clear(bt.alertsHeld)
-		bt.alertsHeld = bt.alertsHeld[:0]
 	}
 	for len(bt.pending) > 0 {
 		n := min(len(bt.pending), groupMax)
-		if !bt.appendOK(bt.pending[:n]) {
+		if !bt.appendOK(bt.out.Append(bt.pending[:n])) {
 			return
 		}
 		for _, b := range bt.pending[:n] {
@@ -131,8 +142,10 @@ func (bt *batcher) commit() {
 	}
 }
 
-func (bt *batcher) appendOK(bs []*outpost.Batch) bool {
-	if err := bt.out.Append(bs); err != nil {
+// appendOK counts and logs a failed append (err from Append); it reports
+// whether the append succeeded.
+func (bt *batcher) appendOK(err error) bool {
+	if err != nil {
 		bt.failures++
 		if bt.failures == 1 || bt.failures%100 == 0 {
 			bt.log.Error().Err(err).Int("failures", bt.failures).Msg("outbox append failed; keeping batches in memory")
@@ -147,6 +160,11 @@ func (bt *batcher) appendOK(bs []*outpost.Batch) bool {
 // the outbox fails they are held (never dropped: they are few) and go first
 // on the next try.
 func (bt *batcher) commitAlerts(as []outpost.Alert) {
+	if bt.maxMessage > 0 {
+		for i := range as {
+			as[i].Message = cut(as[i].Message, bt.maxMessage/4)
+		}
+	}
 	bt.alertsHeld = append(bt.alertsHeld, &outpost.Batch{
 		Version: outpost.WireVersion,
 		Kind:    outpost.KindAlert,
@@ -155,4 +173,43 @@ func (bt *batcher) commitAlerts(as []outpost.Alert) {
 		Alerts:  as,
 	})
 	bt.commit()
+}
+
+// storeAlertsOneByOne stores held alerts one per batch when together they
+// did not fit: an alert that cannot fit the message cap on its own (huge
+// labels) is dropped with an error instead of blocking the alert lane
+// forever. Other failures keep the rest held.
+func (bt *batcher) storeAlertsOneByOne() {
+	var keep []*outpost.Batch
+	for _, b := range bt.alertsHeld {
+		for _, a := range b.Alerts {
+			one := *b
+			one.Alerts = []outpost.Alert{a}
+			err := bt.out.Append([]*outpost.Batch{&one})
+			switch {
+			case err == nil:
+				bt.batches.Add(1)
+			case errors.Is(err, outpost.ErrMessageTooLarge):
+				bt.lostAlerts.Add(1)
+				bt.log.Error().Err(err).Str("rule", a.Rule).Msg("alert larger than uplink.max_message_bytes; dropped")
+			default:
+				bt.appendOK(err)
+				keep = append(keep, &one)
+			}
+		}
+	}
+	bt.alertsHeld = keep
+}
+
+// cut shortens s to at most n bytes, on a rune boundary, marking the cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "…"
+	i := max(n-len(mark), 0)
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + mark
 }

@@ -1,7 +1,8 @@
 // Package gateway wires the edge pipeline: sensor pollers emit onto the bus;
-// the rule engine, the batcher and (later) the live view receive; the
-// batcher stores batches in the outbox; the uplink forwards them. Both
-// cmd/outpost and cmd/outpost-demo run a Gateway.
+// the rule engine, the batcher and the dashboard's live view receive; the
+// batcher stores batches in the outbox; the uplink forwards them and
+// carries the dashboard's retained live and alert topics. Both cmd/outpost
+// and cmd/outpost-demo run a Gateway.
 package gateway
 
 import (
@@ -49,11 +50,13 @@ type Gateway struct {
 	pollers []*sensors.Poller
 	devs    []sensors.Sensor
 	batcher *batcher
-	ruler   *ruler // nil without rules
+	ruler   *ruler     // nil without rules
+	dash    *dashboard // nil when no dashboard topic is on
 
 	sensorsCancel context.CancelFunc
 	sensorsWG     sync.WaitGroup // pollers
 	pipeWG        sync.WaitGroup // batcher and ruler
+	dashWG        sync.WaitGroup // dashboard
 	stopOnce      sync.Once
 	closeOnce     sync.Once
 	closeErr      error
@@ -81,7 +84,7 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 		}
 	}()
 
-	engine, err := loadRules(cfg)
+	engine, set, err := loadRules(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +98,12 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("gateway: data dir: %w", err)
 	}
+	enc, err := encoder(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	g.outbox, err = buffer.Open(filepath.Join(cfg.DataDir, OutboxFile), &buffer.Options{
+		Encoder:    enc,
 		MaxBatches: cfg.Buffer.MaxBatches,
 		MaxBytes:   int64(cfg.Buffer.MaxBytes),
 		MaxAge:     cfg.Buffer.MaxAge,
@@ -106,7 +114,11 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	g.uplink, err = uplink.New(&outboxStore{ob: g.outbox}, uplinkOptions(cfg, g.log, o.Now))
+	uo, err := uplinkOptions(cfg, g.log, o.Now, g.onConnect)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.uplink, err = uplink.New(&outboxStore{ob: g.outbox}, uo)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -115,6 +127,7 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 	if cfg.Bus.Policy == "drop" {
 		policy = Drop
 	}
+	g.dash = newGatewayDashboard(g, set)
 	alerts := make(chan []outpost.Alert, 64)
 	if engine != nil {
 		g.ruler = &ruler{
@@ -124,6 +137,7 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 			tick:   time.Second,
 			now:    o.Now,
 			notify: o.OnAlert,
+			dash:   g.dash,
 		}
 	} else {
 		close(alerts)
@@ -136,6 +150,7 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 		maxReadings: cfg.Batch.MaxReadings,
 		interval:    cfg.Batch.Interval,
 		maxPending:  4096,
+		maxMessage:  int(cfg.Uplink.MaxMessageBytes),
 		log:         g.log.With().Str("component", "batcher").Logger(),
 		now:         o.Now,
 	}
@@ -149,40 +164,74 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 	return g, nil
 }
 
-func loadRules(cfg *config.Config) (*rules.Engine, error) {
+func loadRules(cfg *config.Config) (*rules.Engine, *rules.Set, error) {
 	if len(cfg.Rules.Files) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	set, err := rules.LoadFiles(cfg.Rules.Files...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return rules.NewEngine(set, &rules.Options{Gateway: cfg.Gateway.ID}), nil
+	return rules.NewEngine(set, &rules.Options{Gateway: cfg.Gateway.ID}), set, nil
 }
 
-func uplinkOptions(cfg *config.Config, log zerolog.Logger, now func() time.Time) *uplink.Options {
+// encoder encodes batches as the config asks: compression, and a cap on
+// each message's size (larger batches are split when stored).
+func encoder(cfg *config.Config) (*outpost.Encoder, error) {
+	comp, err := outpost.ParseCompression(cfg.Batch.Compression)
+	if err != nil {
+		return nil, err
+	}
+	return outpost.NewEncoder(&outpost.EncoderOptions{Compression: comp, MaxMessageBytes: int(cfg.Uplink.MaxMessageBytes)})
+}
+
+func uplinkOptions(cfg *config.Config, log zerolog.Logger, now func() time.Time, onConnect func()) (*uplink.Options, error) {
 	u := &cfg.Uplink
 	o := &uplink.Options{
-		Broker:         u.Broker,
-		Gateway:        cfg.Gateway.ID,
-		ClientID:       cfg.ClientID(),
-		TopicPrefix:    u.TopicPrefix,
-		Window:         u.Window,
-		AckTimeout:     u.AckTimeout,
-		Ack:            uplink.AckMode(u.Ack),
-		KeepAlive:      u.KeepAlive,
-		ConnectTimeout: u.ConnectTimeout,
-		Username:       u.Username,
-		Logger:         log,
-		Now:            now,
+		Broker:           u.Broker,
+		Gateway:          cfg.Gateway.ID,
+		ClientID:         cfg.ClientID(),
+		TopicPrefix:      u.TopicPrefix,
+		Window:           u.Window,
+		AckTimeout:       u.AckTimeout,
+		Ack:              uplink.AckMode(u.Ack),
+		KeepAlive:        u.KeepAlive,
+		ConnectTimeout:   u.ConnectTimeout,
+		BackoffInitial:   u.Backoff.Initial,
+		MaxReconnect:     u.Backoff.Max,
+		BacklogBandwidth: int64(u.BacklogBandwidth),
+		Username:         u.Username,
+		OnConnect:        onConnect,
+		Logger:           log,
+		Now:              now,
 	}
-	o.Password, _ = u.Password() // Validate reports an unset variable
-	return o
+	var err error
+	if o.Password, err = u.Password(); err != nil {
+		return nil, err
+	}
+	if u.TLS.Enabled() {
+		o.TLS, err = uplink.TLSConfig(uplink.TLSFiles{
+			CAFile: u.TLS.CAFile, CertFile: u.TLS.CertFile, KeyFile: u.TLS.KeyFile,
+			ServerName: u.TLS.ServerName, InsecureSkipVerify: u.TLS.InsecureSkipVerify,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
 }
 
 // Start runs the pipeline: the uplink connects in the background while the
 // sensors already fill the outbox.
 func (g *Gateway) Start(ctx context.Context) error {
+	if g.dash != nil {
+		// Before the uplink, so that its first connect finds it running.
+		g.dashWG.Add(1)
+		go func() {
+			defer g.dashWG.Done()
+			g.dash.run()
+		}()
+	}
 	if err := g.uplink.Start(ctx); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -221,6 +270,12 @@ func (g *Gateway) StopSensors() {
 		g.sensorsWG.Wait()
 		g.bus.Close()
 		g.pipeWG.Wait()
+		if g.dash != nil {
+			// The ruler is done: no more alerts. Held live values and
+			// alert documents still go out while the uplink runs.
+			g.dash.stopRun()
+			g.dashWG.Wait()
+		}
 	})
 }
 
@@ -272,8 +327,10 @@ type Stats struct {
 	ReadingsEmitted int64 // by the sensors
 	ReadingsStored  int64 // committed to the outbox
 	ReadingsLost    int64 // dropped on the bus or before the outbox
+	AlertsLost      int64 // alerts too large for uplink.max_message_bytes, dropped
 	BatchesStored   int64
 	AlertsRaised    int64
+	Dashboard       DashboardStats
 	Outbox          buffer.Stats
 	Uplink          uplink.Stats
 }
@@ -287,11 +344,16 @@ func (g *Gateway) Stats() Stats {
 	st.ReadingsStored = g.batcher.stored.Load()
 	st.BatchesStored = g.batcher.batches.Load()
 	st.ReadingsLost = g.batcher.lost.Load()
+	st.AlertsLost = g.batcher.lostAlerts.Load()
 	if d := g.bus.Dropped()["batcher"]; d > 0 {
 		st.ReadingsLost += d
 	}
 	if g.ruler != nil {
 		st.AlertsRaised = g.ruler.raised.Load()
+	}
+	if g.dash != nil {
+		st.Dashboard = g.dash.stats()
+		st.Dashboard.LiveDropped = g.bus.Dropped()["live"]
 	}
 	st.Outbox = g.outbox.Stats()
 	st.Uplink = g.uplink.Stats()

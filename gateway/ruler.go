@@ -9,7 +9,8 @@ import (
 )
 
 // ruler feeds the rule engine from the bus and hands alert transitions to
-// the batcher. It sees every reading before it is batched.
+// the batcher, and to the dashboard. It sees every reading before it is
+// batched.
 type ruler struct {
 	in     <-chan []outpost.Reading
 	out    chan<- []outpost.Alert
@@ -17,6 +18,7 @@ type ruler struct {
 	tick   time.Duration
 	now    func() time.Time
 	notify func(outpost.Alert) // optional
+	dash   *dashboard          // optional: keeps the retained alert topics
 
 	raised atomic.Int64
 }
@@ -45,6 +47,9 @@ func (r *ruler) run() {
 			for _, a := range as {
 				r.notify(a)
 			}
+		}
+		if r.dash != nil {
+			r.dash.observe(as) // never blocks on the network
 		}
 		r.out <- as // the batcher reads alerts until this channel closes
 

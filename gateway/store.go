@@ -58,3 +58,6 @@ func (s *outboxStore) Has(lane int, seq uint64) (bool, error) {
 func (s *outboxStore) Notify() <-chan struct{} { return s.ob.Notify() }
 
 func (s *outboxStore) Epoch() uint64 { return s.ob.Epoch() }
+
+// Last may be called from any goroutine: Stats is safe for that.
+func (s *outboxStore) Last() uint64 { return s.ob.Stats().NextSeq - 1 }

@@ -25,8 +25,10 @@ type Options struct {
 // rule's For is 0. Pending: firing once the condition has held for For,
 // measured by reading timestamps (Eval) or by Tick; back to inactive when
 // it turns false first. Firing: resolved when it turns false, and the
-// instance is inactive again. Only the pending, firing and resolved
-// transitions are emitted: pending → inactive emits nothing.
+// instance is inactive again. Every transition is emitted: pending,
+// firing, resolved, and inactive for a pending instance whose condition
+// cleared before For elapsed (so that a consumer holding the instance's
+// state, such as a retained dashboard topic, never sticks at pending).
 //
 // The engine's clock is the readings' timestamps (and Tick's now); it
 // reads no wall clock. Readings of bad quality, or whose value is NaN, are
@@ -143,7 +145,7 @@ func (e *Engine) step(in *instance, r *outpost.Reading, dst []outpost.Alert) []o
 		if !on {
 			in.state, in.changedAt = outpost.StateInactive, r.TS
 			e.unpend(in)
-			return dst
+			return e.emit(dst, in, outpost.StateInactive)
 		}
 		if r.TS-in.startedAt >= int64(in.rule.For) {
 			in.state, in.changedAt = outpost.StateFiring, r.TS

@@ -88,14 +88,34 @@ func TestPendingToInactive(t *testing.T) {
 	e := NewEngine(mustParse(t, "rules:\n  - {name: hot, select: {metric: temp}, above: 25, for: 10s}\n"), nil)
 	run(t, e, []step{
 		{rs: one(rd("s", "temp", 0, 26)), want: "pending hot/s 26 0→0 #1\n"},
-		{rs: one(rd("s", "temp", 5, 24)), want: ""}, // back to inactive, silently
-		{rs: one(rd("s", "temp", 12, 26)), want: "pending hot/s 26 12→12 #2\n"},
+		{rs: one(rd("s", "temp", 5, 24)), want: "inactive hot/s 24 0→5 #2\n"}, // cleared before For
+		{tick: 11, want: ""},                           // no longer pending: Tick fires nothing
+		{rs: one(rd("s", "temp", 11.5, 24)), want: ""}, // inactive stays silent
+		{rs: one(rd("s", "temp", 12, 26)), want: "pending hot/s 26 12→12 #3\n"},
 		{rs: one(rd("s", "temp", 20, 26)), want: ""}, // 8s held, not 10
 		{tick: 21, want: ""},
-		{rs: one(rd("s", "temp", 22, 26)), want: "firing hot/s 26 12→22 #3\n"},
+		{rs: one(rd("s", "temp", 22, 26)), want: "firing hot/s 26 12→22 #4\n"},
 	})
 	if len(e.pending) != 0 {
 		t.Errorf("pending list: %d", len(e.pending))
+	}
+}
+
+// The inactive transition is an ordinary alert: it renders its message and
+// passes the wire contract, so the outbox and ingest take it like any other.
+func TestPendingToInactiveAlert(t *testing.T) {
+	e := NewEngine(mustParse(t, "rules:\n  - {name: hot, select: {metric: temp}, above: 25, for: 10s, message: \"{{ .State }} {{ .Value }}\"}\n"), &Options{Gateway: "gw"})
+	as := e.Eval([]outpost.Reading{rd("s", "temp", 0, 26), rd("s", "temp", 3, 24)}, nil)
+	if len(as) != 2 {
+		t.Fatalf("got %s", brief(as))
+	}
+	a := as[1]
+	if a.State != outpost.StateInactive || a.Message != "inactive 24" || a.Labels[LabelSensor] != "s" || a.StartedAt != 0 || a.ChangedAt != 3*sec {
+		t.Fatalf("inactive alert %+v", a)
+	}
+	b := &outpost.Batch{Version: outpost.WireVersion, Kind: outpost.KindAlert, Gateway: "gw", Epoch: 1, Seq: 1, Alerts: as}
+	if err := b.Validate(); err != nil {
+		t.Fatalf("inactive alert fails the wire contract: %v", err)
 	}
 }
 
