@@ -19,10 +19,11 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultGroup       = "outpost-ingest"
-	DefaultTopicPrefix = "outpost/v1"
-	DefaultWorkers     = 4
-	DefaultMaxPayload  = 16 << 20
+	DefaultGroup        = "outpost-ingest"
+	DefaultTopicPrefix  = "outpost/v1"
+	DefaultWorkers      = 4
+	DefaultMaxPayload   = 16 << 20
+	DefaultMaxReconnect = 10 * time.Second
 )
 
 // Options configure a Service. A nil *Options, and every zero field, means
@@ -47,6 +48,10 @@ type Options struct {
 	// Default 16 MiB. Set the broker's own message size limit too: the
 	// MQTT client has read a message whole before the service sees it.
 	MaxPayload int
+	// MaxReconnect is the longest wait between reconnect attempts after
+	// the broker connection is lost (the wait starts at 1 s and doubles).
+	// Default 10 s: gateways resend into the void until ingest is back.
+	MaxReconnect time.Duration
 	// Logger receives the service's logs, with component=ingest. The zero
 	// Logger logs nothing.
 	Logger zerolog.Logger
@@ -165,6 +170,9 @@ func New(store Store, opts *Options) *Service {
 	if o.MaxPayload <= 0 {
 		o.MaxPayload = DefaultMaxPayload
 	}
+	if o.MaxReconnect <= 0 {
+		o.MaxReconnect = DefaultMaxReconnect
+	}
 	log := o.Logger.With().Str(keyComponent, "ingest").Logger()
 	workCtx, cancel := context.WithCancel(context.Background())
 	return &Service{
@@ -239,9 +247,10 @@ func (s *Service) Start(ctx context.Context) error {
 		SetAutoAckDisabled(true). // msg.Ack only after the commit
 		SetOrderMatters(true).    // the handler only queues; it blocks when the queue is full
 		SetAutoReconnect(true).
-		SetMaxReconnectInterval(30 * time.Second).
+		SetMaxReconnectInterval(s.opts.MaxReconnect).
 		SetConnectTimeout(connectTimeout).
 		SetKeepAlive(30 * time.Second).
+		SetPingTimeout(10 * time.Second).
 		SetWriteTimeout(10 * time.Second).
 		SetDefaultPublishHandler(s.onMessage).
 		SetOnConnectHandler(s.onConnect).

@@ -73,6 +73,8 @@ type Main struct {
 	TopicPrefix string
 	Workers     int
 	LogLevel    string
+	// MaxReconnect is the longest wait between reconnects to the broker.
+	MaxReconnect time.Duration
 
 	Stderr io.Writer      // logs; default os.Stderr
 	Logger zerolog.Logger // set by Run
@@ -88,15 +90,16 @@ type Main struct {
 // NewMain returns a Main with the defaults.
 func NewMain() *Main {
 	return &Main{
-		Broker:      "tcp://127.0.0.1:1883",
-		DB:          "sqlite:outpost-ingest.db",
-		HTTP:        "127.0.0.1:8080",
-		Group:       ingest.DefaultGroup,
-		TopicPrefix: ingest.DefaultTopicPrefix,
-		Workers:     ingest.DefaultWorkers,
-		LogLevel:    "info",
-		Stderr:      os.Stderr,
-		failed:      make(chan error, 1),
+		Broker:       "tcp://127.0.0.1:1883",
+		DB:           "sqlite:outpost-ingest.db",
+		HTTP:         "127.0.0.1:8080",
+		Group:        ingest.DefaultGroup,
+		TopicPrefix:  ingest.DefaultTopicPrefix,
+		Workers:      ingest.DefaultWorkers,
+		MaxReconnect: ingest.DefaultMaxReconnect,
+		LogLevel:     "info",
+		Stderr:       os.Stderr,
+		failed:       make(chan error, 1),
 	}
 }
 
@@ -110,6 +113,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.Group, "group", m.Group, "shared subscription group")
 	fs.StringVar(&m.TopicPrefix, "topic-prefix", m.TopicPrefix, "topic prefix")
 	fs.IntVar(&m.Workers, "workers", m.Workers, "concurrent batch commits")
+	fs.DurationVar(&m.MaxReconnect, "max-reconnect", m.MaxReconnect, "longest wait between reconnects to the broker")
 	fs.StringVar(&m.LogLevel, "log-level", m.LogLevel, "trace, debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: outpost-ingest [flags]\n\nConsumes Outpost gateway batches from MQTT into a database and serves them over HTTP.\n\n")
@@ -152,11 +156,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("open database: %w", err)
 	}
 	m.svc = ingest.New(m.store, &ingest.Options{
-		Broker:      m.Broker,
-		Group:       m.Group,
-		TopicPrefix: m.TopicPrefix,
-		Workers:     m.Workers,
-		Logger:      m.Logger,
+		Broker:       m.Broker,
+		Group:        m.Group,
+		TopicPrefix:  m.TopicPrefix,
+		Workers:      m.Workers,
+		MaxReconnect: m.MaxReconnect,
+		Logger:       m.Logger,
 	})
 	var ln net.Listener
 	if m.HTTP != "" {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -62,7 +63,7 @@ func startMonitor(broker, prefix, gateway string) (*monitor, error) {
 
 func (m *monitor) onBatch(_ mqtt.Client, msg mqtt.Message) {
 	p := msg.Payload()
-	sum := sha256.Sum256(p)
+	sum := contentSum(p)
 	b, err := outpost.DecodeBatch(p)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -110,4 +111,15 @@ type MonitorRecord struct {
 	Messages  int
 	Malformed []string
 	Seen      map[batchID]seenBatch
+}
+
+// contentSum hashes an encoded batch without its historical flag: the
+// uplink sets that bit on a copy when it sends a batch from the backlog,
+// so a resend after a restart may differ from the first send in it alone.
+func contentSum(p []byte) [32]byte {
+	if len(p) > 3 {
+		p = slices.Clone(p)
+		p[3] &^= outpost.FlagHistorical
+	}
+	return sha256.Sum256(p)
 }

@@ -92,7 +92,7 @@ func readOutbox(path string) *OutboxState {
 			for _, e := range es {
 				after = e.Seq
 				st.Stored = append(st.Stored, e.Seq)
-				st.Sums[e.Seq] = sha256.Sum256(e.Data)
+				st.Sums[e.Seq] = contentSum(e.Data)
 				b, err := outpost.DecodeBatch(e.Data)
 				if err != nil {
 					st.Err = fmt.Errorf("chaos: stored batch %d of %s: %w", e.Seq, filepath.Base(path), err)
