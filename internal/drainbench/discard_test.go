@@ -1,0 +1,80 @@
+package drainbench
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/ingest"
+)
+
+// discardStore is an ingest.Store without a database: it counts the
+// readings of each batch the service decoded and deduplicates on
+// (gateway, epoch, seq) like the real stores, so a drain into it measures
+// the transport and decoding alone.
+type discardStore struct {
+	mu          sync.Mutex
+	seen        map[batchKey]struct{}
+	readings    int64
+	dups        int64
+	deadLetters int64
+}
+
+type batchKey struct {
+	gateway    string
+	epoch, seq uint64
+}
+
+var _ ingest.Store = (*discardStore)(nil)
+
+func newDiscardStore() *discardStore { return &discardStore{seen: make(map[batchKey]struct{})} }
+
+func (d *discardStore) Commit(_ context.Context, b *outpost.Batch, _ int) (bool, error) {
+	k := batchKey{b.Gateway, b.Epoch, b.Seq}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.seen[k]; ok {
+		d.dups++
+		return true, nil
+	}
+	d.seen[k] = struct{}{}
+	if b.Kind == outpost.KindTelemetry {
+		d.readings += int64(b.Len())
+	}
+	return false, nil
+}
+
+// counts returns the readings committed; each batch counts once, so they
+// are distinct.
+func (d *discardStore) counts() (readings, distinct int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.readings, d.readings
+}
+
+func (d *discardStore) DeadLetter(context.Context, string, string, []byte) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.deadLetters++
+	return nil
+}
+
+func (d *discardStore) SetGatewayStatus(context.Context, string, string, time.Time, []byte) error {
+	return nil
+}
+
+func (d *discardStore) Gateways(context.Context) ([]ingest.GatewayStatus, error) { return nil, nil }
+func (d *discardStore) Latest(context.Context) ([]ingest.Point, error)           { return nil, nil }
+func (d *discardStore) Range(context.Context, ingest.RangeQuery) ([]ingest.Point, error) {
+	return nil, nil
+}
+func (d *discardStore) Gaps(context.Context, ingest.GapQuery) ([]ingest.Gap, error) { return nil, nil }
+
+func (d *discardStore) Counts(context.Context) (ingest.Counts, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return ingest.Counts{Readings: d.readings, DistinctReadings: d.readings, Batches: int64(len(d.seen)), DeadLetters: d.deadLetters}, nil
+}
+
+func (d *discardStore) Close() error { return nil }
