@@ -2,7 +2,10 @@ package rules
 
 import (
 	"math"
-	"slices"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
 
 	"github.com/outposthq/outpost"
 )
@@ -12,48 +15,83 @@ type Options struct {
 	// Gateway is the gateway id. When set, alerts get a "gateway" label
 	// and message templates see it as .Gateway. Default "".
 	Gateway string
+	// SensorLabels maps a sensor id to its labels from the gateway
+	// config, for select.labels and group_by. The engine reads it when
+	// it first sees a series; the caller must not change it afterwards.
+	// Default: no sensor has labels.
+	SensorLabels map[string]map[string]string
 }
 
-// Engine evaluates a Set over readings and emits alert transitions.
+// Engine evaluates a Set over readings and emits alert transitions (see
+// the package doc for the states).
 //
-// Each rule has one instance per sensor it sees (fingerprint
-// "rule/sensor"), which moves through
-//
-//	inactive → pending → firing → resolved → inactive
-//
-// Condition true in inactive: pending, or straight to firing when the
-// rule's For is 0. Pending: firing once the condition has held for For,
-// measured by reading timestamps (Eval) or by Tick; back to inactive when
-// it turns false first. Firing: resolved when it turns false, and the
-// instance is inactive again. Every transition is emitted: pending,
-// firing, resolved, and inactive for a pending instance whose condition
-// cleared before For elapsed (so that a consumer holding the instance's
-// state, such as a retained dashboard topic, never sticks at pending).
+// Each rule has one instance per group (by default per sensor; the
+// fingerprint is the rule name and the group values joined by "/", e.g.
+// "hot/dev1-env"). A reading reaches only the instances of the rules that
+// select its series: the engine resolves a series to its instances once,
+// the first time it sees it, and then does one map lookup per reading.
 //
 // The engine's clock is the readings' timestamps (and Tick's now); it
-// reads no wall clock. Readings of bad quality, or whose value is NaN, are
-// ignored, as is a reading older than its instance's last change.
+// reads no wall clock, except to sample evaluation time for Stats. Readings
+// of bad quality, or whose value is NaN, are ignored, as is a reading
+// older than its instance's last change.
 //
 // An Engine is not safe for concurrent use: one goroutine (the bus
-// receiver) owns it.
+// receiver) owns it, and calls Eval, Tick, State, Restore and Stats.
 type Engine struct {
-	gateway  string
-	byMetric map[string][]*Rule                // rules by the metric they select, in file order
-	series   map[outpost.SeriesKey][]*instance // instances per series seen so far
-	pending  []*instance                       // waiting for For, in the order they went pending
-	seq      uint64
+	gateway      string
+	sensorLabels map[string]map[string]string
+	rules        []*ruleRT
+	byName       map[string]*ruleRT
+	byMetric     map[string][]*ruleRT
+	series       map[outpost.SeriesKey][]binding
+	live         []*instance // not inactive, in the order they left inactive
+	noData       []*ruleRT   // rules with no_data
+	vm           vm.VM
+	ctx          evalCtx // reused: a local would escape through condition.test
+	seq          uint64
 }
 
-// instance is one rule applied to one sensor.
+// ruleRT is a rule's runtime in one engine.
+type ruleRT struct {
+	rule  *Rule
+	insts map[string]*instance // by fingerprint
+	order []*instance          // in creation order
+	stats RuleStats
+}
+
+// binding is an instance a series feeds, and the index of the series'
+// metric in the rule's metrics.
+type binding struct {
+	in     *instance
+	metric int
+}
+
+// noTime marks a level timer that is not running.
+const noTime = math.MinInt64
+
+// instance is one rule applied to one group.
 type instance struct {
-	rule        *Rule
-	sensor      string
-	metric      string
+	rt          *ruleRT
 	fingerprint string
-	state       outpost.AlertState // inactive, pending or firing
-	startedAt   int64              // when it went pending (or firing, with For 0)
-	changedAt   int64              // its last change of state
-	value       float64            // the latest value seen
+	group       map[string]string
+	labels      map[string]string // the alert's labels, copied into each alert
+	state       outpost.AlertState
+	level       int     // the pending or firing level
+	since       []int64 // per level: since when its condition holds, or noTime
+	startedAt   int64   // went pending (or firing)
+	changedAt   int64   // the last transition
+	keepUntil   int64   // firing after the reset until then, or noTime
+	lastSeen    int64   // newest reading, or noTime
+	sentAt      int64   // last alert emitted
+	stale       bool    // no_data applied; the next reading ends it
+	live        bool    // in Engine.live
+	sensor      string  // of the latest reading
+	metric      string
+	value       float64
+	latestTS    []int64
+	windows     []window
+	env         exprEnv
 }
 
 // NewEngine returns an engine for set (nil: no rules). Rules that did not
@@ -63,16 +101,27 @@ func NewEngine(set *Set, opts *Options) *Engine {
 		opts = &Options{}
 	}
 	e := &Engine{
-		gateway:  opts.Gateway,
-		byMetric: map[string][]*Rule{},
-		series:   map[outpost.SeriesKey][]*instance{},
+		gateway:      opts.Gateway,
+		sensorLabels: opts.SensorLabels,
+		byName:       map[string]*ruleRT{},
+		byMetric:     map[string][]*ruleRT{},
+		series:       map[outpost.SeriesKey][]binding{},
 	}
-	if set != nil {
-		for _, r := range set.Rules {
-			if r == nil || r.cond == nil {
-				continue // not compiled by Parse: nothing to evaluate
-			}
-			e.byMetric[r.Select.Metric] = append(e.byMetric[r.Select.Metric], r)
+	if set == nil {
+		return e
+	}
+	for _, r := range set.Rules {
+		if r == nil || len(r.Levels) == 0 || r.Levels[0].cond == nil {
+			continue // not compiled by Parse: nothing to evaluate
+		}
+		rt := &ruleRT{rule: r, insts: map[string]*instance{}, stats: RuleStats{Rule: r.Name}}
+		e.rules = append(e.rules, rt)
+		e.byName[r.Name] = rt
+		for _, m := range r.Select.Metrics {
+			e.byMetric[m] = append(e.byMetric[m], rt)
+		}
+		if r.NoData != nil {
+			e.noData = append(e.noData, rt)
 		}
 	}
 	return e
@@ -80,138 +129,449 @@ func NewEngine(set *Set, opts *Options) *Engine {
 
 // Eval runs every rule that selects a reading over rs and appends the
 // alert transitions to dst, returning it. Readings must be in time order
-// per series. The path without a transition does not allocate, except the
-// first time a series is seen.
+// per series. For threshold rules the path without a transition does not
+// allocate, except the first time a series is seen (expressions box
+// their numbers).
 func (e *Engine) Eval(rs []outpost.Reading, dst []outpost.Alert) []outpost.Alert {
 	for i := range rs {
 		r := &rs[i]
 		if r.Quality == outpost.QualityBad || math.IsNaN(r.Value) {
 			continue
 		}
-		insts, seen := e.series[outpost.SeriesKey{Sensor: r.Sensor, Metric: r.Metric}]
+		bs, seen := e.series[outpost.SeriesKey{Sensor: r.Sensor, Metric: r.Metric}]
 		if !seen {
 			if _, selected := e.byMetric[r.Metric]; !selected {
 				continue // no rule wants this metric: remember nothing
 			}
-			insts = e.addSeries(r.Sensor, r.Metric)
+			bs = e.addSeries(r.Sensor, r.Metric)
 		}
-		for _, in := range insts {
-			dst = e.step(in, r, dst)
+		for _, b := range bs {
+			dst = e.step(b.in, b.metric, r, dst)
 		}
 	}
 	return dst
 }
 
-// Tick advances time to now (unix ns) with no readings, so pending
-// instances whose For has passed fire; it appends those transitions to
-// dst, in the order the instances went pending. An instance fired by Tick
-// reports the last value it saw.
+// Tick advances time to now (unix ns) with no readings and appends the
+// transitions that time alone causes: `for` timers that ran out, the end
+// of keep_firing_for, repeats, and no_data. Instances are visited in the
+// order they left inactive, then no_data rules in file order. An alert
+// emitted by Tick reports the last value its instance saw.
 func (e *Engine) Tick(now int64, dst []outpost.Alert) []outpost.Alert {
-	kept := e.pending[:0]
-	for _, in := range e.pending {
-		if now >= in.changedAt && now-in.startedAt >= int64(in.rule.For) {
-			in.state, in.changedAt = outpost.StateFiring, now
-			dst = e.emit(dst, in, outpost.StateFiring)
+	kept := e.live[:0]
+	for _, in := range e.live {
+		if now >= in.changedAt {
+			dst = e.timers(in, now, dst)
+		}
+		if in.state == outpost.StateInactive {
+			in.live = false
 			continue
 		}
 		kept = append(kept, in)
 	}
-	clear(e.pending[len(kept):])
-	e.pending = kept
+	clear(e.live[len(kept):])
+	e.live = kept
+	for _, rt := range e.noData {
+		nd := rt.rule.NoData
+		for _, in := range rt.order {
+			if in.stale || in.lastSeen == noTime || now-in.lastSeen < int64(nd.After) || now < in.changedAt {
+				continue
+			}
+			dst = e.goStale(in, nd, now, dst)
+		}
+	}
 	return dst
 }
 
-// step moves one instance on one reading.
-func (e *Engine) step(in *instance, r *outpost.Reading, dst []outpost.Alert) []outpost.Alert {
+// step moves one instance on one reading of its metric mi.
+func (e *Engine) step(in *instance, mi int, r *outpost.Reading, dst []outpost.Alert) []outpost.Alert {
 	if r.TS < in.changedAt {
 		return dst // older than what the instance already decided
 	}
-	in.value = r.Value
-	on := in.rule.cond.test(r)
+	in.value, in.sensor, in.metric = r.Value, r.Sensor, r.Metric
+	in.env.M[mi], in.latestTS[mi] = r.Value, r.TS
+	in.lastSeen = max(in.lastSeen, r.TS)
+	for i := range in.windows {
+		if w := &in.windows[i]; w.spec.metric == mi {
+			w.push(r.TS, r.Value)
+		}
+	}
+	wasStale := in.stale && in.state == outpost.StateNoData
+	if in.stale {
+		in.stale = false
+		if wasStale {
+			in.state = outpost.StateInactive
+		}
+	}
+	dst = e.evaluate(in, r.TS, dst)
+	if wasStale && in.state == outpost.StateInactive {
+		in.changedAt = r.TS
+		dst = e.emit(dst, in, outpost.StateResolved, r.TS)
+	}
+	return dst
+}
+
+// evaluate runs the instance's conditions at now and moves it.
+func (e *Engine) evaluate(in *instance, now int64, dst []outpost.Alert) []outpost.Alert {
+	rt := in.rt
+	r := rt.rule
+	rt.stats.Evaluations++
+	var t0 time.Time
+	sampled := rt.stats.Evaluations%timeSample == 1
+	if sampled {
+		t0 = time.Now()
+	}
+	in.env.Value = in.value
+	if len(r.calls) > 0 {
+		for i := range in.windows {
+			in.windows[i].evict(now)
+		}
+		for i, c := range r.calls {
+			if c.fn == fnAge {
+				if ts := in.latestTS[c.metric]; ts == noTime {
+					in.env.W[i] = math.Inf(1)
+				} else {
+					in.env.W[i] = float64(now-ts) / 1e9
+				}
+				continue
+			}
+			in.env.W[i] = in.windows[c.win].eval(c.fn)
+		}
+	}
+	x := &e.ctx
+	x.env, x.vm = &in.env, &e.vm
+	firstOn, firstMet := -1, -1
+	for i := range r.Levels {
+		on, err := r.Levels[i].cond.test(x)
+		if err != nil {
+			rt.stats.Errors++
+		}
+		if !on {
+			in.since[i] = noTime
+			continue
+		}
+		if in.since[i] == noTime {
+			in.since[i] = now
+		}
+		if firstOn < 0 {
+			firstOn = i
+		}
+		if firstMet < 0 && now-in.since[i] >= int64(r.Levels[i].For) {
+			firstMet = i
+		}
+	}
 	switch in.state {
 	case outpost.StateInactive:
-		if !on {
-			return dst
+		switch {
+		case firstMet >= 0:
+			in.startedAt = in.since[firstMet]
+			dst = e.fire(in, firstMet, now, dst)
+		case firstOn >= 0:
+			in.state, in.level, in.startedAt, in.changedAt = outpost.StatePending, firstOn, now, now
+			e.enliven(in)
+			dst = e.emit(dst, in, outpost.StatePending, now)
 		}
-		in.startedAt, in.changedAt = r.TS, r.TS
-		if in.rule.For <= 0 {
-			in.state = outpost.StateFiring
-			return e.emit(dst, in, outpost.StateFiring)
-		}
-		in.state = outpost.StatePending
-		e.pending = append(e.pending, in)
-		return e.emit(dst, in, outpost.StatePending)
 	case outpost.StatePending:
-		if !on {
-			in.state, in.changedAt = outpost.StateInactive, r.TS
-			e.unpend(in)
-			return e.emit(dst, in, outpost.StateInactive)
-		}
-		if r.TS-in.startedAt >= int64(in.rule.For) {
-			in.state, in.changedAt = outpost.StateFiring, r.TS
-			e.unpend(in)
-			return e.emit(dst, in, outpost.StateFiring)
+		switch {
+		case firstMet >= 0:
+			dst = e.fire(in, firstMet, now, dst)
+		case firstOn < 0:
+			in.state, in.changedAt = outpost.StateInactive, now
+			dst = e.emit(dst, in, outpost.StateInactive, now)
+		default:
+			in.level = firstOn
 		}
 	case outpost.StateFiring:
-		if !on {
-			in.state, in.changedAt = outpost.StateInactive, r.TS
-			return e.emit(dst, in, outpost.StateResolved)
+		if in.level < 0 { // fired by no_data: data is back
+			if firstMet >= 0 {
+				dst = e.fire(in, firstMet, now, dst)
+			} else {
+				dst = e.resolve(in, now, dst)
+			}
+			break
+		}
+		if firstMet >= 0 && firstMet < in.level {
+			dst = e.fire(in, firstMet, now, dst)
+			break
+		}
+		dst = e.checkReset(in, x, now, dst)
+	}
+	if sampled {
+		rt.stats.Time += time.Since(t0) * timeSample
+	}
+	return dst
+}
+
+// timeSample: one evaluation in this many is timed, and counts for all
+// of them, so that the hot path does not read the clock per reading.
+const timeSample = 64
+
+// checkReset ends or lowers a firing level whose reset is true.
+func (e *Engine) checkReset(in *instance, x *evalCtx, now int64, dst []outpost.Alert) []outpost.Alert {
+	r := in.rt.rule
+	if !e.isReset(in, x, in.level) {
+		in.keepUntil = noTime
+		return dst
+	}
+	for j := in.level + 1; j < len(r.Levels); j++ {
+		if !e.isReset(in, x, j) {
+			in.keepUntil = noTime
+			return e.fire(in, j, now, dst)
+		}
+	}
+	if r.KeepFiringFor > 0 {
+		if in.keepUntil == noTime {
+			in.keepUntil = now + int64(r.KeepFiringFor)
+		}
+		if now < in.keepUntil {
+			return dst
+		}
+	}
+	return e.resolve(in, now, dst)
+}
+
+// isReset reports whether level i's reset holds.
+func (e *Engine) isReset(in *instance, x *evalCtx, i int) bool {
+	l := &in.rt.rule.Levels[i]
+	if l.reset == nil {
+		return in.since[i] == noTime
+	}
+	ok, err := l.reset.test(x)
+	if err != nil {
+		in.rt.stats.Errors++
+		return false
+	}
+	return ok
+}
+
+// fire makes in fire at level, from any state.
+func (e *Engine) fire(in *instance, level int, now int64, dst []outpost.Alert) []outpost.Alert {
+	if in.state == outpost.StateInactive || in.state == outpost.StateNoData {
+		in.startedAt = now
+	}
+	in.state, in.level, in.changedAt, in.keepUntil = outpost.StateFiring, level, now, noTime
+	e.enliven(in)
+	return e.emit(dst, in, outpost.StateFiring, now)
+}
+
+func (e *Engine) resolve(in *instance, now int64, dst []outpost.Alert) []outpost.Alert {
+	in.state, in.changedAt, in.keepUntil = outpost.StateInactive, now, noTime
+	for i := range in.since {
+		in.since[i] = noTime // start afresh: no refiring on old timers
+	}
+	if !in.rt.rule.SendResolved {
+		return dst
+	}
+	return e.emit(dst, in, outpost.StateResolved, now)
+}
+
+// timers applies what time alone does to a live instance at now.
+func (e *Engine) timers(in *instance, now int64, dst []outpost.Alert) []outpost.Alert {
+	r := in.rt.rule
+	met := -1
+	for i := range r.Levels {
+		if in.since[i] != noTime && now-in.since[i] >= int64(r.Levels[i].For) {
+			met = i
+			break
+		}
+	}
+	switch in.state {
+	case outpost.StatePending:
+		if met >= 0 {
+			return e.fire(in, met, now, dst)
+		}
+	case outpost.StateFiring:
+		if met >= 0 && met < in.level {
+			return e.fire(in, met, now, dst)
+		}
+		if in.keepUntil != noTime && now >= in.keepUntil {
+			return e.resolve(in, now, dst)
+		}
+		if r.Repeat > 0 && now-in.sentAt >= int64(r.Repeat) {
+			return e.emitAt(dst, in, outpost.StateFiring, in.changedAt, now)
 		}
 	}
 	return dst
 }
 
-// emit appends the alert for an instance's transition to state, which
-// happens at in.changedAt.
-func (e *Engine) emit(dst []outpost.Alert, in *instance, state outpost.AlertState) []outpost.Alert {
-	r := in.rule
-	labels := make(map[string]string, len(r.Labels)+3)
-	for k, v := range r.Labels {
+// goStale applies no_data to an instance at now.
+func (e *Engine) goStale(in *instance, nd *NoData, now int64, dst []outpost.Alert) []outpost.Alert {
+	in.stale = true
+	for i := range in.since {
+		in.since[i] = noTime
+	}
+	switch nd.State {
+	case outpost.StateNoData:
+		if in.state == outpost.StateNoData {
+			return dst
+		}
+		in.state, in.changedAt, in.keepUntil = outpost.StateNoData, now, noTime
+		e.enliven(in)
+		return e.emit(dst, in, outpost.StateNoData, now)
+	case outpost.StateFiring:
+		if in.state == outpost.StateFiring {
+			return dst
+		}
+		in.level = -1 // the no_data severity
+		return e.fire(in, -1, now, dst)
+	default: // resolved
+		switch in.state {
+		case outpost.StateFiring:
+			return e.resolve(in, now, dst)
+		case outpost.StatePending:
+			in.state, in.changedAt = outpost.StateInactive, now
+			return e.emit(dst, in, outpost.StateInactive, now)
+		}
+	}
+	return dst
+}
+
+func (e *Engine) enliven(in *instance) {
+	if !in.live {
+		in.live = true
+		e.live = append(e.live, in)
+	}
+}
+
+// severity is the severity of the instance's current level.
+func (in *instance) severity() string {
+	r := in.rt.rule
+	if in.level < 0 || in.level >= len(r.Levels) || in.state == outpost.StateNoData {
+		if r.NoData != nil {
+			return r.NoData.Severity
+		}
+		return r.Severity
+	}
+	return r.Levels[in.level].Severity
+}
+
+// emit appends the alert for an instance's transition to state at now.
+func (e *Engine) emit(dst []outpost.Alert, in *instance, state outpost.AlertState, now int64) []outpost.Alert {
+	return e.emitAt(dst, in, state, in.changedAt, now)
+}
+
+// emitAt appends an alert whose transition happened at changedAt, sent
+// at now (later for a repeat).
+func (e *Engine) emitAt(dst []outpost.Alert, in *instance, state outpost.AlertState, changedAt, now int64) []outpost.Alert {
+	rt := in.rt
+	r := rt.rule
+	rt.stats.Transitions++
+	labels := make(map[string]string, len(in.labels))
+	for k, v := range in.labels {
 		labels[k] = v
 	}
-	labels[LabelSensor] = in.sensor
-	labels[LabelMetric] = in.metric
-	if e.gateway != "" {
-		labels[LabelGateway] = e.gateway
-	}
+	in.sentAt = now
 	e.seq++
+	sev := in.severity()
+	d := &MessageData{
+		Rule: r.Name, Sensor: in.sensor, Metric: in.metric, Value: in.value,
+		Severity: sev, State: state.String(), Gateway: e.gateway, Labels: labels,
+	}
+	if len(r.annos) > 0 {
+		d.Annotations = make(map[string]string, len(r.annos))
+		for _, a := range r.annos {
+			if a.msg.tmpl != nil {
+				d.Annotations[a.name] = a.msg.render(r, d)
+			}
+		}
+	}
 	return append(dst, outpost.Alert{
 		Rule:        r.Name,
 		Fingerprint: in.fingerprint,
 		State:       state,
-		Severity:    r.Severity,
+		Severity:    sev,
 		Value:       in.value,
 		Labels:      labels,
-		Message: r.msg.render(r, &MessageData{
-			Rule: r.Name, Sensor: in.sensor, Metric: in.metric, Value: in.value,
-			Severity: r.Severity, State: state.String(), Gateway: e.gateway, Labels: labels,
-		}),
-		StartedAt: in.startedAt,
-		ChangedAt: in.changedAt,
-		Seq:       e.seq,
+		Message:     r.msg.render(r, d),
+		StartedAt:   in.startedAt,
+		ChangedAt:   changedAt,
+		Seq:         e.seq,
 	})
 }
 
-// addSeries creates the instances of the rules that select a new series.
-func (e *Engine) addSeries(sensor, metric string) []*instance {
-	var insts []*instance
-	for _, r := range e.byMetric[metric] {
-		if r.Select.Matches(sensor, metric) {
-			insts = append(insts, &instance{
-				rule:        r,
-				sensor:      sensor,
-				metric:      metric,
-				fingerprint: r.Name + "/" + sensor,
-			})
+// addSeries binds a new series to the instances of the rules that select
+// it, creating them as needed.
+func (e *Engine) addSeries(sensor, metric string) []binding {
+	var bs []binding
+	slabels := e.sensorLabels[sensor]
+	for _, rt := range e.byMetric[metric] {
+		r := rt.rule
+		if !r.Select.Matches(sensor, metric) || !r.Select.MatchesLabels(slabels) {
+			continue
 		}
+		group := make(map[string]string, len(r.GroupBy))
+		for _, g := range r.GroupBy {
+			switch g {
+			case LabelSensor:
+				group[g] = sensor
+			case LabelMetric:
+				group[g] = metric
+			default:
+				group[g] = slabels[g]
+			}
+		}
+		in := e.instance(rt, group)
+		bs = append(bs, binding{in: in, metric: indexOf(r.Select.Metrics, metric)})
 	}
-	e.series[outpost.SeriesKey{Sensor: sensor, Metric: metric}] = insts
-	return insts
+	e.series[outpost.SeriesKey{Sensor: sensor, Metric: metric}] = bs
+	return bs
 }
 
-// unpend removes in from the pending list, keeping the order.
-func (e *Engine) unpend(in *instance) {
-	if i := slices.Index(e.pending, in); i >= 0 {
-		e.pending = slices.Delete(e.pending, i, i+1)
+// fingerprint is the rule name and the group values, in group_by order.
+func fingerprint(r *Rule, group map[string]string) string {
+	var b strings.Builder
+	b.WriteString(r.Name)
+	for _, g := range r.GroupBy {
+		b.WriteByte('/')
+		b.WriteString(group[g])
 	}
+	return b.String()
+}
+
+// instance returns the rule's instance for group, creating it.
+func (e *Engine) instance(rt *ruleRT, group map[string]string) *instance {
+	r := rt.rule
+	fp := fingerprint(r, group)
+	if in, ok := rt.insts[fp]; ok {
+		return in
+	}
+	in := &instance{
+		rt:          rt,
+		fingerprint: fp,
+		group:       group,
+		labels:      make(map[string]string, len(r.Labels)+len(group)+2),
+		since:       make([]int64, len(r.Levels)),
+		keepUntil:   noTime,
+		lastSeen:    noTime,
+		latestTS:    make([]int64, len(r.Select.Metrics)),
+		level:       0,
+		sensor:      group[LabelSensor],
+		metric:      r.Select.Metric,
+	}
+	for k, v := range r.Labels {
+		in.labels[k] = v
+	}
+	for k, v := range group {
+		in.labels[k] = v
+	}
+	if r.Select.Metric != "" {
+		in.labels[LabelMetric] = r.Select.Metric
+	}
+	if e.gateway != "" {
+		in.labels[LabelGateway] = e.gateway
+	}
+	for i := range in.since {
+		in.since[i] = noTime
+	}
+	in.env = exprEnv{Labels: in.labels, M: make([]float64, len(r.Select.Metrics)), W: make([]float64, len(r.calls))}
+	for i := range in.env.M {
+		in.env.M[i], in.latestTS[i] = math.NaN(), noTime
+	}
+	in.windows = make([]window, len(r.windows))
+	for i := range in.windows {
+		in.windows[i].spec = &r.windows[i]
+	}
+	rt.insts[fp] = in
+	rt.order = append(rt.order, in)
+	return in
 }

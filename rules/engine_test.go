@@ -96,8 +96,8 @@ func TestPendingToInactive(t *testing.T) {
 		{tick: 21, want: ""},
 		{rs: one(rd("s", "temp", 22, 26)), want: "firing hot/s 26 12→22 #4\n"},
 	})
-	if len(e.pending) != 0 {
-		t.Errorf("pending list: %d", len(e.pending))
+	if len(e.live) != 1 || e.live[0].state != outpost.StateFiring {
+		t.Errorf("live list: %d", len(e.live))
 	}
 }
 

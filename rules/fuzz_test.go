@@ -19,6 +19,9 @@ func FuzzParse(f *testing.F) {
 		"rules:\n  - &a {name: a, select: {metric: t}, above: 1}\n  - <<: *a\n    name: b\n",
 		"rules:\n  - name: a\n    message: |\n      {{ if gt .Value 1.0 }}hot{{ end }}\n",
 		benchRules(3, true, 0),
+		engineRules(10),
+		freezer,
+		"rules:\n  - name: j\n    select: {metrics: [t, u]}\n    group_by: [device]\n    condition: 'avg(t, \"1m\") > u && age(u) < 5 && metric[\"t\"] > 0'\n    reset: 'last(t) < 0'\n    keep_firing_for: 1s\n    no_data: {after: 1s, state: firing}\n    repeat: 1s\n    annotations: {s: '{{ .Labels.device }}'}\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -34,5 +37,7 @@ func FuzzParse(f *testing.F) {
 		rs := []outpost.Reading{{Sensor: "s", Metric: "t", TS: 1, Value: 2}, {Sensor: "s", Metric: "t", TS: 2e9, Value: 0}}
 		e.Eval(rs, nil)
 		e.Tick(3e9, nil)
+		st := e.State()
+		NewEngine(set, nil).Restore(st)
 	})
 }

@@ -19,9 +19,18 @@ type MessageData struct {
 	Metric   string
 	Value    float64
 	Severity string
-	State    string            // pending, firing or resolved
+	State    string            // pending, firing, resolved, inactive or nodata
 	Gateway  string            // "" unless the engine was given one
-	Labels   map[string]string // the alert's labels
+	Labels   map[string]string // the alert's labels (group labels included)
+	// Annotations are the rule's annotations, rendered; an annotation's
+	// own template sees the ones before it in name order.
+	Annotations map[string]string
+}
+
+// annotation is one of a rule's annotations, compiled.
+type annotation struct {
+	name string
+	msg  *message
 }
 
 // message renders a rule's alert messages.
@@ -29,25 +38,26 @@ type message struct {
 	tmpl *template.Template // nil: the default message
 }
 
-// compileMessage parses r.Message and runs it once on sample data, since
-// text/template checks field names only when it runs.
-func compileMessage(r *Rule) (*message, error) {
-	if r.Message == "" {
+// compileMessage parses src, a template for r, and runs it once on
+// sample data, since text/template checks field names only when it runs.
+func compileMessage(r *Rule, src string) (*message, error) {
+	if src == "" {
 		return &message{}, nil
 	}
-	t, err := template.New("message").Option("missingkey=zero").Parse(r.Message)
+	t, err := template.New("message").Option("missingkey=zero").Parse(src)
 	if err != nil {
-		return nil, templateErr(r.Message, err)
+		return nil, templateErr(src, err)
 	}
 	sample := MessageData{
 		Rule: r.Name, Sensor: r.Select.Sensor, Metric: r.Select.Metric,
 		Severity: r.Severity, State: "firing", Labels: map[string]string{},
+		Annotations: map[string]string{},
 	}
 	if sample.Sensor == "" {
 		sample.Sensor = "sensor"
 	}
 	if err := t.Execute(io.Discard, &sample); err != nil {
-		return nil, templateErr(r.Message, err)
+		return nil, templateErr(src, err)
 	}
 	return &message{tmpl: t}, nil
 }

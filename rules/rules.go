@@ -2,22 +2,89 @@
 // evaluates them over readings with an Engine that emits alert
 // transitions.
 //
+// The shape is borrowed: `for` and `keep_firing_for` from Prometheus
+// alerting rules, levels with their own reset (hysteresis) from
+// Kapacitor's .warn/.crit/.critReset, and states that survive a restart
+// from AWS IoT Events alarms.
+//
 // A rules file:
 //
 //	rules:
-//	  - name: dev1-too-warm          # required, unique, [A-Za-z0-9_.-]
-//	    select:                      # which readings; all given fields must match
-//	      metric: temperature        # required
-//	      sensor: dev1-env           # optional; omitted: every sensor with that metric
-//	    above: 25                    # exactly one of above / below (strict: > or <)
-//	    for: 10s                     # hold this long (by reading time) before firing; default 0
-//	    severity: warning            # default warning
-//	    message: "{{ .Sensor }} {{ .Metric }} is {{ .Value }}"   # text/template over MessageData
-//	    labels: {team: ops}          # optional, copied into alerts
+//	  - name: freezer-temp          # required, unique, [A-Za-z0-9_.-]
+//	    select:                     # which readings; all given fields must match
+//	      metric: temperature       # one metric, or
+//	      # metrics: [a, b]         # several (for conditions that join them)
+//	      sensor: "freezer-*"       # exact id or glob (path.Match); omitted: every sensor
+//	      labels: {room: store}     # sensor labels (from the gateway config) that must match
+//	    group_by: [device]          # one alert instance per value of these labels; the
+//	                                # names are sensor labels, "sensor" or "metric";
+//	                                # default [sensor]
+//	    levels:                     # most severe first; or the level fields at the top
+//	      - {severity: critical, above: -10, for: 2m, reset_below: -16.5}
+//	      - {severity: warning,  above: -15, for: 5m, reset_below: -16.5}
+//	    keep_firing_for: 1m         # stay firing this long after the reset; default 0
+//	    no_data: {after: 2m, state: nodata}  # see below; default off
+//	    repeat: 30m                 # re-emit a firing alert this often (on Tick); default 0, never
+//	    send_resolved: true         # emit the resolved transition; default true
+//	    labels: {team: cold-chain}  # copied into alerts
+//	    annotations:                # templates, rendered per alert (see MessageData)
+//	      summary: "{{ .Labels.device }} at {{ .Value }}"
+//	    message: "{{ .Sensor }} is {{ .Value }}"   # template; default "{Sensor} {Metric} is {Value} ({Rule}: {Condition})"
+//
+// A level (an item of levels, or the rule itself when it has no levels)
+// has these fields:
+//
+//	severity: warning      # default warning for a rule without levels; required in levels, unique
+//	above: 25              # value > 25 (value: the reading being evaluated); or
+//	below: 5               # value < 5; or
+//	condition: 'expr'      # a boolean expr-lang expression, see below
+//	for: 10s               # the condition must hold this long (reading time) before firing; default 0
+//	reset_below: 20        # with above: firing ends only when value < 20 (hysteresis)
+//	reset_above: 8         # with below: firing ends only when value > 8
+//	reset: 'expr'          # with condition: firing ends only when this is true
+//
+// Without a reset, a level resets when its condition is false.
+//
+// A condition is compiled once, at load, against this environment:
+//   - value: the value of the reading being evaluated;
+//   - every selected metric by name, its latest value in the instance's
+//     group (NaN before the first reading); metrics whose names are not
+//     identifiers are reachable as metric["door-open"];
+//   - labels: the instance's labels (map of strings);
+//   - windows over the group's readings of one metric, with a constant
+//     duration: avg(m, "5m"), min(m, "5m"), max(m, "5m"), count(m, "5m"),
+//     rate(m, "5m") (also derivative: change per second between the first
+//     and last reading in the window), and last(m) (the latest value) and
+//     age(m) (seconds since m's latest reading; +Inf before the first).
+//     An empty window gives NaN (count gives 0), and NaN compares false.
+//     These names shadow expr's builtins of the same name.
+//
+// Window calls are rewritten at compile time into references to state
+// the engine keeps per instance and updates on each reading (a ring of
+// samples with a running sum, monotonic deques for min and max), so a
+// window costs O(1) amortized per reading whatever its length.
+//
+// States: inactive → pending → firing → resolved (→ inactive), and nodata.
+// A level is met when its condition has held for its `for`. An instance
+// fires at the most severe met level, and escalates when a more severe
+// level is met. Firing at a level ends when that level's reset is true:
+// the instance then steps down to the most severe less severe level that
+// has not reset (a firing transition with the new severity) or, when all
+// have, is resolved, after keep_firing_for. Only transitions emit alerts:
+// pending, firing (also on a change of level, and every `repeat`),
+// resolved, and inactive for a pending instance that cleared before
+// firing.
+//
+// no_data: {after: 2m, state: nodata|firing|resolved, severity: s}: an
+// instance that has had readings but none for `after` (checked on Tick)
+// goes to state nodata (default), fires (at severity s, default the
+// rule's most severe), or resolves. The next reading ends it (a nodata
+// instance whose condition is false emits resolved).
 //
 // Parse reports every problem in a file, each as file:line:col: message;
 // a file with any problem yields no rules at all, so a reload with a bad
-// file keeps the running rules.
+// file keeps the running rules. Expression errors point into the
+// expression.
 //
 // The package does no I/O beyond LoadFile and LoadFiles reading their
 // files, and starts no goroutines.
@@ -27,6 +94,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -57,63 +125,89 @@ type Rule struct {
 	Name string
 	// Select says which readings the rule sees.
 	Select Selector
-	// Condition is the compiled condition in words, e.g. "value > 25".
+	// GroupBy names the labels whose values make one alert instance.
+	GroupBy []string
+	// Levels, most severe first; a rule has at least one.
+	Levels []Level
+	// Condition, For and Severity are those of Levels[0], the most
+	// severe level.
 	Condition string
-	// For is how long the condition must hold before the rule fires.
-	For time.Duration
-	// Severity is copied into alerts ("warning" unless set).
-	Severity string
+	For       time.Duration
+	Severity  string
+	// KeepFiringFor delays resolving after the reset.
+	KeepFiringFor time.Duration
+	// NoData is the staleness rule; nil: none.
+	NoData *NoData
+	// Repeat re-emits a firing alert this often; 0: never.
+	Repeat time.Duration
+	// SendResolved says whether the resolved transition is emitted.
+	SendResolved bool
 	// Message is the source of the message template; "" means the
 	// default message (see MessageData).
 	Message string
-	// Labels are copied into alerts, with sensor and metric (and the
+	// Labels are copied into alerts, with the group labels (and the
 	// gateway, when the engine knows it) added.
 	Labels map[string]string
+	// Annotations are template sources, rendered per alert.
+	Annotations map[string]string
 
-	cond condition
-	msg  *message
-	at   yamlpos.Error // where the rule's name is, for errors across files (Msg unused)
+	hash    string
+	msg     *message
+	annos   []annotation
+	windows []windowSpec // per-instance windows, shared by all expressions
+	calls   []callSpec   // window calls, each a slot of exprEnv.W
+	at      yamlpos.Error
 }
 
-// Selector picks readings by metric and, optionally, sensor.
+// Level is one severity of a rule.
+type Level struct {
+	Severity  string
+	Condition string // in words, e.g. "value > 25"
+	Reset     string // in words; "" means "not the condition"
+	For       time.Duration
+
+	cond, reset condition
+}
+
+// NoData says what happens to an instance whose readings stop.
+type NoData struct {
+	After    time.Duration
+	State    outpost.AlertState // StateNoData, StateFiring or StateResolved
+	Severity string             // for StateNoData and StateFiring
+}
+
+// Selector picks readings by metric, sensor and sensor labels.
 type Selector struct {
-	Metric string // required
-	Sensor string // "" matches every sensor
+	Metric  string            // the selected metric; "" when Metrics has several
+	Sensor  string            // exact id or path.Match glob; "" matches every sensor
+	Metrics []string          // every selected metric (just Metric, or the metrics list)
+	Labels  map[string]string // sensor labels that must match
 }
 
-// Matches reports whether a reading of sensor and metric is selected.
-func (s Selector) Matches(sensor, metric string) bool {
-	return s.Metric == metric && (s.Sensor == "" || s.Sensor == sensor)
-}
-
-// condition decides whether a reading meets a rule. The threshold
-// shorthands (above, below) are the only kind today; conditions compiled
-// from expressions will implement the same interface.
-type condition interface {
-	test(r *outpost.Reading) bool
-	String() string // the condition in words, for Rule.Condition
-}
-
-// threshold is `above: x` (value > x) or `below: x` (value < x).
-type threshold struct {
-	above bool
-	x     float64
-}
-
-func (t threshold) test(r *outpost.Reading) bool {
-	if t.above {
-		return r.Value > t.x
+// Matches reports whether a reading of sensor and metric is selected,
+// leaving out Labels (see MatchesLabels).
+func (s *Selector) Matches(sensor, metric string) bool {
+	if !slices.Contains(s.Metrics, metric) && s.Metric != metric {
+		return false
 	}
-	return r.Value < t.x
+	return matchSensor(s.Sensor, sensor)
 }
 
-func (t threshold) String() string {
-	op := "<"
-	if t.above {
-		op = ">"
+// MatchesLabels reports whether a sensor with these labels is selected.
+func (s *Selector) MatchesLabels(labels map[string]string) bool {
+	for k, v := range s.Labels {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
 	}
-	return "value " + op + " " + strconv.FormatFloat(t.x, 'g', -1, 64)
+	return true
 }
+
+// Hash is a stable hash of the rule's definition: two rules that mean the
+// same (whatever their YAML layout, key order or comments) have the same
+// hash. An engine restores saved state only to a rule of the same hash.
+// A rule not built by Parse has hash "".
+func (r *Rule) Hash() string { return r.hash }
 
 // LoadFile reads and compiles the rules file at path. See Parse.
 func LoadFile(path string) (*Set, error) {
@@ -169,7 +263,7 @@ func Parse(name string, data []byte) (*Set, error) {
 		return nil, err
 	}
 	var f fileSpec
-	k := &checker{doc: doc}
+	k := &checker{doc: doc, src: data}
 	k.errs = doc.Decode(&f)
 	set := &Set{Rules: make([]*Rule, 0, len(f.Rules))}
 	names := map[string]int{}
@@ -193,82 +287,11 @@ func Parse(name string, data []byte) (*Set, error) {
 	return set, nil
 }
 
-// fileSpec is the YAML schema of a rules file.
-type fileSpec struct {
-	Rules []ruleSpec `yaml:"rules"`
-}
-
-type ruleSpec struct {
-	Name     string            `yaml:"name"`
-	Select   selectSpec        `yaml:"select"`
-	Above    *float64          `yaml:"above"`
-	Below    *float64          `yaml:"below"`
-	For      time.Duration     `yaml:"for"`
-	Severity string            `yaml:"severity"`
-	Message  string            `yaml:"message"`
-	Labels   map[string]string `yaml:"labels"`
-}
-
-type selectSpec struct {
-	Metric string `yaml:"metric"`
-	Sensor string `yaml:"sensor"`
-}
-
-// SetDefaults implements yamlpos.Defaulter.
-func (s *ruleSpec) SetDefaults() { s.Severity = DefaultSeverity }
-
-// compile checks one rule (except its name, checked by Parse with the
-// others) and builds it. Errors go to k.
-func (s *ruleSpec) compile(k *checker, p string) *Rule {
-	r := &Rule{
-		Name:     s.Name,
-		Select:   Selector{Metric: s.Select.Metric, Sensor: s.Select.Sensor},
-		For:      s.For,
-		Severity: s.Severity,
-		Message:  s.Message,
-		Labels:   s.Labels,
-	}
-	k.name(p+".select.metric", s.Select.Metric)
-	if s.Select.Sensor != "" {
-		k.name(p+".select.sensor", s.Select.Sensor)
-	}
-	switch {
-	case s.Above != nil && s.Below != nil:
-		k.errorf(p+".below", "only one of above and below may be set")
-	case s.Above != nil:
-		r.cond = threshold{above: true, x: *s.Above}
-	case s.Below != nil:
-		r.cond = threshold{x: *s.Below}
-	default:
-		k.errorf(p+".above", "one of above or below is required")
-	}
-	if r.cond != nil {
-		r.Condition = r.cond.String()
-	}
-	if s.For < 0 {
-		k.errorf(p+".for", "must not be negative, got %v", s.For)
-	}
-	k.name(p+".severity", s.Severity)
-	for key := range s.Labels {
-		switch {
-		case key == LabelSensor || key == LabelMetric || key == LabelGateway:
-			k.keyErrorf(p+".labels."+key, "label %q is set by the engine", key)
-		case !validName(key):
-			k.keyErrorf(p+".labels."+key, "%q is not a valid label name (use 1 to %d of A-Z a-z 0-9 _ . -)", key, maxNameLen)
-		}
-	}
-	msg, err := compileMessage(r)
-	if err != nil {
-		k.errorf(p+".message", "%v", err)
-	}
-	r.msg = msg
-	return r
-}
-
 // checker collects positioned errors, leaving out paths the decoder has
 // already reported.
 type checker struct {
 	doc  *yamlpos.Doc
+	src  []byte
 	errs yamlpos.ErrorList
 }
 

@@ -41,12 +41,12 @@ func TestParse(t *testing.T) {
 	warm, dry := set.Rules[0], set.Rules[1]
 	check := func(r *Rule, name string, sel Selector, cond string, f time.Duration, sev, msg string, labels map[string]string) {
 		t.Helper()
-		if r.Name != name || r.Select != sel || r.Condition != cond || r.For != f || r.Severity != sev || r.Message != msg || !reflect.DeepEqual(r.Labels, labels) {
+		if r.Name != name || !reflect.DeepEqual(r.Select, sel) || r.Condition != cond || r.For != f || r.Severity != sev || r.Message != msg || !reflect.DeepEqual(r.Labels, labels) {
 			t.Errorf("got %+v", r)
 		}
 	}
-	check(warm, "warm", Selector{"temperature", "dev1-env"}, "value > 25", 10*time.Second, "critical", "{{ .Sensor }} is {{ .Value }}", map[string]string{"team": "ops"})
-	check(dry, "dry", Selector{Metric: "humidity"}, "value < 30.5", 0, "warning", "", nil)
+	check(warm, "warm", Selector{Metric: "temperature", Sensor: "dev1-env", Metrics: []string{"temperature"}}, "value > 25", 10*time.Second, "critical", "{{ .Sensor }} is {{ .Value }}", map[string]string{"team": "ops"})
+	check(dry, "dry", Selector{Metric: "humidity", Metrics: []string{"humidity"}}, "value < 30.5", 0, "warning", "", nil)
 }
 
 func TestParseEmpty(t *testing.T) {
@@ -66,10 +66,10 @@ func TestBadFiles(t *testing.T) {
 			`rules.yaml:5:5: rules[0]: unknown field "fro" (did you mean "for"?)`,
 		}},
 		{"both above and below", "rules:\n  - name: a\n    select: {metric: t}\n    above: 1\n    below: 0\n", []string{
-			`rules.yaml:5:12: rules[0].below: only one of above and below may be set`,
+			`rules.yaml:5:12: rules[0].below: only one of above, below and condition may be set`,
 		}},
 		{"neither above nor below", "rules:\n  - name: a\n    select: {metric: t}\n", []string{
-			`rules.yaml:2:5: rules[0].above: one of above or below is required`,
+			`rules.yaml:2:5: rules[0].above: one of above, below or condition is required`,
 		}},
 		{"missing metric", "rules:\n  - name: a\n    select:\n      sensor: s\n    above: 1\n", []string{
 			`rules.yaml:3:5: rules[0].select.metric: is required`,
@@ -177,7 +177,7 @@ func TestLoadFiles(t *testing.T) {
 		"rules: open " + filepath.Join(dir, "nope.yaml") + ": no such file or directory",
 		c + `:2:12: rules[0].name: duplicate rule name "y" (first at ` + b + `:2:12)`,
 		c + `:3:12: rules[1].name: duplicate rule name "x" (first at ` + a + `:2:12)`,
-		d + `:2:5: rules[0].above: one of above or below is required`,
+		d + `:2:5: rules[0].above: one of above, below or condition is required`,
 	}, "\n")
 	if err == nil || err.Error() != want {
 		t.Fatalf("got\n%v\nwant\n%s", err, want)

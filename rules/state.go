@@ -1,0 +1,183 @@
+package rules
+
+import (
+	"math"
+
+	"sort"
+	"time"
+
+	"github.com/outposthq/outpost"
+)
+
+// EngineState is what an Engine keeps across a restart or a reload:
+// running `for` timers, firing and nodata instances, and the alert
+// sequence. Window contents (avg over 5m and the like) are not kept: they
+// refill from new readings.
+//
+// It is plain data, encoded as JSON by whoever persists it (the gateway,
+// in its bbolt file).
+type EngineState struct {
+	Seq       uint64          `json:"seq"`       // the last alert sequence number emitted
+	Instances []InstanceState `json:"instances"` // instances not inactive
+}
+
+// InstanceState is one alert instance's persistent state.
+type InstanceState struct {
+	Rule        string             `json:"rule"`
+	Hash        string             `json:"hash"` // Rule.Hash() when saved: a changed rule starts afresh
+	Fingerprint string             `json:"fingerprint"`
+	Group       map[string]string  `json:"group,omitempty"` // the group-by values of the instance
+	State       outpost.AlertState `json:"state"`           // pending, firing or nodata
+	Level       int                `json:"level"`           // index of the severity level in the rule (-1: no_data's)
+	Severity    string             `json:"severity"`
+	StartedAt   int64              `json:"started_at"` // unix ns: went pending (or firing)
+	ChangedAt   int64              `json:"changed_at"` // unix ns of the last transition
+	LastSeen    int64              `json:"last_seen"`  // unix ns of the newest reading (for no_data); 0: none
+	SentAt      int64              `json:"sent_at"`    // unix ns of the last alert emitted (for repeat)
+	Value       float64            `json:"value"`
+	// Timers are the levels whose condition holds, with since when: the
+	// running `for` timers.
+	Timers []LevelTimer `json:"timers,omitempty"`
+	// KeepUntil is when keep_firing_for ends (unix ns); 0: not running.
+	KeepUntil int64 `json:"keep_until,omitempty"`
+	// Stale says no_data applied and no reading has come since.
+	Stale bool `json:"stale,omitempty"`
+}
+
+// LevelTimer is a running `for` timer of one level.
+type LevelTimer struct {
+	Level int   `json:"level"`
+	Since int64 `json:"since"` // unix ns
+}
+
+// RuleStats are one rule's counters in one engine, since it started.
+type RuleStats struct {
+	Rule        string
+	Evaluations uint64 // condition evaluations (one per reading per instance)
+	Errors      uint64 // expression runtime errors (the condition counts as false)
+	Transitions uint64 // alerts emitted, repeats included
+	// Time is the time spent evaluating, estimated by timing one
+	// evaluation in 64 and counting it 64 times: the hot path reads no
+	// clock.
+	Time time.Duration
+}
+
+// State returns the state of every instance that is not inactive, rules
+// in set order, and the alert sequence. The result shares nothing with
+// the engine.
+func (e *Engine) State() EngineState {
+	st := EngineState{Seq: e.seq, Instances: []InstanceState{}}
+	for _, rt := range e.rules {
+		for _, in := range rt.order {
+			if in.state == outpost.StateInactive {
+				continue
+			}
+			is := InstanceState{
+				Rule: rt.rule.Name, Hash: rt.rule.hash, Fingerprint: in.fingerprint,
+				Group: maps(in.group), State: in.state, Level: in.level, Severity: in.severity(),
+				StartedAt: in.startedAt, ChangedAt: in.changedAt, SentAt: in.sentAt,
+				Value: in.value, Stale: in.stale,
+			}
+			if in.lastSeen != noTime {
+				is.LastSeen = in.lastSeen
+			}
+			if in.keepUntil != noTime {
+				is.KeepUntil = in.keepUntil
+			}
+			for i, s := range in.since {
+				if s != noTime {
+					is.Timers = append(is.Timers, LevelTimer{Level: i, Since: s})
+				}
+			}
+			st.Instances = append(st.Instances, is)
+		}
+	}
+	return st
+}
+
+// Restore takes saved state, typically before the first Eval: each
+// instance whose rule exists with the same hash, and that the engine does
+// not have yet, is recreated as it was (a pending instance keeps its
+// `for` timer running from when it started, so Tick or the next reading
+// fires it on time). Instances of changed or removed rules are dropped.
+// The alert sequence continues from st.Seq if that is ahead. Restore
+// returns how many instances it restored.
+func (e *Engine) Restore(st EngineState) int {
+	e.seq = max(e.seq, st.Seq)
+	n := 0
+	for _, is := range st.Instances {
+		rt, ok := e.byName[is.Rule]
+		if !ok || rt.rule.hash == "" || rt.rule.hash != is.Hash {
+			continue
+		}
+		r := rt.rule
+		switch is.State {
+		case outpost.StatePending, outpost.StateFiring, outpost.StateNoData:
+		default:
+			continue
+		}
+		if is.Level < -1 || is.Level >= len(r.Levels) || (is.Level == -1 && r.NoData == nil) {
+			continue
+		}
+		group := make(map[string]string, len(r.GroupBy))
+		for _, g := range r.GroupBy {
+			group[g] = is.Group[g]
+		}
+		if fingerprint(r, group) != is.Fingerprint || rt.insts[is.Fingerprint] != nil {
+			continue
+		}
+		in := e.instance(rt, group)
+		in.state, in.level = is.State, is.Level
+		in.startedAt, in.changedAt, in.sentAt, in.value = is.StartedAt, is.ChangedAt, is.SentAt, is.Value
+		in.stale = is.Stale
+		if is.LastSeen != 0 {
+			in.lastSeen = is.LastSeen
+		}
+		if is.KeepUntil != 0 {
+			in.keepUntil = is.KeepUntil
+		}
+		for _, t := range is.Timers {
+			if t.Level >= 0 && t.Level < len(in.since) {
+				in.since[t.Level] = t.Since
+			}
+		}
+		if in.state == outpost.StatePending && in.level >= 0 && in.since[in.level] == noTime {
+			in.since[in.level] = in.startedAt // state saved without timers
+		}
+		if math.IsNaN(in.value) {
+			in.value = 0
+		}
+		e.enliven(in)
+		n++
+	}
+	return n
+}
+
+// Stats returns every rule's counters, in set order.
+func (e *Engine) Stats() []RuleStats {
+	out := make([]RuleStats, len(e.rules))
+	for i, rt := range e.rules {
+		out[i] = rt.stats
+	}
+	return out
+}
+
+func maps(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
