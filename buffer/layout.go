@@ -21,6 +21,12 @@ import (
 // The meta bucket holds 8-byte big-endian integers: the format version,
 // the epoch, the next seq, and the counters of what was evicted since the
 // file was created (a file without them counts from zero).
+//
+// The state bucket, created by the first PutState, holds small named
+// values apart from the lanes (state.go): each a 4-byte big-endian CRC32C
+// and the value, in chunks like a batch's, chunk i (from 1) under the key,
+// a NUL and a 4-byte big-endian i. Nothing else reads it; a build that
+// does not know it ignores it, so it needs no new format version.
 const (
 	formatVersion = 2
 	crcLen        = 4
@@ -30,6 +36,7 @@ const (
 
 var (
 	bucketMeta  = []byte("meta")
+	bucketState = []byte("state")
 	laneBuckets = [numLanes][]byte{LaneAlert: []byte("alert"), LaneTelemetry: []byte("telemetry")}
 
 	metaVersion = []byte("version")

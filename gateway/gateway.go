@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -51,12 +52,15 @@ type Gateway struct {
 	devs    []sensors.Sensor
 	batcher *batcher
 	ruler   *ruler     // nil without rules
+	watch   *watcher   // nil without rules files, or before Start
 	dash    *dashboard // nil when no dashboard topic is on
 
 	sensorsCancel context.CancelFunc
 	sensorsWG     sync.WaitGroup // pollers
 	pipeWG        sync.WaitGroup // batcher and ruler
 	dashWG        sync.WaitGroup // dashboard
+	reloadFails   atomic.Int64
+	started       atomic.Bool
 	stopOnce      sync.Once
 	closeOnce     sync.Once
 	closeErr      error
@@ -84,7 +88,8 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 		}
 	}()
 
-	engine, set, err := loadRules(cfg)
+	ropts := rulesOptions(cfg)
+	engine, set, err := loadRules(cfg, ropts)
 	if err != nil {
 		return nil, err
 	}
@@ -130,15 +135,15 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 	g.dash = newGatewayDashboard(g, set)
 	alerts := make(chan []outpost.Alert, 64)
 	if engine != nil {
-		g.ruler = &ruler{
-			in:     g.bus.Subscribe("rules", cfg.Bus.Queue, policy),
-			out:    alerts,
-			engine: engine,
-			tick:   time.Second,
-			now:    o.Now,
-			notify: o.OnAlert,
-			dash:   g.dash,
-		}
+		g.ruler = newRuler(engine, set, ropts)
+		g.ruler.in = g.bus.Subscribe("rules", cfg.Bus.Queue, policy)
+		g.ruler.out = alerts
+		g.ruler.store = g.outbox
+		g.ruler.tick = time.Second
+		g.ruler.now = o.Now
+		g.ruler.notify = o.OnAlert
+		g.ruler.dash = g.dash
+		g.ruler.log = g.log.With().Str("component", "rules").Logger()
 	} else {
 		close(alerts)
 	}
@@ -164,7 +169,7 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 	return g, nil
 }
 
-func loadRules(cfg *config.Config) (*rules.Engine, *rules.Set, error) {
+func loadRules(cfg *config.Config, opts *rules.Options) (*rules.Engine, *rules.Set, error) {
 	if len(cfg.Rules.Files) == 0 {
 		return nil, nil, nil
 	}
@@ -172,7 +177,16 @@ func loadRules(cfg *config.Config) (*rules.Engine, *rules.Set, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return rules.NewEngine(set, &rules.Options{Gateway: cfg.Gateway.ID}), set, nil
+	return rules.NewEngine(set, opts), set, nil
+}
+
+// rulesOptions are the options of every engine the gateway builds.
+func rulesOptions(cfg *config.Config) *rules.Options {
+	o := &rules.Options{Gateway: cfg.Gateway.ID, SensorLabels: map[string]map[string]string{}}
+	for i := range cfg.Sensors {
+		o.SensorLabels[cfg.Sensors[i].ID] = cfg.Sensors[i].Labels
+	}
+	return o
 }
 
 // encoder encodes batches as the config asks: compression, and a cap on
@@ -246,6 +260,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 			defer g.pipeWG.Done()
 			g.ruler.run()
 		}()
+		g.startWatcher()
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	g.sensorsCancel = cancel
@@ -256,6 +271,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 			p.Run(sctx)
 		}()
 	}
+	g.started.Store(true)
 	g.log.Info().Int("sensors", len(g.pollers)).Uint64("epoch", g.outbox.Epoch()).Msg("gateway started")
 	return nil
 }
@@ -301,6 +317,7 @@ func (g *Gateway) WaitDrained(ctx context.Context) error {
 // run. Idempotent.
 func (g *Gateway) Close(ctx context.Context) error {
 	g.closeOnce.Do(func() {
+		g.stopWatcher()
 		g.StopSensors()
 		if g.uplink != nil {
 			g.closeErr = g.uplink.Close(ctx)
@@ -330,6 +347,9 @@ type Stats struct {
 	AlertsLost      int64 // alerts too large for uplink.max_message_bytes, dropped
 	BatchesStored   int64
 	AlertsRaised    int64
+	RuleReloads     int64 // rules reloads that swapped the rules in
+	RuleReloadFails int64 // rules reloads refused: a bad file, the old rules kept
+	RuleStateErrors int64 // failed saves of the rule state
 	Dashboard       DashboardStats
 	Outbox          buffer.Stats
 	Uplink          uplink.Stats
@@ -350,6 +370,9 @@ func (g *Gateway) Stats() Stats {
 	}
 	if g.ruler != nil {
 		st.AlertsRaised = g.ruler.raised.Load()
+		st.RuleReloads = g.ruler.reloads.Load()
+		st.RuleReloadFails = g.reloadFails.Load()
+		st.RuleStateErrors = g.ruler.saveErrors.Load()
 	}
 	if g.dash != nil {
 		st.Dashboard = g.dash.stats()

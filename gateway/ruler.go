@@ -1,57 +1,273 @@
 package gateway
 
 import (
+	"encoding/json"
+	"errors"
 	"sync/atomic"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/rules"
 )
 
+// RulesStateKey is the key of the rule engine's state in the outbox file's
+// state bucket (buffer.Outbox.PutState): JSON of rules.EngineState.
+const RulesStateKey = "rules"
+
+// Messages of the alerts a reload emits for the instances it ends.
+const (
+	msgRuleRemoved = "rule removed by a rules reload"
+	msgRuleChanged = "rule changed by a rules reload; evaluated afresh"
+)
+
+// stateStore keeps the engine's state across restarts: the outbox file's
+// state bucket, apart from the lanes.
+type stateStore interface {
+	PutState(key string, value []byte) error
+	State(key string) ([]byte, error)
+}
+
+// errRulerStopped is returned by a reload that comes after the ruler ended.
+var errRulerStopped = errors.New("gateway: rules: not running")
+
 // ruler feeds the rule engine from the bus and hands alert transitions to
 // the batcher, and to the dashboard. It sees every reading before it is
-// batched.
+// batched. Its goroutine (run) owns the engine: a reload reaches it as a
+// new *rules.Set over the reload channel, and the engine is swapped there.
+//
+// State: run restores the engine's saved state before the first reading,
+// saves it at most once per tick when transitions were emitted since the
+// last save, after a reload, and when it ends. A crash loses the
+// transitions since the last save: after the restart they may be emitted
+// again (the cloud and the dashboard key alerts by fingerprint).
 type ruler struct {
 	in     <-chan []outpost.Reading
 	out    chan<- []outpost.Alert
 	engine *rules.Engine
+	set    *rules.Set     // the engine's rules
+	opts   *rules.Options // for the engines of reloads
+	store  stateStore     // nil: no persistence
+	reload chan reloadReq
+	done   chan struct{} // closed when run returns
 	tick   time.Duration
 	now    func() time.Time
 	notify func(outpost.Alert) // optional
 	dash   *dashboard          // optional: keeps the retained alert topics
+	log    zerolog.Logger
 
-	raised atomic.Int64
+	dirty bool // owned by run: transitions since the last save
+
+	raised, reloads, saveErrors atomic.Int64
+}
+
+// reloadReq asks run to swap in a new rule set; run answers on done.
+type reloadReq struct {
+	set  *rules.Set
+	done chan reloadResult
+}
+
+// reloadResult says what a swap kept and ended.
+type reloadResult struct {
+	kept, ended int
+}
+
+func newRuler(engine *rules.Engine, set *rules.Set, opts *rules.Options) *ruler {
+	return &ruler{engine: engine, set: set, opts: opts,
+		reload: make(chan reloadReq), done: make(chan struct{})}
 }
 
 func (r *ruler) run() {
+	defer close(r.done)
 	defer close(r.out)
+	r.restore()
 	t := time.NewTicker(r.tick)
 	defer t.Stop()
 	for {
 		var as []outpost.Alert
+		var reply chan reloadResult
+		var res reloadResult
+		tick := false
 		select {
 		case rs, ok := <-r.in:
 			if !ok {
+				r.save()
 				return
 			}
 			as = r.engine.Eval(rs, nil)
 		case <-t.C:
 			// Time passes without readings too: let `for` timers fire.
 			as = r.engine.Tick(r.now().UnixNano(), nil)
+			tick = true
+		case req := <-r.reload:
+			as, res = r.swap(req.set)
+			reply = req.done
 		}
-		if len(as) == 0 {
+		if len(as) > 0 {
+			r.dirty = true
+			r.emit(as)
+		}
+		if reply != nil {
+			reply <- res // buffered; after the alerts the swap ended went out
+		}
+		if tick && r.dirty {
+			r.save() // coalesced: at most once per tick
+		}
+	}
+}
+
+func (r *ruler) emit(as []outpost.Alert) {
+	r.raised.Add(int64(len(as)))
+	if r.notify != nil {
+		for _, a := range as {
+			r.notify(a)
+		}
+	}
+	if r.dash != nil {
+		r.dash.observe(as) // never blocks on the network
+	}
+	r.out <- as // the batcher reads alerts until this channel closes
+}
+
+// swap builds an engine for set and gives it the state of the instances
+// whose rule is in set with an unchanged definition (Rule.Hash). The
+// instances of removed or changed rules end: for each, swap returns an
+// alert that closes it — resolved for a firing or nodata instance,
+// inactive for a pending one — so that no consumer keeps showing it
+// firing; a changed rule then starts afresh and, if its condition holds,
+// goes pending or firing again as a new alert. Window contents are not
+// carried over (rules.EngineState).
+func (r *ruler) swap(set *rules.Set) ([]outpost.Alert, reloadResult) {
+	old := r.engine.State()
+	byName := make(map[string]*rules.Rule, len(set.Rules))
+	for _, rl := range set.Rules {
+		if rl != nil {
+			byName[rl.Name] = rl
+		}
+	}
+	oldRules := make(map[string]*rules.Rule, len(r.set.Rules))
+	for _, rl := range r.set.Rules {
+		if rl != nil {
+			oldRules[rl.Name] = rl
+		}
+	}
+	var ended []outpost.Alert
+	now := r.now().UnixNano()
+	for _, in := range old.Instances {
+		nr := byName[in.Rule]
+		if nr != nil && nr.Hash() == in.Hash {
 			continue
 		}
-		r.raised.Add(int64(len(as)))
-		if r.notify != nil {
-			for _, a := range as {
-				r.notify(a)
-			}
+		msg := msgRuleRemoved
+		if nr != nil {
+			msg = msgRuleChanged
 		}
-		if r.dash != nil {
-			r.dash.observe(as) // never blocks on the network
-		}
-		r.out <- as // the batcher reads alerts until this channel closes
-
+		ended = append(ended, endAlert(&in, oldRules[in.Rule], r.opts.Gateway, msg, now, old.Seq+uint64(len(ended))+1))
 	}
+	st := old
+	st.Seq += uint64(len(ended)) // the new engine continues after the ended alerts
+	e := rules.NewEngine(set, r.opts)
+	kept := e.Restore(st)
+	r.engine, r.set = e, set
+	if r.dash != nil {
+		r.dash.addRules(set)
+	}
+	r.reloads.Add(1)
+	res := reloadResult{kept: kept, ended: len(ended)}
+	r.log.Info().Int("rules", len(set.Rules)).Int("kept", kept).Int("ended", len(ended)).Msg("rules reloaded")
+	r.save()
+	return ended, res
+}
+
+// endAlert is the alert that closes instance in of a removed or changed
+// rule (old: its definition before the reload; nil if unknown), labelled
+// as the engine labels its alerts.
+func endAlert(in *rules.InstanceState, old *rules.Rule, gateway, msg string, now int64, seq uint64) outpost.Alert {
+	labels := map[string]string{}
+	if old != nil {
+		for k, v := range old.Labels {
+			labels[k] = v
+		}
+	}
+	for k, v := range in.Group {
+		labels[k] = v
+	}
+	if old != nil && old.Select.Metric != "" {
+		labels[rules.LabelMetric] = old.Select.Metric
+	}
+	if gateway != "" {
+		labels[rules.LabelGateway] = gateway
+	}
+	state := outpost.StateResolved
+	if in.State == outpost.StatePending {
+		state = outpost.StateInactive
+	}
+	return outpost.Alert{
+		Rule:        in.Rule,
+		Fingerprint: in.Fingerprint,
+		State:       state,
+		Severity:    in.Severity,
+		Value:       in.Value,
+		Labels:      labels,
+		Message:     msg,
+		StartedAt:   in.StartedAt,
+		ChangedAt:   max(now, in.ChangedAt),
+		Seq:         seq,
+	}
+}
+
+// restore gives the engine the state saved by the last run, if any. A
+// state that cannot be read or decoded is logged and the rules start
+// afresh.
+func (r *ruler) restore() {
+	if r.store == nil {
+		return
+	}
+	data, err := r.store.State(RulesStateKey)
+	if err != nil {
+		r.log.Error().Err(err).Msg("reading the saved rule state failed: rules start afresh")
+		return
+	}
+	if data == nil {
+		return
+	}
+	var st rules.EngineState
+	if err := json.Unmarshal(data, &st); err != nil {
+		r.log.Error().Err(err).Msg("saved rule state does not decode: rules start afresh")
+		return
+	}
+	n := r.engine.Restore(st)
+	r.log.Info().Int("restored", n).Int("saved", len(st.Instances)).Msg("rule state restored")
+}
+
+// save stores the engine's state. A failure is logged (rate-limited by
+// the tick) and retried at the next tick.
+func (r *ruler) save() {
+	if r.store == nil {
+		r.dirty = false
+		return
+	}
+	data, err := json.Marshal(r.engine.State())
+	if err == nil {
+		err = r.store.PutState(RulesStateKey, data)
+	}
+	if err != nil {
+		if r.saveErrors.Add(1) == 1 || r.saveErrors.Load()%60 == 0 {
+			r.log.Error().Err(err).Int64("failures", r.saveErrors.Load()).Msg("saving the rule state failed")
+		}
+		return
+	}
+	r.dirty = false
+}
+
+// swapRules hands set to run and waits until it is in use.
+func (r *ruler) swapRules(set *rules.Set) (reloadResult, error) {
+	req := reloadReq{set: set, done: make(chan reloadResult, 1)}
+	select {
+	case r.reload <- req:
+	case <-r.done:
+		return reloadResult{}, errRulerStopped
+	}
+	return <-req.done, nil
 }

@@ -2,6 +2,9 @@
 //
 //	outpost run   --config FILE [--broker URL] [--data-dir DIR] [--gateway-id ID]
 //	outpost check --config FILE
+//	outpost buffer stats|export --data-dir DIR
+//	outpost rules test FILE...
+//	outpost rules replay --rules FILE --input CSV
 //
 // Exit status: 0 success, 1 runtime failure, 2 invalid config or usage.
 package main
@@ -26,9 +29,12 @@ import (
 const usage = `usage: outpost <command> [flags]
 
 commands:
-  run    --config FILE   run the gateway (flags --broker, --data-dir, --gateway-id override the file)
+  run    --config FILE   run the gateway (flags --broker, --data-dir, --gateway-id override the file);
+                         SIGHUP reloads the rules files
   check  --config FILE   validate the config and the rules it names; exit 2 with file:line:col on errors
   buffer stats|export --data-dir DIR   inspect the outbox of a stopped gateway
+  rules  test FILE...    run unit tests of alert rules (exit 1 on a failed test)
+  rules  replay --rules FILE --input CSV   run rules over recorded readings, print alert transitions
 `
 
 // errUsage marks errors that exit with status 2.
@@ -54,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCheck(args[1:], stdout)
 	case "buffer":
 		err = cmdBuffer(args[1:], stdout)
+	case "rules":
+		err = cmdRules(args[1:], stdout)
 
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -150,9 +158,29 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err := m.Run(ctx); err != nil {
 		return errors.Join(err, m.Close())
 	}
-	<-ctx.Done()
+	m.Wait(ctx)
 	m.Log.Info().Msg("signal received; stopping")
 	return m.Close()
+}
+
+// Wait serves the running gateway until ctx ends: each SIGHUP reloads the
+// rules files (a bad file is logged and the running rules stay).
+func (m *Main) Wait(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			m.Log.Info().Msg("SIGHUP: reloading the rules")
+			// ReloadRules logs its own errors; the gateway runs on.
+			if err := m.Gateway.ReloadRules(); err == nil {
+				m.Log.Info().Msg("rules reloaded")
+			}
+		}
+	}
 }
 
 func cmdCheck(args []string, stdout io.Writer) error {

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// SIGHUP to a running `outpost run` reloads the rules.
+func TestSIGHUPReloadsRules(t *testing.T) {
+	// Caught here too, so that a SIGHUP sent before Wait listens cannot
+	// end the test process.
+	guard := make(chan os.Signal, 16)
+	signal.Notify(guard, syscall.SIGHUP)
+	defer signal.Stop(guard)
+
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "gw.yaml", validConfig)
+	writeFile(t, dir, "rules.yaml", validRules)
+	m := &Main{}
+	logs := &lockedBuffer{}
+	err := m.ParseFlags([]string{"--config", cfg, "--broker", "tcp://127.0.0.1:1", "--data-dir", filepath.Join(dir, "data")}, logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Wait(ctx)
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for m.Gateway.Stats().RuleReloads == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no reload after SIGHUP")
+		}
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "SIGHUP: reloading the rules") {
+		t.Errorf("no SIGHUP log line:\n%s", logs.String())
+	}
+}
+
+// lockedBuffer is a log destination for several goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
