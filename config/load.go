@@ -32,6 +32,19 @@ func LoadWith(path string, opts *LoadOptions) (*Config, error) {
 	return parse(path, data, opts)
 }
 
+// LoadPartial is LoadWith for checkers: on errors it also returns the
+// config as far as it could be decoded (defaults applied, paths
+// resolved), so that a caller can go on checking what the file names,
+// such as its rules files. Use the config only to report more problems.
+// It is nil when the file could not be read or parsed as YAML at all.
+func LoadPartial(path string, opts *LoadOptions) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parsePartial(path, data, opts)
+}
+
 // Parse is Load on bytes already read; name is the file name used in
 // errors, and its directory is the base for relative paths. It checks that
 // the rules files exist, like Load.
@@ -40,6 +53,14 @@ func Parse(name string, data []byte) (*Config, error) {
 }
 
 func parse(name string, data []byte, opts *LoadOptions) (*Config, error) {
+	c, err := parsePartial(name, data, opts)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func parsePartial(name string, data []byte, opts *LoadOptions) (*Config, error) {
 	doc, err := yamlpos.Parse(name, data)
 	if err != nil {
 		return nil, err
@@ -51,10 +72,7 @@ func parse(name string, data []byte, opts *LoadOptions) (*Config, error) {
 	c.markBounds(doc)
 	c.resolve(filepath.Dir(name))
 	errs = append(errs, c.validate(doc, opts)...)
-	if err := errs.Err(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c, errs.Err()
 }
 
 // markBounds sets the Has flags of signal bounds the file gives.

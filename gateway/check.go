@@ -1,21 +1,46 @@
 package gateway
 
 import (
+	"errors"
+	"os"
+	"slices"
+
 	"github.com/outposthq/outpost/config"
+	"github.com/outposthq/outpost/internal/yamlpos"
 	"github.com/outposthq/outpost/rules"
 )
 
 // Check validates a config file and the rules files it names, reporting
-// every problem it finds, each as file:line:col: message.
+// every problem it finds in all of them, each as file:line:col: message:
+// a config with errors still has its rules files checked.
 func Check(path string) error {
-	cfg, err := config.LoadWith(path, &config.LoadOptions{Drivers: DefaultRegistry().Names()})
-	if err != nil {
+	cfg, err := config.LoadPartial(path, &config.LoadOptions{Drivers: DefaultRegistry().Names()})
+	if cfg == nil {
 		return err
 	}
-	if len(cfg.Rules.Files) > 0 {
-		if _, err := rules.LoadFiles(cfg.Rules.Files...); err != nil {
-			return err
+	var errs yamlpos.ErrorList
+	appendErr(&errs, err)
+	var files []string
+	for _, f := range cfg.Rules.Files {
+		if fi, serr := os.Stat(f); serr == nil && !fi.IsDir() {
+			files = append(files, f) // the config's errors name the others
 		}
 	}
-	return nil
+	if len(files) > 0 {
+		_, rerr := rules.LoadFiles(files...)
+		appendErr(&errs, rerr)
+	}
+	return errs.Err()
+}
+
+func appendErr(errs *yamlpos.ErrorList, err error) {
+	if err == nil {
+		return
+	}
+	var list yamlpos.ErrorList
+	if errors.As(err, &list) {
+		*errs = append(*errs, slices.Clone(list)...)
+		return
+	}
+	*errs = append(*errs, &yamlpos.Error{Msg: err.Error()})
 }
