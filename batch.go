@@ -9,13 +9,19 @@ import (
 // Limits on what a valid batch may hold. They bound the work and memory a
 // hostile payload can cost a decoder.
 const (
-	MaxIDLen           = 128     // gateway, sensor, metric, rule ids
-	MaxBatchReadings   = 1 << 20 // readings in one batch
-	MaxBatchSeries     = 1 << 16
-	MaxBatchAlerts     = 1 << 12
-	MaxBatchLosses     = 1 << 16
-	maxUnitLen         = 32
-	maxAlertMessageLen = 4096
+	MaxIDLen         = 128     // gateway, sensor, metric, rule ids
+	MaxBatchReadings = 1 << 20 // readings in one batch
+	MaxBatchSeries   = 1 << 16
+	MaxBatchAlerts   = 1 << 12
+	MaxBatchLosses   = 1 << 16
+	maxUnitLen       = 32
+
+	// MaxAlertTextLen caps an alert's message and each of its annotation
+	// values, in bytes.
+	MaxAlertTextLen = 4096
+	// MaxAlertAnnotations caps the annotations of one alert; the msgp
+	// tag of Alert.Annotations holds the same number for the decoder.
+	MaxAlertAnnotations = 64
 )
 
 // BatchBuilder gathers readings into the columnar series of one batch.
@@ -295,8 +301,19 @@ func (a *Alert) validate() error {
 	if a.State > StateNoData {
 		return fmt.Errorf("state %d out of range", a.State)
 	}
-	if len(a.Message) > maxAlertMessageLen || len(a.Fingerprint) > 4*MaxIDLen || len(a.Severity) > MaxIDLen {
+	if len(a.Message) > MaxAlertTextLen || len(a.Fingerprint) > 4*MaxIDLen || len(a.Severity) > MaxIDLen {
 		return fmt.Errorf("field too long")
+	}
+	if len(a.Annotations) > MaxAlertAnnotations {
+		return fmt.Errorf("%d annotations, limit %d", len(a.Annotations), MaxAlertAnnotations)
+	}
+	for k, v := range a.Annotations {
+		if len(k) > MaxIDLen {
+			return fmt.Errorf("annotation name longer than %d bytes", MaxIDLen)
+		}
+		if len(v) > MaxAlertTextLen {
+			return fmt.Errorf("annotation %q longer than %d bytes", k, MaxAlertTextLen)
+		}
 	}
 	return nil
 }

@@ -1,12 +1,16 @@
 package outpost
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tinylib/msgp/msgp"
 )
 
 func testReadings(n int, t0 int64) []Reading {
@@ -92,7 +96,10 @@ func TestBatchKeepsQualityOfFirstReading(t *testing.T) {
 func TestAlertBatchRoundTrip(t *testing.T) {
 	bt := &Batch{Version: WireVersion, Kind: KindAlert, Gateway: "gw", Epoch: 1, Seq: 9, Created: 5,
 		Alerts: []Alert{{Rule: "hot", Fingerprint: "hot/dev1", State: StateFiring, Severity: "warning",
-			Value: 31.5, Labels: map[string]string{"sensor": "dev1"}, Message: "hot", StartedAt: 1, ChangedAt: 2, Seq: 3}}}
+			Value: 31.5, Labels: map[string]string{"sensor": "dev1"}, Message: "hot", StartedAt: 1, ChangedAt: 2, Seq: 3,
+			Annotations: map[string]string{"summary": "dev1 at 31.5", "runbook": "https://example.com/hot"}},
+			// No annotations: nil after the round trip, as the engine emits it.
+			{Rule: "cold", Labels: map[string]string{}, Seq: 4}}}
 	p, err := bt.MarshalMsg(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +110,115 @@ func TestAlertBatchRoundTrip(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, bt) {
 		t.Fatalf("got %+v want %+v", got, bt)
+	}
+}
+
+// A version 1 batch has no annotations: encoding one drops them, and the
+// bytes are those of the version 1 alert, array(10), as gateways in the
+// field stored them.
+func TestAlertV1(t *testing.T) {
+	a := Alert{Rule: "hot", Fingerprint: "hot/dev1", State: StateFiring, Severity: "warning", Value: 31.5,
+		Labels: map[string]string{"sensor": "dev1"}, Message: "hot", StartedAt: 1, ChangedAt: 2, Seq: 3}
+	withAnnos := a
+	withAnnos.Annotations = map[string]string{"summary": "dropped in v1"}
+	bt := &Batch{Version: 1, Kind: KindAlert, Gateway: "gw", Epoch: 1, Seq: 9, Created: 5, Alerts: []Alert{withAnnos}}
+	p, err := bt.MarshalMsg(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The version 1 bytes, written by hand as version 1 defines them.
+	want := msgp.AppendArrayHeader(nil, 10)
+	want = append(want, 1, byte(KindAlert), 0)
+	want = msgp.AppendString(want, "gw")
+	want = append(want, 1, 9, 5, 0x90, 0x91, 0x9a)
+	want = msgp.AppendString(want, "hot")
+	want = msgp.AppendString(want, "hot/dev1")
+	want = append(want, byte(StateFiring))
+	want = msgp.AppendString(want, "warning")
+	want = msgp.AppendFloat64(want, 31.5)
+	want = msgp.AppendMapHeader(want, 1)
+	want = msgp.AppendString(want, "sensor")
+	want = msgp.AppendString(want, "dev1")
+	want = msgp.AppendString(want, "hot")
+	want = append(want, 1, 2, 3, 0x90)
+	if !bytes.Equal(p, want) {
+		t.Fatalf("v1 alert batch\n got %x\nwant %x", p, want)
+	}
+	got, err := DecodeBatch(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBatch := *bt
+	wantBatch.Alerts = []Alert{a}
+	if !reflect.DeepEqual(got, &wantBatch) {
+		t.Fatalf("v1 alert batch decodes as %+v", got)
+	}
+	// A version 2 body with a version 1 alert (array(10)) is refused.
+	v2 := msgp.AppendArrayHeader(nil, 8)
+	v2 = append(v2, 2, byte(KindAlert), 0)
+	v2 = msgp.AppendString(v2, "gw")
+	v2 = append(v2, 1, 9, 5, 0x93, 0x90, 0x91)
+	v2 = append(v2, want[bytes.IndexByte(want, 0x9a):len(want)-1]...)
+	v2 = append(v2, 0x90)
+	if _, err := DecodeBatch(v2); !errors.Is(err, ErrInvalidBatch) {
+		t.Fatalf("v2 batch with an array(10) alert: %v, want ErrInvalidBatch", err)
+	}
+}
+
+func TestAlertAnnotationLimits(t *testing.T) {
+	many := map[string]string{}
+	for i := range MaxAlertAnnotations {
+		many[fmt.Sprint("a", i)] = strings.Repeat("v", MaxAlertTextLen)
+	}
+	good := func() *Batch {
+		return &Batch{Version: WireVersion, Kind: KindAlert, Gateway: "gw", Epoch: 1, Seq: 1,
+			Alerts: []Alert{{Rule: "r", Annotations: maps.Clone(many)}}}
+	}
+	b := good()
+	b.Alerts[0].Annotations[strings.Repeat("k", MaxIDLen)] = "longest name"
+	delete(b.Alerts[0].Annotations, "a0")
+	p, err := b.MarshalMsg(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeBatch(p); err != nil {
+		t.Fatalf("batch at the limits: %v", err)
+	}
+	for name, mut := range map[string]func(a map[string]string){
+		"count":       func(a map[string]string) { a["one-more"] = "" },
+		"name":        func(a map[string]string) { a[strings.Repeat("k", MaxIDLen+1)] = "" },
+		"value":       func(a map[string]string) { a["a0"] += "v" },
+		"value alone": func(a map[string]string) { clear(a); a["x"] = strings.Repeat("v", MaxAlertTextLen+1) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := good()
+			mut(b.Alerts[0].Annotations)
+			if err := b.Validate(); !errors.Is(err, ErrInvalidBatch) {
+				t.Fatalf("Validate = %v, want ErrInvalidBatch", err)
+			}
+			p, err := b.MarshalMsg(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := DecodeBatch(p); !errors.Is(err, ErrInvalidBatch) {
+				t.Fatalf("DecodeBatch = %v, want ErrInvalidBatch", err)
+			}
+		})
+	}
+	// The decoder refuses more than the limit before it reads them: a map
+	// header claiming 65 entries and no entries.
+	p, err = (&Batch{Version: WireVersion, Kind: KindAlert, Gateway: "gw", Epoch: 1, Seq: 1,
+		Alerts: []Alert{{Rule: "r"}}}).MarshalMsg(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := len(p) - 2 // the empty annotations map (0x80), then the empty losses (0x90)
+	if p[i] != 0x80 {
+		t.Fatalf("unexpected encoding %x", p)
+	}
+	huge := append(append(append([]byte{}, p[:i]...), 0xde, 0, MaxAlertAnnotations+1), p[i+1:]...)
+	if _, err := DecodeBatch(huge); !errors.Is(err, ErrInvalidBatch) || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("map of %d annotations: %v, want a limit error", MaxAlertAnnotations+1, err)
 	}
 }
 
@@ -186,7 +302,8 @@ func FuzzDecodeBatch(f *testing.F) {
 	}
 	f.Add(p)
 	al := &Batch{Version: WireVersion, Kind: KindAlert, Gateway: "gw", Epoch: 1, Seq: 2,
-		Alerts: []Alert{{Rule: "r", Labels: map[string]string{"a": "b"}}}}
+		Alerts: []Alert{{Rule: "r", Labels: map[string]string{"a": "b"},
+			Annotations: map[string]string{"summary": "s", "runbook": "r"}}, {Rule: "q"}}}
 	p2, err := al.MarshalMsg(nil)
 	if err != nil {
 		f.Fatal(err)
@@ -199,6 +316,13 @@ func FuzzDecodeBatch(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(p3)
+	alV1 := *al
+	alV1.Version = 1
+	p5, err := alV1.MarshalMsg(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(p5)
 	zenc, err := NewEncoder(&EncoderOptions{Compression: CompressZstd})
 	if err != nil {
 		f.Fatal(err)

@@ -49,7 +49,14 @@ var errTSOverflow = errors.New("timestamp overflow")
 func (bt *Batch) MarshalMsg(b []byte) ([]byte, error) {
 	if bt.Version == 1 {
 		v1 := batchV1{Version: 1, Kind: bt.Kind, Flags: bt.Flags &^ FlagZstd, Gateway: bt.Gateway,
-			Epoch: bt.Epoch, Seq: bt.Seq, Created: bt.Created, Alerts: bt.Alerts, Losses: bt.Losses}
+			Epoch: bt.Epoch, Seq: bt.Seq, Created: bt.Created, Losses: bt.Losses}
+		if bt.Alerts != nil {
+			// Version 1 has no annotations: they are left out.
+			v1.Alerts = make([]alertV1, len(bt.Alerts))
+			for i := range bt.Alerts {
+				v1.Alerts[i] = bt.Alerts[i].v1()
+			}
+		}
 		if bt.Series != nil {
 			v1.Series = make([]seriesV1, len(bt.Series))
 			for i := range bt.Series {
@@ -83,7 +90,13 @@ func (bt *Batch) UnmarshalMsg(p []byte) ([]byte, error) {
 			return p, err
 		}
 		*bt = Batch{Version: 1, Kind: v1.Kind, Flags: v1.Flags, Gateway: v1.Gateway, Epoch: v1.Epoch,
-			Seq: v1.Seq, Created: v1.Created, Alerts: v1.Alerts, Losses: v1.Losses}
+			Seq: v1.Seq, Created: v1.Created, Losses: v1.Losses}
+		if v1.Alerts != nil {
+			bt.Alerts = make([]Alert, len(v1.Alerts))
+			for i := range v1.Alerts {
+				bt.Alerts[i] = v1.Alerts[i].alert()
+			}
+		}
 		if v1.Series != nil {
 			bt.Series = make([]Series, len(v1.Series))
 			for i := range v1.Series {
@@ -102,6 +115,18 @@ func (bt *Batch) UnmarshalMsg(p []byte) ([]byte, error) {
 		return bt.unmarshalV2(q)
 	}
 	return p, fmt.Errorf("%w: %d", ErrUnsupportedVersion, version)
+}
+
+// v1 is a's version 1 encoding, without the annotations.
+func (a *Alert) v1() alertV1 {
+	return alertV1{Rule: a.Rule, Fingerprint: a.Fingerprint, State: a.State, Severity: a.Severity, Value: a.Value,
+		Labels: a.Labels, Message: a.Message, StartedAt: a.StartedAt, ChangedAt: a.ChangedAt, Seq: a.Seq}
+}
+
+// alert is the Alert that a version 1 alert decodes to: no annotations.
+func (a *alertV1) alert() Alert {
+	return Alert{Rule: a.Rule, Fingerprint: a.Fingerprint, State: a.State, Severity: a.Severity, Value: a.Value,
+		Labels: a.Labels, Message: a.Message, StartedAt: a.StartedAt, ChangedAt: a.ChangedAt, Seq: a.Seq}
 }
 
 // unmarshalV2 decodes a version 2 batch after its version field.
@@ -176,8 +201,12 @@ func (bt *Batch) readBody(p []byte) (_ []byte, err error) {
 		bt.Alerts = make([]Alert, n)
 	}
 	for i := range bt.Alerts {
-		if p, err = bt.Alerts[i].UnmarshalMsg(p); err != nil {
+		a := &bt.Alerts[i]
+		if p, err = a.UnmarshalMsg(p); err != nil {
 			return p, fmt.Errorf("alert %d: %w", i, err)
+		}
+		if len(a.Annotations) == 0 {
+			a.Annotations = nil // as the rules engine emits an alert without any
 		}
 	}
 	if n, p, err = readLen(p, MaxBatchLosses, "losses"); err != nil {

@@ -185,7 +185,8 @@ func sameBatch(a, b *Batch) bool {
 func TestEncodeAllKinds(t *testing.T) {
 	alerts := &Batch{Version: WireVersion, Kind: KindAlert, Gateway: "gw", Epoch: 1, Seq: 9, Created: 5,
 		Alerts: []Alert{{Rule: "hot", Fingerprint: "hot/dev1", State: StateFiring, Severity: "warning",
-			Value: 31.5, Labels: map[string]string{"sensor": "dev1"}, Message: "hot", StartedAt: 1, ChangedAt: 2, Seq: 3}}}
+			Value: 31.5, Labels: map[string]string{"sensor": "dev1"}, Message: "hot", StartedAt: 1, ChangedAt: 2, Seq: 3,
+			Annotations: map[string]string{"summary": strings.Repeat("dev1 is hot. ", 20)}}}}
 	losses := &Batch{Version: WireVersion, Kind: KindLoss, Gateway: "gw", Epoch: 1, Seq: 4, Created: 9,
 		Losses: []Loss{{Reason: LossMaxBytes, Kind: KindTelemetry, Sensor: "s", Metric: "m", From: 10, To: 20, Count: 11, Epoch: 1, FirstSeq: 1, LastSeq: 2, At: 30}}}
 	for _, bt := range []*Batch{alerts, losses} {
@@ -406,7 +407,8 @@ func TestSplit(t *testing.T) {
 	alerts := &Batch{Version: WireVersion, Kind: KindAlert, Gateway: "gw", Epoch: 1, Seq: 9, Created: 5}
 	for i := range 40 {
 		alerts.Alerts = append(alerts.Alerts, Alert{Rule: fmt.Sprintf("rule-%d", i), State: StateFiring,
-			Message: strings.Repeat("x", i*10), Labels: map[string]string{"i": fmt.Sprint(i)}, Seq: uint64(i)})
+			Message: strings.Repeat("x", i*10), Labels: map[string]string{"i": fmt.Sprint(i)}, Seq: uint64(i),
+			Annotations: map[string]string{"summary": strings.Repeat("y", i%7*10)}})
 	}
 	losses := &Batch{Version: WireVersion, Kind: KindLoss, Gateway: "gw", Epoch: 1, Seq: 4, Created: 9}
 	for i := range 100 {

@@ -8,7 +8,7 @@ package outpost
 // docs/wire-format.md is the normative description. Append fields only at
 // the end, and bump the version for anything that changes meaning.
 
-//msgp:tuple batchV1 seriesV1 Alert Ack Loss
+//msgp:tuple batchV1 seriesV1 alertV1 Alert Ack Loss
 //msgp:limit arrays:1048576 maps:1024
 //msgp:ignore Batch Series Reading SeriesKey
 
@@ -92,6 +92,10 @@ type Alert struct {
 	StartedAt   int64  // unix ns when the instance entered pending/firing
 	ChangedAt   int64  // unix ns of this transition
 	Seq         uint64 // gateway alert sequence, increases by one per alert
+	// Annotations are the rule's annotations, rendered (e.g. summary,
+	// runbook). Version 2 only: an alert decoded from version 1 has none.
+	// The decoder refuses more than MaxAlertAnnotations (the tag's limit).
+	Annotations map[string]string `msg:"annotations,limit=64"`
 }
 
 // Loss records data the gateway dropped before it could be delivered, so
@@ -127,8 +131,9 @@ type Ack struct {
 	Seqs    []uint64 // committed (or already present) batch seqs of Epoch
 }
 
-// batchV1 and seriesV1 are the version 1 encoding of Batch and Series:
-// the same fields, a plain msgp tuple.
+// batchV1, seriesV1 and alertV1 are the version 1 encoding of Batch,
+// Series and Alert: the same fields (Alert without Annotations), a plain
+// msgp tuple.
 type batchV1 struct {
 	Version uint8
 	Kind    Kind
@@ -138,8 +143,22 @@ type batchV1 struct {
 	Seq     uint64
 	Created int64
 	Series  []seriesV1
-	Alerts  []Alert
+	Alerts  []alertV1
 	Losses  []Loss
+}
+
+// alertV1 is the version 1 Alert: the fields before Annotations.
+type alertV1 struct {
+	Rule        string
+	Fingerprint string
+	State       AlertState
+	Severity    string
+	Value       float64
+	Labels      map[string]string
+	Message     string
+	StartedAt   int64
+	ChangedAt   int64
+	Seq         uint64
 }
 
 type seriesV1 struct {

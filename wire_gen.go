@@ -175,8 +175,8 @@ func (z *Alert) DecodeMsg(dc *msgp.Reader) (err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	if zb0001 != 10 {
-		err = msgp.ArrayError{Wanted: 10, Got: zb0001}
+	if zb0001 != 11 {
+		err = msgp.ArrayError{Wanted: 11, Got: zb0001}
 		return
 	}
 	z.Rule, err = dc.ReadString()
@@ -261,13 +261,44 @@ func (z *Alert) DecodeMsg(dc *msgp.Reader) (err error) {
 		err = msgp.WrapError(err, "Seq")
 		return
 	}
+	var zb0004 uint32
+	zb0004, err = dc.ReadMapHeader()
+	if err != nil {
+		err = msgp.WrapError(err, "Annotations")
+		return
+	}
+	if zb0004 > 64 {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if z.Annotations == nil {
+		z.Annotations = make(map[string]string, zb0004)
+	} else if len(z.Annotations) > 0 {
+		clear(z.Annotations)
+	}
+	for zb0004 > 0 {
+		zb0004--
+		var za0003 string
+		za0003, err = dc.ReadString()
+		if err != nil {
+			err = msgp.WrapError(err, "Annotations")
+			return
+		}
+		var za0004 string
+		za0004, err = dc.ReadString()
+		if err != nil {
+			err = msgp.WrapError(err, "Annotations", za0003)
+			return
+		}
+		z.Annotations[za0003] = za0004
+	}
 	return
 }
 
 // EncodeMsg implements msgp.Encodable
 func (z *Alert) EncodeMsg(en *msgp.Writer) (err error) {
-	// array header, size 10
-	err = en.Append(0x9a)
+	// array header, size 11
+	err = en.Append(0x9b)
 	if err != nil {
 		return
 	}
@@ -333,14 +364,31 @@ func (z *Alert) EncodeMsg(en *msgp.Writer) (err error) {
 		err = msgp.WrapError(err, "Seq")
 		return
 	}
+	err = en.WriteMapHeader(uint32(len(z.Annotations)))
+	if err != nil {
+		err = msgp.WrapError(err, "Annotations")
+		return
+	}
+	for za0003, za0004 := range z.Annotations {
+		err = en.WriteString(za0003)
+		if err != nil {
+			err = msgp.WrapError(err, "Annotations")
+			return
+		}
+		err = en.WriteString(za0004)
+		if err != nil {
+			err = msgp.WrapError(err, "Annotations", za0003)
+			return
+		}
+	}
 	return
 }
 
 // MarshalMsg implements msgp.Marshaler
 func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
-	// array header, size 10
-	o = append(o, 0x9a)
+	// array header, size 11
+	o = append(o, 0x9b)
 	o = msgp.AppendString(o, z.Rule)
 	o = msgp.AppendString(o, z.Fingerprint)
 	o = msgp.AppendUint8(o, uint8(z.State))
@@ -355,6 +403,11 @@ func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.AppendInt64(o, z.StartedAt)
 	o = msgp.AppendInt64(o, z.ChangedAt)
 	o = msgp.AppendUint64(o, z.Seq)
+	o = msgp.AppendMapHeader(o, uint32(len(z.Annotations)))
+	for za0003, za0004 := range z.Annotations {
+		o = msgp.AppendString(o, za0003)
+		o = msgp.AppendString(o, za0004)
+	}
 	return
 }
 
@@ -366,8 +419,8 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
-	if zb0001 != 10 {
-		err = msgp.ArrayError{Wanted: 10, Got: zb0001}
+	if zb0001 != 11 {
+		err = msgp.ArrayError{Wanted: 11, Got: zb0001}
 		return
 	}
 	z.Rule, bts, err = msgp.ReadStringBytes(bts)
@@ -452,6 +505,37 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err, "Seq")
 		return
 	}
+	var zb0004 uint32
+	zb0004, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Annotations")
+		return
+	}
+	if zb0004 > 64 {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if z.Annotations == nil {
+		z.Annotations = make(map[string]string, zb0004)
+	} else if len(z.Annotations) > 0 {
+		clear(z.Annotations)
+	}
+	for zb0004 > 0 {
+		var za0004 string
+		zb0004--
+		var za0003 string
+		za0003, bts, err = msgp.ReadStringBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Annotations")
+			return
+		}
+		za0004, bts, err = msgp.ReadStringBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Annotations", za0003)
+			return
+		}
+		z.Annotations[za0003] = za0004
+	}
 	o = bts
 	return
 }
@@ -465,7 +549,13 @@ func (z *Alert) Msgsize() (s int) {
 			s += msgp.StringPrefixSize + len(za0001) + msgp.StringPrefixSize + len(za0002)
 		}
 	}
-	s += msgp.StringPrefixSize + len(z.Message) + msgp.Int64Size + msgp.Int64Size + msgp.Uint64Size
+	s += msgp.StringPrefixSize + len(z.Message) + msgp.Int64Size + msgp.Int64Size + msgp.Uint64Size + msgp.MapHeaderSize
+	if z.Annotations != nil {
+		for za0003, za0004 := range z.Annotations {
+			_ = za0004
+			s += msgp.StringPrefixSize + len(za0003) + msgp.StringPrefixSize + len(za0004)
+		}
+	}
 	return
 }
 
@@ -833,6 +923,312 @@ func (z *Loss) Msgsize() (s int) {
 }
 
 // DecodeMsg implements msgp.Decodable
+func (z *alertV1) DecodeMsg(dc *msgp.Reader) (err error) {
+	var zb0001 uint32
+	zb0001, err = dc.ReadArrayHeader()
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 > z5817a858limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if zb0001 != 10 {
+		err = msgp.ArrayError{Wanted: 10, Got: zb0001}
+		return
+	}
+	z.Rule, err = dc.ReadString()
+	if err != nil {
+		err = msgp.WrapError(err, "Rule")
+		return
+	}
+	z.Fingerprint, err = dc.ReadString()
+	if err != nil {
+		err = msgp.WrapError(err, "Fingerprint")
+		return
+	}
+	{
+		var zb0002 uint8
+		zb0002, err = dc.ReadUint8()
+		if err != nil {
+			err = msgp.WrapError(err, "State")
+			return
+		}
+		z.State = AlertState(zb0002)
+	}
+	z.Severity, err = dc.ReadString()
+	if err != nil {
+		err = msgp.WrapError(err, "Severity")
+		return
+	}
+	z.Value, err = dc.ReadFloat64()
+	if err != nil {
+		err = msgp.WrapError(err, "Value")
+		return
+	}
+	var zb0003 uint32
+	zb0003, err = dc.ReadMapHeader()
+	if err != nil {
+		err = msgp.WrapError(err, "Labels")
+		return
+	}
+	if zb0003 > z5817a858limitMaps {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if z.Labels == nil {
+		z.Labels = make(map[string]string, zb0003)
+	} else if len(z.Labels) > 0 {
+		clear(z.Labels)
+	}
+	var field []byte
+	_ = field
+	for zb0003 > 0 {
+		zb0003--
+		var za0001 string
+		za0001, err = dc.ReadString()
+		if err != nil {
+			err = msgp.WrapError(err, "Labels")
+			return
+		}
+		var za0002 string
+		za0002, err = dc.ReadString()
+		if err != nil {
+			err = msgp.WrapError(err, "Labels", za0001)
+			return
+		}
+		z.Labels[za0001] = za0002
+	}
+	z.Message, err = dc.ReadString()
+	if err != nil {
+		err = msgp.WrapError(err, "Message")
+		return
+	}
+	z.StartedAt, err = dc.ReadInt64()
+	if err != nil {
+		err = msgp.WrapError(err, "StartedAt")
+		return
+	}
+	z.ChangedAt, err = dc.ReadInt64()
+	if err != nil {
+		err = msgp.WrapError(err, "ChangedAt")
+		return
+	}
+	z.Seq, err = dc.ReadUint64()
+	if err != nil {
+		err = msgp.WrapError(err, "Seq")
+		return
+	}
+	return
+}
+
+// EncodeMsg implements msgp.Encodable
+func (z *alertV1) EncodeMsg(en *msgp.Writer) (err error) {
+	// array header, size 10
+	err = en.Append(0x9a)
+	if err != nil {
+		return
+	}
+	err = en.WriteString(z.Rule)
+	if err != nil {
+		err = msgp.WrapError(err, "Rule")
+		return
+	}
+	err = en.WriteString(z.Fingerprint)
+	if err != nil {
+		err = msgp.WrapError(err, "Fingerprint")
+		return
+	}
+	err = en.WriteUint8(uint8(z.State))
+	if err != nil {
+		err = msgp.WrapError(err, "State")
+		return
+	}
+	err = en.WriteString(z.Severity)
+	if err != nil {
+		err = msgp.WrapError(err, "Severity")
+		return
+	}
+	err = en.WriteFloat64(z.Value)
+	if err != nil {
+		err = msgp.WrapError(err, "Value")
+		return
+	}
+	err = en.WriteMapHeader(uint32(len(z.Labels)))
+	if err != nil {
+		err = msgp.WrapError(err, "Labels")
+		return
+	}
+	for za0001, za0002 := range z.Labels {
+		err = en.WriteString(za0001)
+		if err != nil {
+			err = msgp.WrapError(err, "Labels")
+			return
+		}
+		err = en.WriteString(za0002)
+		if err != nil {
+			err = msgp.WrapError(err, "Labels", za0001)
+			return
+		}
+	}
+	err = en.WriteString(z.Message)
+	if err != nil {
+		err = msgp.WrapError(err, "Message")
+		return
+	}
+	err = en.WriteInt64(z.StartedAt)
+	if err != nil {
+		err = msgp.WrapError(err, "StartedAt")
+		return
+	}
+	err = en.WriteInt64(z.ChangedAt)
+	if err != nil {
+		err = msgp.WrapError(err, "ChangedAt")
+		return
+	}
+	err = en.WriteUint64(z.Seq)
+	if err != nil {
+		err = msgp.WrapError(err, "Seq")
+		return
+	}
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *alertV1) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// array header, size 10
+	o = append(o, 0x9a)
+	o = msgp.AppendString(o, z.Rule)
+	o = msgp.AppendString(o, z.Fingerprint)
+	o = msgp.AppendUint8(o, uint8(z.State))
+	o = msgp.AppendString(o, z.Severity)
+	o = msgp.AppendFloat64(o, z.Value)
+	o = msgp.AppendMapHeader(o, uint32(len(z.Labels)))
+	for za0001, za0002 := range z.Labels {
+		o = msgp.AppendString(o, za0001)
+		o = msgp.AppendString(o, za0002)
+	}
+	o = msgp.AppendString(o, z.Message)
+	o = msgp.AppendInt64(o, z.StartedAt)
+	o = msgp.AppendInt64(o, z.ChangedAt)
+	o = msgp.AppendUint64(o, z.Seq)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *alertV1) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 != 10 {
+		err = msgp.ArrayError{Wanted: 10, Got: zb0001}
+		return
+	}
+	z.Rule, bts, err = msgp.ReadStringBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Rule")
+		return
+	}
+	z.Fingerprint, bts, err = msgp.ReadStringBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Fingerprint")
+		return
+	}
+	{
+		var zb0002 uint8
+		zb0002, bts, err = msgp.ReadUint8Bytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "State")
+			return
+		}
+		z.State = AlertState(zb0002)
+	}
+	z.Severity, bts, err = msgp.ReadStringBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Severity")
+		return
+	}
+	z.Value, bts, err = msgp.ReadFloat64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Value")
+		return
+	}
+	var zb0003 uint32
+	zb0003, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Labels")
+		return
+	}
+	if zb0003 > z5817a858limitMaps {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if z.Labels == nil {
+		z.Labels = make(map[string]string, zb0003)
+	} else if len(z.Labels) > 0 {
+		clear(z.Labels)
+	}
+	var field []byte
+	_ = field
+	for zb0003 > 0 {
+		var za0002 string
+		zb0003--
+		var za0001 string
+		za0001, bts, err = msgp.ReadStringBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Labels")
+			return
+		}
+		za0002, bts, err = msgp.ReadStringBytes(bts)
+		if err != nil {
+			err = msgp.WrapError(err, "Labels", za0001)
+			return
+		}
+		z.Labels[za0001] = za0002
+	}
+	z.Message, bts, err = msgp.ReadStringBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Message")
+		return
+	}
+	z.StartedAt, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "StartedAt")
+		return
+	}
+	z.ChangedAt, bts, err = msgp.ReadInt64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "ChangedAt")
+		return
+	}
+	z.Seq, bts, err = msgp.ReadUint64Bytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "Seq")
+		return
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *alertV1) Msgsize() (s int) {
+	s = 1 + msgp.StringPrefixSize + len(z.Rule) + msgp.StringPrefixSize + len(z.Fingerprint) + msgp.Uint8Size + msgp.StringPrefixSize + len(z.Severity) + msgp.Float64Size + msgp.MapHeaderSize
+	if z.Labels != nil {
+		for za0001, za0002 := range z.Labels {
+			_ = za0002
+			s += msgp.StringPrefixSize + len(za0001) + msgp.StringPrefixSize + len(za0002)
+		}
+	}
+	s += msgp.StringPrefixSize + len(z.Message) + msgp.Int64Size + msgp.Int64Size + msgp.Uint64Size
+	return
+}
+
+// DecodeMsg implements msgp.Decodable
 func (z *batchV1) DecodeMsg(dc *msgp.Reader) (err error) {
 	var zb0001 uint32
 	zb0001, err = dc.ReadArrayHeader()
@@ -922,7 +1318,7 @@ func (z *batchV1) DecodeMsg(dc *msgp.Reader) (err error) {
 	if cap(z.Alerts) >= int(zb0004) {
 		z.Alerts = (z.Alerts)[:zb0004]
 	} else {
-		z.Alerts = make([]Alert, zb0004)
+		z.Alerts = make([]alertV1, zb0004)
 	}
 	for za0002 := range z.Alerts {
 		err = z.Alerts[za0002].DecodeMsg(dc)
@@ -1162,7 +1558,7 @@ func (z *batchV1) UnmarshalMsg(bts []byte) (o []byte, err error) {
 	if cap(z.Alerts) >= int(zb0004) {
 		z.Alerts = (z.Alerts)[:zb0004]
 	} else {
-		z.Alerts = make([]Alert, zb0004)
+		z.Alerts = make([]alertV1, zb0004)
 	}
 	for za0002 := range z.Alerts {
 		bts, err = z.Alerts[za0002].UnmarshalMsg(bts)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -28,7 +29,7 @@ type batcher struct {
 	maxReadings int
 	interval    time.Duration
 	maxPending  int // sealed batches held while the outbox fails, beyond which the oldest are dropped
-	maxMessage  int // uplink.max_message_bytes: alert messages are cut to a quarter of it
+	maxMessage  int // uplink.max_message_bytes: alert texts are cut to a quarter of it
 	log         zerolog.Logger
 	now         func() time.Time
 
@@ -158,12 +159,16 @@ func (bt *batcher) appendOK(err error) bool {
 
 // commitAlerts stores alerts at once, ahead of any telemetry backlog. While
 // the outbox fails they are held (never dropped: they are few) and go first
-// on the next try.
+// on the next try. The message and each annotation value are cut to a
+// quarter of the message cap, and to what a valid alert may hold.
 func (bt *batcher) commitAlerts(as []outpost.Alert) {
+	n := outpost.MaxAlertTextLen
 	if bt.maxMessage > 0 {
-		for i := range as {
-			as[i].Message = cut(as[i].Message, bt.maxMessage/4)
-		}
+		n = min(n, bt.maxMessage/4)
+	}
+	for i := range as {
+		as[i].Message = cut(as[i].Message, n)
+		as[i].Annotations = cutValues(as[i].Annotations, n)
 	}
 	bt.alertsHeld = append(bt.alertsHeld, &outpost.Batch{
 		Version: outpost.WireVersion,
@@ -199,6 +204,25 @@ func (bt *batcher) storeAlertsOneByOne() {
 		}
 	}
 	bt.alertsHeld = keep
+}
+
+// cutValues returns m with every value cut to n bytes. m is shared (the
+// dashboard keeps the alerts it observed), so a map with a value to cut is
+// copied, not changed.
+func cutValues(m map[string]string, n int) map[string]string {
+	var out map[string]string
+	for k, v := range m {
+		if len(v) > n {
+			if out == nil {
+				out = maps.Clone(m)
+			}
+			out[k] = cut(v, n)
+		}
+	}
+	if out == nil {
+		return m
+	}
+	return out
 }
 
 // cut shortens s to at most n bytes, on a rune boundary, marking the cut.

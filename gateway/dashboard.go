@@ -432,17 +432,20 @@ func (d *dashboard) republishNow() {
 // that pick one JSON field per panel (Grafana, Node-RED) need no paths
 // into the list.
 type alertDoc struct {
-	Rule      string        `json:"rule"`
-	Gateway   string        `json:"gateway"`
-	State     string        `json:"state"`
-	Severity  string        `json:"severity"`
-	Value     number        `json:"value"`   // null before any alert
-	Active    int           `json:"active"`  // instances pending, firing or nodata
-	Message   string        `json:"message"` // "" before any alert
-	Since     string        `json:"since,omitempty"`
-	Changed   string        `json:"changed,omitempty"`
-	Instances []instanceDoc `json:"instances"`
-	TS        string        `json:"ts"` // when the document was made
+	Rule     string `json:"rule"`
+	Gateway  string `json:"gateway"`
+	State    string `json:"state"`
+	Severity string `json:"severity"`
+	Value    number `json:"value"`   // null before any alert
+	Active   int    `json:"active"`  // instances pending, firing or nodata
+	Message  string `json:"message"` // "" before any alert
+	// Annotations are the worst instance's rendered annotations; {} before
+	// any alert or when the rule has none.
+	Annotations map[string]string `json:"annotations"`
+	Since       string            `json:"since,omitempty"`
+	Changed     string            `json:"changed,omitempty"`
+	Instances   []instanceDoc     `json:"instances"`
+	TS          string            `json:"ts"` // when the document was made
 }
 
 type instanceDoc struct {
@@ -452,6 +455,7 @@ type instanceDoc struct {
 	Value       number            `json:"value"`
 	Labels      map[string]string `json:"labels"`
 	Message     string            `json:"message"`
+	Annotations map[string]string `json:"annotations"` // {} when none
 	Since       string            `json:"since"`
 	Changed     string            `json:"changed"`
 }
@@ -461,7 +465,7 @@ type instanceDoc struct {
 func (r *ruleState) document(gateway string, now time.Time) (alertDoc, map[string]uint64) {
 	doc := alertDoc{
 		Rule: r.name, Gateway: gateway, State: outpost.StateInactive.String(), Severity: r.severity,
-		Value: number(math.NaN()), Instances: make([]instanceDoc, 0, len(r.inst)),
+		Value: number(math.NaN()), Annotations: map[string]string{}, Instances: make([]instanceDoc, 0, len(r.inst)),
 		TS: now.UTC().Format(time.RFC3339Nano),
 	}
 	fps := make([]string, 0, len(r.inst))
@@ -473,13 +477,10 @@ func (r *ruleState) document(gateway string, now time.Time) (alertDoc, map[strin
 	var ended map[string]uint64
 	for _, fp := range fps {
 		a := r.inst[fp]
-		labels := a.Labels
-		if labels == nil {
-			labels = map[string]string{}
-		}
+		labels := orEmpty(a.Labels)
 		doc.Instances = append(doc.Instances, instanceDoc{
 			Fingerprint: a.Fingerprint, State: a.State.String(), Severity: a.Severity,
-			Value: number(a.Value), Labels: labels, Message: a.Message,
+			Value: number(a.Value), Labels: labels, Message: a.Message, Annotations: orEmpty(a.Annotations),
 			Since: rfc3339(a.StartedAt), Changed: rfc3339(a.ChangedAt),
 		})
 		if !active(a.State) {
@@ -499,6 +500,7 @@ func (r *ruleState) document(gateway string, now time.Time) (alertDoc, map[strin
 	}
 	if worst != nil {
 		doc.State, doc.Value, doc.Message = worst.State.String(), number(worst.Value), worst.Message
+		doc.Annotations = orEmpty(worst.Annotations)
 		doc.Since, doc.Changed = rfc3339(worst.StartedAt), rfc3339(worst.ChangedAt)
 		if worst.Severity != "" {
 			doc.Severity = worst.Severity
@@ -551,6 +553,14 @@ func worse(a, b *outpost.Alert) bool {
 }
 
 // --- helpers ---
+
+// orEmpty is m, or an empty map for nil, which JSON would show as null.
+func orEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
 
 // number is a float64 that encodes as JSON null when it is NaN or ±Inf,
 // which JSON cannot carry.

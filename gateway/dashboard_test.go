@@ -263,24 +263,42 @@ func (d alertDocJSON) brief() string {
 }
 
 func TestDashboardAlertJSON(t *testing.T) {
-	d, pub, clk := newTestDashboard(dashboardOptions{Alerts: true})
+	d, pub, clk := newTestDashboard(dashboardOptions{Alerts: true, Rules: []ruleSeed{{Name: "cold", Severity: "warning"}}})
 	clk.t = t0.Add(5 * time.Second)
+	dev1 := alertAt("hot", "dev1", outpost.StateFiring, 1, 4, 27.5, 2)
+	dev1.Annotations = map[string]string{"summary": "dev1 at 27.5", "runbook": "https://example.com/hot"}
 	d.observe([]outpost.Alert{
-		alertAt("hot", "dev2", outpost.StatePending, 3, 3, 26, 1),
-		alertAt("hot", "dev1", outpost.StateFiring, 1, 4, 27.5, 2),
+		alertAt("hot", "dev2", outpost.StatePending, 3, 3, 26, 1), // no annotations: {}
+		dev1,
 	})
 	d.publishAlerts(false)
 	got := pub.take()
 	want := `{"rule":"hot","gateway":"gw","state":"firing","severity":"critical","value":27.5,"active":2,` +
-		`"message":"firing dev1 is 27.5","since":"2026-11-26T15:40:01Z","changed":"2026-11-26T15:40:04Z","instances":[` +
+		`"message":"firing dev1 is 27.5","annotations":{"runbook":"https://example.com/hot","summary":"dev1 at 27.5"},` +
+		`"since":"2026-11-26T15:40:01Z","changed":"2026-11-26T15:40:04Z","instances":[` +
 		`{"fingerprint":"hot/dev1","state":"firing","severity":"critical","value":27.5,"labels":{"metric":"temperature","sensor":"dev1"},` +
-		`"message":"firing dev1 is 27.5","since":"2026-11-26T15:40:01Z","changed":"2026-11-26T15:40:04Z"},` +
+		`"message":"firing dev1 is 27.5","annotations":{"runbook":"https://example.com/hot","summary":"dev1 at 27.5"},` +
+		`"since":"2026-11-26T15:40:01Z","changed":"2026-11-26T15:40:04Z"},` +
 		`{"fingerprint":"hot/dev2","state":"pending","severity":"critical","value":26,"labels":{"metric":"temperature","sensor":"dev2"},` +
-		`"message":"pending dev2 is 26","since":"2026-11-26T15:40:03Z","changed":"2026-11-26T15:40:03Z"}],` +
+		`"message":"pending dev2 is 26","annotations":{},"since":"2026-11-26T15:40:03Z","changed":"2026-11-26T15:40:03Z"}],` +
 		`"ts":"2026-11-26T15:40:05Z"}`
 	if len(got) != 1 || got[0].topic != "outpost/v1/gw/alert/hot" || got[0].qos != 1 || !got[0].retained || got[0].payload != want {
 		t.Fatalf("got %+v\nwant payload\n%s", got, want)
 	}
+	// A rule that has not alerted: annotations {}, as labels would be.
+	d.publishAlerts(true)
+	for _, m := range pub.take() {
+		if m.topic != "outpost/v1/gw/alert/cold" {
+			continue
+		}
+		want := `{"rule":"cold","gateway":"gw","state":"inactive","severity":"warning","value":null,"active":0,` +
+			`"message":"","annotations":{},"instances":[],"ts":"2026-11-26T15:40:05Z"}`
+		if m.payload != want {
+			t.Fatalf("document of a rule that has not alerted\n got %s\nwant %s", m.payload, want)
+		}
+		return
+	}
+	t.Fatal("no document for the seeded rule")
 }
 
 func TestDashboardAlertAggregation(t *testing.T) {

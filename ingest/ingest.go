@@ -26,7 +26,7 @@
 //
 //	readings(gateway, sensor, metric, ts, value, quality)    index (gateway, sensor, metric, ts), not unique
 //	latest(gateway, sensor, metric, ts, value, quality)      newest reading per series, primary key (gateway, sensor, metric)
-//	alerts(gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq)
+//	alerts(gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq, annotations)
 //	batches(gateway, epoch, seq, received_at, n, kind, bytes) primary key (gateway, epoch, seq)
 //	dead_letters(id, topic, received_at, reason, payload)
 //	gateways(gateway, state, updated_at, payload)           primary key gateway
@@ -57,8 +57,10 @@
 // non-negative bigint (a larger count is rejected). quality is the
 // outpost.Quality number (0 good, 1 uncertain, 2 bad), batches.kind is
 // "telemetry", "alert" or "loss" (batches.n is then the number of loss
-// records), state is the AlertState name, labels is a JSON
-// object (jsonb in PostgreSQL, TEXT in SQLite). A NaN value is stored as NaN
+// records), state is the AlertState name, labels and annotations are JSON
+// objects (jsonb in PostgreSQL, TEXT in SQLite; annotations is {} for an
+// alert without any, and in rows from before the column existed: opening
+// an older database adds it). A NaN value is stored as NaN
 // in PostgreSQL and as NULL in SQLite (which has no NaN); both read back NaN.
 package ingest
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -251,6 +252,11 @@ func TestAnnotations(t *testing.T) {
 	a := e.Eval(one(rd("s", "t", 1, 26.5)), nil)
 	if len(a) != 1 || a[0].Message != "f1 at 26.5! (warning firing)" || a[0].Fingerprint != "h/f1" {
 		t.Fatalf("got %+v", a)
+	}
+	// The rendered annotations travel with the alert; an empty template
+	// renders none.
+	if want := map[string]string{"summary": "f1 at 26.5"}; !reflect.DeepEqual(a[0].Annotations, want) {
+		t.Fatalf("annotations %v, want %v", a[0].Annotations, want)
 	}
 }
 

@@ -169,10 +169,14 @@ func (s *Store) insertAlerts(ctx context.Context, tx pgx.Tx, b *outpost.Batch) e
 		if err != nil {
 			return fmt.Errorf("postgres: alert %d: %w: %v", i, ingest.ErrInvalidData, err)
 		}
-		batch.Queue(`INSERT INTO alerts (gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq)
-			VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)`,
+		annos, err := rows.Annotations(a.Annotations)
+		if err != nil {
+			return fmt.Errorf("postgres: alert %d: %w: %v", i, ingest.ErrInvalidData, err)
+		}
+		batch.Queue(`INSERT INTO alerts (gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq, annotations)
+			VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12::jsonb)`,
 			b.Gateway, a.Rule, a.Fingerprint, a.State.String(), a.Severity, a.Value, labels, a.Message,
-			a.StartedAt, a.ChangedAt, int64(a.Seq))
+			a.StartedAt, a.ChangedAt, int64(a.Seq), annos)
 	}
 	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
 		return fmt.Errorf("postgres: insert alerts: %w", classify(err))

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
+	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/postgres"
 	"github.com/outposthq/outpost/ingest/storetest"
@@ -46,7 +49,80 @@ func TestContract(t *testing.T) {
 	if os.Getenv(testenv.EnvPG) == "" {
 		t.Skipf("%s is not set: no PostgreSQL to test against", testenv.EnvPG)
 	}
-	storetest.Run(t, func(t *testing.T) ingest.Store { return open(t, dsn(t)) })
+	storetest.Run(t, func(t *testing.T) ingest.Store {
+		d := dsn(t)
+		return sqlStore{Store: open(t, d), conn: connect(t, d)}
+	})
+}
+
+// sqlStore is a Store with a connection of its own to its schema, for the
+// suite to read tables back (storetest.Querier).
+type sqlStore struct {
+	*postgres.Store
+	conn *pgx.Conn
+}
+
+func (s sqlStore) QueryStrings(ctx context.Context, query string) ([]string, error) {
+	return queryStrings(ctx, s.conn, query)
+}
+
+func (s sqlStore) Close() error {
+	return errors.Join(s.conn.Close(context.Background()), s.Store.Close())
+}
+
+func connect(t testing.TB, dsn string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	return c
+}
+
+func queryStrings(ctx context.Context, c *pgx.Conn, query string) ([]string, error) {
+	rs, err := c.Query(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rs, pgx.RowTo[string])
+}
+
+// A schema from before annotations existed gets the column when opened;
+// its alerts read back {} and new ones store theirs.
+func TestMigrateAnnotations(t *testing.T) {
+	d := dsn(t)
+	c := connect(t, d)
+	defer c.Close(context.Background())
+	ctx := context.Background()
+	for _, q := range []string{
+		`CREATE TABLE alerts (gateway text NOT NULL, rule text NOT NULL, fingerprint text NOT NULL, state text NOT NULL,
+			severity text NOT NULL, value double precision NOT NULL, labels jsonb NOT NULL, message text NOT NULL,
+			started_at bigint NOT NULL, ts bigint NOT NULL, seq bigint NOT NULL)`,
+		`INSERT INTO alerts VALUES ('gw', 'hot', 'hot{}', 'firing', 'warning', 30, '{}', 'old', 1, 1, 1)`,
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := open(t, d)
+	if err := open(t, d).Close(); err != nil { // the second open finds the column
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b := storetest.AlertBatch("gw", 1, 1, outpost.Alert{Rule: "hot", Fingerprint: "hot{}", State: outpost.StateResolved,
+		ChangedAt: 2, Seq: 2, Annotations: map[string]string{"summary": "cooled"}})
+	if _, err := s.Commit(ctx, b, 1); err != nil {
+		t.Fatal(err)
+	}
+	got, err := queryStrings(ctx, c, `SELECT annotations::text FROM alerts ORDER BY ts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, " ") != `{} {"summary": "cooled"}` {
+		t.Fatalf("annotations after migration: %q", got)
+	}
 }
 
 // TestReopen checks that the schema is idempotent and data survives.

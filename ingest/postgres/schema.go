@@ -44,12 +44,17 @@ CREATE TABLE IF NOT EXISTS alerts (
 	message     text NOT NULL,
 	started_at  bigint NOT NULL,
 	ts          bigint NOT NULL,
-	seq         bigint NOT NULL
+	seq         bigint NOT NULL,
+	annotations jsonb NOT NULL DEFAULT '{}'
 );
+-- Migration: annotations came with wire version 2; older tables lack it
+-- (their rows read back {}).
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS annotations jsonb NOT NULL DEFAULT '{}';
 CREATE INDEX IF NOT EXISTS alerts_gateway_ts ON alerts (gateway, ts);
 COMMENT ON COLUMN alerts.ts IS 'unix nanoseconds of the transition, UTC';
 COMMENT ON COLUMN alerts.started_at IS 'unix nanoseconds, UTC';
 COMMENT ON COLUMN alerts.seq IS 'gateway alert sequence; uint64 stored as its int64 bit pattern';
+COMMENT ON COLUMN alerts.annotations IS 'the rule''s rendered annotations, a JSON object; {} when none';
 
 CREATE TABLE IF NOT EXISTS batches (
 	gateway     text NOT NULL,

@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS alerts (
 	message     TEXT NOT NULL,
 	started_at  INTEGER NOT NULL,
 	ts          INTEGER NOT NULL,
-	seq         INTEGER NOT NULL -- uint64 as int64 bits
+	seq         INTEGER NOT NULL, -- uint64 as int64 bits
+	annotations TEXT NOT NULL DEFAULT '{}' -- JSON object; added by migrate to older files
 ) STRICT;
 CREATE INDEX IF NOT EXISTS alerts_gateway_ts ON alerts (gateway, ts);
 
@@ -88,3 +89,10 @@ CREATE TABLE IF NOT EXISTS gaps (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS gaps_series_from ON gaps (gateway, sensor, metric, from_ts);
 `
+
+// addedColumns are columns added to a table after its first release.
+// CREATE TABLE IF NOT EXISTS leaves an older file's table as it was, so
+// migrate adds those it lacks; each must have a default for the old rows.
+var addedColumns = []struct{ table, column, def string }{
+	{"alerts", "annotations", "TEXT NOT NULL DEFAULT '{}'"}, // wire version 2
+}

@@ -78,6 +78,9 @@ func (s *Store) init(ctx context.Context, path, common string) error {
 	if _, err := s.w.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("sqlite: create schema in %s: %w", path, err)
 	}
+	if err := s.migrate(ctx); err != nil {
+		return fmt.Errorf("sqlite: migrate %s: %w", path, err)
+	}
 	var err error
 	r, err := sql.Open("sqlite", path+"?"+common+"&_pragma=query_only(1)")
 	if err != nil {
@@ -98,14 +101,37 @@ func (s *Store) init(ctx context.Context, path, common string) error {
 		ON CONFLICT (gateway, sensor, metric) DO UPDATE
 		SET ts = excluded.ts, value = excluded.value, quality = excluded.quality
 		WHERE excluded.ts >= latest.ts`)
-	prep(&s.insAlert, `INSERT INTO alerts (gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	prep(&s.insAlert, `INSERT INTO alerts (gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq, annotations)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	prep(&s.insGap, `INSERT INTO gaps (`+strings.Join(rows.GapColumns, ", ")+`)
 		VALUES (?`+strings.Repeat(", ?", len(rows.GapColumns)-1)+`)`)
 	if err != nil {
 		return fmt.Errorf("sqlite: prepare: %w", err)
 	}
 	return nil
+}
+
+// migrate adds the addedColumns an older file lacks, in one write
+// transaction, so that processes opening the file at once do not both
+// add a column.
+func (s *Store) migrate(ctx context.Context) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, c := range addedColumns {
+			var n int
+			err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.column).Scan(&n)
+			if err != nil {
+				return fmt.Errorf("%s.%s: %w", c.table, c.column, err)
+			}
+			if n > 0 {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `ALTER TABLE `+c.table+` ADD COLUMN `+c.column+` `+c.def); err != nil {
+				return fmt.Errorf("add %s.%s: %w", c.table, c.column, err)
+			}
+			s.log.Info().Str("table", c.table).Str("column", c.column).Msg("column added")
+		}
+		return nil
+	})
 }
 
 // inTx runs f in a write transaction (BEGIN IMMEDIATE): committed if f
@@ -205,8 +231,12 @@ func (s *Store) insertAlerts(ctx context.Context, tx *sql.Tx, b *outpost.Batch) 
 		if err != nil {
 			return fmt.Errorf("sqlite: alert %d: %w: %v", i, ingest.ErrInvalidData, err)
 		}
+		annos, err := rows.Annotations(a.Annotations)
+		if err != nil {
+			return fmt.Errorf("sqlite: alert %d: %w: %v", i, ingest.ErrInvalidData, err)
+		}
 		if _, err := ins.ExecContext(ctx, b.Gateway, a.Rule, a.Fingerprint, a.State.String(), a.Severity,
-			value(a.Value), labels, a.Message, a.StartedAt, a.ChangedAt, int64(a.Seq)); err != nil {
+			value(a.Value), labels, a.Message, a.StartedAt, a.ChangedAt, int64(a.Seq), annos); err != nil {
 			return fmt.Errorf("sqlite: insert alert: %w", classify(err))
 		}
 	}

@@ -2,6 +2,8 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
+	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/sqlite"
 	"github.com/outposthq/outpost/ingest/storetest"
@@ -32,8 +35,99 @@ func open(t testing.TB, path string) *sqlite.Store {
 
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) ingest.Store {
-		return open(t, filepath.Join(t.TempDir(), "ingest.db"))
+		path := filepath.Join(t.TempDir(), "ingest.db")
+		return sqlStore{Store: open(t, path), db: readDB(t, path)}
 	})
+}
+
+// sqlStore is a Store with a connection of its own to its file, for the
+// suite to read tables back (storetest.Querier).
+type sqlStore struct {
+	*sqlite.Store
+	db *sql.DB
+}
+
+func (s sqlStore) QueryStrings(ctx context.Context, query string) ([]string, error) {
+	return queryStrings(ctx, s.db, query)
+}
+
+func (s sqlStore) Close() error { return errors.Join(s.db.Close(), s.Store.Close()) }
+
+// readDB opens a read-only connection to the database at path, closed
+// by the caller.
+func readDB(t testing.TB, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path+"?_pragma=query_only(1)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func queryStrings(ctx context.Context, db *sql.DB, query string) ([]string, error) {
+	rs, err := db.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []string
+	for rs.Next() {
+		var v string
+		if err := rs.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rs.Err()
+}
+
+// A file from before annotations existed gets the column when opened,
+// once; its alerts read back {} and new ones store theirs.
+func TestMigrateAnnotations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ingest.db")
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE alerts (gateway TEXT NOT NULL, rule TEXT NOT NULL, fingerprint TEXT NOT NULL, state TEXT NOT NULL,
+			severity TEXT NOT NULL, value REAL, labels TEXT NOT NULL, message TEXT NOT NULL, started_at INTEGER NOT NULL,
+			ts INTEGER NOT NULL, seq INTEGER NOT NULL) STRICT`,
+		`INSERT INTO alerts VALUES ('gw', 'hot', 'hot{}', 'firing', 'warning', 30, '{}', 'old', 1, 1, 1)`,
+	} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second open finds the column
+		s := open(t, path)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := open(t, path)
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	b := storetest.AlertBatch("gw", 1, 1, outpost.Alert{Rule: "hot", Fingerprint: "hot{}", State: outpost.StateResolved,
+		ChangedAt: 2, Seq: 2, Annotations: map[string]string{"summary": "cooled"}})
+	if _, err := s.Commit(context.Background(), b, 1); err != nil {
+		t.Fatal(err)
+	}
+	db := readDB(t, path)
+	defer db.Close()
+	got, err := queryStrings(context.Background(), db, `SELECT annotations FROM alerts ORDER BY ts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, " ") != `{} {"summary":"cooled"}` {
+		t.Fatalf("annotations after migration: %q", got)
+	}
 }
 
 // TestReopen checks that the schema is idempotent and data survives.

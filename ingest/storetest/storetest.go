@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -17,8 +18,19 @@ import (
 	"github.com/outposthq/outpost/ingest"
 )
 
+// Querier reads the contract's tables (package ingest) back with SQL, for
+// what no Store method returns. The stores that Run's open returns must
+// implement it too: each store's test wraps its store with a connection
+// of its own to the same database.
+type Querier interface {
+	// QueryStrings runs query, which selects one text column, and returns
+	// its values in row order.
+	QueryStrings(ctx context.Context, query string) ([]string, error)
+}
+
 // Run runs the contract suite. open must return a new, empty store for
-// each call; Run closes it when the subtest ends.
+// each call, which also implements Querier; Run closes it when the
+// subtest ends.
 func Run(t *testing.T, open func(t *testing.T) ingest.Store) {
 	tests := []struct {
 		name string
@@ -173,13 +185,36 @@ func testDedupKey(t *testing.T, s ingest.Store) {
 func testAlerts(t *testing.T, s ingest.Store) {
 	as := []outpost.Alert{
 		{Rule: "hot", Fingerprint: "hot{room=a}", State: outpost.StateFiring, Severity: "critical", Value: 41.5,
-			Labels: map[string]string{"room": "a", "quote": `"x"`}, Message: "room a is hot", StartedAt: T0, ChangedAt: T0 + 1, Seq: 1},
+			Labels: map[string]string{"room": "a", "quote": `"x"`}, Message: "room a is hot", StartedAt: T0, ChangedAt: T0 + 1, Seq: 1,
+			Annotations: map[string]string{"summary": `room a at 41.5 °C, "hot"`, "runbook": "https://example.com/hot?a=1&b=<2>", "empty": ""}},
 		{Rule: "hot", Fingerprint: "hot{room=a}", State: outpost.StateResolved, Value: math.NaN(), StartedAt: T0, ChangedAt: T0 + 2, Seq: math.MaxUint64},
 	}
 	b := AlertBatch("gw", 3, 1, as...)
 	commit(t, s, b, false)
 	commit(t, s, b, true)
 	counts(t, s, ingest.Counts{Alerts: 2, Batches: 1})
+
+	// The annotations round trip as JSON objects; none is {}.
+	q, ok := s.(Querier)
+	if !ok {
+		t.Fatalf("%T does not implement storetest.Querier", s)
+	}
+	got, err := q.QueryStrings(ctx(t), `SELECT CAST(annotations AS TEXT) FROM alerts ORDER BY ts`)
+	if err != nil {
+		t.Fatalf("read annotations: %v", err)
+	}
+	if len(got) != len(as) {
+		t.Fatalf("%d rows of annotations, want %d", len(got), len(as))
+	}
+	for i, text := range got {
+		var m map[string]string
+		if err := json.Unmarshal([]byte(text), &m); err != nil || m == nil {
+			t.Fatalf("alert %d: annotations %q are not a JSON object: %v", i, text, err)
+		}
+		if want := as[i].Annotations; !maps.Equal(m, want) {
+			t.Errorf("alert %d: annotations %v, want %v", i, m, want)
+		}
+	}
 }
 
 func testDeadLetter(t *testing.T, s ingest.Store) {

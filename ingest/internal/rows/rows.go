@@ -1,5 +1,5 @@
 // Package rows holds what the ingest stores share in turning a batch into
-// rows: the text of enum columns, label JSON, the newest reading of each
+// rows: the text of enum columns, label and annotation JSON, the newest reading of each
 // series for the latest table, and the checks of loss records and queries.
 package rows
 
@@ -51,13 +51,19 @@ func CheckLosses(b *outpost.Batch) error {
 }
 
 // Labels is the alerts.labels JSON object of an alert ("{}" when empty).
-func Labels(m map[string]string) (string, error) {
+func Labels(m map[string]string) (string, error) { return object("labels", m) }
+
+// Annotations is the alerts.annotations JSON object of an alert ("{}"
+// when empty).
+func Annotations(m map[string]string) (string, error) { return object("annotations", m) }
+
+func object(what string, m map[string]string) (string, error) {
 	if len(m) == 0 {
 		return "{}", nil
 	}
 	b, err := json.Marshal(m) // sorts keys: stable text for equal maps
 	if err != nil {
-		return "", fmt.Errorf("labels: %w", err)
+		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	return string(b), nil
 }
