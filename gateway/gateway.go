@@ -350,9 +350,14 @@ type Stats struct {
 	RuleReloads     int64 // rules reloads that swapped the rules in
 	RuleReloadFails int64 // rules reloads refused: a bad file, the old rules kept
 	RuleStateErrors int64 // failed saves of the rule state
-	Dashboard       DashboardStats
-	Outbox          buffer.Stats
-	Uplink          uplink.Stats
+	// Rules are the rule engine's per-rule counters, in rule order, as of
+	// its last tick (once a second) or its end; nil without rules. Across
+	// a reload an unchanged rule keeps its counts; a new or changed rule
+	// starts from zero.
+	Rules     []rules.RuleStats
+	Dashboard DashboardStats
+	Outbox    buffer.Stats
+	Uplink    uplink.Stats
 }
 
 // Stats returns the counters.
@@ -373,6 +378,7 @@ func (g *Gateway) Stats() Stats {
 		st.RuleReloads = g.ruler.reloads.Load()
 		st.RuleReloadFails = g.reloadFails.Load()
 		st.RuleStateErrors = g.ruler.saveErrors.Load()
+		st.Rules = g.ruler.ruleStats()
 	}
 	if g.dash != nil {
 		st.Dashboard = g.dash.stats()

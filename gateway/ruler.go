@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,10 @@ type ruler struct {
 	dirty bool // owned by run: transitions since the last save
 
 	raised, reloads, saveErrors atomic.Int64
+
+	carried map[string]rules.RuleStats // owned by run: counts of kept rules from engines before a reload
+	statsMu sync.Mutex
+	stats   []rules.RuleStats // run's copy of the counters, taken once per tick
 }
 
 // reloadReq asks run to swap in a new rule set; run answers on done.
@@ -81,7 +86,9 @@ func newRuler(engine *rules.Engine, set *rules.Set, opts *rules.Options) *ruler 
 func (r *ruler) run() {
 	defer close(r.done)
 	defer close(r.out)
+	defer r.snapshot() // the final counts, for Stats after the run
 	r.restore()
+	r.snapshot()
 	t := time.NewTicker(r.tick)
 	defer t.Stop()
 	for {
@@ -109,10 +116,14 @@ func (r *ruler) run() {
 			r.emit(as)
 		}
 		if reply != nil {
+			r.snapshot()
 			reply <- res // buffered; after the alerts the swap ended went out
 		}
-		if tick && r.dirty {
-			r.save() // coalesced: at most once per tick
+		if tick {
+			r.snapshot()
+			if r.dirty {
+				r.save() // coalesced: at most once per tick
+			}
 		}
 	}
 }
@@ -167,6 +178,7 @@ func (r *ruler) swap(set *rules.Set) ([]outpost.Alert, reloadResult) {
 	}
 	st := old
 	st.Seq += uint64(len(ended)) // the new engine continues after the ended alerts
+	r.carry(oldRules, byName)
 	e := rules.NewEngine(set, r.opts)
 	kept := e.Restore(st)
 	r.engine, r.set = e, set
@@ -259,6 +271,51 @@ func (r *ruler) save() {
 		return
 	}
 	r.dirty = false
+}
+
+// carry keeps, before a swap to the rules in next, the counters of the
+// rules that stay unchanged (from prior to next, by name); those of
+// removed or changed rules start again from zero.
+func (r *ruler) carry(prior, next map[string]*rules.Rule) {
+	old := r.engine.Stats()
+	prev := r.carried
+	r.carried = make(map[string]rules.RuleStats, len(old))
+	for _, s := range old {
+		nr, or := next[s.Rule], prior[s.Rule]
+		if nr == nil || or == nil || nr.Hash() != or.Hash() {
+			continue
+		}
+		r.carried[s.Rule] = addStats(s, prev[s.Rule])
+	}
+}
+
+// snapshot copies the per-rule counters for ruleStats. Only run calls it:
+// the engine is not safe for use from other goroutines.
+func (r *ruler) snapshot() {
+	st := r.engine.Stats()
+	for i := range st {
+		st[i] = addStats(st[i], r.carried[st[i].Rule])
+	}
+	r.statsMu.Lock()
+	r.stats = st
+	r.statsMu.Unlock()
+}
+
+// ruleStats returns the per-rule counters as of the last tick (or the end
+// of run), in rule order. Safe from any goroutine; the slice is the
+// caller's.
+func (r *ruler) ruleStats() []rules.RuleStats {
+	r.statsMu.Lock()
+	defer r.statsMu.Unlock()
+	return append([]rules.RuleStats(nil), r.stats...)
+}
+
+func addStats(a, b rules.RuleStats) rules.RuleStats {
+	a.Evaluations += b.Evaluations
+	a.Errors += b.Errors
+	a.Transitions += b.Transitions
+	a.Time += b.Time
+	return a
 }
 
 // swapRules hands set to run and waits until it is in use.

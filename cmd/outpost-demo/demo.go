@@ -66,6 +66,18 @@ type Summary struct {
 	BytesPerReading float64 `json:"bytes_per_reading"`
 	ReadingsPerSec  float64 `json:"readings_per_sec"`
 	Resent          int64   `json:"batches_resent"`
+	// Rules are the gateway's per-rule counters (its own tally), in rule
+	// order.
+	Rules []RuleSummary `json:"rules,omitempty"`
+}
+
+// RuleSummary is one rule's counters in Summary.
+type RuleSummary struct {
+	Rule        string  `json:"rule"`
+	Evaluations uint64  `json:"evaluations"`
+	Errors      uint64  `json:"errors"`
+	Transitions uint64  `json:"transitions"`
+	TimeMS      float64 `json:"time_ms"` // estimated from sampled evaluations
 }
 
 // BrokerURL is the broker the pipeline uses.
@@ -220,6 +232,10 @@ func (d *Demo) Finish(w io.Writer) (*Summary, error) {
 		DeadLetters:     c.DeadLetters,
 		BytesOnWire:     d.wireBytes(),
 		Resent:          st.Uplink.Resent,
+	}
+	for _, r := range st.Rules {
+		s.Rules = append(s.Rules, RuleSummary{Rule: r.Rule, Evaluations: r.Evaluations, Errors: r.Errors,
+			Transitions: r.Transitions, TimeMS: float64(r.Time) / float64(time.Millisecond)})
 	}
 	if s.ReadingsStored > 0 {
 		s.BytesPerReading = float64(s.BytesOnWire) / float64(s.ReadingsStored)

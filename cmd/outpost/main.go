@@ -138,14 +138,35 @@ func (m *Main) Run(ctx context.Context) error {
 	return g.Start(ctx)
 }
 
-// Close stops the gateway, flushing into the outbox.
+// Close stops the gateway, flushing into the outbox, and logs the rules'
+// counters.
 func (m *Main) Close() error {
 	if m.Gateway == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return m.Gateway.Close(ctx)
+	err := m.Gateway.Close(ctx)
+	m.logRuleStats()
+	return err
+}
+
+// logRuleStats logs the rules' totals since the start, and at debug level
+// one line per rule.
+func (m *Main) logRuleStats() {
+	rs := m.Gateway.Stats().Rules
+	if len(rs) == 0 {
+		return
+	}
+	var evals, errs, trans uint64
+	var spent time.Duration
+	for _, s := range rs {
+		evals, errs, trans, spent = evals+s.Evaluations, errs+s.Errors, trans+s.Transitions, spent+s.Time
+		m.Log.Debug().Str("rule", s.Rule).Uint64("evaluations", s.Evaluations).Uint64("errors", s.Errors).
+			Uint64("transitions", s.Transitions).Dur("time", s.Time).Msg("rule stats")
+	}
+	m.Log.Info().Int("rules", len(rs)).Uint64("evaluations", evals).Uint64("errors", errs).
+		Uint64("transitions", trans).Dur("time", spent).Msg("rule stats since start")
 }
 
 func cmdRun(args []string, stderr io.Writer) error {

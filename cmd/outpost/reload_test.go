@@ -57,6 +57,9 @@ func TestSIGHUPReloadsRules(t *testing.T) {
 	if !strings.Contains(logs.String(), "SIGHUP: reloading the rules") {
 		t.Errorf("no SIGHUP log line:\n%s", logs.String())
 	}
+	if !strings.Contains(logs.String(), "rule stats since start") {
+		t.Errorf("no rule stats line at shutdown:\n%s", logs.String())
+	}
 }
 
 // lockedBuffer is a log destination for several goroutines.
