@@ -376,3 +376,15 @@ rules.yaml:22:31: rules[4].condition: max: "u" is not a metric the rule selects 
 		t.Fatalf("got\n%v\nwant\n%s", err, want)
 	}
 }
+
+func TestTooManyAnnotations(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("rules:\n  - name: r\n    select: {metric: m}\n    above: 1\n    annotations:\n")
+	for i := range 65 {
+		fmt.Fprintf(&b, "      a%d: x\n", i)
+	}
+	_, err := Parse("r.yaml", []byte(b.String()))
+	if err == nil || !strings.Contains(err.Error(), "r.yaml:6:7: rules[0].annotations: 65 annotations, at most 64") {
+		t.Fatalf("got %v", err)
+	}
+}

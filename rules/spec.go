@@ -171,6 +171,9 @@ func (s *ruleSpec) compile(k *checker, p string) *Rule {
 		k.errorf(p+".message", "%v", err)
 	}
 	r.msg = msg
+	if len(s.Annotations) > outpost.MaxAlertAnnotations {
+		k.errorf(p+".annotations", "%d annotations, at most %d travel with an alert", len(s.Annotations), outpost.MaxAlertAnnotations)
+	}
 	for _, key := range sortedKeys(s.Annotations) {
 		if !validName(key) {
 			k.keyErrorf(p+".annotations."+key, "%q is not a valid annotation name (use 1 to %d of A-Z a-z 0-9 _ . -)", key, maxNameLen)
