@@ -1,6 +1,11 @@
 // Package firmwaresim simulates sensor hardware so the whole gateway runs and
 // is tested without any: signal generators that play the physical world, and
 // simulated devices that sample them. Everything is deterministic for a seed.
+//
+// The chips (BME280/BMP280 and ADS1115 on an I2CBus, DS18B20s on a
+// OneWireBus, a GPIOPin) sit behind periph.io's real bus interfaces, so
+// the real periph drivers run against them; each chip takes its own
+// signals, faults, seed and clock (ChipOptions).
 package firmwaresim
 
 import (
@@ -17,6 +22,7 @@ const (
 	KindRamp       = "ramp"
 	KindRandomWalk = "random_walk"
 	KindStep       = "step"
+	KindReplay     = "replay"
 )
 
 // SignalSpec describes a simulated physical quantity over time.
@@ -34,6 +40,11 @@ type SignalSpec struct {
 	Noise      float64 // uniform noise in [-Noise, +Noise] added to any kind
 	Resolution float64 // quantize to this step, like a sensor's LSB; 0 = none
 	Seed       uint64
+	// Replay: the recording to play, or else ReplayPath and ReplayColumn
+	// to load one with LoadReplay when the signal is built.
+	Replay       *Replay
+	ReplayPath   string
+	ReplayColumn string
 }
 
 // Signal is a stateful generator; not safe for concurrent use.
@@ -53,10 +64,29 @@ func NewSignal(spec SignalSpec) (*Signal, error) {
 		if spec.Period <= 0 {
 			return nil, fmt.Errorf("firmwaresim: %s signal needs a period > 0", spec.Kind)
 		}
+	case KindReplay:
+		if spec.Replay == nil {
+			if spec.ReplayPath == "" || spec.ReplayColumn == "" {
+				return nil, fmt.Errorf("firmwaresim: replay signal needs a Replay or a ReplayPath and ReplayColumn")
+			}
+			rp, err := LoadReplay(spec.ReplayPath, spec.ReplayColumn)
+			if err != nil {
+				return nil, err
+			}
+			spec.Replay = rp
+		}
 	default:
 		return nil, fmt.Errorf("firmwaresim: unknown signal kind %q", spec.Kind)
 	}
 	return &Signal{spec: spec, rng: rand.New(rand.NewPCG(spec.Seed, spec.Seed^0x9e3779b97f4a7c15)), walk: spec.Base}, nil
+}
+
+// anchor sets the time origin without drawing a sample, so a chip's
+// signals start when the chip does.
+func (s *Signal) anchor(ts int64) {
+	if !s.began {
+		s.start, s.began = ts, true
+	}
 }
 
 // At returns the signal's value at ts (unix ns). Calls must come in
@@ -89,6 +119,8 @@ func (s *Signal) At(ts int64) float64 {
 			s.walk = sp.Max
 		}
 		v = s.walk
+	case KindReplay:
+		v = sp.Replay.At(el)
 	}
 	if sp.Noise != 0 {
 		v += (s.rng.Float64()*2 - 1) * sp.Noise
