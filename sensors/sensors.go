@@ -1,6 +1,14 @@
 // Package sensors holds what the gateway knows about sensors: the Sensor
-// interface drivers implement, a registry of driver factories by name, and
-// the Poller that samples one sensor on its own ticker.
+// interface drivers implement, a registry of driver factories by name, the
+// drivers built on periph.io (BME280/BMP280, DS18B20, GPIO input, ADS1115
+// channel), and the Poller that samples and supervises one sensor on its
+// own ticker.
+//
+// Drivers never own their bus: they get it from a Buses by the name in the
+// config. The gateway's Buses sends names starting with "sim-" to
+// firmware-sim's simulated buses and the others to the host (package
+// sensors/hostbus), so everything above the bus interfaces runs the same
+// code in tests as on a Raspberry Pi.
 package sensors
 
 import (
@@ -10,6 +18,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/i2c"
+	"periph.io/x/conn/v3/onewire"
 
 	"github.com/outposthq/outpost"
 )
@@ -24,6 +36,16 @@ type Sensor interface {
 	Close() error
 }
 
+// Watcher is implemented by sensors that also report changes as they
+// happen, between polls (a GPIO input's edges). The poller runs Watch
+// beside its polls in a goroutine it owns; Watch blocks until ctx ends,
+// calling emit with the readings of each change, and returns nil then. An
+// error return means watching failed; the poller logs it and calls Watch
+// again after a backoff.
+type Watcher interface {
+	Watch(ctx context.Context, emit func(rs []outpost.Reading)) error
+}
+
 // Spec is what a driver factory gets to build a Sensor.
 type Spec struct {
 	ID       string            // sensor id, used in every reading
@@ -31,9 +53,41 @@ type Spec struct {
 	Interval time.Duration     // poll interval
 	Samples  int               // readings per metric per poll, for drivers with a FIFO
 	Labels   map[string]string // free-form labels from the config
+	// Bus names the bus the device sits on ("sim-i2c0", "1", "host"), and
+	// Address where on it: an I2C address ("0x76"), a 1-Wire ROM id
+	// ("28-00000abcdef0"), a GPIO pin ("GPIO17"). Each driver documents
+	// what it takes and its defaults.
+	Bus     string
+	Address string
+	// Buses opens buses by name; drivers that sit on a bus need it.
+	Buses Buses
+	// Metrics: for drivers with fixed metrics (bme280, ds18b20), the ones
+	// to emit (empty means all; a unit, when given, must be the driver's);
+	// for drivers with one output (gpio, ads1115), its name and unit.
+	Metrics []Metric
 	// Options holds driver-specific settings; each driver documents the
-	// type it expects (the sim driver takes []firmwaresim.Channel).
+	// type it expects (the sim driver takes []firmwaresim.Channel, bme280
+	// *BMEOptions, …); nil means the driver's defaults.
 	Options any
+	// Now is the clock of watchers' event times; nil means time.Now.
+	Now func() time.Time
+}
+
+// Metric names one output of a sensor and its unit.
+type Metric struct {
+	Name string
+	Unit string
+}
+
+// Buses hands drivers the buses they sit on, by the names in the config.
+// Implementations serialize transactions on each bus, so sensors on one
+// bus may poll from their own goroutines.
+type Buses interface {
+	I2C(name string) (i2c.Bus, error)
+	OneWire(name string) (onewire.Bus, error)
+	// Pin returns the GPIO pin named pin on bus (the host's pins, or a
+	// simulated pin bank).
+	Pin(bus, pin string) (gpio.PinIO, error)
 }
 
 // Factory builds a sensor from its spec.
