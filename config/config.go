@@ -78,6 +78,7 @@ const (
 	SignalRamp       = "ramp"
 	SignalRandomWalk = "random_walk"
 	SignalStep       = "step"
+	SignalReplay     = "replay"
 )
 
 // Config is the whole gateway configuration. Load returns it with
@@ -126,8 +127,26 @@ type Sensor struct {
 	Samples int `yaml:"samples"`
 	// Labels are free key/value pairs describing the sensor; optional.
 	Labels map[string]string `yaml:"labels"`
-	// Metrics the sensor yields; at least one, names unique in the sensor.
+	// Metrics the sensor yields, names unique in the sensor. The sim
+	// driver needs at least one, each with a signal. bme280, bmp280 and
+	// ds18b20 have fixed metrics: listing some selects them. gpio and
+	// ads1115 have one output, which a single metric names.
 	Metrics []Metric `yaml:"metrics"`
+	// Bus the device sits on (built-in drivers but sim): a simulated bus
+	// "sim-<name>", or a host bus: "1" (/dev/i2c-1) for I2C, "w1" for the
+	// kernel's first 1-Wire master, "host" for GPIO pins.
+	Bus string `yaml:"bus"`
+	// Address on the bus: an I2C address ("0x76"; default 0x76 for
+	// bme280/bmp280, 0x48 for ads1115), a DS18B20 ROM id
+	// ("28-00000abcdef0", required) or a GPIO pin ("GPIO17", required).
+	Address string `yaml:"address"`
+	// Options specific to the driver.
+	Options DriverOptions `yaml:"options"`
+	// Supervision tunes retries, health events and quality checks.
+	Supervision Supervision `yaml:"supervision"`
+	// Sim is the scenario of the simulated chip, on a sim- bus only;
+	// without it the chip measures its defaults.
+	Sim *SimChip `yaml:"sim"`
 }
 
 // Metric is one quantity a sensor measures.
@@ -152,10 +171,17 @@ type Metric struct {
 //	random_walk: starts at Base, moves by up to ±Step per sample,
 //	             clamped to [Min, Max] when they are set
 //	step:        Base until t = Period, then Value
+//	replay:      the Column of the CSV File (a recording such as
+//	             ../shared/data/occupancy/), at the pace it was recorded,
+//	             looping at its end
 type Signal struct {
-	// Kind is constant, sine, ramp, random_walk or step; required when any
-	// other signal field is set.
+	// Kind is constant, sine, ramp, random_walk, step or replay; required
+	// when any other signal field is set.
 	Kind string `yaml:"kind"`
+	// File and Column name the recording a replay plays; File is relative
+	// to the config file's directory.
+	File   string `yaml:"file"`
+	Column string `yaml:"column"`
 	// Value is the constant's value, and step's second level.
 	Value float64 `yaml:"value"`
 	// Base is the sine's center, the ramp's and random walk's start, and

@@ -17,7 +17,7 @@ const minimal = `gateway:
   id: gw-01
 sensors:
   - id: s1
-    driver: bme280
+    driver: thermo
     metrics:
       - name: temperature
 uplink:
@@ -52,7 +52,7 @@ func TestDefaults(t *testing.T) {
 		DataDir:  filepath.Join(dir, "data"),
 		LogLevel: "info",
 		Sensors: []Sensor{{
-			ID: "s1", Driver: "bme280", Interval: time.Second, Samples: 1,
+			ID: "s1", Driver: "thermo", Interval: time.Second, Samples: 1,
 			Metrics: []Metric{{Name: "temperature"}},
 		}},
 		Bus:    BusConfig{Queue: 256, Policy: "block"},
@@ -81,7 +81,7 @@ data_dir: /var/lib/outpost
 log_level: debug
 sensors:
   - id: env
-    driver: bme280
+    driver: thermo
     interval: 250ms
     samples: 16
     labels: {room: lab}
@@ -135,13 +135,13 @@ func TestBadFiles(t *testing.T) {
 		name, src string
 		want      []string
 	}{
-		{"unknown field", strings.Replace(minimal, "    driver: bme280\n", "    driver: bme280\n    intervall: 2s\n", 1), []string{
+		{"unknown field", strings.Replace(minimal, "    driver: thermo\n", "    driver: thermo\n    intervall: 2s\n", 1), []string{
 			`gw.yaml:6:5: sensors[0]: unknown field "intervall" (did you mean "interval"?)`,
 		}},
-		{"wrong type", strings.Replace(minimal, "    driver: bme280\n", "    driver: bme280\n    samples: many\n", 1), []string{
+		{"wrong type", strings.Replace(minimal, "    driver: thermo\n", "    driver: thermo\n    samples: many\n", 1), []string{
 			`gw.yaml:6:14: sensors[0].samples: expected an integer, got "many"`,
 		}},
-		{"bad duration", strings.Replace(minimal, "    driver: bme280\n", "    driver: bme280\n    interval: 1 second\n", 1), []string{
+		{"bad duration", strings.Replace(minimal, "    driver: thermo\n", "    driver: thermo\n    interval: 1 second\n", 1), []string{
 			`gw.yaml:6:15: sensors[0].interval: invalid duration "1 second" (want a number with a unit, like 500ms, 1s or 10m)`,
 		}},
 		{"missing gateway id", strings.Replace(minimal, "  id: gw-01\n", "  idd: gw-01\n", 1), []string{
@@ -154,14 +154,14 @@ func TestBadFiles(t *testing.T) {
 		{"bad gateway id", strings.Replace(minimal, "id: gw-01", "id: gw/01", 1), []string{
 			`gw.yaml:2:7: gateway.id: "gw/01" is not a valid id (use 1 to 64 of A-Z a-z 0-9 _ . -)`,
 		}},
-		{"duplicate sensor id", strings.Replace(minimal, "uplink:", "  - id: s1\n    driver: bme280\n    metrics: [{name: t}]\nuplink:", 1), []string{
+		{"duplicate sensor id", strings.Replace(minimal, "uplink:", "  - id: s1\n    driver: thermo\n    metrics: [{name: t}]\nuplink:", 1), []string{
 			`gw.yaml:8:9: sensors[1].id: duplicate sensor id "s1" (sensors[0] has it too)`,
 		}},
 		{"bad signal kind", strings.Replace(minimal, "      - name: temperature\n", "      - name: temperature\n        signal: {kind: square, period: 1s}\n", 1), []string{
-			`gw.yaml:8:24: sensors[0].metrics[0].signal.kind: unknown signal kind "square" (want constant, sine, ramp, random_walk or step)`,
+			`gw.yaml:8:24: sensors[0].metrics[0].signal.kind: unknown signal kind "square" (want constant, sine, ramp, random_walk, step or replay)`,
 		}},
-		{"sim without signal", strings.Replace(minimal, "driver: bme280", "driver: sim", 1), []string{
-			`gw.yaml:7:9: sensors[0].metrics[0].signal: is required for the sim driver (kind: constant, sine, ramp, random_walk or step)`,
+		{"sim without signal", strings.Replace(minimal, "driver: thermo", "driver: sim", 1), []string{
+			`gw.yaml:7:9: sensors[0].metrics[0].signal: is required for the sim driver (kind: constant, sine, ramp, random_walk, step or replay)`,
 		}},
 		{"bad broker scheme", strings.Replace(minimal, "tcp://", "http://", 1), []string{
 			`gw.yaml:9:11: uplink.broker: unsupported scheme "http" (want tcp, mqtt, ssl, tls, mqtts, ws or wss)`,
@@ -211,13 +211,12 @@ uplink:
 			`gw.yaml:11:38: sensors[0].metrics[0].signal.period: must be > 0 for a sine signal, got 0s`,
 			`gw.yaml:11:48: sensors[0].metrics[0].signal.noise: must not be negative, got -1`,
 			`gw.yaml:11:65: sensors[0].metrics[0].signal.max: must not be below min (2), got 1`,
-			`gw.yaml:12:9: sensors[0].metrics[1].signal: is required for the sim driver (kind: constant, sine, ramp, random_walk or step)`,
+			`gw.yaml:12:9: sensors[0].metrics[1].signal: is required for the sim driver (kind: constant, sine, ramp, random_walk, step or replay)`,
 			`gw.yaml:12:15: sensors[0].metrics[1].name: duplicate metric "t" (metrics[0] has it too)`,
 			`gw.yaml:13:9: sensors[0].metrics[2].name: is required`,
-			`gw.yaml:13:9: sensors[0].metrics[2].signal: is required for the sim driver (kind: constant, sine, ramp, random_walk or step)`,
+			`gw.yaml:13:9: sensors[0].metrics[2].signal: is required for the sim driver (kind: constant, sine, ramp, random_walk, step or replay)`,
 			`gw.yaml:14:5: sensors[1].driver: is required`,
 			`gw.yaml:14:9: sensors[1].id: duplicate sensor id "a" (sensors[0] has it too)`,
-			`gw.yaml:15:14: sensors[1].metrics: at least one metric is required`,
 			`gw.yaml:16:5: sensors[1]: unknown field "colour"`,
 			`gw.yaml:17:14: bus.queue: must be between 1 and 1000000, got 0`,
 			`gw.yaml:17:25: bus.policy: unknown policy "maybe" (want block or drop)`,
@@ -297,7 +296,7 @@ uplink.broker: unsupported scheme "ftp" (want tcp, mqtt, ssl, tls, mqtts, ws or 
 func TestValidateInCode(t *testing.T) {
 	c := &Config{
 		Gateway: GatewayConfig{ID: "gw"},
-		Sensors: []Sensor{{ID: "s", Driver: "ds18b20", Metrics: []Metric{{Name: "m"}}}},
+		Sensors: []Sensor{{ID: "s", Driver: "thermo", Metrics: []Metric{{Name: "m"}}}},
 		Uplink:  UplinkConfig{Broker: "mqtt://localhost"},
 	}
 	c.SetDefaults()

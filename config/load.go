@@ -77,11 +77,25 @@ func parsePartial(name string, data []byte, opts *LoadOptions) (*Config, error) 
 
 // markBounds sets the Has flags of signal bounds the file gives.
 func (c *Config) markBounds(doc *yamlpos.Doc) {
+	c.signals(func(p string, sig *Signal) {
+		sig.HasMin, sig.HasMax = doc.Has(p+".min"), doc.Has(p+".max")
+	})
+}
+
+// signals calls f with every signal of c and its path: the sim driver's
+// metric signals and the simulated chips' signals.
+func (c *Config) signals(f func(path string, sig *Signal)) {
 	for i := range c.Sensors {
-		for j := range c.Sensors[i].Metrics {
-			sig := &c.Sensors[i].Metrics[j].Signal
-			p := fmt.Sprintf("$.sensors[%d].metrics[%d].signal.", i, j)
-			sig.HasMin, sig.HasMax = doc.Has(p+"min"), doc.Has(p+"max")
+		s := &c.Sensors[i]
+		for j := range s.Metrics {
+			f(fmt.Sprintf("$.sensors[%d].metrics[%d].signal", i, j), &s.Metrics[j].Signal)
+		}
+		if s.Sim == nil {
+			continue
+		}
+		for name, sig := range s.Sim.Signals {
+			f(fmt.Sprintf("$.sensors[%d].sim.signals.%s", i, name), &sig)
+			s.Sim.Signals[name] = sig
 		}
 	}
 }
@@ -96,6 +110,11 @@ func (c *Config) resolve(dir string) {
 			*p = filepath.Join(dir, *p)
 		}
 	}
+	c.signals(func(_ string, sig *Signal) {
+		if sig.File != "" && !filepath.IsAbs(sig.File) {
+			sig.File = filepath.Join(dir, sig.File)
+		}
+	})
 	for i, f := range c.Rules.Files {
 		if f != "" && !filepath.IsAbs(f) {
 			c.Rules.Files[i] = filepath.Join(dir, f)

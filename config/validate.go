@@ -68,6 +68,7 @@ func (c *Config) validate(doc *yamlpos.Doc, opts *LoadOptions) yamlpos.ErrorList
 	for i := range c.Sensors {
 		c.Sensors[i].validate(k, fmt.Sprintf("$.sensors[%d]", i), i, sensorIDs)
 	}
+	c.validateDevices(k)
 
 	k.between("$.bus.queue", c.Bus.Queue, 1, MaxBusQueue)
 	k.oneOf("$.bus.policy", c.Bus.Policy, "policy", PolicyBlock, PolicyDrop)
@@ -109,8 +110,8 @@ func (s *Sensor) validate(k *checker, p string, i int, ids map[string]int) {
 			k.errorf(p+".labels", "label names must not be empty")
 		}
 	}
-	if len(s.Metrics) == 0 {
-		k.errorf(p+".metrics", "at least one metric is required")
+	if len(s.Metrics) == 0 && s.Driver == SimDriver {
+		k.errorf(p+".metrics", "at least one metric is required for the %s driver", SimDriver)
 	}
 	names := map[string]int{}
 	for j := range s.Metrics {
@@ -124,19 +125,31 @@ func (s *Sensor) validate(k *checker, p string, i int, ids map[string]int) {
 			}
 		}
 		if s.Driver == SimDriver && m.Signal.Kind == "" && m.Signal == (Signal{}) {
-			k.errorf(mp+".signal", "is required for the %s driver (kind: constant, sine, ramp, random_walk or step)", SimDriver)
+			k.errorf(mp+".signal", "is required for the %s driver (kind: %s)", SimDriver, signalKinds)
 		}
 		m.Signal.validate(k, mp+".signal")
 	}
+	s.validateDriver(k, p)
 }
+
+const signalKinds = "constant, sine, ramp, random_walk, step or replay"
 
 func (s *Signal) validate(k *checker, p string) {
 	switch s.Kind {
 	case "":
 		if *s != (Signal{}) {
-			k.errorf(p+".kind", "is required when a signal is given (constant, sine, ramp, random_walk or step)")
+			k.errorf(p+".kind", "is required when a signal is given (%s)", signalKinds)
 		}
 		return
+	case SignalReplay:
+		if s.Column == "" {
+			k.errorf(p+".column", "is required for a replay signal (the CSV column to play)")
+		}
+		if s.File == "" {
+			k.errorf(p+".file", "is required for a replay signal (a CSV recording)")
+		} else {
+			k.readable(p+".file", s.File)
+		}
 	case SignalSine, SignalStep:
 		if s.Period <= 0 {
 			k.errorf(p+".period", "must be > 0 for a %s signal, got %v", s.Kind, s.Period)
@@ -146,7 +159,7 @@ func (s *Signal) validate(k *checker, p string) {
 			k.errorf(p+".period", "must not be negative, got %v", s.Period)
 		}
 	default:
-		k.errorf(p+".kind", "unknown signal kind %q (want constant, sine, ramp, random_walk or step)", s.Kind)
+		k.errorf(p+".kind", "unknown signal kind %q (want %s)", s.Kind, signalKinds)
 	}
 	if s.Step < 0 {
 		k.errorf(p+".step", "must not be negative, got %g", s.Step)
