@@ -273,7 +273,9 @@ func Parse(name string, data []byte) (*Set, error) {
 		line, col := doc.Pos(p + ".name")
 		r.at = yamlpos.Error{File: name, Line: line, Col: col, Msg: yamlpos.Label(p + ".name")}
 		if k.name(p+".name", r.Name) {
-			if first, dup := names[r.Name]; dup {
+			if r.Name == ReservedRule {
+				k.errorf(p+".name", "%q is reserved for the gateway's sensor health events", r.Name)
+			} else if first, dup := names[r.Name]; dup {
 				k.errorf(p+".name", "duplicate rule name %q (rules[%d] has it too)", r.Name, first)
 			} else {
 				names[r.Name] = i
@@ -320,6 +322,10 @@ func (k *checker) name(path, s string) bool {
 }
 
 const maxNameLen = 64
+
+// ReservedRule is the rule name of the gateway's sensor health events,
+// which travel as alerts; no rule may take it.
+const ReservedRule = "sensor_health"
 
 // validName is the id rule of the config package: 1 to 64 of
 // [A-Za-z0-9_.-], not "." or "..".

@@ -89,6 +89,9 @@ func TestBadFiles(t *testing.T) {
 		{"duplicate name", "rules:\n  - name: a\n    select: {metric: t}\n    above: 1\n  - name: a\n    select: {metric: u}\n    below: 1\n", []string{
 			`rules.yaml:5:11: rules[1].name: duplicate rule name "a" (rules[0] has it too)`,
 		}},
+		{"reserved name", "rules:\n  - name: sensor_health\n    select: {metric: t}\n    above: 1\n", []string{
+			`rules.yaml:2:11: rules[0].name: "sensor_health" is reserved for the gateway's sensor health events`,
+		}},
 		{"bad types", "rules:\n  - name: a\n    select: {metric: t}\n    above: hot\n    for: 10\n", []string{
 			`rules.yaml:4:12: rules[0].above: expected a number, got "hot"`,
 			`rules.yaml:5:10: rules[0].for: duration 10 has no unit (write it like 500ms, 1s or 10m)`,
