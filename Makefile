@@ -3,12 +3,18 @@ GO        ?= go
 TESTFLAGS ?= -race -count=1 -timeout 20m
 BIN       := bin
 
-.PHONY: all build test generate check-generated vet fmt-check bench demo
+.PHONY: all build cross test generate check-generated vet fmt-check bench demo
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
+
+# The gateway must build for the Raspberry Pis it runs on: 32-bit
+# (Raspberry Pi OS armhf) and 64-bit ARM Linux.
+cross:
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -o /dev/null ./cmd/outpost
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o /dev/null ./cmd/outpost
 
 # Unit and integration tests. Integration tests use the services named by
 # OUTPOST_TEST_MQTT and OUTPOST_TEST_PG when set, else the embedded broker

@@ -428,7 +428,7 @@ func checkBatch(b *Batch) error {
 		b.Kind != KindLoss && len(b.Losses) != 0 {
 		return fmt.Errorf("outpost: encode: %s batch carries other kinds of content", b.Kind)
 	}
-	if len(b.Series) > math.MaxUint32 {
+	if uint64(len(b.Series)) > math.MaxUint32 {
 		return errors.New("outpost: encode: too many series")
 	}
 	for i := range b.Series {
