@@ -17,6 +17,7 @@ require (
 	modernc.org/sqlite v1.62.0
 	periph.io/x/conn/v3 v3.7.3
 	periph.io/x/devices/v3 v3.7.4
+	periph.io/x/host/v3 v3.8.3
 )
 
 require (

@@ -18,7 +18,7 @@ const (
 	// FaultSpikes adds ±Magnitude to a measurement with Probability.
 	FaultSpikes FaultKind = "spikes"
 	// FaultDropout makes the chip vanish from the bus: I2C NACK, no 1-Wire
-	// presence.
+	// presence; a GPIO input reads its pull resistor, like a cut wire.
 	FaultDropout FaultKind = "dropout"
 	// FaultNACK makes a transaction fail with Probability: an I2C NACK, or a
 	// 1-Wire device that stays silent (reads as 0xFF) for that transaction.

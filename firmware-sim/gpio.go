@@ -192,6 +192,11 @@ func (p *GPIOPin) sample() gpio.Level {
 
 func (p *GPIOPin) sampleLocked() gpio.Level {
 	now := p.f.now()
+	if !p.f.present(now) {
+		// A cut wire: the input reads its pull resistor (a floating one
+		// is taken as Low).
+		return p.pull == gpio.PullUp
+	}
 	return p.f.value(0, p.sig.At(now.UnixNano()), now) > 0.5
 }
 

@@ -6,7 +6,7 @@ import (
 	"github.com/outposthq/outpost"
 )
 
-// Names of the drivers in this package (see Builtin).
+// Names of the drivers in this package (see RegisterBuiltin).
 const (
 	DriverBME280  = "bme280"  // Bosch BME280 on I2C: temperature, pressure, humidity
 	DriverBMP280  = "bmp280"  // Bosch BMP280 on I2C: temperature, pressure
