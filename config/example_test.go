@@ -3,6 +3,7 @@ package config_test
 import (
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,11 +25,15 @@ func TestExample(t *testing.T) {
 	if want := filepath.Join("..", "examples", "data"); c.DataDir != want {
 		t.Errorf("data dir %q, want %q", c.DataDir, want)
 	}
-	if len(c.Sensors) != 2 || c.Sensors[0].ID != "dev1-env" || c.Sensors[1].ID != "dev2-env" {
-		t.Fatalf("sensors: %+v", c.Sensors)
+	var ids []string
+	for _, s := range c.Sensors {
+		ids = append(ids, s.ID+":"+s.Driver)
+	}
+	if got, want := strings.Join(ids, " "), "dev1-env:sim dev2-env:sim lab-env:bme280 cold-room:ds18b20 tank:ads1115 door:gpio"; got != want {
+		t.Fatalf("sensors %s, want %s", got, want)
 	}
 	units := map[string]string{"temperature": "Cel", "humidity": "%RH", "pressure": "Pa"}
-	for _, s := range c.Sensors {
+	for _, s := range c.Sensors[:2] {
 		if s.Driver != "sim" || s.Interval != time.Second || len(s.Metrics) != 3 {
 			t.Errorf("sensor %s: %+v", s.ID, s)
 		}

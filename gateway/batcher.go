@@ -25,6 +25,7 @@ type batcher struct {
 	gateway     string
 	in          <-chan []outpost.Reading
 	alerts      <-chan []outpost.Alert
+	health      <-chan []outpost.Alert // sensor health events, stored like alerts
 	out         appender
 	maxReadings int
 	interval    time.Duration
@@ -51,8 +52,8 @@ func (bt *batcher) run(ctx context.Context) {
 	bt.b = outpost.NewBatchBuilder()
 	tick := time.NewTicker(bt.interval)
 	defer tick.Stop()
-	in, alerts := bt.in, bt.alerts
-	for in != nil || alerts != nil {
+	in, alerts, health := bt.in, bt.alerts, bt.health
+	for in != nil || alerts != nil || health != nil {
 		select {
 		case rs, ok := <-in:
 			if !ok {
@@ -68,6 +69,12 @@ func (bt *batcher) run(ctx context.Context) {
 		case as, ok := <-alerts:
 			if !ok {
 				alerts = nil
+				continue
+			}
+			bt.commitAlerts(as)
+		case as, ok := <-health:
+			if !ok {
+				health = nil
 				continue
 			}
 			bt.commitAlerts(as)

@@ -50,6 +50,8 @@ type Gateway struct {
 	uplink  *uplink.Uplink
 	pollers []*sensors.Poller
 	devs    []sensors.Sensor
+	buses   *buses
+	health  chan []outpost.Alert // sensor health events to the batcher
 	batcher *batcher
 	ruler   *ruler     // nil without rules
 	watch   *watcher   // nil without rules files, or before Start
@@ -60,6 +62,7 @@ type Gateway struct {
 	pipeWG        sync.WaitGroup // batcher and ruler
 	dashWG        sync.WaitGroup // dashboard
 	reloadFails   atomic.Int64
+	healthRaised  atomic.Int64
 	started       atomic.Bool
 	stopOnce      sync.Once
 	closeOnce     sync.Once
@@ -93,10 +96,22 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
+	bench, err := buildBench(cfg, o.Now)
+	if err != nil {
+		return nil, err
+	}
+	g.buses = &buses{bench: bench}
+	specs := make([]sensors.Spec, len(cfg.Sensors))
 	for i := range cfg.Sensors {
-		s, err := o.Registry.New(sensorSpec(&cfg.Sensors[i]))
-		if err != nil {
+		specs[i] = sensorSpec(&cfg.Sensors[i], g.buses)
+		specs[i].Now = o.Now
+		s, err := o.Registry.NewOrLater(specs[i])
+		if s == nil {
 			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		if err != nil {
+			// The device did not answer; its poller keeps trying.
+			g.log.Warn().Err(err).Str("sensor", specs[i].ID).Msg("sensor not ready; will retry")
 		}
 		g.devs = append(g.devs, s)
 	}
@@ -147,10 +162,12 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 	} else {
 		close(alerts)
 	}
+	g.health = make(chan []outpost.Alert, 64)
 	g.batcher = &batcher{
 		gateway:     cfg.Gateway.ID,
 		in:          g.bus.Subscribe("batcher", cfg.Bus.Queue, policy),
 		alerts:      alerts,
+		health:      g.health,
 		out:         g.outbox,
 		maxReadings: cfg.Batch.MaxReadings,
 		interval:    cfg.Batch.Interval,
@@ -160,10 +177,11 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 		now:         o.Now,
 	}
 	for i, s := range g.devs {
-		spec := sensorSpec(&cfg.Sensors[i])
-		g.pollers = append(g.pollers, sensors.NewPoller(s, spec, g.bus.Publish, &sensors.PollerOptions{
-			Logger: g.log.With().Str("component", "sensors").Logger(),
-			Now:    o.Now,
+		g.pollers = append(g.pollers, sensors.NewPoller(s, specs[i], g.bus.Publish, &sensors.PollerOptions{
+			Logger:      g.log.With().Str("component", "sensors").Logger(),
+			Now:         o.Now,
+			Supervision: supervision(&cfg.Sensors[i]),
+			OnHealth:    g.onHealth(cfg.Sensors[i].Labels),
 		}))
 	}
 	return g, nil
@@ -284,6 +302,9 @@ func (g *Gateway) StopSensors() {
 			g.sensorsCancel()
 		}
 		g.sensorsWG.Wait()
+		if g.health != nil {
+			close(g.health) // no poller is left to report
+		}
 		g.bus.Close()
 		g.pipeWG.Wait()
 		if g.dash != nil {
@@ -333,6 +354,9 @@ func (g *Gateway) closeParts() error {
 	for _, s := range g.devs {
 		errs = append(errs, s.Close())
 	}
+	if g.buses != nil {
+		errs = append(errs, g.buses.Close())
+	}
 	if g.outbox != nil {
 		errs = append(errs, g.outbox.Close())
 	}
@@ -347,6 +371,7 @@ type Stats struct {
 	AlertsLost      int64 // alerts too large for uplink.max_message_bytes, dropped
 	BatchesStored   int64
 	AlertsRaised    int64
+	HealthEvents    int64 // sensor health events (alerts of HealthRule)
 	RuleReloads     int64 // rules reloads that swapped the rules in
 	RuleReloadFails int64 // rules reloads refused: a bad file, the old rules kept
 	RuleStateErrors int64 // failed saves of the rule state
@@ -354,7 +379,9 @@ type Stats struct {
 	// its last tick (once a second) or its end; nil without rules. Across
 	// a reload an unchanged rule keeps its counts; a new or changed rule
 	// starts from zero.
-	Rules     []rules.RuleStats
+	Rules []rules.RuleStats
+	// Sensors are the pollers' views of their sensors, in config order.
+	Sensors   []sensors.Status
 	Dashboard DashboardStats
 	Outbox    buffer.Stats
 	Uplink    uplink.Stats
@@ -365,7 +392,9 @@ func (g *Gateway) Stats() Stats {
 	var st Stats
 	for _, p := range g.pollers {
 		st.ReadingsEmitted += p.Readings()
+		st.Sensors = append(st.Sensors, p.Status())
 	}
+	st.HealthEvents = g.healthRaised.Load()
 	st.ReadingsStored = g.batcher.stored.Load()
 	st.BatchesStored = g.batcher.batches.Load()
 	st.ReadingsLost = g.batcher.lost.Load()

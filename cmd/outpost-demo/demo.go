@@ -58,7 +58,8 @@ type Summary struct {
 	ReadingsEmitted int64   `json:"readings_emitted"`
 	ReadingsStored  int64   `json:"readings_stored"`
 	Duplicates      int64   `json:"duplicates"`
-	AlertsRaised    int64   `json:"alerts_raised"`
+	AlertsRaised    int64   `json:"alerts_raised"` // rule alerts plus sensor health events
+	HealthEvents    int64   `json:"health_events"` // of which sensor health events
 	AlertsStored    int64   `json:"alerts_stored"`
 	BatchesStored   int64   `json:"batches_stored"`
 	DeadLetters     int64   `json:"dead_letters"`
@@ -199,7 +200,7 @@ func (d *Demo) Live(ctx context.Context, w io.Writer) {
 			last, lastT = st.ReadingsEmitted, now
 			fmt.Fprintf(w, "%6.0fs  %9.0f readings/s  emitted %d  in outbox %d batches  in flight %d  alerts %d  ingested %d readings\n",
 				now.Sub(d.started).Seconds(), rate, st.ReadingsEmitted,
-				st.Outbox.Batches[0]+st.Outbox.Batches[1], st.Uplink.InFlight, st.AlertsRaised, is.Readings)
+				st.Outbox.Batches[0]+st.Outbox.Batches[1], st.Uplink.InFlight, st.AlertsRaised+st.HealthEvents, is.Readings)
 		}
 	}
 }
@@ -226,7 +227,8 @@ func (d *Demo) Finish(w io.Writer) (*Summary, error) {
 		ReadingsEmitted: st.ReadingsEmitted,
 		ReadingsStored:  c.Readings,
 		Duplicates:      c.Readings - c.DistinctReadings,
-		AlertsRaised:    st.AlertsRaised,
+		AlertsRaised:    st.AlertsRaised + st.HealthEvents,
+		HealthEvents:    st.HealthEvents,
 		AlertsStored:    c.Alerts,
 		BatchesStored:   c.Batches,
 		DeadLetters:     c.DeadLetters,
@@ -241,8 +243,14 @@ func (d *Demo) Finish(w io.Writer) (*Summary, error) {
 		s.BytesPerReading = float64(s.BytesOnWire) / float64(s.ReadingsStored)
 		s.ReadingsPerSec = float64(s.ReadingsStored) / drained.Seconds()
 	}
-	fmt.Fprintf(w, "emitted %d, stored %d, duplicates %d, alerts raised %d, stored %d, %.1f B/reading on the wire, %.0f readings/s end to end\n",
-		s.ReadingsEmitted, s.ReadingsStored, s.Duplicates, s.AlertsRaised, s.AlertsStored, s.BytesPerReading, s.ReadingsPerSec)
+	fmt.Fprintf(w, "emitted %d, stored %d, duplicates %d, alerts raised %d (%d sensor health), stored %d, %.1f B/reading on the wire, %.0f readings/s end to end\n",
+		s.ReadingsEmitted, s.ReadingsStored, s.Duplicates, s.AlertsRaised, s.HealthEvents, s.AlertsStored, s.BytesPerReading, s.ReadingsPerSec)
+	for _, ss := range st.Sensors {
+		if ss.Failures > 0 || ss.Uncertain > 0 || ss.Bad > 0 {
+			fmt.Fprintf(w, "sensor %s: %d readings (%d uncertain, %d bad), %d of %d polls failed, last error: %s\n",
+				ss.Sensor, ss.Readings, ss.Uncertain, ss.Bad, ss.Failures, ss.Polls, orNone(ss.LastError))
+		}
+	}
 	return s, nil
 }
 
@@ -322,3 +330,10 @@ func startWireCounter(broker, prefix string) (*wireCounter, error) {
 }
 
 func (w *wireCounter) close() { w.c.Disconnect(250) }
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
