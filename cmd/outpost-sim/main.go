@@ -101,6 +101,7 @@ func (s *Sim) ParseFlags(args []string, stderr io.Writer) error {
 	metrics := fs.String("metrics", "temperature,humidity,pressure", "comma-separated metrics of every sensor")
 	fs.DurationVar(&s.Interval, "interval", time.Second, "sensor poll interval")
 	fs.IntVar(&s.Samples, "samples", 1, "readings per metric per poll")
+	fs.StringVar(&s.Driver, "driver", config.SimDriver, "sensor driver: sim (values from signals) or bme280 (the periph driver against a simulated chip per sensor; --samples is 1)")
 	fs.StringVar(&s.Broker, "broker", "", "MQTT broker URL (required unless --embedded)")
 	fs.BoolVar(&s.Embedded, "embedded", false, "run an embedded broker and an ingest on SQLite in the data dir")
 	fs.StringVar(&s.DataDir, "data-dir", "", "each gateway's outbox goes in DIR/<gateway-id> (default: a temp dir, removed at exit unless --keep)")
@@ -134,6 +135,9 @@ func (s *Sim) ParseFlags(args []string, stderr io.Writer) error {
 	}
 	if s.Sensors < 1 {
 		bad("--sensors %d: want at least 1", s.Sensors)
+	}
+	if s.Driver != config.SimDriver && s.Driver != config.DriverBME280 {
+		bad("--driver %q: want sim or bme280", s.Driver)
 	}
 	if s.Interval <= 0 {
 		bad("--interval %s: want > 0", s.Interval)

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/outposthq/outpost/config"
 	"github.com/outposthq/outpost/ingest"
 )
 
@@ -31,6 +32,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"empty metric", []string{"--embedded", "--metrics", "temperature,,pressure"}, "--metrics"},
 		{"repeated metric", []string{"--embedded", "--metrics", "humidity,humidity"}, "--metrics"},
 		{"bad ack", []string{"--embedded", "--ack", "never"}, "--ack"},
+		{"bad driver", []string{"--embedded", "--driver", "ds18b20"}, "--driver"},
 		{"bad buffer size", []string{"--embedded", "--buffer-max-bytes", "lots"}, "buffer-max-bytes"},
 		{"bad log level", []string{"--embedded", "--log-level", "loud"}, "--log-level"},
 		{"unknown flag", []string{"--embedded", "--fleet", "3"}, "not defined"},
@@ -63,9 +65,15 @@ func TestParseFlagsDefaults(t *testing.T) {
 // gateway emitted is in the ingest store exactly once, and the summary
 // agrees with the store.
 func TestRunEmbedded(t *testing.T) {
+	for _, driver := range []string{config.SimDriver, config.DriverBME280} {
+		t.Run(driver, func(t *testing.T) { runEmbedded(t, driver) })
+	}
+}
+
+func runEmbedded(t *testing.T, driver string) {
 	s := &Sim{out: t.Output()}
 	args := []string{"--embedded", "--gateways", "5", "--sensors", "2", "--duration", "3s",
-		"--every", "1s", "--ramp", "500ms", "--seed", "7"}
+		"--every", "1s", "--ramp", "500ms", "--seed", "7", "--driver", driver}
 	if err := s.ParseFlags(args, t.Output()); err != nil {
 		t.Fatal(err)
 	}

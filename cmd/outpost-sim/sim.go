@@ -38,9 +38,13 @@ const sampleEvery = 250 * time.Millisecond
 // dir). Tests drive it too.
 type Sim struct {
 	// Flags.
-	Gateways       int
-	Sensors        int
-	Metrics        []string
+	Gateways int
+	Sensors  int
+	Metrics  []string
+	// Driver is config.SimDriver (values straight from signals) or
+	// config.DriverBME280: the periph driver reading a simulated BME280
+	// on its own simulated I2C bus per sensor, register by register.
+	Driver         string
 	Interval       time.Duration
 	Samples        int
 	Broker         string
@@ -252,9 +256,19 @@ func (s *Sim) config(i int) (*config.Config, error) {
 	for j := range s.Sensors {
 		sn := config.Sensor{ID: fmt.Sprintf("dev%d", j+1), Driver: config.SimDriver,
 			Interval: s.Interval, Samples: s.Samples, Labels: map[string]string{"fleet": "sim"}}
+		bme := s.Driver == config.DriverBME280
+		if bme {
+			sn.Driver, sn.Bus = config.DriverBME280, fmt.Sprintf("sim-i2c%d", j)
+			sn.Sim = &config.SimChip{Signals: map[string]config.Signal{}}
+		}
 		for k, m := range s.Metrics {
 			seed := s.Seed*1_000_003 + int64(i)*10_007 + int64(j)*101 + int64(k) + 1
-			sn.Metrics = append(sn.Metrics, metric(m, seed))
+			mt := metric(m, seed)
+			if bme {
+				sn.Sim.Signals[m] = mt.Signal
+				mt = config.Metric{Name: m}
+			}
+			sn.Metrics = append(sn.Metrics, mt)
 		}
 		cfg.Sensors = append(cfg.Sensors, sn)
 	}
