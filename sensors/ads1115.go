@@ -88,12 +88,9 @@ func NewADS1115(spec Spec) (Sensor, error) {
 	if addr < 0x48 || addr > 0x4B {
 		return nil, specErr(driver, spec.ID, "address 0x%02x: the chip answers at 0x48 to 0x4B", addr)
 	}
-	if spec.Buses == nil {
-		return nil, specErr(driver, spec.ID, "no buses to find I2C bus %q on", spec.Bus)
-	}
-	bus, err := spec.Buses.I2C(spec.Bus)
+	bus, err := i2cBus(driver, &spec)
 	if err != nil {
-		return nil, driverErr(driver, spec.ID, "%w", err)
+		return nil, err
 	}
 	key := adsKeyOf(bus, addr)
 	dev, err := adsChips.acquire(key, bus)

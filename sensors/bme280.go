@@ -91,12 +91,9 @@ func newBME(spec Spec, driver string, isBME bool) (*bme, error) {
 	if addr != 0x76 && addr != 0x77 {
 		return nil, specErr(driver, spec.ID, "address 0x%02x: the chip answers at 0x76 or 0x77", addr)
 	}
-	if spec.Buses == nil {
-		return nil, specErr(driver, spec.ID, "no buses to find I2C bus %q on", spec.Bus)
-	}
-	bus, err := spec.Buses.I2C(spec.Bus)
+	bus, err := i2cBus(driver, &spec)
 	if err != nil {
-		return nil, driverErr(driver, spec.ID, "%w", err)
+		return nil, err
 	}
 	s := &bme{
 		id: spec.ID, driver: driver, dev: i2c.Dev{Bus: bus, Addr: addr}, on: on, isBME: isBME,

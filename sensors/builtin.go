@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 
+	"periph.io/x/conn/v3/i2c"
+
 	"github.com/outposthq/outpost"
 )
 
@@ -144,4 +146,16 @@ func rangeQuality(v, lo, hi float64) outpost.Quality {
 		return outpost.QualityBad
 	}
 	return outpost.QualityGood
+}
+
+// i2cBus gets spec's I2C bus from spec.Buses.
+func i2cBus(driver string, spec *Spec) (i2c.Bus, error) {
+	if spec.Buses == nil {
+		return nil, specErr(driver, spec.ID, "no buses to find I2C bus %q on", spec.Bus)
+	}
+	bus, err := spec.Buses.I2C(spec.Bus)
+	if err != nil {
+		return nil, driverErr(driver, spec.ID, "%w", err)
+	}
+	return bus, nil
 }

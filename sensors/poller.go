@@ -143,11 +143,15 @@ func (p *Poller) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		began := time.Now()
 		wait := p.poll(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		t.Reset(wait)
+		// Keep the cadence: the next poll is due wait after this one
+		// began, so a read that takes 26 ms does not make a 1 s sensor
+		// drift to 1.026 s.
+		t.Reset(max(wait-time.Since(began), 0))
 	}
 }
 
