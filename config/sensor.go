@@ -120,21 +120,22 @@ type Fault struct {
 
 // driverInfo is what config knows of a built-in driver.
 type driverInfo struct {
-	bus     string   // i2c, onewire or gpio
-	metrics []Metric // fixed metrics with their units; nil: one configurable output
-	options []string // the option fields it takes
-	signals []string // sim signal names
-	faults  []string // fault kinds its simulated chip has
+	bus     string    // i2c, onewire or gpio
+	metrics []Metric  // fixed metrics with their units; nil: one configurable output
+	options []string  // the option fields it takes
+	signals []string  // sim signal names
+	faults  []string  // fault kinds its simulated chip has
+	addrs   [2]uint16 // I2C: the addresses the chip can answer at, lowest and highest
 }
 
 var (
 	i2cFaults   = []string{FaultStuck, FaultSpikes, FaultDropout, FaultNACK, FaultSlow}
 	bmeOptions  = []string{"oversampling", "filter"}
 	builtinInfo = map[string]driverInfo{
-		DriverBME280: {bus: "i2c", options: bmeOptions, faults: i2cFaults,
+		DriverBME280: {bus: "i2c", options: bmeOptions, faults: i2cFaults, addrs: [2]uint16{0x76, 0x77},
 			metrics: []Metric{{Name: "temperature", Unit: "Cel"}, {Name: "pressure", Unit: "Pa"}, {Name: "humidity", Unit: "%RH"}},
 			signals: []string{"temperature", "pressure", "humidity"}},
-		DriverBMP280: {bus: "i2c", options: bmeOptions, faults: i2cFaults,
+		DriverBMP280: {bus: "i2c", options: bmeOptions, faults: i2cFaults, addrs: [2]uint16{0x76, 0x77},
 			metrics: []Metric{{Name: "temperature", Unit: "Cel"}, {Name: "pressure", Unit: "Pa"}},
 			signals: []string{"temperature", "pressure"}},
 		DriverDS18B20: {bus: "onewire", options: []string{"resolution_bits"},
@@ -142,7 +143,7 @@ var (
 			metrics: []Metric{{Name: "temperature", Unit: "Cel"}}, signals: []string{"temperature"}},
 		DriverGPIO: {bus: "gpio", options: []string{"pull", "active_low", "debounce", "edges"},
 			faults: []string{FaultStuck, FaultDropout}, signals: []string{"level"}},
-		DriverADS1115: {bus: "i2c", options: []string{"channel", "full_scale", "scale"},
+		DriverADS1115: {bus: "i2c", options: []string{"channel", "full_scale", "scale"}, addrs: [2]uint16{0x48, 0x4B},
 			faults: i2cFaults, signals: []string{"input"}},
 	}
 )

@@ -128,6 +128,10 @@ sensors:
     driver: bme280
     bus: sim-i2c1
     address: "119"
+  - id: h
+    driver: ads1115
+    bus: sim-i2c1
+    address: "0x50"
 `
 	want := []string{
 		`gw.yaml:4:5: sensors[0].bus: is required for the bme280 driver (a i2c bus, e.g. "sim-i2c0" or "1")`,
@@ -155,6 +159,7 @@ sensors:
 		`gw.yaml:29:25: sensors[4].metrics[0].signal.column: is required for a replay signal (the CSV column to play)`,
 		`gw.yaml:29:25: sensors[4].metrics[0].signal.file: is required for a replay signal (a CSV recording)`,
 		`gw.yaml:37:14: sensors[6].address: sim-i2c1 0x77 is taken by sensors[5] (a bmp280)`,
+		`gw.yaml:41:14: sensors[7].address: the ads1115 answers at 0x48 to 0x4b, not 0x50`,
 	}
 	_, err := Parse(filepath.Join(t.TempDir(), "gw.yaml"), []byte(src))
 	var list yamlpos.ErrorList

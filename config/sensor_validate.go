@@ -72,8 +72,12 @@ func (s *Sensor) validateDriver(k *checker, p string) {
 func (s *Sensor) validateAddress(k *checker, p string, info driverInfo) {
 	switch {
 	case info.bus == "i2c" && s.Address != "":
-		if _, err := ParseI2CAddress(s.Address); err != nil {
+		a, err := ParseI2CAddress(s.Address)
+		switch {
+		case err != nil:
 			k.errorf(p+".address", "%v", err)
+		case a < info.addrs[0] || a > info.addrs[1]:
+			k.errorf(p+".address", "the %s answers at 0x%02x to 0x%02x, not 0x%02x", s.Driver, info.addrs[0], info.addrs[1], a)
 		}
 	case info.bus == "onewire" && s.Address == "":
 		k.errorf(p+".address", "is required: the DS18B20's ROM id, e.g. 28-00000abcdef0 (see /sys/bus/w1/devices)")
