@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,6 +112,15 @@ sensors:
         pressure: {kind: ramp, base: 90000, slope: 500}
         humidity: {kind: ramp, base: 10, slope: 5}
       faults: [{kind: stuck, from: 100ms, for: 300ms}]
+  - id: office
+    driver: bme280
+    bus: sim-i2c4
+    interval: 20ms
+    supervision: {timeout: 10s}
+    sim:
+      signals:
+        temperature: {kind: replay, file: OCCUPANCY, column: Temperature}
+        humidity: {kind: replay, file: OCCUPANCY, column: Humidity}
   - id: spiky
     driver: ds18b20
     bus: sim-w1-1
@@ -138,7 +148,14 @@ func healthSeen(alerts []outpost.Alert) map[[2]string][]outpost.AlertState {
 
 func TestDriversOnSimulatedBuses(t *testing.T) {
 	dir := t.TempDir()
-	cfg, err := config.Parse(filepath.Join(dir, "gw.yaml"), []byte(driversConfig))
+	// A real recording (see ../shared/data/README.md), replayed into a
+	// simulated BME280: its first row is 23.18 °C, 27.272 %RH.
+	occupancy, err := filepath.Abs("../../shared/data/occupancy/datatraining.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := strings.ReplaceAll(driversConfig, "OCCUPANCY", occupancy)
+	cfg, err := config.Parse(filepath.Join(dir, "gw.yaml"), []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,6 +242,8 @@ func TestDriversOnSimulatedBuses(t *testing.T) {
 		{"tank", "pressure", "Pa", 500000, 100, outpost.QualityGood}, // 1.2 V of 0.4–2.0 V; one LSB is 125 µV = 78 Pa
 		{"broken-loop", "pressure", "Pa", -250000, 100, outpost.QualityBad},
 		{"unplugged", "temperature", "Cel", 20, 0.01, outpost.QualityGood}, // the chip's default, once it is back
+		{"office", "temperature", "Cel", 23.18, 0.01, outpost.QualityGood},
+		{"office", "humidity", "%RH", 27.272, 0.01, outpost.QualityGood},
 	} {
 		r, ok := last[key{c.sensor, c.metric}]
 		switch {
