@@ -208,4 +208,20 @@ func (s *bme) Close() error {
 	return nil
 }
 
-func (s *bme) err(err error) error { return driverErr(s.driver, s.id, "%w", err) }
+func (s *bme) err(err error) error {
+	// periph's bmxx80 prefixes its errors with the chip's name, once per
+	// layer, and flattens them with %v: drop the repeats, nothing else is
+	// lost.
+	msg := err.Error()
+	for {
+		t := strings.TrimPrefix(strings.TrimPrefix(msg, "bme280: "), "bmp280: ")
+		if t == msg {
+			break
+		}
+		msg = t
+	}
+	if msg != err.Error() {
+		err = errors.New(msg)
+	}
+	return driverErr(s.driver, s.id, "%w", err)
+}

@@ -104,6 +104,10 @@ func readFails(t *testing.T, s Sensor, now time.Time, want ...string) {
 		t.Fatalf("read: %v, want an error", rs)
 	}
 	errContains(t, err, want...)
+	// The driver's name leads the message once, not once per layer.
+	if msg := err.Error(); strings.Count(msg, "bme280: ")+strings.Count(msg, "bmp280: ") > 1 {
+		t.Fatalf("error %q repeats the driver's name", msg)
+	}
 }
 
 func errContains(t *testing.T, err error, want ...string) {
