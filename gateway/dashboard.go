@@ -115,7 +115,9 @@ func newDashboard(pub publisher, o dashboardOptions) *dashboard {
 // documents need rules: set nil means none.
 func newGatewayDashboard(g *Gateway, set *rules.Set) *dashboard {
 	dc := &g.cfg.Dashboard
-	live, alerts := dc.LiveOn(), dc.AlertsOn() && set != nil
+	// Alert topics show the rules' alerts and the sensors' health events,
+	// so they are on even without rules.
+	live, alerts := dc.LiveOn(), dc.AlertsOn()
 	if !live && !alerts {
 		return nil
 	}
@@ -131,9 +133,12 @@ func newGatewayDashboard(g *Gateway, set *rules.Set) *dashboard {
 		o.Live = g.bus.Subscribe("live", g.cfg.Bus.Queue, Drop)
 	}
 	if alerts {
-		for _, r := range set.Rules {
-			if r != nil {
-				o.Rules = append(o.Rules, ruleSeed{Name: r.Name, Severity: r.Severity})
+		o.Rules = append(o.Rules, ruleSeed{Name: HealthRule, Severity: HealthSeverity})
+		if set != nil {
+			for _, r := range set.Rules {
+				if r != nil {
+					o.Rules = append(o.Rules, ruleSeed{Name: r.Name, Severity: r.Severity})
+				}
 			}
 		}
 	}

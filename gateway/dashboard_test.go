@@ -541,7 +541,7 @@ func TestGatewayDashboardWiring(t *testing.T) {
 			if err := g.Close(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			var gotLive, gotAlert bool
+			var gotLive, gotAlert, gotHealth bool
 			for _, m := range pub.take() {
 				switch m.topic {
 				case "outpost/v1/gw-dash/live/dev1/temperature":
@@ -551,9 +551,18 @@ func TestGatewayDashboardWiring(t *testing.T) {
 					if !strings.Contains(m.payload, `"state":"firing"`) {
 						t.Errorf("alert document %s", m.payload)
 					}
+				case "outpost/v1/gw-dash/alert/sensor_health":
+					// Known from the start, like a rule: no sensor failed.
+					gotHealth = true
+					if !strings.Contains(m.payload, `"state":"inactive"`) {
+						t.Errorf("health document %s", m.payload)
+					}
 				default:
 					t.Errorf("unexpected topic %s", m.topic)
 				}
+			}
+			if gotHealth != c.wantAlert {
+				t.Errorf("published the sensor_health document: %v, want %v", gotHealth, c.wantAlert)
 			}
 			if gotLive != c.wantLive || gotAlert != c.wantAlert {
 				t.Fatalf("published live %v alert %v, want %v %v", gotLive, gotAlert, c.wantLive, c.wantAlert)

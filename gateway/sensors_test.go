@@ -19,7 +19,8 @@ import (
 // scenarios that make each health condition begin (and most of them end).
 // Slow reads are judged on the real clock: a slow fault's sleep makes a
 // read take at least its delay, so the outcome does not depend on the
-// machine's speed.
+// machine's speed. Fault windows start when the gateway builds the chips
+// and last a second or more, so that a slow start still sees them.
 const driversConfig = `gateway: {id: gw-drv}
 data_dir: data
 uplink: {broker: "tcp://127.0.0.1:1"}
@@ -79,13 +80,13 @@ sensors:
     interval: 20ms
     metrics: [{name: door_open}]
     supervision: {timeout: 10s}
-    sim: {signals: {level: {kind: step, base: 0, value: 1, period: 150ms}}}
+    sim: {signals: {level: {kind: sine, base: 0.5, amplitude: 1, period: 600ms}}}
   - id: unplugged
     driver: bme280
     bus: sim-i2c1
     interval: 20ms
     supervision: {fail_after: 2, timeout: 10s}
-    sim: {faults: [{kind: dropout, for: 300ms}]}
+    sim: {faults: [{kind: dropout, for: 1s}]}
   - id: flaky
     driver: ds18b20
     bus: sim-w1-1
@@ -93,14 +94,14 @@ sensors:
     interval: 20ms
     options: {resolution_bits: 9}
     supervision: {fail_after: 2, timeout: 10s}
-    sim: {faults: [{kind: crc, from: 200ms, for: 300ms}]}
+    sim: {faults: [{kind: crc, from: 300ms, for: 1s}]}
   - id: slowpoke
     driver: bmp280
     bus: sim-i2c2
     interval: 20ms
     options: {oversampling: 1}
     supervision: {fail_after: 2, timeout: 40ms}
-    sim: {faults: [{kind: slow, delay: 50ms, for: 400ms}]}
+    sim: {faults: [{kind: slow, delay: 50ms, for: 1500ms}]}
   - id: frozen
     driver: bme280
     bus: sim-i2c3
@@ -111,7 +112,7 @@ sensors:
         temperature: {kind: ramp, base: 10, slope: 5}
         pressure: {kind: ramp, base: 90000, slope: 500}
         humidity: {kind: ramp, base: 10, slope: 5}
-      faults: [{kind: stuck, from: 100ms, for: 300ms}]
+      faults: [{kind: stuck, from: 300ms, for: 1s}]
   - id: office
     driver: bme280
     bus: sim-i2c4
@@ -127,7 +128,7 @@ sensors:
     address: 28-000000000004
     interval: 20ms
     options: {resolution_bits: 9}
-    supervision: {timeout: 10s, max_step: {temperature: 5}}
+    supervision: {timeout: 10s, fail_after: 10, max_step: {temperature: 5}}
     sim:
       seed: 3
       signals: {temperature: {kind: constant, value: 10}}
@@ -257,7 +258,7 @@ func TestDriversOnSimulatedBuses(t *testing.T) {
 		t.Errorf("a bmp280 reported humidity")
 	}
 	if !levels[0] || !levels[1] || len(levels) != 2 {
-		t.Errorf("door levels seen %v, want 0 then 1", levels)
+		t.Errorf("door levels seen %v, want 0 and 1", levels)
 	}
 
 	// Health: each fault scenario gave its events, in order, and they went

@@ -70,9 +70,9 @@ type Poller struct {
 	// State of the goroutine running Run, touched by no other.
 	hint                      int // size of the previous poll, to size the next slice
 	failing, slow, stuck, bad condition
-	last                      map[string]float64 // each metric's value in the latest poll that had it (stuck)
-	base                      map[string]float64 // each metric's last good value (MaxStep)
-	spikes                    map[string]int     // each metric's spikes in a row (MaxStep)
+	last                      map[string]float64  // each metric's value in the latest poll that had it (stuck)
+	base                      map[string]float64  // each metric's last good value (MaxStep)
+	spikes                    map[string]spikeRun // each metric's agreeing spikes in a row (MaxStep)
 
 	mu sync.Mutex
 	st Status
@@ -95,7 +95,7 @@ func NewPoller(s Sensor, spec Spec, emit Emit, opts *PollerOptions) *Poller {
 		maxStep:  maps.Clone(o.Supervision.MaxStep),
 		last:     make(map[string]float64),
 		base:     make(map[string]float64),
-		spikes:   make(map[string]int),
+		spikes:   make(map[string]spikeRun),
 		st:       Status{Sensor: spec.ID},
 	}
 	if o.MaxBackoff > 0 {
@@ -301,11 +301,19 @@ func (p *Poller) judge(rs []outpost.Reading, slow bool, at, decided time.Time) {
 	}
 }
 
+// spikeRun is a run of consecutive spikes of one metric that agree with
+// each other: each within MaxStep of the one before.
+type spikeRun struct {
+	n    int
+	last float64
+}
+
 // spike reports whether r jumped further than its metric's MaxStep from
 // the last good value. A spike does not become the base of the next
-// comparison, unless FailAfter come in a row: then the level has moved
-// (a door opened, a heater turned on) and the last of them is the new
-// base, lest every reading after a real step be uncertain.
+// comparison, unless FailAfter come in a row that agree with each other:
+// then the level has moved (a door opened, a heater turned on) and the
+// last of them is the new base, lest every reading after a real step be
+// uncertain. Random spikes, scattered around the true value, rarely agree.
 func (p *Poller) spike(r *outpost.Reading) bool {
 	step, ok := p.maxStep[r.Metric]
 	if !ok || r.Quality == outpost.QualityBad || math.IsNaN(r.Value) {
@@ -317,8 +325,15 @@ func (p *Poller) spike(r *outpost.Reading) bool {
 		delete(p.spikes, r.Metric)
 		return false
 	}
-	p.spikes[r.Metric]++
-	if p.spikes[r.Metric] >= p.failing.after {
+	run := p.spikes[r.Metric]
+	if run.n > 0 && math.Abs(r.Value-run.last) <= step {
+		run.n++
+	} else {
+		run.n = 1
+	}
+	run.last = r.Value
+	p.spikes[r.Metric] = run
+	if run.n >= p.failing.after {
 		p.base[r.Metric] = r.Value
 		delete(p.spikes, r.Metric)
 	}

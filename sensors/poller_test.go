@@ -186,6 +186,19 @@ func TestPollerSupervision(t *testing.T) {
 			status: Status{Polls: 5, Readings: 5, Uncertain: 3},
 		},
 		{
+			name:  "spikes in a row that disagree stay spikes",
+			sup:   Supervision{MaxStep: map[string]float64{"m": 1}},
+			reads: []scripted{readOK(10), readOK(50), readOK(-30), readOK(50), readOK(10.3)},
+			want: []wantItem{
+				emitted(ms(10, qGood)),
+				emitted(ms(50, qUncertain)),
+				emitted(ms(-30, qUncertain)),
+				emitted(ms(50, qUncertain)), // three spikes, but not one level
+				emitted(ms(10.3, qGood)),
+			},
+			status: Status{Polls: 5, Readings: 5, Uncertain: 3},
+		},
+		{
 			name:  "driver QualityBad begins bad",
 			reads: []scripted{readOK(1), readVals(ms(2, qBad)), readVals(ms(3, qBad)), readVals(ms(4, qBad)), readOK(5)},
 			want: []wantItem{
