@@ -7,34 +7,17 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/internal/testclock"
 )
 
-// clock is an injected Options.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(ns int64) *clock { return &clock{t: time.Unix(0, ns)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock is a clock for Options.Now, at ns.
+func newClock(ns int64) *testclock.Clock { return testclock.New(time.Unix(0, ns)) }
 
 // series builds a telemetry batch of one reading per ts for each series
 // "sensor/metric" given.
@@ -64,7 +47,7 @@ func alertsAt(created int64, rules []string, changed []int64) *outpost.Batch {
 
 // lossBatches returns the stored loss batches, checking that each is a
 // valid batch of the outbox.
-func lossBatches(t *testing.T, o *Outbox, clk *clock) []*outpost.Batch {
+func lossBatches(t *testing.T, o *Outbox, clk *testclock.Clock) []*outpost.Batch {
 	t.Helper()
 	var bs []*outpost.Batch
 	for _, e := range readAll(t, o, LaneAlert) {

@@ -3,34 +3,20 @@ package firmwaresim
 import (
 	"math"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"periph.io/x/conn/v3/physic"
 	"periph.io/x/devices/v3/bmxx80"
+
+	"github.com/outposthq/outpost/internal/testclock"
 )
 
 // fakeClock is a settable clock whose sleep advances it, so faults and
 // conversions are tested without waiting.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock struct{ *testclock.Clock }
 
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_700_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Sleep(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newFakeClock() *fakeClock { return &fakeClock{testclock.New(time.Unix(1_700_000_000, 0))} }
 
 func (c *fakeClock) opts(f ...Fault) ChipOptions {
 	return ChipOptions{Now: c.Now, Sleep: c.Sleep, Seed: 7, Faults: f}

@@ -6,12 +6,12 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/outposthq/outpost"
 	firmwaresim "github.com/outposthq/outpost/firmware-sim"
+	"github.com/outposthq/outpost/internal/testclock"
 )
 
 // The driver tests run the real periph drivers against firmware-sim's
@@ -21,30 +21,12 @@ import (
 // drvClock is a fake clock for simulated chips and sensors; Sleep
 // advances it, so fault windows, conversions and edges are tested without
 // waiting.
-type drvClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type drvClock struct{ *testclock.Clock }
 
-func newDrvClock() *drvClock { return &drvClock{t: time.Unix(1_700_000_000, 0)} }
-
-func (c *drvClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *drvClock) Sleep(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newDrvClock() *drvClock { return &drvClock{testclock.New(time.Unix(1_700_000_000, 0))} }
 
 // sleepCtx is a ds18b20 conversion wait on this clock.
-func (c *drvClock) sleepCtx(ctx context.Context, d time.Duration) error {
-	c.Sleep(d)
-	return ctx.Err()
-}
+func (c *drvClock) sleepCtx(ctx context.Context, d time.Duration) error { return c.SleepCtx(ctx, d) }
 
 // chip returns the ChipOptions of a chip on this clock with faults f.
 func (c *drvClock) chip(f ...firmwaresim.Fault) firmwaresim.ChipOptions {

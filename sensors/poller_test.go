@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/internal/testclock"
 )
 
 const (
@@ -434,22 +435,9 @@ func readErr() scripted                { return scripted{err: errTransient, took
 func readVals(vals ...sample) scripted { return scripted{took: fastRead, vals: vals} }
 
 // pollClock is a fake clock that moves only as reads take time.
-type pollClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type pollClock struct{ *testclock.Clock }
 
-func (c *pollClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *pollClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func (c *pollClock) advance(d time.Duration) { c.Add(d) }
 
 // scriptSensor plays its reads in order, then more(0), more(1), … if more
 // is set; else it closes idle and blocks in Read until the poll's ctx ends.
@@ -466,7 +454,7 @@ type scriptSensor struct {
 
 func newScriptSensor(reads ...scripted) *scriptSensor {
 	return &scriptSensor{
-		clock: &pollClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)},
+		clock: &pollClock{testclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))},
 		reads: reads,
 		idle:  make(chan struct{}),
 	}
