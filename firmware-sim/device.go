@@ -24,6 +24,7 @@ type Device struct {
 	samples  int
 	chans    []Channel
 	sigs     []*Signal
+	last     int64 // unix ns of the previous Read
 }
 
 // NewDevice returns a simulated device with the sensor id used in its
@@ -47,10 +48,18 @@ func NewDevice(id string, interval time.Duration, samples int, chans []Channel) 
 }
 
 // Read appends this poll's readings to dst: Samples readings per channel,
-// channel-major so each series is contiguous.
+// channel-major so each series is contiguous. They are spread over the
+// time since the previous poll, at most an interval, like a FIFO holding
+// what the sensor sampled meanwhile: a poll that comes early (catching up
+// after a late one) never repeats an earlier poll's times.
 func (d *Device) Read(_ context.Context, now time.Time, dst []outpost.Reading) ([]outpost.Reading, error) {
 	end := now.UnixNano()
-	step := int64(d.interval) / int64(d.samples)
+	span := int64(d.interval)
+	if d.last != 0 && end-d.last < span {
+		span = end - d.last
+	}
+	d.last = end
+	step := max(span/int64(d.samples), 1)
 	for ci, c := range d.chans {
 		sig := d.sigs[ci]
 		for i := d.samples - 1; i >= 0; i-- {

@@ -127,3 +127,35 @@ func TestDeviceReadsSamplesPerChannel(t *testing.T) {
 		}
 	}
 }
+
+// A poll that comes early, as a poller catching up after a late one does,
+// spreads its samples over the time since the previous poll: times never
+// repeat or go back.
+func TestDeviceEarlyPollKeepsTimesIncreasing(t *testing.T) {
+	d, err := NewDevice("dev1", 100*time.Millisecond, 10, []Channel{
+		{Metric: "m", Signal: SignalSpec{Kind: KindConstant, Value: 1}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1_700_000_000, 0)
+	var last int64
+	for _, at := range []time.Duration{0, 130 * time.Millisecond, 160 * time.Millisecond, 260 * time.Millisecond, 260*time.Millisecond + time.Microsecond} {
+		rs, err := d.Read(t.Context(), t0.Add(at), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) != 10 {
+			t.Fatalf("poll at %v: %d readings, want 10", at, len(rs))
+		}
+		for _, r := range rs {
+			if last != 0 && r.TS <= last {
+				t.Fatalf("poll at %v: reading at %d is not after %d", at, r.TS, last)
+			}
+			last = r.TS
+		}
+		if got := rs[len(rs)-1].TS; got != t0.Add(at).UnixNano() {
+			t.Fatalf("poll at %v: last sample at %d, want the poll time", at, got)
+		}
+	}
+}
