@@ -125,7 +125,8 @@ type driverInfo struct {
 	options []string  // the option fields it takes
 	signals []string  // sim signal names
 	faults  []string  // fault kinds its simulated chip has
-	addrs   [2]uint16 // I2C: the addresses the chip can answer at, lowest and highest
+	addrs   [2]uint16 // I2C: the addresses the chip can answer at, lowest (the default) and highest
+	output  string    // the default name of a one-output driver's metric
 }
 
 var (
@@ -141,9 +142,9 @@ var (
 		DriverDS18B20: {bus: "onewire", options: []string{"resolution_bits"},
 			faults:  []string{FaultStuck, FaultSpikes, FaultDropout, FaultNACK, FaultCRC, FaultSlow},
 			metrics: []Metric{{Name: "temperature", Unit: "Cel"}}, signals: []string{"temperature"}},
-		DriverGPIO: {bus: "gpio", options: []string{"pull", "active_low", "debounce", "edges"},
+		DriverGPIO: {bus: "gpio", options: []string{"pull", "active_low", "debounce", "edges"}, output: "state",
 			faults: []string{FaultStuck, FaultDropout}, signals: []string{"level"}},
-		DriverADS1115: {bus: "i2c", options: []string{"channel", "full_scale", "scale"}, addrs: [2]uint16{0x48, 0x4B},
+		DriverADS1115: {bus: "i2c", options: []string{"channel", "full_scale", "scale"}, addrs: [2]uint16{0x48, 0x4B}, output: "voltage",
 			faults: i2cFaults, signals: []string{"input"}},
 	}
 )
@@ -156,6 +157,20 @@ func BuiltinDrivers() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// I2CAddress is the I2C address of a sensor of a built-in I2C driver: its
+// address, or the driver's default when it gives none (0x76 for
+// bme280/bmp280, 0x48 for ads1115).
+func (s *Sensor) I2CAddress() (uint16, error) {
+	info, ok := builtinInfo[s.Driver]
+	if !ok || info.bus != "i2c" {
+		return 0, fmt.Errorf("the %s driver has no I2C address", s.Driver)
+	}
+	if s.Address == "" {
+		return info.addrs[0], nil
+	}
+	return ParseI2CAddress(s.Address)
 }
 
 // SimBus reports whether a bus name is a simulated bus.

@@ -168,7 +168,7 @@ func (s *Sensor) metricNames() []string {
 		return nil
 	case info.metrics == nil:
 		// One output, named by the driver's default.
-		return []string{map[string]string{DriverGPIO: "state", DriverADS1115: "voltage"}[s.Driver]}
+		return []string{info.output}
 	}
 	for _, m := range info.metrics {
 		names = append(names, m.Name)
@@ -241,13 +241,7 @@ func (c *Config) validateDevices(k *checker) {
 		addr := s.Address
 		switch info.bus {
 		case "i2c":
-			n, err := ParseI2CAddress(addr)
-			if addr == "" {
-				n, err = map[string]uint16{DriverADS1115: 0x48}[s.Driver], nil
-				if n == 0 {
-					n = 0x76
-				}
-			}
+			n, err := s.I2CAddress()
 			if err != nil {
 				continue
 			}

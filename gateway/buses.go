@@ -106,15 +106,13 @@ func buildBench(cfg *config.Config, now func() time.Time) (*firmwaresim.Bench, e
 			a := adcAt[key]
 			if a == nil {
 				a = &adc{bus: s.Bus, addr: addr}
+				a.opts.Now = now
 				adcAt[key] = a
 				adcs = append(adcs, a)
 			}
 			a.opts.Inputs[s.Options.Channel] = sig("input")
 			if sim.Seed != 0 || len(sim.Faults) > 0 {
-				a.opts.ChipOptions = co
-			}
-			if a.opts.Now == nil {
-				a.opts.Now = now
+				a.opts.ChipOptions = co // config lets one sensor of a chip give these
 			}
 		}); err != nil {
 			return nil, fmt.Errorf("gateway: sensor %s: simulated %s on %s: %w", s.ID, s.Driver, s.Bus, err)
@@ -139,15 +137,9 @@ func buildBench(cfg *config.Config, now func() time.Time) (*firmwaresim.Bench, e
 // attach builds the chip of one sensor and puts it on its bench bus;
 // ads1115 chips are collected by addADC and attached afterwards.
 func attach(bench *firmwaresim.Bench, s *config.Sensor, co firmwaresim.ChipOptions, sig func(string) firmwaresim.SignalSpec, addADC func(uint16)) error {
-	i2cAddr := func(def uint16) (uint16, error) {
-		if s.Address == "" {
-			return def, nil
-		}
-		return config.ParseI2CAddress(s.Address)
-	}
 	switch s.Driver {
 	case config.DriverBME280, config.DriverBMP280:
-		addr, err := i2cAddr(0x76)
+		addr, err := s.I2CAddress()
 		if err != nil {
 			return err
 		}
@@ -166,7 +158,7 @@ func attach(bench *firmwaresim.Bench, s *config.Sensor, co firmwaresim.ChipOptio
 		}
 		return bus.Attach(addr, chip)
 	case config.DriverADS1115:
-		addr, err := i2cAddr(0x48)
+		addr, err := s.I2CAddress()
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -275,7 +276,7 @@ func TestDriversOnSimulatedBuses(t *testing.T) {
 		{"broken-loop", "bad", []outpost.AlertState{outpost.StateFiring}},
 		{"frozen", "stuck", firingResolved},
 	} {
-		if got := seen[[2]string{c.sensor, c.condition}]; !equalStates(got, c.want) {
+		if got := seen[[2]string{c.sensor, c.condition}]; !slices.Equal(got, c.want) {
 			t.Errorf("%s %s: health alerts %v, want %v", c.sensor, c.condition, got, c.want)
 		}
 	}
@@ -302,16 +303,4 @@ func TestDriversOnSimulatedBuses(t *testing.T) {
 			t.Errorf("unplugged sensor status %+v: want failures and the last error", s)
 		}
 	}
-}
-
-func equalStates(a, b []outpost.AlertState) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -70,7 +70,7 @@ type Poller struct {
 	// State of the goroutine running Run, touched by no other.
 	hint                      int // size of the previous poll, to size the next slice
 	failing, slow, stuck, bad condition
-	last                      map[string]float64  // each metric's value in the latest poll that had it (stuck)
+	last                      map[string]float64  // each metric's value in the latest poll that had it (stuck, when on)
 	base                      map[string]float64  // each metric's last good value (MaxStep)
 	spikes                    map[string]spikeRun // each metric's agreeing spikes in a row (MaxStep)
 
@@ -268,22 +268,26 @@ func (p *Poller) failed(at time.Time, err error) time.Duration {
 // the read was slow, the sensor is stuck or a value spiked, and tracks the
 // stuck and bad conditions. It never changes a driver's QualityBad.
 func (p *Poller) judge(rs []outpost.Reading, slow bool, at, decided time.Time) {
-	unchanged, bad := true, ""
+	bad := ""
 	for i := range rs {
-		r := &rs[i]
-		if prev, ok := p.last[r.Metric]; !ok || !same(prev, r.Value) {
-			unchanged = false
+		if rs[i].Quality == outpost.QualityBad {
+			bad = rs[i].Metric
+			break
 		}
-		if r.Quality == outpost.QualityBad && bad == "" {
-			bad = r.Metric
-		}
-	}
-	// Update after comparing: the samples of one poll are compared with
-	// the previous poll, not with each other.
-	for i := range rs {
-		p.last[rs[i].Metric] = rs[i].Value
 	}
 	if p.stuck.after > 0 {
+		unchanged := true
+		for i := range rs {
+			if prev, ok := p.last[rs[i].Metric]; !ok || !same(prev, rs[i].Value) {
+				unchanged = false
+				break
+			}
+		}
+		// Update after comparing: the samples of one poll are compared
+		// with the previous poll, not with each other.
+		for i := range rs {
+			p.last[rs[i].Metric] = rs[i].Value
+		}
 		if ev, changed := p.stuck.observe(unchanged, at); changed {
 			p.report(ev, decided, fmt.Sprintf("values unchanged for %d polls", ev.Polls))
 		}
@@ -291,10 +295,13 @@ func (p *Poller) judge(rs []outpost.Reading, slow bool, at, decided time.Time) {
 	if ev, changed := p.bad.observe(bad != "", at); changed {
 		p.report(ev, decided, fmt.Sprintf("driver reported %s bad", bad))
 	}
-	stuck := p.stuck.active
+	stuck, spikes := p.stuck.active, len(p.maxStep) > 0
+	if !slow && !stuck && !spikes {
+		return // nothing to mark: the common case costs no map lookups
+	}
 	for i := range rs {
 		r := &rs[i]
-		spiked := p.spike(r)
+		spiked := spikes && p.spike(r)
 		if (spiked || slow || stuck) && r.Quality == outpost.QualityGood {
 			r.Quality = outpost.QualityUncertain
 		}
