@@ -172,7 +172,7 @@ type Metric struct {
 //	             clamped to [Min, Max] when they are set
 //	step:        Base until t = Period, then Value
 //	replay:      the Column of the CSV File (a recording such as
-//	             ../shared/data/occupancy/), at the pace it was recorded,
+//	             testdata/occupancy/), at the pace it was recorded,
 //	             looping at its end
 type Signal struct {
 	// Kind is constant, sine, ramp, random_walk, step or replay; required

@@ -58,9 +58,8 @@ func TestReplayErrors(t *testing.T) {
 // TestReplayOccupancyFile plays the shared data set through a DS18B20:
 // the driver reads the recorded temperature within its resolution.
 func TestReplayOccupancyFile(t *testing.T) {
-	// CI keeps the recordings at this path: a missing file fails here
-	// rather than skipping.
-	const path = "../../shared/data/occupancy/datatest.txt"
+	// The recordings are part of the repository: a missing file fails.
+	const path = "../testdata/occupancy/datatest.txt"
 	rp, err := LoadReplay(path, "Temperature")
 	if err != nil {
 		t.Fatal(err)

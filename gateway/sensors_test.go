@@ -150,9 +150,9 @@ func healthSeen(alerts []outpost.Alert) map[[2]string][]outpost.AlertState {
 
 func TestDriversOnSimulatedBuses(t *testing.T) {
 	dir := t.TempDir()
-	// A real recording (see ../shared/data/README.md), replayed into a
+	// A real recording (testdata/occupancy/README.md), replayed into a
 	// simulated BME280: its first row is 23.18 °C, 27.272 %RH.
-	occupancy, err := filepath.Abs("../../shared/data/occupancy/datatraining.txt")
+	occupancy, err := filepath.Abs("../testdata/occupancy/datatraining.txt")
 	if err != nil {
 		t.Fatal(err)
 	}

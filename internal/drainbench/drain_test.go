@@ -37,7 +37,7 @@ const (
 )
 
 // occupancyDir holds the office recordings, from this package's directory.
-var occupancyDir = filepath.Join("..", "..", "..", "shared", "data", "occupancy")
+var occupancyDir = filepath.Join("..", "..", "testdata", "occupancy")
 
 // A store variant: which database, how many ingest workers, and how many
 // readings to prefill (a slow store gets fewer, so a run stays ~10-30 s).

@@ -92,8 +92,8 @@ func (s *Signals) Next(gateway string) *outpost.Batch {
 	return b
 }
 
-// Occupancy replays the office recordings (../shared/data/occupancy from
-// the module root) as 5 series of one sensor, Rows rows per batch. At the
+// Occupancy replays the office recordings (testdata/occupancy from the
+// module root) as 5 series of one sensor, Rows rows per batch. At the
 // end of the recordings it starts again, shifted in time past the end.
 type Occupancy struct {
 	rows   int
