@@ -27,6 +27,8 @@ import (
 const (
 	DefaultDataDir        = "./data"
 	DefaultLogLevel       = "info"
+	DefaultLogFormat      = LogFormatAuto
+	DefaultShutdownGrace  = 5 * time.Second
 	DefaultInterval       = time.Second
 	DefaultSamples        = 1
 	DefaultBusQueue       = 256
@@ -48,6 +50,17 @@ const (
 	DefaultBackoffMax     = time.Minute
 	DefaultLiveInterval   = time.Second
 )
+
+// Log formats.
+const (
+	LogFormatAuto    = "auto"    // console on a terminal, JSON otherwise (files, journald)
+	LogFormatConsole = "console" // human-readable lines, coloured on a terminal
+	LogFormatJSON    = "json"    // one JSON object per line
+)
+
+// MaxShutdownGrace bounds shutdown_grace: a service manager's stop timeout
+// (systemd's TimeoutStopSec, 90 s by default) must not run out first.
+const MaxShutdownGrace = time.Minute
 
 // Batch compression.
 const (
@@ -93,6 +106,14 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
+	// LogFormat is auto, console or json. Default auto: console on a
+	// terminal, JSON otherwise.
+	LogFormat string `yaml:"log_format"`
+	// ShutdownGrace is how long a graceful stop (SIGTERM, SIGINT) keeps the
+	// uplink running to deliver what is stored and collect its acks,
+	// after the sensors stop and the open batch is sealed; 0 to
+	// MaxShutdownGrace, default 5s (nil). A second signal ends it at once.
+	ShutdownGrace *time.Duration `yaml:"shutdown_grace"`
 	// Sensors to poll; at least one.
 	Sensors []Sensor     `yaml:"sensors"`
 	Bus     BusConfig    `yaml:"bus"`
@@ -354,6 +375,9 @@ func (c *Config) SetDefaults() {
 	if c.LogLevel == "" {
 		c.LogLevel = DefaultLogLevel
 	}
+	if c.LogFormat == "" {
+		c.LogFormat = DefaultLogFormat
+	}
 	for i := range c.Sensors {
 		c.Sensors[i].SetDefaults()
 	}
@@ -442,6 +466,14 @@ func (u *UplinkConfig) SetDefaults() {
 	if u.Backoff.Max == 0 {
 		u.Backoff.Max = max(DefaultBackoffMax, u.Backoff.Initial)
 	}
+}
+
+// Grace returns ShutdownGrace, or DefaultShutdownGrace when it is not set.
+func (c *Config) Grace() time.Duration {
+	if c.ShutdownGrace == nil {
+		return DefaultShutdownGrace
+	}
+	return *c.ShutdownGrace
 }
 
 // ClientID returns the MQTT client id: Uplink.ClientID, or "outpost-" +

@@ -50,7 +50,7 @@ func TestDefaults(t *testing.T) {
 		Path:     filepath.Join(dir, "gw.yaml"),
 		Gateway:  GatewayConfig{ID: "gw-01"},
 		DataDir:  filepath.Join(dir, "data"),
-		LogLevel: "info",
+		LogLevel: "info", LogFormat: "auto",
 		Sensors: []Sensor{{
 			ID: "s1", Driver: "thermo", Interval: time.Second, Samples: 1,
 			Metrics: []Metric{{Name: "temperature"}},

@@ -60,6 +60,10 @@ func (c *Config) validate(doc *yamlpos.Doc, opts *LoadOptions) yamlpos.ErrorList
 		k.errorf("$.data_dir", "must not be empty")
 	}
 	k.oneOf("$.log_level", c.LogLevel, "log level", "debug", "info", "warn", "error")
+	k.oneOf("$.log_format", c.LogFormat, "log format", LogFormatAuto, LogFormatConsole, LogFormatJSON)
+	if g := c.Grace(); g < 0 || g > MaxShutdownGrace {
+		k.errorf("$.shutdown_grace", "must be between 0 and %v, got %v", MaxShutdownGrace, g)
+	}
 
 	if len(c.Sensors) == 0 {
 		k.errorf("$.sensors", "at least one sensor is required")
