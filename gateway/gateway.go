@@ -70,8 +70,9 @@ type Gateway struct {
 }
 
 // New builds a gateway from a validated config: it opens the outbox, loads
-// the rules and creates the sensors; nothing runs until Start.
-func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
+// the rules and creates the sensors; nothing runs until Start. On an error
+// it has closed whatever it opened and returns no gateway.
+func New(cfg *config.Config, opts *Options) (*Gateway, error) {
 	o := Options{Logger: zerolog.Nop(), Now: time.Now}
 	if opts != nil {
 		o.Logger = opts.Logger
@@ -84,21 +85,29 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 	if o.Registry == nil {
 		o.Registry = DefaultRegistry()
 	}
-	g = &Gateway{cfg: cfg, log: o.Logger.With().Str("gateway", cfg.Gateway.ID).Logger(), now: o.Now}
-	defer func() {
-		if err != nil {
-			g.closeParts()
+	g := &Gateway{cfg: cfg, log: o.Logger.With().Str("gateway", cfg.Gateway.ID).Logger(), now: o.Now}
+	if err := g.build(o); err != nil {
+		if cerr := g.closeParts(); cerr != nil {
+			g.log.Warn().Err(cerr).Msg("closing after a failed start")
 		}
-	}()
+		return nil, err
+	}
+	return g, nil
+}
+
+// build opens and creates the gateway's parts. What it opened before an
+// error stays in g for closeParts.
+func (g *Gateway) build(o Options) error {
+	cfg := g.cfg
 
 	ropts := rulesOptions(cfg)
 	engine, set, err := loadRules(cfg, ropts)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	bench, err := buildBench(cfg, o.Now)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	g.buses = &buses{bench: bench}
 	specs := make([]sensors.Spec, len(cfg.Sensors))
@@ -107,7 +116,7 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 		specs[i].Now = o.Now
 		s, err := o.Registry.NewOrLater(specs[i])
 		if s == nil {
-			return nil, fmt.Errorf("gateway: %w", err)
+			return fmt.Errorf("gateway: %w", err)
 		}
 		if err != nil {
 			// The device did not answer; its poller keeps trying.
@@ -116,11 +125,11 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 		g.devs = append(g.devs, s)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("gateway: data dir: %w", err)
+		return fmt.Errorf("gateway: data dir: %w", err)
 	}
 	enc, err := encoder(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
+		return fmt.Errorf("gateway: %w", err)
 	}
 	g.outbox, err = buffer.Open(filepath.Join(cfg.DataDir, OutboxFile), &buffer.Options{
 		Encoder:    enc,
@@ -132,15 +141,15 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 		Now:        o.Now,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
+		return fmt.Errorf("gateway: %w", err)
 	}
 	uo, err := uplinkOptions(cfg, g.log, o.Now, g.onConnect)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
+		return fmt.Errorf("gateway: %w", err)
 	}
 	g.uplink, err = uplink.New(&outboxStore{ob: g.outbox}, uo)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
+		return fmt.Errorf("gateway: %w", err)
 	}
 
 	policy := Block
@@ -184,7 +193,7 @@ func New(cfg *config.Config, opts *Options) (g *Gateway, err error) {
 			OnHealth:    g.onHealth(cfg.Sensors[i].Labels),
 		}))
 	}
-	return g, nil
+	return nil
 }
 
 func loadRules(cfg *config.Config, opts *rules.Options) (*rules.Engine, *rules.Set, error) {
