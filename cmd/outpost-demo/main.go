@@ -12,8 +12,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,19 +19,36 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rs/zerolog"
+	"github.com/outposthq/outpost/cmd/internal/cli"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+var command = cli.Command{
+	Name: "outpost-demo",
+	Args: "[flags]",
+	Summary: `Runs the whole Outpost pipeline in one process on embedded parts: an MQTT
+broker on a free loopback port, the ingest service writing to SQLite, and a
+gateway with the example sensors and rules (examples/gateway.yaml). It prints
+a live line every few seconds and alerts as they happen; at the end it counts
+what reached the database.`,
+	Examples: []string{
+		"outpost-demo --duration 60s",
+		"outpost-demo --data-dir demo --http 127.0.0.1:8080   # keep the database, serve the API",
+	},
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
 	d := &Demo{out: stdout}
-	if err := d.ParseFlags(args, stderr); err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
+	if err := d.ParseFlags(args, stdout, stderr); err != nil {
+		if !cli.Printed(err) {
+			fmt.Fprintln(stderr, err)
+		}
+		return cli.ExitCode(err)
 	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if d.Duration > 0 {
@@ -42,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer cancel()
 	}
 	if err := d.Start(ctx); err != nil {
-		fmt.Fprintln(stderr, "outpost-demo:", err)
+		fmt.Fprintln(stderr, "outpost-demo: cannot start:", cli.OneLine(err))
 		d.Close()
 		return 1
 	}
@@ -71,10 +86,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// ParseFlags reads the demo's flags.
-func (d *Demo) ParseFlags(args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("outpost-demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// ParseFlags reads the demo's flags: -h prints the help to stdout and
+// returns flag.ErrHelp; a bad flag prints the problem and the usage to
+// stderr and returns a cli.UsageError.
+func (d *Demo) ParseFlags(args []string, stdout, stderr io.Writer) error {
+	fs := command.FlagSet()
 	fs.DurationVar(&d.Duration, "duration", 0, "stop after this long (default: until Ctrl-C)")
 	fs.StringVar(&d.SummaryPath, "summary", "", "write a JSON summary to this file at the end")
 	fs.StringVar(&d.DataDir, "data-dir", "", "directory for the outbox and the SQLite database (default: a temp dir, removed at exit)")
@@ -84,19 +100,24 @@ func (d *Demo) ParseFlags(args []string, stderr io.Writer) error {
 	fs.StringVar(&d.HTTP, "http", "", "serve the ingest HTTP API on this address (e.g. 127.0.0.1:8080)")
 	fs.DurationVar(&d.Every, "every", 3*time.Second, "interval of the live line")
 	fs.BoolVar(&d.Baseline, "baseline", false, "afterwards, run the naive baseline (one JSON message per reading, QoS 1) for the same duration")
-	logLevel := fs.String("log-level", "warn", "debug|info|warn|error")
-	if err := fs.Parse(args); err != nil {
+	var lf cli.LogFlags
+	lf.Register(fs, "warn", cli.FormatAuto)
+	version := cli.VersionFlag(fs)
+	if err := cli.Parse(fs, args, 0, stdout, stderr); err != nil {
+		return err
+	}
+	if err := cli.ShowVersion(version, "outpost-demo", stdout); err != nil {
 		return err
 	}
 	if d.Baseline && d.Duration <= 0 {
-		return errors.New("outpost-demo: --baseline needs --duration")
+		return cli.Usagef("outpost-demo: --baseline needs --duration")
 	}
-	lvl, err := zerolog.ParseLevel(*logLevel)
-	if err != nil {
-		return fmt.Errorf("outpost-demo: --log-level: %w", err)
+	if err := lf.Check(); err != nil {
+		return err
 	}
-	d.log = zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.RFC3339}).Level(lvl).With().Timestamp().Logger()
-	return nil
+	var err error
+	d.log, err = cli.NewLogger(stderr, lf.Level, lf.Format)
+	return err
 }
 
 func writeJSON(path string, v any) error {

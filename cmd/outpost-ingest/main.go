@@ -7,38 +7,60 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/outposthq/outpost/cmd/internal/cli"
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/stores"
 )
 
+var command = cli.Command{
+	Name: "outpost-ingest",
+	Args: "[flags]",
+	Summary: `Consumes Outpost gateway batches from an MQTT broker (a shared subscription, so
+several ingest processes share the load) into PostgreSQL or SQLite, exactly
+once, acks each batch to its gateway after the commit, and serves the data
+over an HTTP API.`,
+	Examples: []string{
+		"outpost-ingest --broker tcp://127.0.0.1:1883 --db 'postgres://postgres@127.0.0.1:5432/outpost' --http 127.0.0.1:8080",
+		"outpost-ingest --db sqlite:/var/lib/outpost-ingest/ingest.db",
+	},
+}
+
 func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run runs the command line and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
 	m := NewMain()
-	if err := m.ParseFlags(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
+	m.Stdout, m.Stderr = stdout, stderr
+	if err := m.ParseFlags(args); err != nil {
+		if !cli.Printed(err) {
+			fmt.Fprintln(stderr, "outpost-ingest:", err)
 		}
-		os.Exit(2) // flag has printed the problem and the usage
+		return cli.ExitCode(err)
 	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := m.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "outpost-ingest:", err)
+		fmt.Fprintln(stderr, "outpost-ingest: cannot start:", cli.OneLine(err))
 		if cerr := m.Close(); cerr != nil {
-			fmt.Fprintln(os.Stderr, "outpost-ingest:", cerr)
+			fmt.Fprintln(stderr, "outpost-ingest:", cerr)
 		}
-		os.Exit(1)
+		return cli.ExitFailure
 	}
 	var failed error
 	select {
@@ -49,12 +71,13 @@ func main() {
 	}
 	stop() // a second signal kills the process the default way
 	if err := m.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "outpost-ingest:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "outpost-ingest:", err)
+		return cli.ExitFailure
 	}
 	if failed != nil {
-		os.Exit(1)
+		return cli.ExitFailure
 	}
+	return cli.ExitOK
 }
 
 // Timeouts of the binary.
@@ -72,11 +95,12 @@ type Main struct {
 	Group       string
 	TopicPrefix string
 	Workers     int
-	LogLevel    string
+	Log         cli.LogFlags
 	// MaxReconnect is the longest wait between reconnects to the broker.
 	MaxReconnect time.Duration
 
-	Stderr io.Writer      // logs; default os.Stderr
+	Stdout io.Writer      // help and version; default os.Stdout
+	Stderr io.Writer      // logs and usage errors; default os.Stderr
 	Logger zerolog.Logger // set by Run
 
 	store  ingest.Store
@@ -97,16 +121,17 @@ func NewMain() *Main {
 		TopicPrefix:  ingest.DefaultTopicPrefix,
 		Workers:      ingest.DefaultWorkers,
 		MaxReconnect: ingest.DefaultMaxReconnect,
-		LogLevel:     "info",
+		Stdout:       os.Stdout,
 		Stderr:       os.Stderr,
 		failed:       make(chan error, 1),
 	}
 }
 
-// ParseFlags reads the command line into m.
+// ParseFlags reads the command line into m. -h prints the help to
+// m.Stdout and returns flag.ErrHelp; a bad flag prints the problem and the
+// usage to m.Stderr and returns a cli.UsageError.
 func (m *Main) ParseFlags(args []string) error {
-	fs := flag.NewFlagSet("outpost-ingest", flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
+	fs := command.FlagSet()
 	fs.StringVar(&m.Broker, "broker", m.Broker, "MQTT broker `URL` (tcp://, ssl://, ws://)")
 	fs.StringVar(&m.DB, "db", m.DB, "database: postgres://… or sqlite:PATH (or a plain file path)")
 	fs.StringVar(&m.HTTP, "http", m.HTTP, "HTTP API listen `address`; empty disables the API")
@@ -114,47 +139,40 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.TopicPrefix, "topic-prefix", m.TopicPrefix, "topic prefix")
 	fs.IntVar(&m.Workers, "workers", m.Workers, "concurrent batch commits")
 	fs.DurationVar(&m.MaxReconnect, "max-reconnect", m.MaxReconnect, "longest wait between reconnects to the broker")
-	fs.StringVar(&m.LogLevel, "log-level", m.LogLevel, "trace, debug, info, warn or error")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: outpost-ingest [flags]\n\nConsumes Outpost gateway batches from MQTT into a database and serves them over HTTP.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	m.Log.Register(fs, "info", cli.FormatAuto)
+	version := cli.VersionFlag(fs)
+	if err := cli.Parse(fs, args, 0, m.Stdout, m.Stderr); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		err := fmt.Errorf("unexpected arguments %q", fs.Args())
-		fmt.Fprintln(fs.Output(), err)
+	if err := cli.ShowVersion(version, "outpost-ingest", m.Stdout); err != nil {
 		return err
 	}
 	if m.Workers < 1 {
-		err := fmt.Errorf("--workers must be at least 1")
-		fmt.Fprintln(fs.Output(), err)
-		return err
+		return cli.Usagef("--workers must be at least 1, got %d", m.Workers)
 	}
-	if _, err := zerolog.ParseLevel(m.LogLevel); err != nil || m.LogLevel == "" {
-		err := fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", m.LogLevel)
-		fmt.Fprintln(fs.Output(), err)
-		return err
-	}
-	return nil
+	return m.Log.Check()
 }
 
 // Run opens the store, binds the HTTP address, starts the service and
 // returns once all are running. Close stops them (also after a failed Run).
 func (m *Main) Run(ctx context.Context) error {
-	level, err := zerolog.ParseLevel(m.LogLevel)
-	if err != nil {
-		return fmt.Errorf("log level: %w", err)
+	var err error
+	if m.Logger, err = cli.NewLogger(m.Stderr, m.Log.Level, m.Log.Format); err != nil {
+		return err
 	}
-	m.Logger = zerolog.New(zerolog.ConsoleWriter{Out: m.Stderr, TimeFormat: time.RFC3339}).
-		Level(level).With().Timestamp().Logger()
+	m.Logger.Info().Str("version", cli.Version().String()).Str("broker", m.Broker).Str("db", redactDSN(m.DB)).
+		Str("http", m.HTTP).Msg("outpost-ingest starting")
 
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	if m.store, err = stores.Open(ctx, m.DB, m.Logger); err != nil {
-		return fmt.Errorf("open database: %w", err)
+	store, err := stores.Open(ctx, m.DB, m.Logger)
+	if err != nil {
+		if h := dbHint(m.DB, err); h != "" {
+			return fmt.Errorf("open database %s: %w (%s)", redactDSN(m.DB), err, h)
+		}
+		return fmt.Errorf("open database %s: %w", redactDSN(m.DB), err)
 	}
+	m.store = store
 	m.svc = ingest.New(m.store, &ingest.Options{
 		Broker:       m.Broker,
 		Group:        m.Group,
@@ -167,7 +185,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.HTTP != "" {
 		// Bind before connecting, so a taken port fails at once.
 		if ln, err = net.Listen("tcp", m.HTTP); err != nil {
-			return fmt.Errorf("http: %w", err)
+			return fmt.Errorf("http api: %w (pass another --http address, or --http '' to turn the API off)", err)
 		}
 		m.addr = ln.Addr()
 	}
@@ -231,4 +249,21 @@ func (m *Main) Close() error {
 		m.store = nil
 	}
 	return errors.Join(errs...)
+}
+
+// redactDSN is dsn fit for a log line or an error: a URL's password, in
+// its user info or its query, is replaced.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" || u.Opaque != "" {
+		if strings.Contains(dsn, "://") {
+			return "(a DSN that does not parse as a URL)"
+		}
+		return dsn
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
 }

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/outposthq/outpost/cmd/internal/cli"
 	"github.com/outposthq/outpost/internal/testenv"
 )
 
@@ -34,23 +35,26 @@ func TestParseFlags(t *testing.T) {
 	if err := m.ParseFlags([]string{"--broker", "tcp://b:1", "--db", "x.db", "--http", "", "--group", "g", "--topic-prefix", "p/v1", "--workers", "2", "--log-level", "debug"}); err != nil {
 		t.Fatal(err)
 	}
-	if m.Broker != "tcp://b:1" || m.DB != "x.db" || m.HTTP != "" || m.Group != "g" || m.TopicPrefix != "p/v1" || m.Workers != 2 || m.LogLevel != "debug" {
+	if m.Broker != "tcp://b:1" || m.DB != "x.db" || m.HTTP != "" || m.Group != "g" || m.TopicPrefix != "p/v1" || m.Workers != 2 || m.Log.Level != "debug" {
 		t.Fatalf("parsed = %+v", m)
 	}
-	for _, args := range [][]string{{"--workers", "0"}, {"--log-level", "loud"}, {"--nope"}, {"extra"}} {
+	for _, args := range [][]string{{"--workers", "0"}, {"--log-level", "loud"}, {"--log-format", "xml"}, {"--nope"}, {"extra"}} {
 		m := NewMain()
 		var out bytes.Buffer
 		m.Stderr = &out
-		if err := m.ParseFlags(args); err == nil {
-			t.Errorf("ParseFlags(%q) succeeded", args)
-		} else if out.Len() == 0 {
-			t.Errorf("ParseFlags(%q) printed nothing", args)
+		err := m.ParseFlags(args)
+		if cli.ExitCode(err) != cli.ExitUsage {
+			t.Errorf("ParseFlags(%q) = %v, want a usage error", args, err)
+		}
+		if cli.Printed(err) != (out.Len() > 0) {
+			t.Errorf("ParseFlags(%q): printed %q, but Printed says %v", args, out.String(), cli.Printed(err))
 		}
 	}
 	m = NewMain()
-	m.Stderr = io.Discard
-	if err := m.ParseFlags([]string{"-h"}); !errors.Is(err, flag.ErrHelp) {
-		t.Fatalf("-h: %v", err)
+	var help bytes.Buffer
+	m.Stdout, m.Stderr = &help, io.Discard
+	if err := m.ParseFlags([]string{"-h"}); !errors.Is(err, flag.ErrHelp) || !strings.Contains(help.String(), "usage: outpost-ingest") {
+		t.Fatalf("-h: %v, printed %q", err, help.String())
 	}
 }
 

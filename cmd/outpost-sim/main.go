@@ -17,7 +17,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -26,8 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rs/zerolog"
-
+	"github.com/outposthq/outpost/cmd/internal/cli"
 	"github.com/outposthq/outpost/config"
 )
 
@@ -42,14 +40,28 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+var command = cli.Command{
+	Name: "outpost-sim",
+	Args: "(--broker URL | --embedded) [flags]",
+	Summary: `Runs a fleet of simulated gateways in one process to load-test ingest: each a
+real gateway (pollers, batcher, outbox, uplink) with its own id, data dir and
+MQTT client, with sim sensors. Prints a progress line every few seconds and a
+summary at the end; Ctrl-C or --duration stops the sensors, drains the
+outboxes and closes every gateway. With --broker, an ingest service must ack
+the batches (or pass --ack broker). Exit status 3: some outbox did not drain.`,
+	Examples: []string{
+		"outpost-sim --embedded --gateways 50 --duration 30s",
+		"outpost-sim --broker tcp://127.0.0.1:1883 --gateways 1000 --ramp 10s --duration 2m",
+	},
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
 	s := &Sim{out: stdout}
-	if err := s.ParseFlags(args, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+	if err := s.ParseFlags(args, stdout, stderr); err != nil {
+		if !cli.Printed(err) {
+			fmt.Fprintln(stderr, err)
 		}
-		fmt.Fprintln(stderr, err)
-		return 2
+		return cli.ExitCode(err)
 	}
 	checkFiles(s.Gateways, stdout, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -92,10 +104,11 @@ func checkFiles(gateways int, stdout, stderr io.Writer) {
 	fmt.Fprintf(stdout, "open files limit %d (need about %d)\n", lim, need)
 }
 
-// ParseFlags reads the flags into s.
-func (s *Sim) ParseFlags(args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("outpost-sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// ParseFlags reads the flags into s: -h prints the help to stdout and
+// returns flag.ErrHelp; a bad flag prints the problem and the usage to
+// stderr and returns a cli.UsageError.
+func (s *Sim) ParseFlags(args []string, stdout, stderr io.Writer) error {
+	fs := command.FlagSet()
 	fs.IntVar(&s.Gateways, "gateways", 10, "number of simulated gateways")
 	fs.IntVar(&s.Sensors, "sensors", 3, "sim sensors per gateway")
 	metrics := fs.String("metrics", "temperature,humidity,pressure", "comma-separated metrics of every sensor")
@@ -121,12 +134,14 @@ func (s *Sim) ParseFlags(args []string, stderr io.Writer) error {
 	fs.StringVar(&s.Ack, "ack", config.AckIngest, "delete batches on the ingest ack (ingest) or the broker's PUBACK (broker)")
 	fs.BoolVar(&s.Live, "live", false, "publish the dashboard's retained live topics too")
 	fs.StringVar(&s.SummaryPath, "summary", "", "write a JSON summary to this file at the end")
-	logLevel := fs.String("log-level", "warn", "debug|info|warn|error")
-	if err := fs.Parse(args); err != nil {
+	var lf cli.LogFlags
+	lf.Register(fs, "warn", cli.FormatAuto)
+	version := cli.VersionFlag(fs)
+	if err := cli.Parse(fs, args, 0, stdout, stderr); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("outpost-sim: unexpected arguments: %q", fs.Args())
+	if err := cli.ShowVersion(version, "outpost-sim", stdout); err != nil {
+		return err
 	}
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("outpost-sim: "+format, a...)) }
@@ -171,15 +186,15 @@ func (s *Sim) ParseFlags(args []string, stderr io.Writer) error {
 		seen[m] = true
 		s.Metrics = append(s.Metrics, m)
 	}
-	lvl, err := zerolog.ParseLevel(*logLevel)
-	if err != nil {
-		bad("--log-level: %w", err)
+	if err := lf.Check(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return cli.UsageError{Err: err}
 	}
-	s.log = zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.RFC3339}).Level(lvl).With().Timestamp().Logger()
-	return nil
+	var err error
+	s.log, err = cli.NewLogger(stderr, lf.Level, lf.Format)
+	return err
 }
 
 func writeJSON(path string, v any) error {

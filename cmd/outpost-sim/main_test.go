@@ -42,7 +42,7 @@ func TestParseFlagsErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var s Sim
-			err := s.ParseFlags(tt.args, io.Discard)
+			err := s.ParseFlags(tt.args, io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("ParseFlags(%q) = %v, want an error with %q", tt.args, err, tt.want)
 			}
@@ -52,7 +52,7 @@ func TestParseFlagsErrors(t *testing.T) {
 
 func TestParseFlagsDefaults(t *testing.T) {
 	var s Sim
-	if err := s.ParseFlags([]string{"--broker", "tcp://127.0.0.1:1883"}, io.Discard); err != nil {
+	if err := s.ParseFlags([]string{"--broker", "tcp://127.0.0.1:1883"}, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if s.Gateways != 10 || s.Sensors != 3 || strings.Join(s.Metrics, ",") != "temperature,humidity,pressure" ||
@@ -74,7 +74,7 @@ func runEmbedded(t *testing.T, driver string) {
 	s := &Sim{out: t.Output()}
 	args := []string{"--embedded", "--gateways", "5", "--sensors", "2", "--duration", "3s",
 		"--every", "1s", "--ramp", "500ms", "--seed", "7", "--driver", driver}
-	if err := s.ParseFlags(args, t.Output()); err != nil {
+	if err := s.ParseFlags(args, t.Output(), t.Output()); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
