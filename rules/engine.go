@@ -202,17 +202,14 @@ func (e *Engine) step(in *instance, mi int, r *outpost.Reading, dst []outpost.Al
 			w.push(r.TS, r.Value)
 		}
 	}
-	wasStale := in.stale && in.state == outpost.StateNoData
-	if in.stale {
-		in.stale = false
-		if wasStale {
-			in.state = outpost.StateInactive
-		}
-	}
+	in.stale = false
+	// A nodata instance evaluates like an inactive one; if it does not go
+	// pending or firing, the reading ends the nodata with a resolved.
+	wasNoData := in.state == outpost.StateNoData
 	dst = e.evaluate(in, r.TS, dst)
-	if wasStale && in.state == outpost.StateInactive {
-		in.changedAt = r.TS
-		dst = e.emit(dst, in, outpost.StateResolved, r.TS)
+	if wasNoData && in.state == outpost.StateNoData {
+		in.state, in.changedAt = outpost.StateInactive, r.TS
+		dst = e.emit(dst, in, outpost.StateNoData, outpost.StateResolved, r.TS)
 	}
 	return dst
 }
@@ -266,8 +263,8 @@ func (e *Engine) evaluate(in *instance, now int64, dst []outpost.Alert) []outpos
 			firstMet = i
 		}
 	}
-	switch in.state {
-	case outpost.StateInactive:
+	switch from := in.state; from {
+	case outpost.StateInactive, outpost.StateNoData:
 		switch {
 		case firstMet >= 0:
 			in.startedAt = in.since[firstMet]
@@ -275,7 +272,7 @@ func (e *Engine) evaluate(in *instance, now int64, dst []outpost.Alert) []outpos
 		case firstOn >= 0:
 			in.state, in.level, in.startedAt, in.changedAt = outpost.StatePending, firstOn, now, now
 			e.enliven(in)
-			dst = e.emit(dst, in, outpost.StatePending, now)
+			dst = e.emit(dst, in, from, outpost.StatePending, now)
 		}
 	case outpost.StatePending:
 		switch {
@@ -283,7 +280,7 @@ func (e *Engine) evaluate(in *instance, now int64, dst []outpost.Alert) []outpos
 			dst = e.fire(in, firstMet, now, dst)
 		case firstOn < 0:
 			in.state, in.changedAt = outpost.StateInactive, now
-			dst = e.emit(dst, in, outpost.StateInactive, now)
+			dst = e.emit(dst, in, outpost.StatePending, outpost.StateInactive, now)
 		default:
 			in.level = firstOn
 		}
@@ -352,15 +349,17 @@ func (e *Engine) isReset(in *instance, x *evalCtx, i int) bool {
 
 // fire makes in fire at level, from any state.
 func (e *Engine) fire(in *instance, level int, now int64, dst []outpost.Alert) []outpost.Alert {
-	if in.state == outpost.StateInactive || in.state == outpost.StateNoData {
+	from := in.state
+	if from == outpost.StateInactive || from == outpost.StateNoData {
 		in.startedAt = now
 	}
 	in.state, in.level, in.changedAt, in.keepUntil = outpost.StateFiring, level, now, noTime
 	e.enliven(in)
-	return e.emit(dst, in, outpost.StateFiring, now)
+	return e.emit(dst, in, from, outpost.StateFiring, now)
 }
 
 func (e *Engine) resolve(in *instance, now int64, dst []outpost.Alert) []outpost.Alert {
+	from := in.state
 	in.state, in.changedAt, in.keepUntil = outpost.StateInactive, now, noTime
 	for i := range in.since {
 		in.since[i] = noTime // start afresh: no refiring on old timers
@@ -368,7 +367,7 @@ func (e *Engine) resolve(in *instance, now int64, dst []outpost.Alert) []outpost
 	if !in.rt.rule.SendResolved {
 		return dst
 	}
-	return e.emit(dst, in, outpost.StateResolved, now)
+	return e.emit(dst, in, from, outpost.StateResolved, now)
 }
 
 // timers applies what time alone does to a live instance at now.
@@ -394,7 +393,7 @@ func (e *Engine) timers(in *instance, now int64, dst []outpost.Alert) []outpost.
 			return e.resolve(in, now, dst)
 		}
 		if r.Repeat > 0 && now-in.sentAt >= int64(r.Repeat) {
-			return e.emitAt(dst, in, outpost.StateFiring, in.changedAt, now)
+			return e.emitAt(dst, in, outpost.StateFiring, outpost.StateFiring, in.changedAt, now)
 		}
 	}
 	return dst
@@ -408,12 +407,16 @@ func (e *Engine) goStale(in *instance, nd *NoData, now int64, dst []outpost.Aler
 	}
 	switch nd.State {
 	case outpost.StateNoData:
-		if in.state == outpost.StateNoData {
+		from := in.state
+		if from == outpost.StateNoData {
 			return dst
+		}
+		if from == outpost.StateInactive {
+			in.startedAt = now // an episode of its own, not the last one's
 		}
 		in.state, in.changedAt, in.keepUntil = outpost.StateNoData, now, noTime
 		e.enliven(in)
-		return e.emit(dst, in, outpost.StateNoData, now)
+		return e.emit(dst, in, from, outpost.StateNoData, now)
 	case outpost.StateFiring:
 		if in.state == outpost.StateFiring {
 			return dst
@@ -426,7 +429,7 @@ func (e *Engine) goStale(in *instance, nd *NoData, now int64, dst []outpost.Aler
 			return e.resolve(in, now, dst)
 		case outpost.StatePending:
 			in.state, in.changedAt = outpost.StateInactive, now
-			return e.emit(dst, in, outpost.StateInactive, now)
+			return e.emit(dst, in, outpost.StatePending, outpost.StateInactive, now)
 		}
 	}
 	return dst
@@ -451,14 +454,28 @@ func (in *instance) severity() string {
 	return r.Levels[in.level].Severity
 }
 
-// emit appends the alert for an instance's transition to state at now.
-func (e *Engine) emit(dst []outpost.Alert, in *instance, state outpost.AlertState, now int64) []outpost.Alert {
-	return e.emitAt(dst, in, state, in.changedAt, now)
+// levelFor is the `for` of the level an alert in state is at: no_data's
+// after for a nodata alert or one that no_data fired.
+func (in *instance) levelFor(state outpost.AlertState) time.Duration {
+	r := in.rt.rule
+	if state == outpost.StateNoData || in.level < 0 || in.level >= len(r.Levels) {
+		if r.NoData != nil {
+			return r.NoData.After
+		}
+		return 0
+	}
+	return r.Levels[in.level].For
+}
+
+// emit appends the alert for an instance's transition from one state to
+// another at now.
+func (e *Engine) emit(dst []outpost.Alert, in *instance, from, state outpost.AlertState, now int64) []outpost.Alert {
+	return e.emitAt(dst, in, from, state, in.changedAt, now)
 }
 
 // emitAt appends an alert whose transition happened at changedAt, sent
-// at now (later for a repeat).
-func (e *Engine) emitAt(dst []outpost.Alert, in *instance, state outpost.AlertState, changedAt, now int64) []outpost.Alert {
+// at now (later for a repeat, whose from and state are both firing).
+func (e *Engine) emitAt(dst []outpost.Alert, in *instance, from, state outpost.AlertState, changedAt, now int64) []outpost.Alert {
 	rt := in.rt
 	r := rt.rule
 	rt.stats.Transitions++
@@ -472,6 +489,8 @@ func (e *Engine) emitAt(dst []outpost.Alert, in *instance, state outpost.AlertSt
 	d := &MessageData{
 		Rule: r.Name, Sensor: in.sensor, Metric: in.metric, Value: in.value,
 		Severity: sev, State: state.String(), Gateway: e.gateway, Labels: labels,
+		Previous: from.String(), Since: time.Unix(0, in.startedAt).UTC(),
+		Duration: roundDuration(time.Duration(now - in.startedAt)), For: in.levelFor(state),
 	}
 	if len(r.annos) > 0 {
 		d.Annotations = make(map[string]string, len(r.annos))

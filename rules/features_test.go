@@ -199,10 +199,10 @@ func TestNoData(t *testing.T) {
 		{"nodata", []step{
 			{rs: one(rd("s", "t", 0, 20)), want: ""},
 			{tick: 119, want: ""},
-			{tick: 120, want: "nodata/warning h/s 20 0→120 #1\n"},
+			{tick: 120, want: "nodata/warning h/s 20 120→120 #1\n"},
 			{tick: 200, want: ""},
-			{rs: one(rd("s", "t", 210, 20)), want: "resolved/warning h/s 20 0→210 #2\n"},
-			{tick: 330, want: "nodata/warning h/s 20 0→330 #3\n"},
+			{rs: one(rd("s", "t", 210, 20)), want: "resolved/warning h/s 20 120→210 #2\n"},
+			{tick: 330, want: "nodata/warning h/s 20 330→330 #3\n"},
 			{rs: one(rd("s", "t", 340, 30)), want: "firing/warning h/s 30 340→340 #4\n"},
 		}},
 		{"firing", []step{

@@ -7,21 +7,42 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+	"time"
 )
 
 // MessageData is what a rule's message template sees, e.g.
 // "{{ .Sensor }} {{ .Metric }} is {{ .Value }}". Missing labels render
 // as "". A rule with no message gets
 // "{Sensor} {Metric} is {Value} ({Rule}: {Condition})".
+//
+// One template renders every transition of a rule, so a template that
+// reads well for each branches on State, e.g.
+// `{{ if eq .State "resolved" }}back to {{ .Value }}{{ else }}{{ .Value }}, above 25 for {{ .Duration }}{{ end }}`.
 type MessageData struct {
 	Rule     string
 	Sensor   string
 	Metric   string
 	Value    float64
 	Severity string
-	State    string            // pending, firing, resolved, inactive or nodata
-	Gateway  string            // "" unless the engine was given one
-	Labels   map[string]string // the alert's labels (group labels included)
+	// State is the transition being emitted: pending, firing (also a
+	// change of level and a repeat), resolved, inactive (pending that
+	// cleared before firing) or nodata.
+	State string
+	// Previous is the state the instance leaves: inactive, pending,
+	// firing or nodata ("firing" for a change of level and a repeat).
+	Previous string
+	// Since is when the episode began: the instance went pending (or
+	// straight to firing, or to nodata), in UTC; Alert.StartedAt.
+	Since time.Time
+	// Duration is how long the episode has lasted at this transition,
+	// from Since: rounded to the second, or to the millisecond when
+	// shorter than a second. 0 for pending.
+	Duration time.Duration
+	// For is the `for` of the level the alert is at (no_data's after for
+	// a nodata alert or one that no_data fired).
+	For     time.Duration
+	Gateway string            // "" unless the engine was given one
+	Labels  map[string]string // the alert's labels (group labels included)
 	// Annotations are the rule's annotations, rendered; an annotation's
 	// own template sees the ones before it in name order.
 	Annotations map[string]string
@@ -50,8 +71,8 @@ func compileMessage(r *Rule, src string) (*message, error) {
 	}
 	sample := MessageData{
 		Rule: r.Name, Sensor: r.Select.Sensor, Metric: r.Select.Metric,
-		Severity: r.Severity, State: "firing", Labels: map[string]string{},
-		Annotations: map[string]string{},
+		Severity: r.Severity, State: "firing", Previous: "pending", For: r.For,
+		Labels: map[string]string{}, Annotations: map[string]string{},
 	}
 	if sample.Sensor == "" {
 		sample.Sensor = "sensor"
@@ -78,6 +99,15 @@ func (m *message) render(r *Rule, d *MessageData) string {
 func defaultMessage(r *Rule, d *MessageData) string {
 	return d.Sensor + " " + d.Metric + " is " + strconv.FormatFloat(d.Value, 'g', -1, 64) +
 		" (" + r.Name + ": " + r.Condition + ")"
+}
+
+// roundDuration rounds an episode's length for people: to the second, or
+// to the millisecond below a second (readings' timestamps have ns).
+func roundDuration(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
 
 // text/template errors look like
