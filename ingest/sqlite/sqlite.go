@@ -15,7 +15,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
+	"os"
 	"strings"
 	"time"
 
@@ -48,6 +50,12 @@ var _ ingest.Store = (*Store)(nil)
 // Open opens (creating if needed) the database file at path and creates the
 // tables if they are missing. The Store owns the file's connections; Close
 // closes them.
+//
+// On error Open returns a nil Store, having closed what it opened. A file
+// that cannot be created or opened read-write is reported as
+// "sqlite: open database PATH: REASON", wrapping the OS error
+// (errors.Is(err, fs.ErrNotExist) for a missing directory,
+// fs.ErrPermission for one not writable).
 func Open(ctx context.Context, path string, logger zerolog.Logger) (*Store, error) {
 	switch {
 	case path == "":
@@ -56,6 +64,9 @@ func Open(ctx context.Context, path string, logger zerolog.Logger) (*Store, erro
 		return nil, fmt.Errorf("sqlite: %q: give a file path (no :memory: or file: URIs)", path)
 	case strings.ContainsRune(path, '?'):
 		return nil, fmt.Errorf("sqlite: %q: a path must not contain '?'", path)
+	}
+	if err := checkFile(path); err != nil {
+		return nil, err
 	}
 	common := fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeoutMS)
 	w, err := sql.Open("sqlite", path+"?"+common+"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_txlock=immediate")
@@ -72,6 +83,24 @@ func Open(ctx context.Context, path string, logger zerolog.Logger) (*Store, erro
 	}
 	s.log.Debug().Str("path", path).Msg("store open")
 	return s, nil
+}
+
+// checkFile opens (creating) the file at path read-write and closes it
+// again: SQLite says only "unable to open database file" when it cannot,
+// the OS says why. An empty file is an empty database to SQLite.
+func checkFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err == nil {
+		err = f.Close()
+	}
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // name the path once
+		}
+		return fmt.Errorf("sqlite: open database %s: %w", path, err)
+	}
+	return nil
 }
 
 func (s *Store) init(ctx context.Context, path, common string) error {
@@ -401,7 +430,7 @@ func (s *Store) Counts(ctx context.Context) (ingest.Counts, error) {
 	return c, nil
 }
 
-// Close closes the statements and the database.
+// Close closes the statements and the database. It is idempotent.
 func (s *Store) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{s.insBatch, s.insReading, s.upLatest, s.insAlert, s.insGap} {

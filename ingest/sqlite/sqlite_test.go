@@ -1,11 +1,15 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -164,11 +168,75 @@ func TestOpenRejects(t *testing.T) {
 	}
 }
 
-func TestOpenMissingDir(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "no", "such", "dir", "x.db")
-	if s, err := sqlite.Open(context.Background(), p, zerolog.Nop()); err == nil {
+// A failed Open returns no Store and an error naming the file once and
+// wrapping the OS's reason; what it opened is closed (TestMain's goleak
+// check) and an existing file is left as it was.
+func TestOpenFails(t *testing.T) {
+	dir := t.TempDir()
+	notDB := filepath.Join(dir, "not-a-database")
+	garbage := bytes.Repeat([]byte("not sqlite "), 1000)
+	if err := os.WriteFile(notDB, garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, path, want string
+		is               error
+	}{
+		{"missing dir", filepath.Join(dir, "no", "such", "dir", "x.db"), "open database", fs.ErrNotExist},
+		{"under a file", filepath.Join(notDB, "x.db"), "open database", syscall.ENOTDIR},
+		{"a directory", dir, "open database", syscall.EISDIR},
+		{"not a database", notDB, "create schema in", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := sqlite.Open(context.Background(), tc.path, zerolog.Nop())
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if s != nil {
+				t.Errorf("Open returned %p with its error", s)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "sqlite: "+tc.want+" ") || strings.Count(msg, tc.path) != 1 {
+				t.Errorf("error %q: want \"sqlite: %s\" naming %s once", msg, tc.want, tc.path)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("error %q does not wrap %v", msg, tc.is)
+			}
+		})
+	}
+	if b, err := os.ReadFile(notDB); err != nil || !bytes.Equal(b, garbage) {
+		t.Errorf("the file that is not a database changed (err %v)", err)
+	}
+}
+
+func TestOpenReadOnlyDir(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("running as root, which ignores directory permissions; TestOpenFails covers the errors root gets too")
+	}
+	dir := filepath.Join(t.TempDir(), "ro")
+	if err := os.Mkdir(dir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o700) })
+	p := filepath.Join(dir, "x.db")
+	s, err := sqlite.Open(context.Background(), p, zerolog.Nop())
+	if err == nil {
 		s.Close()
-		t.Fatal("Open in a missing directory succeeded")
+		t.Fatal("Open in a read-only directory succeeded")
+	}
+	if !errors.Is(err, fs.ErrPermission) || strings.Count(err.Error(), p) != 1 {
+		t.Errorf("error %q: want fs.ErrPermission, naming %s once", err, p)
+	}
+}
+
+func TestCloseTwice(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "x.db"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
 	}
 }
 
