@@ -37,6 +37,12 @@ var _ ingest.Store = (*Store)(nil)
 // Open connects to the database at dsn (a postgres:// URL or key=value
 // string, with pgxpool's pool_* parameters allowed) and creates the tables
 // if they are missing. The Store owns the pool; Close closes it.
+//
+// On error Open returns a nil Store, having closed the pool. The error
+// names the user, database and host but never the password (pgx redacts
+// it), and wraps pgx's: *pgconn.ConnectError when the server cannot be
+// reached or refuses the login, *pgconn.PgError (SQLSTATE 3D000) for a
+// database that does not exist.
 func Open(ctx context.Context, dsn string, logger zerolog.Logger) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -50,6 +56,12 @@ func Open(ctx context.Context, dsn string, logger zerolog.Logger) (*Store, error
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	s := &Store{pool: pool, log: logger.With().Str("component", "postgres").Logger(), now: time.Now}
+	// The pool connects lazily: connect now, so that an unreachable
+	// server or a missing database reads as such, not as a failed BEGIN.
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -330,6 +342,7 @@ func (s *Store) Counts(ctx context.Context) (ingest.Counts, error) {
 }
 
 // Close closes the pool, waiting for connections in use to be returned.
+// It is idempotent.
 func (s *Store) Close() error {
 	s.pool.Close()
 	return nil

@@ -3,12 +3,14 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
@@ -160,13 +162,79 @@ func TestInvalidData(t *testing.T) {
 	}
 }
 
-func TestOpenUnreachable(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// A failed Open returns no Store and an error that says what failed
+// without the DSN's password, whichever form the DSN takes.
+func TestOpenFails(t *testing.T) {
+	const pw = "hunter2-secret"
+	for _, tc := range []struct{ name, dsn, want string }{
+		// Port 1 on loopback: connection refused at once.
+		{"unreachable URL", "postgres://postgres:" + pw + "@127.0.0.1:1/test?sslmode=disable&connect_timeout=2",
+			"failed to connect to `user=postgres database=test`"},
+		{"unreachable key=value", "host=127.0.0.1 port=1 user=postgres password=" + pw + " dbname=test connect_timeout=2",
+			"failed to connect to `user=postgres database=test`"},
+		{"bad sslmode", "postgres://postgres:" + pw + "@127.0.0.1:1/test?sslmode=bogus", "parse dsn"},
+		{"bad port key=value", "host=127.0.0.1 port=99999 user=postgres password='" + pw + "' dbname=test", "invalid port"},
+		{"bad escape in password", "postgres://postgres:" + pw + "%zz@127.0.0.1:1/test", "parse dsn"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			s, err := postgres.Open(ctx, tc.dsn, zerolog.Nop())
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if s != nil {
+				t.Errorf("Open returned %p with its error", s)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "postgres: ") || !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q, want \"postgres: …%s…\"", msg, tc.want)
+			}
+			if strings.Contains(msg, pw) {
+				t.Errorf("error shows the password: %q", msg)
+			}
+		})
+	}
+}
+
+// A migration that fails after the pool connected closes the pool: no
+// Store, no connection or goroutine left (TestMain's goleak check).
+func TestOpenMigrationFails(t *testing.T) {
+	base := os.Getenv(testenv.EnvPG)
+	if base == "" {
+		t.Skipf("%s is not set: no PostgreSQL to test against", testenv.EnvPG)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", "outpost_no_such_schema") // nowhere to create the tables
+	u.RawQuery = q.Encode()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// Port 1 on loopback: connection refused at once.
-	if s, err := postgres.Open(ctx, "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", zerolog.Nop()); err == nil {
+	s, err := postgres.Open(ctx, u.String(), zerolog.Nop())
+	if err == nil {
 		s.Close()
-		t.Fatal("Open of an unreachable server succeeded")
+		t.Fatal("Open with no schema to create tables in succeeded")
+	}
+	if s != nil {
+		t.Errorf("Open returned %p with its error", s)
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || !strings.HasPrefix(err.Error(), "postgres: create schema: ") {
+		t.Errorf("error %q, want PostgreSQL's refusal to create the tables", err)
+	}
+}
+
+func TestCloseTwice(t *testing.T) {
+	s := open(t, dsn(t))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
 	}
 }
 
