@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -146,7 +147,8 @@ type serviceCounters struct {
 	batches, duplicates, readings, alerts, losses, statuses, deadLetters, errors atomic.Int64
 }
 
-// New returns a Service that stores into store. Nothing starts until Start.
+// New returns a Service that stores into store. Nothing starts until Start,
+// which fails if store is nil or the options are invalid.
 func New(store Store, opts *Options) *Service {
 	var o Options
 	if opts != nil {
@@ -196,6 +198,10 @@ func (o *Options) validate() error {
 	if o.Broker == "" {
 		return errors.New("ingest: no broker URL")
 	}
+	if u, err := url.Parse(o.Broker); err != nil || u.Scheme == "" || u.Host == "" {
+		// url.Parse's error quotes the URL, and with it any password.
+		return errors.New("ingest: broker URL is not scheme://host:port (e.g. tcp://127.0.0.1:1883)")
+	}
 	if strings.ContainsAny(o.TopicPrefix, "+#") || strings.HasPrefix(o.TopicPrefix, "$") {
 		return fmt.Errorf("ingest: topic prefix %q has wildcards or starts with $", o.TopicPrefix)
 	}
@@ -231,7 +237,11 @@ func (s *Service) Start(ctx context.Context) error {
 	s.started = true
 	s.mu.Unlock()
 
-	if err := s.opts.validate(); err != nil {
+	err := s.opts.validate()
+	if err == nil && s.store == nil {
+		err = errors.New("ingest: no store")
+	}
+	if err != nil {
 		s.abort()
 		return err
 	}
@@ -275,12 +285,12 @@ func (s *Service) Start(ctx context.Context) error {
 		<-tok.Done()
 		if tok.Error() == nil {
 			s.abort()
-			return fmt.Errorf("ingest: connect %s: %w", s.opts.Broker, ctx.Err())
+			return fmt.Errorf("ingest: connect %s: %w", redact(s.opts.Broker), ctx.Err())
 		}
 	}
 	if err := tok.Error(); err != nil {
 		s.abort()
-		return fmt.Errorf("ingest: connect %s: %w", s.opts.Broker, err)
+		return fmt.Errorf("ingest: connect %s: %w", redact(s.opts.Broker), err)
 	}
 	select {
 	case err := <-s.firstSub:
@@ -292,10 +302,19 @@ func (s *Service) Start(ctx context.Context) error {
 		s.abort()
 		return fmt.Errorf("ingest: subscribe: %w", ctx.Err())
 	}
-	s.log.Info().Str("broker", s.opts.Broker).Str("client_id", s.opts.ClientID).
+	s.log.Info().Str("broker", redact(s.opts.Broker)).Str("client_id", s.opts.ClientID).
 		Str("group", s.opts.Group).Str("prefix", s.opts.TopicPrefix).Int("workers", s.opts.Workers).
 		Msg("ingest started")
 	return nil
+}
+
+// redact hides the password of a broker URL that validate accepted.
+func redact(broker string) string {
+	u, err := url.Parse(broker)
+	if err != nil {
+		return "(broker URL)"
+	}
+	return u.Redacted()
 }
 
 // abort tears down a Start that failed.

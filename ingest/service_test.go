@@ -810,17 +810,25 @@ func TestCloseWhileStoreDown(t *testing.T) {
 }
 
 func TestStartFails(t *testing.T) {
-	st := &spyStore{}
 	for _, tc := range []struct {
-		name string
-		opts ingest.Options
+		name    string
+		opts    ingest.Options
+		noStore bool
 	}{
-		{"unreachable", ingest.Options{Broker: "tcp://127.0.0.1:1"}},
-		{"no broker", ingest.Options{}},
-		{"wildcard prefix", ingest.Options{Broker: "tcp://127.0.0.1:1", TopicPrefix: "a/+/b"}},
-		{"bad group", ingest.Options{Broker: "tcp://127.0.0.1:1", Group: "a/b"}},
+		{name: "unreachable", opts: ingest.Options{Broker: "tcp://127.0.0.1:1"}},
+		{name: "unreachable with password", opts: ingest.Options{Broker: "tcp://u:hunter2@127.0.0.1:1"}},
+		{name: "no broker", opts: ingest.Options{}},
+		{name: "bad broker URL", opts: ingest.Options{Broker: "tcp://u:hunter2@[::1"}},
+		{name: "broker without scheme", opts: ingest.Options{Broker: "127.0.0.1:1883"}},
+		{name: "wildcard prefix", opts: ingest.Options{Broker: "tcp://127.0.0.1:1", TopicPrefix: "a/+/b"}},
+		{name: "bad group", opts: ingest.Options{Broker: "tcp://127.0.0.1:1", Group: "a/b"}},
+		{name: "no store", opts: ingest.Options{Broker: "tcp://127.0.0.1:1"}, noStore: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			var st ingest.Store = &spyStore{}
+			if tc.noStore {
+				st = nil
+			}
 			s := ingest.New(st, &tc.opts)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -828,6 +836,8 @@ func TestStartFails(t *testing.T) {
 				t.Fatal("Start succeeded")
 			} else if !strings.HasPrefix(err.Error(), "ingest: ") {
 				t.Fatalf("error %q lacks the package prefix", err)
+			} else if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("error %q shows the broker password", err)
 			}
 			if err := s.Start(ctx); !errors.Is(err, outpost.ErrClosed) {
 				t.Fatalf("Start after a failed Start: %v, want ErrClosed", err)
