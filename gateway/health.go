@@ -47,16 +47,30 @@ func healthAlert(ev sensors.HealthEvent, labels map[string]string) outpost.Alert
 	return a
 }
 
-// onHealth is each poller's OnHealth hook: it logs the event, shows it on
-// the dashboard and hands it to the batcher's alert input. It blocks only
-// while the batcher is busy, like a reading under the block policy.
+// onHealth is each poller's OnHealth hook: it hands the event to
+// Options.OnAlert (from the poller's goroutine), shows it on the dashboard
+// and hands it to the batcher's alert input. It blocks only while the
+// batcher is busy, like a reading under the block policy.
 func (g *Gateway) onHealth(labels map[string]string) func(sensors.HealthEvent) {
+	notify := g.alertHook()
 	return func(ev sensors.HealthEvent) {
 		a := healthAlert(ev, labels)
 		g.healthRaised.Add(1)
+		if notify != nil {
+			notify(a)
+		}
 		if g.dash != nil {
 			g.dash.observe([]outpost.Alert{a})
 		}
 		g.health <- []outpost.Alert{a}
 	}
+}
+
+// alertHook is Options.OnAlert, as build gave it to the ruler; nil
+// without rules.
+func (g *Gateway) alertHook() func(outpost.Alert) {
+	if g.ruler == nil {
+		return nil
+	}
+	return g.ruler.notify
 }
