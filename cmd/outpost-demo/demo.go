@@ -7,8 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,10 +41,14 @@ type Demo struct {
 	Every       time.Duration
 	Baseline    bool
 
-	log     zerolog.Logger
-	out     io.Writer // live output; default io.Discard
-	tmpDir  string
-	started time.Time
+	log        zerolog.Logger
+	out        io.Writer  // live output; default io.Discard
+	outMu      sync.Mutex // alerts come from the rule engine and from pollers
+	tmpDir     string
+	started    time.Time
+	configPath string // the config the gateway runs
+	dsn        string // the ingest database
+	httpURL    string // the HTTP API's base URL; "" without --http
 
 	broker  *embedbroker.Broker
 	counter *wireCounter // for an external broker
@@ -67,6 +75,12 @@ type Summary struct {
 	BytesPerReading float64 `json:"bytes_per_reading"`
 	ReadingsPerSec  float64 `json:"readings_per_sec"`
 	Resent          int64   `json:"batches_resent"`
+	// ReadingsPerBatch is readings stored per batch stored (alert
+	// batches count too): what bytes_per_reading depends on most.
+	ReadingsPerBatch float64 `json:"readings_per_batch"`
+	// Database is the ingest database: a SQLite file's path, or the
+	// DSN without its password.
+	Database string `json:"database"`
 	// Rules are the gateway's per-rule counters (its own tally), in rule
 	// order.
 	Rules []RuleSummary `json:"rules,omitempty"`
@@ -125,11 +139,11 @@ func (d *Demo) Start(ctx context.Context) error {
 		}
 	}
 
-	dsn := d.DB
-	if dsn == "" {
-		dsn = "sqlite:" + filepath.Join(d.DataDir, "ingest.db")
+	d.dsn = d.DB
+	if d.dsn == "" {
+		d.dsn = "sqlite:" + filepath.Join(d.DataDir, "ingest.db")
 	}
-	if d.store, err = stores.Open(bg, dsn, d.log); err != nil {
+	if d.store, err = stores.Open(bg, d.dsn, d.log); err != nil {
 		return err
 	}
 	d.ingest = ingest.New(d.store, &ingest.Options{Broker: d.BrokerURL(), TopicPrefix: cfg.Uplink.TopicPrefix, Logger: d.log})
@@ -141,6 +155,7 @@ func (d *Demo) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		d.httpURL = "http://" + dialAddr(ln.Addr())
 		d.server = &http.Server{Handler: d.ingest.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := d.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -149,12 +164,16 @@ func (d *Demo) Start(ctx context.Context) error {
 		}()
 	}
 
+	// Rule alerts and sensor health events (rule sensor_health) alike.
 	onAlert := func(a outpost.Alert) {
+		d.outMu.Lock()
+		defer d.outMu.Unlock()
 		fmt.Fprintf(d.out, "  alert %-8s %s: %s\n", a.State, a.Fingerprint, a.Message)
 	}
 	if d.Gateway, err = gateway.New(cfg, &gateway.Options{Logger: d.log, OnAlert: onAlert}); err != nil {
 		return err
 	}
+	d.printHeader(d.out)
 	d.started = time.Now()
 	return d.Gateway.Start(bg)
 }
@@ -170,6 +189,7 @@ func (d *Demo) loadConfig() (*config.Config, error) {
 		}
 		path = filepath.Join(dir, "gateway.yaml")
 	}
+	d.configPath = path
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
@@ -243,14 +263,22 @@ func (d *Demo) Finish(w io.Writer) (*Summary, error) {
 		s.BytesPerReading = float64(s.BytesOnWire) / float64(s.ReadingsStored)
 		s.ReadingsPerSec = float64(s.ReadingsStored) / drained.Seconds()
 	}
+	if s.BatchesStored > 0 {
+		s.ReadingsPerBatch = float64(s.ReadingsStored) / float64(s.BatchesStored)
+	}
+	s.Database = d.database()
 	fmt.Fprintf(w, "emitted %d, stored %d, duplicates %d, alerts raised %d (%d sensor health), stored %d, %.1f B/reading on the wire, %.0f readings/s end to end\n",
 		s.ReadingsEmitted, s.ReadingsStored, s.Duplicates, s.AlertsRaised, s.HealthEvents, s.AlertsStored, s.BytesPerReading, s.ReadingsPerSec)
+	if note := bytesNote(s, &d.Config.Batch); note != "" {
+		fmt.Fprintln(w, note)
+	}
 	for _, ss := range st.Sensors {
 		if ss.Failures > 0 || ss.Uncertain > 0 || ss.Bad > 0 {
 			fmt.Fprintf(w, "sensor %s: %d readings (%d uncertain, %d bad), %d of %d polls failed, last error: %s\n",
 				ss.Sensor, ss.Readings, ss.Uncertain, ss.Bad, ss.Failures, ss.Polls, orNone(ss.LastError))
 		}
 	}
+	d.printDatabase(w)
 	return s, nil
 }
 
@@ -336,4 +364,183 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// printHeader says what runs where, and which faults the config injects
+// on purpose, so that the warnings they cause read as expected.
+func (d *Demo) printHeader(w io.Writer) {
+	cfg := d.Config
+	broker := d.BrokerURL()
+	if d.broker != nil {
+		broker += " (embedded)"
+	}
+	fmt.Fprintln(w, "outpost-demo: a gateway, the ingest service, a broker and a database in one process")
+	fmt.Fprintf(w, "  broker    %s\n", broker)
+	kind := "SQLite"
+	if _, ok := sqlitePath(d.dsn); !ok {
+		kind = "PostgreSQL"
+	}
+	fmt.Fprintf(w, "  database  %s (%s)\n", d.database(), kind)
+	which := "--config"
+	if d.ConfigPath == "" {
+		which = "written from the built-in example"
+	}
+	fmt.Fprintf(w, "  config    %s (%s)\n", d.configPath, which)
+	if len(cfg.Rules.Files) > 0 {
+		fmt.Fprintf(w, "  rules     %s\n", strings.Join(cfg.Rules.Files, ", "))
+	}
+	if d.httpURL != "" {
+		fmt.Fprintf(w, "  HTTP API  while the demo runs: curl -s %s/api/v1/latest\n", d.httpURL)
+	}
+	fmt.Fprintf(w, "  gateway   %s with %d sensors; its alerts and sensor health events print as they happen\n", cfg.Gateway.ID, len(cfg.Sensors))
+	if faults := injectedFaults(cfg); faults != "" {
+		which := "This config"
+		if d.ConfigPath == "" {
+			which = "The example config"
+		}
+		fmt.Fprintf(w, "%s injects faults into simulated chips on purpose; the warnings they cause are expected:\n  %s\n", which, faults)
+	}
+}
+
+// injectedFaults lists the simulated chips' faults, e.g. "lab-env: nack
+// 2% of bus transactions; cold-room: dropout 20s–35s"; "" when none.
+func injectedFaults(cfg *config.Config) string {
+	var sensors []string
+	for _, s := range cfg.Sensors {
+		if s.Sim == nil || len(s.Sim.Faults) == 0 {
+			continue
+		}
+		fs := make([]string, len(s.Sim.Faults))
+		for i, f := range s.Sim.Faults {
+			fs[i] = describeFault(f)
+		}
+		sensors = append(sensors, s.ID+": "+strings.Join(fs, ", "))
+	}
+	return strings.Join(sensors, "; ")
+}
+
+// describeFault says what a fault does and when, in a few words.
+func describeFault(f config.Fault) string {
+	// share is the fault's probability as "2% of <per>", or "every <one>".
+	share := func(per, one string) string {
+		if f.Probability == 0 || f.Probability == 1 {
+			return "every " + one
+		}
+		return strconv.FormatFloat(f.Probability*100, 'g', 3, 64) + "% of " + per
+	}
+	var what string
+	switch f.Kind {
+	case config.FaultNACK:
+		what = "nack " + share("bus transactions", "bus transaction")
+	case config.FaultCRC:
+		what = "CRC errors in " + share("reads", "read")
+	case config.FaultSpikes:
+		what = "spikes of ±" + strconv.FormatFloat(f.Magnitude, 'g', -1, 64) + " on " + share("measurements", "measurement")
+	case config.FaultSlow:
+		what = "slow by " + f.Delay.String() + " per transaction"
+	case config.FaultStuck:
+		what = "values stuck"
+	case config.FaultDropout:
+		what = "dropout"
+	default:
+		what = f.Kind
+	}
+	switch {
+	case f.For > 0:
+		what += " " + f.From.String() + "–" + (f.From + f.For).String()
+	case f.From > 0:
+		what += " from " + f.From.String()
+	}
+	return what
+}
+
+// bytesNote explains the bytes per reading of a run whose batches were
+// small: "" when they were mostly full.
+func bytesNote(s *Summary, b *config.BatchConfig) string {
+	if s.ReadingsPerBatch == 0 || s.ReadingsPerBatch >= float64(b.MaxReadings)/2 {
+		return ""
+	}
+	note := fmt.Sprintf("  (%.0f B/reading: batches sealed every %v held %.1f readings on average, and each carries its header and per-series headers",
+		s.BytesPerReading, b.Interval, s.ReadingsPerBatch)
+	if b.Compression == "zstd" {
+		note += fmt.Sprintf("; full batches of %d readings take ~0.1–3 B/reading", b.MaxReadings)
+	}
+	return note + ")"
+}
+
+// database names the ingest database: a SQLite file's path, or the DSN
+// without its password.
+func (d *Demo) database() string {
+	if path, ok := sqlitePath(d.dsn); ok {
+		return path
+	}
+	u, err := url.Parse(d.dsn)
+	if err != nil {
+		return "(the --db DSN)" // it may hold a password
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	return u.String()
+}
+
+// sqlitePath is the file of a SQLite DSN (sqlite:PATH or a bare path).
+func sqlitePath(dsn string) (string, bool) {
+	if p, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		return p, true
+	}
+	if strings.Contains(dsn, "://") {
+		return "", false
+	}
+	return dsn, true
+}
+
+// printDatabase says where the database is and how to look into it.
+func (d *Demo) printDatabase(w io.Writer) {
+	db := d.database()
+	path, isSQLite := sqlitePath(d.dsn)
+	if !isSQLite {
+		fmt.Fprintf(w, "the database: %s (PostgreSQL); to look at it:\n", db)
+		fmt.Fprintf(w, "  psql %s -c \"select sensor, metric, count(*), min(value), max(value) from readings group by sensor, metric\"\n", shellQuote(db))
+		fmt.Fprintf(w, "  psql %s -c \"select to_timestamp(ts / 1e9), state, fingerprint, message from alerts order by ts\"\n", shellQuote(db))
+		return
+	}
+	fmt.Fprintf(w, "the database: %s (SQLite; tables readings, latest, alerts, batches, gaps, dead_letters, gateways)\n", path)
+	if d.tmpDir != "" && within(d.tmpDir, path) {
+		fmt.Fprintf(w, "  it is removed at exit with its temp dir: run with --data-dir DIR to keep it, and look at it with\n")
+	} else {
+		fmt.Fprintf(w, "  to look at it:\n")
+	}
+	q := shellQuote(path)
+	fmt.Fprintf(w, "  sqlite3 %s \"select sensor, metric, count(*), min(value), max(value) from readings group by sensor, metric\"\n", q)
+	fmt.Fprintf(w, "  sqlite3 %s \"select datetime(ts / 1000000000, 'unixepoch'), state, fingerprint, message from alerts order by ts\"\n", q)
+}
+
+// within reports whether path is inside dir.
+func within(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:@,=", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// dialAddr is a listener's address as a client dials it: an unspecified
+// host (":8080", "[::]:8080") becomes the loopback.
+func dialAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
