@@ -233,9 +233,20 @@ func (l *loop) publish(seq uint64, f *flight) {
 	}
 }
 
-// waitPuback turns a PUBACK into an ack, for AckBroker mode.
+// waitPuback turns a PUBACK into an ack, for AckBroker mode. Close does
+// not wait for PUBACKs: the run loop is gone by then, so a late one could
+// not delete its batch anyway, and the batch is resent after a restart.
 func (u *Uplink) waitPuback(t mqtt.Token, seq uint64) {
-	if !t.WaitTimeout(u.opt.AckTimeout) || t.Error() != nil {
+	timeout := time.NewTimer(u.opt.AckTimeout)
+	defer timeout.Stop()
+	select {
+	case <-t.Done():
+	case <-timeout.C:
+		return // the ack timeout resends it
+	case <-u.stop:
+		return
+	}
+	if t.Error() != nil {
 		return // the ack timeout resends it
 	}
 	select {

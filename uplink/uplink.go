@@ -339,7 +339,8 @@ func (u *Uplink) lastError() string {
 // a connection attempt) and the publishing loop, publishes the offline
 // status when connected, and disconnects; nothing it started outlives it.
 // Batches still in flight stay in the outbox and are resent after a
-// restart. Close is idempotent; ctx bounds the wait for the status.
+// restart. Close is idempotent; ctx bounds the wait for the status (a
+// cancelled ctx ends it at once). Close does not wait for PUBACKs.
 func (u *Uplink) Close(ctx context.Context) error {
 	u.once.Do(func() {
 		if u.cancel == nil {
@@ -354,7 +355,13 @@ func (u *Uplink) Close(ctx context.Context) error {
 			if d, ok := ctx.Deadline(); ok {
 				wait = time.Until(d)
 			}
-			t.WaitTimeout(wait)
+			timer := time.NewTimer(wait)
+			select {
+			case <-t.Done():
+			case <-timer.C:
+			case <-ctx.Done(): // Disconnect's quiesce still lets it out
+			}
+			timer.Stop()
 		}
 		u.client.Disconnect(250)
 	})
