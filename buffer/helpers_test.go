@@ -17,7 +17,12 @@ import (
 	"github.com/outposthq/outpost"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if path := os.Getenv(envHold); path != "" {
+		os.Exit(holdOutbox(path)) // a helper process of TestOpenLockedByAnotherProcess
+	}
+	goleak.VerifyTestMain(m)
+}
 
 const testGateway = "gw-test"
 

@@ -342,8 +342,8 @@ func TestReadOnly(t *testing.T) {
 		mustAppend(t, o, telemetry(2000, i), alert("a"))
 	}
 	want := o.Stats()
-	if _, err := Open(path, &Options{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "locked") {
-		t.Errorf("read-only Open of a file in use: %v, want a lock error", err)
+	if _, err := Open(path, &Options{ReadOnly: true}); !errors.Is(err, ErrLocked) {
+		t.Errorf("read-only Open of a file in use: %v, want ErrLocked", err)
 	}
 	if err := o.Close(); err != nil {
 		t.Fatal(err)

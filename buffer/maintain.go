@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -21,7 +22,7 @@ func (o *Outbox) maintainOrMoveAside(st state) (state, error) {
 		}
 		aside, mvErr := moveAside(o.path, o.now())
 		if mvErr != nil {
-			return st, fmt.Errorf("buffer: %s: %v; moving it aside: %w", o.path, err, mvErr)
+			return st, asideError(o.path, strings.TrimPrefix(err.Error(), "buffer: "), mvErr)
 		}
 		o.log.Error().Str(keyPath, o.path).Str(keyMovedTo, aside).Str(keyReason, err.Error()).
 			Msg("outbox file is corrupt: moved aside, starting a new epoch; batches in it will not be sent")
@@ -49,7 +50,7 @@ func (o *Outbox) maintainOrMoveAside(st state) (state, error) {
 func (o *Outbox) maintain() error {
 	size, err := fileSize(o.path)
 	if err != nil {
-		return fmt.Errorf("buffer: %w", err)
+		return pathError("open", o.path, err)
 	}
 	over := size > o.lim.fileHard
 	if !over {
@@ -88,13 +89,13 @@ func (o *Outbox) compact(size int64) error {
 		return nil
 	}
 	if err := os.Rename(tmp, o.path); err != nil {
-		return fmt.Errorf("buffer: compact: %w", err)
+		return pathError("compact", o.path, err)
 	}
 	if err := syncDir(filepath.Dir(o.path)); err != nil {
-		return fmt.Errorf("buffer: compact: %w", err)
+		return pathError("compact", o.path, err)
 	}
 	if err := o.db.Close(); err != nil {
-		return fmt.Errorf("buffer: compact: close: %w", err)
+		return fmt.Errorf("buffer: compact outbox %s: close: %w", o.path, err)
 	}
 	db, st, err := openDB(o.path, false, o.noSync, o.log)
 	if err != nil {

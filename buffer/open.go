@@ -44,15 +44,17 @@ type state struct {
 func (o *Outbox) openFile() (state, error) {
 	if !o.readOnly {
 		// Left by a compaction that did not finish; the file itself is whole.
-		if err := os.Remove(o.path + compactSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return state{}, fmt.Errorf("buffer: %w", err)
+		// ENOTDIR: no directory, so no file either; opening it says so.
+		err := os.Remove(o.path + compactSuffix)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return state{}, pathError("remove the unfinished compaction of", o.path, err)
 		}
 	}
 	db, st, err := openDB(o.path, o.readOnly, o.noSync, o.log)
 	if fe := (*fileError)(nil); errors.As(err, &fe) && !o.readOnly {
 		aside, mvErr := moveAside(o.path, o.now())
 		if mvErr != nil {
-			return state{}, fmt.Errorf("buffer: %s: %v; moving it aside: %w", o.path, fe, mvErr)
+			return state{}, asideError(o.path, fe.reason, mvErr)
 		}
 		o.log.Error().Str(keyPath, o.path).Str(keyMovedTo, aside).Str(keyReason, fe.reason).
 			Msg("outbox file is corrupt: moved aside, starting a new epoch; batches in it will not be sent")
@@ -103,14 +105,20 @@ func openDB(path string, readOnly, noSync bool, log zerolog.Logger) (*bolt.DB, s
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && !readOnly:
 	case err != nil:
-		return nil, state{}, fmt.Errorf("buffer: %w", err)
+		return nil, state{}, pathError("open", path, err)
+	case fi.IsDir():
+		return nil, state{}, pathError("open", path, syscall.EISDIR)
+	case !fi.Mode().IsRegular():
+		// Never moved aside as corrupt: it is not ours (and opening a
+		// FIFO would block).
+		return nil, state{}, fmt.Errorf("buffer: open outbox %s: not a regular file", path)
 	case fi.Size() == 0 && !readOnly:
 		// A kill between creating the file and bbolt's first write leaves
 		// it empty. It holds nothing to keep: start it anew, quietly
 		// enough not to look like corruption.
 		log.Warn().Str(keyPath, path).Msg("outbox file is empty (a crash while it was created?); starting a new one")
 		if err := os.Remove(path); err != nil {
-			return nil, state{}, fmt.Errorf("buffer: %w", err)
+			return nil, state{}, pathError("remove empty", path, err)
 		}
 	case fi.Size() == 0:
 		return nil, state{}, badFile("empty file")
@@ -158,9 +166,10 @@ func fileSize(path string) (int64, error) {
 	return fi.Size(), nil
 }
 
-// openBolt opens the bbolt file, classifying failures: a lock timeout or an
-// OS error is returned as is, anything about the content (bad meta page,
-// short file, a panic or memory fault while bbolt reads it) as a fileError.
+// openBolt opens the bbolt file, classifying failures: a lock timeout is a
+// *LockedError, an OS error a pathError, anything about the content (bad
+// meta page, short file, a panic or memory fault while bbolt reads it) a
+// fileError.
 func openBolt(path string, bo bolt.Options) (db *bolt.DB, err error) {
 	var f *os.File
 	bo.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
@@ -185,9 +194,9 @@ func openBolt(path string, bo bolt.Options) (db *bolt.DB, err error) {
 	case err == nil:
 		return db, nil
 	case errors.Is(err, bolt.ErrTimeout):
-		return nil, fmt.Errorf("buffer: %s is locked by another process: %w", path, err)
+		return nil, &LockedError{Path: path, PID: lockHolder(path)}
 	case errors.As(err, &pe), errors.As(err, &errno):
-		return nil, fmt.Errorf("buffer: open %s: %w", path, err)
+		return nil, pathError("open", path, err)
 	}
 	return nil, badFile("%v", err)
 }
@@ -209,12 +218,12 @@ func precheck(path string) (err error) {
 	// bbolt holds a shared lock now: no writer changes the file under us.
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("buffer: %w", err)
+		return pathError("check", path, err)
 	}
-	defer f.Close()
+	defer f.Close() // read-only: nothing to lose on close
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("buffer: %w", err)
+		return pathError("check", path, err)
 	}
 	return checkPages(f, fi.Size())
 }
@@ -439,6 +448,7 @@ func newEpoch() (uint64, error) {
 
 // moveAside renames a corrupt file to <path>.corrupt-<UTC time>, adding a
 // counter rather than overwrite an earlier one, and returns the new name.
+// Its errors are the OS's, without the paths (see asideError).
 func moveAside(path string, now time.Time) (string, error) {
 	base := path + ".corrupt-" + now.UTC().Format("20060102T150405Z")
 	aside := base
@@ -448,7 +458,8 @@ func moveAside(path string, now time.Time) (string, error) {
 			break
 		}
 		if err != nil {
-			return "", err
+			_, reason := osReason(err)
+			return "", reason
 		}
 		if i > 1000 {
 			return "", fmt.Errorf("too many files named %s.N", base)
@@ -457,9 +468,17 @@ func moveAside(path string, now time.Time) (string, error) {
 	}
 	// The directory is synced when the new file is created in its place.
 	if err := os.Rename(path, aside); err != nil {
-		return "", err
+		_, reason := osReason(err)
+		return "", reason
 	}
 	return aside, nil
+}
+
+// asideError says that the outbox file at path is damaged (why) and
+// could not be moved aside (err, from moveAside). It wraps err, like
+// pathError.
+func asideError(path, why string, err error) error {
+	return fmt.Errorf("buffer: outbox %s is damaged (%s) and cannot be moved aside: %w", path, why, matchMore(err))
 }
 
 func syncDir(dir string) error {

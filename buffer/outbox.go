@@ -133,6 +133,13 @@ type Outbox struct {
 // with a new epoch. A file locked by another process, or one that cannot be
 // opened for OS reasons, is left alone and an error returned.
 //
+// On error Open returns a nil *Outbox and has closed what it opened. A file
+// that another Outbox holds gives a *LockedError (errors.Is(err,
+// ErrLocked)). An OS error is reported as "buffer: OP outbox PATH: REASON"
+// and wraps the reason: errors.Is(err, fs.ErrNotExist) when the file (read
+// only) or its directory is missing, fs.ErrPermission when the directory
+// or file may not be written (or is on a read-only file system).
+//
 // Open then applies the caps: it evicts batches past MaxAge, or beyond a
 // cap that was lowered, with their loss records, and compacts a file that
 // has grown past its hard limit. With Options.ReadOnly it only reads.
