@@ -194,3 +194,48 @@ func TestBucket(t *testing.T) {
 		t.Errorf("unlimited bucket waits %v", w)
 	}
 }
+
+// Drain lets the backlog take the slot kept for fresh batches: nothing
+// fresh comes any more.
+func TestDrainUsesTheWholeWindow(t *testing.T) {
+	broker, prefix := testenv.MQTT(t), uniquePrefix()
+	s := newMemStore(5)
+	for seq := uint64(1); seq <= 20; seq++ {
+		s.put(LaneTelemetry, seq, batchBytes(t, outpost.KindTelemetry, 5, seq))
+	}
+	a := startAcker(t, broker, prefix, "gw", func(uint64, int) bool { return true }) // never acks
+	u := startUplink(t, s, Options{Broker: broker, Gateway: "gw", TopicPrefix: prefix, Window: 8, AckTimeout: time.Hour})
+	eventually(t, "window filled but its reserved slot", func() bool { return len(a.got()) == 7 && u.Stats().InFlight == 7 })
+	u.Drain()
+	eventually(t, "the reserved slot used", func() bool { return len(a.got()) == 8 && u.Stats().InFlight == 8 })
+	if got := a.got(); !slices.Equal(got, []uint64{1, 2, 3, 4, 5, 6, 7, 8}) {
+		t.Fatalf("delivered %v, want backlog seqs 1..8 in order", got)
+	}
+	u.Drain() // again: nothing more
+}
+
+// While draining, the loop wakes when the oldest batch in flight reaches
+// its ack timeout, not at the next tick.
+func TestNextResend(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	now := t0
+	u := &Uplink{opt: Options{AckTimeout: 10 * time.Second, Now: func() time.Time { return now }}}
+	l := &loop{u: u, inflight: map[uint64]*flight{}}
+	if _, ok := l.nextResend(); ok {
+		t.Fatal("a wake-up with nothing in flight")
+	}
+	l.inflight[1] = &flight{sentAt: t0.Add(2 * time.Second)}
+	l.inflight[2] = &flight{sentAt: t0}
+	if _, ok := l.nextResend(); ok {
+		t.Fatal("a wake-up while disconnected: the reconnect resends")
+	}
+	u.connected.Store(true)
+	now = t0.Add(3 * time.Second)
+	if d, ok := l.nextResend(); !ok || d != 7*time.Second {
+		t.Fatalf("next resend in %v (%v), want 7s: seq 2's timeout", d, ok)
+	}
+	now = t0.Add(time.Minute)
+	if d, ok := l.nextResend(); !ok || d != time.Millisecond {
+		t.Fatalf("overdue: next resend in %v (%v), want the 1ms floor", d, ok)
+	}
+}

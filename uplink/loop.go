@@ -39,6 +39,10 @@ type loop struct {
 	del      []uint64
 	errs     int
 	gen      int64 // connGen when in-flight batches were last (re)sent
+	// draining: Drain was called. No slot is kept for fresh batches, and
+	// an unacked batch is resent when its ack timeout passes, not at the
+	// next tick.
+	draining bool
 
 	lastResendLog  time.Time
 	resentSinceLog int
@@ -72,6 +76,13 @@ func (u *Uplink) run(ctx context.Context) {
 		case <-tick.C:
 			l.resendExpired()
 		case <-retry.C:
+			if l.draining {
+				l.resendExpired()
+			}
+		}
+		if !l.draining && u.draining.Load() {
+			l.draining = true
+			l.resendExpired()
 		}
 		wait, err := l.fill()
 		if err != nil {
@@ -82,6 +93,11 @@ func (u *Uplink) run(ctx context.Context) {
 			wait = time.Second
 		} else {
 			l.errs = 0
+		}
+		if l.draining {
+			if d, ok := l.nextResend(); ok && (wait <= 0 || d < wait) {
+				wait = d
+			}
 		}
 		if wait > 0 {
 			retry.Reset(wait)
@@ -163,8 +179,8 @@ func (l *loop) stream(lane int, after, until uint64, backlog bool) (uint64, erro
 func (l *loop) fillBacklog() (time.Duration, error) {
 	u := l.u
 	reserve := max(1, u.opt.Window/8)
-	if u.opt.Window == 1 {
-		reserve = 0
+	if u.opt.Window == 1 || l.draining {
+		reserve = 0 // nothing fresh is coming while draining
 	}
 	for l.backCur < l.boundary {
 		room := u.opt.Window - reserve - len(l.inflight)
@@ -301,6 +317,23 @@ func (l *loop) resendExpired() {
 			Msg("no ack in time; resent (is the ingest service running?)")
 		l.lastResendLog, l.resentSinceLog = now, 0
 	}
+}
+
+// nextResend is how long until the first in-flight batch reaches its ack
+// timeout; false when nothing is in flight or the uplink is disconnected
+// (a reconnect resends everything in flight).
+func (l *loop) nextResend() (time.Duration, bool) {
+	if len(l.inflight) == 0 || !l.u.connected.Load() {
+		return 0, false
+	}
+	var first time.Time
+	for _, f := range l.inflight {
+		if first.IsZero() || f.sentAt.Before(first) {
+			first = f.sentAt
+		}
+	}
+	// At least a millisecond: resendExpired takes what is due by then.
+	return max(first.Add(l.u.opt.AckTimeout).Sub(l.u.opt.Now()), time.Millisecond), true
 }
 
 func (l *loop) resendAll() {

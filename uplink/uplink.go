@@ -115,7 +115,12 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	bu, err := url.Parse(c.Broker)
 	if err != nil {
-		return c, fmt.Errorf("uplink: broker: %w", err)
+		// Not err itself: it quotes the URL, and with it any password.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return c, fmt.Errorf("uplink: broker URL: %w", err)
 	}
 	switch bu.Scheme {
 	case "tcp", "mqtt", "ssl", "tls", "mqtts", "mqtt+ssl", "tcps", "ws", "wss":
@@ -199,7 +204,7 @@ type Uplink struct {
 	batchTopic, ackTopic, statusTopic string
 
 	acks chan []uint64 // seqs acknowledged, from paho's goroutines
-	wake chan struct{} // coalesced: the connection went up or down
+	wake chan struct{} // coalesced: the connection went up or down, or Drain began
 	stop chan struct{} // closed when Close begins
 	lost chan error    // paho's connection-lost reports, for connLoop
 
@@ -216,6 +221,7 @@ type Uplink struct {
 
 	connectFailures atomic.Int64
 
+	draining                        atomic.Bool // Drain was called
 	connected                       atomic.Bool
 	connGen                         atomic.Int64  // counts successful connects
 	boundary                        atomic.Uint64 // store.Last() when the current connection came up
@@ -225,8 +231,13 @@ type Uplink struct {
 	inflightN                       atomic.Int64
 }
 
-// New checks the options and returns an uplink over store.
+// New checks the options and returns an uplink over store. It opens and
+// starts nothing (Start does); on error it returns a nil *Uplink. Its
+// errors never show the broker URL's password.
 func New(store Store, opts *Options) (*Uplink, error) {
+	if store == nil {
+		return nil, errors.New("uplink: no store")
+	}
 	if opts == nil {
 		opts = &Options{}
 	}
@@ -335,12 +346,27 @@ func (u *Uplink) lastError() string {
 	return u.lastErr
 }
 
+// Drain prepares a graceful stop: nothing fresh will be stored, and what
+// is stored should go out now. The backlog may use the whole window (no
+// slot is kept for fresh batches any more), and an unacked batch is
+// resent as soon as its ack timeout passes rather than at the next
+// periodic check. The connection loop and the backlog bandwidth limit are
+// unchanged, and a batch stored after Drain still goes out. The caller
+// waits until the store is empty, or gives up, then calls Close. Drain
+// returns at once; it may be called more than once, and before Start.
+func (u *Uplink) Drain() {
+	if !u.draining.Swap(true) {
+		u.poke()
+	}
+}
+
 // Close stops the connection loop wherever it is (in a backoff wait or in
 // a connection attempt) and the publishing loop, publishes the offline
 // status when connected, and disconnects; nothing it started outlives it.
 // Batches still in flight stay in the outbox and are resent after a
 // restart. Close is idempotent; ctx bounds the wait for the status (a
-// cancelled ctx ends it at once). Close does not wait for PUBACKs.
+// cancelled ctx ends it at once). Close does not wait for PUBACKs: call
+// Drain and wait for the store to empty first to deliver what is stored.
 func (u *Uplink) Close(ctx context.Context) error {
 	u.once.Do(func() {
 		if u.cancel == nil {
