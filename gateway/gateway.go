@@ -263,7 +263,9 @@ func uplinkOptions(cfg *config.Config, log zerolog.Logger, now func() time.Time,
 }
 
 // Start runs the pipeline: the uplink connects in the background while the
-// sensors already fill the outbox.
+// sensors already fill the outbox. Cancelling ctx stops the sensors only:
+// the pipeline and the uplink run until Close, which the caller must call
+// in any case.
 func (g *Gateway) Start(ctx context.Context) error {
 	if g.dash != nil {
 		// Before the uplink, so that its first connect finds it running.
@@ -273,7 +275,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 			g.dash.run()
 		}()
 	}
-	if err := g.uplink.Start(ctx); err != nil {
+	// Not bound to ctx: a graceful stop keeps the uplink delivering
+	// after the caller's context (a first signal, say) has ended.
+	if err := g.uplink.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	g.pipeWG.Add(1)
