@@ -57,11 +57,11 @@ var _ Sensor = (*bme)(nil)
 // on the I2C bus spec.Bus ("" means 0x76; 0x76 or 0x77), measuring
 // temperature (Cel), pressure (Pa) and humidity (%RH); spec.Metrics may
 // pick some. spec.Options is a *BMEOptions or nil.
-func NewBME280(spec Spec) (Sensor, error) { return newBME(spec, DriverBME280, true) }
+func NewBME280(spec Spec) (Sensor, error) { return asSensor(newBME(spec, DriverBME280, true)) }
 
 // NewBMP280 is the Factory of the bmp280 driver: like NewBME280, for a
 // BMP280, which has no humidity.
-func NewBMP280(spec Spec) (Sensor, error) { return newBME(spec, DriverBMP280, false) }
+func NewBMP280(spec Spec) (Sensor, error) { return asSensor(newBME(spec, DriverBMP280, false)) }
 
 func newBME(spec Spec, driver string, isBME bool) (*bme, error) {
 	o, err := options[BMEOptions](driver, &spec)

@@ -39,6 +39,16 @@ func RegisterBuiltin(r *Registry) error {
 	return nil
 }
 
+// asSensor returns a driver constructor's result as a Sensor: a nil
+// interface on error, never a typed nil (*bme)(nil) that a caller would
+// Close.
+func asSensor[S Sensor](s S, err error) (Sensor, error) {
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // errClosed is what a closed sensor's Read returns.
 var errClosed = errors.New("sensor closed")
 

@@ -2,6 +2,7 @@ package sensors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -78,11 +79,20 @@ type Poller struct {
 	st Status
 }
 
-// NewPoller returns a poller for s; Run starts it.
+// NewPoller returns a poller for s; Run starts it. It starts nothing
+// itself. A nil s is a sensor whose every read fails (the poller's
+// failing health event says so), not a panic in Run; a nil emit drops
+// the readings.
 func NewPoller(s Sensor, spec Spec, emit Emit, opts *PollerOptions) *Poller {
 	var o PollerOptions
 	if opts != nil {
 		o = *opts
+	}
+	if isNil(s) {
+		s = noSensor{}
+	}
+	if emit == nil {
+		emit = func(context.Context, []outpost.Reading) {}
 	}
 	p := &Poller{
 		s: s, spec: spec, emit: emit,
@@ -154,6 +164,17 @@ func (p *Poller) Run(ctx context.Context) {
 		t.Reset(max(wait-time.Since(began), 0))
 	}
 }
+
+// noSensor stands in for a nil Sensor given to NewPoller.
+type noSensor struct{}
+
+var errNoSensor = errors.New("sensors: no sensor to poll (NewPoller was given nil)")
+
+func (noSensor) Read(_ context.Context, _ time.Time, dst []outpost.Reading) ([]outpost.Reading, error) {
+	return dst, errNoSensor
+}
+
+func (noSensor) Close() error { return nil }
 
 // Status returns what the poller knows of its sensor now. It is safe to
 // call from any goroutine.

@@ -13,7 +13,9 @@ package sensors
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -90,7 +92,9 @@ type Buses interface {
 	Pin(bus, pin string) (gpio.PinIO, error)
 }
 
-// Factory builds a sensor from its spec.
+// Factory builds a sensor from its spec. On error it returns a nil Sensor,
+// having released whatever it acquired; Registry.New closes a sensor
+// returned with an error anyway, and refuses a nil one returned without.
 type Factory func(Spec) (Sensor, error)
 
 // Registry maps driver names to factories. The zero value is not usable; use
@@ -137,7 +141,8 @@ func (r *Registry) Names() []string {
 	return names
 }
 
-// New builds the sensor spec names.
+// New builds the sensor spec names. On error the Sensor is nil: nothing
+// is left for the caller to close.
 func (r *Registry) New(spec Spec) (Sensor, error) {
 	r.mu.RLock()
 	f, ok := r.m[spec.Driver]
@@ -146,8 +151,24 @@ func (r *Registry) New(spec Spec) (Sensor, error) {
 		return nil, fmt.Errorf("sensors: sensor %s: unknown driver %q (known: %s)", spec.ID, spec.Driver, strings.Join(r.Names(), ", "))
 	}
 	s, err := f(spec)
-	if err != nil {
+	switch {
+	case err != nil:
+		if !isNil(s) {
+			// A factory that broke its contract: do not leak what it built.
+			err = errors.Join(err, s.Close())
+		}
 		return nil, fmt.Errorf("sensors: sensor %s: %w", spec.ID, err)
+	case isNil(s):
+		return nil, fmt.Errorf("sensors: sensor %s: driver %q returned no sensor and no error", spec.ID, spec.Driver)
 	}
 	return s, nil
+}
+
+// isNil reports whether s is nil or a nil pointer in an interface.
+func isNil(s Sensor) bool {
+	if s == nil {
+		return true
+	}
+	v := reflect.ValueOf(s)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
