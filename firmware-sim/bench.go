@@ -59,6 +59,9 @@ func (b *Bench) OneWireBus(name string) (*OneWireBus, error) {
 // AddPin puts p in the pin bank called bank under its name; a name is
 // taken once.
 func (b *Bench) AddPin(bank string, p *GPIOPin) error {
+	if p == nil {
+		return fmt.Errorf("firmwaresim: no pin to add to bank %s", bank)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.kindFree(bank, "gpio"); err != nil {
@@ -76,11 +79,25 @@ func (b *Bench) AddPin(bank string, p *GPIOPin) error {
 	return nil
 }
 
-// I2C returns the bus called name as a periph i2c.Bus.
-func (b *Bench) I2C(name string) (i2c.Bus, error) { return b.I2CBus(name) }
+// I2C returns the bus called name as a periph i2c.Bus; on error the bus
+// is nil (not a typed nil *I2CBus).
+func (b *Bench) I2C(name string) (i2c.Bus, error) {
+	bus, err := b.I2CBus(name)
+	if err != nil {
+		return nil, err
+	}
+	return bus, nil
+}
 
-// OneWire returns the bus called name as a periph onewire.Bus.
-func (b *Bench) OneWire(name string) (onewire.Bus, error) { return b.OneWireBus(name) }
+// OneWire returns the bus called name as a periph onewire.Bus; on error
+// the bus is nil (not a typed nil *OneWireBus).
+func (b *Bench) OneWire(name string) (onewire.Bus, error) {
+	bus, err := b.OneWireBus(name)
+	if err != nil {
+		return nil, err
+	}
+	return bus, nil
+}
 
 // Pin returns the pin called pin in bank.
 func (b *Bench) Pin(bank, pin string) (gpio.PinIO, error) {

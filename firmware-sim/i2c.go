@@ -35,6 +35,9 @@ func NewI2CBus(name string) *I2CBus {
 // Attach puts chip at the 7-bit address addr. It fails if the address is
 // taken or out of range.
 func (b *I2CBus) Attach(addr uint16, chip I2CChip) error {
+	if chip == nil {
+		return fmt.Errorf("firmwaresim: no chip to attach at 0x%02x on %s", addr, b.name)
+	}
 	if addr > 0x7F {
 		return fmt.Errorf("firmwaresim: i2c address 0x%x out of range", addr)
 	}

@@ -35,6 +35,9 @@ func NewOneWireBus(name string) *OneWireBus { return &OneWireBus{name: name} }
 
 // Attach puts d on the bus; its ROM id must be unique.
 func (b *OneWireBus) Attach(d *DS18B20) error {
+	if d == nil {
+		return fmt.Errorf("firmwaresim: no device to attach to %s", b.name)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, o := range b.devs {
