@@ -66,11 +66,5 @@ func (g *Gateway) onHealth(labels map[string]string) func(sensors.HealthEvent) {
 	}
 }
 
-// alertHook is Options.OnAlert, as build gave it to the ruler; nil
-// without rules.
-func (g *Gateway) alertHook() func(outpost.Alert) {
-	if g.ruler == nil {
-		return nil
-	}
-	return g.ruler.notify
-}
+// alertHook is Options.OnAlert, or nil.
+func (g *Gateway) alertHook() func(outpost.Alert) { return g.onAlert }
