@@ -101,7 +101,8 @@ func (d *Demo) ParseFlags(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&d.Every, "every", 3*time.Second, "interval of the live line")
 	fs.BoolVar(&d.Baseline, "baseline", false, "afterwards, run the naive baseline (one JSON message per reading, QoS 1) for the same duration")
 	var lf cli.LogFlags
-	lf.Register(fs, "warn", cli.FormatAuto)
+	// People read the demo, through a pipe too: console unless asked.
+	lf.Register(fs, "warn", cli.FormatConsole)
 	version := cli.VersionFlag(fs)
 	if err := cli.Parse(fs, args, 0, stdout, stderr); err != nil {
 		return err
