@@ -50,6 +50,8 @@ var durationType = reflect.TypeFor[time.Duration]()
 //   - Integers must be integral and fit; floats must be finite.
 //   - time.Duration takes strings like "500ms", "1s", "10m", and 0.
 //   - Types implementing ScalarUnmarshaler decode themselves.
+//   - When the Doc was parsed with Options.LookupEnv, references to
+//     environment variables (${NAME}) in scalars are expanded first.
 //
 // Decode also records where each field came from, for Has, Pos and Errorf.
 func (d *Doc) Decode(v any) ErrorList {
@@ -72,6 +74,9 @@ type decoder struct {
 	doc    *Doc
 	errs   ErrorList
 	budget int
+
+	expanded      map[expandKey]ast.Node // nil: the expansion failed
+	expandedBytes int
 }
 
 // entry is one key of a mapping, after merge keys are expanded.
@@ -86,7 +91,18 @@ func (dc *decoder) value(path string, n ast.Node, v reflect.Value) {
 		return
 	}
 	n, ok := dc.resolve(path, n)
-	if !ok || isNull(n) {
+	if !ok {
+		return
+	}
+	if n, ok = dc.expand(path, n, v.Type()); ok {
+		dc.assign(path, n, v)
+	}
+}
+
+// assign sets v from n, a node that holds a value (aliases resolved,
+// references expanded).
+func (dc *decoder) assign(path string, n ast.Node, v reflect.Value) {
+	if isNull(n) {
 		return
 	}
 	if v.Type() == durationType {
@@ -102,7 +118,7 @@ func (dc *decoder) value(path string, n ast.Node, v reflect.Value) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		if !v.IsNil() {
-			dc.value(path, n, v.Elem())
+			dc.assign(path, n, v.Elem())
 			return
 		}
 		// Set the pointer only if its value decodes: a nil pointer means
@@ -110,7 +126,7 @@ func (dc *decoder) value(path string, n ast.Node, v reflect.Value) {
 		nv := reflect.New(v.Type().Elem())
 		setDefaults(nv)
 		before := len(dc.errs)
-		dc.value(path, n, nv.Elem())
+		dc.assign(path, n, nv.Elem())
 		if len(dc.errs) == before {
 			v.Set(nv)
 		}

@@ -17,12 +17,15 @@ import (
 // came from no file (built in code, or overridden by a flag), and its
 // errors have no position.
 type Doc struct {
-	name    string
-	body    ast.Node                    // the first document's body; nil for an empty file
-	extra   *Error                      // set when the file holds more than one document
-	anchors map[*ast.AliasNode]ast.Node // each alias's target, resolved in document order
-	fields  map[string]field            // decoded paths → where they are in the file
-	failed  map[string]bool             // paths whose value failed to decode
+	name      string
+	src       string                      // the file's text, to position errors inside scalars
+	lines     []int                       // where each line of src starts; made when first needed
+	lookupEnv func(string) (string, bool) // nil: no expansion
+	body      ast.Node                    // the first document's body; nil for an empty file
+	extra     *Error                      // set when the file holds more than one document
+	anchors   map[*ast.AliasNode]ast.Node // each alias's target, resolved in document order
+	fields    map[string]field            // decoded paths → where they are in the file
+	failed    map[string]bool             // paths whose value failed to decode
 }
 
 // field is where one decoded path sits in the file.
@@ -31,9 +34,47 @@ type field struct {
 	val ast.Node     // the value as written, before alias resolution
 }
 
-// Parse parses data, naming it name in errors. A syntax error ends parsing,
-// so it comes back alone, as an ErrorList of one.
-func Parse(name string, data []byte) (doc *Doc, err error) {
+// Options changes how a file is read; nil Options mean the defaults.
+type Options struct {
+	// LookupEnv, when not nil, turns on references to environment
+	// variables in values, and returns a variable's value and whether it
+	// is set (os.LookupEnv does). nil means none: a $ is just a $.
+	//
+	// Decode then expands, in each scalar it decodes into a string,
+	// number, bool, duration or ScalarUnmarshaler field, quoted or not:
+	//
+	//	${NAME}            the variable's value; an error when it is not set
+	//	${NAME:-default}   the default when the variable is unset or empty
+	//	$$                 a literal $
+	//
+	// A default is taken as written, up to the first }, and holds no $.
+	// $NAME (no braces) is an error that says how to write either, and
+	// so is a malformed reference ("${", "${}", "${1X}"); each error is
+	// positioned at its $ in the file. A $ before any other character is
+	// just a $.
+	//
+	// Expansion works on the values the parser has read, not on the file's
+	// text: keys and comments are never expanded, and a value can hold
+	// anything (a newline, "key: value") without changing the document's
+	// shape. Values are not expanded again: a variable holding "${X}"
+	// gives the text ${X}. A string field takes the expanded text as it
+	// is; other fields read it as YAML reads an unquoted scalar, so
+	// "${WINDOW:-16}" is the integer 16 even when quoted (a reference in
+	// a flow mapping must be), and an empty result is a null, which
+	// leaves the field as it is. An expanded scalar is at most
+	// MaxExpanded bytes.
+	LookupEnv func(name string) (value string, ok bool)
+}
+
+// Parse parses data, naming it name in errors, with no expansion. A
+// syntax error ends parsing, so it comes back alone, as an ErrorList of
+// one.
+func Parse(name string, data []byte) (*Doc, error) {
+	return ParseWith(name, data, nil)
+}
+
+// ParseWith is Parse with options; nil opts means none.
+func ParseWith(name string, data []byte, opts *Options) (doc *Doc, err error) {
 	defer func() {
 		// go-yaml is third-party code fed with untrusted bytes: a panic in
 		// it must become an error, not take the gateway down.
@@ -48,6 +89,7 @@ func Parse(name string, data []byte) (doc *Doc, err error) {
 	}
 	d := &Doc{
 		name:    name,
+		src:     string(data),
 		anchors: map[*ast.AliasNode]ast.Node{},
 		fields:  map[string]field{},
 		failed:  map[string]bool{},
@@ -63,6 +105,9 @@ func Parse(name string, data []byte) (doc *Doc, err error) {
 		line, col, _ := nodePos(dn.Body)
 		d.extra = &Error{File: name, Line: line, Col: col, Msg: "a second YAML document; the file must hold one"}
 		break
+	}
+	if opts != nil {
+		d.lookupEnv = opts.LookupEnv
 	}
 	d.resolveAliases(d.body, map[string]ast.Node{}, 0)
 	return d, nil

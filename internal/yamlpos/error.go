@@ -7,7 +7,10 @@
 // yamlpos walks the resulting AST itself (Doc.Decode), strictly: unknown
 // fields, wrong types and bad durations are errors, each with its position,
 // and decoding goes on past them. After decoding, Doc.Errorf positions
-// semantic errors by field path ("$.sensors[0].interval").
+// semantic errors by field path ("$.sensors[0].interval"). On request
+// (ParseWith), values may hold ${NAME} references to environment
+// variables, expanded value by value, so that a position stays exact and
+// a value cannot change the document's shape.
 //
 // Both the config and rules packages use it; it imports only the standard
 // library and go-yaml.
