@@ -7,6 +7,9 @@
 // every semantic problem found afterwards. Durations are written like
 // 500ms, 1s or 10m. examples/gateway.yaml is a complete, commented file.
 //
+// Any value may name environment variables, ${NAME} or ${NAME:-default},
+// so that a fleet can share one file (see Load).
+//
 // Relative paths in the file (data_dir, rules.files) are resolved against
 // the directory of the config file, so a gateway behaves the same whatever
 // its working directory.

@@ -8,22 +8,32 @@ import (
 	"github.com/outposthq/outpost/internal/yamlpos"
 )
 
-// Load reads the config file at path, applies defaults, resolves relative
-// paths against the file's directory and validates everything. A file
-// with problems yields a yamlpos.ErrorList holding all of them, each
-// formatted file:line:col: message, sorted by position.
+// Load reads the config file at path, expands the environment variables
+// its values name, applies defaults, resolves relative paths against the
+// file's directory and validates everything. A file with problems yields
+// a yamlpos.ErrorList holding all of them, each formatted
+// file:line:col: message, sorted by position.
+//
+// Any value may name environment variables: ${NAME}, or ${NAME:-default}
+// for a default used when NAME is unset or empty; $$ is a literal $. A
+// variable that is not set and has no default is an error at its ${.
+// Keys and comments are never expanded, and a value cannot change the
+// file's shape; yamlpos.Options has the details.
 func Load(path string) (*Config, error) {
 	return LoadWith(path, nil)
 }
 
-// LoadOptions adds checks that need knowledge from outside the file.
+// LoadOptions adds what Load needs from outside the file.
 type LoadOptions struct {
 	// Drivers, when not nil, lists the sensor drivers the caller has; a
 	// sensor naming another is a positioned error.
 	Drivers []string
+	// LookupEnv returns the value of an environment variable the file
+	// names and whether it is set; nil means os.LookupEnv.
+	LookupEnv func(name string) (value string, ok bool)
 }
 
-// LoadWith is Load with extra checks; nil opts means none.
+// LoadWith is Load with options; nil opts means none.
 func LoadWith(path string, opts *LoadOptions) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -61,7 +71,14 @@ func parse(name string, data []byte, opts *LoadOptions) (*Config, error) {
 }
 
 func parsePartial(name string, data []byte, opts *LoadOptions) (*Config, error) {
-	doc, err := yamlpos.Parse(name, data)
+	if opts == nil {
+		opts = &LoadOptions{}
+	}
+	lookup := opts.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	doc, err := yamlpos.ParseWith(name, data, &yamlpos.Options{LookupEnv: lookup})
 	if err != nil {
 		return nil, err
 	}
