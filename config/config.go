@@ -14,9 +14,10 @@
 // the directory of the config file, so a gateway behaves the same whatever
 // its working directory.
 //
-// The command line may override a few values after Load (broker, data
-// directory, gateway id); it then calls Validate, whose errors carry no
-// position because the values did not come from the file.
+// The command line may override a few values (broker, data directory,
+// gateway id): LoadOptions.Overrides applies them before validation, and
+// errors about them name their flag. Validate checks a config changed or
+// built in code; its errors carry no position.
 package config
 
 import (

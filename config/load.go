@@ -31,6 +31,9 @@ type LoadOptions struct {
 	// LookupEnv returns the value of an environment variable the file
 	// names and whether it is set; nil means os.LookupEnv.
 	LookupEnv func(name string) (value string, ok bool)
+	// Overrides replace values of the file, as command-line flags do;
+	// the zero value overrides nothing.
+	Overrides Overrides
 }
 
 // LoadWith is Load with options; nil opts means none.
@@ -44,9 +47,10 @@ func LoadWith(path string, opts *LoadOptions) (*Config, error) {
 
 // LoadPartial is LoadWith for checkers: on errors it also returns the
 // config as far as it could be decoded (defaults applied, paths
-// resolved), so that a caller can go on checking what the file names,
-// such as its rules files. Use the config only to report more problems.
-// It is nil when the file could not be read or parsed as YAML at all.
+// resolved, overrides applied), so that a caller can go on checking what
+// the file names, such as its rules files. Use the config only to report
+// more problems. It is nil when the file could not be read or parsed as
+// YAML at all.
 func LoadPartial(path string, opts *LoadOptions) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -88,6 +92,7 @@ func parsePartial(name string, data []byte, opts *LoadOptions) (*Config, error) 
 	c.Path = name
 	c.markBounds(doc)
 	c.resolve(filepath.Dir(name))
+	errs = append(errs, opts.Overrides.apply(c)...)
 	errs = append(errs, c.validate(doc, opts)...)
 	return c, errs.Err()
 }

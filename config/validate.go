@@ -28,10 +28,11 @@ const (
 )
 
 // Validate checks every field of c and returns a yamlpos.ErrorList of all
-// problems, or nil. Call it after changing a loaded config (flag
-// overrides); Load has already validated what came from the file. Its
-// errors carry no position: they name the field ("uplink.broker: ...").
-// Rules files are checked for existence again.
+// problems, or nil. Call it on a config built in code, or after changing
+// a loaded one; Load has already validated what came from the file and
+// from LoadOptions.Overrides. Its errors carry no position: they name the
+// field ("uplink.broker: ..."). Rules files are checked for existence
+// again.
 func (c *Config) Validate() error {
 	return c.validate(nil, nil).Err()
 }
@@ -40,10 +41,17 @@ func (c *Config) Validate() error {
 type checker struct {
 	doc     *yamlpos.Doc
 	errs    yamlpos.ErrorList
-	drivers []string // known sensor drivers; nil = not checked
+	drivers []string          // known sensor drivers; nil = not checked
+	flags   map[string]string // overridden paths → the flags that gave them
 }
 
+// errorf reports a problem with the value at path: positioned in the
+// file, or named by its flag when a flag gave the value.
 func (k *checker) errorf(path, format string, args ...any) {
+	if flag, ok := k.flags[path]; ok {
+		k.errs = append(k.errs, &yamlpos.Error{Msg: flag + ": " + fmt.Sprintf(format, args...)})
+		return
+	}
 	if k.doc.Failed(path) {
 		return // the decoder already said what is wrong there
 	}
@@ -54,6 +62,7 @@ func (c *Config) validate(doc *yamlpos.Doc, opts *LoadOptions) yamlpos.ErrorList
 	k := &checker{doc: doc}
 	if opts != nil {
 		k.drivers = opts.Drivers
+		k.flags = opts.Overrides.flags()
 	}
 	k.id("$.gateway.id", c.Gateway.ID)
 	if c.DataDir == "" {
@@ -223,7 +232,11 @@ func (t *TLSConfig) validate(k *checker, broker string) {
 		switch u.Scheme {
 		case "ssl", "tls", "mqtts", "wss":
 		default:
-			k.errorf("$.uplink.tls", "is set but the broker URL's scheme is %s; use ssl:// (or wss://) for TLS", u.Scheme)
+			whose := "the broker URL's"
+			if flag, ok := k.flags["$.uplink.broker"]; ok {
+				whose = "the " + flag + " URL's"
+			}
+			k.errorf("$.uplink.tls", "is set but %s scheme is %s; use ssl:// (or wss://) for TLS", whose, u.Scheme)
 		}
 	}
 	if (t.CertFile == "") != (t.KeyFile == "") {
