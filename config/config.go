@@ -491,13 +491,13 @@ func (c *Config) ClientID() string {
 }
 
 // Password returns the broker password: from the file PasswordFile
-// names (one trailing newline removed), or from the environment variable
+// names (one trailing newline removed; at most MaxFileBytes), or from the environment variable
 // PasswordEnv names; "" when neither is configured. It is an error when
 // the variable is not set or the file cannot be read.
 func (u *UplinkConfig) Password() (string, error) {
 	switch {
 	case u.PasswordFile != "":
-		b, err := os.ReadFile(u.PasswordFile)
+		b, err := readFile(u.PasswordFile)
 		if err != nil {
 			return "", fmt.Errorf("config: password file: %w", err)
 		}

@@ -10,11 +10,13 @@ import (
 )
 
 func TestUplinkSecurityAndDelivery(t *testing.T) {
-	dir := writeFiles(t, map[string]string{
-		"certs/ca.pem": "x", "certs/gw.pem": "x", "certs/gw.key": "x", "secret": "s3cret\n",
-	})
+	dir := writeFiles(t, map[string]string{"secret": "s3cret\n"})
+	if err := os.Mkdir(filepath.Join(dir, "certs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeTLSFiles(t, filepath.Join(dir, "certs"))
 	src := strings.Replace(minimal, "tcp://127.0.0.1:1883", "ssl://broker.example:8883", 1) + `  password_file: secret
-  tls: {ca_file: certs/ca.pem, cert_file: certs/gw.pem, key_file: certs/gw.key, server_name: broker}
+  tls: {ca_file: certs/ca.pem, cert_file: certs/client.pem, key_file: certs/client.key, server_name: broker}
   max_message_bytes: 5KB
   backoff: {initial: 200ms, max: 30s}
   backlog_bandwidth: 64KiB
@@ -27,8 +29,8 @@ dashboard: {live: false, live_interval: 5s}
 	}
 	u := c.Uplink
 	want := TLSConfig{
-		CAFile: filepath.Join(dir, "certs/ca.pem"), CertFile: filepath.Join(dir, "certs/gw.pem"),
-		KeyFile: filepath.Join(dir, "certs/gw.key"), ServerName: "broker",
+		CAFile: filepath.Join(dir, "certs/ca.pem"), CertFile: filepath.Join(dir, "certs/client.pem"),
+		KeyFile: filepath.Join(dir, "certs/client.key"), ServerName: "broker",
 	}
 	switch {
 	case u.TLS != want:

@@ -31,7 +31,7 @@ const (
 // problems, or nil. Call it on a config built in code, or after changing
 // a loaded one; Load has already validated what came from the file and
 // from LoadOptions.Overrides. Its errors carry no position: they name the
-// field ("uplink.broker: ..."). Rules files are checked for existence
+// field ("uplink.broker: ..."). The files the config names are read
 // again.
 func (c *Config) Validate() error {
 	return c.validate(nil, nil).Err()
@@ -207,7 +207,7 @@ func (u *UplinkConfig) validate(k *checker) {
 	if u.PasswordEnv != "" && u.PasswordFile != "" {
 		k.errorf("$.uplink.password_file", "give password_env or password_file, not both")
 	} else if u.PasswordFile != "" {
-		k.readable("$.uplink.password_file", u.PasswordFile)
+		k.read("$.uplink.password_file", u.PasswordFile) // the password goes unused: it is never shown
 	}
 	if u.MaxMessageBytes < MinMessageBytes || u.MaxMessageBytes > MaxMessageBytes {
 		k.errorf("$.uplink.max_message_bytes", "must be between %v and %v, got %v", MinMessageBytes, MaxMessageBytes, u.MaxMessageBytes)
@@ -242,13 +242,7 @@ func (t *TLSConfig) validate(k *checker, broker string) {
 	if (t.CertFile == "") != (t.KeyFile == "") {
 		k.errorf("$.uplink.tls", "cert_file and key_file go together: give both for mTLS, or neither")
 	}
-	for _, f := range []struct{ path, file string }{
-		{"$.uplink.tls.ca_file", t.CAFile}, {"$.uplink.tls.cert_file", t.CertFile}, {"$.uplink.tls.key_file", t.KeyFile},
-	} {
-		if f.file != "" {
-			k.readable(f.path, f.file)
-		}
-	}
+	t.checkFiles(k)
 }
 
 // readable checks that f is a file that can be read.
