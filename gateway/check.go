@@ -12,9 +12,16 @@ import (
 
 // Check validates a config file and the rules files it names, reporting
 // every problem it finds in all of them, each as file:line:col: message:
-// a config with errors still has its rules files checked.
-func Check(path string) error {
-	cfg, err := config.LoadPartial(path, &config.LoadOptions{Drivers: DefaultRegistry().Names()})
+// a config with errors still has its rules files checked. o are the
+// command line's overrides, nil for none: given the same ones as a run,
+// Check checks the config that run would start with. It reads the files
+// the config names (TLS, password, rules) but connects to nothing.
+func Check(path string, o *config.Overrides) error {
+	opts := &config.LoadOptions{Drivers: DefaultRegistry().Names()}
+	if o != nil {
+		opts.Overrides = *o
+	}
+	cfg, err := config.LoadPartial(path, opts)
 	if cfg == nil {
 		return err
 	}

@@ -213,7 +213,7 @@ func cmdCheck(args []string, stdout io.Writer) error {
 	if *path == "" {
 		return errUsage{errors.New("outpost: --config is required")}
 	}
-	if err := gateway.Check(*path); err != nil {
+	if err := gateway.Check(*path, nil); err != nil {
 		return errUsage{err}
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
