@@ -3,12 +3,14 @@ GO        ?= go
 TESTFLAGS ?= -race -count=1 -timeout 20m
 BIN       := bin
 
-.PHONY: all build cross test generate check-generated vet fmt-check bench demo
+.PHONY: all build cross test generate check-generated vet fmt-check self-contained bench demo
 
 all: build
 
+# -buildvcs=auto stamps the commit into `outpost version` when built from a
+# checkout, whatever GOFLAGS says.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -o $(BIN)/ ./cmd/...
 
 # The gateway must build for the Raspberry Pis it runs on: 32-bit
 # (Raspberry Pi OS armhf) and 64-bit ARM Linux.
@@ -35,6 +37,11 @@ vet:
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# A clone with nothing beside it must build and pass its tests: nothing in
+# the project may read from outside the repository (../shared and the like).
+self-contained:
+	@if git grep -n -E '\.\./(\.\./)*shared/' -- . ':!.ci' ':!Makefile'; then echo "the files above refer to a directory outside the repository"; exit 1; fi
 
 bench:
 	scripts/bench

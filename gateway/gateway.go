@@ -375,14 +375,35 @@ func (g *Gateway) close(ctx context.Context, gr *grace) error {
 		if gr != nil {
 			left = g.leftover() // before the outbox closes
 		}
+		tot := g.totals()
 		g.closeErr = errors.Join(g.closeErr, g.closeParts())
 		if gr != nil {
-			gr.log(g.log, left)
+			gr.log(tot.log(g.log.Info()), left)
 		} else {
-			g.log.Info().Msg("gateway stopped")
+			tot.log(g.log.Info()).Msg("gateway stopped")
 		}
 	})
 	return g.closeErr
+}
+
+// totals are the readings the gateway handled since it started, for its
+// last log line.
+type totals struct{ emitted, stored, lost int64 }
+
+func (g *Gateway) totals() totals {
+	var t totals
+	for _, p := range g.pollers {
+		t.emitted += p.Readings()
+	}
+	if g.batcher != nil {
+		t.stored, t.lost = g.batcher.stored.Load(), g.batcher.lost.Load()
+	}
+	t.lost += g.bus.Dropped()["batcher"]
+	return t
+}
+
+func (t totals) log(ev *zerolog.Event) *zerolog.Event {
+	return ev.Int64("readings_emitted", t.emitted).Int64("readings_stored", t.stored).Int64("readings_lost", t.lost)
 }
 
 // stopWatching stops the rules-file watcher, once.

@@ -140,8 +140,9 @@ func (g *Gateway) leftover() leftover {
 	return l
 }
 
-func (gr *grace) log(log zerolog.Logger, left leftover) {
-	ev := log.Info().Int64("delivered_batches", gr.acked).Int("left_batches", left.batches).Int64("left_bytes", left.bytes)
+// log finishes ev, an info event, with what the grace did and left.
+func (gr *grace) log(ev *zerolog.Event, left leftover) {
+	ev = ev.Int64("delivered_batches", gr.acked).Int("left_batches", left.batches).Int64("left_bytes", left.bytes)
 	if left.readings >= 0 {
 		ev = ev.Int("left_readings", left.readings)
 	}

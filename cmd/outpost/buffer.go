@@ -15,50 +15,78 @@ import (
 
 	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/buffer"
+	"github.com/outposthq/outpost/cmd/internal/cli"
 	"github.com/outposthq/outpost/gateway"
 )
 
 const bufferUsage = `usage: outpost buffer <stats|export> --data-dir DIR [flags]
 
-  stats  --data-dir DIR [--json]             lanes, depth, bytes, oldest age, epoch, evictions
-  export --data-dir DIR [--format F] [--lane L]
-         F: batches (default; one JSON object per stored batch)
-            readings (one JSON object per reading)
-            csv (ts,sensor,metric,value: the input of 'outpost rules replay')
-         L: all (default), alert, telemetry
+Inspects the outbox of a stopped gateway: what is waiting to be sent.
 
-Both open the outbox read-only; stop the gateway first (its lock is held while it runs).
+commands:
+  stats   lanes, depth, bytes, oldest age, epoch, evictions
+  export  what is stored, as JSON lines or CSV
+
+Both open the outbox read-only; stop the gateway first (it holds a lock on
+the file while it runs). Run 'outpost buffer <command> --help' for flags.
+
+example:
+  outpost buffer stats --data-dir /var/lib/outpost
 `
 
-func cmdBuffer(args []string, stdout io.Writer) error {
+var bufferStatsCmd = cli.Command{
+	Name:     "outpost buffer stats",
+	Args:     "--data-dir DIR [--json]",
+	Summary:  "Prints the outbox's lanes (alert, telemetry) with their batches, bytes and oldest age, its epoch\nand next seq, and what was ever evicted. The gateway must be stopped.",
+	Examples: []string{"outpost buffer stats --data-dir /var/lib/outpost --json"},
+}
+
+var bufferExportCmd = cli.Command{
+	Name: "outpost buffer export",
+	Args: "--data-dir DIR [--format F] [--lane L]",
+	Summary: `Prints what the outbox holds: one JSON object per stored batch (batches), one per
+reading (readings), or CSV ts,sensor,metric,value (csv: the input of
+'outpost rules replay'). The gateway must be stopped.`,
+	Examples: []string{"outpost buffer export --data-dir /var/lib/outpost --format csv > waiting.csv"},
+}
+
+func cmdBuffer(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errUsage{errors.New(bufferUsage)}
+		fmt.Fprint(stderr, bufferUsage)
+		return cli.ErrUsageShown
 	}
-	switch args[0] {
-	case "stats":
-		return bufferStats(args[1:], stdout)
-	case "export":
-		return bufferExport(args[1:], stdout)
+	switch {
+	case args[0] == "stats":
+		return bufferStats(args[1:], stdout, stderr)
+	case args[0] == "export":
+		return bufferExport(args[1:], stdout, stderr)
+	case cli.IsHelp(args[0]):
+		_, err := fmt.Fprint(stdout, bufferUsage)
+		return err
 	}
-	return errUsage{fmt.Errorf("outpost buffer: unknown command %q\n\n%s", args[0], bufferUsage)}
+	return cli.Usagef("outpost buffer: unknown command %q\n\n%s", args[0], bufferUsage)
 }
 
 // openOutbox parses fs, lets check validate the flags, and opens the
 // outbox of --data-dir read-only.
-func openOutbox(fs *flag.FlagSet, args []string, check func() error) (*buffer.Outbox, error) {
-	dir := fs.String("data-dir", "", "the gateway's data directory (required)")
-	if err := fs.Parse(args); err != nil {
-		return nil, errUsage{err}
+func openOutbox(fs *flag.FlagSet, args []string, stdout, stderr io.Writer, check func() error) (*buffer.Outbox, error) {
+	dir := fs.String("data-dir", "", "the gateway's data `directory` (required)")
+	if err := cli.Parse(fs, args, 0, stdout, stderr); err != nil {
+		return nil, err
 	}
 	if *dir == "" {
-		return nil, errUsage{errors.New("outpost buffer: --data-dir is required")}
+		return nil, cli.Usagef("%s: --data-dir is required (see %s --help)", fs.Name(), fs.Name())
 	}
 	if check != nil {
 		if err := check(); err != nil {
-			return nil, errUsage{err}
+			return nil, cli.UsageError{Err: err}
 		}
 	}
-	return buffer.Open(filepath.Join(*dir, gateway.OutboxFile), &buffer.Options{ReadOnly: true})
+	ob, err := buffer.Open(filepath.Join(*dir, gateway.OutboxFile), &buffer.Options{ReadOnly: true})
+	if errors.Is(err, buffer.ErrLocked) {
+		return nil, fmt.Errorf("%w (stop the gateway first: it holds the outbox while it runs)", err)
+	}
+	return ob, err
 }
 
 // bufferStatsJSON is what `outpost buffer stats --json` prints.
@@ -76,10 +104,10 @@ type laneJSON struct {
 	OldestAge float64 `json:"oldest_age_s"`
 }
 
-func bufferStats(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("outpost buffer stats", flag.ContinueOnError)
+func bufferStats(args []string, stdout, stderr io.Writer) error {
+	fs := bufferStatsCmd.FlagSet()
 	asJSON := fs.Bool("json", false, "print JSON")
-	ob, err := openOutbox(fs, args, nil)
+	ob, err := openOutbox(fs, args, stdout, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -118,13 +146,13 @@ func bufferStats(args []string, stdout io.Writer) error {
 	return tw.Flush()
 }
 
-func bufferExport(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("outpost buffer export", flag.ContinueOnError)
+func bufferExport(args []string, stdout, stderr io.Writer) error {
+	fs := bufferExportCmd.FlagSet()
 	format := fs.String("format", "batches", "batches, readings or csv")
 	laneName := fs.String("lane", "all", "all, alert or telemetry")
 	var lanes []buffer.Lane
 	var ex exporter
-	ob, err := openOutbox(fs, args, func() error {
+	ob, err := openOutbox(fs, args, stdout, stderr, func() error {
 		switch *laneName {
 		case "all":
 			lanes = []buffer.Lane{buffer.LaneAlert, buffer.LaneTelemetry}

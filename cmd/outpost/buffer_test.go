@@ -107,7 +107,7 @@ func TestBufferCommandsWhileLocked(t *testing.T) {
 	}
 	defer ob.Close()
 	var out, errOut bytes.Buffer
-	if code := run([]string{"buffer", "stats", "--data-dir", dir}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "lock") {
+	if code := run([]string{"buffer", "stats", "--data-dir", dir}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "already open") {
 		t.Fatalf("stats on a running gateway's outbox: exit %d, stderr %q", code, errOut.String())
 	}
 }

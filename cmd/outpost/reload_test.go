@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -26,7 +27,7 @@ func TestSIGHUPReloadsRules(t *testing.T) {
 	writeFile(t, dir, "rules.yaml", validRules)
 	m := &Main{}
 	logs := &lockedBuffer{}
-	err := m.ParseFlags([]string{"--config", cfg, "--broker", "tcp://127.0.0.1:1", "--data-dir", filepath.Join(dir, "data")}, logs)
+	err := m.ParseFlags([]string{"--config", cfg, "--broker", "tcp://127.0.0.1:1", "--data-dir", filepath.Join(dir, "data"), "--log-format", "console"}, io.Discard, logs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,11 +35,11 @@ func TestSIGHUPReloadsRules(t *testing.T) {
 	if err := m.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		m.Wait(ctx)
-	}()
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	done := make(chan os.Signal)
+	go func() { done <- m.Serve(sigs) }()
 	deadline := time.Now().Add(15 * time.Second)
 	for m.Gateway.Stats().RuleReloads == 0 {
 		if time.Now().After(deadline) {
@@ -49,8 +50,11 @@ func TestSIGHUPReloadsRules(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	sigs <- syscall.SIGTERM
+	if s := <-done; s != syscall.SIGTERM {
+		t.Errorf("Serve returned %v, want SIGTERM", s)
+	}
 	cancel()
-	<-done
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}

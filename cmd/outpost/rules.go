@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,51 +12,75 @@ import (
 	"syscall"
 
 	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/cmd/internal/cli"
 	"github.com/outposthq/outpost/rules"
 	"github.com/outposthq/outpost/rules/ruletest"
 )
 
 const rulesUsage = `usage: outpost rules <test|replay> [flags]
 
-  test   FILE...        run the unit tests of rules in test files (docs/rules.md);
-                        exit 1 if a test fails, 2 if a file is invalid
-  replay --rules FILE [--rules FILE...] --input CSV|- [--reorder 1m] [--tick 1s] [--gateway ID]
-                        run rules over recorded readings (ts,sensor,metric,value, as
-                        'outpost buffer export --format csv' writes) on their own clock;
-                        print one JSON object per alert transition
+Tests alert rules before they reach a gateway (docs/rules.md).
+
+commands:
+  test    run the unit tests of rules in test files
+  replay  run rules over recorded readings and print the alert transitions
+
+Run 'outpost rules <command> --help' for flags.
+
+example:
+  outpost rules test rules.test.yaml
 `
+
+var rulesTestCmd = cli.Command{
+	Name: "outpost rules test",
+	Args: "FILE...",
+	Summary: `Runs the unit tests in rules test files: input series, and the alerts expected
+at given times (docs/rules.md). Prints one line per test and a diff for each
+failure. Exit status 1 if a test fails, 2 if a file is invalid.`,
+	Examples: []string{"outpost rules test examples/cookbook/rules.test.yaml"},
+}
+
+var rulesReplayCmd = cli.Command{
+	Name: "outpost rules replay",
+	Args: "--rules FILE [--rules FILE...] --input CSV|- [flags]",
+	Summary: `Runs rules over recorded readings (CSV ts,sensor,metric,value, as
+'outpost buffer export --format csv' writes) on the readings' own clock, and
+prints one JSON object per alert transition.`,
+	Examples: []string{"outpost rules replay --rules rules.yaml --input office.csv"},
+}
 
 // stdin is replay's --input -; a variable so that tests can set it.
 var stdin io.Reader = os.Stdin
 
-func cmdRules(args []string, stdout io.Writer) error {
+func cmdRules(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errUsage{errors.New(rulesUsage)}
+		fmt.Fprint(stderr, rulesUsage)
+		return cli.ErrUsageShown
 	}
-	switch args[0] {
-	case "test":
-		return rulesTest(args[1:], stdout)
-	case "replay":
+	switch {
+	case args[0] == "test":
+		return rulesTest(args[1:], stdout, stderr)
+	case args[0] == "replay":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return rulesReplay(ctx, args[1:], stdout)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, rulesUsage)
-		return nil
+		return rulesReplay(ctx, args[1:], stdout, stderr)
+	case cli.IsHelp(args[0]):
+		_, err := fmt.Fprint(stdout, rulesUsage)
+		return err
 	}
-	return errUsage{fmt.Errorf("outpost rules: unknown command %q\n\n%s", args[0], rulesUsage)}
+	return cli.Usagef("outpost rules: unknown command %q\n\n%s", args[0], rulesUsage)
 }
 
 // rulesTest runs every test of every file, printing one line per test and
 // a diff for each failure. Invalid test or rules files are reported with
 // their positions, after the tests of the valid files have run.
-func rulesTest(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("outpost rules test", flag.ContinueOnError)
-	if err := fs.Parse(args); err != nil {
-		return errUsage{err}
+func rulesTest(args []string, stdout, stderr io.Writer) error {
+	fs := rulesTestCmd.FlagSet()
+	if err := cli.Parse(fs, args, -1, stdout, stderr); err != nil {
+		return err
 	}
 	if fs.NArg() == 0 {
-		return errUsage{errors.New("outpost rules test: no test files\n\n" + rulesUsage)}
+		return cli.Usagef("outpost rules test: no test files (see outpost rules test --help)")
 	}
 	var invalid []error
 	tests, failed := 0, 0
@@ -84,7 +107,7 @@ func rulesTest(args []string, stdout io.Writer) error {
 		}
 	}
 	if len(invalid) > 0 {
-		return errUsage{errors.Join(invalid...)}
+		return cli.UsageError{Err: errors.Join(invalid...)}
 	}
 	if failed > 0 {
 		return fmt.Errorf("outpost rules test: %d of %d tests failed", failed, tests)
@@ -104,28 +127,26 @@ type replayJSON struct {
 	Labels      map[string]string `json:"labels"`
 }
 
-func rulesReplay(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("outpost rules replay", flag.ContinueOnError)
+func rulesReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := rulesReplayCmd.FlagSet()
 	var ruleFiles stringList
 	fs.Var(&ruleFiles, "rules", "rules file (required; repeat for more)")
 	input := fs.String("input", "", "CSV of readings, - for stdin (required)")
 	reorder := fs.Duration("reorder", ruletest.DefaultReorder, "how far out of time order readings may come")
 	tick := fs.Duration("tick", ruletest.DefaultTick, "engine tick between readings, as the gateway's (0: none)")
 	gw := fs.String("gateway", "", "gateway id: adds the gateway label")
-	if err := fs.Parse(args); err != nil {
-		return errUsage{err}
+	if err := cli.Parse(fs, args, 0, stdout, stderr); err != nil {
+		return err
 	}
 	switch {
 	case len(ruleFiles) == 0:
-		return errUsage{errors.New("outpost rules replay: --rules is required")}
+		return cli.Usagef("outpost rules replay: --rules is required (see outpost rules replay --help)")
 	case *input == "":
-		return errUsage{errors.New("outpost rules replay: --input is required (a CSV file, or - for stdin)")}
-	case fs.NArg() > 0:
-		return errUsage{fmt.Errorf("outpost rules replay: unexpected argument %q", fs.Arg(0))}
+		return cli.Usagef("outpost rules replay: --input is required (a CSV file, or - for stdin)")
 	}
 	set, err := rules.LoadFiles(ruleFiles...)
 	if err != nil {
-		return errUsage{err}
+		return cli.UsageError{Err: err}
 	}
 	in, name := stdin, "stdin"
 	if *input != "-" {
@@ -159,7 +180,7 @@ func rulesReplay(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	var le *ruletest.LineError
 	if errors.As(err, &le) {
-		return errUsage{fmt.Errorf("outpost rules replay: %s:%d: %w", name, le.Line, le.Err)}
+		return cli.UsageError{Err: fmt.Errorf("outpost rules replay: %s:%d: %w", name, le.Line, le.Err)}
 	}
 	if err != nil {
 		return fmt.Errorf("outpost rules replay: %w", err)

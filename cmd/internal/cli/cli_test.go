@@ -182,3 +182,11 @@ func TestOneLine(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestVersionStringPseudo(t *testing.T) {
+	i := Info{Version: "v0.0.0-20261206051827-c570a5f7d6cc+dirty", Revision: "c570a5f7d6cc1234", Time: "2026-12-06T05:18:27Z",
+		Modified: true, GoVersion: "go1.26.8", OS: "linux", Arch: "amd64"}
+	if got, want := i.String(), "v0.0.0-20261206051827-c570a5f7d6cc+dirty go1.26.8 linux/amd64"; got != want {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}

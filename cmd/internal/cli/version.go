@@ -64,17 +64,19 @@ func (i Info) String() string {
 	var b strings.Builder
 	b.WriteString(i.Version)
 	var vcs []string
-	if i.Revision != "" {
-		rev := i.Revision
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
+	rev := i.Revision
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	// A pseudo-version (v0.0.0-20261206051827-c570a5f7d6cc+dirty) already
+	// says which commit, and whether the tree was modified.
+	if rev != "" && !strings.Contains(i.Version, rev) {
 		vcs = append(vcs, "rev "+rev)
+		if i.Time != "" {
+			vcs = append(vcs, i.Time)
+		}
 	}
-	if i.Time != "" {
-		vcs = append(vcs, i.Time)
-	}
-	if i.Modified {
+	if i.Modified && !strings.HasSuffix(i.Version, "+dirty") {
 		vcs = append(vcs, "modified")
 	}
 	if len(vcs) > 0 {
