@@ -338,28 +338,10 @@ func lossRecords() []outpost.Loss {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer for a logger that workers write to.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestLossBatch: a loss batch published like any other is committed into
 // gaps, acked by its seq, counted, and logged once as a warning.
 func TestLossBatch(t *testing.T) {
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	e := newEnv(t, nil, func(o *ingest.Options) {
 		o.Logger = zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), &logs)).Level(zerolog.InfoLevel)
 	})

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -133,7 +131,7 @@ func TestDemoExplainsItself(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out := &lockedBuffer{}
+	out := &testenv.Buffer{}
 	d := &Demo{ConfigPath: path, log: testLogger(t), out: out}
 	t.Cleanup(d.Close)
 	if err := d.Start(context.Background()); err != nil {
@@ -219,26 +217,8 @@ func TestDemoExplainsItself(t *testing.T) {
 	}
 }
 
-// lockedBuffer is the demo's output: alerts come from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // waitOutput waits until out holds s; the deadline only guards a hang.
-func waitOutput(t *testing.T, out *lockedBuffer, s string) {
+func waitOutput(t *testing.T, out *testenv.Buffer, s string) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for !strings.Contains(out.String(), s) {

@@ -1,22 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/outposthq/outpost/internal/testenv"
 )
 
 // SIGHUP to a running `outpost run` reloads the rules.
 func TestSIGHUPReloadsRules(t *testing.T) {
-	// Caught here too, so that a SIGHUP sent before Wait listens cannot
+	// Caught here too, so that a SIGHUP sent before Serve listens cannot
 	// end the test process.
 	guard := make(chan os.Signal, 16)
 	signal.Notify(guard, syscall.SIGHUP)
@@ -26,7 +26,7 @@ func TestSIGHUPReloadsRules(t *testing.T) {
 	cfg := writeFile(t, dir, "gw.yaml", validConfig)
 	writeFile(t, dir, "rules.yaml", validRules)
 	m := &Main{}
-	logs := &lockedBuffer{}
+	logs := &testenv.Buffer{}
 	err := m.ParseFlags([]string{"--config", cfg, "--broker", "tcp://127.0.0.1:1", "--data-dir", filepath.Join(dir, "data"), "--log-format", "console"}, io.Discard, logs)
 	if err != nil {
 		t.Fatal(err)
@@ -64,22 +64,4 @@ func TestSIGHUPReloadsRules(t *testing.T) {
 	if !strings.Contains(logs.String(), "rule stats since start") {
 		t.Errorf("no rule stats line at shutdown:\n%s", logs.String())
 	}
-}
-
-// lockedBuffer is a log destination for several goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
