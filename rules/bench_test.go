@@ -101,14 +101,34 @@ func benchEval(b *testing.B, rulesYAML string) {
 	b.ReportMetric(float64(alerts)/float64(readings), "alerts/reading")
 }
 
-// engineRules writes n rules of the kinds a gateway runs, over 100
-// sensors × 3 metrics, each selecting one sensor: 7 in 10 are threshold
-// levels with hysteresis, 2 in 10 expr conditions, 1 in 10 a window.
-func engineRules(n int) string {
+// engineRules writes n rules of the kinds a gateway runs, each selecting
+// one sensor (see selectRules).
+func engineRules(n int) string { return selectRules(n, "sensor") }
+
+// selectRules writes n rules of the kinds a gateway runs, over 100
+// sensors × 3 metrics: 7 in 10 are threshold levels with hysteresis, 2 in
+// 10 expr conditions, 1 in 10 a window. sel says how rule i selects its
+// readings besides the metric:
+//   - "sensor": one sensor, s((i/3)%100), so a reading reaches n/300 rules;
+//   - "labels": one room, {room: r((i/3)%50)}, half of them also the
+//     room's floor (see benchLabels), so a reading reaches n/150 rules;
+//   - "metric": every sensor, so a reading reaches n/3 rules.
+func selectRules(n int, sel string) string {
 	var b strings.Builder
 	b.WriteString("rules:\n")
 	for i := range n {
-		fmt.Fprintf(&b, "  - name: r%d\n    select: {metric: %s, sensor: s%03d}\n", i, benchMetrics[i%3], (i/3)%100)
+		fmt.Fprintf(&b, "  - name: r%d\n    select: {metric: %s", i, benchMetrics[i%3])
+		switch room := (i / 3) % 50; sel {
+		case "sensor":
+			fmt.Fprintf(&b, ", sensor: s%03d", (i/3)%100)
+		case "labels":
+			if i%2 == 0 {
+				fmt.Fprintf(&b, ", labels: {room: r%02d, floor: f%d}", room, room/10)
+			} else {
+				fmt.Fprintf(&b, ", labels: {room: r%02d}", room)
+			}
+		}
+		b.WriteString("}\n")
 		switch i % 10 {
 		case 7, 8:
 			fmt.Fprintf(&b, "    condition: 'value > 2 && %s < 3'\n    for: 5s\n", benchMetrics[i%3])
@@ -121,19 +141,51 @@ func engineRules(n int) string {
 	return b.String()
 }
 
-// BenchmarkEngine is the issue's benchmark: 10, 100 and 1000 rules over a
-// realistic stream, reporting readings/s and rule evaluations/s (a
-// reading reaches only the rules that select it).
+// benchLabels are the labels of the 100 bench sensors: two sensors a room
+// (r00 to r49), ten rooms a floor (f0 to f4).
+func benchLabels() map[string]map[string]string {
+	m := map[string]map[string]string{}
+	for s := range 100 {
+		m[fmt.Sprintf("s%03d", s)] = map[string]string{
+			"room":  fmt.Sprintf("r%02d", s/2),
+			"floor": fmt.Sprintf("f%d", s/20),
+		}
+	}
+	return m
+}
+
+// engineShapes are BenchmarkEngine's rule sets. select=metric/rules=1000
+// is the shape of issue 12: every rule selects every sensor of its
+// metric, so each reading evaluates 333 instances.
+var engineShapes = []struct {
+	sel string
+	n   int
+}{
+	{"sensor", 10}, {"sensor", 100}, {"sensor", 1000},
+	{"labels", 1000},
+	{"metric", 10}, {"metric", 100}, {"metric", 1000},
+}
+
+// BenchmarkEngine is the issue's benchmark: rule sets over a realistic
+// stream, reporting readings/s and rule evaluations/s (a reading reaches
+// only the rules that select it).
 func BenchmarkEngine(b *testing.B) {
-	for _, n := range []int{10, 100, 1000} {
-		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
-			set, err := Parse("bench.yaml", []byte(engineRules(n)))
+	for _, sh := range engineShapes {
+		b.Run(fmt.Sprintf("select=%s/rules=%d", sh.sel, sh.n), func(b *testing.B) {
+			set, err := Parse("bench.yaml", []byte(selectRules(sh.n, sh.sel)))
 			if err != nil {
 				b.Fatal(err)
 			}
-			e := NewEngine(set, nil)
+			e := NewEngine(set, &Options{SensorLabels: benchLabels()})
 			stream := benchStream()
-			var dst []outpost.Alert
+			// Warm up: the first sight of each series (BenchmarkEngineStart)
+			// is not the steady state.
+			warm := stream[0]
+			for j := range warm {
+				warm[j].TS = -sec
+			}
+			dst := e.Eval(warm, nil)
+			evals0 := evaluations(e)
 			readings := 0
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
@@ -145,12 +197,42 @@ func BenchmarkEngine(b *testing.B) {
 				dst = e.Eval(round, dst[:0])
 				readings += len(round)
 			}
-			var evals uint64
-			for _, s := range e.Stats() {
-				evals += s.Evaluations
-			}
+			evals := evaluations(e) - evals0
 			b.ReportMetric(float64(readings)/b.Elapsed().Seconds(), "readings/s")
 			b.ReportMetric(float64(evals)/b.Elapsed().Seconds(), "evals/s")
+			b.ReportMetric(float64(evals)/float64(readings), "evals/reading")
+		})
+	}
+}
+
+func evaluations(e *Engine) uint64 {
+	var n uint64
+	for _, s := range e.Stats() {
+		n += s.Evaluations
+	}
+	return n
+}
+
+// BenchmarkEngineStart measures the first sight of every series: a new
+// engine and one round of 100 sensors × 3 metrics, in which each series
+// is bound to the instances of the rules that select it (a gateway
+// starting, or a reload). ns/series is the cost per series.
+func BenchmarkEngineStart(b *testing.B) {
+	for _, sh := range engineShapes {
+		b.Run(fmt.Sprintf("select=%s/rules=%d", sh.sel, sh.n), func(b *testing.B) {
+			set, err := Parse("bench.yaml", []byte(selectRules(sh.n, sh.sel)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			labels := benchLabels()
+			round := benchStream()[0]
+			var dst []outpost.Alert
+			b.ReportAllocs()
+			for b.Loop() {
+				e := NewEngine(set, &Options{SensorLabels: labels})
+				dst = e.Eval(round, dst[:0])
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(round)), "ns/series")
 		})
 	}
 }
