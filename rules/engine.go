@@ -43,7 +43,9 @@ type Engine struct {
 	sensorLabels map[string]map[string]string
 	rules        []*ruleRT
 	byName       map[string]*ruleRT
-	byMetric     map[string][]*ruleRT
+	index        ruleIndex // finds the rules that select a new series
+	matched      []*ruleRT // addSeries' reusable room
+	candidates   []int32   // addSeries' reusable room
 	series       map[outpost.SeriesKey][]binding
 	live         []*instance // not inactive, in the order they left inactive
 	noData       []*ruleRT   // rules with no_data
@@ -98,6 +100,9 @@ type instance struct {
 	sinceBuf [2]int64
 	tsBuf    [2]int64
 	mBuf     [2]float64
+	// fired holds the levels that fired in this episode: a step down
+	// may return to one of them without waiting for its `for` again.
+	fired levelSet
 }
 
 // NewEngine returns an engine for set (nil: no rules). Rules that did not
@@ -110,7 +115,6 @@ func NewEngine(set *Set, opts *Options) *Engine {
 		gateway:      opts.Gateway,
 		sensorLabels: opts.SensorLabels,
 		byName:       map[string]*ruleRT{},
-		byMetric:     map[string][]*ruleRT{},
 		series:       map[outpost.SeriesKey][]binding{},
 	}
 	if set == nil {
@@ -123,13 +127,11 @@ func NewEngine(set *Set, opts *Options) *Engine {
 		rt := &ruleRT{rule: r, insts: map[string]*instance{}, stats: RuleStats{Rule: r.Name}}
 		e.rules = append(e.rules, rt)
 		e.byName[r.Name] = rt
-		for _, m := range r.Select.Metrics {
-			e.byMetric[m] = append(e.byMetric[m], rt)
-		}
 		if r.NoData != nil {
 			e.noData = append(e.noData, rt)
 		}
 	}
+	e.index = newRuleIndex(e.rules, e.sensorLabels)
 	return e
 }
 
@@ -146,7 +148,7 @@ func (e *Engine) Eval(rs []outpost.Reading, dst []outpost.Alert) []outpost.Alert
 		}
 		bs, seen := e.series[outpost.SeriesKey{Sensor: r.Sensor, Metric: r.Metric}]
 		if !seen {
-			if _, selected := e.byMetric[r.Metric]; !selected {
+			if !e.index.selects(r.Metric) {
 				continue // no rule wants this metric: remember nothing
 			}
 			bs = e.addSeries(r.Sensor, r.Metric)
@@ -520,11 +522,9 @@ func (e *Engine) emitAt(dst []outpost.Alert, in *instance, from, state outpost.A
 func (e *Engine) addSeries(sensor, metric string) []binding {
 	var bs []binding
 	slabels := e.sensorLabels[sensor]
-	for _, rt := range e.byMetric[metric] {
+	e.matched, e.candidates = e.index.match(sensor, metric, slabels, e.matched[:0], e.candidates)
+	for _, rt := range e.matched {
 		r := rt.rule
-		if !r.Select.Matches(sensor, metric) || !r.Select.MatchesLabels(slabels) {
-			continue
-		}
 		group := make(map[string]string, len(r.GroupBy))
 		for _, g := range r.GroupBy {
 			switch g {
