@@ -164,13 +164,40 @@ func (e *Engine) Eval(rs []outpost.Reading, dst []outpost.Alert) []outpost.Alert
 // transitions that time alone causes: `for` timers that ran out, the end
 // of keep_firing_for, repeats, and no_data. Instances are visited in the
 // order they left inactive, then no_data rules in file order. An alert
-// emitted by Tick reports the last value its instance saw.
+// emitted by Tick reports the last value its instance saw. NextEvent says
+// when Tick next has something to do.
 func (e *Engine) Tick(now int64, dst []outpost.Alert) []outpost.Alert {
-	kept := e.live[:0]
 	for _, in := range e.live {
 		if now >= in.changedAt {
 			dst = e.timers(in, now, dst)
 		}
+	}
+	e.dropInactive()
+	ended := false
+	for _, rt := range e.noData {
+		nd := rt.rule.NoData
+		for _, in := range rt.order {
+			if in.stale || in.lastSeen == noTime || now-in.lastSeen < int64(nd.After) || now < in.changedAt {
+				continue
+			}
+			dst = e.goStale(in, nd, now, dst)
+			ended = ended || in.state == outpost.StateInactive
+		}
+	}
+	if ended {
+		// After any Tick the live list holds no inactive instance, so a
+		// Tick with nothing due changes nothing: ticking only when
+		// NextEvent says gives the alerts, in the same order, of ticking
+		// every second.
+		e.dropInactive()
+	}
+	return dst
+}
+
+// dropInactive takes the instances that went inactive off the live list.
+func (e *Engine) dropInactive() {
+	kept := e.live[:0]
+	for _, in := range e.live {
 		if in.state == outpost.StateInactive {
 			in.live = false
 			continue
@@ -179,16 +206,6 @@ func (e *Engine) Tick(now int64, dst []outpost.Alert) []outpost.Alert {
 	}
 	clear(e.live[len(kept):])
 	e.live = kept
-	for _, rt := range e.noData {
-		nd := rt.rule.NoData
-		for _, in := range rt.order {
-			if in.stale || in.lastSeen == noTime || now-in.lastSeen < int64(nd.After) || now < in.changedAt {
-				continue
-			}
-			dst = e.goStale(in, nd, now, dst)
-		}
-	}
-	return dst
 }
 
 // step moves one instance on one reading of its metric mi.
