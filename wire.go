@@ -90,7 +90,7 @@ type Alert struct {
 	Labels      map[string]string
 	Message     string
 	StartedAt   int64  // unix ns when the instance entered pending/firing
-	ChangedAt   int64  // unix ns of this transition
+	ChangedAt   int64  // unix ns of this transition (of a repeat: when it was sent)
 	Seq         uint64 // gateway alert sequence, increases by one per alert
 	// Annotations are the rule's annotations, rendered (e.g. summary,
 	// runbook). Version 2 only: an alert decoded from version 1 has none.

@@ -412,7 +412,10 @@ func (e *Engine) timers(in *instance, now int64, dst []outpost.Alert) []outpost.
 			return e.resolve(in, now, dst)
 		}
 		if r.Repeat > 0 && now-in.sentAt >= int64(r.Repeat) {
-			return e.emitAt(dst, in, outpost.StateFiring, outpost.StateFiring, in.changedAt, now)
+			// A repeat is sent now and says so; the instance's changedAt
+			// stays that of its last transition, which a repeat is not:
+			// readings between the two still count.
+			return e.emit(dst, in, outpost.StateFiring, outpost.StateFiring, now)
 		}
 	}
 	return dst
@@ -487,14 +490,8 @@ func (in *instance) levelFor(state outpost.AlertState) time.Duration {
 }
 
 // emit appends the alert for an instance's transition from one state to
-// another at now.
+// another at now, or for a repeat (from and state both firing), sent now.
 func (e *Engine) emit(dst []outpost.Alert, in *instance, from, state outpost.AlertState, now int64) []outpost.Alert {
-	return e.emitAt(dst, in, from, state, in.changedAt, now)
-}
-
-// emitAt appends an alert whose transition happened at changedAt, sent
-// at now (later for a repeat, whose from and state are both firing).
-func (e *Engine) emitAt(dst []outpost.Alert, in *instance, from, state outpost.AlertState, changedAt, now int64) []outpost.Alert {
 	rt := in.rt
 	r := rt.rule
 	rt.stats.Transitions++
@@ -528,7 +525,7 @@ func (e *Engine) emitAt(dst []outpost.Alert, in *instance, from, state outpost.A
 		Labels:      labels,
 		Message:     r.msg.render(r, d),
 		StartedAt:   in.startedAt,
-		ChangedAt:   changedAt,
+		ChangedAt:   now,
 		Seq:         e.seq,
 		Annotations: d.Annotations, // nil when the rule has none
 	})

@@ -231,12 +231,27 @@ func TestRepeatAndSendResolved(t *testing.T) {
 	runS(t, e, []step{
 		{rs: one(rd("s", "t", 0, 26)), want: "firing/warning h/s 26 0→0 #1\n"},
 		{tick: 599, want: ""},
-		{tick: 600, want: "firing/warning h/s 26 0→0 #2\n"},
+		{tick: 600, want: "firing/warning h/s 26 0→600 #2\n"}, // a repeat is stamped when sent
 		{tick: 700, want: ""},
-		{tick: 1200, want: "firing/warning h/s 26 0→0 #3\n"},
+		{tick: 1200, want: "firing/warning h/s 26 0→1200 #3\n"},
 		{rs: one(rd("s", "t", 1201, 20)), want: ""}, // no resolved
 		{tick: 1900, want: ""},
 		{rs: one(rd("s", "t", 1902, 26)), want: "firing/warning h/s 26 1902→1902 #4\n"},
+	})
+}
+
+// A repeat is stamped when it is sent; the episode keeps its start. It
+// is not a transition: a reading newer than the last transition but older
+// than the repeat still counts.
+func TestRepeatStampedWhenSent(t *testing.T) {
+	e := NewEngine(mustParse(t, "rules:\n  - {name: r, select: {metric: co2}, above: 1000, repeat: 10m}\n"), nil)
+	runS(t, e, []step{
+		{rs: one(rd("s", "co2", 0, 1200)), want: "firing/warning r/s 1200 0→0 #1\n"},
+		{tick: 599, want: ""},
+		{tick: 600, want: "firing/warning r/s 1200 0→600 #2\n"},
+		{tick: 1199, want: ""},
+		{tick: 1200, want: "firing/warning r/s 1200 0→1200 #3\n"},
+		{rs: one(rd("s", "co2", 1150, 800)), want: "resolved/warning r/s 800 0→1150 #4\n"},
 	})
 }
 
