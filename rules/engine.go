@@ -284,15 +284,7 @@ func (e *Engine) evaluate(in *instance, now int64, dst []outpost.Alert) []outpos
 	}
 	switch from := in.state; from {
 	case outpost.StateInactive, outpost.StateNoData:
-		switch {
-		case firstMet >= 0:
-			in.startedAt = in.since[firstMet]
-			dst = e.fire(in, firstMet, now, dst)
-		case firstOn >= 0:
-			in.state, in.level, in.startedAt, in.changedAt = outpost.StatePending, firstOn, now, now
-			e.enliven(in)
-			dst = e.emit(dst, in, from, outpost.StatePending, now)
-		}
+		dst = e.open(in, firstOn, firstMet, now, dst)
 	case outpost.StatePending:
 		switch {
 		case firstMet >= 0:
@@ -328,7 +320,27 @@ func (e *Engine) evaluate(in *instance, now int64, dst []outpost.Alert) []outpos
 // of them, so that the hot path does not read the clock per reading.
 const timeSample = 64
 
-// checkReset ends or lowers a firing level whose reset is true.
+// open starts an episode of an inactive or nodata instance at the most
+// severe level that is met (fires) or else on (goes pending), if any.
+func (e *Engine) open(in *instance, firstOn, firstMet int, now int64, dst []outpost.Alert) []outpost.Alert {
+	switch {
+	case firstMet >= 0:
+		return e.fire(in, firstMet, now, dst)
+	case firstOn >= 0:
+		from := in.state
+		in.state, in.level, in.startedAt, in.changedAt = outpost.StatePending, firstOn, now, now
+		in.fired.clear()
+		e.enliven(in)
+		return e.emit(dst, in, from, outpost.StatePending, now)
+	}
+	return dst
+}
+
+// checkReset ends or lowers a firing level whose reset is true. It steps
+// down to the most severe lower level that is met (its condition has held
+// for its `for`), or that fired in this episode and has not reset; with
+// none, it resolves, after keep_firing_for. keep_firing_for delays only
+// the resolve: a step down to a level that holds happens at once.
 func (e *Engine) checkReset(in *instance, x *evalCtx, now int64, dst []outpost.Alert) []outpost.Alert {
 	r := in.rt.rule
 	if !e.isReset(in, x, in.level) {
@@ -336,8 +348,7 @@ func (e *Engine) checkReset(in *instance, x *evalCtx, now int64, dst []outpost.A
 		return dst
 	}
 	for j := in.level + 1; j < len(r.Levels); j++ {
-		if !e.isReset(in, x, j) {
-			in.keepUntil = noTime
+		if in.met(j, now) || in.fired.has(j) && !e.isReset(in, x, j) {
 			return e.fire(in, j, now, dst)
 		}
 	}
@@ -366,27 +377,46 @@ func (e *Engine) isReset(in *instance, x *evalCtx, i int) bool {
 	return ok
 }
 
-// fire makes in fire at level, from any state.
+// fire makes in fire at level (-1: no_data's severity), from any state.
 func (e *Engine) fire(in *instance, level int, now int64, dst []outpost.Alert) []outpost.Alert {
 	from := in.state
 	if from == outpost.StateInactive || from == outpost.StateNoData {
 		in.startedAt = now
+		in.fired.clear()
 	}
 	in.state, in.level, in.changedAt, in.keepUntil = outpost.StateFiring, level, now, noTime
+	in.fired.add(level)
 	e.enliven(in)
 	return e.emit(dst, in, from, outpost.StateFiring, now)
 }
 
+// resolve ends the episode of a firing instance. The resolved alert has
+// the severity the instance fired at (no_data's, when no_data fired it).
+// A level whose condition still holds then opens a new episode at once,
+// its `for` counted from now: the reading that ended a no_data firing,
+// or a lower level that had not held for its `for` at a step down, goes
+// pending now rather than at the next reading.
 func (e *Engine) resolve(in *instance, now int64, dst []outpost.Alert) []outpost.Alert {
 	from := in.state
 	in.state, in.changedAt, in.keepUntil = outpost.StateInactive, now, noTime
-	for i := range in.since {
-		in.since[i] = noTime // start afresh: no refiring on old timers
+	in.fired.clear()
+	if in.rt.rule.SendResolved {
+		dst = e.emit(dst, in, from, outpost.StateResolved, now)
 	}
-	if !in.rt.rule.SendResolved {
-		return dst
+	firstOn, firstMet := -1, -1
+	for i, s := range in.since {
+		if s == noTime {
+			continue
+		}
+		in.since[i] = now // no timer runs across episodes
+		if firstOn < 0 {
+			firstOn = i
+		}
+		if firstMet < 0 && in.rt.rule.Levels[i].For <= 0 {
+			firstMet = i
+		}
 	}
-	return e.emit(dst, in, from, outpost.StateResolved, now)
+	return e.open(in, firstOn, firstMet, now, dst)
 }
 
 // timers applies what time alone does to a live instance at now.
@@ -408,8 +438,17 @@ func (e *Engine) timers(in *instance, now int64, dst []outpost.Alert) []outpost.
 		if met >= 0 && met < in.level {
 			return e.fire(in, met, now, dst)
 		}
-		if in.keepUntil != noTime && now >= in.keepUntil {
-			return e.resolve(in, now, dst)
+		if in.keepUntil != noTime {
+			// The level reset at the last reading and keep_firing_for
+			// runs: a lower level whose `for` has run out takes over.
+			for j := in.level + 1; j < len(r.Levels); j++ {
+				if in.met(j, now) {
+					return e.fire(in, j, now, dst)
+				}
+			}
+			if now >= in.keepUntil {
+				return e.resolve(in, now, dst)
+			}
 		}
 		if r.Repeat > 0 && now-in.sentAt >= int64(r.Repeat) {
 			// A repeat is sent now and says so; the instance's changedAt
@@ -436,14 +475,16 @@ func (e *Engine) goStale(in *instance, nd *NoData, now int64, dst []outpost.Aler
 		if from == outpost.StateInactive {
 			in.startedAt = now // an episode of its own, not the last one's
 		}
-		in.state, in.changedAt, in.keepUntil = outpost.StateNoData, now, noTime
+		// Level -1 is no_data's severity, also for the resolved that ends
+		// the nodata.
+		in.state, in.level, in.changedAt, in.keepUntil = outpost.StateNoData, -1, now, noTime
+		in.fired.clear()
 		e.enliven(in)
 		return e.emit(dst, in, from, outpost.StateNoData, now)
 	case outpost.StateFiring:
-		if in.state == outpost.StateFiring {
+		if in.state == outpost.StateFiring && in.firingAtLeast(nd.Severity) {
 			return dst
 		}
-		in.level = -1 // the no_data severity
 		return e.fire(in, -1, now, dst)
 	default: // resolved
 		switch in.state {
@@ -477,7 +518,8 @@ func (in *instance) severity() string {
 }
 
 // levelFor is the `for` of the level an alert in state is at: no_data's
-// after for a nodata alert or one that no_data fired.
+// after for a nodata alert, one that no_data fired, and the resolved that
+// ends either.
 func (in *instance) levelFor(state outpost.AlertState) time.Duration {
 	r := in.rt.rule
 	if state == outpost.StateNoData || in.level < 0 || in.level >= len(r.Levels) {

@@ -39,7 +39,8 @@ type MessageData struct {
 	// shorter than a second. 0 for pending.
 	Duration time.Duration
 	// For is the `for` of the level the alert is at (no_data's after for
-	// a nodata alert or one that no_data fired).
+	// a nodata alert, one that no_data fired, and the resolved that ends
+	// either).
 	For     time.Duration
 	Gateway string            // "" unless the engine was given one
 	Labels  map[string]string // the alert's labels (group labels included)

@@ -35,7 +35,8 @@ func TestMessagePerTransition(t *testing.T) {
 		{rs: one(rd("s", "t", 90, 20)), want: "firing->resolved critical 20 since 10 after 1m20s (for 5s)"},
 		// no_data's severity defaults to the most severe level's.
 		{tick: 210, want: "inactive->nodata critical 20 since 210 after 0s (for 2m0s)"},
-		{rs: one(rd("s", "t", 215, 20)), want: "nodata->resolved critical 20 since 210 after 5s (for 5s)"},
+		// The resolved that ends a nodata has no_data's severity and for.
+		{rs: one(rd("s", "t", 215, 20)), want: "nodata->resolved critical 20 since 210 after 5s (for 2m0s)"},
 		{tick: 400, want: "inactive->nodata critical 20 since 400 after 0s (for 2m0s)"},
 		{rs: one(rd("s", "t", 400.5, 26)), want: "nodata->pending warning 26 since 400 after 0s (for 10s)"},
 		{rs: one(rd("s", "t", 400.75, 24)), want: "pending->inactive warning 24 since 400 after 250ms (for 10s)"},

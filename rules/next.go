@@ -12,8 +12,9 @@ const NoEvent = math.MaxInt64
 
 // NextEvent returns the earliest time after now (unix ns) at which Tick
 // could emit or change anything if no reading comes first: the end of a
-// running `for` (pending, escalation), the end of keep_firing_for, a
-// repeat falling due, a no_data deadline; NoEvent when there is none.
+// running `for` (pending, escalation, or a step down while
+// keep_firing_for runs), the end of keep_firing_for, a repeat falling
+// due, a no_data deadline; NoEvent when there is none.
 // Once Tick has run at now (after the last Eval), a Tick before that time
 // changes nothing, so a replay may tick on its grid only at the first
 // point at or after each NextEvent and get what ticking at every point of
@@ -61,6 +62,9 @@ func (in *instance) nextTimer() int64 {
 			runs(i) // escalation
 		}
 		if in.keepUntil != noTime {
+			for j := in.level + 1; j < len(r.Levels); j++ {
+				runs(j) // a step down while keep_firing_for runs
+			}
 			next = min(next, in.keepUntil)
 		}
 		if r.Repeat > 0 {
@@ -68,6 +72,31 @@ func (in *instance) nextTimer() int64 {
 		}
 	}
 	return next
+}
+
+// met reports whether level i's condition has held for its `for` at now.
+func (in *instance) met(i int, now int64) bool {
+	s := in.since[i]
+	return s != noTime && now-s >= int64(in.rt.rule.Levels[i].For)
+}
+
+// firingAtLeast reports whether a firing instance is at severity sev or at
+// a level more severe than the level of that severity. A severity that
+// names no level of the rule is not ranked against them: an instance
+// firing at a level is not at it.
+func (in *instance) firingAtLeast(sev string) bool {
+	if in.severity() == sev {
+		return true
+	}
+	if in.level < 0 {
+		return false
+	}
+	for _, l := range in.rt.rule.Levels[in.level+1:] {
+		if l.Severity == sev {
+			return true
+		}
+	}
+	return false
 }
 
 // levelSet is a set of level indexes, a bit each; the zero value is empty.

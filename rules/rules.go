@@ -68,18 +68,26 @@
 // A level is met when its condition has held for its `for`. An instance
 // fires at the most severe met level, and escalates when a more severe
 // level is met. Firing at a level ends when that level's reset is true:
-// the instance then steps down to the most severe less severe level that
-// has not reset (a firing transition with the new severity) or, when all
-// have, is resolved, after keep_firing_for. Only transitions emit alerts:
-// pending, firing (also on a change of level, and every `repeat`),
-// resolved, and inactive for a pending instance that cleared before
-// firing.
+// the instance then steps down (a firing transition with the new
+// severity) to the most severe less severe level that is met, or that
+// fired in this episode and has not reset; with none, it is resolved,
+// after keep_firing_for (which delays only the resolve). When a resolve
+// leaves a level whose condition holds, a new episode starts at once:
+// pending, its `for` counted from the resolve. Only transitions emit
+// alerts: pending, firing (also on a change of level, and every `repeat`,
+// stamped when it is sent), resolved, and inactive for a pending
+// instance that cleared before firing.
 //
 // no_data: {after: 2m, state: nodata|firing|resolved, severity: s}: an
 // instance that has had readings but none for `after` (checked on Tick)
 // goes to state nodata (default), fires (at severity s, default the
-// rule's most severe), or resolves. The next reading ends it (a nodata
-// instance whose condition is false emits resolved).
+// rule's most severe; an instance firing at s, or at a level more severe
+// than s's, stays as it is), or resolves. The next reading ends it (a
+// nodata instance whose condition is false emits resolved); the alert
+// that ends a nodata or a no_data firing has no_data's severity.
+//
+// Engine.NextEvent says when Tick next has anything to do, so that a
+// replay can jump over quiet stretches.
 //
 // Parse reports every problem in a file, each as file:line:col: message;
 // a file with any problem yields no rules at all, so a reload with a bad

@@ -42,6 +42,10 @@ type InstanceState struct {
 	KeepUntil int64 `json:"keep_until,omitempty"`
 	// Stale says no_data applied and no reading has come since.
 	Stale bool `json:"stale,omitempty"`
+	// Fired are the levels that fired in this episode, the current one
+	// included, for a step down (absent in state saved before it was
+	// kept: then only the current level counts as fired).
+	Fired []int `json:"fired,omitempty"`
 }
 
 // LevelTimer is a running `for` timer of one level.
@@ -76,7 +80,7 @@ func (e *Engine) State() EngineState {
 				Rule: rt.rule.Name, Hash: rt.rule.hash, Fingerprint: in.fingerprint,
 				Group: maps(in.group), State: in.state, Level: in.level, Severity: in.severity(),
 				StartedAt: in.startedAt, ChangedAt: in.changedAt, SentAt: in.sentAt,
-				Value: in.value, Stale: in.stale,
+				Value: in.value, Stale: in.stale, Fired: in.fired.levels(),
 			}
 			if in.lastSeen != noTime {
 				is.LastSeen = in.lastSeen
@@ -143,6 +147,17 @@ func (e *Engine) Restore(st EngineState) int {
 		}
 		if in.state == outpost.StatePending && in.level >= 0 && in.since[in.level] == noTime {
 			in.since[in.level] = in.startedAt // state saved without timers
+		}
+		switch in.state {
+		case outpost.StateFiring:
+			for _, l := range is.Fired {
+				if l >= 0 && l < len(r.Levels) {
+					in.fired.add(l)
+				}
+			}
+			in.fired.add(in.level) // state saved without fired
+		case outpost.StateNoData:
+			in.level = -1 // no_data's severity; saved with the last level's before
 		}
 		if math.IsNaN(in.value) {
 			in.value = 0
