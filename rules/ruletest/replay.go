@@ -145,12 +145,12 @@ type ReplayOptions struct {
 // during the call.
 //
 // Readings are evaluated in time order; after the readings of one
-// timestamp, Tick runs at it, and at every multiple of opts.Tick before
-// the next (in a gap longer than 131072 ticks, 1.5 days at 1s, the ticks
-// stop there and one more runs 1ns before the next timestamp). A
-// transition is stamped with the time of the Eval or Tick that made it.
-// Replay streams: it holds only the readings within
-// opts.Reorder of the newest one.
+// timestamp, Tick runs at it, and then as if at every multiple of
+// opts.Tick before the next, however long the gap: Replay ticks only at
+// the multiples where the engine has something due (Engine.NextEvent),
+// which gives the same alerts as ticking at each. A transition is stamped
+// with the time of the Eval or Tick that made it. Replay streams: it
+// holds only the readings within opts.Reorder of the newest one.
 func Replay(ctx context.Context, set *rules.Set, in io.Reader, emit func([]outpost.Alert) error, opts *ReplayOptions) error {
 	if opts == nil {
 		opts = &ReplayOptions{}
@@ -204,9 +204,6 @@ func Replay(ctx context.Context, set *rules.Set, in io.Reader, emit func([]outpo
 	return nil
 }
 
-// maxGapTicks bounds the ticks within one gap between timestamps.
-const maxGapTicks = 1 << 17
-
 // player drives an engine through readings in time order.
 type player struct {
 	engine  *rules.Engine
@@ -227,23 +224,50 @@ func (p *player) play(r outpost.Reading) error {
 		if err := p.send(p.engine.Tick(p.now, p.buf[:0])); err != nil {
 			return err
 		}
-		if p.tick > 0 {
-			t := (p.now/int64(p.tick) + 1) * int64(p.tick)
-			for n := 0; t < r.TS; t, n = t+int64(p.tick), n+1 {
-				if n == maxGapTicks {
-					// A gap of days in the input: one more tick just before
-					// its end rather than millions of them.
-					t = r.TS - 1
-				}
-				if err := p.send(p.engine.Tick(t, p.buf[:0])); err != nil {
-					return err
-				}
-			}
+		if err := p.gap(r.TS); err != nil {
+			return err
 		}
 		p.now = r.TS
 	}
 	p.one[0] = r
 	return p.send(p.engine.Eval(p.one[:], p.buf[:0]))
+}
+
+// gap ticks between p.now, just ticked, and the next timestamp, on the
+// grid of multiples of p.tick. A tick before the engine's next event does
+// nothing, so gap jumps from one event to the first tick of the grid at
+// or after the next: a gap of a week with nothing due costs no tick.
+func (p *player) gap(next int64) error {
+	if p.tick <= 0 {
+		return nil
+	}
+	tick := int64(p.tick)
+	last := p.now
+	for t := (p.now/tick + 1) * tick; t < next; {
+		ev := p.engine.NextEvent(last)
+		if ev >= next {
+			return nil
+		}
+		if ev > t {
+			t += (ev - t - 1) / tick * tick
+			if t > math.MaxInt64-tick {
+				return nil
+			}
+			t += tick // the first tick at or after ev
+			if t >= next {
+				return nil
+			}
+		}
+		if err := p.send(p.engine.Tick(t, p.buf[:0])); err != nil {
+			return err
+		}
+		last = t
+		if t > math.MaxInt64-tick {
+			return nil
+		}
+		t += tick
+	}
+	return nil
 }
 
 func (p *player) send(as []outpost.Alert) error {
