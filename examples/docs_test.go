@@ -1,10 +1,15 @@
 package examples
 
 import (
+	"context"
+	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/rules"
 	"github.com/outposthq/outpost/rules/ruletest"
 )
@@ -109,4 +114,142 @@ func indent(s, by string) string {
 		lines[i] = by + lines[i]
 	}
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// The worked examples of docs/rules.md are rules of cookbook/rules.yaml,
+// and the tests shown with them pass as shown and are tests of
+// cookbook/rules.test.yaml.
+func TestRulesDocWorkedExamples(t *testing.T) {
+	doc, err := os.ReadFile("../docs/rules.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookbook, err := rules.LoadFile("cookbook/rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookbookRules := map[string]*rules.Rule{}
+	for _, r := range cookbook.Rules {
+		cookbookRules[r.Name] = r
+	}
+	f, err := ruletest.Load("cookbook/rules.test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookbookTests := map[string]*ruletest.Test{}
+	for _, tc := range f.Tests {
+		cookbookTests[tc.Name] = tc
+	}
+	shownRules, shownTests := 0, 0
+	for _, b := range fencedBlocks(t, section(t, string(doc), "## Worked examples")) {
+		if b.lang != "yaml" {
+			t.Errorf("a %q block in the worked examples", b.lang)
+			continue
+		}
+		if !strings.Contains(b.body, "\n  input:") {
+			shown, err := rules.Parse("../docs/rules.md", []byte("rules:\n"+indent(b.body, "  ")))
+			if err != nil {
+				t.Errorf("a rule in the worked examples: %v", err)
+				continue
+			}
+			for _, r := range shown.Rules {
+				shownRules++
+				if c := cookbookRules[r.Name]; c == nil || c.Hash() != r.Hash() {
+					t.Errorf("docs/rules.md shows rule %s, which cookbook/rules.yaml does not have as shown", r.Name)
+				}
+			}
+			continue
+		}
+		src := "rule_files: [../examples/cookbook/rules.yaml]\ninterval: 1m\ntests:\n" + indent(b.body, "  ")
+		tf, err := ruletest.Parse("../docs/rules.md", []byte(src))
+		if err != nil {
+			t.Errorf("a test in the worked examples: %v", err)
+			continue
+		}
+		set, err := tf.LoadRules()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range tf.Tests {
+			shownTests++
+			if r := tc.Run(set); !r.Passed {
+				t.Errorf("docs/rules.md shows test %q, which fails:\n%s", tc.Name, r.Report())
+			}
+			c := cookbookTests[tc.Name]
+			if c == nil || !reflect.DeepEqual(c.Input, tc.Input) || !sameExpectations(c.Expect, tc.Expect) {
+				t.Errorf("docs/rules.md shows test %q, which cookbook/rules.test.yaml does not have as shown", tc.Name)
+			}
+		}
+	}
+	if shownRules < 8 || shownTests < 4 {
+		t.Errorf("%d rules and %d tests in the worked examples: the section moved?", shownRules, shownTests)
+	}
+}
+
+// sameExpectations compares expectations, leaving out their lines.
+func sameExpectations(a, b []ruletest.Expectation) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		x.Line, y.Line = 0, 0
+		if !reflect.DeepEqual(x, y) {
+			return false
+		}
+	}
+	return true
+}
+
+// The replay of a recording with a gap of three days, as docs/rules.md
+// shows it: its rule, its input and its output.
+func TestRulesDocReplayGap(t *testing.T) {
+	doc, err := os.ReadFile("../docs/rules.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var session string
+	for _, b := range fencedBlocks(t, section(t, string(doc), "## Replaying recordings: `outpost rules replay`")) {
+		if strings.Contains(b.body, "$ cat reminder.yaml") {
+			session = b.body
+		}
+	}
+	// The lines after each command, by the command's first word after $.
+	out := map[string]string{}
+	var cmd string
+	for _, l := range strings.Split(session, "\n") {
+		if c, ok := strings.CutPrefix(l, "$ "); ok {
+			cmd = c
+			continue
+		}
+		if cmd != "" && l != "" {
+			out[cmd] += l + "\n"
+		}
+	}
+	var want string
+	for c, o := range out {
+		if strings.HasPrefix(c, "outpost rules replay --rules reminder.yaml --input gap.csv") {
+			want = o
+		}
+	}
+	if out["cat reminder.yaml"] == "" || out["cat gap.csv"] == "" || want == "" {
+		t.Fatalf("no reminder.yaml, gap.csv and their replay in the replay section:\n%s", session)
+	}
+	set, err := rules.Parse("reminder.yaml", []byte(out["cat reminder.yaml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	err = ruletest.Replay(context.Background(), set, strings.NewReader(out["cat gap.csv"]), func(as []outpost.Alert) error {
+		for _, a := range as {
+			fmt.Fprintf(&got, "%s %s\n", time.Unix(0, a.ChangedAt).UTC().Format(time.RFC3339Nano), a.State)
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != want {
+		t.Errorf("docs/rules.md shows\n%sthe replay gives\n%s", want, got.String())
+	}
 }
