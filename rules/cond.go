@@ -172,6 +172,9 @@ func (xc *exprCompiler) compile(k *checker, path, src string) condition {
 	if len(p.errs) > 0 {
 		return nil
 	}
+	if fn := lower(prog.Node(), len(xc.names), len(xc.calls)); fn != nil {
+		return &lowered{src: src, fn: fn}
+	}
 	return &exprCond{src: src, prog: prog}
 }
 

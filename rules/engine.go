@@ -137,9 +137,9 @@ func NewEngine(set *Set, opts *Options) *Engine {
 
 // Eval runs every rule that selects a reading over rs and appends the
 // alert transitions to dst, returning it. Readings must be in time order
-// per series. For threshold rules the path without a transition does not
-// allocate, except the first time a series is seen (expressions box
-// their numbers).
+// per series. For thresholds, and conditions that run without expr's VM
+// (see lowered), the path without a transition does not allocate, except
+// the first time a series is seen (other expressions box their numbers).
 func (e *Engine) Eval(rs []outpost.Reading, dst []outpost.Alert) []outpost.Alert {
 	for i := range rs {
 		r := &rs[i]
