@@ -483,6 +483,11 @@ func (e *Engine) goStale(in *instance, nd *NoData, now int64, dst []outpost.Aler
 		return e.emit(dst, in, from, outpost.StateNoData, now)
 	case outpost.StateFiring:
 		if in.state == outpost.StateFiring && in.firingAtLeast(nd.Severity) {
+			// It stays at its level, and now fires for the silence too:
+			// until the next reading, which no keep_firing_for that was
+			// running may end. That reading starts keep_firing_for again
+			// if the level's reset holds.
+			in.keepUntil = noTime
 			return dst
 		}
 		return e.fire(in, -1, now, dst)

@@ -102,7 +102,6 @@ const (
 // list above are fixed: a violation the checks put down to one of them
 // fails, and says so.)
 var knownEngineBugs = map[string]bool{
-	bugNoDataKeepFiring:   true,
 	bugNoDataSendResolved: true,
 	bugRestoreNoData:      true,
 	bugRestoreSensor:      true,

@@ -82,9 +82,10 @@
 // instance that has had readings but none for `after` (checked on Tick)
 // goes to state nodata (default), fires (at severity s, default the
 // rule's most severe; an instance firing at s, or at a level more severe
-// than s's, stays as it is), or resolves. The next reading ends it (a
-// nodata instance whose condition is false emits resolved); the alert
-// that ends a nodata or a no_data firing has no_data's severity.
+// than s's, stays as it is, and keep_firing_for no longer ends it), or
+// resolves. The next reading ends it (a nodata instance whose condition
+// is false emits resolved); the alert that ends a nodata or a no_data
+// firing has no_data's severity.
 //
 // Engine.NextEvent says when Tick next has anything to do, so that a
 // replay can jump over quiet stretches.
