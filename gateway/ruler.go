@@ -34,12 +34,14 @@ type stateStore interface {
 var errRulerStopped = errors.New("gateway: rules: not running")
 
 // ruler feeds the rule engine from the bus and hands alert transitions to
-// the batcher, and to the dashboard. It sees every reading before it is
+// the batcher, and to the dashboard; the resolved alerts that a rule's
+// send_resolved: false keeps from the batcher go to the dashboard still,
+// which shows the current state. It sees every reading before it is
 // batched. Its goroutine (run) owns the engine: a reload reaches it as a
 // new *rules.Set over the reload channel, and the engine is swapped there.
 //
 // State: run restores the engine's saved state before the first reading,
-// saves it at most once per tick when transitions were emitted since the
+// saves it at most once per tick when there were transitions since the
 // last save, after a reload, and when it ends. A crash loses the
 // transitions since the last save: after the restart they may be emitted
 // again (the cloud and the dashboard key alerts by fingerprint).
@@ -59,6 +61,10 @@ type ruler struct {
 	log    zerolog.Logger
 
 	dirty bool // owned by run: transitions since the last save
+	// quiet, owned by run, are the resolved alerts that send_resolved:
+	// false kept from the last Eval or Tick (rules.Engine.OnSilenced):
+	// not sent, but the dashboard shows them.
+	quiet []outpost.Alert
 
 	raised, reloads, saveErrors atomic.Int64
 
@@ -87,6 +93,7 @@ func (r *ruler) run() {
 	defer close(r.done)
 	defer close(r.out)
 	defer r.snapshot() // the final counts, for Stats after the run
+	r.engine.OnSilenced(r.silenced)
 	r.restore()
 	r.snapshot()
 	t := time.NewTicker(r.tick)
@@ -111,7 +118,7 @@ func (r *ruler) run() {
 			as, res = r.swap(req.set)
 			reply = req.done
 		}
-		if len(as) > 0 {
+		if len(as) > 0 || len(r.quiet) > 0 {
 			r.dirty = true
 			r.emit(as)
 		}
@@ -128,6 +135,8 @@ func (r *ruler) run() {
 	}
 }
 
+// emit hands alerts to the batcher, notify and the dashboard, and the
+// silenced ones (r.quiet) to the dashboard only.
 func (r *ruler) emit(as []outpost.Alert) {
 	r.raised.Add(int64(len(as)))
 	if r.notify != nil {
@@ -136,9 +145,34 @@ func (r *ruler) emit(as []outpost.Alert) {
 		}
 	}
 	if r.dash != nil {
-		r.dash.observe(as) // never blocks on the network
+		r.dash.observe(withSilenced(as, r.quiet)) // never blocks on the network
 	}
-	r.out <- as // the batcher reads alerts until this channel closes
+	clear(r.quiet)
+	r.quiet = r.quiet[:0]
+	if len(as) > 0 {
+		r.out <- as // the batcher reads alerts until this channel closes
+	}
+}
+
+// silenced is the engine's OnSilenced hook.
+func (r *ruler) silenced(a outpost.Alert) { r.quiet = append(r.quiet, a) }
+
+// withSilenced is as with the silenced alerts quiet put in their place:
+// each after the alert emitted before it (whose Seq it has), so that the
+// dashboard sees an instance's transitions in order.
+func withSilenced(as, quiet []outpost.Alert) []outpost.Alert {
+	if len(quiet) == 0 {
+		return as
+	}
+	out := make([]outpost.Alert, 0, len(as)+len(quiet))
+	i := 0
+	for _, q := range quiet {
+		for ; i < len(as) && as[i].Seq <= q.Seq; i++ {
+			out = append(out, as[i])
+		}
+		out = append(out, q)
+	}
+	return append(out, as[i:]...)
 }
 
 // swap builds an engine for set and gives it the state of the instances
@@ -180,6 +214,7 @@ func (r *ruler) swap(set *rules.Set) ([]outpost.Alert, reloadResult) {
 	st.Seq += uint64(len(ended)) // the new engine continues after the ended alerts
 	r.carry(oldRules, byName)
 	e := rules.NewEngine(set, r.opts)
+	e.OnSilenced(r.silenced)
 	kept := e.Restore(st)
 	r.engine, r.set = e, set
 	if r.dash != nil {

@@ -52,6 +52,7 @@ type Engine struct {
 	vm           vm.VM
 	ctx          evalCtx // reused: a local would escape through condition.test
 	seq          uint64
+	silenced     func(outpost.Alert) // OnSilenced's hook, or nil
 }
 
 // ruleRT is a rule's runtime in one engine.
@@ -208,6 +209,15 @@ func (e *Engine) dropInactive() {
 	e.live = kept
 }
 
+// OnSilenced has Eval and Tick call fn with each resolved alert that a
+// rule's send_resolved: false keeps out of their result (nil: none, the
+// default), so that a consumer that shows the current state, as the
+// gateway's dashboard does, still sees the episode end. Such an alert is
+// not sent: its Seq is that of the last alert emitted before it, so it
+// goes after that one. fn runs on the caller's goroutine, before Eval or
+// Tick returns, and keeps the alert.
+func (e *Engine) OnSilenced(fn func(outpost.Alert)) { e.silenced = fn }
+
 // step moves one instance on one reading of its metric mi.
 func (e *Engine) step(in *instance, mi int, r *outpost.Reading, dst []outpost.Alert) []outpost.Alert {
 	if r.TS < in.changedAt {
@@ -228,6 +238,10 @@ func (e *Engine) step(in *instance, mi int, r *outpost.Reading, dst []outpost.Al
 	dst = e.evaluate(in, r.TS, dst)
 	if wasNoData && in.state == outpost.StateNoData {
 		in.state, in.changedAt = outpost.StateInactive, r.TS
+		if !in.rt.rule.SendResolved {
+			e.silence(in, outpost.StateNoData, r.TS)
+			return dst
+		}
 		dst = e.emit(dst, in, outpost.StateNoData, outpost.StateResolved, r.TS)
 	}
 	return dst
@@ -402,6 +416,8 @@ func (e *Engine) resolve(in *instance, now int64, dst []outpost.Alert) []outpost
 	in.fired.clear()
 	if in.rt.rule.SendResolved {
 		dst = e.emit(dst, in, from, outpost.StateResolved, now)
+	} else {
+		e.silence(in, from, now)
 	}
 	firstOn, firstMet := -1, -1
 	for i, s := range in.since {
@@ -539,15 +555,29 @@ func (in *instance) levelFor(state outpost.AlertState) time.Duration {
 // emit appends the alert for an instance's transition from one state to
 // another at now, or for a repeat (from and state both firing), sent now.
 func (e *Engine) emit(dst []outpost.Alert, in *instance, from, state outpost.AlertState, now int64) []outpost.Alert {
-	rt := in.rt
-	r := rt.rule
-	rt.stats.Transitions++
+	in.rt.stats.Transitions++
+	in.sentAt = now
+	e.seq++
+	return append(dst, e.alert(in, from, state, now, e.seq))
+}
+
+// silence hands the resolved alert that send_resolved: false keeps from
+// the result to the OnSilenced hook, if any. It is not sent: it takes no
+// sequence number of its own, but that of the alert emitted before it.
+func (e *Engine) silence(in *instance, from outpost.AlertState, now int64) {
+	if e.silenced != nil {
+		e.silenced(e.alert(in, from, outpost.StateResolved, now, e.seq))
+	}
+}
+
+// alert is the alert for an instance's transition from one state to
+// another at now, numbered seq.
+func (e *Engine) alert(in *instance, from, state outpost.AlertState, now int64, seq uint64) outpost.Alert {
+	r := in.rt.rule
 	labels := make(map[string]string, len(in.labels))
 	for k, v := range in.labels {
 		labels[k] = v
 	}
-	in.sentAt = now
-	e.seq++
 	sev := in.severity()
 	d := &MessageData{
 		Rule: r.Name, Sensor: in.sensor, Metric: in.metric, Value: in.value,
@@ -563,7 +593,7 @@ func (e *Engine) emit(dst []outpost.Alert, in *instance, from, state outpost.Ale
 			}
 		}
 	}
-	return append(dst, outpost.Alert{
+	return outpost.Alert{
 		Rule:        r.Name,
 		Fingerprint: in.fingerprint,
 		State:       state,
@@ -573,9 +603,9 @@ func (e *Engine) emit(dst []outpost.Alert, in *instance, from, state outpost.Ale
 		Message:     r.msg.render(r, d),
 		StartedAt:   in.startedAt,
 		ChangedAt:   now,
-		Seq:         e.seq,
+		Seq:         seq,
 		Annotations: d.Annotations, // nil when the rule has none
-	})
+	}
 }
 
 // addSeries binds a new series to the instances of the rules that select

@@ -351,8 +351,8 @@ func fmtLast(a *outpost.Alert) string {
 }
 
 // checkEpisodes: each alert's .Previous is the state the instance's last
-// alert left it in (with send_resolved: false, firing may have ended
-// silently), and the transition is one the states allow: pending from
+// alert left it in (with send_resolved: false, firing and nodata may have
+// ended silently), and the transition is one the states allow: pending from
 // inactive or nodata; nodata from inactive, pending or firing; inactive
 // only from pending; resolved only from firing or nodata, never with
 // send_resolved: false. So every episode is closed at most once, by the
@@ -374,7 +374,7 @@ func checkEpisodes(c *propCase) []violation {
 			}
 			cur := in.state
 			prev := a.Annotations["prev"]
-			if cur == outpost.StateFiring && !r.sendsResolved() && prev == "inactive" {
+			if (cur == outpost.StateFiring || cur == outpost.StateNoData) && !r.sendsResolved() && prev == "inactive" {
 				cur = outpost.StateInactive // resolved without an alert, as send_resolved: false says
 			}
 			var why string
@@ -468,7 +468,7 @@ func checkNoData(c *propCase) []violation {
 			for i := range call.alerts {
 				a := &call.alerts[i]
 				if in := insts[a.Fingerprint]; a.Rule == r.name && in != nil {
-					if in.state == outpost.StateFiring && a.State != outpost.StateFiring && a.Annotations["prev"] == "inactive" {
+					if (in.state == outpost.StateFiring && a.State != outpost.StateFiring || in.state == outpost.StateNoData) && a.Annotations["prev"] == "inactive" {
 						in.state = outpost.StateInactive // send_resolved: false
 					}
 					in.last, in.state = a, afterState(a.State)

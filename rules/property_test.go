@@ -102,10 +102,9 @@ const (
 // list above are fixed: a violation the checks put down to one of them
 // fails, and says so.)
 var knownEngineBugs = map[string]bool{
-	bugNoDataSendResolved: true,
-	bugRestoreNoData:      true,
-	bugRestoreSensor:      true,
-	bugRestoreOrder:       true,
+	bugRestoreNoData: true,
+	bugRestoreSensor: true,
+	bugRestoreOrder:  true,
 }
 
 var (

@@ -25,7 +25,7 @@
 //	    keep_firing_for: 1m         # stay firing this long after the reset; default 0
 //	    no_data: {after: 2m, state: nodata}  # see below; default off
 //	    repeat: 30m                 # re-emit a firing alert this often (on Tick); default 0, never
-//	    send_resolved: true         # emit the resolved transition; default true
+//	    send_resolved: true         # emit resolved transitions (of a firing and of a nodata); default true
 //	    labels: {team: cold-chain}  # copied into alerts
 //	    annotations:                # templates, rendered per alert (see MessageData)
 //	      summary: "{{ .Labels.device }} at {{ .Value }}"
@@ -84,8 +84,8 @@
 // rule's most severe; an instance firing at s, or at a level more severe
 // than s's, stays as it is, and keep_firing_for no longer ends it), or
 // resolves. The next reading ends it (a nodata instance whose condition
-// is false emits resolved); the alert that ends a nodata or a no_data
-// firing has no_data's severity.
+// is false emits resolved, unless send_resolved is false); the alert
+// that ends a nodata or a no_data firing has no_data's severity.
 //
 // Engine.NextEvent says when Tick next has anything to do, so that a
 // replay can jump over quiet stretches.
