@@ -201,8 +201,8 @@ func (r *ruler) swap(set *rules.Set) ([]outpost.Alert, reloadResult) {
 	now := r.now().UnixNano()
 	for _, in := range old.Instances {
 		nr := byName[in.Rule]
-		if nr != nil && nr.Hash() == in.Hash {
-			continue
+		if in.State == outpost.StateInactive || nr != nil && nr.Hash() == in.Hash {
+			continue // nothing to close, or kept
 		}
 		msg := msgRuleRemoved
 		if nr != nil {

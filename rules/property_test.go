@@ -98,14 +98,10 @@ const (
 
 // knownEngineBugs are the known bugs whose fix has not landed: their
 // violations are logged, not failed. Remove a bug's line when its fix
-// lands, so that the checks fail if it comes back. (The first five of the
-// list above are fixed: a violation the checks put down to one of them
+// lands, so that the checks fail if it comes back. (Every bug of the
+// list above is fixed: a violation the checks put down to one of them
 // fails, and says so.)
-var knownEngineBugs = map[string]bool{
-	bugRestoreNoData: true,
-	bugRestoreSensor: true,
-	bugRestoreOrder:  true,
-}
+var knownEngineBugs = map[string]bool{}
 
 var (
 	propSeedsFlag = flag.Int("rules.seeds", 0, "TestProperty: how many seeds to run (default $OUTPOST_PROPERTY_SEEDS, else 60)")
