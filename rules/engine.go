@@ -29,7 +29,9 @@ type Options struct {
 // fingerprint is the rule name and the group values joined by "/", e.g.
 // "hot/dev1-env"). A reading reaches only the instances of the rules that
 // select its series: the engine resolves a series to its instances once,
-// the first time it sees it, and then does one map lookup per reading.
+// the first time it sees it (visiting only the rules indexed under its
+// metric and its sensor or labels, see ruleIndex), and then does one map
+// lookup per reading.
 //
 // The engine's clock is the readings' timestamps (and Tick's now); it
 // reads no wall clock, except to sample evaluation time for Stats. Readings
