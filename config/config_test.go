@@ -229,7 +229,7 @@ uplink:
 			`gw.yaml:23:11: uplink.window: must be between 1 and 1024, got 2000`,
 			`gw.yaml:24:8: uplink.ack: unknown ack mode "never" (want ingest or broker)`,
 			`gw.yaml:25:14: uplink.keepalive: must be a whole number of seconds, got 1.5s`,
-			`gw.yaml:26:17: uplink.password_env: "hunter2!" is not an environment variable name (it names the variable that holds the password, not the password)`,
+			`gw.yaml:26:17: uplink.password_env: is not an environment variable name (it names the variable that holds the password, not the password)`,
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -202,7 +202,9 @@ func (u *UplinkConfig) validate(k *checker) {
 	}
 	k.positive("$.uplink.connect_timeout", u.ConnectTimeout)
 	if u.PasswordEnv != "" && !envName(u.PasswordEnv) {
-		k.errorf("$.uplink.password_env", "%q is not an environment variable name (it names the variable that holds the password, not the password)", u.PasswordEnv)
+		// Not quoted: what is pasted here instead of a name is often the
+		// password itself.
+		k.errorf("$.uplink.password_env", "is not an environment variable name (it names the variable that holds the password, not the password)")
 	}
 	if u.PasswordEnv != "" && u.PasswordFile != "" {
 		k.errorf("$.uplink.password_file", "give password_env or password_file, not both")
