@@ -1,9 +1,11 @@
 package outpost
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"math"
+
+	"github.com/tinylib/msgp/msgp"
 )
 
 // Limits on what a valid batch may hold. They bound the work and memory a
@@ -22,6 +24,11 @@ const (
 	// MaxAlertAnnotations caps the annotations of one alert; the msgp
 	// tag of Alert.Annotations holds the same number for the decoder.
 	MaxAlertAnnotations = 64
+	// MaxBatchLabels caps the labels and annotations of all the alerts
+	// of one batch together (an average of 32 per alert at
+	// MaxBatchAlerts), so that no batch decodes to more than a few tens
+	// of MiB of maps.
+	MaxBatchLabels = 1 << 17
 )
 
 // BatchBuilder gathers readings into the columnar series of one batch.
@@ -140,24 +147,14 @@ func (bt *Batch) AppendReadings(dst []Reading) []Reading {
 
 // DecodeBatch decodes and validates one encoded batch, wire version 1 or
 // 2, compressed or not. Every failure wraps ErrInvalidBatch or
-// ErrUnsupportedVersion; it never panics on any input. The batch's
-// Version is the one on the wire; FlagZstd is cleared.
+// ErrUnsupportedVersion, and one over a wire limit ErrOverLimit too; it
+// never panics on any input, and checks every length against the limits
+// and the bytes left before it allocates. Decompressions share one
+// budget of DefaultDecompressBudget bytes across the process; use a
+// Decoder for other limits or a budget of one's own. The batch's Version
+// is the one on the wire; FlagZstd is cleared.
 func DecodeBatch(p []byte) (*Batch, error) {
-	bt := new(Batch)
-	rest, err := bt.UnmarshalMsg(p)
-	if errors.Is(err, ErrUnsupportedVersion) {
-		return nil, err
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: decode: %v", ErrInvalidBatch, err)
-	}
-	if len(rest) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrInvalidBatch, len(rest))
-	}
-	if err := bt.Validate(); err != nil {
-		return nil, err
-	}
-	return bt, nil
+	return defaultDecoder.DecodeBatch(context.Background(), p)
 }
 
 // Validate checks the batch against the wire contract: a version this
@@ -205,10 +202,16 @@ func (bt *Batch) Validate() error {
 		if len(bt.Alerts) > MaxBatchAlerts {
 			return bad("%d alerts, limit %d", len(bt.Alerts), MaxBatchAlerts)
 		}
+		labels := 0
 		for i := range bt.Alerts {
-			if err := bt.Alerts[i].validate(); err != nil {
+			a := &bt.Alerts[i]
+			if err := a.validate(); err != nil {
 				return bad("alert %d: %v", i, err)
 			}
+			labels += len(a.Labels) + len(a.Annotations)
+		}
+		if labels > MaxBatchLabels {
+			return bad("%d labels and annotations, limit %d", labels, MaxBatchLabels)
 		}
 	case KindLoss:
 		if len(bt.Series) != 0 || len(bt.Alerts) != 0 {
@@ -328,8 +331,25 @@ func checkID(what, id string) error {
 	return nil
 }
 
-// DecodeAck decodes one encoded ack.
+// DecodeAck decodes one encoded ack. The seqs' count is checked against
+// the bytes left (each takes one at least) before they are allocated;
+// DecodeAckLimit also caps it.
 func DecodeAck(p []byte) (*Ack, error) {
+	return DecodeAckLimit(p, maxAckSeqs)
+}
+
+// maxAckSeqs is the msgp limit on arrays (wire.go), which the generated
+// decoder enforces anyway.
+const maxAckSeqs = 1 << 20
+
+// DecodeAckLimit decodes one encoded ack that names at most maxSeqs
+// seqs. An ack naming more is an error wrapping ErrOverLimit, found from
+// its header before anything is allocated for the seqs: a gateway passes
+// its window, the most seqs an ack for it can name.
+func DecodeAckLimit(p []byte, maxSeqs int) (*Ack, error) {
+	if err := checkAckLen(p, maxSeqs); err != nil {
+		return nil, fmt.Errorf("outpost: decode ack: %w", err)
+	}
 	a := new(Ack)
 	rest, err := a.UnmarshalMsg(p)
 	if err != nil {
@@ -342,4 +362,46 @@ func DecodeAck(p []byte) (*Ack, error) {
 		return nil, fmt.Errorf("%w: ack version %d", ErrUnsupportedVersion, a.Version)
 	}
 	return a, nil
+}
+
+// checkAckLen reads an ack up to its seqs' array header and checks the
+// count against limit and the bytes left.
+func checkAckLen(p []byte, limit int) error {
+	n, p, err := msgp.ReadArrayHeaderBytes(p)
+	if err != nil {
+		return err
+	}
+	if n != 3 {
+		return msgp.ArrayError{Wanted: 3, Got: n}
+	}
+	if p, err = msgp.Skip(p); err != nil { // version
+		return fmt.Errorf("version: %w", err)
+	}
+	if p, err = msgp.Skip(p); err != nil { // epoch
+		return fmt.Errorf("epoch: %w", err)
+	}
+	_, _, err = readLen(p, limit, 1, "seqs")
+	return err
+}
+
+// MaxNameLen is the longest name ValidName accepts.
+const MaxNameLen = 64
+
+// ValidName reports whether s is a valid gateway id, sensor id, metric
+// name or rule name, as the gateway's config and rules files accept
+// them: 1 to MaxNameLen bytes of [A-Za-z0-9_.-], and not "." or "..".
+// Such names are safe as MQTT topic levels and as file names. The wire
+// limits (MaxIDLen) are looser; the ingest service holds batches to
+// this rule.
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > MaxNameLen || s == "." || s == ".." {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -340,7 +341,16 @@ func FuzzDecodeBatch(f *testing.F) {
 	}
 	f.Add(p4)
 	f.Fuzz(func(t *testing.T, p []byte) {
+		// Every length is checked against the bytes left before it is
+		// allocated for, so an uncompressed payload decodes to a small
+		// multiple of its size, whatever its headers claim.
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		bt, err := DecodeBatch(p)
+		runtime.ReadMemStats(&after)
+		if n := after.TotalAlloc - before.TotalAlloc; (len(p) < 4 || p[3]&FlagZstd == 0) && n > 64*uint64(len(p))+64<<10 {
+			t.Fatalf("decoding %d bytes allocated %d (%v)", len(p), n, err)
+		}
 		if err != nil {
 			return
 		}

@@ -1,6 +1,7 @@
 package outpost
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -19,6 +20,14 @@ const (
 	v2Fields     = 8
 	bodyFields   = 3
 	seriesFields = 8
+	alertFields  = 11 // version 1: 10, without annotations
+	lossFields   = 12
+
+	// Version 1: [version=1, kind, flags, gateway, epoch, seq, created,
+	// series, alerts, losses], series [sensor, metric, unit, ts, values,
+	// quality] with ts delta-encoded in ns and values float64.
+	v1Fields       = 10
+	seriesV1Fields = 6
 
 	// ts_exp 0..9: ts holds t0, the first delta, then deltas of deltas,
 	// in units of 10^ts_exp ns. 10..19: the same units, but ts holds t0
@@ -70,10 +79,16 @@ func (bt *Batch) MarshalMsg(b []byte) ([]byte, error) {
 
 // UnmarshalMsg decodes one encoded batch, version 1 or 2, from the head
 // of p into bt and returns the rest of p. It checks the structure and
-// the limits that bound allocation, but not the contract: DecodeBatch
-// does that too. Nothing in bt refers to p afterwards. It implements
+// the limits that bound allocation (the wire limits, with the shared
+// default decompression budget), but not the contract: DecodeBatch does
+// that too. Nothing in bt refers to p afterwards. It implements
 // msgp.Unmarshaler.
 func (bt *Batch) UnmarshalMsg(p []byte) ([]byte, error) {
+	return bt.unmarshal(context.Background(), defaultDecoder, p)
+}
+
+// unmarshal is UnmarshalMsg within d's limits and budget.
+func (bt *Batch) unmarshal(ctx context.Context, d *Decoder, p []byte) ([]byte, error) {
 	n, q, err := msgp.ReadArrayHeaderBytes(p)
 	if err != nil {
 		return p, err
@@ -82,39 +97,213 @@ func (bt *Batch) UnmarshalMsg(p []byte) ([]byte, error) {
 	if err != nil || n == 0 {
 		return p, fmt.Errorf("version: %w", errOr(err, msgp.ErrShortBytes))
 	}
+	st := &decodeState{ctx: ctx, d: d}
 	switch version {
 	case 1:
-		var v1 batchV1
-		rest, err := v1.UnmarshalMsg(p)
-		if err != nil {
-			return p, err
+		if n != v1Fields {
+			return p, msgp.ArrayError{Wanted: v1Fields, Got: n}
 		}
-		*bt = Batch{Version: 1, Kind: v1.Kind, Flags: v1.Flags, Gateway: v1.Gateway, Epoch: v1.Epoch,
-			Seq: v1.Seq, Created: v1.Created, Losses: v1.Losses}
-		if v1.Alerts != nil {
-			bt.Alerts = make([]Alert, len(v1.Alerts))
-			for i := range v1.Alerts {
-				bt.Alerts[i] = v1.Alerts[i].alert()
-			}
-		}
-		if v1.Series != nil {
-			bt.Series = make([]Series, len(v1.Series))
-			for i := range v1.Series {
-				bt.Series[i] = Series(v1.Series[i])
-				if len(bt.Series[i].Quality) == 0 {
-					bt.Series[i].Quality = nil
-				}
-			}
-		}
-		return rest, nil
+		*bt = Batch{Version: 1}
+		return bt.unmarshalV1(q, st)
 	case 2:
 		if n != v2Fields {
 			return p, msgp.ArrayError{Wanted: v2Fields, Got: n}
 		}
 		*bt = Batch{Version: 2}
-		return bt.unmarshalV2(q)
+		return bt.unmarshalV2(q, st)
 	}
 	return p, fmt.Errorf("%w: %d", ErrUnsupportedVersion, version)
+}
+
+// decodeState is one batch being decoded: the decoder, and the readings
+// and map entries decoded so far.
+type decodeState struct {
+	ctx      context.Context
+	d        *Decoder
+	readings int
+	labels   int
+}
+
+// unmarshalV1 decodes a version 1 batch after its version field. It
+// reads the msgp tuple of batchV1 with the checks of version 2 (every
+// list's length against the limits and the bytes left before anything
+// is allocated for it) instead of the generated code, which allocates
+// whatever length the header claims, up to the msgp limit.
+func (bt *Batch) unmarshalV1(p []byte, st *decodeState) (_ []byte, err error) {
+	if p, err = bt.readHeader(p); err != nil {
+		return p, err
+	}
+	n, p, err := readLen(p, st.d.lim.series, minSeriesV1Bytes, "series")
+	if err != nil {
+		return p, err
+	}
+	if n > 0 {
+		bt.Series = make([]Series, n)
+	}
+	for i := range bt.Series {
+		if p, err = readSeriesV1(p, &bt.Series[i], st); err != nil {
+			return p, fmt.Errorf("series %d: %w", i, err)
+		}
+	}
+	if n, p, err = readLen(p, st.d.lim.alerts, minAlertV1Bytes, "alerts"); err != nil {
+		return p, err
+	}
+	if n > 0 {
+		bt.Alerts = make([]Alert, n)
+	}
+	for i := range bt.Alerts {
+		if p, err = readAlert(p, &bt.Alerts[i], alertFields-1, st); err != nil {
+			return p, fmt.Errorf("alert %d: %w", i, err)
+		}
+	}
+	return bt.readLosses(p)
+}
+
+// readSeriesV1 decodes one version 1 series.
+func readSeriesV1(p []byte, s *Series, st *decodeState) (_ []byte, err error) {
+	n, p, err := msgp.ReadArrayHeaderBytes(p)
+	if err != nil {
+		return p, err
+	}
+	if n != seriesV1Fields {
+		return p, msgp.ArrayError{Wanted: seriesV1Fields, Got: n}
+	}
+	if s.Sensor, p, err = msgp.ReadStringBytes(p); err != nil {
+		return p, fmt.Errorf("sensor: %w", err)
+	}
+	if s.Metric, p, err = msgp.ReadStringBytes(p); err != nil {
+		return p, fmt.Errorf("metric: %w", err)
+	}
+	if s.Unit, p, err = msgp.ReadStringBytes(p); err != nil {
+		return p, fmt.Errorf("unit: %w", err)
+	}
+	if n, p, err = readReadings(p, st); err != nil {
+		return p, err
+	}
+	if n > 0 {
+		s.TS = make([]int64, n)
+	}
+	for i := range s.TS {
+		if s.TS[i], p, err = msgp.ReadInt64Bytes(p); err != nil {
+			return p, fmt.Errorf("ts %d: %w", i, err)
+		}
+	}
+	if n, p, err = readLen(p, MaxBatchReadings, 1, "values"); err != nil {
+		return p, err
+	}
+	if int64(n) != int64(len(s.TS)) {
+		return p, fmt.Errorf("%d values for %d timestamps", n, len(s.TS))
+	}
+	if n > 0 {
+		s.Values = make([]float64, n)
+	}
+	for i := range s.Values {
+		if s.Values[i], p, err = msgp.ReadFloat64Bytes(p); err != nil {
+			return p, fmt.Errorf("value %d: %w", i, err)
+		}
+	}
+	if s.Quality, p, err = msgp.ReadBytesBytes(p, nil); err != nil {
+		return p, fmt.Errorf("quality: %w", err)
+	}
+	if len(s.Quality) == 0 {
+		s.Quality = nil
+	}
+	return p, nil
+}
+
+// readAlert decodes one alert of fields fields: alertFields (version 2)
+// or one fewer, without the annotations (version 1). It reads what the
+// generated Alert.UnmarshalMsg reads, but sizes each map by the entries
+// it holds rather than by its header's claim.
+func readAlert(p []byte, a *Alert, fields uint32, st *decodeState) (_ []byte, err error) {
+	n, p, err := msgp.ReadArrayHeaderBytes(p)
+	if err != nil {
+		return p, err
+	}
+	if n != fields {
+		return p, msgp.ArrayError{Wanted: fields, Got: n}
+	}
+	if a.Rule, p, err = msgp.ReadStringBytes(p); err != nil {
+		return p, fmt.Errorf("rule: %w", err)
+	}
+	if a.Fingerprint, p, err = msgp.ReadStringBytes(p); err != nil {
+		return p, fmt.Errorf("fingerprint: %w", err)
+	}
+	var state uint8
+	if state, p, err = msgp.ReadUint8Bytes(p); err != nil {
+		return p, fmt.Errorf("state: %w", err)
+	}
+	a.State = AlertState(state)
+	if a.Severity, p, err = msgp.ReadStringBytes(p); err != nil {
+		return p, fmt.Errorf("severity: %w", err)
+	}
+	if a.Value, p, err = msgp.ReadFloat64Bytes(p); err != nil {
+		return p, fmt.Errorf("value: %w", err)
+	}
+	if a.Labels, p, err = readStringMap(p, maxMapEntries, "labels", st); err != nil {
+		return p, err
+	}
+	if a.Message, p, err = msgp.ReadStringBytes(p); err != nil {
+		return p, fmt.Errorf("message: %w", err)
+	}
+	if a.StartedAt, p, err = msgp.ReadInt64Bytes(p); err != nil {
+		return p, fmt.Errorf("started_at: %w", err)
+	}
+	if a.ChangedAt, p, err = msgp.ReadInt64Bytes(p); err != nil {
+		return p, fmt.Errorf("changed_at: %w", err)
+	}
+	if a.Seq, p, err = msgp.ReadUint64Bytes(p); err != nil {
+		return p, fmt.Errorf("seq: %w", err)
+	}
+	if fields < alertFields {
+		return p, nil
+	}
+	if a.Annotations, p, err = readStringMap(p, MaxAlertAnnotations, "annotations", st); err != nil {
+		return p, err
+	}
+	if len(a.Annotations) == 0 {
+		a.Annotations = nil // as the rules engine emits an alert without any
+	}
+	return p, nil
+}
+
+const (
+	// maxMapEntries is the msgp limit on maps (wire.go).
+	maxMapEntries = 1024
+	// mapHint is the most entries a map is made for before it has them.
+	mapHint = 64
+)
+
+// readStringMap decodes a map of strings of at most limit entries, and
+// counts them against the batch's MaxBatchLabels. The map is never nil.
+// Its size is the entries the payload holds, not what the header
+// claims: keys that repeat count once, and it starts at most
+// mapHint entries large.
+func readStringMap(p []byte, limit int, what string, st *decodeState) (map[string]string, []byte, error) {
+	n, p, err := msgp.ReadMapHeaderBytes(p)
+	switch {
+	case err != nil:
+		return nil, p, fmt.Errorf("%s: %w", what, err)
+	case int64(n) > int64(limit):
+		return nil, p, fmt.Errorf("%s: %d entries, limit %d: %w", what, n, limit, msgp.ErrLimitExceeded)
+	case int64(n) > int64(len(p)/2):
+		return nil, p, fmt.Errorf("%s: %d entries in %d bytes: %w", what, n, len(p), msgp.ErrShortBytes)
+	case st.labels+int(n) > MaxBatchLabels:
+		return nil, p, fmt.Errorf("%w: %d labels and annotations or more, limit %d", ErrOverLimit, st.labels+int(n), MaxBatchLabels)
+	}
+	st.labels += int(n)
+	m := make(map[string]string, min(n, mapHint))
+	for range n {
+		var k, v string
+		if k, p, err = msgp.ReadStringBytes(p); err != nil {
+			return nil, p, fmt.Errorf("%s: %w", what, err)
+		}
+		if v, p, err = msgp.ReadStringBytes(p); err != nil {
+			return nil, p, fmt.Errorf("%s %q: %w", what, k, err)
+		}
+		m[k] = v
+	}
+	return m, p, nil
 }
 
 // v1 is a's version 1 encoding, without the annotations.
@@ -123,14 +312,9 @@ func (a *Alert) v1() alertV1 {
 		Labels: a.Labels, Message: a.Message, StartedAt: a.StartedAt, ChangedAt: a.ChangedAt, Seq: a.Seq}
 }
 
-// alert is the Alert that a version 1 alert decodes to: no annotations.
-func (a *alertV1) alert() Alert {
-	return Alert{Rule: a.Rule, Fingerprint: a.Fingerprint, State: a.State, Severity: a.Severity, Value: a.Value,
-		Labels: a.Labels, Message: a.Message, StartedAt: a.StartedAt, ChangedAt: a.ChangedAt, Seq: a.Seq}
-}
-
-// unmarshalV2 decodes a version 2 batch after its version field.
-func (bt *Batch) unmarshalV2(p []byte) (_ []byte, err error) {
+// readHeader decodes the fields between the version and the series
+// (version 1) or the body (version 2), which both versions share.
+func (bt *Batch) readHeader(p []byte) (_ []byte, err error) {
 	var kind uint8
 	if kind, p, err = msgp.ReadUint8Bytes(p); err != nil {
 		return p, fmt.Errorf("kind: %w", err)
@@ -151,19 +335,28 @@ func (bt *Batch) unmarshalV2(p []byte) (_ []byte, err error) {
 	if bt.Created, p, err = msgp.ReadInt64Bytes(p); err != nil {
 		return p, fmt.Errorf("created: %w", err)
 	}
+	return p, nil
+}
+
+// unmarshalV2 decodes a version 2 batch after its version field.
+func (bt *Batch) unmarshalV2(p []byte, st *decodeState) (_ []byte, err error) {
+	if p, err = bt.readHeader(p); err != nil {
+		return p, err
+	}
 	if bt.Flags&FlagZstd == 0 {
-		return bt.readBody(p)
+		return bt.readBody(p, st)
 	}
 	bt.Flags &^= FlagZstd
 	z, rest, err := msgp.ReadBytesZC(p)
 	if err != nil {
 		return p, fmt.Errorf("body: %w", err)
 	}
-	body, err := decompress(z)
+	body, release, err := st.d.decompress(st.ctx, z)
 	if err != nil {
 		return p, err
 	}
-	tail, err := bt.readBody(body)
+	defer release() // nothing in bt refers to body
+	tail, err := bt.readBody(body, st)
 	if err != nil {
 		return p, err
 	}
@@ -173,8 +366,19 @@ func (bt *Batch) unmarshalV2(p []byte) (_ []byte, err error) {
 	return rest, nil
 }
 
+// The fewest bytes an encoded element takes: an array header and a byte
+// per field. A list of n elements needs n times that many bytes left,
+// which readLen checks before anything is allocated for them.
+const (
+	minSeriesBytes   = 1 + seriesFields
+	minSeriesV1Bytes = 1 + seriesV1Fields
+	minAlertBytes    = 1 + alertFields
+	minAlertV1Bytes  = 1 + alertFields - 1
+	minLossBytes     = 1 + lossFields
+)
+
 // readBody decodes [series, alerts, losses].
-func (bt *Batch) readBody(p []byte) (_ []byte, err error) {
+func (bt *Batch) readBody(p []byte, st *decodeState) (_ []byte, err error) {
 	n, p, err := msgp.ReadArrayHeaderBytes(p)
 	if err != nil {
 		return p, fmt.Errorf("body: %w", err)
@@ -182,34 +386,36 @@ func (bt *Batch) readBody(p []byte) (_ []byte, err error) {
 	if n != bodyFields {
 		return p, fmt.Errorf("body: %w", msgp.ArrayError{Wanted: bodyFields, Got: n})
 	}
-	if n, p, err = readLen(p, MaxBatchSeries, "series"); err != nil {
+	if n, p, err = readLen(p, st.d.lim.series, minSeriesBytes, "series"); err != nil {
 		return p, err
 	}
 	if n > 0 {
 		bt.Series = make([]Series, n)
 	}
-	budget := MaxBatchReadings
 	for i := range bt.Series {
-		if p, err = readSeries(p, &bt.Series[i], &budget); err != nil {
+		if p, err = readSeries(p, &bt.Series[i], st); err != nil {
 			return p, fmt.Errorf("series %d: %w", i, err)
 		}
 	}
-	if n, p, err = readLen(p, MaxBatchAlerts, "alerts"); err != nil {
+	if n, p, err = readLen(p, st.d.lim.alerts, minAlertBytes, "alerts"); err != nil {
 		return p, err
 	}
 	if n > 0 {
 		bt.Alerts = make([]Alert, n)
 	}
 	for i := range bt.Alerts {
-		a := &bt.Alerts[i]
-		if p, err = a.UnmarshalMsg(p); err != nil {
+		if p, err = readAlert(p, &bt.Alerts[i], alertFields, st); err != nil {
 			return p, fmt.Errorf("alert %d: %w", i, err)
 		}
-		if len(a.Annotations) == 0 {
-			a.Annotations = nil // as the rules engine emits an alert without any
-		}
 	}
-	if n, p, err = readLen(p, MaxBatchLosses, "losses"); err != nil {
+	return bt.readLosses(p)
+}
+
+// readLosses decodes the list of loss records, the last field of both
+// versions.
+func (bt *Batch) readLosses(p []byte) (_ []byte, err error) {
+	n, p, err := readLen(p, MaxBatchLosses, minLossBytes, "losses")
+	if err != nil {
 		return p, err
 	}
 	if n > 0 {
@@ -224,23 +430,37 @@ func (bt *Batch) readBody(p []byte) (_ []byte, err error) {
 }
 
 // readLen reads an array header of at most limit elements, each of which
-// takes a byte at least: a short input cannot make the caller allocate.
-func readLen(p []byte, limit int, what string) (uint32, []byte, error) {
+// takes size bytes at least: a short input cannot make the caller
+// allocate. A count over limit wraps ErrOverLimit.
+func readLen(p []byte, limit, size int, what string) (uint32, []byte, error) {
 	n, p, err := msgp.ReadArrayHeaderBytes(p)
 	switch {
 	case err != nil:
 		return 0, p, fmt.Errorf("%s: %w", what, err)
 	case int64(n) > int64(limit):
-		return 0, p, fmt.Errorf("%s: %d elements, limit %d", what, n, limit)
-	case int64(n) > int64(len(p)):
+		return 0, p, fmt.Errorf("%w: %d %s, limit %d", ErrOverLimit, n, what, limit)
+	case int64(n) > int64(len(p)/size):
 		return 0, p, fmt.Errorf("%s: %d elements in %d bytes: %w", what, n, len(p), msgp.ErrShortBytes)
 	}
 	return n, p, nil
 }
 
-// readSeries decodes one version 2 series; budget is the readings the
-// batch may still hold.
-func readSeries(p []byte, s *Series, budget *int) (_ []byte, err error) {
+// readReadings reads the array header of a series' timestamps, checking
+// the count against the batch's readings limit and the bytes left.
+func readReadings(p []byte, st *decodeState) (uint32, []byte, error) {
+	n, q, err := readLen(p, MaxBatchReadings, 1, "ts")
+	if err != nil {
+		return 0, p, err
+	}
+	if limit := st.d.lim.readings; st.readings+int(n) > limit {
+		return 0, p, fmt.Errorf("%w: %d readings or more, limit %d", ErrOverLimit, st.readings+int(n), limit)
+	}
+	st.readings += int(n)
+	return n, q, nil
+}
+
+// readSeries decodes one version 2 series.
+func readSeries(p []byte, s *Series, st *decodeState) (_ []byte, err error) {
 	n, p, err := msgp.ReadArrayHeaderBytes(p)
 	if err != nil {
 		return p, err
@@ -257,7 +477,7 @@ func readSeries(p []byte, s *Series, budget *int) (_ []byte, err error) {
 	if s.Unit, p, err = msgp.ReadStringBytes(p); err != nil {
 		return p, fmt.Errorf("unit: %w", err)
 	}
-	if p, err = s.readTS(p, budget); err != nil {
+	if p, err = s.readTS(p, st); err != nil {
 		return p, err
 	}
 	if p, err = s.readValues(p); err != nil {
@@ -272,7 +492,7 @@ func readSeries(p []byte, s *Series, budget *int) (_ []byte, err error) {
 	return p, nil
 }
 
-func (s *Series) readTS(p []byte, budget *int) (_ []byte, err error) {
+func (s *Series) readTS(p []byte, st *decodeState) (_ []byte, err error) {
 	k, p, err := msgp.ReadInt64Bytes(p)
 	if err != nil {
 		return p, fmt.Errorf("ts_exp: %w", err)
@@ -285,11 +505,10 @@ func (s *Series) readTS(p []byte, budget *int) (_ []byte, err error) {
 		return p, fmt.Errorf("ts_exp %d out of range", k)
 	}
 	unit := pow10i[k]
-	n, p, err := readLen(p, *budget, "ts")
+	n, p, err := readReadings(p, st)
 	if err != nil {
 		return p, err
 	}
-	*budget -= int(n)
 	s.TS = make([]int64, n)
 	var abs, d int64 // absolute time in ns; delta in units
 	for i := range s.TS {
@@ -330,9 +549,9 @@ func (s *Series) readValues(p []byte) (_ []byte, err error) {
 	if e != rawValues && (e < minValueExp || e > maxValueExp) {
 		return p, fmt.Errorf("value_exp %d out of range", e)
 	}
-	n, p, err := msgp.ReadArrayHeaderBytes(p)
+	n, p, err := readLen(p, MaxBatchReadings, 1, "values")
 	if err != nil {
-		return p, fmt.Errorf("values: %w", err)
+		return p, err
 	}
 	if int64(n) != int64(len(s.TS)) {
 		return p, fmt.Errorf("%d values for %d timestamps", n, len(s.TS))

@@ -45,12 +45,6 @@ func (c Compression) String() string {
 // length, fits in it.
 const MinMessageBytes = 1024
 
-// maxBodyBytes caps a decompressed body: about three times the largest
-// valid telemetry body (MaxBatchReadings readings of at most 19 bytes,
-// MaxBatchSeries series headers), so a small zstd frame cannot make the
-// decoder allocate without bound.
-const maxBodyBytes = 64 << 20
-
 // EncoderOptions tune an Encoder. A nil *EncoderOptions, and zero fields,
 // mean no compression and no cap.
 type EncoderOptions struct {
@@ -72,19 +66,15 @@ type Encoder struct {
 // plainEncoder backs Batch.MarshalMsg.
 var plainEncoder = &Encoder{}
 
-// The zstd encoder and decoder are shared by every Encoder and decoder:
-// EncodeAll and DecodeAll may be called concurrently, and run on the
-// caller's goroutine, so nothing needs closing.
-var (
-	zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
-		// The frame checksum is left out: MQTT runs over TCP, the outbox
-		// has a CRC per batch, and the decoder checks the structure.
-		return zstd.NewWriter(nil, zstd.WithEncoderCRC(false))
-	})
-	zstdDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
-		return zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxBodyBytes))
-	})
-)
+// The zstd encoder is shared by every Encoder: EncodeAll may be called
+// concurrently, and runs on the caller's goroutine, so nothing needs
+// closing. Its frames declare their content size (the decoder reserves
+// exactly that much) and, beyond 8 MiB, a window of 8 MiB.
+var zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
+	// The frame checksum is left out: MQTT runs over TCP, the outbox
+	// has a CRC per batch, and the decoder checks the structure.
+	return zstd.NewWriter(nil, zstd.WithEncoderCRC(false))
+})
 
 // NewEncoder returns an encoder; nil opts mean no compression and no cap.
 func NewEncoder(opts *EncoderOptions) (*Encoder, error) {
@@ -437,19 +427,6 @@ func checkBatch(b *Batch) error {
 		}
 	}
 	return nil
-}
-
-// decompress returns the zstd frame's content, at most maxBodyBytes.
-func decompress(z []byte) ([]byte, error) {
-	d, err := zstdDecoder()
-	if err != nil {
-		return nil, fmt.Errorf("zstd: %w", err)
-	}
-	body, err := d.DecodeAll(z, nil)
-	if err != nil {
-		return nil, fmt.Errorf("zstd: %w", err)
-	}
-	return body, nil
 }
 
 func binHeaderLen(n int) int {

@@ -7,6 +7,11 @@ var (
 	// ErrInvalidBatch is returned for a batch that decodes but breaks the
 	// contract (bad lengths, missing ids, unknown kind).
 	ErrInvalidBatch = errors.New("outpost: invalid batch")
+	// ErrOverLimit is wrapped, with ErrInvalidBatch, by decode errors
+	// for a batch over a limit of the decoder (readings, series, alerts,
+	// the decompressed size), and by DecodeAckLimit for an ack naming
+	// too many seqs. It is found before the decoder allocates for it.
+	ErrOverLimit = errors.New("outpost: over a limit")
 	// ErrUnsupportedVersion is returned for a wire version this build
 	// does not understand.
 	ErrUnsupportedVersion = errors.New("outpost: unsupported wire version")
