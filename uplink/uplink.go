@@ -182,6 +182,10 @@ type Stats struct {
 	Backlog      int64
 	BacklogBytes int64 // their bytes, resends included
 
+	// BadAcks counts acks ignored because they could not be decoded or
+	// named more seqs than the window (logged at most once a minute).
+	BadAcks int64
+
 	Connects        int64 // successful connects
 	ConnectFailures int64 // failed connection attempts
 	// LastError is the last connection error (a failed attempt or a lost
@@ -221,6 +225,10 @@ type Uplink struct {
 
 	connectFailures atomic.Int64
 
+	badAcks   atomic.Int64
+	badAckMu  sync.Mutex
+	badAckLog logLimit // guarded by badAckMu: paho may call onAck concurrently
+
 	draining                        atomic.Bool // Drain was called
 	connected                       atomic.Bool
 	connGen                         atomic.Int64  // counts successful connects
@@ -258,6 +266,7 @@ func New(store Store, opts *Options) (*Uplink, error) {
 		wake:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		lost:        make(chan error, 1),
+		badAckLog:   logLimit{every: logEvery},
 	}
 	return u, nil
 }
@@ -296,10 +305,24 @@ func (u *Uplink) poke() {
 	}
 }
 
+// onAck takes an app-level ack from paho. An ack names at most the
+// window's seqs (only those can be in flight when it is sent), so one
+// naming more is refused before its seqs are allocated, and ignored:
+// nothing is deleted on it.
 func (u *Uplink) onAck(_ mqtt.Client, m mqtt.Message) {
-	a, err := outpost.DecodeAck(m.Payload())
+	a, err := outpost.DecodeAckLimit(m.Payload(), u.opt.Window)
 	if err != nil {
-		u.log.Warn().Err(err).Msg("bad ack ignored")
+		u.badAcks.Add(1)
+		u.badAckMu.Lock()
+		held, ok := u.badAckLog.allow(u.opt.Now())
+		u.badAckMu.Unlock()
+		if ok {
+			ev := u.log.Warn().Err(err).Int("bytes", len(m.Payload())).Int("window", u.opt.Window)
+			if held > 0 {
+				ev = ev.Int("ignored_unreported", held)
+			}
+			ev.Msg("bad ack ignored")
+		}
 		return
 	}
 	if a.Epoch != u.store.Epoch() {
@@ -333,6 +356,7 @@ func (u *Uplink) Stats() Stats {
 
 		Backlog:      u.backlog.Load(),
 		BacklogBytes: u.backlogBytes.Load(),
+		BadAcks:      u.badAcks.Load(),
 
 		Connects:        u.connGen.Load(),
 		ConnectFailures: u.connectFailures.Load(),
