@@ -62,10 +62,17 @@ func (s *Service) handle(m mqtt.Message) {
 
 func (s *Service) handleBatch(m mqtt.Message) {
 	payload := m.Payload()
-	b, err := parseBatch(s.opts.TopicPrefix, m.Topic(), payload, s.opts.MaxPayload)
-	if err != nil {
-		s.deadLetter(m, rejectReason(err))
+	b, err := s.rules.parseBatch(s.workCtx, m.Topic(), payload, s.now())
+	var r *rejectError
+	switch {
+	case errors.As(err, &r):
+		if s.deadLetter(m, r.reason) && r.ack != nil {
+			// Dead-lettered for good: the gateway may delete it.
+			s.publishAck(r.ack)
+		}
 		return
+	case err != nil:
+		return // closing while waiting to decompress: left unacked
 	}
 	var dup bool
 	err = s.retry(func(ctx context.Context) error {
@@ -145,7 +152,7 @@ func (s *Service) logLosses(b *outpost.Batch) {
 }
 
 func (s *Service) handleStatus(m mqtt.Message) {
-	gateway, state, at, err := parseStatus(s.opts.TopicPrefix, m.Topic(), m.Payload(), s.now())
+	gateway, state, at, err := parseStatus(s.opts.TopicPrefix, m.Topic(), m.Payload(), s.now(), s.opts.MaxFutureSkew)
 	switch {
 	case errors.Is(err, errSkip):
 		m.Ack()
@@ -171,7 +178,9 @@ func (s *Service) handleStatus(m mqtt.Message) {
 
 // deadLetter stores a message that can never be stored normally, then acks
 // it. Only the first DeadLetterPayloadLimit bytes of the payload are kept.
-func (s *Service) deadLetter(m mqtt.Message, reason string) {
+// It reports whether the message was acked (false: closing, left
+// unacked).
+func (s *Service) deadLetter(m mqtt.Message, reason string) bool {
 	payload := m.Payload()
 	if len(payload) > DeadLetterPayloadLimit {
 		reason += fmt.Sprintf(" (payload cut to %d of %d bytes)", DeadLetterPayloadLimit, len(payload))
@@ -186,11 +195,12 @@ func (s *Service) deadLetter(m mqtt.Message, reason string) {
 		// Nowhere left to keep it: drop it loudly rather than stall.
 		s.errLog.Error().Err(err).Str(keyTopic, m.Topic()).Str(keyReason, reason).Msg("dead letter refused by the database; message dropped")
 	case err != nil:
-		return // closing: left unacked
+		return false // closing: left unacked
 	}
 	m.Ack()
 	s.stats.deadLetters.Add(1)
 	s.errLog.Warn().Str(keyTopic, m.Topic()).Str(keyReason, reason).Int("bytes", len(m.Payload())).Msg("message dead-lettered")
+	return true
 }
 
 func rejectReason(err error) string {

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"errors"
 	"math"
 	"reflect"
@@ -12,6 +13,18 @@ import (
 )
 
 const fuzzTopic = "outpost/v1/gw/batch"
+
+// fuzzNow is the service's clock in the fuzz targets: a year after the
+// seeds' readings (1e18 ns).
+var fuzzNow = time.Unix(0, 1e18).Add(365 * 24 * time.Hour)
+
+// testRules are the rules of a service with default options but the
+// payload limit.
+func testRules(maxPayload int) *batchRules {
+	o := Options{TopicPrefix: "outpost/v1", MaxPayload: maxPayload}
+	o.setLimits()
+	return newBatchRules(&o)
+}
 
 func seedBatches(t testing.TB) [][]byte {
 	bb := outpost.NewBatchBuilder()
@@ -52,8 +65,9 @@ func FuzzHandlePayload(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte("\x9a\xff"))
+	rules := testRules(1 << 20)
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		b, err := parseBatch("outpost/v1", fuzzTopic, payload, 1<<20)
+		b, err := rules.parseBatch(context.Background(), fuzzTopic, payload, fuzzNow)
 		if err != nil {
 			var r *rejectError
 			if !errors.As(err, &r) || r.reason == "" {
@@ -61,6 +75,10 @@ func FuzzHandlePayload(f *testing.F) {
 			}
 			if reason := deadLetterReason(r.reason); !utf8.ValidString(reason) {
 				t.Fatalf("reason %q is not storable", reason)
+			}
+			// Only a valid batch of the topic's gateway is acked.
+			if a := r.ack; a != nil && (a.Gateway != "gw" || a.Validate() != nil) {
+				t.Fatalf("would ack %+v, refused for %s", a, r.reason)
 			}
 			return
 		}
@@ -72,6 +90,25 @@ func FuzzHandlePayload(f *testing.F) {
 		}
 		if err := checkBatchText(b); err != nil {
 			t.Fatalf("accepted bad text: %v", err)
+		}
+		// The service's rules: limits, names, nothing from the future.
+		if len(b.Series) > DefaultMaxSeries || len(b.Alerts) > DefaultMaxAlerts ||
+			b.Kind == outpost.KindTelemetry && b.Len() > DefaultMaxReadings {
+			t.Fatalf("accepted %d series, %d alerts, %d items, over the limits", len(b.Series), len(b.Alerts), b.Len())
+		}
+		if err := checkBatchNames(b); err != nil {
+			t.Fatalf("accepted a bad name: %v", err)
+		}
+		limit := fuzzNow.Add(DefaultMaxFutureSkew).UnixNano()
+		for _, r := range b.AppendReadings(nil) {
+			if r.TS > limit {
+				t.Fatalf("accepted a reading at %v, after %v", time.Unix(0, r.TS), time.Unix(0, limit))
+			}
+		}
+		for _, a := range b.Alerts {
+			if a.ChangedAt > limit || a.StartedAt > limit {
+				t.Fatalf("accepted an alert changed at %v, started at %v", time.Unix(0, a.ChangedAt), time.Unix(0, a.StartedAt))
+			}
 		}
 		if n := len(b.AppendReadings(nil)); b.Kind == outpost.KindTelemetry && n != b.Len() {
 			t.Fatalf("%d readings expanded, Len %d", n, b.Len())
@@ -132,7 +169,7 @@ func FuzzParseStatus(f *testing.F) {
 	f.Add([]byte(`null`))
 	now := time.Unix(1700000000, 0)
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		gw, state, at, err := parseStatus("outpost/v1", "outpost/v1/gw/status", payload, now)
+		gw, state, at, err := parseStatus("outpost/v1", "outpost/v1/gw/status", payload, now, DefaultMaxFutureSkew)
 		if err != nil {
 			var r *rejectError
 			if !errors.Is(err, errSkip) && !errors.As(err, &r) {
@@ -145,6 +182,9 @@ func FuzzParseStatus(f *testing.F) {
 		}
 		if y := at.Year(); y <= 1970 && !at.Equal(now) || y >= 2262 {
 			t.Fatalf("time %v out of range", at)
+		}
+		if at.After(now.Add(DefaultMaxFutureSkew)) {
+			t.Fatalf("accepted a status from %v, ahead of the clock (%v)", at, now)
 		}
 	})
 }

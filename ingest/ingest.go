@@ -14,6 +14,18 @@
 // stored (bad msgp, broken contract, topic/payload gateway mismatch, data the
 // database rejects) is written to dead_letters with the reason and acked.
 //
+// Besides the wire contract, a batch is held to the service's rules
+// (docs/wire-format.md, "Ingest validation"): at most Options.MaxReadings
+// readings, MaxSeries series and MaxAlerts alerts, counted by the decoder
+// before it allocates; names of the gateway's config (outpost.ValidName);
+// and no reading or alert dated more than MaxFutureSkew after the
+// service's clock (a status neither). A valid batch refused for a name or
+// a date is dead-lettered whole and also acked to its gateway, which then
+// deletes it instead of sending it for ever; one over a limit is
+// dead-lettered and not acked, so that the gateway keeps it until the
+// limit is raised. The workers decompress zstd bodies within one shared
+// budget of bytes (DecompressBudget).
+//
 // A loss batch (outpost.KindLoss) is the gateway's report of data it had to
 // drop (an outbox cap evicted it, or a stored batch was corrupt). It is
 // committed, deduplicated and acked like any other batch; each of its loss

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,15 +24,36 @@ const (
 // object.
 const maxStatusPayload = 64 << 10
 
+// Defaults for the limits in Options.
+const (
+	// DefaultMaxReadings is a hundred times what a gateway sends by
+	// default (batch.max_readings: 1000).
+	DefaultMaxReadings = 100_000
+	DefaultMaxSeries   = 10_000
+	DefaultMaxAlerts   = outpost.MaxBatchAlerts
+	// DefaultDecompressBudget holds two bodies of the largest size.
+	DefaultDecompressBudget = outpost.DefaultDecompressBudget
+	DefaultMaxFutureSkew    = 10 * time.Minute
+)
+
 // rejectError is a message that can never be stored. It is dead-lettered
-// with its reason and acked, never retried.
-type rejectError struct{ reason string }
+// with its reason and acked, never retried. A valid batch whose content
+// breaks the service's rules for good (names, text, timestamps ahead of
+// its clock) is also acked to its gateway (ack), which then deletes it:
+// it would send it again for ever. A batch refused for a limit of this
+// service, which an operator may raise, is not: the gateway keeps it;
+// nor is one whose gateway id no gateway can have.
+type rejectError struct {
+	reason string
+	ack    *outpost.Batch // the batch to ack to its gateway, or nil
+}
 
 func (e *rejectError) Error() string { return "ingest: rejected: " + e.reason }
 
 func reject(format string, args ...any) error {
 	return &rejectError{reason: fmt.Sprintf(format, args...)}
 }
+
 
 // errSkip is a message to ack and otherwise ignore (an empty retained
 // status: someone cleared the topic).
@@ -51,33 +73,197 @@ func splitTopic(prefix, topic string) (gateway, kind string, ok bool) {
 	return gateway, kind, true
 }
 
+// batchRules are what a worker holds a message to before the store: the
+// service's limits, its clock, and the decoder whose decompression
+// budget the workers share.
+type batchRules struct {
+	prefix     string
+	maxPayload int
+	maxSkew    time.Duration // < 0: no check
+	dec        *outpost.Decoder
+}
+
+// newBatchRules returns the rules of o, whose limits are set (setLimits)
+// and valid (validateLimits).
+func newBatchRules(o *Options) *batchRules {
+	dec, err := outpost.NewDecoder(&outpost.DecoderOptions{
+		MaxSeries: o.MaxSeries, MaxReadings: o.MaxReadings, MaxAlerts: o.MaxAlerts,
+		DecompressBudget: o.DecompressBudget,
+	})
+	if err != nil { // validateLimits fails Start for these options
+		dec, _ = outpost.NewDecoder(nil) // nil options cannot fail
+	}
+	return &batchRules{prefix: o.TopicPrefix, maxPayload: o.MaxPayload, maxSkew: o.MaxFutureSkew, dec: dec}
+}
+
+// setLimits gives the limits their defaults.
+func (o *Options) setLimits() {
+	if o.MaxReadings == 0 {
+		o.MaxReadings = DefaultMaxReadings
+	}
+	if o.MaxSeries == 0 {
+		o.MaxSeries = DefaultMaxSeries
+	}
+	if o.MaxAlerts == 0 {
+		o.MaxAlerts = DefaultMaxAlerts
+	}
+	if o.DecompressBudget == 0 {
+		o.DecompressBudget = DefaultDecompressBudget
+	}
+	if o.MaxFutureSkew == 0 {
+		o.MaxFutureSkew = DefaultMaxFutureSkew
+	}
+}
+
+// validateLimits checks the limits after setLimits.
+func (o *Options) validateLimits() error {
+	for _, l := range []struct {
+		name     string
+		v, limit int
+	}{
+		{"MaxReadings", o.MaxReadings, outpost.MaxBatchReadings},
+		{"MaxSeries", o.MaxSeries, outpost.MaxBatchSeries},
+		{"MaxAlerts", o.MaxAlerts, outpost.MaxBatchAlerts},
+	} {
+		if l.v < 1 || l.v > l.limit {
+			return fmt.Errorf("ingest: %s %d, want 1 to %d (the wire limit)", l.name, l.v, l.limit)
+		}
+	}
+	if o.DecompressBudget < 0 {
+		return fmt.Errorf("ingest: DecompressBudget %d is negative", o.DecompressBudget)
+	}
+	return nil
+}
+
 // parseBatch is everything the worker does to a batch message before the
-// store: size check, decode and validate, topic/payload gateway check, and
-// the text checks a database needs (valid UTF-8, no NUL). Any error is a
-// *rejectError. The returned batch aliases nothing in payload.
-func parseBatch(prefix, topic string, payload []byte, maxPayload int) (*outpost.Batch, error) {
-	gateway, kind, ok := splitTopic(prefix, topic)
+// store: size check, decode within the limits, validate, topic/payload
+// gateway check, names, the text checks a database needs (valid UTF-8,
+// no NUL), and timestamps no further ahead of now than maxSkew. Any
+// error is a *rejectError, but for ctx's, when ctx ends while the
+// decoder waits for its decompression budget. The returned batch aliases
+// nothing in payload.
+func (r *batchRules) parseBatch(ctx context.Context, topic string, payload []byte, now time.Time) (*outpost.Batch, error) {
+	gateway, kind, ok := splitTopic(r.prefix, topic)
 	if !ok || kind != topicBatch {
 		return nil, reject("unexpected topic %q", topic)
 	}
-	if len(payload) > maxPayload {
-		return nil, reject("payload of %d bytes exceeds the limit of %d", len(payload), maxPayload)
+	if len(payload) > r.maxPayload {
+		return nil, reject("payload of %d bytes exceeds the limit of %d", len(payload), r.maxPayload)
 	}
-	b, err := outpost.DecodeBatch(payload)
-	if err != nil {
-		if errors.Is(err, outpost.ErrUnsupportedVersion) {
-			return nil, reject("unsupported version: %v", err)
-		}
+	b, err := r.dec.DecodeBatch(ctx, payload)
+	switch {
+	case err == nil:
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return nil, err
+	case errors.Is(err, outpost.ErrUnsupportedVersion):
+		return nil, reject("unsupported version: %v", err)
+	case errors.Is(err, outpost.ErrOverLimit):
+		return nil, reject("%v", err) // says "over a limit"
+	default:
 		return nil, reject("invalid batch: %v", err)
 	}
 	if b.Gateway != gateway {
 		return nil, reject("gateway mismatch: topic names %q, payload %q", gateway, b.Gateway)
 	}
-	if err := checkBatchText(b); err != nil {
-		return nil, reject("invalid batch: %v", err)
+	if err := r.checkContent(b, now); err != nil {
+		refusal := &rejectError{reason: err.Error()}
+		if outpost.ValidName(b.Gateway) { // no ack to an id no gateway can have
+			refusal.ack = b
+		}
+		return nil, refusal
 	}
 	return b, nil
 }
+
+// checkContent checks what the service requires of a valid batch
+// besides the wire contract. Its errors are the reasons of refusals.
+func (r *batchRules) checkContent(b *outpost.Batch, now time.Time) error {
+	if err := checkBatchText(b); err != nil {
+		return fmt.Errorf("invalid batch: %w", err)
+	}
+	if err := checkBatchNames(b); err != nil {
+		return fmt.Errorf("invalid name: %w", err)
+	}
+	if r.maxSkew >= 0 {
+		if err := checkBatchTime(b, now.Add(r.maxSkew).UnixNano()); err != nil {
+			return fmt.Errorf("from the future: %w (ingest clock %s, max skew %v)",
+				err, now.UTC().Format(time.RFC3339), r.maxSkew)
+		}
+	}
+	return nil
+}
+
+// checkBatchNames holds the gateway id, sensor ids and metric and rule
+// names to the rule of the gateway's config (outpost.ValidName): a name
+// outside it did not come from a gateway's config, and would be stored
+// and served under a name no gateway can have.
+func checkBatchNames(b *outpost.Batch) error {
+	if !outpost.ValidName(b.Gateway) {
+		return badName("gateway id", b.Gateway)
+	}
+	for i := range b.Series {
+		s := &b.Series[i]
+		if !outpost.ValidName(s.Sensor) {
+			return fmt.Errorf("series %d: %w", i, badName("sensor id", s.Sensor))
+		}
+		if !outpost.ValidName(s.Metric) {
+			return fmt.Errorf("series %d: %w", i, badName("metric name", s.Metric))
+		}
+	}
+	for i := range b.Alerts {
+		if r := b.Alerts[i].Rule; !outpost.ValidName(r) {
+			return fmt.Errorf("alert %d: %w", i, badName("rule name", r))
+		}
+	}
+	for i := range b.Losses {
+		// Empty names are allowed: an unknown series, or alerts of no
+		// one rule.
+		l := &b.Losses[i]
+		for _, f := range [...]struct{ what, v string }{{"sensor id", l.Sensor}, {"metric name", l.Metric}, {"rule name", l.Rule}} {
+			if f.v != "" && !outpost.ValidName(f.v) {
+				return fmt.Errorf("loss %d: %w", i, badName(f.what, f.v))
+			}
+		}
+	}
+	return nil
+}
+
+func badName(what, s string) error {
+	const most = 80 // the rule allows 64: more is cut in the reason
+	if len(s) > most {
+		s = s[:most] + "…"
+	}
+	return fmt.Errorf("%s %q is not 1 to %d of A-Z a-z 0-9 _ . - (nor . or ..)", what, s, outpost.MaxNameLen)
+}
+
+// checkBatchTime refuses readings and alerts dated after limit (unix ns):
+// one reading from the far future would be the series' latest for good,
+// and hide every true one after it.
+func checkBatchTime(b *outpost.Batch, limit int64) error {
+	for i := range b.Series {
+		s := &b.Series[i]
+		var ts int64
+		for j, d := range s.TS {
+			if j == 0 {
+				ts = d
+			} else {
+				ts += d // Validate proved the sums fit
+			}
+			if ts > limit {
+				return fmt.Errorf("series %d (%s/%s): reading %d at %s", i, s.Sensor, s.Metric, j, fmtNanos(ts))
+			}
+		}
+	}
+	for i := range b.Alerts {
+		a := &b.Alerts[i]
+		if a.ChangedAt > limit || a.StartedAt > limit {
+			return fmt.Errorf("alert %d (%s): changed at %s, started at %s", i, a.Rule, fmtNanos(a.ChangedAt), fmtNanos(a.StartedAt))
+		}
+	}
+	return nil
+}
+
+func fmtNanos(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
 
 // checkBatchText rejects text that PostgreSQL would refuse (invalid UTF-8,
 // NUL bytes), and loss counts beyond int64, so that such a batch is
@@ -147,9 +333,11 @@ type status struct {
 }
 
 // parseStatus reads a gateway status message. The time is the message's
-// "ts" (RFC 3339) or, when it has none, received. Errors are *rejectError
-// or errSkip.
-func parseStatus(prefix, topic string, payload []byte, received time.Time) (gateway, state string, at time.Time, err error) {
+// "ts" (RFC 3339) or, when it has none, received. A "ts" more than
+// maxSkew after received (unless maxSkew < 0) is refused: stored, it
+// would outrank every later status of the gateway, as the store keeps
+// the newest. Errors are *rejectError or errSkip.
+func parseStatus(prefix, topic string, payload []byte, received time.Time, maxSkew time.Duration) (gateway, state string, at time.Time, err error) {
 	gateway, kind, ok := splitTopic(prefix, topic)
 	if !ok || kind != topicStatus {
 		return "", "", time.Time{}, reject("unexpected topic %q", topic)
@@ -157,8 +345,8 @@ func parseStatus(prefix, topic string, payload []byte, received time.Time) (gate
 	if len(payload) == 0 {
 		return "", "", time.Time{}, errSkip
 	}
-	if len(gateway) > outpost.MaxIDLen {
-		return "", "", time.Time{}, reject("gateway id longer than %d bytes", outpost.MaxIDLen)
+	if !outpost.ValidName(gateway) {
+		return "", "", time.Time{}, reject("invalid name: %v", badName("gateway id", gateway))
 	}
 	if len(payload) > maxStatusPayload {
 		return "", "", time.Time{}, reject("status payload of %d bytes exceeds the limit of %d", len(payload), maxStatusPayload)
@@ -180,10 +368,17 @@ func parseStatus(prefix, topic string, payload []byte, received time.Time) (gate
 		return "", "", time.Time{}, reject("%v", err)
 	}
 	// Status is informational: a missing, unreadable or absurd ts falls
-	// back to the receive time rather than losing the update.
+	// back to the receive time rather than losing the update. One ahead
+	// of the clock is refused, the year 9999 as well as 2261.
 	at = received
-	if t, err := time.Parse(time.RFC3339Nano, st.TS); err == nil && t.Year() > 1970 && t.Year() < 2262 {
-		at = t
+	if t, err := time.Parse(time.RFC3339Nano, st.TS); err == nil {
+		if maxSkew >= 0 && t.After(received.Add(maxSkew)) {
+			return "", "", time.Time{}, reject("from the future: status ts %s (ingest clock %s, max skew %v)",
+				st.TS, received.UTC().Format(time.RFC3339), maxSkew)
+		}
+		if t.Year() > 1970 && t.Year() < 2262 {
+			at = t
+		}
 	}
 	return gateway, st.State, at, nil
 }

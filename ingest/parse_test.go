@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -34,10 +35,14 @@ func TestParseStatus(t *testing.T) {
 		at                   time.Time
 		err                  string // "" ok, "skip", or a reason fragment
 	}{
-		{"online", `{"state":"online","ts":"2025-06-01T12:00:00.5Z","uptime":3}`, "online", time.Date(2025, 6, 1, 12, 0, 0, 5e8, time.UTC), ""},
+		{"online", `{"state":"online","ts":"2024-06-01T12:00:00.5Z","uptime":3}`, "online", time.Date(2024, 6, 1, 12, 0, 0, 5e8, time.UTC), ""},
 		{"no ts", `{"state":"offline"}`, "offline", now, ""},
 		{"bad ts", `{"state":"offline","ts":"soon"}`, "offline", now, ""},
-		{"ts out of range", `{"state":"offline","ts":"9999-01-01T00:00:00Z"}`, "offline", now, ""},
+		{"ts before 1970", `{"state":"offline","ts":"1969-01-01T00:00:00Z"}`, "offline", now, ""},
+		{"ts far ahead", `{"state":"online","ts":"9999-01-01T00:00:00Z"}`, "", time.Time{}, "from the future"},
+		{"ts in 2261", `{"state":"online","ts":"2261-01-01T00:00:00Z"}`, "", time.Time{}, "from the future"},
+		{"ts 11 minutes ahead", `{"state":"online","ts":"2025-01-02T03:15:05Z"}`, "", time.Time{}, "max skew 10m0s"},
+		{"ts 9 minutes ahead", `{"state":"online","ts":"2025-01-02T03:13:05Z"}`, "online", now.Add(9 * time.Minute), ""},
 		{"cleared", ``, "", time.Time{}, "skip"},
 		{"not json", `online`, "", time.Time{}, "not a JSON object"},
 		{"array", `["online"]`, "", time.Time{}, "not a JSON object"},
@@ -47,7 +52,7 @@ func TestParseStatus(t *testing.T) {
 		{"huge", `{"state":"x","pad":"` + strings.Repeat("a", maxStatusPayload) + `"}`, "", time.Time{}, "exceeds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			gw, state, at, err := parseStatus("p", "p/gw/status", []byte(tc.payload), now)
+			gw, state, at, err := parseStatus("p", "p/gw/status", []byte(tc.payload), now, DefaultMaxFutureSkew)
 			switch {
 			case tc.err == "skip":
 				if !errors.Is(err, errSkip) {
@@ -68,13 +73,14 @@ func TestParseStatus(t *testing.T) {
 
 func TestParseBatchTopic(t *testing.T) {
 	p := seedBatches(t)[0]
-	if _, err := parseBatch("outpost/v1", "outpost/v1/gw/status", p, 1<<20); err == nil || !strings.Contains(err.Error(), "unexpected topic") {
+	ctx := context.Background()
+	if _, err := testRules(1<<20).parseBatch(ctx, "outpost/v1/gw/status", p, fuzzNow); err == nil || !strings.Contains(err.Error(), "unexpected topic") {
 		t.Fatalf("batch on a status topic: %v", err)
 	}
-	if _, err := parseBatch("outpost/v1", "outpost/v1/gw/batch", p, 1<<20); err != nil {
+	if _, err := testRules(1<<20).parseBatch(ctx, "outpost/v1/gw/batch", p, fuzzNow); err != nil {
 		t.Fatalf("valid batch: %v", err)
 	}
-	if _, err := parseBatch("outpost/v1", "outpost/v1/gw/batch", p, len(p)-1); err == nil || !strings.Contains(err.Error(), "exceeds") {
+	if _, err := testRules(len(p)-1).parseBatch(ctx, "outpost/v1/gw/batch", p, fuzzNow); err == nil || !strings.Contains(err.Error(), "exceeds") {
 		t.Fatalf("oversize: %v", err)
 	}
 }

@@ -53,6 +53,31 @@ type Options struct {
 	// the broker connection is lost (the wait starts at 1 s and doubles).
 	// Default 10 s: gateways resend into the void until ingest is back.
 	MaxReconnect time.Duration
+	// MaxReadings, MaxSeries and MaxAlerts cap one batch's readings,
+	// series and alerts; a batch over one is dead-lettered with the
+	// reason and not acked (the gateway keeps it, and resends it: raise
+	// the limit to take it). The decoder counts before it allocates, so
+	// they bound a batch's memory too. Defaults DefaultMaxReadings
+	// (100 000), DefaultMaxSeries (10 000) and DefaultMaxAlerts (4 096);
+	// at most the wire limits (outpost.MaxBatchReadings and so on). Keep
+	// MaxReadings at or above the fleet's batch.max_readings.
+	MaxReadings int
+	MaxSeries   int
+	MaxAlerts   int
+	// DecompressBudget caps the bytes that the workers' decompressed
+	// zstd bodies take at once, together; a worker waits for its share.
+	// A body takes the content size its frame declares; one whose frame
+	// declares none takes up to 1 MiB, and outpost.MaxBodyBytes (64 MiB)
+	// if it is larger. Default DefaultDecompressBudget (130 MiB: two of
+	// the largest at once).
+	DecompressBudget int64
+	// MaxFutureSkew is how far ahead of the service's clock a reading,
+	// an alert or a gateway status may be dated. A batch holding one
+	// dated later is dead-lettered whole, and acked so that the gateway
+	// deletes it; such a status is dead-lettered. Default
+	// DefaultMaxFutureSkew (10 minutes); a negative value turns the
+	// check off.
+	MaxFutureSkew time.Duration
 	// Logger receives the service's logs, with component=ingest. The zero
 	// Logger logs nothing.
 	Logger zerolog.Logger
@@ -99,6 +124,7 @@ type Service struct {
 	// storm of loss batches must not silence the errors, nor the reverse.
 	lossLog zerolog.Logger
 	now     func() time.Time
+	rules   *batchRules // the workers' checks and their shared decoder
 
 	client mqtt.Client
 	queue  chan mqtt.Message // handler → workers
@@ -175,6 +201,7 @@ func New(store Store, opts *Options) *Service {
 	if o.MaxReconnect <= 0 {
 		o.MaxReconnect = DefaultMaxReconnect
 	}
+	o.setLimits()
 	log := o.Logger.With().Str(keyComponent, "ingest").Logger()
 	workCtx, cancel := context.WithCancel(context.Background())
 	return &Service{
@@ -184,6 +211,7 @@ func New(store Store, opts *Options) *Service {
 		errLog:      log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
 		lossLog:     log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
 		now:         time.Now,
+		rules:       newBatchRules(&o),
 		queue:       make(chan mqtt.Message, 2*o.Workers),
 		acksPending: make(chan pendingAck, ackTrackerDepth),
 		stopIntake:  make(chan struct{}),
@@ -207,6 +235,9 @@ func (o *Options) validate() error {
 	}
 	if o.Group == "" || strings.ContainsAny(o.Group, "/+#") {
 		return fmt.Errorf("ingest: group %q must be one topic level without wildcards", o.Group)
+	}
+	if err := o.validateLimits(); err != nil {
+		return err
 	}
 	return nil
 }
