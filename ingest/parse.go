@@ -54,7 +54,6 @@ func reject(format string, args ...any) error {
 	return &rejectError{reason: fmt.Sprintf(format, args...)}
 }
 
-
 // errSkip is a message to ack and otherwise ignore (an empty retained
 // status: someone cleared the topic).
 var errSkip = errors.New("ingest: nothing to store")
