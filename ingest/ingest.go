@@ -81,6 +81,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"strconv"
 	"time"
@@ -107,18 +108,29 @@ type Store interface {
 	// SetGatewayStatus records a gateway's status unless a newer one (by
 	// at) is already stored.
 	SetGatewayStatus(ctx context.Context, gateway, state string, at time.Time, payload []byte) error
-	// Gateways returns every gateway's last recorded status, by gateway.
-	Gateways(ctx context.Context) ([]GatewayStatus, error)
-	// Latest returns the newest reading of every series, ordered by
-	// gateway, sensor, metric.
-	Latest(ctx context.Context) ([]Point, error)
-	// Range returns one series' readings with From <= TS < To in
+
+	// The query methods return iterators. Ranging over one runs the
+	// query and yields its rows as the database returns them, without
+	// gathering them first; the rows stay open, holding a database
+	// connection, until the loop ends, so a slow loop body holds it
+	// that long (break ends the query early). A failure, also of a
+	// query the store cannot answer (such as a Limit below 1), is
+	// yielded once with a zero value, as the last pair. Each range runs
+	// the query anew. Do not call the Store from the loop body: with
+	// every connection held by loops, that call would wait for ever.
+
+	// Gateways yields every gateway's last recorded status, by gateway.
+	Gateways(ctx context.Context) iter.Seq2[GatewayStatus, error]
+	// Latest yields the newest reading of each series that q selects,
+	// ordered by gateway, sensor, metric, at most q.Limit of them.
+	Latest(ctx context.Context, q LatestQuery) iter.Seq2[Point, error]
+	// Range yields one series' readings with From <= TS < To in
 	// ascending time order, at most Limit of them.
-	Range(ctx context.Context, q RangeQuery) ([]Point, error)
-	// Gaps returns one gateway's loss records that overlap the query's
+	Range(ctx context.Context, q RangeQuery) iter.Seq2[Point, error]
+	// Gaps yields one gateway's loss records that overlap the query's
 	// window (see GapQuery), ordered by from_ts, then by the loss batch
 	// and record index, at most Limit of them.
-	Gaps(ctx context.Context, q GapQuery) ([]Gap, error)
+	Gaps(ctx context.Context, q GapQuery) iter.Seq2[Gap, error]
 	// Counts returns row counts, for tests and operators.
 	Counts(ctx context.Context) (Counts, error)
 	// Close releases the database. The Store is unusable afterwards.
@@ -148,6 +160,22 @@ type GatewayStatus struct {
 	State     string          `json:"state"`
 	UpdatedAt time.Time       `json:"updated_at"`
 	Payload   json.RawMessage `json:"status"`
+}
+
+// SeriesKey names one series. Series are ordered by gateway, then
+// sensor, then metric, as the database compares text.
+type SeriesKey struct {
+	Gateway, Sensor, Metric string
+}
+
+// LatestQuery selects the newest reading of each series: of one gateway
+// if Gateway is set, after the series After (in key order, excluded)
+// unless After is the zero key, at most Limit (> 0) of them. A page's
+// last key as the next page's After walks every series once.
+type LatestQuery struct {
+	Gateway string
+	After   SeriesKey
+	Limit   int
 }
 
 // RangeQuery selects one series' readings with From <= TS < To (unix ns),

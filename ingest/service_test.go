@@ -354,7 +354,7 @@ func TestLossBatch(t *testing.T) {
 	if c := e.counts(); c != (ingest.Counts{Readings: 4, DistinctReadings: 4, Batches: 2, Gaps: 3, LostReadings: 120}) {
 		t.Fatalf("counts = %+v", c)
 	}
-	gs, err := e.store.Gaps(context.Background(), ingest.GapQuery{Gateway: e.gw, From: 0, To: math.MaxInt64, Limit: 10})
+	gs, err := storetest.Collect(e.store.Gaps(context.Background(), ingest.GapQuery{Gateway: e.gw, From: 0, To: math.MaxInt64, Limit: 10}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,7 +549,7 @@ func TestGatewayStatus(t *testing.T) {
 	var gws []ingest.GatewayStatus
 	eventually(t, "gateway status", func() bool {
 		var err error
-		gws, err = e.store.Gateways(context.Background())
+		gws, err = storetest.Collect(e.store.Gateways(context.Background()))
 		return err == nil && len(gws) == 1
 	})
 	g := gws[0]
@@ -570,7 +570,7 @@ func TestGatewayStatus(t *testing.T) {
 	// Offline, newer: replaces; the HTTP API shows it.
 	e.publish(topic, []byte(`{"state":"offline","ts":"2025-06-01T12:05:00Z"}`), true)
 	eventually(t, "offline", func() bool {
-		gws, err := e.store.Gateways(context.Background())
+		gws, err := storetest.Collect(e.store.Gateways(context.Background()))
 		return err == nil && len(gws) == 1 && gws[0].State == "offline"
 	})
 	rec := get(t, e.svc, "/api/v1/gateways")

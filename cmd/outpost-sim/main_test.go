@@ -12,6 +12,7 @@ import (
 
 	"github.com/outposthq/outpost/config"
 	"github.com/outposthq/outpost/ingest"
+	"github.com/outposthq/outpost/ingest/storetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -110,8 +111,8 @@ func runEmbedded(t *testing.T, driver string) {
 		var got int64
 		for _, sensor := range []string{"dev1", "dev2"} {
 			for _, metric := range s.Metrics {
-				pts, err := s.store.Range(ctx, ingest.RangeQuery{Gateway: id, Sensor: sensor, Metric: metric,
-					From: math.MinInt64, To: math.MaxInt64, Limit: 1 << 20})
+				pts, err := storetest.Collect(s.store.Range(ctx, ingest.RangeQuery{Gateway: id, Sensor: sensor, Metric: metric,
+					From: math.MinInt64, To: math.MaxInt64, Limit: 1 << 20}))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"strconv"
 	"strings"
 	"time"
@@ -239,85 +240,91 @@ func (s *Store) SetGatewayStatus(ctx context.Context, gateway, state string, at 
 }
 
 // Gateways implements ingest.Store.
-func (s *Store) Gateways(ctx context.Context) ([]ingest.GatewayStatus, error) {
-	r, err := s.pool.Query(ctx, `SELECT gateway, state, updated_at, payload::text FROM gateways ORDER BY gateway`)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: gateways: %w", err)
-	}
-	gws, err := pgx.CollectRows(r, func(row pgx.CollectableRow) (ingest.GatewayStatus, error) {
-		var g ingest.GatewayStatus
-		var at int64
-		var payload string
-		err := row.Scan(&g.Gateway, &g.State, &at, &payload)
-		g.UpdatedAt, g.Payload = time.Unix(0, at).UTC(), []byte(payload)
-		return g, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: gateways: %w", err)
-	}
-	return gws, nil
+func (s *Store) Gateways(ctx context.Context) iter.Seq2[ingest.GatewayStatus, error] {
+	return query(ctx, s, "gateways", `SELECT gateway, state, updated_at, payload::text FROM gateways ORDER BY gateway`, nil,
+		func(r pgx.Rows) (ingest.GatewayStatus, error) {
+			var g ingest.GatewayStatus
+			var at int64
+			var payload string
+			err := r.Scan(&g.Gateway, &g.State, &at, &payload)
+			g.UpdatedAt, g.Payload = time.Unix(0, at).UTC(), []byte(payload)
+			return g, err
+		})
 }
 
 // Latest implements ingest.Store.
-func (s *Store) Latest(ctx context.Context) ([]ingest.Point, error) {
-	r, err := s.pool.Query(ctx, `SELECT gateway, sensor, metric, ts, value, quality FROM latest ORDER BY gateway, sensor, metric`)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: latest: %w", err)
+func (s *Store) Latest(ctx context.Context, q ingest.LatestQuery) iter.Seq2[ingest.Point, error] {
+	if err := rows.CheckLatest(q); err != nil {
+		return rows.Failed[ingest.Point](fmt.Errorf("postgres: latest: %w", err))
 	}
-	pts, err := pgx.CollectRows(r, func(row pgx.CollectableRow) (ingest.Point, error) {
+	sql, args := rows.LatestQuery(q, placeholder)
+	return query(ctx, s, "latest", sql, args, func(r pgx.Rows) (ingest.Point, error) {
 		var p ingest.Point
-		var q int16
-		err := row.Scan(&p.Gateway, &p.Sensor, &p.Metric, &p.TS, &p.Value, &q)
-		p.Quality = outpost.Quality(q)
-		return p, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: latest: %w", err)
-	}
-	return pts, nil
-}
-
-// Range implements ingest.Store.
-func (s *Store) Range(ctx context.Context, q ingest.RangeQuery) ([]ingest.Point, error) {
-	if err := rows.CheckRange(q); err != nil {
-		return nil, fmt.Errorf("postgres: range: %w", err)
-	}
-	r, err := s.pool.Query(ctx, `SELECT ts, value, quality FROM readings
-		WHERE gateway = $1 AND sensor = $2 AND metric = $3 AND ts >= $4 AND ts < $5
-		ORDER BY ts LIMIT $6`, q.Gateway, q.Sensor, q.Metric, q.From, q.To, q.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: range: %w", err)
-	}
-	pts, err := pgx.CollectRows(r, func(row pgx.CollectableRow) (ingest.Point, error) {
-		p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric}
 		var qual int16
-		err := row.Scan(&p.TS, &p.Value, &qual)
+		err := r.Scan(&p.Gateway, &p.Sensor, &p.Metric, &p.TS, &p.Value, &qual)
 		p.Quality = outpost.Quality(qual)
 		return p, err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: range: %w", err)
+}
+
+// Range implements ingest.Store.
+func (s *Store) Range(ctx context.Context, q ingest.RangeQuery) iter.Seq2[ingest.Point, error] {
+	if err := rows.CheckRange(q); err != nil {
+		return rows.Failed[ingest.Point](fmt.Errorf("postgres: range: %w", err))
 	}
-	return pts, nil
+	return query(ctx, s, "range", `SELECT ts, value, quality FROM readings
+		WHERE gateway = $1 AND sensor = $2 AND metric = $3 AND ts >= $4 AND ts < $5
+		ORDER BY ts LIMIT $6`, []any{q.Gateway, q.Sensor, q.Metric, q.From, q.To, q.Limit},
+		func(r pgx.Rows) (ingest.Point, error) {
+			p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric}
+			var qual int16
+			err := r.Scan(&p.TS, &p.Value, &qual)
+			p.Quality = outpost.Quality(qual)
+			return p, err
+		})
 }
 
 // Gaps implements ingest.Store.
-func (s *Store) Gaps(ctx context.Context, q ingest.GapQuery) ([]ingest.Gap, error) {
+func (s *Store) Gaps(ctx context.Context, q ingest.GapQuery) iter.Seq2[ingest.Gap, error] {
 	if err := rows.CheckGaps(q); err != nil {
-		return nil, fmt.Errorf("postgres: gaps: %w", err)
+		return rows.Failed[ingest.Gap](fmt.Errorf("postgres: gaps: %w", err))
 	}
-	sql, args := rows.GapsQuery(q, func(n int) string { return "$" + strconv.Itoa(n) })
-	r, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: gaps: %w", err)
-	}
-	gaps, err := pgx.CollectRows(r, func(row pgx.CollectableRow) (ingest.Gap, error) {
-		return rows.ScanGap(row.Scan)
+	sql, args := rows.GapsQuery(q, placeholder)
+	return query(ctx, s, "gaps", sql, args, func(r pgx.Rows) (ingest.Gap, error) {
+		return rows.ScanGap(r.Scan)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: gaps: %w", err)
+}
+
+func placeholder(n int) string { return "$" + strconv.Itoa(n) }
+
+// query runs sql when ranged over and yields each row as scan reads it,
+// until the rows end, the loop breaks, or a failure, which it yields
+// last, prefixed with what. Breaking early closes the rows, which reads
+// and discards what the server still sends of them (the callers' LIMIT
+// keeps that small; a cancelled ctx ends it at once).
+func query[T any](ctx context.Context, s *Store, what, sql string, args []any, scan func(pgx.Rows) (T, error)) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		r, err := s.pool.Query(ctx, sql, args...)
+		if err != nil {
+			yield(zero, fmt.Errorf("postgres: %s: %w", what, err))
+			return
+		}
+		defer r.Close()
+		for r.Next() {
+			v, err := scan(r)
+			if err != nil {
+				yield(zero, fmt.Errorf("postgres: %s: %w", what, err))
+				return
+			}
+			if !yield(v, nil) {
+				return
+			}
+		}
+		if err := r.Err(); err != nil {
+			yield(zero, fmt.Errorf("postgres: %s: %w", what, err))
+		}
 	}
-	return gaps, nil
 }
 
 // Counts implements ingest.Store. It scans readings; it is for tests and

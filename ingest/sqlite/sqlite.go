@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"math"
 	"os"
 	"strings"
@@ -37,7 +38,7 @@ const (
 
 // Store is an ingest.Store in one SQLite file. It is safe for concurrent use.
 type Store struct {
-	w, r *sql.DB // one writer connection; a pool of query_only readers
+	w, r *sql.DB // one writer connection; a pool of sqlTextonly readers
 	log  zerolog.Logger
 	now  func() time.Time
 
@@ -111,7 +112,7 @@ func (s *Store) init(ctx context.Context, path, common string) error {
 		return fmt.Errorf("sqlite: migrate %s: %w", path, err)
 	}
 	var err error
-	r, err := sql.Open("sqlite", path+"?"+common+"&_pragma=query_only(1)")
+	r, err := sql.Open("sqlite", path+"?"+common+"&_pragma=sqlTextonly(1)")
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -308,105 +309,96 @@ func (s *Store) SetGatewayStatus(ctx context.Context, gateway, state string, at 
 }
 
 // Gateways implements ingest.Store.
-func (s *Store) Gateways(ctx context.Context) ([]ingest.GatewayStatus, error) {
-	r, err := s.r.QueryContext(ctx, `SELECT gateway, state, updated_at, payload FROM gateways ORDER BY gateway`)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: gateways: %w", err)
-	}
-	defer r.Close()
-	var gws []ingest.GatewayStatus
-	for r.Next() {
-		var g ingest.GatewayStatus
-		var at int64
-		var payload string
-		if err := r.Scan(&g.Gateway, &g.State, &at, &payload); err != nil {
-			return nil, fmt.Errorf("sqlite: gateways: %w", err)
-		}
-		g.UpdatedAt, g.Payload = time.Unix(0, at).UTC(), []byte(payload)
-		gws = append(gws, g)
-	}
-	if err := r.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: gateways: %w", err)
-	}
-	return gws, nil
+func (s *Store) Gateways(ctx context.Context) iter.Seq2[ingest.GatewayStatus, error] {
+	return query(ctx, s, "gateways", `SELECT gateway, state, updated_at, payload FROM gateways ORDER BY gateway`, nil,
+		func(r *sql.Rows) (ingest.GatewayStatus, error) {
+			var g ingest.GatewayStatus
+			var at int64
+			var payload string
+			err := r.Scan(&g.Gateway, &g.State, &at, &payload)
+			g.UpdatedAt, g.Payload = time.Unix(0, at).UTC(), []byte(payload)
+			return g, err
+		})
 }
 
 // Latest implements ingest.Store.
-func (s *Store) Latest(ctx context.Context) ([]ingest.Point, error) {
-	r, err := s.r.QueryContext(ctx, `SELECT gateway, sensor, metric, ts, value, quality FROM latest ORDER BY gateway, sensor, metric`)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: latest: %w", err)
+func (s *Store) Latest(ctx context.Context, q ingest.LatestQuery) iter.Seq2[ingest.Point, error] {
+	if err := rows.CheckLatest(q); err != nil {
+		return rows.Failed[ingest.Point](fmt.Errorf("sqlite: latest: %w", err))
 	}
-	defer r.Close()
-	var pts []ingest.Point
-	for r.Next() {
+	sqlText, args := rows.LatestQuery(q, placeholder)
+	return query(ctx, s, "latest", sqlText, args, func(r *sql.Rows) (ingest.Point, error) {
 		var p ingest.Point
 		var v sql.NullFloat64
-		var q int64
-		if err := r.Scan(&p.Gateway, &p.Sensor, &p.Metric, &p.TS, &v, &q); err != nil {
-			return nil, fmt.Errorf("sqlite: latest: %w", err)
-		}
-		p.Value, p.Quality = float(v), outpost.Quality(q)
-		pts = append(pts, p)
-	}
-	if err := r.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: latest: %w", err)
-	}
-	return pts, nil
+		var qual int64
+		err := r.Scan(&p.Gateway, &p.Sensor, &p.Metric, &p.TS, &v, &qual)
+		p.Value, p.Quality = float(v), outpost.Quality(qual)
+		return p, err
+	})
 }
 
 // Range implements ingest.Store.
-func (s *Store) Range(ctx context.Context, q ingest.RangeQuery) ([]ingest.Point, error) {
+func (s *Store) Range(ctx context.Context, q ingest.RangeQuery) iter.Seq2[ingest.Point, error] {
 	if err := rows.CheckRange(q); err != nil {
-		return nil, fmt.Errorf("sqlite: range: %w", err)
+		return rows.Failed[ingest.Point](fmt.Errorf("sqlite: range: %w", err))
 	}
-	r, err := s.r.QueryContext(ctx, `SELECT ts, value, quality FROM readings
+	return query(ctx, s, "range", `SELECT ts, value, quality FROM readings
 		WHERE gateway = ? AND sensor = ? AND metric = ? AND ts >= ? AND ts < ?
-		ORDER BY ts LIMIT ?`, q.Gateway, q.Sensor, q.Metric, q.From, q.To, q.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: range: %w", err)
-	}
-	defer r.Close()
-	var pts []ingest.Point
-	for r.Next() {
-		p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric}
-		var v sql.NullFloat64
-		var qual int64
-		if err := r.Scan(&p.TS, &v, &qual); err != nil {
-			return nil, fmt.Errorf("sqlite: range: %w", err)
-		}
-		p.Value, p.Quality = float(v), outpost.Quality(qual)
-		pts = append(pts, p)
-	}
-	if err := r.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: range: %w", err)
-	}
-	return pts, nil
+		ORDER BY ts LIMIT ?`, []any{q.Gateway, q.Sensor, q.Metric, q.From, q.To, q.Limit},
+		func(r *sql.Rows) (ingest.Point, error) {
+			p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric}
+			var v sql.NullFloat64
+			var qual int64
+			err := r.Scan(&p.TS, &v, &qual)
+			p.Value, p.Quality = float(v), outpost.Quality(qual)
+			return p, err
+		})
 }
 
 // Gaps implements ingest.Store.
-func (s *Store) Gaps(ctx context.Context, q ingest.GapQuery) ([]ingest.Gap, error) {
+func (s *Store) Gaps(ctx context.Context, q ingest.GapQuery) iter.Seq2[ingest.Gap, error] {
 	if err := rows.CheckGaps(q); err != nil {
-		return nil, fmt.Errorf("sqlite: gaps: %w", err)
+		return rows.Failed[ingest.Gap](fmt.Errorf("sqlite: gaps: %w", err))
 	}
-	query, args := rows.GapsQuery(q, func(int) string { return "?" })
-	r, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: gaps: %w", err)
-	}
-	defer r.Close()
-	var gaps []ingest.Gap
-	for r.Next() {
-		g, err := rows.ScanGap(r.Scan)
+	sqlText, args := rows.GapsQuery(q, placeholder)
+	return query(ctx, s, "gaps", sqlText, args, func(r *sql.Rows) (ingest.Gap, error) {
+		return rows.ScanGap(r.Scan)
+	})
+}
+
+func placeholder(int) string { return "?" }
+
+// query runs sqlText on a reader connection when ranged over and yields
+// each row as scan reads it, until the rows end, the loop breaks, or a
+// failure, which it yields last, prefixed with what. The connection
+// returns to the pool when the loop ends.
+func query[T any](ctx context.Context, s *Store, what, sqlText string, args []any, scan func(*sql.Rows) (T, error)) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		r, err := s.r.QueryContext(ctx, sqlText, args...)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: gaps: %w", err)
+			yield(zero, fmt.Errorf("sqlite: %s: %w", what, err))
+			return
 		}
-		gaps = append(gaps, g)
+		defer func() {
+			if err := r.Close(); err != nil {
+				s.log.Debug().Err(err).Str("query", what).Msg("close rows")
+			}
+		}()
+		for r.Next() {
+			v, err := scan(r)
+			if err != nil {
+				yield(zero, fmt.Errorf("sqlite: %s: %w", what, err))
+				return
+			}
+			if !yield(v, nil) {
+				return
+			}
+		}
+		if err := r.Err(); err != nil {
+			yield(zero, fmt.Errorf("sqlite: %s: %w", what, err))
+		}
 	}
-	if err := r.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: gaps: %w", err)
-	}
-	return gaps, nil
 }
 
 // Counts implements ingest.Store. It scans readings; it is for tests and

@@ -51,6 +51,9 @@ func Run(t *testing.T, open func(t *testing.T) ingest.Store) {
 		{"LossDuplicate", testLossDuplicate},
 		{"LossRejected", testLossRejected},
 		{"GapsQuery", testGapsQuery},
+		{"LatestPages", testLatestPages},
+		{"QueryStop", testQueryStop},
+		{"QueryRefused", testQueryRefused},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,11 +160,7 @@ func testDuplicate(t *testing.T, s ingest.Store) {
 	other := Telemetry("gw", 7, 1, Series("s2", "t", T0, time.Second, 9, 0)...)
 	commit(t, s, other, true)
 	counts(t, s, ingest.Counts{Readings: 4, DistinctReadings: 4, Batches: 1})
-	pts, err := s.Latest(ctx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pts) != 1 || pts[0].Sensor != "s1" {
+	if pts := latest(t, s); len(pts) != 1 || pts[0].Sensor != "s1" {
 		t.Fatalf("latest after duplicates = %+v, want only s1", pts)
 	}
 }
@@ -239,7 +238,7 @@ func testGatewayStatus(t *testing.T, s ingest.Store) {
 	set("gw-a", "online", at)
 	set("gw-a", "offline", at.Add(time.Second))
 	set("gw-a", "online", at.Add(-time.Second)) // older: ignored
-	gws, err := s.Gateways(ctx(t))
+	gws, err := Collect(s.Gateways(ctx(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,11 +259,7 @@ func testGatewayStatus(t *testing.T, s ingest.Store) {
 }
 
 func testLatest(t *testing.T, s ingest.Store) {
-	pts, err := s.Latest(ctx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pts) != 0 {
+	if pts := latest(t, s); len(pts) != 0 {
 		t.Fatalf("latest of an empty store = %+v", pts)
 	}
 	// A series of mixed quality: its newest reading is bad.
@@ -275,10 +270,7 @@ func testLatest(t *testing.T, s ingest.Store) {
 	// An older batch that arrives late does not move latest back.
 	commit(t, s, Telemetry("gw1", 1, 3, Series("s1", "t", T0-int64(time.Hour), time.Second, 2, -1)...), false)
 	commit(t, s, Telemetry("gw0", 1, 1, Series("s9", "t", T0, time.Second, 1, 5)...), false)
-	pts, err = s.Latest(ctx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pts := latest(t, s)
 	want := []ingest.Point{
 		{Gateway: "gw0", Sensor: "s9", Metric: "t", TS: T0, Value: 5},
 		{Gateway: "gw1", Sensor: "s1", Metric: "t", TS: T0 + 10*int64(time.Second), Value: 99, Quality: outpost.QualityBad},
@@ -308,7 +300,7 @@ func testRange(t *testing.T, s ingest.Store) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			pts, err := s.Range(ctx(t), tc.q)
+			pts, err := Collect(s.Range(ctx(t), tc.q))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -335,19 +327,15 @@ func testNaN(t *testing.T, s ingest.Store) {
 	rs[0].Value, rs[1].Value, rs[2].Value = math.NaN(), math.Inf(1), math.Inf(-1)
 	rs[2].Quality = outpost.QualityUncertain
 	commit(t, s, Telemetry("gw", 1, 1, rs...), false)
-	pts, err := s.Range(ctx(t), ingest.RangeQuery{Gateway: "gw", Sensor: "s", Metric: "t", From: T0, To: T0 + time.Hour.Nanoseconds(), Limit: 10})
+	pts, err := Collect(s.Range(ctx(t), ingest.RangeQuery{Gateway: "gw", Sensor: "s", Metric: "t", From: T0, To: T0 + time.Hour.Nanoseconds(), Limit: 10}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(pts) != 3 || !math.IsNaN(pts[0].Value) || !math.IsInf(pts[1].Value, 1) || !math.IsInf(pts[2].Value, -1) || pts[2].Quality != outpost.QualityUncertain {
 		t.Fatalf("range = %+v, want NaN, +Inf, -Inf(uncertain)", pts)
 	}
-	latest, err := s.Latest(ctx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(latest) != 1 || !math.IsInf(latest[0].Value, -1) {
-		t.Fatalf("latest = %+v, want -Inf", latest)
+	if l := latest(t, s); len(l) != 1 || !math.IsInf(l[0].Value, -1) {
+		t.Fatalf("latest = %+v, want -Inf", l)
 	}
 }
 
@@ -387,11 +375,7 @@ func testConcurrentCommits(t *testing.T, s ingest.Store) {
 		}
 	}
 	counts(t, s, ingest.Counts{Readings: batches * perBatch, DistinctReadings: batches * perBatch, Batches: batches})
-	pts, err := s.Latest(ctx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pts) != 3 {
+	if pts := latest(t, s); len(pts) != 3 {
 		t.Fatalf("latest has %d series, want 3", len(pts))
 	}
 }
@@ -416,7 +400,7 @@ func allGaps(gateway string) ingest.GapQuery {
 
 func gaps(t *testing.T, s ingest.Store, q ingest.GapQuery) []ingest.Gap {
 	t.Helper()
-	gs, err := s.Gaps(ctx(t), q)
+	gs, err := Collect(s.Gaps(ctx(t), q))
 	if err != nil {
 		t.Fatalf("gaps %+v: %v", q, err)
 	}
@@ -464,8 +448,8 @@ func testLosses(t *testing.T, s ingest.Store) {
 		t.Errorf("one batch's gaps received at different times: %+v", gs)
 	}
 	// A loss batch writes neither readings nor latest.
-	if pts, err := s.Latest(ctx(t)); err != nil || len(pts) != 0 {
-		t.Fatalf("latest after a loss batch = %+v, %v", pts, err)
+	if pts := latest(t, s); len(pts) != 0 {
+		t.Fatalf("latest after a loss batch = %+v", pts)
 	}
 	// A second loss batch adds to the sums.
 	commit(t, s, LossBatch("gw2", 1, 1, outpost.Loss{Reason: outpost.LossMaxBatches, Kind: outpost.KindTelemetry,
@@ -512,7 +496,7 @@ func testLossRejected(t *testing.T, s ingest.Store) {
 		t.Fatalf("gaps = %+v", gs)
 	}
 	for _, q := range []ingest.GapQuery{{Gateway: "gw", To: 1}, {To: 1, Limit: 1}} {
-		if _, err := s.Gaps(ctx(t), q); err == nil {
+		if _, err := Collect(s.Gaps(ctx(t), q)); err == nil {
 			t.Errorf("gaps %+v: no error", q)
 		}
 	}

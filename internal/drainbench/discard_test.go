@@ -2,6 +2,7 @@ package drainbench
 
 import (
 	"context"
+	"iter"
 	"sync"
 	"time"
 
@@ -64,12 +65,23 @@ func (d *discardStore) SetGatewayStatus(context.Context, string, string, time.Ti
 	return nil
 }
 
-func (d *discardStore) Gateways(context.Context) ([]ingest.GatewayStatus, error) { return nil, nil }
-func (d *discardStore) Latest(context.Context) ([]ingest.Point, error)           { return nil, nil }
-func (d *discardStore) Range(context.Context, ingest.RangeQuery) ([]ingest.Point, error) {
-	return nil, nil
+// The queries answer nothing: nothing is kept.
+
+func (d *discardStore) Gateways(context.Context) iter.Seq2[ingest.GatewayStatus, error] {
+	return func(func(ingest.GatewayStatus, error) bool) {}
 }
-func (d *discardStore) Gaps(context.Context, ingest.GapQuery) ([]ingest.Gap, error) { return nil, nil }
+
+func (d *discardStore) Latest(context.Context, ingest.LatestQuery) iter.Seq2[ingest.Point, error] {
+	return func(func(ingest.Point, error) bool) {}
+}
+
+func (d *discardStore) Range(context.Context, ingest.RangeQuery) iter.Seq2[ingest.Point, error] {
+	return func(func(ingest.Point, error) bool) {}
+}
+
+func (d *discardStore) Gaps(context.Context, ingest.GapQuery) iter.Seq2[ingest.Gap, error] {
+	return func(func(ingest.Gap, error) bool) {}
+}
 
 func (d *discardStore) Counts(context.Context) (ingest.Counts, error) {
 	d.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"math"
 	"slices"
 	"strconv"
@@ -117,6 +118,62 @@ func CheckRange(q ingest.RangeQuery) error {
 		return fmt.Errorf("limit %d must be positive", q.Limit)
 	}
 	return nil
+}
+
+// Failed is a query iterator that yields err alone: the answer of a
+// query the store refuses before running it.
+func Failed[T any](err error) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		yield(zero, err)
+	}
+}
+
+// CheckLatest reports a latest query a store cannot answer.
+func CheckLatest(q ingest.LatestQuery) error {
+	if q.Limit <= 0 {
+		return fmt.Errorf("limit %d must be positive", q.Limit)
+	}
+	return nil
+}
+
+// LatestQuery is the SQL and arguments of q (which CheckLatest accepts);
+// param(n) writes the n-th placeholder, from 1. The gateway filter and
+// the cursor are in the WHERE clause only when set; the cursor is a row
+// value comparison, which both databases answer as a range of the
+// primary key (gateway, sensor, metric), in its order: a page costs its
+// rows, not the rows before it. Within one gateway's walk the cursor
+// leaves the gateway out, so that SQLite seeks on all three columns.
+func LatestQuery(q ingest.LatestQuery, param func(n int) string) (string, []any) {
+	var sb strings.Builder
+	var args []any
+	where := func(cond string, vs ...any) {
+		if len(args) == 0 {
+			sb.WriteString(" WHERE ")
+		} else {
+			sb.WriteString(" AND ")
+		}
+		ps := make([]any, len(vs))
+		for i, v := range vs {
+			args = append(args, v)
+			ps[i] = param(len(args))
+		}
+		fmt.Fprintf(&sb, cond, ps...)
+	}
+	sb.WriteString("SELECT gateway, sensor, metric, ts, value, quality FROM latest")
+	if q.Gateway != "" {
+		where("gateway = %s", q.Gateway)
+	}
+	switch a := q.After; {
+	case a == ingest.SeriesKey{}:
+	case a.Gateway == q.Gateway:
+		where("(sensor, metric) > (%s, %s)", a.Sensor, a.Metric)
+	default:
+		where("(gateway, sensor, metric) > (%s, %s, %s)", a.Gateway, a.Sensor, a.Metric)
+	}
+	args = append(args, q.Limit)
+	sb.WriteString(" ORDER BY gateway, sensor, metric LIMIT " + param(len(args)))
+	return sb.String(), args
 }
 
 // CheckGaps reports a gaps query a store cannot answer.

@@ -83,6 +83,38 @@ func TestGapsQuery(t *testing.T) {
 	}
 }
 
+func TestLatestQuery(t *testing.T) {
+	param := func(n int) string { return "$" + strconv.Itoa(n) }
+	const sel = "SELECT gateway, sensor, metric, ts, value, quality FROM latest"
+	after := ingest.SeriesKey{Gateway: "g", Sensor: "s", Metric: "m"}
+	for _, tc := range []struct {
+		q    ingest.LatestQuery
+		sql  string
+		args []any
+	}{
+		{ingest.LatestQuery{Limit: 3}, " ORDER BY gateway, sensor, metric LIMIT $1", []any{3}},
+		{ingest.LatestQuery{Gateway: "g", Limit: 3},
+			" WHERE gateway = $1 ORDER BY gateway, sensor, metric LIMIT $2", []any{"g", 3}},
+		{ingest.LatestQuery{After: after, Limit: 3},
+			" WHERE (gateway, sensor, metric) > ($1, $2, $3) ORDER BY gateway, sensor, metric LIMIT $4",
+			[]any{"g", "s", "m", 3}},
+		{ingest.LatestQuery{Gateway: "h", After: after, Limit: 3},
+			" WHERE gateway = $1 AND (gateway, sensor, metric) > ($2, $3, $4) ORDER BY gateway, sensor, metric LIMIT $5",
+			[]any{"h", "g", "s", "m", 3}},
+		{ingest.LatestQuery{Gateway: "g", After: after, Limit: 3},
+			" WHERE gateway = $1 AND (sensor, metric) > ($2, $3) ORDER BY gateway, sensor, metric LIMIT $4",
+			[]any{"g", "s", "m", 3}},
+	} {
+		sql, args := LatestQuery(tc.q, param)
+		if sql != sel+tc.sql || fmt.Sprint(args) != fmt.Sprint(tc.args) {
+			t.Errorf("LatestQuery(%+v) =\n%s %v\nwant\n%s %v", tc.q, sql, args, sel+tc.sql, tc.args)
+		}
+	}
+	if CheckLatest(ingest.LatestQuery{}) == nil {
+		t.Error("CheckLatest accepts limit 0")
+	}
+}
+
 func TestCheckLosses(t *testing.T) {
 	b := &outpost.Batch{Kind: outpost.KindLoss, Losses: []outpost.Loss{{Count: math.MaxInt64}}}
 	if err := CheckLosses(b); err != nil {
