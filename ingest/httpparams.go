@@ -1,0 +1,212 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/outposthq/outpost"
+)
+
+// Bounds on parameter text, before it is parsed: they keep error
+// messages (which quote the value) short.
+const (
+	maxTimeParam   = 64
+	maxCursorParam = 3*3*outpost.MaxIDLen + 2 // three escaped ids and two slashes
+)
+
+// params reads r's query string. A parameter in known given more than
+// once is an error, as is a query string that does not parse; unknown
+// parameters are ignored, as they always were.
+func params(rawQuery string, known ...string) (url.Values, error) {
+	v, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, errors.New("malformed query string")
+	}
+	for _, k := range known {
+		if len(v[k]) > 1 {
+			return nil, fmt.Errorf("parameter %q is given more than once", k)
+		}
+	}
+	return v, nil
+}
+
+// rangeQuery reads and checks the parameters of /api/v1/readings.
+func (s *Service) rangeQuery(v url.Values) (RangeQuery, error) {
+	var q RangeQuery
+	var err error
+	if q.Gateway, err = name(v, "gateway", true); err != nil {
+		return q, err
+	}
+	if q.Sensor, err = name(v, "sensor", true); err != nil {
+		return q, err
+	}
+	if q.Metric, err = name(v, "metric", true); err != nil {
+		return q, err
+	}
+	q.From, q.To, err = s.window(v)
+	if err != nil {
+		return q, err
+	}
+	q.Limit, err = limit(v)
+	return q, err
+}
+
+// gapQuery reads and checks the parameters of /api/v1/gaps.
+func (s *Service) gapQuery(v url.Values) (GapQuery, error) {
+	var q GapQuery
+	var err error
+	if q.Gateway, err = name(v, "gateway", true); err != nil {
+		return q, err
+	}
+	if q.Sensor, err = name(v, "sensor", false); err != nil {
+		return q, err
+	}
+	if q.Metric, err = name(v, "metric", false); err != nil {
+		return q, err
+	}
+	q.From, q.To, err = s.window(v)
+	if err != nil {
+		return q, err
+	}
+	q.Limit, err = limit(v)
+	return q, err
+}
+
+// latestQuery reads and checks the parameters of /api/v1/latest.
+func latestQuery(v url.Values) (LatestQuery, error) {
+	var q LatestQuery
+	var err error
+	if q.Gateway, err = name(v, "gateway", false); err != nil {
+		return q, err
+	}
+	if a := v.Get("after"); a != "" {
+		if q.After, err = parseCursor(a); err != nil {
+			return q, err
+		}
+	}
+	q.Limit, err = limit(v)
+	return q, err
+}
+
+// name reads a gateway, sensor or metric id: 1 to outpost.MaxIDLen
+// bytes of UTF-8 without NUL, the wire format's ids. Ingest now stores
+// only outpost.ValidName ids, but a database may hold series stored
+// before it did, which /latest lists and its cursor names: the API
+// reaches them too. Bytes that no id can hold are refused here, before
+// any database sees them.
+func name(v url.Values, key string, required bool) (string, error) {
+	s := v.Get(key)
+	if s == "" {
+		if required {
+			return "", fmt.Errorf("parameter %q is required", key)
+		}
+		return "", nil
+	}
+	if err := checkName(s); err != nil {
+		return "", fmt.Errorf("parameter %q %w", key, err)
+	}
+	return s, nil
+}
+
+func checkName(s string) error {
+	switch {
+	case len(s) > outpost.MaxIDLen:
+		return fmt.Errorf("is longer than %d bytes", outpost.MaxIDLen)
+	case !utf8.ValidString(s):
+		return errors.New("is not valid UTF-8")
+	case strings.IndexByte(s, 0) >= 0:
+		return errors.New("contains a NUL byte")
+	}
+	return nil
+}
+
+// window reads from and to (unix ns; default: the hour up to now).
+func (s *Service) window(v url.Values) (from, to int64, err error) {
+	toT := s.now()
+	if t := v.Get("to"); t != "" {
+		if toT, err = parseTime(t); err != nil {
+			return 0, 0, fmt.Errorf("parameter \"to\": %v", err)
+		}
+	}
+	fromT := toT.Add(-DefaultRange)
+	if f := v.Get("from"); f != "" {
+		if fromT, err = parseTime(f); err != nil {
+			return 0, 0, fmt.Errorf("parameter \"from\": %v", err)
+		}
+	}
+	if !fromT.Before(toT) {
+		return 0, 0, fmt.Errorf("\"from\" (%s) must be before \"to\" (%s)", fromT.Format(time.RFC3339Nano), toT.Format(time.RFC3339Nano))
+	}
+	return fromT.UnixNano(), toT.UnixNano(), nil
+}
+
+// limit reads limit: default DefaultRangeLimit, at most MaxRangeLimit.
+func limit(v url.Values) (int, error) {
+	l := v.Get("limit")
+	if l == "" {
+		return DefaultRangeLimit, nil
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 1 || n > MaxRangeLimit {
+		return 0, fmt.Errorf("parameter \"limit\" must be an integer from 1 to %d", MaxRangeLimit)
+	}
+	return n, nil
+}
+
+// parseTime reads RFC 3339 or unix milliseconds, within the years that unix
+// nanoseconds can hold.
+func parseTime(s string) (time.Time, error) {
+	if len(s) > maxTimeParam {
+		return time.Time{}, fmt.Errorf("longer than %d bytes", maxTimeParam)
+	}
+	var t time.Time
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		t = time.UnixMilli(ms)
+	} else if t, err = time.Parse(time.RFC3339Nano, s); err != nil {
+		return time.Time{}, fmt.Errorf("want RFC 3339 or unix milliseconds, got %q", s)
+	}
+	if y := t.Year(); y < 1678 || y > 2261 {
+		return time.Time{}, fmt.Errorf("%q is out of range (years 1678 to 2261)", s)
+	}
+	return t, nil
+}
+
+// formatCursor is the after value that continues /api/v1/latest after
+// k: gateway/sensor/metric, each escaped as a URL path segment (ids of
+// A-Z a-z 0-9 _ . - stay as they are).
+func formatCursor(k SeriesKey) string {
+	return url.PathEscape(k.Gateway) + "/" + url.PathEscape(k.Sensor) + "/" + url.PathEscape(k.Metric)
+}
+
+// parseCursor is the inverse of formatCursor.
+func parseCursor(s string) (SeriesKey, error) {
+	bad := func(why string) (SeriesKey, error) {
+		return SeriesKey{}, fmt.Errorf("parameter \"after\" %s: want gateway/sensor/metric, as \"next\" gave it", why)
+	}
+	if len(s) > maxCursorParam {
+		return bad(fmt.Sprintf("is longer than %d bytes", maxCursorParam))
+	}
+	parts := strings.Split(s, "/")
+	if len(parts) != 3 {
+		return bad("does not have three parts")
+	}
+	for i, p := range parts {
+		u, err := url.PathUnescape(p)
+		if err != nil {
+			return bad("has a malformed escape")
+		}
+		if u == "" {
+			return bad("has an empty part")
+		}
+		if err := checkName(u); err != nil {
+			return bad(err.Error())
+		}
+		parts[i] = u
+	}
+	return SeriesKey{Gateway: parts[0], Sensor: parts[1], Metric: parts[2]}, nil
+}
