@@ -81,6 +81,24 @@ type Options struct {
 	// Logger receives the service's logs, with component=ingest. The zero
 	// Logger logs nothing.
 	Logger zerolog.Logger
+
+	// The HTTP API (Handler; docs/http-api.md).
+
+	// HTTPToken, when set, is the bearer token that every /api/ request
+	// must carry (Authorization: Bearer TOKEN); /healthz stays open.
+	HTTPToken string
+	// MaxQueries is how many API queries may run at once; a request over
+	// it gets 503 with Retry-After at once (requests never queue).
+	// Default 4. A running query holds a database connection while its
+	// answer streams: keep it within the store's read connections
+	// (SQLite: 4; PostgreSQL: the pool beyond Workers, 4 by default).
+	MaxQueries int
+	// QueryTimeout bounds one API request, its streamed answer
+	// included. Default 2 minutes.
+	QueryTimeout time.Duration
+	// WriteStall is how long a client may take to accept each 32 KiB of
+	// an answer before it is dropped. Default 30 s.
+	WriteStall time.Duration
 }
 
 // ackTrackerDepth is how many published acks may await their PUBACK
@@ -155,6 +173,8 @@ type Service struct {
 	closeOnce  sync.Once       //
 	closeErr   error           //
 	stats      serviceCounters //
+
+	api *api // the HTTP API's state
 }
 
 // Stats are counters since Start.
@@ -219,6 +239,7 @@ func New(store Store, opts *Options) *Service {
 		cancelWork:  cancel,
 		stopHook:    make(chan struct{}),
 		firstSub:    make(chan error, 1),
+		api:         newAPI(&o, log),
 	}
 }
 

@@ -98,6 +98,14 @@ type Main struct {
 	Log         cli.LogFlags
 	// MaxReconnect is the longest wait between reconnects to the broker.
 	MaxReconnect time.Duration
+	// HTTPTokenFile names the file holding the bearer token the HTTP API
+	// requires; empty: the API is open. The token never comes from the
+	// command line, where other users could see it.
+	HTTPTokenFile string
+	// HTTPMaxQueries and HTTPQueryTimeout bound the API's queries
+	// (ingest.Options.MaxQueries, QueryTimeout).
+	HTTPMaxQueries   int
+	HTTPQueryTimeout time.Duration
 
 	Stdout io.Writer      // help and version; default os.Stdout
 	Stderr io.Writer      // logs and usage errors; default os.Stderr
@@ -124,6 +132,9 @@ func NewMain() *Main {
 		Stdout:       os.Stdout,
 		Stderr:       os.Stderr,
 		failed:       make(chan error, 1),
+
+		HTTPMaxQueries:   ingest.DefaultMaxQueries,
+		HTTPQueryTimeout: ingest.DefaultQueryTimeout,
 	}
 }
 
@@ -139,6 +150,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.TopicPrefix, "topic-prefix", m.TopicPrefix, "topic prefix")
 	fs.IntVar(&m.Workers, "workers", m.Workers, "concurrent batch commits")
 	fs.DurationVar(&m.MaxReconnect, "max-reconnect", m.MaxReconnect, "longest wait between reconnects to the broker")
+	fs.StringVar(&m.HTTPTokenFile, "http-token-file", m.HTTPTokenFile, "`file` holding the bearer token that /api/ requests must carry (/healthz stays open); without it the API is open to all who reach it")
+	fs.IntVar(&m.HTTPMaxQueries, "http-max-queries", m.HTTPMaxQueries, "HTTP API queries that may run at once; more get 503")
+	fs.DurationVar(&m.HTTPQueryTimeout, "http-query-timeout", m.HTTPQueryTimeout, "longest HTTP API query, its streamed answer included")
 	m.Log.Register(fs, "info", cli.FormatAuto)
 	version := cli.VersionFlag(fs)
 	if err := cli.Parse(fs, args, 0, m.Stdout, m.Stderr); err != nil {
@@ -149,6 +163,12 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if m.Workers < 1 {
 		return cli.Usagef("--workers must be at least 1, got %d", m.Workers)
+	}
+	if m.HTTPMaxQueries < 1 {
+		return cli.Usagef("--http-max-queries must be at least 1, got %d", m.HTTPMaxQueries)
+	}
+	if m.HTTPQueryTimeout <= 0 {
+		return cli.Usagef("--http-query-timeout must be positive, got %v", m.HTTPQueryTimeout)
 	}
 	return m.Log.Check()
 }
@@ -162,6 +182,13 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Logger.Info().Str("version", cli.Version().String()).Str("broker", m.Broker).Str("db", redactDSN(m.DB)).
 		Str("http", m.HTTP).Msg("outpost-ingest starting")
+
+	var token string
+	if m.HTTPTokenFile != "" {
+		if token, err = readToken(m.HTTPTokenFile, m.Logger); err != nil {
+			return err
+		}
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
@@ -180,6 +207,9 @@ func (m *Main) Run(ctx context.Context) error {
 		Workers:      m.Workers,
 		MaxReconnect: m.MaxReconnect,
 		Logger:       m.Logger,
+		HTTPToken:    token,
+		MaxQueries:   m.HTTPMaxQueries,
+		QueryTimeout: m.HTTPQueryTimeout,
 	})
 	var ln net.Listener
 	if m.HTTP != "" {
@@ -202,7 +232,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Handler:           m.svc.Handler(),
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       10 * time.Second,
-			WriteTimeout:      60 * time.Second, // a 100000-point range takes a while
+			WriteTimeout:      30 * time.Second, // a query's streamed answer sets its own write deadlines
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
 		}
@@ -213,7 +243,11 @@ func (m *Main) Run(ctx context.Context) error {
 				m.failed <- err
 			}
 		}()
-		m.Logger.Info().Str("addr", m.addr.String()).Msg("http api listening")
+		m.Logger.Info().Str("addr", m.addr.String()).Bool("token", token != "").Msg("http api listening")
+		if token == "" && !loopback(m.addr) {
+			m.Logger.Warn().Str("addr", m.addr.String()).
+				Msg("http api listens beyond loopback without a token: whoever reaches it reads all data; pass --http-token-file, or --http 127.0.0.1:PORT")
+		}
 	}
 	return nil
 }
