@@ -220,7 +220,7 @@ uplink:
 			`gw.yaml:16:5: sensors[1]: unknown field "colour"`,
 			`gw.yaml:17:14: bus.queue: must be between 1 and 1000000, got 0`,
 			`gw.yaml:17:25: bus.policy: unknown policy "maybe" (want block or drop)`,
-			`gw.yaml:18:23: batch.max_readings: must be between 1 and 1000000, got 2000000`,
+			`gw.yaml:18:23: batch.max_readings: must be between 1 and 100000, got 2000000`,
 			`gw.yaml:18:42: batch.interval: must be > 0, got -1s`,
 			`gw.yaml:19:23: buffer.max_batches: must be at least 1, got 0`,
 			`gw.yaml:19:37: buffer.max_bytes: invalid byte size "1 parsec" (want bytes, or a number with a unit like 512MiB or 1GB)`,

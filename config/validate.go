@@ -18,7 +18,9 @@ const (
 	MaxIDLen     = 64
 	MaxSamples   = 100_000
 	MaxBusQueue  = 1_000_000
-	MaxBatchSize = 1_000_000
+	// MaxBatchSize bounds batch.max_readings: ingest dead-letters a batch
+	// of more readings than its MaxReadings, 100 000 by default.
+	MaxBatchSize = 100_000
 	MaxWindow    = 1024
 	MaxKeepAlive = 65535 * time.Second // MQTT carries it as uint16 seconds
 	// MinMessageBytes and MaxMessageBytes bound uplink.max_message_bytes.
