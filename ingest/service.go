@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/rs/zerolog"
 
 	"github.com/outposthq/outpost"
@@ -99,6 +101,20 @@ type Options struct {
 	// WriteStall is how long a client may take to accept each 32 KiB of
 	// an answer before it is dropped. Default 30 s.
 	WriteStall time.Duration
+
+	// The broker login and TLS (deploy/mosquitto, docs/security.md).
+
+	// Username and Password log in to the broker, as the ingest identity
+	// of its ACL. They replace credentials in Broker's URL
+	// (tcp://user:pass@host), which are still accepted but not with
+	// Username. Neither password is ever logged, nor is a URL's user info.
+	Username string
+	Password string
+	// TLS configures ssl:// (tls://, mqtts://) and wss:// brokers: the CAs
+	// to trust and, for mutual TLS, the client certificate. nil means the
+	// system's roots and no client certificate. Its ServerName defaults
+	// to the broker URL's host.
+	TLS *tls.Config
 }
 
 // ackTrackerDepth is how many published acks may await their PUBACK
@@ -247,9 +263,13 @@ func (o *Options) validate() error {
 	if o.Broker == "" {
 		return errors.New("ingest: no broker URL")
 	}
-	if u, err := url.Parse(o.Broker); err != nil || u.Scheme == "" || u.Host == "" {
+	u, err := url.Parse(o.Broker)
+	if err != nil || u.Scheme == "" || u.Host == "" {
 		// url.Parse's error quotes the URL, and with it any password.
 		return errors.New("ingest: broker URL is not scheme://host:port (e.g. tcp://127.0.0.1:1883)")
+	}
+	if u.User != nil && o.Username != "" {
+		return errors.New("ingest: credentials both in the broker URL and in Username: give one of them")
 	}
 	if strings.ContainsAny(o.TopicPrefix, "+#") || strings.HasPrefix(o.TopicPrefix, "$") {
 		return fmt.Errorf("ingest: topic prefix %q has wildcards or starts with $", o.TopicPrefix)
@@ -301,8 +321,11 @@ func (s *Service) Start(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok {
 		connectTimeout = min(max(time.Until(d), time.Second), 30*time.Second)
 	}
+	broker, username, password := s.opts.login()
 	o := mqtt.NewClientOptions().
-		AddBroker(s.opts.Broker).
+		AddBroker(broker). // without user info: paho never sees it
+		SetUsername(username).
+		SetPassword(password).
 		SetClientID(s.opts.ClientID).
 		SetProtocolVersion(4). // MQTT 3.1.1; $share needs a broker that supports it
 		SetCleanSession(true).
@@ -317,6 +340,9 @@ func (s *Service) Start(ctx context.Context) error {
 		SetDefaultPublishHandler(s.onMessage).
 		SetOnConnectHandler(s.onConnect).
 		SetConnectionLostHandler(s.onConnectionLost)
+	if s.opts.TLS != nil {
+		o.SetTLSConfig(s.opts.TLS)
+	}
 	s.mu.Lock()
 	s.client = mqtt.NewClient(o)
 	s.mu.Unlock()
@@ -337,12 +363,12 @@ func (s *Service) Start(ctx context.Context) error {
 		<-tok.Done()
 		if tok.Error() == nil {
 			s.abort()
-			return fmt.Errorf("ingest: connect %s: %w", redact(s.opts.Broker), ctx.Err())
+			return fmt.Errorf("ingest: connect %s: %w", s.opts.brokerName(), ctx.Err())
 		}
 	}
 	if err := tok.Error(); err != nil {
 		s.abort()
-		return fmt.Errorf("ingest: connect %s: %w", redact(s.opts.Broker), err)
+		return fmt.Errorf("ingest: connect %s: %w", s.opts.brokerName(), connectError(tok, err))
 	}
 	select {
 	case err := <-s.firstSub:
@@ -354,19 +380,56 @@ func (s *Service) Start(ctx context.Context) error {
 		s.abort()
 		return fmt.Errorf("ingest: subscribe: %w", ctx.Err())
 	}
-	s.log.Info().Str("broker", redact(s.opts.Broker)).Str("client_id", s.opts.ClientID).
+	s.log.Info().Str("broker", redact(s.opts.Broker)).Str("username", username).Str("client_id", s.opts.ClientID).
 		Str("group", s.opts.Group).Str("prefix", s.opts.TopicPrefix).Int("workers", s.opts.Workers).
 		Msg("ingest started")
 	return nil
 }
 
-// redact hides the password of a broker URL that validate accepted.
+// redact is a broker URL fit for a log line or an error: without its
+// user info, which may hold a password (the username is logged apart).
 func redact(broker string) string {
 	u, err := url.Parse(broker)
 	if err != nil {
 		return "(broker URL)"
 	}
-	return u.Redacted()
+	u.User = nil
+	return u.String()
+}
+
+// login is the broker URL to dial, without user info, and the
+// credentials: Username and Password, or else the URL's.
+func (o *Options) login() (broker, username, password string) {
+	u, err := url.Parse(o.Broker)
+	if err != nil { // validate refused it already
+		return o.Broker, o.Username, o.Password
+	}
+	username, password = o.Username, o.Password
+	if u.User != nil {
+		username = u.User.Username()
+		password, _ = u.User.Password()
+		u.User = nil
+	}
+	return u.String(), username, password
+}
+
+// brokerName names the broker and the login for an error message.
+func (o *Options) brokerName() string {
+	if _, username, _ := o.login(); username != "" {
+		return redact(o.Broker) + " as " + username
+	}
+	return redact(o.Broker)
+}
+
+// connectError says when the broker refused the login.
+func connectError(t mqtt.Token, err error) error {
+	if ct, ok := t.(*mqtt.ConnectToken); ok {
+		switch ct.ReturnCode() {
+		case packets.ErrRefusedBadUsernameOrPassword, packets.ErrRefusedNotAuthorised:
+			return fmt.Errorf("login refused by the broker (check the username and password): %w", err)
+		}
+	}
+	return err
 }
 
 // abort tears down a Start that failed.
