@@ -35,6 +35,7 @@ over an HTTP API.`,
 	Examples: []string{
 		"outpost-ingest --broker tcp://127.0.0.1:1883 --db 'postgres://postgres@127.0.0.1:5432/outpost' --http 127.0.0.1:8080",
 		"outpost-ingest --db sqlite:/var/lib/outpost-ingest/ingest.db",
+		"outpost-ingest --broker ssl://broker.example.com:8883 --tls-ca ca.pem --username outpost-ingest --password-file /etc/outpost-ingest/mqtt.password --db sqlite:ingest.db",
 	},
 }
 
@@ -89,7 +90,14 @@ const (
 // Main is the program: flags, wiring, and orderly shutdown. Tests run it
 // in process.
 type Main struct {
-	Broker      string
+	Broker string
+	// Username and PasswordFile log in to the broker (deploy/mosquitto);
+	// Run reads the password from the file, once. TLSCA, TLSCert and
+	// TLSKey are PEM files for ssl:// and wss:// brokers: the CAs to
+	// trust, and the client certificate and key for mutual TLS.
+	Username, PasswordFile string
+	TLSCA, TLSCert, TLSKey string
+
 	DB          string
 	HTTP        string
 	Group       string
@@ -144,9 +152,14 @@ func NewMain() *Main {
 func (m *Main) ParseFlags(args []string) error {
 	fs := command.FlagSet()
 	fs.StringVar(&m.Broker, "broker", m.Broker, "MQTT broker `URL` (tcp://, ssl://, ws://)")
+	fs.StringVar(&m.Username, "username", m.Username, "broker username (the ingest identity in the broker's ACL)")
+	fs.StringVar(&m.PasswordFile, "password-file", m.PasswordFile, "`file` holding the broker password (one trailing newline removed); never logged")
+	fs.StringVar(&m.TLSCA, "tls-ca", m.TLSCA, "PEM `file` of the CAs to trust for an ssl:// broker (default: the system's)")
+	fs.StringVar(&m.TLSCert, "tls-cert", m.TLSCert, "PEM client certificate `file` for mutual TLS (with --tls-key)")
+	fs.StringVar(&m.TLSKey, "tls-key", m.TLSKey, "PEM client key `file` for mutual TLS (with --tls-cert)")
 	fs.StringVar(&m.DB, "db", m.DB, "database: postgres://… or sqlite:PATH (or a plain file path)")
 	fs.StringVar(&m.HTTP, "http", m.HTTP, "HTTP API listen `address`; empty disables the API")
-	fs.StringVar(&m.Group, "group", m.Group, "shared subscription group")
+	fs.StringVar(&m.Group, "group", m.Group, "shared subscription group; on a shared broker, a name of your own that nobody else knows (docs/security.md)")
 	fs.StringVar(&m.TopicPrefix, "topic-prefix", m.TopicPrefix, "topic prefix")
 	fs.IntVar(&m.Workers, "workers", m.Workers, "concurrent batch commits")
 	fs.DurationVar(&m.MaxReconnect, "max-reconnect", m.MaxReconnect, "longest wait between reconnects to the broker")
@@ -164,6 +177,9 @@ func (m *Main) ParseFlags(args []string) error {
 	if m.Workers < 1 {
 		return cli.Usagef("--workers must be at least 1, got %d", m.Workers)
 	}
+	if err := m.checkBroker(); err != nil {
+		return err
+	}
 	if m.HTTPMaxQueries < 1 {
 		return cli.Usagef("--http-max-queries must be at least 1, got %d", m.HTTPMaxQueries)
 	}
@@ -180,8 +196,15 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Logger, err = cli.NewLogger(m.Stderr, m.Log.Level, m.Log.Format); err != nil {
 		return err
 	}
-	m.Logger.Info().Str("version", cli.Version().String()).Str("broker", m.Broker).Str("db", redactDSN(m.DB)).
+	m.Logger.Info().Str("version", cli.Version().String()).Str("broker", redactBroker(m.Broker)).Str("db", redactDSN(m.DB)).
 		Str("http", m.HTTP).Msg("outpost-ingest starting")
+	password, tlsConf, err := m.brokerLogin()
+	if err != nil {
+		return err
+	}
+	if u, _ := url.Parse(m.Broker); u != nil && u.User != nil {
+		m.Logger.Warn().Msg("--broker holds credentials, which every user of this machine can see in its process list: use --username and --password-file")
+	}
 
 	var token string
 	if m.HTTPTokenFile != "" {
@@ -202,6 +225,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.store = store
 	m.svc = ingest.New(m.store, &ingest.Options{
 		Broker:       m.Broker,
+		Username:     m.Username,
+		Password:     password,
+		TLS:          tlsConf,
 		Group:        m.Group,
 		TopicPrefix:  m.TopicPrefix,
 		Workers:      m.Workers,
