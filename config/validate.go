@@ -15,9 +15,9 @@ import (
 
 // Limits checked by Validate.
 const (
-	MaxIDLen     = 64
-	MaxSamples   = 100_000
-	MaxBusQueue  = 1_000_000
+	MaxIDLen    = 64
+	MaxSamples  = 100_000
+	MaxBusQueue = 1_000_000
 	// MaxBatchSize bounds batch.max_readings: ingest dead-letters a batch
 	// of more readings than its MaxReadings, 100 000 by default.
 	MaxBatchSize = 100_000
