@@ -20,6 +20,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/cmd/internal/cli"
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/stores"
@@ -106,6 +107,10 @@ type Main struct {
 	Log         cli.LogFlags
 	// MaxReconnect is the longest wait between reconnects to the broker.
 	MaxReconnect time.Duration
+	// MaxReadings caps one batch's readings and MaxFutureSkew how far
+	// ahead of this clock data may be dated (ingest.Options).
+	MaxReadings   int
+	MaxFutureSkew time.Duration
 	// HTTPTokenFile names the file holding the bearer token the HTTP API
 	// requires; empty: the API is open. The token never comes from the
 	// command line, where other users could see it.
@@ -142,6 +147,8 @@ func NewMain() *Main {
 		failed:       make(chan error, 1),
 
 		HTTPMaxQueries:   ingest.DefaultMaxQueries,
+		MaxReadings:      ingest.DefaultMaxReadings,
+		MaxFutureSkew:    ingest.DefaultMaxFutureSkew,
 		HTTPQueryTimeout: ingest.DefaultQueryTimeout,
 	}
 }
@@ -163,6 +170,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.TopicPrefix, "topic-prefix", m.TopicPrefix, "topic prefix")
 	fs.IntVar(&m.Workers, "workers", m.Workers, "concurrent batch commits")
 	fs.DurationVar(&m.MaxReconnect, "max-reconnect", m.MaxReconnect, "longest wait between reconnects to the broker")
+	fs.IntVar(&m.MaxReadings, "max-readings", m.MaxReadings, "most readings one batch may carry; a bigger one is dead-lettered and kept by its gateway (keep it at or above the fleet's batch.max_readings)")
+	fs.DurationVar(&m.MaxFutureSkew, "max-future-skew", m.MaxFutureSkew, "how far ahead of this clock a reading, alert or status may be dated; later ones are dead-lettered")
 	fs.StringVar(&m.HTTPTokenFile, "http-token-file", m.HTTPTokenFile, "`file` holding the bearer token that /api/ requests must carry (/healthz stays open); without it the API is open to all who reach it")
 	fs.IntVar(&m.HTTPMaxQueries, "http-max-queries", m.HTTPMaxQueries, "HTTP API queries that may run at once; more get 503")
 	fs.DurationVar(&m.HTTPQueryTimeout, "http-query-timeout", m.HTTPQueryTimeout, "longest HTTP API query, its streamed answer included")
@@ -179,6 +188,12 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if err := m.checkBroker(); err != nil {
 		return err
+	}
+	if m.MaxReadings < 1 || m.MaxReadings > outpost.MaxBatchReadings {
+		return cli.Usagef("--max-readings must be between 1 and %d, got %d", outpost.MaxBatchReadings, m.MaxReadings)
+	}
+	if m.MaxFutureSkew <= 0 {
+		return cli.Usagef("--max-future-skew must be positive, got %v", m.MaxFutureSkew)
 	}
 	if m.HTTPMaxQueries < 1 {
 		return cli.Usagef("--http-max-queries must be at least 1, got %d", m.HTTPMaxQueries)
@@ -224,18 +239,20 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.store = store
 	m.svc = ingest.New(m.store, &ingest.Options{
-		Broker:       m.Broker,
-		Username:     m.Username,
-		Password:     password,
-		TLS:          tlsConf,
-		Group:        m.Group,
-		TopicPrefix:  m.TopicPrefix,
-		Workers:      m.Workers,
-		MaxReconnect: m.MaxReconnect,
-		Logger:       m.Logger,
-		HTTPToken:    token,
-		MaxQueries:   m.HTTPMaxQueries,
-		QueryTimeout: m.HTTPQueryTimeout,
+		Broker:        m.Broker,
+		Username:      m.Username,
+		Password:      password,
+		TLS:           tlsConf,
+		Group:         m.Group,
+		TopicPrefix:   m.TopicPrefix,
+		Workers:       m.Workers,
+		MaxReconnect:  m.MaxReconnect,
+		MaxReadings:   m.MaxReadings,
+		MaxFutureSkew: m.MaxFutureSkew,
+		Logger:        m.Logger,
+		HTTPToken:     token,
+		MaxQueries:    m.HTTPMaxQueries,
+		QueryTimeout:  m.HTTPQueryTimeout,
 	})
 	var ln net.Listener
 	if m.HTTP != "" {

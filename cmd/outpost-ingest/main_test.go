@@ -38,7 +38,7 @@ func TestParseFlags(t *testing.T) {
 	if m.Broker != "tcp://b:1" || m.DB != "x.db" || m.HTTP != "" || m.Group != "g" || m.TopicPrefix != "p/v1" || m.Workers != 2 || m.Log.Level != "debug" {
 		t.Fatalf("parsed = %+v", m)
 	}
-	for _, args := range [][]string{{"--workers", "0"}, {"--log-level", "loud"}, {"--log-format", "xml"}, {"--nope"}, {"extra"}} {
+	for _, args := range [][]string{{"--workers", "0"}, {"--log-level", "loud"}, {"--log-format", "xml"}, {"--nope"}, {"extra"}, {"--max-readings", "0"}, {"--max-readings", "2000000"}, {"--max-future-skew", "0s"}} {
 		m := NewMain()
 		var out bytes.Buffer
 		m.Stderr = &out
