@@ -338,50 +338,76 @@ func DecodeAck(p []byte) (*Ack, error) {
 	return DecodeAckLimit(p, maxAckSeqs)
 }
 
-// maxAckSeqs is the msgp limit on arrays (wire.go), which the generated
-// decoder enforces anyway.
+// maxAckSeqs is the msgp limit on arrays (wire.go).
 const maxAckSeqs = 1 << 20
 
 // DecodeAckLimit decodes one encoded ack that names at most maxSeqs
-// seqs. An ack naming more is an error wrapping ErrOverLimit, found from
-// its header before anything is allocated for the seqs: a gateway passes
-// its window, the most seqs an ack for it can name.
+// seqs: version 1, or a signed version 2, whose MAC it reads but does
+// not check (VerifyAck does; Version says which it was). An ack naming
+// more is an error wrapping ErrOverLimit, found from its header before
+// anything is allocated for the seqs: a gateway passes its window, the
+// most seqs an ack for it can name.
 func DecodeAckLimit(p []byte, maxSeqs int) (*Ack, error) {
-	if err := checkAckLen(p, maxSeqs); err != nil {
-		return nil, fmt.Errorf("outpost: decode ack: %w", err)
-	}
-	a := new(Ack)
-	rest, err := a.UnmarshalMsg(p)
+	a, err := decodeAck(p, maxSeqs)
 	if err != nil {
 		return nil, fmt.Errorf("outpost: decode ack: %w", err)
-	}
-	if len(rest) != 0 {
-		return nil, fmt.Errorf("outpost: decode ack: %d trailing bytes", len(rest))
-	}
-	if a.Version != AckVersion {
-		return nil, fmt.Errorf("%w: ack version %d", ErrUnsupportedVersion, a.Version)
 	}
 	return a, nil
 }
 
-// checkAckLen reads an ack up to its seqs' array header and checks the
-// count against limit and the bytes left.
-func checkAckLen(p []byte, limit int) error {
+// decodeAck reads [1, epoch, seqs] or [2, epoch, seqs, mac]. It
+// allocates nothing before the seqs' count is checked.
+func decodeAck(p []byte, limit int) (*Ack, error) {
 	n, p, err := msgp.ReadArrayHeaderBytes(p)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if n != 3 {
-		return msgp.ArrayError{Wanted: 3, Got: n}
+	if n == 0 {
+		return nil, msgp.ArrayError{Wanted: 3, Got: n}
 	}
-	if p, err = msgp.Skip(p); err != nil { // version
-		return fmt.Errorf("version: %w", err)
+	version, p, err := msgp.ReadUint8Bytes(p)
+	if err != nil {
+		return nil, fmt.Errorf("version: %w", err)
 	}
-	if p, err = msgp.Skip(p); err != nil { // epoch
-		return fmt.Errorf("epoch: %w", err)
+	switch {
+	case version == AckVersion && n == 3, version == SignedAckVersion && n == 4:
+	case version == AckVersion:
+		return nil, msgp.ArrayError{Wanted: 3, Got: n}
+	case version == SignedAckVersion:
+		return nil, msgp.ArrayError{Wanted: 4, Got: n}
+	default:
+		return nil, fmt.Errorf("%w: ack version %d", ErrUnsupportedVersion, version)
 	}
-	_, _, err = readLen(p, limit, 1, "seqs")
-	return err
+	epoch, p, err := msgp.ReadUint64Bytes(p)
+	if err != nil {
+		return nil, fmt.Errorf("epoch: %w", err)
+	}
+	m, p, err := readLen(p, limit, 1, "seqs")
+	if err != nil {
+		return nil, err
+	}
+	a := &Ack{Version: version, Epoch: epoch}
+	if m > 0 {
+		a.Seqs = make([]uint64, m)
+	}
+	for i := range a.Seqs {
+		if a.Seqs[i], p, err = msgp.ReadUint64Bytes(p); err != nil {
+			return nil, fmt.Errorf("seq %d: %w", i, err)
+		}
+	}
+	if version == SignedAckVersion {
+		var mac []byte
+		if mac, p, err = msgp.ReadBytesZC(p); err != nil {
+			return nil, fmt.Errorf("mac: %w", err)
+		}
+		if len(mac) != MACSize {
+			return nil, fmt.Errorf("mac of %d bytes, want %d", len(mac), MACSize)
+		}
+	}
+	if len(p) != 0 {
+		return nil, fmt.Errorf("%d trailing bytes", len(p))
+	}
+	return a, nil
 }
 
 // MaxNameLen is the longest name ValidName accepts.

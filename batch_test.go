@@ -340,7 +340,16 @@ func FuzzDecodeBatch(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(p4)
+	// Signed messages (version 3) of the batches above, and signed acks:
+	// the key is fixed, so the fuzzer may find its way to a MAC that
+	// verifies only by keeping one.
+	key := testKey(f)
+	for _, q := range [][]byte{p, p2, p3, p4, SetHistorical(p)} {
+		f.Add(SignBatch(nil, &key, "gw", q))
+	}
+	f.Add((&Ack{Epoch: 1, Seqs: []uint64{1, 2}}).AppendSigned(nil, &key, "gw"))
 	f.Fuzz(func(t *testing.T, p []byte) {
+		fuzzSigned(t, &key, p)
 		// Every length is checked against the bytes left before it is
 		// allocated for, so an uncompressed payload decodes to a small
 		// multiple of its size, whatever its headers claim.
@@ -366,6 +375,36 @@ func FuzzDecodeBatch(f *testing.F) {
 			t.Fatalf("re-encoded batch fails: %v", err)
 		}
 	})
+}
+
+// fuzzSigned checks the signed forms on p: the envelope never panics;
+// what verifies is exactly what signing its content gives, so no other
+// bytes pass for a signed message; the batch inside goes to the
+// decoder like any other; an ack verifies only as signed.
+func fuzzSigned(t *testing.T, key *Key, p []byte) {
+	if inner, err := OpenBatch(p); err == nil {
+		if _, _, err := VerifyBatch(p, "gw", *key); err == nil {
+			if again := SignBatch(nil, key, "gw", inner); !bytes.Equal(again, p) {
+				t.Fatalf("verified %x, but signing its batch gives %x", p, again)
+			}
+			if _, err := DecodeBatch(inner); err == nil && IsSigned(inner) {
+				t.Fatal("a signed batch inside a signed batch decoded")
+			}
+		}
+		if _, _, err := VerifyBatch(p, "gw2", *key); err == nil {
+			t.Fatal("a message verified under two gateways' topics")
+		}
+	} else if !errors.Is(err, ErrInvalidBatch) {
+		t.Fatalf("OpenBatch error %v does not wrap ErrInvalidBatch", err)
+	}
+	if a, err := DecodeAckLimit(p, 1024); err == nil && VerifyAck(p, "gw", key) == nil {
+		if a.Version != SignedAckVersion {
+			t.Fatalf("an ack of version %d verified", a.Version)
+		}
+		if again := a.AppendSigned(nil, key, "gw"); !bytes.Equal(again, p) {
+			t.Fatalf("verified ack %x, but signing it gives %x", p, again)
+		}
+	}
 }
 
 func BenchmarkBuildEncode(b *testing.B) {

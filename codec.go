@@ -111,6 +111,8 @@ func (bt *Batch) unmarshal(ctx context.Context, d *Decoder, p []byte) ([]byte, e
 		}
 		*bt = Batch{Version: 2}
 		return bt.unmarshalV2(q, st)
+	case SignedVersion:
+		return p, fmt.Errorf("%w: %d, a signed batch: VerifyBatch (or OpenBatch) returns the batch inside", ErrUnsupportedVersion, version)
 	}
 	return p, fmt.Errorf("%w: %d", ErrUnsupportedVersion, version)
 }

@@ -55,12 +55,16 @@ type EncoderOptions struct {
 	// least MinMessageBytes. AppendParts splits a batch that would exceed
 	// it.
 	MaxMessageBytes int
+	// Signed says that each message will be signed when it is sent
+	// (SignBatch): with a cap, messages are held to MaxMessageBytes less
+	// SignedOverhead, so that the signed message stays within the cap.
+	Signed bool
 }
 
 // Encoder writes batches in wire version 2. It is safe for concurrent use.
 type Encoder struct {
 	zstd *zstd.Encoder // nil: no compression
-	max  int
+	max  int           // the most bytes a message takes; 0: no cap
 }
 
 // plainEncoder backs Batch.MarshalMsg.
@@ -85,6 +89,9 @@ func NewEncoder(opts *EncoderOptions) (*Encoder, error) {
 	if e.max != 0 && e.max < MinMessageBytes {
 		return nil, fmt.Errorf("outpost: max message bytes %d, want 0 (no cap) or at least %d", e.max, MinMessageBytes)
 	}
+	if e.max != 0 && opts.Signed {
+		e.max -= SignedOverhead
+	}
 	switch opts.Compression {
 	case CompressNone:
 	case CompressZstd:
@@ -99,7 +106,8 @@ func NewEncoder(opts *EncoderOptions) (*Encoder, error) {
 	return e, nil
 }
 
-// MaxMessageBytes returns the encoder's byte cap, 0 for none.
+// MaxMessageBytes returns the most bytes a message it writes takes: the
+// cap, less SignedOverhead for a signing encoder; 0 for no cap.
 func (e *Encoder) MaxMessageBytes() int { return e.max }
 
 // Encode appends the encoding of b, numbered b.Seq, to dst as one message

@@ -18,6 +18,11 @@ var (
 	// ErrMessageTooLarge is returned by an Encoder for a reading, alert or
 	// loss record that cannot fit in a message under its byte cap.
 	ErrMessageTooLarge = errors.New("outpost: message too large")
+	// ErrBadMAC is wrapped by the errors of VerifyBatch and VerifyAck for
+	// a signed message whose MAC the key does not verify: forged, sent
+	// under another gateway's topic, changed on the way, or signed with
+	// a key the verifier does not hold.
+	ErrBadMAC = errors.New("outpost: message authentication failed")
 	// ErrClosed is returned by components used after Close.
 	ErrClosed = errors.New("outpost: closed")
 )
