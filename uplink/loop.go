@@ -227,6 +227,10 @@ func (l *loop) send(lane int, s Stored, backlog bool) {
 		f.data = outpost.SetHistorical(s.Data)
 		l.u.backlog.Add(1)
 	}
+	if k := l.u.opt.Key; k != nil {
+		// Signed once per send: resends reuse the signed bytes.
+		f.data = outpost.SignBatch(make([]byte, 0, len(f.data)+outpost.SignedOverhead), k, l.u.opt.Gateway, f.data)
+	}
 	l.inflight[s.Seq] = f
 	l.publish(s.Seq, f)
 }

@@ -2,6 +2,9 @@
 // stored in the outbox, keeps a window of them in flight, deletes a batch
 // only when the ingest service's app-level ack names it, resends on timeout
 // or reconnect, and keeps the retained status topic (birth and last will).
+// With the gateway's key it signs every batch it publishes and deletes
+// only on an ack whose MAC verifies (Options.Key, Options.Auth); key.go
+// reads and creates key files.
 package uplink
 
 import (
@@ -54,6 +57,23 @@ type Store interface {
 	Last() uint64
 }
 
+// AuthMode says whether batches are signed and which acks may delete
+// them (docs/security.md).
+type AuthMode string
+
+const (
+	// AuthRequired: every batch is signed, and only an ack whose MAC
+	// verifies with the gateway's key deletes anything.
+	AuthRequired AuthMode = "required"
+	// AuthOptional: every batch is signed; a signed ack must verify,
+	// but an unsigned one deletes too. For while the ingest service does
+	// not hold the gateway's key yet.
+	AuthOptional AuthMode = "optional"
+	// AuthOff: batches go out as stored, unsigned, and any ack that
+	// decodes deletes (a signed one unchecked).
+	AuthOff AuthMode = "off"
+)
+
 // AckMode says what lets the uplink delete a batch.
 type AckMode string
 
@@ -104,8 +124,20 @@ type Options struct {
 	// the backlog (stored before the current connection came up); 0 means
 	// unlimited. Alerts and fresh batches are never limited.
 	BacklogBandwidth int64
-	Logger           zerolog.Logger
-	Now              func() time.Time // default time.Now
+	// Key is the gateway's key. With it every batch goes out signed
+	// (wire version 3: the stored bytes, historical bit and all, and a
+	// MAC over them, the gateway id and a tag), whatever its stored
+	// version, and acks are checked as Auth says. The store's batches
+	// stay as they are.
+	Key *outpost.Key
+	// Auth is AuthRequired (the default with a Key), AuthOptional, or
+	// AuthOff (the default, and the only mode, without a Key). With a
+	// Key, a signed ack whose MAC does not verify is always ignored, an
+	// unsigned one unless Auth is AuthOptional; both are counted
+	// (Stats.ForgedAcks, UnsignedAcks) and logged at most once a minute.
+	Auth   AuthMode
+	Logger zerolog.Logger
+	Now    func() time.Time // default time.Now
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -146,6 +178,17 @@ func (o *Options) withDefaults() (Options, error) {
 	default:
 		return c, fmt.Errorf("uplink: unknown ack mode %q", c.Ack)
 	}
+	switch {
+	case c.Auth == "" && c.Key != nil:
+		c.Auth = AuthRequired
+	case c.Auth == "":
+		c.Auth = AuthOff
+	case c.Auth != AuthRequired && c.Auth != AuthOptional && c.Auth != AuthOff:
+		return c, fmt.Errorf("uplink: unknown auth mode %q", c.Auth)
+	}
+	if (c.Key != nil) != (c.Auth != AuthOff) {
+		return c, fmt.Errorf("uplink: auth %s needs a key, and only it", c.Auth)
+	}
 	if c.KeepAlive <= 0 {
 		c.KeepAlive = 30 * time.Second
 	}
@@ -185,6 +228,11 @@ type Stats struct {
 	// BadAcks counts acks ignored because they could not be decoded or
 	// named more seqs than the window (logged at most once a minute).
 	BadAcks int64
+	// ForgedAcks counts signed acks ignored because their MAC did not
+	// verify with the gateway's key; UnsignedAcks, unsigned acks ignored
+	// under AuthRequired (each logged at most once a minute).
+	ForgedAcks   int64
+	UnsignedAcks int64
 
 	Connects        int64 // successful connects
 	ConnectFailures int64 // failed connection attempts
@@ -228,6 +276,9 @@ type Uplink struct {
 	badAcks   atomic.Int64
 	badAckMu  sync.Mutex
 	badAckLog logLimit // guarded by badAckMu: paho may call onAck concurrently
+	authLog   logLimit // refused by authentication; guarded by badAckMu
+
+	forgedAcks, unsignedAcks atomic.Int64
 
 	draining                        atomic.Bool // Drain was called
 	connected                       atomic.Bool
@@ -267,6 +318,7 @@ func New(store Store, opts *Options) (*Uplink, error) {
 		stop:        make(chan struct{}),
 		lost:        make(chan error, 1),
 		badAckLog:   logLimit{every: logEvery},
+		authLog:     logLimit{every: logEvery},
 	}
 	return u, nil
 }
@@ -308,22 +360,36 @@ func (u *Uplink) poke() {
 // onAck takes an app-level ack from paho. An ack names at most the
 // window's seqs (only those can be in flight when it is sent), so one
 // naming more is refused before its seqs are allocated, and ignored:
-// nothing is deleted on it.
+// nothing is deleted on it. With a key, an ack must then pass Auth.
 func (u *Uplink) onAck(_ mqtt.Client, m mqtt.Message) {
-	a, err := outpost.DecodeAckLimit(m.Payload(), u.opt.Window)
+	p := m.Payload()
+	a, err := outpost.DecodeAckLimit(p, u.opt.Window)
 	if err != nil {
 		u.badAcks.Add(1)
-		u.badAckMu.Lock()
-		held, ok := u.badAckLog.allow(u.opt.Now())
-		u.badAckMu.Unlock()
-		if ok {
-			ev := u.log.Warn().Err(err).Int("bytes", len(m.Payload())).Int("window", u.opt.Window)
-			if held > 0 {
-				ev = ev.Int("ignored_unreported", held)
-			}
-			ev.Msg("bad ack ignored")
+		if ev := u.refusal(&u.badAckLog); ev != nil {
+			ev.Err(err).Int("bytes", len(p)).Int("window", u.opt.Window).Msg("bad ack ignored")
 		}
 		return
+	}
+	if u.opt.Key != nil {
+		switch {
+		case a.Version == outpost.SignedAckVersion:
+			if err := outpost.VerifyAck(p, u.opt.Gateway, u.opt.Key); err != nil {
+				u.forgedAcks.Add(1)
+				if ev := u.refusal(&u.authLog); ev != nil {
+					ev.Int("bytes", len(p)).Str("key", u.opt.Key.Fingerprint()).
+						Msg("ack ignored: its MAC does not verify with this gateway's key (forged, or the ingest service holds another key for it)")
+				}
+				return
+			}
+		case u.opt.Auth == AuthRequired:
+			u.unsignedAcks.Add(1)
+			if ev := u.refusal(&u.authLog); ev != nil {
+				ev.Int("bytes", len(p)).Str("key", u.opt.Key.Fingerprint()).
+					Msg("unsigned ack ignored (uplink.auth: required): register this gateway's key with the ingest service (outpost key show)")
+			}
+			return
+		}
 	}
 	if a.Epoch != u.store.Epoch() {
 		return // an ack for an older buffer file: nothing of it is stored
@@ -332,6 +398,22 @@ func (u *Uplink) onAck(_ mqtt.Client, m mqtt.Message) {
 	case u.acks <- a.Seqs:
 	case <-u.stop:
 	}
+}
+
+// refusal returns the warning for a refused ack when lim lets one be
+// logged now (saying how many went unreported since), else nil.
+func (u *Uplink) refusal(lim *logLimit) *zerolog.Event {
+	u.badAckMu.Lock()
+	held, ok := lim.allow(u.opt.Now())
+	u.badAckMu.Unlock()
+	if !ok {
+		return nil
+	}
+	ev := u.log.Warn()
+	if held > 0 {
+		ev = ev.Int("ignored_unreported", held)
+	}
+	return ev
 }
 
 func (u *Uplink) statusJSON(state string) []byte {
@@ -357,6 +439,8 @@ func (u *Uplink) Stats() Stats {
 		Backlog:      u.backlog.Load(),
 		BacklogBytes: u.backlogBytes.Load(),
 		BadAcks:      u.badAcks.Load(),
+		ForgedAcks:   u.forgedAcks.Load(),
+		UnsignedAcks: u.unsignedAcks.Load(),
 
 		Connects:        u.connGen.Load(),
 		ConnectFailures: u.connectFailures.Load(),
