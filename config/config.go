@@ -88,6 +88,14 @@ const (
 	AckBroker = "broker" // on the broker's PUBACK, for setups without an ingest service
 )
 
+// Uplink auth modes: whether batches are signed with the gateway's key,
+// and which acks may delete them (docs/security.md).
+const (
+	AuthRequired = "required" // sign; delete only on an ack whose MAC verifies (the default with a key file)
+	AuthOptional = "optional" // sign; delete on a verified ack, or on an unsigned one
+	AuthOff      = "off"      // sign nothing, check no ack (the default without a key file)
+)
+
 // Signal kinds for simulated sensors.
 const (
 	SignalConstant   = "constant"
@@ -301,6 +309,18 @@ type UplinkConfig struct {
 	PasswordFile string `yaml:"password_file"`
 	// TLS for ssl://, tls:// and wss:// brokers; optional.
 	TLS TLSConfig `yaml:"tls"`
+	// AuthKeyFile holds the gateway's key, with which it signs its
+	// batches and checks the acks for them: 64 hex digits, readable by
+	// the gateway's user only. Created (0600) at the first start when
+	// it does not exist, in a directory that does. Relative to the
+	// config file's directory; optional.
+	AuthKeyFile string `yaml:"auth_key_file"`
+	// Auth is required, optional or off; empty means required with an
+	// AuthKeyFile and off without (see AuthMode). required and optional
+	// sign every batch; required deletes a batch only on an ack whose
+	// MAC verifies, optional also on an unsigned ack (until the ingest
+	// service holds the key). off signs nothing and uses no key.
+	Auth string `yaml:"auth"`
 	// MaxMessageBytes caps one published batch; a batch that would be
 	// larger is split when it is sealed. 1KiB to 256MiB, default 128KiB
 	// (AWS IoT Core's limit; 5KB fits metered units of 5 KB).
@@ -488,6 +508,18 @@ func (c *Config) ClientID() string {
 		return c.Uplink.ClientID
 	}
 	return "outpost-" + c.Gateway.ID
+}
+
+// AuthMode returns Auth, or its default: AuthRequired with an
+// AuthKeyFile, AuthOff without.
+func (u *UplinkConfig) AuthMode() string {
+	switch {
+	case u.Auth != "":
+		return u.Auth
+	case u.AuthKeyFile != "":
+		return AuthRequired
+	}
+	return AuthOff
 }
 
 // Password returns the broker password: from the file PasswordFile

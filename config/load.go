@@ -34,6 +34,10 @@ type LoadOptions struct {
 	// Overrides replace values of the file, as command-line flags do;
 	// the zero value overrides nothing.
 	Overrides Overrides
+	// CheckKeyFile, when not nil, checks uplink.auth_key_file when the
+	// file exists (gateway.Check passes the uplink's reader); its error
+	// is reported at the field. It must not show the file's content.
+	CheckKeyFile func(name string) error
 }
 
 // LoadWith is Load with options; nil opts means none.
@@ -127,7 +131,7 @@ func (c *Config) resolve(dir string) {
 	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
 		c.DataDir = filepath.Join(dir, c.DataDir)
 	}
-	for _, p := range []*string{&c.Uplink.PasswordFile, &c.Uplink.TLS.CAFile, &c.Uplink.TLS.CertFile, &c.Uplink.TLS.KeyFile} {
+	for _, p := range []*string{&c.Uplink.PasswordFile, &c.Uplink.TLS.CAFile, &c.Uplink.TLS.CertFile, &c.Uplink.TLS.KeyFile, &c.Uplink.AuthKeyFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

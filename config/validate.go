@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -45,6 +46,7 @@ type checker struct {
 	errs    yamlpos.ErrorList
 	drivers []string          // known sensor drivers; nil = not checked
 	flags   map[string]string // overridden paths → the flags that gave them
+	keyFile func(string) error
 }
 
 // errorf reports a problem with the value at path: positioned in the
@@ -65,6 +67,7 @@ func (c *Config) validate(doc *yamlpos.Doc, opts *LoadOptions) yamlpos.ErrorList
 	if opts != nil {
 		k.drivers = opts.Drivers
 		k.flags = opts.Overrides.flags()
+		k.keyFile = opts.CheckKeyFile
 	}
 	k.id("$.gateway.id", c.Gateway.ID)
 	if c.DataDir == "" {
@@ -226,6 +229,39 @@ func (u *UplinkConfig) validate(k *checker) {
 		k.errorf("$.uplink.backlog_bandwidth", "must be 0 (unlimited) or at least %v per second, got %v", MinMessageBytes, u.BacklogBandwidth)
 	}
 	u.TLS.validate(k, u.Broker)
+	u.validateAuth(k)
+}
+
+// validateAuth checks auth and auth_key_file: a key file exists and
+// holds a key (through the checker's keyFile), or can be created.
+func (u *UplinkConfig) validateAuth(k *checker) {
+	const path = "$.uplink.auth_key_file"
+	k.oneOf("$.uplink.auth", u.AuthMode(), "auth mode", AuthRequired, AuthOptional, AuthOff)
+	if u.AuthKeyFile == "" {
+		if m := u.AuthMode(); m == AuthRequired || m == AuthOptional {
+			k.errorf("$.uplink.auth", "%s needs auth_key_file, the gateway's key", m)
+		}
+		return
+	}
+	fi, err := os.Stat(u.AuthKeyFile)
+	switch {
+	case err == nil && fi.IsDir():
+		k.errorf(path, "%q is a directory", u.AuthKeyFile)
+	case err == nil:
+		if k.keyFile != nil {
+			if err := k.keyFile(u.AuthKeyFile); err != nil {
+				k.errorf(path, "%v", err)
+			}
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		k.errorf(path, "%v", err)
+	case u.AuthMode() != AuthOff:
+		// Created at the first start, in a directory that exists.
+		dir := filepath.Dir(u.AuthKeyFile)
+		if di, err := os.Stat(dir); err != nil || !di.IsDir() {
+			k.errorf(path, "%s does not exist, and its directory %s is not one the key can be created in", u.AuthKeyFile, dir)
+		}
+	}
 }
 
 func (t *TLSConfig) validate(k *checker, broker string) {
