@@ -4,10 +4,12 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/outposthq/outpost/config"
 	"github.com/outposthq/outpost/internal/yamlpos"
 	"github.com/outposthq/outpost/rules"
+	"github.com/outposthq/outpost/uplink"
 )
 
 // Check validates a config file and the rules files it names, reporting
@@ -15,9 +17,10 @@ import (
 // a config with errors still has its rules files checked. o are the
 // command line's overrides, nil for none: given the same ones as a run,
 // Check checks the config that run would start with. It reads the files
-// the config names (TLS, password, rules) but connects to nothing.
+// the config names (TLS, password, auth key, rules) but connects to
+// nothing, and creates no key.
 func Check(path string, o *config.Overrides) error {
-	opts := &config.LoadOptions{Drivers: DefaultRegistry().Names()}
+	opts := &config.LoadOptions{Drivers: DefaultRegistry().Names(), CheckKeyFile: checkKeyFile}
 	if o != nil {
 		opts.Overrides = *o
 	}
@@ -38,6 +41,16 @@ func Check(path string, o *config.Overrides) error {
 		appendErr(&errs, rerr)
 	}
 	return errs.Err()
+}
+
+// checkKeyFile reads a key file as the uplink will; its error does not
+// repeat the file's name, which the config's error gives.
+func checkKeyFile(name string) error {
+	_, _, err := uplink.LoadKey(name)
+	if err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "uplink: key file "+name+": "))
+	}
+	return nil
 }
 
 func appendErr(errs *yamlpos.ErrorList, err error) {

@@ -9,6 +9,7 @@ const (
 	PartRules   = "rules"
 	PartSensor  = "sensor"
 	PartUplink  = "uplink"
+	PartKey     = "auth key" // uplink.auth_key_file
 )
 
 // StartError says which part of the gateway could not be opened or

@@ -136,7 +136,11 @@ func (g *Gateway) build(o Options) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return startErr(PartDataDir, cfg.DataDir, err)
 	}
-	enc, err := encoder(cfg)
+	key, err := g.loadKey()
+	if err != nil {
+		return startErr(PartKey, cfg.Uplink.AuthKeyFile, err)
+	}
+	enc, err := encoder(cfg, key != nil)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -154,6 +158,9 @@ func (g *Gateway) build(o Options) error {
 		return startErr(PartOutbox, outboxPath, err)
 	}
 	uo, err := uplinkOptions(cfg, g.log, o.Now, g.onConnect)
+	if err == nil && key != nil {
+		uo.Key, uo.Auth = key, uplink.AuthMode(cfg.Uplink.AuthMode())
+	}
 	if err != nil {
 		return startErr(PartUplink, "", err)
 	}
@@ -226,14 +233,40 @@ func rulesOptions(cfg *config.Config) *rules.Options {
 	return o
 }
 
+// loadKey reads the gateway's key, or creates it at the first start,
+// unless uplink.auth is off; it logs the key's fingerprint, never the
+// key.
+func (g *Gateway) loadKey() (*outpost.Key, error) {
+	u := &g.cfg.Uplink
+	mode := u.AuthMode()
+	if mode == config.AuthOff {
+		return nil, nil
+	}
+	k, perm, created, err := uplink.LoadOrCreateKey(u.AuthKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	msg := "auth key loaded"
+	if created {
+		msg = "auth key created: register it with the ingest service (outpost key show)"
+	}
+	g.log.Info().Str("file", u.AuthKeyFile).Str("fingerprint", k.Fingerprint()).Str("auth", mode).Msg(msg)
+	if perm&0o070 != 0 {
+		g.log.Warn().Str("file", u.AuthKeyFile).Str("mode", fmt.Sprintf("%#o", perm)).
+			Msg("the auth key file may be read or written by its group: chmod 600 it")
+	}
+	return &k, nil
+}
+
 // encoder encodes batches as the config asks: compression, and a cap on
-// each message's size (larger batches are split when stored).
-func encoder(cfg *config.Config) (*outpost.Encoder, error) {
+// each message's size (larger batches are split when stored), with room
+// for the MAC when the uplink signs them.
+func encoder(cfg *config.Config, signed bool) (*outpost.Encoder, error) {
 	comp, err := outpost.ParseCompression(cfg.Batch.Compression)
 	if err != nil {
 		return nil, err
 	}
-	return outpost.NewEncoder(&outpost.EncoderOptions{Compression: comp, MaxMessageBytes: int(cfg.Uplink.MaxMessageBytes)})
+	return outpost.NewEncoder(&outpost.EncoderOptions{Compression: comp, MaxMessageBytes: int(cfg.Uplink.MaxMessageBytes), Signed: signed})
 }
 
 func uplinkOptions(cfg *config.Config, log zerolog.Logger, now func() time.Time, onConnect func()) (*uplink.Options, error) {

@@ -74,6 +74,13 @@ func hint(se *gateway.StartError) string {
 		if errors.Is(err, fs.ErrPermission) {
 			return "run as a user in the groups that own the device (i2c, gpio), or fix the device's permissions"
 		}
+	case gateway.PartKey:
+		switch {
+		case errors.Is(err, fs.ErrPermission):
+			return "the gateway's user must be able to read the key file, and to write its directory for the first start"
+		case errors.Is(err, fs.ErrNotExist):
+			return "uplink.auth_key_file must be in a directory that exists: the key is created there at the first start"
+		}
 	case gateway.PartUplink:
 		if errors.Is(err, fs.ErrPermission) {
 			return "the gateway's user must be able to read the TLS and password files"

@@ -3,6 +3,7 @@
 //	outpost run     --config FILE [--broker URL] [--data-dir DIR] [--gateway-id ID]
 //	outpost check   --config FILE [the same overrides as run]
 //	outpost buffer  stats|export --data-dir DIR
+//	outpost key     create|show|fingerprint --config FILE
 //	outpost rules   test FILE... | replay --rules FILE --input CSV
 //	outpost version [--json]
 //
@@ -33,6 +34,7 @@ var commands = []command{
 	{"check", "validate a config and the files it names, as run would load them", cmdCheck},
 	{"buffer", "inspect the outbox of a stopped gateway (stats, export)", cmdBuffer},
 	{"rules", "test alert rules, or replay them over recorded readings", cmdRules},
+	{"key", "the gateway's auth key: create it, show it for the ingest service, its fingerprint", cmdKey},
 	{"version", "print the version", cmdVersion},
 }
 
