@@ -62,13 +62,16 @@ func (s *Service) handle(m mqtt.Message) {
 
 func (s *Service) handleBatch(m mqtt.Message) {
 	payload := m.Payload()
-	b, err := s.rules.parseBatch(s.workCtx, m.Topic(), payload, s.now())
+	b, key, err := s.rules.parseBatch(s.workCtx, m.Topic(), payload, s.now())
 	var r *rejectError
 	switch {
 	case errors.As(err, &r):
+		if r.auth {
+			s.stats.authRefused.Add(1)
+		}
 		if s.deadLetter(m, r.reason) && r.ack != nil {
 			// Dead-lettered for good: the gateway may delete it.
-			s.publishAck(r.ack)
+			s.publishAck(r.ack, r.key)
 		}
 		return
 	case err != nil:
@@ -88,6 +91,9 @@ func (s *Service) handleBatch(m mqtt.Message) {
 		return // closing: left unacked
 	}
 	m.Ack()
+	if key == nil {
+		s.stats.unverified.Add(1)
+	}
 	n := b.Len()
 	if dup {
 		s.stats.duplicates.Add(1)
@@ -104,8 +110,8 @@ func (s *Service) handleBatch(m mqtt.Message) {
 		}
 	}
 	s.log.Debug().Str(keyGateway, b.Gateway).Uint64(keyEpoch, b.Epoch).Uint64(keySeq, b.Seq).
-		Str("kind", b.Kind.String()).Int("n", n).Bool("dup", dup).Msg("batch committed")
-	s.publishAck(b)
+		Str("kind", b.Kind.String()).Int("n", n).Bool("dup", dup).Bool("verified", key != nil).Msg("batch committed")
+	s.publishAck(b, key)
 }
 
 // maxLoggedSeries bounds the series (and rules) one loss warning names.
@@ -253,18 +259,24 @@ func (s *Service) retry(f func(ctx context.Context) error, b *outpost.Batch) err
 	}
 }
 
-// publishAck tells the gateway that the batch is stored. The worker does
-// not wait for the broker's PUBACK: while paho's router is blocked in
-// onMessage (a full queue), paho cannot read PUBACKs either, so a worker
-// waiting here would hold up the very queue that blocks the router. The
-// ack tracker waits instead. A lost ack costs a resend, acked as a
-// duplicate.
-func (s *Service) publishAck(b *outpost.Batch) {
+// publishAck tells the gateway that the batch is stored, in an ack
+// signed with key, the gateway's key that verified the batch (nil: an
+// unsigned ack). The worker does not wait for the broker's PUBACK:
+// while paho's router is blocked in onMessage (a full queue), paho
+// cannot read PUBACKs either, so a worker waiting here would hold up the
+// very queue that blocks the router. The ack tracker waits instead. A
+// lost ack costs a resend, acked as a duplicate.
+func (s *Service) publishAck(b *outpost.Batch, key *outpost.Key) {
 	a := outpost.Ack{Version: outpost.AckVersion, Epoch: b.Epoch, Seqs: []uint64{b.Seq}}
-	p, err := a.MarshalMsg(nil)
-	if err != nil { // cannot happen for this type; never ignore it either
-		s.errLog.Error().Err(err).Msg("encode ack")
-		return
+	var p []byte
+	if key != nil {
+		p = a.AppendSigned(nil, key, b.Gateway)
+	} else {
+		var err error
+		if p, err = a.MarshalMsg(nil); err != nil { // cannot happen for this type; never ignore it either
+			s.errLog.Error().Err(err).Msg("encode ack")
+			return
+		}
 	}
 	topic := s.opts.TopicPrefix + "/" + b.Gateway + "/" + topicAck
 	pa := pendingAck{tok: s.client.Publish(topic, 1, false, p), deadline: time.Now().Add(ackPublishTimeout), topic: topic, seq: b.Seq}

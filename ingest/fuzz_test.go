@@ -1,10 +1,13 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -67,7 +70,7 @@ func FuzzHandlePayload(f *testing.F) {
 	f.Add([]byte("\x9a\xff"))
 	rules := testRules(1 << 20)
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		b, err := rules.parseBatch(context.Background(), fuzzTopic, payload, fuzzNow)
+		b, _, err := rules.parseBatch(context.Background(), fuzzTopic, payload, fuzzNow)
 		if err != nil {
 			var r *rejectError
 			if !errors.As(err, &r) || r.reason == "" {
@@ -185,6 +188,61 @@ func FuzzParseStatus(f *testing.F) {
 		}
 		if at.After(now.Add(DefaultMaxFutureSkew)) {
 			t.Fatalf("accepted a status from %v, ahead of the clock (%v)", at, now)
+		}
+	})
+}
+
+// FuzzHandleSigned runs the worker's path with a key registered for the
+// topic's gateway: whatever the payload, a batch is accepted only if it
+// is signed with that key under that gateway, and verified by it;
+// refusals for authentication are never acked.
+func FuzzHandleSigned(f *testing.F) {
+	var raw [outpost.KeySize]byte
+	for i := range raw {
+		raw[i] = byte(0x40 + i)
+	}
+	key, err := outpost.ParseKey([]byte(hex.EncodeToString(raw[:])))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, p := range seedBatches(f) {
+		f.Add(p)
+		s := outpost.SignBatch(nil, &key, "gw", p)
+		f.Add(s)
+		f.Add(s[:len(s)-1])
+		f.Add(outpost.SignBatch(nil, &key, "other", p))
+	}
+	keys, err := NewKeys(map[string][]outpost.Key{"gw": {key}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	o := Options{TopicPrefix: "outpost/v1", MaxPayload: 1 << 20, Keys: keys}
+	o.setLimits()
+	rules := newBatchRules(&o)
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		b, k, err := rules.parseBatch(context.Background(), fuzzTopic, payload, fuzzNow)
+		if err != nil {
+			var r *rejectError
+			if !errors.As(err, &r) || r.reason == "" {
+				t.Fatalf("error %v is not a rejection with a reason", err)
+			}
+			if r.auth && (r.ack != nil || !strings.HasPrefix(r.reason, "auth: ")) {
+				t.Fatalf("auth refusal %q would be acked, or does not say auth", r.reason)
+			}
+			if r.ack != nil && (r.key == nil || !r.key.Equal(key)) {
+				t.Fatalf("would ack %+v unsigned, refused for %s", r.ack, r.reason)
+			}
+			return
+		}
+		if k == nil || !k.Equal(key) {
+			t.Fatalf("accepted a batch of gw not verified by its key (%v)", k)
+		}
+		inner, _, verr := outpost.VerifyBatch(payload, "gw", key)
+		if verr != nil || !bytes.Equal(outpost.SignBatch(nil, &key, "gw", inner), payload) {
+			t.Fatalf("accepted a payload that does not verify: %v", verr)
+		}
+		if b.Gateway != "gw" {
+			t.Fatalf("accepted a batch of gateway %q", b.Gateway)
 		}
 	})
 }

@@ -26,6 +26,15 @@
 // limit is raised. The workers decompress zstd bodies within one shared
 // budget of bytes (DecompressBudget).
 //
+// Before anything reads a batch, its MAC is checked (Options.Auth and
+// Keys; keys.go; docs/security.md): a gateway with a registered key must
+// sign its batches with it, and one without is refused under
+// AuthRequired. A batch refused so is dead-lettered with a reason
+// beginning "auth:" and not acked, and never reaches the batches table,
+// so that a forgery cannot take a real batch's seq nor make its gateway
+// delete anything; the acks of a verified batch are signed with the key
+// that verified it.
+//
 // A loss batch (outpost.KindLoss) is the gateway's report of data it had to
 // drop (an outbox cap evicted it, or a stored batch was corrupt). It is
 // committed, deduplicated and acked like any other batch; each of its loss

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/rs/zerolog"
+
 	"github.com/outposthq/outpost"
 )
 
@@ -46,6 +48,8 @@ const (
 type rejectError struct {
 	reason string
 	ack    *outpost.Batch // the batch to ack to its gateway, or nil
+	key    *outpost.Key   // the key that verified the batch, to sign the ack with; nil: unsigned
+	auth   bool           // refused by message authentication
 }
 
 func (e *rejectError) Error() string { return "ingest: rejected: " + e.reason }
@@ -73,17 +77,21 @@ func splitTopic(prefix, topic string) (gateway, kind string, ok bool) {
 }
 
 // batchRules are what a worker holds a message to before the store: the
-// service's limits, its clock, and the decoder whose decompression
-// budget the workers share.
+// gateways' keys, the service's limits, its clock, and the decoder whose
+// decompression budget the workers share.
 type batchRules struct {
 	prefix     string
 	maxPayload int
 	maxSkew    time.Duration // < 0: no check
 	dec        *outpost.Decoder
+	auth       AuthMode
+	keys       *Keys          // nil: none registered
+	log        zerolog.Logger // rate-limited: key reloads
 }
 
 // newBatchRules returns the rules of o, whose limits are set (setLimits)
-// and valid (validateLimits).
+// and valid (validateLimits). Its log, of key reloads, is the caller's
+// to set.
 func newBatchRules(o *Options) *batchRules {
 	dec, err := outpost.NewDecoder(&outpost.DecoderOptions{
 		MaxSeries: o.MaxSeries, MaxReadings: o.MaxReadings, MaxAlerts: o.MaxAlerts,
@@ -92,7 +100,8 @@ func newBatchRules(o *Options) *batchRules {
 	if err != nil { // validateLimits fails Start for these options
 		dec, _ = outpost.NewDecoder(nil) // nil options cannot fail
 	}
-	return &batchRules{prefix: o.TopicPrefix, maxPayload: o.MaxPayload, maxSkew: o.MaxFutureSkew, dec: dec}
+	return &batchRules{prefix: o.TopicPrefix, maxPayload: o.MaxPayload, maxSkew: o.MaxFutureSkew, dec: dec,
+		auth: o.Auth, keys: o.Keys, log: zerolog.Nop()}
 }
 
 // setLimits gives the limits their defaults.
@@ -135,43 +144,112 @@ func (o *Options) validateLimits() error {
 }
 
 // parseBatch is everything the worker does to a batch message before the
-// store: size check, decode within the limits, validate, topic/payload
-// gateway check, names, the text checks a database needs (valid UTF-8,
-// no NUL), and timestamps no further ahead of now than maxSkew. Any
-// error is a *rejectError, but for ctx's, when ctx ends while the
+// store: size check, the MAC (authenticate), decode within the limits,
+// validate, topic/payload gateway check, names, the text checks a
+// database needs (valid UTF-8, no NUL), and timestamps no further ahead
+// of now than maxSkew. It returns the batch and the key that verified
+// it (nil for a batch taken unchecked), with which its ack is signed.
+// Any error is a *rejectError, but for ctx's, when ctx ends while the
 // decoder waits for its decompression budget. The returned batch aliases
 // nothing in payload.
-func (r *batchRules) parseBatch(ctx context.Context, topic string, payload []byte, now time.Time) (*outpost.Batch, error) {
+func (r *batchRules) parseBatch(ctx context.Context, topic string, payload []byte, now time.Time) (*outpost.Batch, *outpost.Key, error) {
 	gateway, kind, ok := splitTopic(r.prefix, topic)
 	if !ok || kind != topicBatch {
-		return nil, reject("unexpected topic %q", topic)
+		return nil, nil, reject("unexpected topic %q", topic)
 	}
 	if len(payload) > r.maxPayload {
-		return nil, reject("payload of %d bytes exceeds the limit of %d", len(payload), r.maxPayload)
+		return nil, nil, reject("payload of %d bytes exceeds the limit of %d", len(payload), r.maxPayload)
+	}
+	payload, key, err := r.authenticate(gateway, payload)
+	if err != nil {
+		return nil, nil, err
 	}
 	b, err := r.dec.DecodeBatch(ctx, payload)
 	switch {
 	case err == nil:
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
-		return nil, err
+		return nil, nil, err
 	case errors.Is(err, outpost.ErrUnsupportedVersion):
-		return nil, reject("unsupported version: %v", err)
+		return nil, nil, reject("unsupported version: %v", err)
 	case errors.Is(err, outpost.ErrOverLimit):
-		return nil, reject("%v", err) // says "over a limit"
+		return nil, nil, reject("%v", err) // says "over a limit"
 	default:
-		return nil, reject("invalid batch: %v", err)
+		return nil, nil, reject("invalid batch: %v", err)
 	}
 	if b.Gateway != gateway {
-		return nil, reject("gateway mismatch: topic names %q, payload %q", gateway, b.Gateway)
+		return nil, nil, reject("gateway mismatch: topic names %q, payload %q", gateway, b.Gateway)
 	}
 	if err := r.checkContent(b, now); err != nil {
-		refusal := &rejectError{reason: err.Error()}
+		refusal := &rejectError{reason: err.Error(), key: key}
 		if outpost.ValidName(b.Gateway) { // no ack to an id no gateway can have
 			refusal.ack = b
 		}
-		return nil, refusal
+		return nil, nil, refusal
 	}
-	return b, nil
+	return b, key, nil
+}
+
+// authenticate checks a batch's MAC before anything else reads it, and
+// returns the batch inside and the key that verified it. A gateway with
+// a registered key must sign with it; one without is refused under
+// AuthRequired and taken unchecked (nil key) under AuthOptional, signed
+// or not. A refusal is never acked: a forged batch must not make its
+// gateway delete a real one, nor take its seq in the store. When the
+// gateway has no key, or none verifies, the keys file is read again if
+// it changed: a key registered since, or the next key of a rotation.
+func (r *batchRules) authenticate(gateway string, payload []byte) ([]byte, *outpost.Key, error) {
+	refuse := func(format string, args ...any) ([]byte, *outpost.Key, error) {
+		return nil, nil, &rejectError{reason: "auth: " + fmt.Sprintf(format, args...), auth: true}
+	}
+	signed := outpost.IsSigned(payload)
+	keys := r.keys.Lookup(gateway)
+	if len(keys) == 0 && r.refreshKeys() {
+		keys = r.keys.Lookup(gateway)
+	}
+	switch {
+	case len(keys) > 0 && !signed:
+		return refuse("unsigned batch from gateway %q, which has a registered key (%s): its batches must be signed",
+			gateway, fingerprints(keys))
+	case len(keys) > 0:
+		batch, i, err := outpost.VerifyBatch(payload, gateway, keys...)
+		if errors.Is(err, outpost.ErrBadMAC) && r.refreshKeys() {
+			keys = r.keys.Lookup(gateway)
+			batch, i, err = outpost.VerifyBatch(payload, gateway, keys...)
+		}
+		switch {
+		case errors.Is(err, outpost.ErrInvalidBatch):
+			return refuse("invalid signed batch: %v", err)
+		case err != nil && len(keys) == 0:
+			return refuse("gateway %q has no registered key any more", gateway)
+		case err != nil:
+			return refuse("bad MAC: no registered key of gateway %q (%s) verifies it", gateway, fingerprints(keys))
+		}
+		return batch, &keys[i], nil
+	case r.auth == AuthRequired:
+		return refuse("gateway %q has no registered key, and the service requires one (--auth required)", gateway)
+	case signed:
+		batch, err := outpost.OpenBatch(payload)
+		if err != nil {
+			return refuse("invalid signed batch: %v", err)
+		}
+		return batch, nil, nil
+	}
+	return payload, nil, nil
+}
+
+// refreshKeys reloads the keys file if it changed, and reports whether
+// it did.
+func (r *batchRules) refreshKeys() bool {
+	reloaded, err := r.keys.refresh()
+	if err != nil {
+		r.log.Error().Err(err).Msg("auth keys file changed but cannot be read; the keys loaded before stay")
+		return false
+	}
+	if reloaded {
+		gws, n := r.keys.Len()
+		r.log.Info().Int("gateways", gws).Int("keys", n).Msg("auth keys file changed: reloaded")
+	}
+	return reloaded
 }
 
 // checkContent checks what the service requires of a valid batch

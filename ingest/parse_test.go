@@ -74,13 +74,13 @@ func TestParseStatus(t *testing.T) {
 func TestParseBatchTopic(t *testing.T) {
 	p := seedBatches(t)[0]
 	ctx := context.Background()
-	if _, err := testRules(1<<20).parseBatch(ctx, "outpost/v1/gw/status", p, fuzzNow); err == nil || !strings.Contains(err.Error(), "unexpected topic") {
+	if _, _, err := testRules(1<<20).parseBatch(ctx, "outpost/v1/gw/status", p, fuzzNow); err == nil || !strings.Contains(err.Error(), "unexpected topic") {
 		t.Fatalf("batch on a status topic: %v", err)
 	}
-	if _, err := testRules(1<<20).parseBatch(ctx, "outpost/v1/gw/batch", p, fuzzNow); err != nil {
+	if _, _, err := testRules(1<<20).parseBatch(ctx, "outpost/v1/gw/batch", p, fuzzNow); err != nil {
 		t.Fatalf("valid batch: %v", err)
 	}
-	if _, err := testRules(len(p)-1).parseBatch(ctx, "outpost/v1/gw/batch", p, fuzzNow); err == nil || !strings.Contains(err.Error(), "exceeds") {
+	if _, _, err := testRules(len(p)-1).parseBatch(ctx, "outpost/v1/gw/batch", p, fuzzNow); err == nil || !strings.Contains(err.Error(), "exceeds") {
 		t.Fatalf("oversize: %v", err)
 	}
 }

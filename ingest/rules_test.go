@@ -105,7 +105,7 @@ func TestParseBatchRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := newBatchRules(&o).parseBatch(context.Background(), topic, p, now)
+			b, _, err := newBatchRules(&o).parseBatch(context.Background(), topic, p, now)
 			if c.reason == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -182,12 +182,12 @@ func TestParseBatchClosing(t *testing.T) {
 		t.Fatal("not compressed")
 	}
 	now := time.Unix(0, 2e18)
-	if _, err := r.parseBatch(context.Background(), "outpost/v1/gw/batch", p, now); err != nil {
+	if _, _, err := r.parseBatch(context.Background(), "outpost/v1/gw/batch", p, now); err != nil {
 		t.Fatalf("open: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = r.parseBatch(ctx, "outpost/v1/gw/batch", p, now)
+	_, _, err = r.parseBatch(ctx, "outpost/v1/gw/batch", p, now)
 	var rej *rejectError
 	if !errors.Is(err, context.Canceled) || errors.As(err, &rej) {
 		t.Fatalf("closing: %v, want the context's error", err)

@@ -102,6 +102,24 @@ type Options struct {
 	// an answer before it is dropped. Default 30 s.
 	WriteStall time.Duration
 
+	// Message authentication (docs/security.md).
+
+	// Auth is AuthOptional (the default) or AuthRequired. In both, a
+	// gateway with a key in Keys must sign its batches with it: an
+	// unsigned batch, or one whose MAC no key of it verifies, is
+	// dead-lettered with the reason and not acked, before it reaches the
+	// dedup ledger, so a forgery can neither take a real batch's seq nor
+	// make the gateway delete anything. Its acks are signed with the key
+	// that verified the batch. A gateway without a key is refused the
+	// same way under AuthRequired; under AuthOptional its batches are
+	// taken unchecked, signed or not, and acked unsigned.
+	Auth AuthMode
+	// Keys are the gateways' keys (LoadKeys); nil means none. The
+	// service looks at the keys file again, at most once a second, when
+	// a batch of a gateway without a key or with a MAC no key verifies
+	// arrives; Keys.Reload (on SIGHUP) reads it at once.
+	Keys *Keys
+
 	// The broker login and TLS (deploy/mosquitto, docs/security.md).
 
 	// Username and Password log in to the broker, as the ingest identity
@@ -203,10 +221,17 @@ type Stats struct {
 	Statuses    int64 // gateway status messages recorded
 	DeadLetters int64 // messages dead-lettered
 	Errors      int64 // failed store calls (each retry counts) and failed ack publishes
+	// AuthRefused counts batches dead-lettered by message
+	// authentication (unsigned, bad MAC, no key under AuthRequired);
+	// Unverified, batches committed without a verified MAC (gateways
+	// without a key, under AuthOptional), duplicates included.
+	AuthRefused int64
+	Unverified  int64
 }
 
 type serviceCounters struct {
 	batches, duplicates, readings, alerts, losses, statuses, deadLetters, errors atomic.Int64
+	authRefused, unverified                                                      atomic.Int64
 }
 
 // New returns a Service that stores into store. Nothing starts until Start,
@@ -237,10 +262,13 @@ func New(store Store, opts *Options) *Service {
 	if o.MaxReconnect <= 0 {
 		o.MaxReconnect = DefaultMaxReconnect
 	}
+	if o.Auth == "" {
+		o.Auth = AuthOptional
+	}
 	o.setLimits()
 	log := o.Logger.With().Str(keyComponent, "ingest").Logger()
 	workCtx, cancel := context.WithCancel(context.Background())
-	return &Service{
+	s := &Service{
 		store:       store,
 		opts:        o,
 		log:         log,
@@ -257,6 +285,8 @@ func New(store Store, opts *Options) *Service {
 		firstSub:    make(chan error, 1),
 		api:         newAPI(&o, log),
 	}
+	s.rules.log = log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})
+	return s
 }
 
 func (o *Options) validate() error {
@@ -279,6 +309,15 @@ func (o *Options) validate() error {
 	}
 	if err := o.validateLimits(); err != nil {
 		return err
+	}
+	switch o.Auth {
+	case AuthOptional:
+	case AuthRequired:
+		if o.Keys == nil {
+			return errors.New("ingest: auth required, but no keys: every batch would be refused")
+		}
+	default:
+		return fmt.Errorf("ingest: unknown auth mode %q (want optional or required)", o.Auth)
 	}
 	return nil
 }
@@ -380,8 +419,10 @@ func (s *Service) Start(ctx context.Context) error {
 		s.abort()
 		return fmt.Errorf("ingest: subscribe: %w", ctx.Err())
 	}
+	gws, keys := s.opts.Keys.Len()
 	s.log.Info().Str("broker", redact(s.opts.Broker)).Str("username", username).Str("client_id", s.opts.ClientID).
 		Str("group", s.opts.Group).Str("prefix", s.opts.TopicPrefix).Int("workers", s.opts.Workers).
+		Str("auth", string(s.opts.Auth)).Int("key_gateways", gws).Int("keys", keys).
 		Msg("ingest started")
 	return nil
 }
@@ -597,6 +638,8 @@ func (s *Service) Stats() Stats {
 		Statuses:    c.statuses.Load(),
 		DeadLetters: c.deadLetters.Load(),
 		Errors:      c.errors.Load(),
+		AuthRefused: c.authRefused.Load(),
+		Unverified:  c.unverified.Load(),
 	}
 }
 

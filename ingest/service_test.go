@@ -62,7 +62,13 @@ func unique(t testing.TB) string {
 // newEnv starts everything; opts may adjust the service's options.
 func newEnv(t *testing.T, wrap func(*spyStore), opts func(*ingest.Options)) *env {
 	t.Helper()
-	e := &env{t: t, broker: testenv.MQTT(t), prefix: "outpost-test/" + unique(t) + "/v1", gw: "gw-" + unique(t)}
+	return newEnvGW(t, "gw-"+unique(t), wrap, opts)
+}
+
+// newEnvGW is newEnv for the gateway gw.
+func newEnvGW(t *testing.T, gw string, wrap func(*spyStore), opts func(*ingest.Options)) *env {
+	t.Helper()
+	e := &env{t: t, broker: testenv.MQTT(t), prefix: "outpost-test/" + unique(t) + "/v1", gw: gw}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := stores.Open(ctx, testenv.DB(t), zerolog.Nop())
