@@ -37,6 +37,7 @@ over an HTTP API.`,
 		"outpost-ingest --broker tcp://127.0.0.1:1883 --db 'postgres://postgres@127.0.0.1:5432/outpost' --http 127.0.0.1:8080",
 		"outpost-ingest --db sqlite:/var/lib/outpost-ingest/ingest.db",
 		"outpost-ingest --broker ssl://broker.example.com:8883 --tls-ca ca.pem --username outpost-ingest --password-file /etc/outpost-ingest/mqtt.password --db sqlite:ingest.db",
+		"outpost-ingest --auth-keys /etc/outpost-ingest/gateway.keys --auth required --db sqlite:ingest.db",
 	},
 }
 
@@ -57,6 +58,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintln(stderr, "outpost-ingest: cannot start:", cli.OneLine(err))
 		if cerr := m.Close(); cerr != nil {
@@ -65,11 +69,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cli.ExitFailure
 	}
 	var failed error
-	select {
-	case <-ctx.Done():
-		m.Logger.Info().Msg("signal received; shutting down")
-	case failed = <-m.Failed():
-		m.Logger.Error().Err(failed).Msg("http server failed; shutting down")
+wait:
+	for {
+		select {
+		case <-hup:
+			m.ReloadKeys()
+		case <-ctx.Done():
+			m.Logger.Info().Msg("signal received; shutting down")
+			break wait
+		case failed = <-m.Failed():
+			m.Logger.Error().Err(failed).Msg("http server failed; shutting down")
+			break wait
+		}
 	}
 	stop() // a second signal kills the process the default way
 	if err := m.Close(); err != nil {
@@ -119,12 +130,18 @@ type Main struct {
 	// (ingest.Options.MaxQueries, QueryTimeout).
 	HTTPMaxQueries   int
 	HTTPQueryTimeout time.Duration
+	// Auth is optional or required, and AuthKeys the file of the
+	// gateways' keys, reloaded by ReloadKeys (SIGHUP) (ingest.Options
+	// Auth and Keys).
+	Auth     string
+	AuthKeys string
 
 	Stdout io.Writer      // help and version; default os.Stdout
 	Stderr io.Writer      // logs and usage errors; default os.Stderr
 	Logger zerolog.Logger // set by Run
 
 	store  ingest.Store
+	keys   *ingest.Keys
 	svc    *ingest.Service
 	srv    *http.Server
 	addr   net.Addr
@@ -150,6 +167,7 @@ func NewMain() *Main {
 		MaxReadings:      ingest.DefaultMaxReadings,
 		MaxFutureSkew:    ingest.DefaultMaxFutureSkew,
 		HTTPQueryTimeout: ingest.DefaultQueryTimeout,
+		Auth:             string(ingest.AuthOptional),
 	}
 }
 
@@ -175,6 +193,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.HTTPTokenFile, "http-token-file", m.HTTPTokenFile, "`file` holding the bearer token that /api/ requests must carry (/healthz stays open); without it the API is open to all who reach it")
 	fs.IntVar(&m.HTTPMaxQueries, "http-max-queries", m.HTTPMaxQueries, "HTTP API queries that may run at once; more get 503")
 	fs.DurationVar(&m.HTTPQueryTimeout, "http-query-timeout", m.HTTPQueryTimeout, "longest HTTP API query, its streamed answer included")
+	fs.StringVar(&m.AuthKeys, "auth-keys", m.AuthKeys, "`file` of the gateways' keys, lines \"GATEWAY-ID KEY\" (outpost key show); a gateway listed must sign its batches. Reloaded on SIGHUP, and when it changes")
+	fs.StringVar(&m.Auth, "auth", m.Auth, "optional: gateways not in --auth-keys may send unsigned batches; required: their batches are refused")
 	m.Log.Register(fs, "info", cli.FormatAuto)
 	version := cli.VersionFlag(fs)
 	if err := cli.Parse(fs, args, 0, m.Stdout, m.Stderr); err != nil {
@@ -200,6 +220,15 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if m.HTTPQueryTimeout <= 0 {
 		return cli.Usagef("--http-query-timeout must be positive, got %v", m.HTTPQueryTimeout)
+	}
+	switch ingest.AuthMode(m.Auth) {
+	case ingest.AuthOptional:
+	case ingest.AuthRequired:
+		if m.AuthKeys == "" {
+			return cli.Usagef("--auth required needs --auth-keys: without keys every batch would be refused")
+		}
+	default:
+		return cli.Usagef("--auth must be optional or required, got %q", m.Auth)
 	}
 	return m.Log.Check()
 }
@@ -227,6 +256,13 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if m.AuthKeys != "" {
+		if m.keys, err = loadKeys(m.AuthKeys); err != nil {
+			return err
+		}
+		gws, n := m.keys.Len()
+		m.Logger.Info().Str("file", m.AuthKeys).Int("gateways", gws).Int("keys", n).Str("auth", m.Auth).Msg("auth keys loaded")
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
@@ -253,6 +289,8 @@ func (m *Main) Run(ctx context.Context) error {
 		HTTPToken:     token,
 		MaxQueries:    m.HTTPMaxQueries,
 		QueryTimeout:  m.HTTPQueryTimeout,
+		Auth:          ingest.AuthMode(m.Auth),
+		Keys:          m.keys,
 	})
 	var ln net.Listener
 	if m.HTTP != "" {
@@ -293,6 +331,25 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// ReloadKeys reads the --auth-keys file again (SIGHUP) and logs the
+// outcome; a file that fails keeps the keys loaded before.
+func (m *Main) ReloadKeys() {
+	if m.keys == nil {
+		m.Logger.Info().Msg("SIGHUP: no --auth-keys file to reload")
+		return
+	}
+	if err := checkKeysMode(m.AuthKeys); err != nil {
+		m.Logger.Error().Err(err).Msg("SIGHUP: auth keys not reloaded; the keys loaded before stay")
+		return
+	}
+	if err := m.keys.Reload(); err != nil {
+		m.Logger.Error().Err(err).Msg("SIGHUP: auth keys not reloaded; the keys loaded before stay")
+		return
+	}
+	gws, n := m.keys.Len()
+	m.Logger.Info().Int("gateways", gws).Int("keys", n).Msg("SIGHUP: auth keys reloaded")
 }
 
 // Failed delivers an error if the HTTP server stops by itself.
