@@ -27,6 +27,7 @@ func TestAuthKeyFile(t *testing.T) {
 		{"a key file to create", "  auth_key_file: empty/gw.key\n", AuthRequired, ""},
 		{"optional", "  auth_key_file: empty/gw.key\n  auth: optional\n", AuthOptional, ""},
 		{"off ignores a key file", "  auth_key_file: nowhere/gw.key\n  auth: off\n", AuthOff, ""},
+		{"in the data dir, created at start", "  auth_key_file: state/gw.key\ndata_dir: state\n", AuthRequired, ""},
 		{"an existing key file", "  auth_key_file: keys/gw.key\n", "",
 			"gw.yaml:10:18: uplink.auth_key_file: not 32 bytes of hex or base64"},
 		{"required without a key", "  auth: required\n", "", "gw.yaml:10:9: uplink.auth: required needs auth_key_file, the gateway's key"},

@@ -101,6 +101,7 @@ func (c *Config) validate(doc *yamlpos.Doc, opts *LoadOptions) yamlpos.ErrorList
 	}
 	k.positive("$.buffer.max_age", c.Buffer.MaxAge)
 	c.Uplink.validate(k)
+	c.Uplink.validateAuth(k, c.DataDir)
 	k.positive("$.dashboard.live_interval", c.Dashboard.LiveInterval)
 	for i, f := range c.Rules.Files {
 		k.rulesFile(fmt.Sprintf("$.rules.files[%d]", i), f)
@@ -229,12 +230,13 @@ func (u *UplinkConfig) validate(k *checker) {
 		k.errorf("$.uplink.backlog_bandwidth", "must be 0 (unlimited) or at least %v per second, got %v", MinMessageBytes, u.BacklogBandwidth)
 	}
 	u.TLS.validate(k, u.Broker)
-	u.validateAuth(k)
 }
 
 // validateAuth checks auth and auth_key_file: a key file exists and
-// holds a key (through the checker's keyFile), or can be created.
-func (u *UplinkConfig) validateAuth(k *checker) {
+// holds a key (through the checker's keyFile), or can be created: in a
+// directory that exists, or in the data dir, which the gateway creates
+// first.
+func (u *UplinkConfig) validateAuth(k *checker, dataDir string) {
 	const path = "$.uplink.auth_key_file"
 	k.oneOf("$.uplink.auth", u.AuthMode(), "auth mode", AuthRequired, AuthOptional, AuthOff)
 	if u.AuthKeyFile == "" {
@@ -258,7 +260,7 @@ func (u *UplinkConfig) validateAuth(k *checker) {
 	case u.AuthMode() != AuthOff:
 		// Created at the first start, in a directory that exists.
 		dir := filepath.Dir(u.AuthKeyFile)
-		if di, err := os.Stat(dir); err != nil || !di.IsDir() {
+		if di, err := os.Stat(dir); (err != nil || !di.IsDir()) && dir != filepath.Clean(dataDir) {
 			k.errorf(path, "%s does not exist, and its directory %s is not one the key can be created in", u.AuthKeyFile, dir)
 		}
 	}
