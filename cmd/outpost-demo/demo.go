@@ -25,6 +25,7 @@ import (
 	"github.com/outposthq/outpost/gateway"
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/stores"
+	"github.com/outposthq/outpost/uplink"
 	"github.com/outposthq/outpost/internal/embedbroker"
 )
 
@@ -146,7 +147,11 @@ func (d *Demo) Start(ctx context.Context) error {
 	if d.store, err = stores.Open(bg, d.dsn, d.log); err != nil {
 		return err
 	}
-	d.ingest = ingest.New(d.store, &ingest.Options{Broker: d.BrokerURL(), TopicPrefix: cfg.Uplink.TopicPrefix, Logger: d.log})
+	keys, err := d.gatewayKeys(cfg)
+	if err != nil {
+		return err
+	}
+	d.ingest = ingest.New(d.store, &ingest.Options{Broker: d.BrokerURL(), TopicPrefix: cfg.Uplink.TopicPrefix, Logger: d.log, Keys: keys})
 	if err := d.ingest.Start(bg); err != nil {
 		return err
 	}
@@ -195,8 +200,29 @@ func (d *Demo) loadConfig() (*config.Config, error) {
 		return nil, err
 	}
 	cfg.Uplink.Broker = d.BrokerURL()
-	cfg.DataDir = filepath.Join(d.DataDir, "gateway")
+	dataDir := filepath.Join(d.DataDir, "gateway")
+	if rel, err := filepath.Rel(cfg.DataDir, cfg.Uplink.AuthKeyFile); cfg.Uplink.AuthKeyFile != "" && err == nil && filepath.IsLocal(rel) {
+		cfg.Uplink.AuthKeyFile = filepath.Join(dataDir, rel) // a key in the data dir moves with it
+	}
+	cfg.DataDir = dataDir
 	return cfg, cfg.Validate()
+}
+
+// gatewayKeys gives the demo's ingest service the gateway's key, made
+// now if the gateway has none yet, so that the batches are checked and
+// the acks signed as in a deployment; nil when the gateway signs nothing.
+func (d *Demo) gatewayKeys(cfg *config.Config) (*ingest.Keys, error) {
+	if cfg.Uplink.AuthMode() == config.AuthOff {
+		return nil, nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	k, _, _, err := uplink.LoadOrCreateKey(cfg.Uplink.AuthKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	return ingest.NewKeys(map[string][]outpost.Key{cfg.Gateway.ID: {k}})
 }
 
 // Live prints a status line every d.Every until ctx ends.

@@ -153,6 +153,16 @@ func TestDemoExplainsItself(t *testing.T) {
 	if sum.HealthEvents == 0 || sum.ReadingsPerBatch <= 0 {
 		t.Errorf("summary %+v", sum)
 	}
+	// The example signs with the gateway's key (in the data dir), and
+	// the demo's ingest service holds it: every batch verified, every
+	// ack signed.
+	if st, up := d.ingest.Stats(), d.Gateway.Stats().Uplink; st.Batches == 0 || st.Unverified != 0 || st.AuthRefused != 0 ||
+		up.ForgedAcks+up.UnsignedAcks != 0 || up.Acked == 0 {
+		t.Errorf("ingest %+v, uplink %+v: want every batch verified and every ack signed", st, up)
+	}
+	if _, err := os.Stat(filepath.Join(d.DataDir, "gateway", "gateway.key")); err != nil {
+		t.Errorf("the example's key: %v", err)
+	}
 	text := out.String()
 	t.Logf("demo output:\n%s", text)
 	for _, want := range []string{
