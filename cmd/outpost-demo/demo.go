@@ -25,8 +25,8 @@ import (
 	"github.com/outposthq/outpost/gateway"
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/stores"
-	"github.com/outposthq/outpost/uplink"
 	"github.com/outposthq/outpost/internal/embedbroker"
+	"github.com/outposthq/outpost/uplink"
 )
 
 // Demo is the whole pipeline in one process. End-to-end tests drive it too.
