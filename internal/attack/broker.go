@@ -4,7 +4,9 @@
 // seqs, spoofed acks, a hijacked shared subscription, a pinned status.
 // Each runs on a Mosquitto secured with deploy/mosquitto's settings,
 // where it must fail, and on one with Mosquitto's defaults, where it
-// succeeds, so the tests show that the settings are what stop it.
+// succeeds, so the tests show that the settings are what stop it. The
+// MAC tests (mac_test.go) run them on Mosquitto's defaults, with the
+// gateway's key and without: the MACs stop them even with no ACL.
 //
 // Its non-test part is that broker (StartBroker), for other tests too.
 package attack
