@@ -23,6 +23,7 @@ import (
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/stores"
 	"github.com/outposthq/outpost/internal/testenv"
+	"github.com/outposthq/outpost/uplink"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -113,26 +114,39 @@ func BenchmarkDrain(b *testing.B) {
 	for _, d := range data {
 		for _, v := range variants {
 			for _, comp := range []string{config.CompressionNone, config.CompressionZstd} {
-				b.Run(fmt.Sprintf("data=%s/store=%s/comp=%s", d.name, v.name, comp), func(b *testing.B) {
-					dsn := func(b *testing.B) string { return "sqlite:" + filepath.Join(b.TempDir(), "ingest.db") }
-					switch v.name {
-					case "discard":
-						dsn = nil
-					case "postgres-w4", "postgres-w8":
-						if pg == "" {
-							b.Skipf("set %s or %s to a PostgreSQL server", envPG, testenv.EnvPG)
-						}
-						dsn = func(b *testing.B) string { return testenv.PostgresSchema(b, pg) }
+				for _, auth := range []string{authOff, authMAC} {
+					if auth == authMAC && v.name != "discard" && v.name != "postgres-w4" {
+						continue // the MAC's cost shows where our side is the limit
 					}
-					benchDrain(b, drainSetup{
-						broker: broker, dsn: dsn, postgres: v.name != "discard" && v.name != "sqlite",
-						workers: v.workers, readings: v.readings, compression: comp, source: d.source,
+					b.Run(fmt.Sprintf("data=%s/store=%s/comp=%s/auth=%s", d.name, v.name, comp, auth), func(b *testing.B) {
+						dsn := func(b *testing.B) string { return "sqlite:" + filepath.Join(b.TempDir(), "ingest.db") }
+						switch v.name {
+						case "discard":
+							dsn = nil
+						case "postgres-w4", "postgres-w8":
+							if pg == "" {
+								b.Skipf("set %s or %s to a PostgreSQL server", envPG, testenv.EnvPG)
+							}
+							dsn = func(b *testing.B) string { return testenv.PostgresSchema(b, pg) }
+						}
+						benchDrain(b, drainSetup{
+							broker: broker, dsn: dsn, postgres: v.name != "discard" && v.name != "sqlite",
+							workers: v.workers, readings: v.readings, compression: comp, source: d.source,
+							mac: auth == authMAC,
+						})
 					})
-				})
+				}
 			}
 		}
 	}
 }
+
+// The auth variants: batches as stored, or signed by the gateway with
+// its key and verified by ingest (uplink.auth required, --auth required).
+const (
+	authOff = "off"
+	authMAC = "mac"
+)
 
 // drainSetup is one variant of the benchmark.
 type drainSetup struct {
@@ -143,6 +157,7 @@ type drainSetup struct {
 	readings    int                     // prefilled, at least
 	compression string
 	source      func(testing.TB) Source
+	mac         bool // the gateway signs, ingest requires its key
 }
 
 func benchDrain(b *testing.B, s drainSetup) {
@@ -196,6 +211,17 @@ func runDrain(b *testing.B, s drainSetup) drainResult {
 
 	cfg := gatewayConfig(b, s)
 	batches, prefilled := prefill(b, cfg, s.source(b), s.readings)
+	var keys *ingest.Keys
+	if s.mac {
+		// The gateway creates its key at start; ingest needs it first.
+		k, err := uplink.CreateKey(cfg.Uplink.AuthKeyFile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if keys, err = ingest.NewKeys(map[string][]outpost.Key{cfg.Gateway.ID: {k}}); err != nil {
+			b.Fatal(err)
+		}
+	}
 
 	// The store and the ingest service, on a topic prefix and shared
 	// subscription group of this run's own: nothing else on the broker
@@ -216,10 +242,14 @@ func runDrain(b *testing.B, s drainSetup) drainResult {
 			b.Error(err)
 		}
 	}()
-	svc := ingest.New(store, &ingest.Options{
+	o := &ingest.Options{
 		Broker: s.broker, TopicPrefix: cfg.Uplink.TopicPrefix,
 		Group: "drainbench-" + cfg.Gateway.ID, Workers: s.workers,
-	})
+	}
+	if keys != nil {
+		o.Keys, o.Auth = keys, ingest.AuthRequired
+	}
+	svc := ingest.New(store, o)
 	if err := svc.Start(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -270,6 +300,9 @@ func runDrain(b *testing.B, s drainSetup) drainResult {
 	if is.DeadLetters != 0 || is.Readings != want {
 		b.Fatalf("ingest committed %d readings, want %d; %d dead letters", is.Readings, want, is.DeadLetters)
 	}
+	if s.mac && (is.Unverified != 0 || st.Uplink.ForgedAcks+st.Uplink.UnsignedAcks != 0) {
+		b.Fatalf("%d batches unverified, %d acks refused", is.Unverified, st.Uplink.ForgedAcks+st.Uplink.UnsignedAcks)
+	}
 	var got, distinct int64
 	if discard != nil {
 		got, distinct = discard.counts()
@@ -317,6 +350,10 @@ func gatewayConfig(b *testing.B, s drainSetup) *config.Config {
 			AckTimeout: time.Minute,
 		},
 	}
+	if s.mac {
+		cfg.Uplink.AuthKeyFile = filepath.Join(cfg.DataDir, "gateway.key")
+		cfg.Uplink.Auth = config.AuthRequired
+	}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)
@@ -329,14 +366,7 @@ func gatewayConfig(b *testing.B, s drainSetup) *config.Config {
 // batches per transaction. It returns the stored batches and readings.
 func prefill(b *testing.B, cfg *config.Config, src Source, n int) (batches, readings int64) {
 	b.Helper()
-	comp, err := outpost.ParseCompression(cfg.Batch.Compression)
-	if err != nil {
-		b.Fatal(err)
-	}
-	enc, err := outpost.NewEncoder(&outpost.EncoderOptions{Compression: comp, MaxMessageBytes: int(cfg.Uplink.MaxMessageBytes)})
-	if err != nil {
-		b.Fatal(err)
-	}
+	enc := gatewayEncoder(b, cfg)
 	ob, err := buffer.Open(filepath.Join(cfg.DataDir, gateway.OutboxFile), &buffer.Options{Encoder: enc, Gateway: cfg.Gateway.ID})
 	if err != nil {
 		b.Fatal(err)
@@ -361,6 +391,21 @@ func prefill(b *testing.B, cfg *config.Config, src Source, n int) (batches, read
 		b.Fatalf("outbox evicted %d batches while prefilling", st.Evicted)
 	}
 	return int64(st.Batches[buffer.LaneTelemetry]), readings
+}
+
+// gatewayEncoder is the encoder the gateway builds from cfg.
+func gatewayEncoder(tb testing.TB, cfg *config.Config) *outpost.Encoder {
+	tb.Helper()
+	comp, err := outpost.ParseCompression(cfg.Batch.Compression)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	enc, err := outpost.NewEncoder(&outpost.EncoderOptions{Compression: comp, MaxMessageBytes: int(cfg.Uplink.MaxMessageBytes),
+		Signed: cfg.Uplink.AuthMode() != config.AuthOff})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return enc
 }
 
 // waitEmpty waits until the outbox holds no batch. It polls more often
