@@ -8,6 +8,8 @@ import (
 	"testing"
 )
 
+// TestAuthKeyFile: the key file, relative to data_dir (here the
+// config's directory), and the modes.
 func TestAuthKeyFile(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"keys/gw.key": "whatever", "gw.yaml": ""})
 	if err := os.Mkdir(filepath.Join(dir, "empty"), 0o755); err != nil {
@@ -27,7 +29,8 @@ func TestAuthKeyFile(t *testing.T) {
 		{"a key file to create", "  auth_key_file: empty/gw.key\n", AuthRequired, ""},
 		{"optional", "  auth_key_file: empty/gw.key\n  auth: optional\n", AuthOptional, ""},
 		{"off ignores a key file", "  auth_key_file: nowhere/gw.key\n  auth: off\n", AuthOff, ""},
-		{"in the data dir, created at start", "  auth_key_file: state/gw.key\ndata_dir: state\n", AuthRequired, ""},
+		{"in the data dir, created at start", "  auth_key_file: gw.key\ndata_dir: state\n", AuthRequired, ""},
+		{"absolute", "  auth_key_file: " + filepath.Join(dir, "empty", "gw.key") + "\n", AuthRequired, ""},
 		{"an existing key file", "  auth_key_file: keys/gw.key\n", "",
 			"gw.yaml:10:18: uplink.auth_key_file: not 32 bytes of hex or base64"},
 		{"required without a key", "  auth: required\n", "", "gw.yaml:10:9: uplink.auth: required needs auth_key_file, the gateway's key"},
@@ -40,7 +43,11 @@ func TestAuthKeyFile(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			checked = nil
 			path := filepath.Join(dir, "gw.yaml")
-			if err := os.WriteFile(path, []byte(minimal+c.extra), 0o644); err != nil {
+			src := minimal + c.extra
+			if !strings.Contains(c.extra, "data_dir") {
+				src += "data_dir: .\n"
+			}
+			if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			cfg, err := LoadWith(path, &LoadOptions{Drivers: []string{"thermo"}, CheckKeyFile: check})
@@ -60,8 +67,9 @@ func TestAuthKeyFile(t *testing.T) {
 			if got := cfg.Uplink.AuthMode(); got != c.mode {
 				t.Errorf("auth mode %q, want %q", got, c.mode)
 			}
-			if f := cfg.Uplink.AuthKeyFile; f != "" && !filepath.IsAbs(f) {
-				t.Errorf("key file %q not resolved against the config's directory", f)
+			if f := cfg.AuthKeyPath(); f != "" && filepath.Dir(f) != filepath.Join(dir, "empty") && filepath.Dir(f) != filepath.Join(dir, "state") &&
+				filepath.Dir(f) != filepath.Join(dir, "nowhere") {
+				t.Errorf("key file %q not resolved against the data dir", f)
 			}
 		})
 	}
@@ -70,7 +78,7 @@ func TestAuthKeyFile(t *testing.T) {
 	}
 	// The checker sees the resolved path of a file that exists.
 	path := filepath.Join(dir, "gw.yaml")
-	if err := os.WriteFile(path, []byte(minimal+"  auth_key_file: keys/gw.key\n"), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(minimal+"  auth_key_file: keys/gw.key\ndata_dir: .\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	checked = nil

@@ -21,6 +21,7 @@
 package config
 
 import (
+	"path/filepath"
 	"fmt"
 	"os"
 	"strings"
@@ -312,8 +313,10 @@ type UplinkConfig struct {
 	// AuthKeyFile holds the gateway's key, with which it signs its
 	// batches and checks the acks for them: 64 hex digits, readable by
 	// the gateway's user only. Created (0600) at the first start when
-	// it does not exist, in a directory that does. Relative to the
-	// config file's directory; optional.
+	// it does not exist, in the data dir or a directory that exists.
+	// Unlike the other files, a relative path is relative to DataDir:
+	// the key is the gateway's state, like its outbox, and follows
+	// --data-dir (Config.AuthKeyPath). Optional.
 	AuthKeyFile string `yaml:"auth_key_file"`
 	// Auth is required, optional or off; empty means required with an
 	// AuthKeyFile and off without (see AuthMode). required and optional
@@ -508,6 +511,16 @@ func (c *Config) ClientID() string {
 		return c.Uplink.ClientID
 	}
 	return "outpost-" + c.Gateway.ID
+}
+
+// AuthKeyPath returns the path of the gateway's key file: AuthKeyFile,
+// relative to DataDir unless it is absolute; "" when there is none.
+func (c *Config) AuthKeyPath() string {
+	f := c.Uplink.AuthKeyFile
+	if f == "" || filepath.IsAbs(f) {
+		return f
+	}
+	return filepath.Join(c.DataDir, f)
 }
 
 // AuthMode returns Auth, or its default: AuthRequired with an

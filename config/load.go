@@ -1,12 +1,20 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/outposthq/outpost/internal/yamlpos"
 )
+
+// MaxConfigBytes bounds the config file: a larger one is an error at its
+// line 1, found before it is read, and so is a file that is not a regular
+// file (a named pipe, a device). Configs are a few KiB; go-yaml takes some
+// 600 bytes of memory per byte it parses, so a bound well above any real
+// config still keeps a bad file from exhausting a gateway's memory.
+const MaxConfigBytes = 1 << 20
 
 // Load reads the config file at path, expands the environment variables
 // its values name, applies defaults, resolves relative paths against the
@@ -42,9 +50,9 @@ type LoadOptions struct {
 
 // LoadWith is Load with options; nil opts means none.
 func LoadWith(path string, opts *LoadOptions) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := read(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, err
 	}
 	return parse(path, data, opts)
 }
@@ -56,11 +64,22 @@ func LoadWith(path string, opts *LoadOptions) (*Config, error) {
 // more problems. It is nil when the file could not be read or parsed as
 // YAML at all.
 func LoadPartial(path string, opts *LoadOptions) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := read(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, err
 	}
 	return parsePartial(path, data, opts)
+}
+
+// read reads the config file: a file too large or not regular is a
+// positioned error (a yamlpos.ErrorList), others are prefixed "config: ".
+func read(path string) ([]byte, error) {
+	data, err := yamlpos.ReadFile(path, MaxConfigBytes)
+	var list yamlpos.ErrorList
+	if err != nil && !errors.As(err, &list) {
+		err = fmt.Errorf("config: %w", err)
+	}
+	return data, err
 }
 
 // Parse is Load on bytes already read; name is the file name used in
@@ -131,7 +150,7 @@ func (c *Config) resolve(dir string) {
 	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
 		c.DataDir = filepath.Join(dir, c.DataDir)
 	}
-	for _, p := range []*string{&c.Uplink.PasswordFile, &c.Uplink.TLS.CAFile, &c.Uplink.TLS.CertFile, &c.Uplink.TLS.KeyFile, &c.Uplink.AuthKeyFile} {
+	for _, p := range []*string{&c.Uplink.PasswordFile, &c.Uplink.TLS.CAFile, &c.Uplink.TLS.CertFile, &c.Uplink.TLS.KeyFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

@@ -101,7 +101,7 @@ func (c *Config) validate(doc *yamlpos.Doc, opts *LoadOptions) yamlpos.ErrorList
 	}
 	k.positive("$.buffer.max_age", c.Buffer.MaxAge)
 	c.Uplink.validate(k)
-	c.Uplink.validateAuth(k, c.DataDir)
+	c.Uplink.validateAuth(k, c.AuthKeyPath(), c.DataDir)
 	k.positive("$.dashboard.live_interval", c.Dashboard.LiveInterval)
 	for i, f := range c.Rules.Files {
 		k.rulesFile(fmt.Sprintf("$.rules.files[%d]", i), f)
@@ -232,11 +232,11 @@ func (u *UplinkConfig) validate(k *checker) {
 	u.TLS.validate(k, u.Broker)
 }
 
-// validateAuth checks auth and auth_key_file: a key file exists and
-// holds a key (through the checker's keyFile), or can be created: in a
-// directory that exists, or in the data dir, which the gateway creates
-// first.
-func (u *UplinkConfig) validateAuth(k *checker, dataDir string) {
+// validateAuth checks auth and auth_key_file, whose path is file: a key
+// file exists and holds a key (through the checker's keyFile), or can be
+// created: in a directory that exists, or in the data dir, which the
+// gateway creates first.
+func (u *UplinkConfig) validateAuth(k *checker, file, dataDir string) {
 	const path = "$.uplink.auth_key_file"
 	k.oneOf("$.uplink.auth", u.AuthMode(), "auth mode", AuthRequired, AuthOptional, AuthOff)
 	if u.AuthKeyFile == "" {
@@ -245,13 +245,13 @@ func (u *UplinkConfig) validateAuth(k *checker, dataDir string) {
 		}
 		return
 	}
-	fi, err := os.Stat(u.AuthKeyFile)
+	fi, err := os.Stat(file)
 	switch {
 	case err == nil && fi.IsDir():
-		k.errorf(path, "%q is a directory", u.AuthKeyFile)
+		k.errorf(path, "%q is a directory", file)
 	case err == nil:
 		if k.keyFile != nil {
-			if err := k.keyFile(u.AuthKeyFile); err != nil {
+			if err := k.keyFile(file); err != nil {
 				k.errorf(path, "%v", err)
 			}
 		}
@@ -259,9 +259,9 @@ func (u *UplinkConfig) validateAuth(k *checker, dataDir string) {
 		k.errorf(path, "%v", err)
 	case u.AuthMode() != AuthOff:
 		// Created at the first start, in a directory that exists.
-		dir := filepath.Dir(u.AuthKeyFile)
+		dir := filepath.Dir(file)
 		if di, err := os.Stat(dir); (err != nil || !di.IsDir()) && dir != filepath.Clean(dataDir) {
-			k.errorf(path, "%s does not exist, and its directory %s is not one the key can be created in", u.AuthKeyFile, dir)
+			k.errorf(path, "%s does not exist, and its directory %s is not one the key can be created in", file, dir)
 		}
 	}
 }

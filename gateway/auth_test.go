@@ -40,7 +40,10 @@ batch: {interval: 50ms}`, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, perm, err := uplink.LoadKey(filepath.Join(dir, "gw.key"))
+	if want := filepath.Join(dir, "data", "gw.key"); cfg.AuthKeyPath() != want {
+		t.Fatalf("key file %s, want %s: in the data dir", cfg.AuthKeyPath(), want)
+	}
+	key, perm, err := uplink.LoadKey(cfg.AuthKeyPath())
 	if err != nil || perm != 0o600 {
 		t.Fatalf("key file: %v, mode %v", err, perm)
 	}
@@ -151,7 +154,7 @@ func TestKeyStartErrors(t *testing.T) {
 
 func TestCheckKeyFile(t *testing.T) {
 	dir := writeCheckFiles(t, map[string]string{
-		"gw.yaml":   strings.Replace(minimalConfig, `"tcp://127.0.0.1:1"}`, `"tcp://127.0.0.1:1", auth_key_file: bad.key}`, 1),
+		"gw.yaml":   strings.Replace(minimalConfig, `"tcp://127.0.0.1:1"}`, `"tcp://127.0.0.1:1", auth_key_file: ../bad.key}`, 1),
 		"bad.key":   "0123456789abcdef\n",
 		"good.yaml": strings.Replace(minimalConfig, `"tcp://127.0.0.1:1"}`, `"tcp://127.0.0.1:1", auth_key_file: new.key}`, 1),
 	})
@@ -167,7 +170,7 @@ func TestCheckKeyFile(t *testing.T) {
 	if err := Check(filepath.Join(dir, "good.yaml"), nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "new.key")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, "data")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Check created the key file: %v", err)
 	}
 }

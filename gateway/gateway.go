@@ -138,7 +138,7 @@ func (g *Gateway) build(o Options) error {
 	}
 	key, err := g.loadKey()
 	if err != nil {
-		return startErr(PartKey, cfg.Uplink.AuthKeyFile, err)
+		return startErr(PartKey, cfg.AuthKeyPath(), err)
 	}
 	enc, err := encoder(cfg, key != nil)
 	if err != nil {
@@ -237,12 +237,11 @@ func rulesOptions(cfg *config.Config) *rules.Options {
 // unless uplink.auth is off; it logs the key's fingerprint, never the
 // key.
 func (g *Gateway) loadKey() (*outpost.Key, error) {
-	u := &g.cfg.Uplink
-	mode := u.AuthMode()
+	mode, file := g.cfg.Uplink.AuthMode(), g.cfg.AuthKeyPath()
 	if mode == config.AuthOff {
 		return nil, nil
 	}
-	k, perm, created, err := uplink.LoadOrCreateKey(u.AuthKeyFile)
+	k, perm, created, err := uplink.LoadOrCreateKey(file)
 	if err != nil {
 		return nil, err
 	}
@@ -250,9 +249,9 @@ func (g *Gateway) loadKey() (*outpost.Key, error) {
 	if created {
 		msg = "auth key created: register it with the ingest service (outpost key show)"
 	}
-	g.log.Info().Str("file", u.AuthKeyFile).Str("fingerprint", k.Fingerprint()).Str("auth", mode).Msg(msg)
+	g.log.Info().Str("file", file).Str("fingerprint", k.Fingerprint()).Str("auth", mode).Msg(msg)
 	if perm&0o070 != 0 {
-		g.log.Warn().Str("file", u.AuthKeyFile).Str("mode", fmt.Sprintf("%#o", perm)).
+		g.log.Warn().Str("file", file).Str("mode", fmt.Sprintf("%#o", perm)).
 			Msg("the auth key file may be read or written by its group: chmod 600 it")
 	}
 	return &k, nil

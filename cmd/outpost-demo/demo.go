@@ -200,11 +200,7 @@ func (d *Demo) loadConfig() (*config.Config, error) {
 		return nil, err
 	}
 	cfg.Uplink.Broker = d.BrokerURL()
-	dataDir := filepath.Join(d.DataDir, "gateway")
-	if rel, err := filepath.Rel(cfg.DataDir, cfg.Uplink.AuthKeyFile); cfg.Uplink.AuthKeyFile != "" && err == nil && filepath.IsLocal(rel) {
-		cfg.Uplink.AuthKeyFile = filepath.Join(dataDir, rel) // a key in the data dir moves with it
-	}
-	cfg.DataDir = dataDir
+	cfg.DataDir = filepath.Join(d.DataDir, "gateway")
 	return cfg, cfg.Validate()
 }
 
@@ -218,7 +214,7 @@ func (d *Demo) gatewayKeys(cfg *config.Config) (*ingest.Keys, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
-	k, _, _, err := uplink.LoadOrCreateKey(cfg.Uplink.AuthKeyFile)
+	k, _, _, err := uplink.LoadOrCreateKey(cfg.AuthKeyPath())
 	if err != nil {
 		return nil, err
 	}

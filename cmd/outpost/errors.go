@@ -79,7 +79,7 @@ func hint(se *gateway.StartError) string {
 		case errors.Is(err, fs.ErrPermission):
 			return "the gateway's user must be able to read the key file, and to write its directory for the first start"
 		case errors.Is(err, fs.ErrNotExist):
-			return "uplink.auth_key_file must be in a directory that exists: the key is created there at the first start"
+			return "uplink.auth_key_file must be in the data dir or a directory that exists: the key is created there at the first start"
 		}
 	case gateway.PartUplink:
 		if errors.Is(err, fs.ErrPermission) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 
 	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/cmd/internal/cli"
@@ -82,13 +84,19 @@ func cmdKey(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return cli.UsageError{Err: err}
 	}
-	file := cfg.Uplink.AuthKeyFile
+	file := cfg.AuthKeyPath()
 	if file == "" {
 		return cli.Usagef("%s: %s has no uplink.auth_key_file", c.Name, m.ConfigPath)
 	}
 	var k outpost.Key
 	switch args[0] {
 	case "create":
+		if filepath.Dir(file) == filepath.Clean(cfg.DataDir) {
+			// As run would: the data dir is made at the first start.
+			if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+				return fmt.Errorf("%s: %w", c.Name, err)
+			}
+		}
 		if k, err = uplink.CreateKey(file); errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%s: %s exists already: outpost key show prints its key", c.Name, file)
 		}

@@ -28,7 +28,7 @@ func TestKeyCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("create: exit %d, %s", code, errOut)
 	}
-	k, perm, err := uplink.LoadKey(filepath.Join(dir, "gw.key"))
+	k, perm, err := uplink.LoadKey(filepath.Join(dir, "data", "gw.key")) // in the data dir, which create made
 	if err != nil || perm != 0o600 {
 		t.Fatalf("key file: %v, mode %v", err, perm)
 	}
@@ -50,7 +50,7 @@ func TestKeyCommands(t *testing.T) {
 
 	// A key file that others may read is refused by every command, and
 	// by check, without showing it.
-	if err := os.Chmod(filepath.Join(dir, "gw.key"), 0o644); err != nil {
+	if err := os.Chmod(filepath.Join(dir, "data", "gw.key"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{{"key", "show"}, {"key", "fingerprint"}, {"check"}} {

@@ -214,7 +214,7 @@ func runDrain(b *testing.B, s drainSetup) drainResult {
 	var keys *ingest.Keys
 	if s.mac {
 		// The gateway creates its key at start; ingest needs it first.
-		k, err := uplink.CreateKey(cfg.Uplink.AuthKeyFile)
+		k, err := uplink.CreateKey(cfg.AuthKeyPath())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -351,7 +351,7 @@ func gatewayConfig(b *testing.B, s drainSetup) *config.Config {
 		},
 	}
 	if s.mac {
-		cfg.Uplink.AuthKeyFile = filepath.Join(cfg.DataDir, "gateway.key")
+		cfg.Uplink.AuthKeyFile = "gateway.key" // in the data dir
 		cfg.Uplink.Auth = config.AuthRequired
 	}
 	cfg.SetDefaults()
