@@ -21,9 +21,9 @@
 package config
 
 import (
-	"path/filepath"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
