@@ -69,6 +69,13 @@ type Options struct {
 // Parse parses data, naming it name in errors, with no expansion. A
 // syntax error ends parsing, so it comes back alone, as an ErrorList of
 // one.
+//
+// Before parsing, data's shape is checked against MaxDepth, MaxKeys and
+// MaxDocMarkers, in one pass that allocates nothing: beyond them go-yaml's
+// cost grows with their square, so a small file could take gigabytes. A
+// file past a limit gets an error at the first byte past it. The size of
+// data is the caller's to bound (ReadFile); the parse costs a few hundred
+// bytes of memory per byte of YAML.
 func Parse(name string, data []byte) (*Doc, error) {
 	return ParseWith(name, data, nil)
 }
@@ -82,6 +89,9 @@ func ParseWith(name string, data []byte, opts *Options) (doc *Doc, err error) {
 			doc, err = nil, ErrorList{{File: name, Msg: fmt.Sprintf("yaml: parser failed: %v", r)}}
 		}
 	}()
+	if e := checkShape(name, data); e != nil {
+		return nil, ErrorList{e}
+	}
 	// Duplicate keys are reported by Decode, together with everything else.
 	f, perr := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
 	if perr != nil {

@@ -12,6 +12,13 @@
 // variables, expanded value by value, so that a position stays exact and
 // a value cannot change the document's shape.
 //
+// go-yaml's cost grows with the square of a file's nesting and of its
+// mappings' sizes, so Parse first checks a file's shape in one pass
+// (MaxDepth, MaxKeys) and refuses what would cost more than its size
+// warrants; ReadFile reads a file with a bound on its size, and refuses
+// what is not a regular file. A hostile file costs a scan, not the
+// process's memory.
+//
 // Both the config and rules packages use it; it imports only the standard
 // library and go-yaml.
 package yamlpos
