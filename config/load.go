@@ -27,6 +27,11 @@ const MaxConfigBytes = 1 << 20
 // variable that is not set and has no default is an error at its ${.
 // Keys and comments are never expanded, and a value cannot change the
 // file's shape; yamlpos.Options has the details.
+//
+// The file must be a regular file of at most MaxConfigBytes, and within
+// the shape yamlpos.Parse accepts (yamlpos.MaxDepth levels of nesting,
+// yamlpos.MaxKeys keys in a mapping); else the error is positioned at the
+// file, or at the first byte past the limit, and the file is not parsed.
 func Load(path string) (*Config, error) {
 	return LoadWith(path, nil)
 }

@@ -93,7 +93,12 @@
 // Parse reports every problem in a file, each as file:line:col: message;
 // a file with any problem yields no rules at all, so a reload with a bad
 // file keeps the running rules. Expression errors point into the
-// expression.
+// expression. A file nested deeper than yamlpos.MaxDepth, or with a
+// mapping of more than yamlpos.MaxKeys keys, is refused before it is
+// parsed (at the first byte past the limit), and LoadFile refuses a file
+// larger than MaxFileBytes or that is not a regular file (a named pipe,
+// a device) before reading it: a hostile file costs a reload a scan, not
+// the gateway's memory.
 //
 // The package does no I/O beyond LoadFile and LoadFiles reading their
 // files, and starts no goroutines.
@@ -102,7 +107,6 @@ package rules
 import (
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -218,9 +222,20 @@ func (s *Selector) MatchesLabels(labels map[string]string) bool {
 // A rule not built by Parse has hash "".
 func (r *Rule) Hash() string { return r.hash }
 
+// MaxFileBytes bounds a rules file: a larger one is an error at its line
+// 1, found before it is read, and so is a path that is not a regular file
+// (a named pipe, a device). A thousand rules take some 300 KiB; go-yaml
+// takes some 600 bytes of memory per byte it parses, so the bound keeps a
+// bad file from exhausting a gateway's memory on a reload.
+const MaxFileBytes = 1 << 20
+
 // LoadFile reads and compiles the rules file at path. See Parse.
 func LoadFile(path string) (*Set, error) {
-	data, err := os.ReadFile(path)
+	data, err := yamlpos.ReadFile(path, MaxFileBytes)
+	var list yamlpos.ErrorList
+	if errors.As(err, &list) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}

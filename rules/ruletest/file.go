@@ -31,8 +31,8 @@
 package ruletest
 
 import (
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -134,9 +134,17 @@ type expectSpec struct {
 	Message     *string           `yaml:"message"`
 }
 
+// MaxFileBytes bounds a test file: a larger one is an error at its line
+// 1, found before it is read, and so is a path that is not a regular file.
+const MaxFileBytes = 1 << 20
+
 // Load reads and parses the test file at path. See Parse.
 func Load(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	data, err := yamlpos.ReadFile(path, MaxFileBytes)
+	var list yamlpos.ErrorList
+	if errors.As(err, &list) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ruletest: %w", err)
 	}
