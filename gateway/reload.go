@@ -23,7 +23,10 @@ const reloadDebounce = 250 * time.Millisecond
 // state is saved. The outbox's batches are not touched.
 //
 // A file with errors keeps the running rules: the error (file:line:col)
-// is logged and returned. ReloadRules returns once the new rules are in
+// is logged and returned. A file too large (rules.MaxFileBytes), nested
+// too deep (yamlpos.MaxDepth) or that is not a regular file (a named
+// pipe, a device) is refused the same way, before it is read or parsed,
+// so that no file can make a reload take the gateway's memory. ReloadRules returns once the new rules are in
 // use. It is safe for concurrent use; it returns an error before Start,
 // after Close, and for a gateway started without rules files.
 func (g *Gateway) ReloadRules() error {
