@@ -30,8 +30,11 @@ type ScalarUnmarshaler interface {
 
 const (
 	// maxNodes bounds the work of one Decode: aliases let a small file
-	// expand to a huge tree ("billion laughs").
-	maxNodes = 1 << 20
+	// expand to a huge tree ("billion laughs"). Each value decoded costs
+	// some 250 bytes (its path, where it came from), so a file that
+	// reaches the bound costs ~60 MiB; real configs and rules files have
+	// a few thousand values.
+	maxNodes = 1 << 18
 	// maxDepth bounds recursion over the AST.
 	maxDepth = 10000
 )
