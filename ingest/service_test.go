@@ -779,11 +779,7 @@ func TestCloseWhileStoreDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	e.closeTimeoutOK = true
-	start := time.Now()
 	err := e.svc.Close(ctx)
-	if time.Since(start) > 5*time.Second {
-		t.Fatalf("Close took %v", time.Since(start))
-	}
 	// Either the worker was between retries and noticed at once, or Close
 	// had to cut it short: both are fine; the batch is not acked.
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {

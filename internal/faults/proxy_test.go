@@ -34,7 +34,9 @@ func TestProxyForwards(t *testing.T) {
 
 func TestProxyLatencyKeepsOrder(t *testing.T) {
 	p := newTestProxy(t, echoServer(t))
-	const lat = 100 * time.Millisecond
+	// expect waits 5 s: ten times this latency's round trip, and far less
+	// than 200 chunks would take if each waited for the one before.
+	const lat = 500 * time.Millisecond
 	p.SetLatency(lat)
 	c := dial(t, p)
 	var want bytes.Buffer
@@ -52,20 +54,14 @@ func TestProxyLatencyKeepsOrder(t *testing.T) {
 	if rtt := time.Since(start); rtt < 2*lat {
 		t.Errorf("round trip %v through %v latency each way", rtt, lat)
 	}
-	// The latency delays the data, it does not serialize it: 200 chunks
-	// took about one round trip, not 200.
-	if rtt := time.Since(start); rtt > 20*lat {
-		t.Errorf("round trip %v: chunks waited for each other", rtt)
-	}
+	// Turned off, it is off: with an hour's latency still in force,
+	// expect would give up.
+	p.SetLatency(time.Hour)
 	p.SetLatency(0)
-	start = time.Now()
 	if _, err := c.Write([]byte("fast")); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, c, []byte("fast"))
-	if rtt := time.Since(start); rtt >= 2*lat {
-		t.Errorf("round trip %v after the latency was turned off", rtt)
-	}
 }
 
 func TestProxyReset(t *testing.T) {
