@@ -44,7 +44,9 @@ var (
 	upgradeStep   = int64(500 * time.Millisecond)
 	upgradeSeries = [3][3]string{{"env1", "temperature", "Cel"}, {"env1", "humidity", "%RH"}, {"tank", "pressure", "Pa"}}
 	// upgradeOrder is the appends: telemetry batches by number, alerts
-	// as -1 and -2. The first two telemetry batches are then acked.
+	// as -1 and -2. The first two telemetry batches and the newest (seq
+	// 12: fresh data goes first) are then acked, so that the next seq is
+	// past every stored one.
 	upgradeOrder = []int{0, 1, -1, 2, 3, 4, 5, -2, 6, 7, 8, 9}
 )
 
@@ -136,7 +138,7 @@ const upgradeAge = 100 * 365 * 24 * time.Hour
 
 // writeCurrentFixture writes the format2-wire2 fixture as the gateway
 // does: its encoder (zstd, the default 128 KiB message cap), one batch
-// per append, the first two acked; then a cap lowered to 9 batches
+// per append, three acked; then a cap lowered to 8 batches
 // evicts the oldest telemetry and stores a loss record, as an outage
 // would.
 func writeCurrentFixture(t *testing.T, dir string) {
@@ -161,7 +163,7 @@ func writeCurrentFixture(t *testing.T, dir string) {
 	for _, b := range upgradeOrder {
 		bt := upgradeBatch(b, true)
 		mustAppend(t, o, bt)
-		if b == 0 || b == 1 {
+		if b == 0 || b == 1 || b == 9 {
 			m.Acked = append(m.Acked, bt.Seq)
 		}
 	}
@@ -171,7 +173,7 @@ func writeCurrentFixture(t *testing.T, dir string) {
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
 	}
-	opts.MaxBatches = 9
+	opts.MaxBatches = 8
 	if o, err = Open(path, opts); err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +392,7 @@ func TestUpgradeManifests(t *testing.T) {
 	for _, name := range []string{"format1-wire1", "format2-wire1", "format2-wire2"} {
 		m := readManifest(t, filepath.Join(upgradeDir, name))
 		want := fmt.Sprintf("format%d-wire%d", m.Format, m.Wire)
-		if name != want || m.Gateway != upgradeGateway || m.Epoch == 0 || len(m.Batches) == 0 || !slices.Equal(m.Acked, []uint64{1, 2}) {
+		if name != want || m.Gateway != upgradeGateway || m.Epoch == 0 || len(m.Batches) == 0 || !slices.Equal(m.Acked, []uint64{1, 2, 12}) || m.NextSeq < 13 {
 			t.Errorf("%s: manifest %+v", name, m)
 		}
 	}

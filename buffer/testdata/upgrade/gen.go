@@ -151,11 +151,13 @@ func run(out string, m manifest) error {
 		if err := o.Append([]*outpost.Batch{bt}); err != nil {
 			return err
 		}
-		if b == 0 || b == 1 {
+		if b == 0 || b == 1 || b == 9 {
 			m.Acked = append(m.Acked, bt.Seq)
 		}
 	}
-	// The first two telemetry batches were acked before the upgrade.
+	// The first two telemetry batches and the newest were acked before
+	// the upgrade (fresh data goes first): the next seq is past every
+	// stored one.
 	if _, err := o.Delete(m.Acked); err != nil {
 		return err
 	}
