@@ -3,6 +3,7 @@ package exectest
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -24,20 +25,25 @@ import (
 const EnvQEMU = "OUTPOST_TEST_QEMU"
 
 // armTarget is an ARM build of the gateway and the qemu-user emulator
-// that runs it (called explicitly: binfmt need not be registered).
+// that runs it (called explicitly: binfmt need not be registered), on
+// the CPU of a Raspberry Pi: qemu's default CPU has every feature, and
+// would run an ARMv7 build where a Pi Zero faults on it.
 type armTarget struct {
 	name   string // as the tests name it
 	goarch string
 	goarm  string
 	qemu   string
+	cpu    string // qemu -cpu
 	uname  string // the platform outpost version prints
 }
 
-// The Raspberry Pis the gateway runs on: 32-bit ARMv7 (Raspberry Pi OS
-// armhf on a Pi 2 and later) and 64-bit.
+// The Raspberry Pis the gateway runs on: ARMv6 (Pi Zero and 1: the
+// Makefile's 32-bit build, which Raspberry Pi OS armhf targets), ARMv7
+// (Pi 2: Cortex-A7) and 64-bit (Pi 3 and later: Cortex-A53).
 var armTargets = []armTarget{
-	{name: "armv7", goarch: "arm", goarm: "7", qemu: "qemu-arm", uname: "linux/arm"},
-	{name: "arm64", goarch: "arm64", qemu: "qemu-aarch64", uname: "linux/arm64"},
+	{name: "armv6", goarch: "arm", goarm: "6", qemu: "qemu-arm", cpu: "arm1176", uname: "linux/arm"},
+	{name: "armv7", goarch: "arm", goarm: "7", qemu: "qemu-arm", cpu: "cortex-a7", uname: "linux/arm"},
+	{name: "arm64", goarch: "arm64", qemu: "qemu-aarch64", cpu: "cortex-a53", uname: "linux/arm64"},
 }
 
 var armBuilds struct {
@@ -75,14 +81,14 @@ func (tg armTarget) emulator(t *testing.T) (qemu, bin string) {
 	return qemu, bin
 }
 
-// command is an exec.Cmd that runs the ARM gateway with args under qemu,
-// with three minutes to run.
+// command is an exec.Cmd that runs the ARM gateway with args under qemu
+// on tg's CPU, with three minutes to run.
 func (tg armTarget) command(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
 	qemu, bin := tg.emulator(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, qemu, append([]string{bin}, args...)...)
+	cmd := exec.CommandContext(ctx, qemu, append([]string{"-cpu", tg.cpu, bin}, args...)...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	return cmd
 }
@@ -143,11 +149,12 @@ const armRules = `rules:
 // armRunFor is how long each ARM gateway runs before its SIGTERM.
 const armRunFor = 10 * time.Second
 
-// The gateway built for 32-bit and 64-bit ARM, run under qemu-user
-// against the broker and outpost-ingest (on PostgreSQL in CI), signs
-// every batch (HMAC on 32-bit too: ingest requires it), and on SIGTERM
-// delivers everything: the database holds exactly the readings the
-// gateway says it emitted, each once, and its outbox ends empty.
+// The gateway built for 32-bit (ARMv6, ARMv7) and 64-bit ARM, run under
+// qemu-user on a Raspberry Pi's CPU against the broker and outpost-ingest
+// (on PostgreSQL in CI), signs every batch (HMAC on 32-bit too: ingest
+// requires it), and on SIGTERM delivers everything: the database holds
+// exactly the readings the gateway says it emitted, each once, and its
+// outbox ends empty.
 func TestARMEndToEnd(t *testing.T) {
 	broker := testenv.MQTT(t)
 	for _, tg := range armTargets {
@@ -188,8 +195,8 @@ func TestARMEndToEnd(t *testing.T) {
 			if st := statsOf(t, arm, filepath.Join(dir, "data")); st.batches() != 0 {
 				t.Errorf("outbox after the stop: %+v", st)
 			}
-			t.Logf("%s: emitted %d readings in %v under %s; the database holds %d, all distinct, and %d alerts; qemu's peak RSS %s; the stop took %v",
-				tg.name, emitted, armRunFor, tg.qemu, c.Readings, c.Alerts, rss, last["took"])
+			t.Logf("%s: emitted %d readings in %v under %s -cpu %s; the database holds %d, all distinct, and %d alerts; qemu's peak RSS %s; the stop took %v",
+				tg.name, emitted, armRunFor, tg.qemu, tg.cpu, c.Readings, c.Alerts, rss, last["took"])
 		})
 	}
 }
@@ -278,5 +285,25 @@ func TestARMCheckExamples(t *testing.T) {
 			}
 			t.Logf("%s: outpost check on %d configs, rules test on %d files", tg.name, len(configs), len(ruleTests))
 		})
+	}
+}
+
+// The emulated CPUs are strict: the ARMv7 build faults on the Pi Zero's
+// ARM1176, so the ARMv6 runs above show that the ARMv6 build runs there.
+func TestARMv7FaultsOnARMv6(t *testing.T) {
+	v6, v7 := armTargets[0], armTargets[1]
+	if v6.cpu != "arm1176" || v7.goarm != "7" {
+		t.Fatalf("targets %+v %+v", v6, v7)
+	}
+	v7.cpu = v6.cpu
+	cmd := v7.command(t, "version")
+	// No core files of the fault (qemu writes the guest's, the kernel
+	// qemu's), and none in the package's directory.
+	cmd.Args = append([]string{"sh", "-c", `ulimit -c 0 && exec "$@"`, "sh"}, cmd.Args...)
+	cmd.Path, cmd.Dir = "/bin/sh", t.TempDir()
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || !strings.Contains(string(out), "Illegal instruction") {
+		t.Fatalf("the ARMv7 build under %s -cpu %s: %v, want an illegal instruction\n%s", v7.qemu, v7.cpu, err, out)
 	}
 }
