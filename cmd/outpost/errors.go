@@ -64,7 +64,7 @@ func hint(se *gateway.StartError) string {
 		switch {
 		case errors.Is(err, buffer.ErrNewerFormat):
 			return "a newer outpost wrote it: run that release or a later one to send what it holds, " +
-				"or move the file out of the data dir to start a new outbox (its batches are then not sent); it was left untouched"
+				"or move the file out of the data dir to start a new outbox without its batches; the file was left untouched"
 		case errors.Is(err, buffer.ErrLocked):
 			return "another gateway runs on this data dir: stop it, or give each gateway its own --data-dir"
 		case errors.Is(err, fs.ErrPermission):
