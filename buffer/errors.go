@@ -105,6 +105,31 @@ type alsoError struct {
 func (e alsoError) Error() string   { return e.err.Error() }
 func (e alsoError) Unwrap() []error { return []error{e.err, e.also} }
 
+// ErrNewerFormat is wrapped by Open's error for an outbox file written in
+// a newer format than this build reads (a newer release ran on the data
+// dir, then an older one was installed). Use errors.As with *FormatError
+// for the versions.
+var ErrNewerFormat = errors.New("buffer: outbox file of a newer format")
+
+// FormatError is Open's error for a file whose format version is newer
+// than this build's. It wraps ErrNewerFormat. Such a file is refused and
+// left as it is, never moved aside nor written: the release that wrote it
+// can still send what it holds. Its message is
+//
+//	buffer: outbox PATH has format version V, newer than this build's S (written by a newer outpost)
+type FormatError struct {
+	Path      string
+	Version   uint64 // the file's format version
+	Supported uint64 // the highest this build reads
+}
+
+func (e *FormatError) Error() string {
+	return fmt.Sprintf("buffer: outbox %s has format version %d, newer than this build's %d (written by a newer outpost)",
+		e.Path, e.Version, e.Supported)
+}
+
+func (e *FormatError) Unwrap() error { return ErrNewerFormat }
+
 // CorruptError names one damaged entry. It wraps ErrCorrupt.
 type CorruptError struct {
 	Lane   Lane

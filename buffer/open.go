@@ -147,6 +147,9 @@ func openDB(path string, readOnly, noSync bool, log zerolog.Logger) (*bolt.DB, s
 		if cerr := db.Close(); cerr != nil {
 			log.Error().Err(cerr).Str(keyPath, path).Msg("close after failed load")
 		}
+		if fe := (*FormatError)(nil); errors.As(err, &fe) {
+			fe.Path = path
+		}
 		return nil, state{}, err
 	}
 	if st.created {
@@ -225,7 +228,34 @@ func precheck(path string) (err error) {
 	if err != nil {
 		return pathError("check", path, err)
 	}
-	return checkPages(f, fi.Size())
+	if err := checkPages(f, fi.Size()); err != nil {
+		return err
+	}
+	// A file of a newer format is refused before bbolt opens it for
+	// writing: it stays byte for byte as the newer build left it.
+	if v := fileVersion(db); v > formatVersion {
+		return &FormatError{Path: path, Version: v, Supported: formatVersion}
+	}
+	return nil
+}
+
+// fileVersion reads the format version from the meta bucket of a file
+// whose pages passed checkPages; 0 when it has none (load then judges
+// the file).
+func fileVersion(db *bolt.DB) (v uint64) {
+	defer func() {
+		if recover() != nil {
+			v = 0
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	_ = db.View(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket(bucketMeta); meta != nil {
+			v = getUint(meta, metaVersion)
+		}
+		return nil
+	})
+	return v
 }
 
 // load initialises a new file or reads an existing one's meta and counts
@@ -351,7 +381,8 @@ func readMeta(meta *bolt.Bucket, st *state) error {
 	switch v := getUint(meta, metaVersion); {
 	case v > formatVersion:
 		// Written by a newer build: refuse rather than discard its data.
-		return fmt.Errorf("buffer: file format version %d is newer than this build's %d", v, formatVersion)
+		// (precheck finds it first; openDB names the file.)
+		return &FormatError{Version: v, Supported: formatVersion}
 	case v < 1:
 		return badFile("format version %d", v)
 	}

@@ -231,18 +231,45 @@ func TestOpenLocked(t *testing.T) {
 	}
 }
 
+// A file written in a newer format (an older release installed over a
+// newer one) is refused with an error naming the file and both versions,
+// by a read-write and a read-only Open alike, and left byte for byte as
+// it was: not moved aside, not written.
 func TestOpenNewerFormat(t *testing.T) {
 	path := newPath(t)
 	validFile(t, path)
 	rawUpdate(t, path, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMeta).Put(metaVersion, putKey(nil, formatVersion+1))
 	})
-	if o, err := Open(path, nil); err == nil {
-		o.Close()
-		t.Fatal("opened a file of a newer format")
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if m, _ := filepath.Glob(path + ".corrupt-*"); len(m) != 0 {
-		t.Errorf("moved aside: %v", m)
+	for _, ro := range []bool{false, true} {
+		o, err := Open(path, &Options{ReadOnly: ro})
+		if err == nil {
+			o.Close()
+			t.Fatalf("read-only %v: opened a file of a newer format", ro)
+		}
+		var fe *FormatError
+		if !errors.As(err, &fe) || !errors.Is(err, ErrNewerFormat) || fe.Path != path ||
+			fe.Version != formatVersion+1 || fe.Supported != formatVersion {
+			t.Fatalf("read-only %v: Open = %v (%#v), want a FormatError for %s", ro, err, fe, path)
+		}
+		want := "buffer: outbox " + path + " has format version 3, newer than this build's 2 (written by a newer outpost)"
+		if err.Error() != want {
+			t.Errorf("read-only %v: error %q\nwant %q", ro, err, want)
+		}
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Error("the refused file was changed")
+	}
+	if m, _ := filepath.Glob(path + ".*"); len(m) != 0 {
+		t.Errorf("files beside it: %v", m)
 	}
 }
 

@@ -20,7 +20,10 @@ func startError(err error) error {
 	}
 	detail := se.Err.Error()
 	var le *buffer.LockedError
+	var fe *buffer.FormatError
 	switch {
+	case errors.As(se.Err, &fe):
+		detail = fmt.Sprintf("format version %d, newer than this outpost reads (up to %d)", fe.Version, fe.Supported)
 	case errors.As(se.Err, &le) && le.PID > 0:
 		detail = fmt.Sprintf("in use by another process (pid %d)", le.PID)
 	case le != nil:
@@ -59,6 +62,9 @@ func hint(se *gateway.StartError) string {
 	switch se.Part {
 	case gateway.PartDataDir, gateway.PartOutbox:
 		switch {
+		case errors.Is(err, buffer.ErrNewerFormat):
+			return "a newer outpost wrote it: run that release or a later one to send what it holds, " +
+				"or move the file out of the data dir to start a new outbox without its batches; the file was left untouched"
 		case errors.Is(err, buffer.ErrLocked):
 			return "another gateway runs on this data dir: stop it, or give each gateway its own --data-dir"
 		case errors.Is(err, fs.ErrPermission):
