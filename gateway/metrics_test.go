@@ -18,11 +18,13 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/config"
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/stores"
 	"github.com/outposthq/outpost/internal/testenv"
 	"github.com/outposthq/outpost/metrics/metricstest"
+	"github.com/outposthq/outpost/sensors"
 )
 
 // client keeps no connection open after a request: nothing outlives a
@@ -323,5 +325,78 @@ func TestHealthzUnavailable(t *testing.T) {
 	if resp, err := client.Get(addr); err == nil {
 		resp.Body.Close()
 		t.Fatal("the listener still answers after Close")
+	}
+}
+
+// deadSensor fails every read, as an unplugged device does.
+type deadSensor struct{}
+
+func (deadSensor) Read(_ context.Context, _ time.Time, dst []outpost.Reading) ([]outpost.Reading, error) {
+	return dst, errors.New("i2c: no ACK")
+}
+
+func (deadSensor) Close() error { return nil }
+
+// A failing sensor makes /healthz 503 and names it, and its health shows
+// in /metrics, while the other sensors deliver.
+func TestHealthzFailingSensor(t *testing.T) {
+	broker := testenv.MQTT(t)
+	cfg := metricsConfig(t, broker)
+	cfg.Sensors = append(cfg.Sensors, config.Sensor{ID: "dead", Driver: "dead", Interval: 5 * time.Millisecond})
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	reg := DefaultRegistry()
+	if err := reg.Register("dead", func(sensors.Spec) (sensors.Sensor, error) { return deadSensor{}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	startIngestService(t, broker, cfg.Uplink.TopicPrefix)
+	clearStatus(t, broker, cfg)
+	g, err := New(cfg, &Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := g.Close(context.Background()); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	waitFor(t, func() bool {
+		ok, why := g.Health()
+		return !ok && why == "sensors failing: dead" && g.Stats().Uplink.Connected
+	})
+	code, body := get(t, metricsURL(g, "/healthz"))
+	if code != http.StatusServiceUnavailable || string(body) != `{"reason":"sensors failing: dead","status":"unavailable"}`+"\n" {
+		t.Errorf("healthz: %d %s", code, body)
+	}
+	s := scrapeURL(t, metricsURL(g, "/metrics"))
+	for _, x := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"outpost_sensor_condition", []string{"sensor", "dead", "condition", "failing"}, 1},
+		{"outpost_sensor_condition", []string{"sensor", "dead", "condition", "slow"}, 0},
+		{"outpost_sensor_healthy", []string{"sensor", "dead"}, 0},
+		{"outpost_sensor_healthy", []string{"sensor", "dev0"}, 1},
+		{"outpost_sensor_readings_total", []string{"sensor", "dead"}, 0},
+		{"outpost_uplink_connected", nil, 1},
+	} {
+		if v, ok := s.Value(x.name, x.labels...); !ok || v != x.want {
+			t.Errorf("%s%v = %v (present %v), want %v", x.name, x.labels, v, ok, x.want)
+		}
+	}
+	if v, _ := s.Value("outpost_sensor_poll_failures_total", "sensor", "dead"); v < 3 {
+		t.Errorf("dead sensor's failed polls: %v", v)
+	}
+	if v, _ := s.Value("outpost_sensor_health_events_total"); v < 1 {
+		t.Errorf("health events: %v", v)
+	}
+	if n := s.Sum("outpost_sensor_read_duration_seconds", "sensor", "dead"); n != 0 {
+		t.Errorf("failed reads observed as latencies: %v", n)
 	}
 }
