@@ -19,12 +19,16 @@ type gatewayMetrics struct {
 	read   []*metrics.Hist // per sensor, config order: successful reads
 	commit *metrics.Hist   // outbox write transactions' commits
 	ack    *metrics.Hist   // uplink: last send to ack
+
+	scrapes chan struct{} // /metrics answers in progress
 }
 
 func newGatewayMetrics(nSensors int) *gatewayMetrics {
 	m := &gatewayMetrics{
 		commit: metrics.NewHist(metrics.LatencyBuckets),
 		ack:    metrics.NewHist(metrics.LatencyBuckets),
+
+		scrapes: make(chan struct{}, maxScrapes),
 	}
 	for range nSensors {
 		m.read = append(m.read, metrics.NewHist(metrics.LatencyBuckets))
@@ -232,12 +236,23 @@ func (g *Gateway) Health() (bool, string) {
 	return len(why) == 0, strings.Join(why, "; ")
 }
 
-// MetricsHandler serves GET /metrics (the Prometheus text format) and
-// GET /healthz: 200 {"status":"ok"}, or 503 {"status":"unavailable",
-// "reason":…} as Health says.
+// maxScrapes bounds the /metrics answers made at once; more get 503.
+const maxScrapes = 4
+
+// MetricsHandler serves GET /metrics (the Prometheus text format; at most
+// maxScrapes at once, 503 beyond) and GET /healthz: 200 {"status":"ok"},
+// or 503 {"status":"unavailable", "reason":…} as Health says.
 func (g *Gateway) MetricsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(rw http.ResponseWriter, _ *http.Request) {
+		select {
+		case g.met.scrapes <- struct{}{}:
+			defer func() { <-g.met.scrapes }()
+		default:
+			rw.Header().Set("Retry-After", "1")
+			http.Error(rw, "too many scrapes at once", http.StatusServiceUnavailable)
+			return
+		}
 		var w metrics.Writer
 		g.WriteMetrics(&w)
 		rw.Header().Set("Content-Type", metrics.ContentType)

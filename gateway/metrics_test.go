@@ -315,6 +315,16 @@ func TestHealthzUnavailable(t *testing.T) {
 	if v, ok := s.Value("outpost_uplink_connected"); !ok || v != 0 {
 		t.Errorf("connected = %v, %v", v, ok)
 	}
+	// Scrapes beyond maxScrapes at once are refused.
+	for range maxScrapes {
+		g.met.scrapes <- struct{}{}
+	}
+	if code, body := get(t, metricsURL(g, "/metrics")); code != http.StatusServiceUnavailable {
+		t.Errorf("a scrape beyond the limit: %d %s", code, body)
+	}
+	for range maxScrapes {
+		<-g.met.scrapes
+	}
 	addr := metricsURL(g, "/healthz")
 	if err := g.Close(context.Background()); err != nil {
 		t.Fatal(err)

@@ -21,10 +21,12 @@ type serviceMetrics struct {
 	mu        sync.Mutex
 	newest    map[string]int64 // gateway → newest committed batch's Created (unix ns)
 	untracked atomic.Int64     // batches of gateways beyond MaxTrackedGateways
+	scrapes   chan struct{}    // /metrics answers in progress
 }
 
 func newServiceMetrics() *serviceMetrics {
-	return &serviceMetrics{commit: metrics.NewHist(metrics.LatencyBuckets), newest: map[string]int64{}}
+	return &serviceMetrics{commit: metrics.NewHist(metrics.LatencyBuckets), newest: map[string]int64{},
+		scrapes: make(chan struct{}, maxScrapes)}
 }
 
 // committed records that a batch of gateway sealed at created (unix ns)
@@ -77,7 +79,18 @@ func (s *Service) WriteMetrics(w *metrics.Writer) {
 	}
 }
 
+// maxScrapes bounds the /metrics answers made at once; more get 503.
+const maxScrapes = 4
+
 func (s *Service) serveMetrics(rw http.ResponseWriter, _ *http.Request, _ string) {
+	select {
+	case s.met.scrapes <- struct{}{}:
+		defer func() { <-s.met.scrapes }()
+	default:
+		rw.Header().Set("Retry-After", "1")
+		s.api.writeJSON(rw, http.StatusServiceUnavailable, map[string]string{"error": "too many scrapes at once"})
+		return
+	}
 	var w metrics.Writer
 	s.WriteMetrics(&w)
 	rw.Header().Set("Content-Type", metrics.ContentType)

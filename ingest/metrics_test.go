@@ -154,4 +154,14 @@ func TestMetricsLagIsBounded(t *testing.T) {
 	if v, _ := s.Value("outpost_ingest_healthy"); v != 0 {
 		t.Errorf("healthy %v without a broker", v)
 	}
+	release := ingest.HoldScrapes(svc)
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	release()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a scrape beyond the limit: %d", resp.StatusCode)
+	}
 }
