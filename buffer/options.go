@@ -63,6 +63,12 @@ type Options struct {
 	// Logger receives the outbox's logs under component=buffer.
 	// Default zerolog.Nop().
 	Logger zerolog.Logger
+	// OnCommit, when set, is called with the duration of each write
+	// transaction's commit that succeeded: bbolt writing the dirty pages
+	// and the fsyncs (without NoSync), measured from the end of the
+	// transaction's work. It runs under the writer's lock and must return
+	// at once (a histogram's Observe).
+	OnCommit func(time.Duration)
 	// Now is the clock: the age cap, loss record times, the name of a
 	// corrupt file moved aside, log rate limits. Default time.Now.
 	Now func() time.Time

@@ -92,6 +92,7 @@ type Outbox struct {
 	chunk    int   // chunkSize(page)
 	readOnly bool
 	noSync   bool
+	onCommit func(time.Duration) // Options.OnCommit
 	syncDel  bool
 	log      zerolog.Logger
 	now      func() time.Time
@@ -153,6 +154,7 @@ func Open(path string, opts *Options) (*Outbox, error) {
 		readOnly: opts.ReadOnly,
 		noSync:   opts.NoSync,
 		syncDel:  opts.SyncDeletes,
+		onCommit: opts.OnCommit,
 		gateway:  opts.Gateway,
 		pending:  make(map[uint64]pendingDelete),
 		log:      opts.Logger.With().Str(keyComponent, "buffer").Logger(),

@@ -222,7 +222,24 @@ func (o *Outbox) warnEvicted() {
 }
 
 func (o *Outbox) update(fn func(*bolt.Tx) error) error {
+	if o.onCommit != nil {
+		fn = o.timed(fn)
+	}
 	return o.guard(func() error { return closedErr(o.db.Update(fn)) })
+}
+
+// timed makes fn report its commit's duration to Options.OnCommit: the
+// clock starts when fn's work is done, and the report comes from bbolt's
+// OnCommit hook, which runs only after a commit that succeeded.
+func (o *Outbox) timed(fn func(*bolt.Tx) error) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		start := time.Now()
+		tx.OnCommit(func() { o.onCommit(time.Since(start)) })
+		return nil
+	}
 }
 
 func (o *Outbox) view(fn func(*bolt.Tx) error) error {

@@ -136,6 +136,8 @@ type Config struct {
 	Rules   RulesConfig  `yaml:"rules"`
 	// Dashboard configures the retained live and alert topics.
 	Dashboard DashboardConfig `yaml:"dashboard"`
+	// Metrics configures the /metrics and /healthz listener; off by default.
+	Metrics MetricsConfig `yaml:"metrics"`
 }
 
 // GatewayConfig identifies the gateway.

@@ -9,7 +9,8 @@ const (
 	PartRules   = "rules"
 	PartSensor  = "sensor"
 	PartUplink  = "uplink"
-	PartKey     = "auth key" // uplink.auth_key_file
+	PartKey     = "auth key"         // uplink.auth_key_file
+	PartMetrics = "metrics listener" // metrics.listen
 )
 
 // StartError says which part of the gateway could not be opened or

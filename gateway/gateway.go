@@ -61,6 +61,8 @@ type Gateway struct {
 	watch   *watcher            // nil without rules files, or before Start
 	dash    *dashboard          // nil when no dashboard topic is on
 	onAlert func(outpost.Alert) // Options.OnAlert
+	met     *gatewayMetrics     // latency histograms
+	msrv    *metricsServer      // nil when metrics.listen is off
 
 	sensorsCancel context.CancelFunc
 	sensorsWG     sync.WaitGroup // pollers
@@ -108,6 +110,7 @@ func New(cfg *config.Config, opts *Options) (*Gateway, error) {
 func (g *Gateway) build(o Options) error {
 	cfg := g.cfg
 	g.onAlert = o.OnAlert
+	g.met = newGatewayMetrics(len(cfg.Sensors))
 
 	ropts := rulesOptions(cfg)
 	engine, set, err := loadRules(cfg, ropts)
@@ -153,6 +156,7 @@ func (g *Gateway) build(o Options) error {
 		Gateway:    cfg.Gateway.ID,
 		Logger:     g.log,
 		Now:        o.Now,
+		OnCommit:   g.met.commit.ObserveDuration,
 	})
 	if err != nil {
 		return startErr(PartOutbox, outboxPath, err)
@@ -160,6 +164,9 @@ func (g *Gateway) build(o Options) error {
 	uo, err := uplinkOptions(cfg, g.log, o.Now, g.onConnect)
 	if err == nil && key != nil {
 		uo.Key, uo.Auth = key, uplink.AuthMode(cfg.Uplink.AuthMode())
+	}
+	if err == nil {
+		uo.OnAck = g.met.ack.ObserveDuration
 	}
 	if err != nil {
 		return startErr(PartUplink, "", err)
@@ -208,7 +215,14 @@ func (g *Gateway) build(o Options) error {
 			Now:         o.Now,
 			Supervision: supervision(&cfg.Sensors[i]),
 			OnHealth:    g.onHealth(cfg.Sensors[i].Labels),
+			OnRead:      g.met.read[i].ObserveDuration,
 		}))
+	}
+	if cfg.Metrics.On() {
+		mlog := g.log.With().Str("component", "metrics").Logger()
+		if g.msrv, err = listenMetrics(cfg.Metrics.Listen, g.MetricsHandler(), mlog); err != nil {
+			return startErr(PartMetrics, cfg.Metrics.Listen, err)
+		}
 	}
 	return nil
 }
@@ -345,6 +359,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		}()
 	}
 	g.started.Store(true)
+	g.startMetrics()
 	g.log.Info().Int("sensors", len(g.pollers)).Uint64("epoch", g.outbox.Epoch()).Msg("gateway started")
 	return nil
 }
@@ -443,6 +458,9 @@ func (g *Gateway) stopWatching() { g.watchOnce.Do(g.stopWatcher) }
 
 func (g *Gateway) closeParts() error {
 	var errs []error
+	if g.msrv != nil {
+		errs = append(errs, g.msrv.close())
+	}
 	for _, s := range g.devs {
 		errs = append(errs, s.Close())
 	}

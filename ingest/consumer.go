@@ -80,7 +80,11 @@ func (s *Service) handleBatch(m mqtt.Message) {
 	var dup bool
 	err = s.retry(func(ctx context.Context) error {
 		var err error
+		start := time.Now()
 		dup, err = s.store.Commit(ctx, b, len(payload))
+		if err == nil {
+			s.met.commit.ObserveDuration(time.Since(start))
+		}
 		return err
 	}, b)
 	switch {
@@ -91,6 +95,7 @@ func (s *Service) handleBatch(m mqtt.Message) {
 		return // closing: left unacked
 	}
 	m.Ack()
+	s.met.committed(b.Gateway, b.Created)
 	if key == nil {
 		s.stats.unverified.Add(1)
 	}

@@ -37,14 +37,17 @@ const (
 //	                        records whose [from_ts, to_ts] overlaps [from, to), by
 //	                        from_ts; sensor and metric are optional filters.
 //
+//	GET /metrics            the Prometheus text format (docs/metrics.md), behind the
+//	                        same token as /api/
+//
 // limit is 1 to MaxRangeLimit, by default DefaultRangeLimit. A point is
 // {"gateway","sensor","metric","ts" (RFC 3339 ns, UTC),"value" (null for
 // NaN/Inf),"quality" ("good"|"uncertain"|"bad")}; a gap is a Gap in JSON.
 //
 // Answers stream as the database returns rows: an answer of any length
 // costs a chunk of memory. At most Options.MaxQueries run at once; more
-// get 503 with Retry-After. With Options.HTTPToken set, /api/ requests
-// need it as a bearer token (else 401); /healthz stays open. Bad
+// get 503 with Retry-After. With Options.HTTPToken set, /api/ and /metrics
+// requests need it as a bearer token (else 401); /healthz stays open. Bad
 // parameters get 400 {"error":…}; a store failure 500 {"error":"internal
 // error, request id …"}, the store's error going to the log under that
 // id (every API answer carries its id in X-Request-Id).
@@ -55,6 +58,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/gateways", s.api.guard(s.serveGateways))
 	mux.HandleFunc("GET /api/v1/readings", s.api.guard(s.serveReadings))
 	mux.HandleFunc("GET /api/v1/gaps", s.api.guard(s.serveGaps))
+	mux.HandleFunc("GET /metrics", s.api.guard(s.serveMetrics))
 	return mux
 }
 

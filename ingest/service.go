@@ -208,7 +208,8 @@ type Service struct {
 	closeErr   error           //
 	stats      serviceCounters //
 
-	api *api // the HTTP API's state
+	api *api            // the HTTP API's state
+	met *serviceMetrics // commit latency and lag, for /metrics
 }
 
 // Stats are counters since Start.
@@ -284,6 +285,7 @@ func New(store Store, opts *Options) *Service {
 		stopHook:    make(chan struct{}),
 		firstSub:    make(chan error, 1),
 		api:         newAPI(&o, log),
+		met:         newServiceMetrics(),
 	}
 	s.rules.log = log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})
 	return s

@@ -49,6 +49,10 @@ type PollerOptions struct {
 	// from the goroutine running Run. The next poll waits for it: it must
 	// return quickly.
 	OnHealth func(HealthEvent)
+	// OnRead, when set, is called with the duration of each successful
+	// read (the one that gave the poll its readings), from the goroutine
+	// running Run; it must return at once (a histogram's Observe).
+	OnRead func(time.Duration)
 }
 
 // Poller samples one sensor on its own timer and supervises it: it retries
@@ -64,6 +68,7 @@ type Poller struct {
 	maxBack  time.Duration
 	now      func() time.Time
 	onHealth func(HealthEvent)
+	onRead   func(time.Duration)
 	retries  int
 	timeout  time.Duration
 	maxStep  map[string]float64
@@ -100,6 +105,7 @@ func NewPoller(s Sensor, spec Spec, emit Emit, opts *PollerOptions) *Poller {
 		maxBack:  time.Minute,
 		now:      time.Now,
 		onHealth: o.OnHealth,
+		onRead:   o.OnRead,
 		retries:  1,
 		timeout:  spec.Interval,
 		maxStep:  maps.Clone(o.Supervision.MaxStep),
@@ -211,6 +217,9 @@ func (p *Poller) poll(ctx context.Context) time.Duration {
 		return p.failed(at, err)
 	}
 	decided := p.now()
+	if p.onRead != nil {
+		p.onRead(took)
+	}
 	if n := p.failing.polls; n > 0 {
 		if ev, ended := p.failing.observe(false, at); ended {
 			p.report(ev, decided, "")

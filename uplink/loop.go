@@ -285,6 +285,9 @@ func (l *loop) ack(seqs []uint64) {
 	}
 	for _, s := range seqs {
 		if f, ok := l.inflight[s]; ok {
+			if u.opt.OnAck != nil {
+				u.opt.OnAck(u.opt.Now().Sub(f.sentAt))
+			}
 			l.land(s, f)
 			u.acked.Add(1)
 		}

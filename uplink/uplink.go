@@ -135,7 +135,12 @@ type Options struct {
 	// Key, a signed ack whose MAC does not verify is always ignored, an
 	// unsigned one unless Auth is AuthOptional; both are counted
 	// (Stats.ForgedAcks, UnsignedAcks) and logged at most once a minute.
-	Auth   AuthMode
+	Auth AuthMode
+	// OnAck, when set, is called with each acked batch's ack latency:
+	// from its last (re)send to the ack that deleted it, by Now. It runs
+	// on the publishing goroutine and must return at once (a histogram's
+	// Observe).
+	OnAck  func(time.Duration)
 	Logger zerolog.Logger
 	Now    func() time.Time // default time.Now
 }

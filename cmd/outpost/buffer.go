@@ -84,7 +84,7 @@ func openOutbox(fs *flag.FlagSet, args []string, stdout, stderr io.Writer, check
 	}
 	ob, err := buffer.Open(filepath.Join(*dir, gateway.OutboxFile), &buffer.Options{ReadOnly: true})
 	if errors.Is(err, buffer.ErrLocked) {
-		return nil, fmt.Errorf("%w (stop the gateway first: it holds the outbox while it runs)", err)
+		return nil, fmt.Errorf("%w (stop the gateway first: it holds the outbox while it runs; a running gateway's backlog is on its /metrics, see metrics.listen in docs/metrics.md)", err)
 	}
 	return ob, err
 }

@@ -91,6 +91,15 @@ func hint(se *gateway.StartError) string {
 		if errors.Is(err, fs.ErrPermission) {
 			return "the gateway's user must be able to read the TLS and password files"
 		}
+	case gateway.PartMetrics:
+		switch {
+		case errors.Is(err, syscall.EADDRINUSE):
+			return "another process listens there: choose another metrics.listen port, or stop it"
+		case errors.Is(err, syscall.EACCES):
+			return "ports below 1024 need privileges: choose a higher metrics.listen port"
+		case errors.Is(err, syscall.EADDRNOTAVAIL):
+			return "no interface of this machine has that address: fix metrics.listen"
+		}
 	}
 	return ""
 }

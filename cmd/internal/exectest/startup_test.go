@@ -159,6 +159,29 @@ func TestGatewayStartFailures(t *testing.T) {
 				"another gateway runs on this data dir"},
 		},
 		{
+			name: "metrics port taken",
+			setup: func(t *testing.T, dir string) ([]string, *syscall.Credential) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { ln.Close() })
+				write(t, filepath.Join(dir, "gw.yaml"), gatewayConfig+"metrics: {listen: \""+ln.Addr().String()+"\"}\n", 0o644)
+				return []string{"--data-dir", filepath.Join(dir, "data")}, nil
+			},
+			code: 1,
+			want: []string{"outpost: cannot open metrics listener 127.0.0.1:", ": bind: address already in use", "choose another metrics.listen port"},
+		},
+		{
+			name: "metrics listen without a host",
+			setup: func(t *testing.T, dir string) ([]string, *syscall.Credential) {
+				write(t, filepath.Join(dir, "gw.yaml"), gatewayConfig+"metrics: {listen: \":9464\"}\n", 0o644)
+				return []string{"--data-dir", filepath.Join(dir, "data")}, nil
+			},
+			code: 2,
+			want: []string{"gw.yaml:10:19: metrics.listen: needs a host"},
+		},
+		{
 			name: "ca_file is not PEM",
 			setup: func(t *testing.T, dir string) ([]string, *syscall.Credential) {
 				write(t, filepath.Join(dir, "ca.pem"), "this is not a certificate\n", 0o644)
