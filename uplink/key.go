@@ -71,14 +71,22 @@ func loadKey(name string) (k outpost.Key, perm fs.FileMode, empty bool, err erro
 // CreateKey writes a new random key to the file name, which must not
 // exist yet (fs.ErrExist), in a directory that does: mode 0600, as 64
 // hex digits and a newline, synced to disk with the directory entry
-// before it returns.
+// before it returns. The key is written and synced under a temporary
+// name and then linked to name, so nobody ever reads name half written:
+// two gateways started at once on one file end up with one key.
 func CreateKey(name string) (outpost.Key, error) {
 	k := outpost.NewKey()
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	dir := filepath.Dir(name)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".new-*")
 	if err != nil {
 		return outpost.Key{}, fmt.Errorf("uplink: create key file: %w", err)
 	}
-	_, werr := io.WriteString(f, k.Hex()+"\n")
+	tmp := f.Name()
+	defer os.Remove(tmp) // after the link, or on failure: name keeps the key
+	werr := f.Chmod(0o600)
+	if werr == nil {
+		_, werr = io.WriteString(f, k.Hex()+"\n")
+	}
 	if werr == nil {
 		werr = f.Sync()
 	}
@@ -86,12 +94,22 @@ func CreateKey(name string) (outpost.Key, error) {
 		werr = cerr
 	}
 	if werr == nil {
-		werr = syncDir(filepath.Dir(name))
+		// link(2) fails with EEXIST when name exists: a create-if-absent
+		// that publishes the whole file at once.
+		if werr = os.Link(tmp, name); werr != nil {
+			var le *os.LinkError
+			if errors.As(werr, &le) {
+				werr = le.Err
+			}
+			if errors.Is(werr, fs.ErrExist) {
+				return outpost.Key{}, fmt.Errorf("uplink: create key file %s: %w", name, fs.ErrExist)
+			}
+		}
+	}
+	if werr == nil {
+		werr = syncDir(dir)
 	}
 	if werr != nil {
-		if rerr := os.Remove(name); rerr != nil {
-			werr = errors.Join(werr, rerr)
-		}
 		return outpost.Key{}, fmt.Errorf("uplink: create key file: %w", werr)
 	}
 	return k, nil
