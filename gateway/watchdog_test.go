@@ -13,6 +13,7 @@ import (
 
 	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/config"
+	"github.com/outposthq/outpost/internal/liveness"
 	"github.com/outposthq/outpost/internal/sdnotify"
 )
 
@@ -119,7 +120,7 @@ func watchdogConfig(t *testing.T) *config.Config {
 	return cfg
 }
 
-func startWatchdog(t *testing.T, g *Gateway, n Notifier) *Watchdog {
+func startWatchdog(t *testing.T, g *Gateway, n Notifier) *liveness.Watchdog {
 	t.Helper()
 	w, err := StartWatchdog(g, n, &WatchdogOptions{Every: 20 * time.Millisecond, Pet: true, Limit: 200 * time.Millisecond,
 		Logger: zerolog.New(testWriter{t})})
@@ -252,9 +253,25 @@ func TestWatchdogStatusOnly(t *testing.T) {
 }
 
 func TestStartWatchdogRefusesBadOptions(t *testing.T) {
-	for _, o := range []*WatchdogOptions{nil, {}, {Every: -time.Second}} {
-		if w, err := StartWatchdog(&Gateway{}, &sdnotify.Notifier{}, o); err == nil || w != nil {
-			t.Errorf("%+v: %v, %v", o, w, err)
+	g, err := New(watchdogConfig(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeGateway(t, g)
+	for _, c := range []struct {
+		g *Gateway
+		n Notifier
+		o *WatchdogOptions
+	}{
+		{nil, &sdnotify.Notifier{}, &WatchdogOptions{Every: time.Second}},
+		{&Gateway{}, &sdnotify.Notifier{}, &WatchdogOptions{Every: time.Second}},
+		{g, nil, &WatchdogOptions{Every: time.Second}},
+		{g, &sdnotify.Notifier{}, nil},
+		{g, &sdnotify.Notifier{}, &WatchdogOptions{}},
+		{g, &sdnotify.Notifier{}, &WatchdogOptions{Every: -time.Second}},
+	} {
+		if w, err := StartWatchdog(c.g, c.n, c.o); err == nil || w != nil {
+			t.Errorf("%+v: %v, %v", c, w, err)
 		}
 	}
 }
