@@ -227,7 +227,11 @@ func (o *DecommissionOptions) collect(ctx context.Context, client mqtt.Client, b
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if !m.Retained() {
-			f.live++
+			// The gateway's own publications; acks and commands are
+			// others' to it.
+			if rest := strings.TrimPrefix(m.Topic(), base); rest != "ack" && !strings.HasPrefix(rest, "cmd/") {
+				f.live++
+			}
 			return
 		}
 		if len(m.Payload()) == 0 {

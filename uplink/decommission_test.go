@@ -176,3 +176,39 @@ func TestDecommissionRefusesBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// A gateway that publishes while Decommission listens is running, even
+// when its retained status says offline; acks to it are not its own.
+func TestDecommissionSeesAGatewayPublishing(t *testing.T) {
+	broker, prefix := testenv.MQTT(t), uniquePrefix()
+	pub := connect(t, broker)
+	t.Cleanup(func() { pub.Publish(prefix+"/gw/status", 1, true, []byte{}).WaitTimeout(5 * time.Second) })
+	publishRetained(t, pub, prefix+"/gw/status", `{"state":"offline","gateway":"gw"}`)
+
+	run := func(topic string) (DecommissionResult, error) {
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(10 * time.Millisecond):
+					pub.Publish(topic, 0, false, []byte("x"))
+				}
+			}
+		})
+		defer wg.Wait()
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return Decommission(ctx, &DecommissionOptions{Broker: broker, Gateway: "gw", TopicPrefix: prefix,
+			Settle: 300 * time.Millisecond, DryRun: true})
+	}
+	if res, err := run(prefix + "/gw/live/s1/temperature"); !errors.Is(err, ErrOnline) || res.Publishing == 0 || res.Status != "offline" {
+		t.Errorf("gateway publishing: %+v, %v; want ErrOnline", res, err)
+	}
+	if res, err := run(prefix + "/gw/ack"); err != nil || res.Publishing != 0 {
+		t.Errorf("acks to the gateway: %+v, %v; want no sign of it running", res, err)
+	}
+}
