@@ -83,7 +83,9 @@ wait:
 	for {
 		select {
 		case <-hup:
+			reloaded := m.notifyReloading()
 			m.ReloadKeys()
+			reloaded()
 		case <-ctx.Done():
 			m.Logger.Info().Msg("signal received; shutting down")
 			break wait

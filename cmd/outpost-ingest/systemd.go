@@ -67,6 +67,17 @@ func (m *Main) statusLine() func() string {
 	}
 }
 
+// notifyReloading brackets a reload of the auth keys: RELOADING=1
+// before it, and READY=1 after (done), as Type=notify-reload wants.
+func (m *Main) notifyReloading() (done func()) {
+	s := m.systemd
+	if s == nil {
+		return func() {}
+	}
+	m.notifyErr(s.n.Reloading("reloading the auth keys"))
+	return func() { m.notifyErr(s.n.Ready("auth keys reloaded")) }
+}
+
 // notifyStopping says STOPPING=1; the watchdog goes on while the
 // service drains.
 func (m *Main) notifyStopping() {

@@ -32,9 +32,6 @@ func (m *Main) openSystemd() error {
 		return err
 	}
 	m.systemd = &systemd{n: n}
-	if n.Enabled() {
-		m.Log.Info().Dur("watchdog", n.Watchdog()).Msg("notifying systemd")
-	}
 	return nil
 }
 
@@ -44,6 +41,7 @@ func (m *Main) notifyReady() {
 	if s == nil || !s.n.Enabled() {
 		return
 	}
+	m.Log.Info().Dur("watchdog", s.n.Watchdog()).Msg("notifying systemd")
 	m.notifyErr(s.n.Ready("started"))
 	o := &gateway.WatchdogOptions{Every: statusEvery, Logger: m.Log}
 	if d := s.n.Watchdog(); d > 0 {

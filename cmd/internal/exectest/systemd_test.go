@@ -131,6 +131,14 @@ func TestGatewayNotifiesSystemd(t *testing.T) {
 	if !strings.Contains(gw.stderr(), "connect to tcp://127.0.0.1:1 failed") {
 		t.Errorf("the broker was not down:\n%s", gw.stderr())
 	}
+	// SIGHUP reloads the rules: RELOADING=1 with the monotonic clock,
+	// then READY=1 once done, as Type=notify-reload wants.
+	gw.signal(t, syscall.SIGHUP)
+	if m := s.until(t, "RELOADING=1"); !strings.Contains(m, "\nMONOTONIC_USEC=") {
+		t.Errorf("reloading %q: want MONOTONIC_USEC", m)
+	}
+	s.until(t, "READY=1")
+	s.until(t, "WATCHDOG=1")
 	gw.signal(t, syscall.SIGTERM)
 	s.until(t, "STOPPING=1")
 	if code := gw.wait(t); code != 0 {
