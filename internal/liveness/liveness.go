@@ -43,12 +43,15 @@ func (b *Beat) BusyFor(d time.Duration) {
 }
 
 // Idle marks the loop as waiting for work, which ends the current step.
+// It reads no clock: the step's start stands for its end in Report's
+// SinceStep, which keeps a step to one clock read.
 func (b *Beat) Idle() {
-	if b.since.Load() == 0 {
+	since := b.since.Load()
+	if since == 0 {
 		return
 	}
 	b.since.Store(0)
-	b.last.Store(mono())
+	b.last.Store(since)
 	b.steps.Add(1)
 }
 
@@ -61,8 +64,8 @@ type Report struct {
 	BusyFor time.Duration
 	Overdue time.Duration
 	// Steps counts the steps ended; SinceStep is how long ago the last
-	// one ended (-1: none yet). They show progress, not health: an idle
-	// loop makes none.
+	// ended step began (-1: none yet). They show progress, not health:
+	// an idle loop makes none.
 	Steps     uint64
 	SinceStep time.Duration
 }
