@@ -76,8 +76,10 @@ func (u *Uplink) run(ctx context.Context) {
 			l.ack(l.del)
 		case <-u.store.Notify():
 		case <-tick.C:
+			u.sendBeat.Busy()
 			l.resendExpired()
 		case <-retry.C:
+			u.sendBeat.Busy()
 			if l.draining {
 				l.resendExpired()
 			}
