@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/internal/liveness"
 )
 
 // appender is what the batcher needs from the outbox.
@@ -43,6 +44,8 @@ type batcher struct {
 	lost       atomic.Int64 // readings dropped because the outbox kept failing
 	lostAlerts atomic.Int64 // alerts dropped because they cannot fit a message
 	failures   int
+
+	beat liveness.Beat // busy while it handles an input or commits
 }
 
 // groupMax is how many sealed batches one transaction takes at most.
@@ -53,9 +56,12 @@ func (bt *batcher) run(ctx context.Context) {
 	tick := time.NewTicker(bt.interval)
 	defer tick.Stop()
 	in, alerts, health := bt.in, bt.alerts, bt.health
+	defer bt.beat.Idle()
 	for in != nil || alerts != nil || health != nil {
+		bt.beat.Idle()
 		select {
 		case rs, ok := <-in:
+			bt.beat.Busy()
 			if !ok {
 				in = nil
 				continue
@@ -67,23 +73,27 @@ func (bt *batcher) run(ctx context.Context) {
 				bt.commit()
 			}
 		case as, ok := <-alerts:
+			bt.beat.Busy()
 			if !ok {
 				alerts = nil
 				continue
 			}
 			bt.commitAlerts(as)
 		case as, ok := <-health:
+			bt.beat.Busy()
 			if !ok {
 				health = nil
 				continue
 			}
 			bt.commitAlerts(as)
 		case <-tick.C:
+			bt.beat.Busy()
 			bt.seal()
 			bt.commit()
 		}
 	}
 	// Inputs closed: store what is left.
+	bt.beat.Busy()
 	bt.seal()
 	bt.commit()
 	if n := len(bt.pending) + len(bt.alertsHeld); n > 0 {

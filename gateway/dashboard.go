@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/internal/liveness"
 	"github.com/outposthq/outpost/rules"
 )
 
@@ -59,6 +60,8 @@ type dashboard struct {
 	dirty []*ruleState // changed since last published, in order of change
 
 	live, docs, unsent atomic.Int64
+
+	beat liveness.Beat // busy while run handles readings or publishes
 }
 
 // dashboardOptions configure a dashboard; zero fields are defaults.
@@ -163,22 +166,29 @@ func (d *dashboard) run() {
 	var armed bool
 	var armedFor time.Time
 	in := d.in
+	defer d.beat.Idle()
 	for {
+		d.beat.Idle()
 		select {
 		case rs, ok := <-in:
+			d.beat.Busy()
 			if !ok {
 				in = nil // the bus closed; alerts may still come until close
 				continue
 			}
 			d.onReadings(rs)
 		case <-timer.C:
+			d.beat.Busy()
 			armed = false
 			d.flushHeld(false)
 		case <-d.wake:
+			d.beat.Busy()
 			d.publishAlerts(false)
 		case <-d.repub:
+			d.beat.Busy()
 			d.republishNow()
 		case <-d.stop:
+			d.beat.Busy()
 			d.flushHeld(true)
 			d.publishAlerts(false)
 			return

@@ -203,11 +203,16 @@ func (g *Gateway) writeUplink(w *metrics.Writer, st *Stats) {
 	w.Histogram("outpost_uplink_ack_duration_seconds", g.met.ack)
 }
 
-// Health says whether the pipeline is healthy, and if not, why, in a
-// short line: the gateway is stopping (or not started), the uplink is
-// not connected, or sensors are failing (every read of their last polls
+// healthzWedge is how long past its step's allowance a loop may be busy
+// before /healthz calls it wedged (the watchdog uses WatchdogSec).
+const healthzWedge = time.Minute
+
+// Healthz says whether the pipeline is healthy, and if not, why, in a
+// short line, as /healthz answers: the gateway is stopping (or not
+// started), a loop of the pipeline is wedged (Health), the uplink is not
+// connected, or sensors are failing (every read of their last polls
 // failed). Slow, stuck or bad sensors still deliver and do not count.
-func (g *Gateway) Health() (bool, string) {
+func (g *Gateway) Healthz() (bool, string) {
 	select {
 	case <-g.closing:
 		return false, "stopping: the outbox is closing"
@@ -217,6 +222,13 @@ func (g *Gateway) Health() (bool, string) {
 		return false, "starting"
 	}
 	var why []string
+	if wedged := g.Health().Wedged(healthzWedge); len(wedged) > 0 {
+		parts := make([]string, len(wedged))
+		for i, w := range wedged {
+			parts[i] = w.Part
+		}
+		why = append(why, "wedged: "+strings.Join(parts, ", "))
+	}
 	if !g.uplink.Stats().Connected {
 		why = append(why, "uplink not connected to the broker")
 	}
@@ -261,7 +273,7 @@ func (g *Gateway) MetricsHandler() http.Handler {
 		}
 	})
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
-		ok, reason := g.Health()
+		ok, reason := g.Healthz()
 		rw.Header().Set("Content-Type", "application/json")
 		rw.Header().Set("Cache-Control", "no-store")
 		body := map[string]string{"status": "ok"}

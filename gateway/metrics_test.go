@@ -297,7 +297,7 @@ func TestHealthzUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, why := g.Health(); ok || why != "starting" {
+	if ok, why := g.Healthz(); ok || why != "starting" {
 		t.Errorf("before Start: %v %q", ok, why)
 	}
 	if err := g.Start(context.Background()); err != nil {
@@ -329,7 +329,7 @@ func TestHealthzUnavailable(t *testing.T) {
 	if err := g.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if ok, why := g.Health(); ok || !strings.HasPrefix(why, "stopping") {
+	if ok, why := g.Healthz(); ok || !strings.HasPrefix(why, "stopping") {
 		t.Errorf("after Close: %v %q", ok, why)
 	}
 	if resp, err := client.Get(addr); err == nil {
@@ -376,7 +376,7 @@ func TestHealthzFailingSensor(t *testing.T) {
 		}
 	})
 	waitFor(t, func() bool {
-		ok, why := g.Health()
+		ok, why := g.Healthz()
 		return !ok && why == "sensors failing: dead" && g.Stats().Uplink.Connected
 	})
 	code, body := get(t, metricsURL(g, "/healthz"))

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/internal/liveness"
 	"github.com/outposthq/outpost/rules"
 )
 
@@ -71,6 +72,8 @@ type ruler struct {
 	carried map[string]rules.RuleStats // owned by run: counts of kept rules from engines before a reload
 	statsMu sync.Mutex
 	stats   []rules.RuleStats // run's copy of the counters, taken once per tick
+
+	beat liveness.Beat // busy while it evaluates, swaps or saves
 }
 
 // reloadReq asks run to swap in a new rule set; run answers on done.
@@ -93,6 +96,8 @@ func (r *ruler) run() {
 	defer close(r.done)
 	defer close(r.out)
 	defer r.snapshot() // the final counts, for Stats after the run
+	defer r.beat.Idle()
+	r.beat.Busy()
 	r.engine.OnSilenced(r.silenced)
 	r.restore()
 	r.snapshot()
@@ -103,18 +108,22 @@ func (r *ruler) run() {
 		var reply chan reloadResult
 		var res reloadResult
 		tick := false
+		r.beat.Idle()
 		select {
 		case rs, ok := <-r.in:
+			r.beat.Busy()
 			if !ok {
 				r.save()
 				return
 			}
 			as = r.engine.Eval(rs, nil)
 		case <-t.C:
+			r.beat.Busy()
 			// Time passes without readings too: let `for` timers fire.
 			as = r.engine.Tick(r.now().UnixNano(), nil)
 			tick = true
 		case req := <-r.reload:
+			r.beat.Busy()
 			as, res = r.swap(req.set)
 			reply = req.done
 		}

@@ -11,6 +11,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/internal/liveness"
 )
 
 // storeTimeout bounds one store call; a call that takes longer is retried.
@@ -39,10 +40,12 @@ func (s *Service) onMessage(_ mqtt.Client, m mqtt.Message) {
 
 // work is one worker: it handles queued messages until Close closes the
 // queue.
-func (s *Service) work() {
+func (s *Service) work(beat *liveness.Beat) {
 	defer s.workers.Done()
 	for m := range s.queue {
+		beat.BusyFor(time.Duration(s.workAllowance.Load()))
 		s.handle(m)
+		beat.Idle()
 	}
 }
 
@@ -305,6 +308,7 @@ type pendingAck struct {
 func (s *Service) trackAcks() {
 	defer s.tracker.Done()
 	for pa := range s.acksPending {
+		s.ackBeat.BusyFor(time.Until(pa.deadline))
 		var err error
 		t := time.NewTimer(time.Until(pa.deadline))
 		select {
@@ -320,5 +324,6 @@ func (s *Service) trackAcks() {
 			s.stats.errors.Add(1)
 			s.errLog.Warn().Err(err).Str(keyTopic, pa.topic).Uint64(keySeq, pa.seq).Msg("ack publish failed; the gateway will resend")
 		}
+		s.ackBeat.Idle()
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/internal/liveness"
 )
 
 // Defaults for Options.
@@ -210,6 +211,10 @@ type Service struct {
 
 	api *api            // the HTTP API's state
 	met *serviceMetrics // commit latency and lag, for /metrics
+
+	workBeats     []liveness.Beat // one per worker (Liveness)
+	ackBeat       liveness.Beat   // the ack tracker
+	workAllowance atomic.Int64    // a time.Duration: workerAllowance, shorter in tests
 }
 
 // Stats are counters since Start.
@@ -286,7 +291,9 @@ func New(store Store, opts *Options) *Service {
 		firstSub:    make(chan error, 1),
 		api:         newAPI(&o, log),
 		met:         newServiceMetrics(),
+		workBeats:   make([]liveness.Beat, o.Workers),
 	}
+	s.workAllowance.Store(int64(workerAllowance))
 	s.rules.log = log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})
 	return s
 }
@@ -389,8 +396,8 @@ func (s *Service) Start(ctx context.Context) error {
 	s.mu.Unlock()
 
 	s.workers.Add(s.opts.Workers)
-	for range s.opts.Workers {
-		go s.work()
+	for i := range s.opts.Workers {
+		go s.work(&s.workBeats[i])
 	}
 	s.tracker.Add(1)
 	go s.trackAcks()

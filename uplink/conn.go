@@ -66,7 +66,11 @@ func (u *Uplink) connLoop(ctx context.Context) {
 	losses := logLimit{every: logEvery} // lost connections
 	announce := true                    // log the next connect at info level
 	var n, failed int                   // backoff exponent; failed attempts in a row
+	defer u.connBeat.Idle()
 	for {
+		// An attempt ends within the connect timeout, the subscription
+		// within another, and an interrupted one a second after that.
+		u.connBeat.BusyFor(2*u.opt.ConnectTimeout + time.Second)
 		err := u.connectOnce(ctx)
 		if ctx.Err() != nil {
 			return
@@ -77,7 +81,9 @@ func (u *Uplink) connLoop(ctx context.Context) {
 			fails.reset()
 			u.up(announce)
 			announce = false
+			u.connBeat.Idle() // connected: waiting for a loss is no work
 			err = u.waitLost(ctx)
+			u.connBeat.Busy()
 			if ctx.Err() != nil {
 				return
 			}
@@ -110,6 +116,7 @@ func (u *Uplink) connLoop(ctx context.Context) {
 				ev.Msgf("connect to %s failed: %v; retrying in %s", u.broker, err, roundWait(wait))
 			}
 		}
+		u.connBeat.BusyFor(wait) // backing off on schedule
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

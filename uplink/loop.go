@@ -56,11 +56,13 @@ func (u *Uplink) run(ctx context.Context) {
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
 	for {
+		u.sendBeat.Idle()
 		select {
 		case <-ctx.Done():
 			return
 		case <-u.wake: // fill notices a new connection
 		case seqs := <-u.acks:
+			u.sendBeat.Busy()
 			l.del = append(l.del[:0], seqs...)
 			// Take every ack already queued, so one transaction deletes them all.
 			for more := true; more; {
@@ -74,12 +76,15 @@ func (u *Uplink) run(ctx context.Context) {
 			l.ack(l.del)
 		case <-u.store.Notify():
 		case <-tick.C:
+			u.sendBeat.Busy()
 			l.resendExpired()
 		case <-retry.C:
+			u.sendBeat.Busy()
 			if l.draining {
 				l.resendExpired()
 			}
 		}
+		u.sendBeat.Busy()
 		if !l.draining && u.draining.Load() {
 			l.draining = true
 			l.resendExpired()

@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/internal/liveness"
 )
 
 // Lanes of the store, in the order they are drained.
@@ -293,6 +294,8 @@ type Uplink struct {
 	dropped                         atomic.Int64
 	backlog, backlogBytes           atomic.Int64
 	inflightN                       atomic.Int64
+
+	connBeat, sendBeat liveness.Beat // the two loops' liveness (Liveness)
 }
 
 // New checks the options and returns an uplink over store. It opens and

@@ -32,7 +32,11 @@ var command = cli.Command{
 	Summary: `Consumes Outpost gateway batches from an MQTT broker (a shared subscription, so
 several ingest processes share the load) into PostgreSQL or SQLite, exactly
 once, acks each batch to its gateway after the commit, and serves the data
-over an HTTP API.`,
+over an HTTP API.
+
+Under systemd (Type=notify) it says READY=1 once the database is open and the
+subscription made, and with WatchdogSec= pets the watchdog while its consumer
+lives (docs/deploy.md, "The watchdog").`,
 	Examples: []string{
 		"outpost-ingest --broker tcp://127.0.0.1:1883 --db 'postgres://postgres@127.0.0.1:5432/outpost' --http 127.0.0.1:8080",
 		"outpost-ingest --db sqlite:/var/lib/outpost-ingest/ingest.db",
@@ -61,6 +65,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	if err := m.openSystemd(); err != nil {
+		fmt.Fprintln(stderr, "outpost-ingest: cannot start:", err)
+		return cli.ExitFailure
+	}
+	defer m.closeSystemd()
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintln(stderr, "outpost-ingest: cannot start:", cli.OneLine(err))
 		if cerr := m.Close(); cerr != nil {
@@ -68,12 +77,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return cli.ExitFailure
 	}
+	m.notifyReady()
 	var failed error
 wait:
 	for {
 		select {
 		case <-hup:
+			reloaded := m.notifyReloading()
 			m.ReloadKeys()
+			reloaded()
 		case <-ctx.Done():
 			m.Logger.Info().Msg("signal received; shutting down")
 			break wait
@@ -83,6 +95,7 @@ wait:
 		}
 	}
 	stop() // a second signal kills the process the default way
+	m.notifyStopping()
 	if err := m.Close(); err != nil {
 		fmt.Fprintln(stderr, "outpost-ingest:", err)
 		return cli.ExitFailure
@@ -147,6 +160,8 @@ type Main struct {
 	addr   net.Addr
 	failed chan error // the HTTP server's unexpected end
 	served chan struct{}
+
+	systemd *systemd // READY, STOPPING, the watchdog (systemd.go); nil: none
 }
 
 // NewMain returns a Main with the defaults.

@@ -4,6 +4,7 @@
 //	outpost check   --config FILE [the same overrides as run]
 //	outpost buffer  stats|export --data-dir DIR
 //	outpost key     create|show|fingerprint --config FILE
+//	outpost decommission --gateway-id ID --broker URL | --config FILE [--force] [--dry-run]
 //	outpost rules   test FILE... | replay --rules FILE --input CSV
 //	outpost version [--json]
 //
@@ -35,6 +36,7 @@ var commands = []command{
 	{"buffer", "inspect the outbox of a stopped gateway (stats, export)", cmdBuffer},
 	{"rules", "test alert rules, or replay them over recorded readings", cmdRules},
 	{"key", "the gateway's auth key: create it, show it for the ingest service, its fingerprint", cmdKey},
+	{"decommission", "clear the retained topics a retired gateway left on the broker", cmdDecommission},
 	{"version", "print the version", cmdVersion},
 }
 
@@ -44,7 +46,7 @@ func usage() string {
 	b.WriteString("Outpost is an edge gateway: it polls sensors, raises alerts, stores every\n")
 	b.WriteString("reading in an outbox on disk and forwards it to an MQTT broker.\n\ncommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-12s %s\n", c.name, c.summary)
 	}
 	b.WriteString("\nRun 'outpost <command> --help' for a command's flags.\n\n")
 	b.WriteString("example:\n  outpost run --config /etc/outpost/gateway.yaml\n")

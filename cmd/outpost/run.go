@@ -28,7 +28,11 @@ broker, deleting them only once the ingest service has committed them.
 SIGHUP reloads the rules files. SIGTERM or SIGINT stops the sensors, seals
 the open batch and keeps delivering for up to shutdown_grace (default 5s);
 a second signal stops at once. What is not delivered stays in the outbox for
-the next start.`,
+the next start.
+
+Under systemd (Type=notify) it says READY=1 once the outbox is open and the
+sensors are started, and with WatchdogSec= pets the watchdog only while the
+pipeline moves (docs/deploy.md, "The watchdog").`,
 	Examples: []string{
 		"outpost run --config /etc/outpost/gateway.yaml",
 		"outpost run --config fleet.yaml --gateway-id gw-17 --data-dir /var/lib/outpost",
@@ -53,6 +57,8 @@ type Main struct {
 	Config  *config.Config
 	Gateway *gateway.Gateway
 	Log     zerolog.Logger
+
+	systemd *systemd // READY, STOPPING, the watchdog (systemd.go); nil: none
 }
 
 // flags registers the flags run and check share.
@@ -166,10 +172,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	if err := m.openSystemd(); err != nil {
+		return err
+	}
+	defer m.closeSystemd() // after Shutdown: a wedged stop stops the petting too
 	if err := m.Run(context.Background()); err != nil {
 		return err
 	}
+	m.notifyReady()
 	sig := m.Serve(sigs)
+	m.notifyStopping()
 	m.Log.Info().Str("signal", sig.String()).Dur("grace", m.Config.Grace()).
 		Msg("stopping: delivering what is stored (signal again to stop at once)")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -207,10 +219,12 @@ func (m *Main) Serve(sigs <-chan os.Signal) os.Signal {
 			return s
 		}
 		m.Log.Info().Msg("SIGHUP: reloading the rules")
+		reloaded := m.notifyReloading()
 		// ReloadRules logs its own errors; the gateway runs on.
 		if err := m.Gateway.ReloadRules(); err == nil {
 			m.Log.Info().Msg("rules reloaded")
 		}
+		reloaded()
 	}
 	return nil
 }

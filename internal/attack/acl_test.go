@@ -41,6 +41,9 @@ var aclCases = []aclCase{
 
 	// A gateway reads its own acks, and nothing of another gateway.
 	{name: "gateway reads its acks", pub: Ingest, topic: "{p}/gw-victim/ack", reader: victim, filter: "{p}/gw-victim/ack", allowed: true},
+	{name: "gateway reads its own status back", pub: victim, topic: "{p}/gw-victim/status", reader: victim, filter: "{p}/gw-victim/#", allowed: true},
+	{name: "gateway reads its own live topics back", pub: victim, topic: "{p}/gw-victim/live/s1/temperature", reader: victim, filter: "{p}/gw-victim/#", allowed: true},
+	{name: "gateway reads its own alert topics back", pub: victim, topic: "{p}/gw-victim/alert/fire", reader: victim, filter: "{p}/gw-victim/#", allowed: true},
 	{name: "gateway reads another's acks", pub: Ingest, topic: "{p}/gw-victim/ack", reader: mallory, filter: "{p}/gw-victim/ack"},
 	{name: "gateway reads every ack", pub: Ingest, topic: "{p}/gw-victim/ack", reader: mallory, filter: "{p}/+/ack"},
 	{name: "gateway reads another's batches", pub: victim, topic: "{p}/gw-victim/batch", reader: mallory, filter: "{p}/+/batch"},

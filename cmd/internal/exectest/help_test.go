@@ -29,6 +29,7 @@ func TestHelp(t *testing.T) {
 		{"outpost", []string{"rules", "test", "--help"}, []string{"usage: outpost rules test FILE...", "example:"}},
 		{"outpost", []string{"rules", "replay", "--help"}, []string{"usage: outpost rules replay --rules FILE", "-reorder duration", "example:"}},
 		{"outpost", []string{"version", "--help"}, []string{"usage: outpost version", "-json"}},
+		{"outpost", []string{"decommission", "--help"}, []string{"usage: outpost decommission", "-gateway-id id", "-config file", "-force", "-settle duration", "example:"}},
 		{"outpost-ingest", []string{"--help"}, []string{"usage: outpost-ingest", "-db string", `(default "sqlite:outpost-ingest.db")`, "-log-format", "example:"}},
 		{"outpost-ingest", []string{"-h"}, []string{"usage: outpost-ingest"}},
 		{"outpost-demo", []string{"--help"}, []string{"usage: outpost-demo", "-duration", "-log-level", "example:"}},

@@ -1,0 +1,7 @@
+package ingest
+
+import "time"
+
+// SetWorkAllowance shortens what one message may take a worker before
+// Liveness calls it overdue, so that a test sees a wedge at once.
+func SetWorkAllowance(s *Service, d time.Duration) { s.workAllowance.Store(int64(d)) }
