@@ -136,6 +136,8 @@ type Config struct {
 	Rules   RulesConfig  `yaml:"rules"`
 	// Dashboard configures the retained live and alert topics.
 	Dashboard DashboardConfig `yaml:"dashboard"`
+	// Clock says when the wall clock is trusted (docs/clock.md).
+	Clock ClockConfig `yaml:"clock"`
 }
 
 // GatewayConfig identifies the gateway.
@@ -412,6 +414,7 @@ func (c *Config) SetDefaults() {
 	c.Batch.SetDefaults()
 	c.Buffer.SetDefaults()
 	c.Uplink.SetDefaults()
+	c.Clock.SetDefaults()
 	if c.Dashboard.LiveInterval == 0 {
 		c.Dashboard.LiveInterval = DefaultLiveInterval
 	}
