@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/buffer"
 )
 
 // appender is what the batcher needs from the outbox.
@@ -43,6 +44,19 @@ type batcher struct {
 	lost       atomic.Int64 // readings dropped because the outbox kept failing
 	lostAlerts atomic.Int64 // alerts dropped because they cannot fit a message
 	failures   int
+
+	// Wall-clock trust (rebase.go, docs/clock.md); clock nil: none.
+	clock           *clockTracker
+	ob              rebaseStore
+	openSeg         int                    // clock segment of the open batch's readings
+	openHold        bool                   // the open batch is to be held and re-based
+	lastHeldSeg     int                    // segment of the last telemetry stored if held, else -1
+	segOf           map[*outpost.Batch]int // held sealed batches not yet stored → segment
+	rebaseBuf       []buffer.Entry
+	rebaseFails     int
+	rebasedBatches  atomic.Int64
+	rebasedReadings atomic.Int64
+	uncorrected     atomic.Int64
 }
 
 // groupMax is how many sealed batches one transaction takes at most.
@@ -50,6 +64,7 @@ const groupMax = 32
 
 func (bt *batcher) run(ctx context.Context) {
 	bt.b = outpost.NewBatchBuilder()
+	bt.lastHeldSeg = -1
 	tick := time.NewTicker(bt.interval)
 	defer tick.Stop()
 	in, alerts, health := bt.in, bt.alerts, bt.health
@@ -65,6 +80,7 @@ func (bt *batcher) run(ctx context.Context) {
 			// under load this groups many batches into one fsync.
 			if len(bt.pending) >= groupMax || (len(bt.pending) > 0 && len(in) == 0) {
 				bt.commit()
+				bt.rebase()
 			}
 		case as, ok := <-alerts:
 			if !ok {
@@ -81,11 +97,15 @@ func (bt *batcher) run(ctx context.Context) {
 		case <-tick.C:
 			bt.seal()
 			bt.commit()
+			bt.rebase()
 		}
 	}
-	// Inputs closed: store what is left.
+	// Inputs closed: store what is left, and re-base what is held if the
+	// clock is trusted by now (bounded: a failing outbox keeps them held).
 	bt.seal()
 	bt.commit()
+	for i := 0; i < 1024 && bt.rebase(); i++ {
+	}
 	if n := len(bt.pending) + len(bt.alertsHeld); n > 0 {
 		bt.log.Error().Int("batches", n).Msg("outbox failed at shutdown; unflushed batches lost")
 	}
@@ -93,6 +113,14 @@ func (bt *batcher) run(ctx context.Context) {
 
 // add appends rs, sealing a batch each time one reaches maxReadings.
 func (bt *batcher) add(rs []outpost.Reading) {
+	if bt.clock != nil && len(rs) > 0 && !bt.clock.plain() {
+		bt.addClassified(rs)
+		return
+	}
+	bt.addPlain(rs)
+}
+
+func (bt *batcher) addPlain(rs []outpost.Reading) {
 	for len(rs) > 0 {
 		n := min(len(rs), bt.maxReadings-bt.b.Len())
 		bt.b.Add(rs[:n])
@@ -108,9 +136,16 @@ func (bt *batcher) seal() {
 		return
 	}
 	bt.pending = append(bt.pending, bt.b.Take(bt.gateway, bt.now().UnixNano()))
+	if bt.openHold {
+		if bt.segOf == nil {
+			bt.segOf = map[*outpost.Batch]int{}
+		}
+		bt.segOf[bt.pending[len(bt.pending)-1]] = bt.openSeg
+	}
 	if over := len(bt.pending) - bt.maxPending; over > 0 {
 		for _, b := range bt.pending[:over] {
 			bt.lost.Add(int64(b.Len()))
+			delete(bt.segOf, b)
 		}
 		bt.pending = append(bt.pending[:0], bt.pending[over:]...)
 		bt.log.Error().Int("batches", over).Msg("outbox unavailable too long; oldest unflushed batches dropped")
@@ -138,7 +173,15 @@ func (bt *batcher) commit() {
 	}
 	for len(bt.pending) > 0 {
 		n := min(len(bt.pending), groupMax)
-		if !bt.appendOK(bt.out.Append(bt.pending[:n])) {
+		guard := bt.guardHeld(bt.pending[:n])
+		err := bt.out.Append(bt.pending[:n])
+		if err == nil {
+			bt.noteHeld(bt.pending[:n])
+		}
+		if guard {
+			bt.clock.holdAppend(0)
+		}
+		if !bt.appendOK(err) {
 			return
 		}
 		for _, b := range bt.pending[:n] {

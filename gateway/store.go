@@ -11,28 +11,43 @@ import (
 // Only the uplink's goroutine calls it.
 type outboxStore struct {
 	ob      *buffer.Outbox
+	clock   *clockTracker // holds back telemetry stored under an untrusted clock; nil: none
 	entries []buffer.Entry
 }
 
 var _ uplink.Store = (*outboxStore)(nil)
 
 func (s *outboxStore) Next(lane int, after uint64, max int, dst []uplink.Stored) ([]uplink.Stored, error) {
-	var err error
-	s.entries, err = s.ob.Read(buffer.Lane(lane), after, max, s.entries[:0])
-	for _, e := range s.entries {
-		dst = append(dst, uplink.Stored{Seq: e.Seq, Data: e.Data})
-	}
-	var ce *buffer.CorruptError
-	if errors.As(err, &ce) && ce.Seq != 0 {
-		// A stored batch failed its checksum: it can never be delivered.
-		// Drop it with a loss record instead of retrying it forever; the
-		// entries before it are good and go out now.
-		if derr := s.ob.DropCorrupt(ce.Seq); derr != nil {
-			return dst, errors.Join(err, derr)
+	hold := buffer.Lane(lane) == buffer.LaneTelemetry && s.clock != nil
+	for {
+		var err error
+		s.entries, err = s.ob.Read(buffer.Lane(lane), after, max, s.entries[:0])
+		n := len(dst)
+		for _, e := range s.entries {
+			if hold && s.clock.isHeld(e.Seq) {
+				// Stored under an untrusted clock (docs/clock.md): never
+				// sent as it is. Once the clock is trusted it is stored
+				// again, re-based, under a new seq, and this one deleted.
+				continue
+			}
+			dst = append(dst, uplink.Stored{Seq: e.Seq, Data: e.Data})
 		}
-		return dst, nil
+		var ce *buffer.CorruptError
+		if errors.As(err, &ce) && ce.Seq != 0 {
+			// A stored batch failed its checksum: it can never be delivered.
+			// Drop it with a loss record instead of retrying it forever; the
+			// entries before it are good and go out now.
+			if derr := s.ob.DropCorrupt(ce.Seq); derr != nil {
+				return dst, errors.Join(err, derr)
+			}
+			return dst, nil
+		}
+		if err != nil || len(s.entries) < max || len(dst)-n == len(s.entries) {
+			return dst, err
+		}
+		// Held entries were skipped: read on past them to fill max.
+		after, max = s.entries[len(s.entries)-1].Seq, max-(len(dst)-n)
 	}
-	return dst, err
 }
 
 func (s *outboxStore) Delete(seqs []uint64) error {
