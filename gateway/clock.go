@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"math"
 	"runtime/debug"
 	"sort"
 	"sync"
@@ -300,16 +301,30 @@ func (c *clockTracker) countHeld() {
 
 // isHeld reports whether telemetry seq is held back.
 func (c *clockTracker) isHeld(seq uint64) bool {
+	_, held := c.heldUntil(seq)
+	return held
+}
+
+// heldUntil reports whether telemetry seq is held back and, if so, the
+// first seq after it that may not be (math.MaxUint64: none).
+func (c *clockTracker) heldUntil(seq uint64) (uint64, bool) {
 	if c.held.Load() == 0 {
-		return false
+		return 0, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.holdFrom != 0 && seq >= c.holdFrom {
-		return true
+		return math.MaxUint64, true
 	}
 	i := sort.Search(len(c.heldSeqs), func(i int) bool { return c.heldSeqs[i].end > seq })
-	return i < len(c.heldSeqs) && c.heldSeqs[i].first <= seq
+	if i < len(c.heldSeqs) && c.heldSeqs[i].first <= seq {
+		end := c.heldSeqs[i].end
+		if c.holdFrom != 0 && end >= c.holdFrom {
+			end = math.MaxUint64
+		}
+		return end, true
+	}
+	return 0, false
 }
 
 // oldestHeld returns the oldest held range, if any.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -226,4 +227,59 @@ func TestBatcherHoldsAndRebases(t *testing.T) {
 		t.Fatalf("age cap evicted %d batches", st.Evicted)
 	}
 	var _ uplink.Store = store
+}
+
+// The uplink's view of the outbox skips held runs, whatever its window.
+func TestStoreSkipsHeld(t *testing.T) {
+	c, clk := newTestTracker(t, config.ClockAuto, time.Unix(0, 0), nil)
+	ob, err := buffer.Open(filepath.Join(t.TempDir(), OutboxFile), &buffer.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	for i := range 10 {
+		b := outpost.NewBatchBuilder()
+		b.Add([]outpost.Reading{{Sensor: "s", Metric: "m", TS: int64(i + 1), Value: 1}})
+		if err := ob.Append([]*outpost.Batch{b.Take("gw", clk.Now().UnixNano())}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.hold(3, 5, 0, false)
+	c.hold(7, 9, 0, false)
+	s := &outboxStore{ob: ob, clock: c}
+	seqs := func(after uint64, max int) []uint64 {
+		t.Helper()
+		got, err := s.Next(int(buffer.LaneTelemetry), after, max, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []uint64
+		for _, g := range got {
+			out = append(out, g.Seq)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		after uint64
+		max   int
+		want  []uint64
+	}{
+		{0, 16, []uint64{1, 2, 5, 6, 9, 10}},
+		{0, 3, []uint64{1, 2, 5}},
+		{2, 2, []uint64{5, 6}},
+		{6, 16, []uint64{9, 10}},
+		{10, 16, nil},
+	} {
+		if got := seqs(tc.after, tc.max); !slices.Equal(got, tc.want) {
+			t.Fatalf("Next(after %d, max %d) = %v, want %v", tc.after, tc.max, got, tc.want)
+		}
+	}
+	c.holdAppend(6) // an append of held batches in progress: nothing from 6 on
+	if got := seqs(0, 16); !slices.Equal(got, []uint64{1, 2, 5}) {
+		t.Fatalf("during a held append: %v", got)
+	}
+	c.holdAppend(0)
+	if got, err := s.Next(int(buffer.LaneAlert), 0, 16, nil); err != nil || len(got) != 0 {
+		t.Fatalf("alert lane: %d entries, %v", len(got), err)
+	}
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"math"
 
 	"github.com/outposthq/outpost/buffer"
 	"github.com/outposthq/outpost/uplink"
@@ -20,17 +21,36 @@ var _ uplink.Store = (*outboxStore)(nil)
 func (s *outboxStore) Next(lane int, after uint64, max int, dst []uplink.Stored) ([]uplink.Stored, error) {
 	hold := buffer.Lane(lane) == buffer.LaneTelemetry && s.clock != nil
 	for {
+		if hold {
+			// Stored under an untrusted clock (docs/clock.md): never sent
+			// as it is. Once the clock is trusted it is stored again,
+			// re-based, under a new seq, and this one deleted. Skip the
+			// held run at once rather than read through it.
+			if end, held := s.clock.heldUntil(after + 1); held {
+				if end == math.MaxUint64 {
+					return dst, nil
+				}
+				after = end - 1
+			}
+		}
 		var err error
 		s.entries, err = s.ob.Read(buffer.Lane(lane), after, max, s.entries[:0])
 		n := len(dst)
+		skipped := false
 		for _, e := range s.entries {
 			if hold && s.clock.isHeld(e.Seq) {
-				// Stored under an untrusted clock (docs/clock.md): never
-				// sent as it is. Once the clock is trusted it is stored
-				// again, re-based, under a new seq, and this one deleted.
-				continue
+				after, skipped = e.Seq-1, true
+				break
 			}
 			dst = append(dst, uplink.Stored{Seq: e.Seq, Data: e.Data})
+		}
+		if skipped {
+			// The entries before the held one are in dst; go on past its
+			// run for the rest.
+			if max -= len(dst) - n; max > 0 {
+				continue
+			}
+			return dst, nil
 		}
 		var ce *buffer.CorruptError
 		if errors.As(err, &ce) && ce.Seq != 0 {
@@ -42,11 +62,7 @@ func (s *outboxStore) Next(lane int, after uint64, max int, dst []uplink.Stored)
 			}
 			return dst, nil
 		}
-		if err != nil || len(s.entries) < max || len(dst)-n == len(s.entries) {
-			return dst, err
-		}
-		// Held entries were skipped: read on past them to fill max.
-		after, max = s.entries[len(s.entries)-1].Seq, max-(len(dst)-n)
+		return dst, err
 	}
 }
 
