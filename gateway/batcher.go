@@ -80,7 +80,7 @@ func (bt *batcher) run(ctx context.Context) {
 			// under load this groups many batches into one fsync.
 			if len(bt.pending) >= groupMax || (len(bt.pending) > 0 && len(in) == 0) {
 				bt.commit()
-				bt.rebase()
+				bt.settle()
 			}
 		case as, ok := <-alerts:
 			if !ok {
@@ -97,7 +97,7 @@ func (bt *batcher) run(ctx context.Context) {
 		case <-tick.C:
 			bt.seal()
 			bt.commit()
-			bt.rebase()
+			bt.settle()
 		}
 	}
 	// Inputs closed: store what is left, and re-base what is held if the
@@ -106,6 +106,7 @@ func (bt *batcher) run(ctx context.Context) {
 	bt.commit()
 	for i := 0; i < 1024 && bt.rebase(); i++ {
 	}
+	bt.persistClock()
 	if n := len(bt.pending) + len(bt.alertsHeld); n > 0 {
 		bt.log.Error().Int("batches", n).Msg("outbox failed at shutdown; unflushed batches lost")
 	}

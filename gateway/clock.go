@@ -56,6 +56,8 @@ type clockTracker struct {
 	syncErr  bool  // the kernel check failed once: logged
 	heldSeqs []heldRange
 	holdFrom uint64 // while an append of held batches runs: every seq from it on is held
+	boot     string // the boot the monotonic clock belongs to; "": the process's own (nothing persists)
+	dirty    bool   // held runs changed since takeState
 }
 
 // clockSeg is one offset of the wall clock against the monotonic clock.
@@ -74,7 +76,8 @@ type heldRange struct {
 // clockOptions are what newClockTracker needs besides the config.
 type clockOptions struct {
 	wall   func() time.Time
-	mono   func() time.Duration // default: monotonic time since the tracker was made
+	mono   func() time.Duration // default: the boot's monotonic clock (Linux), else time since the tracker was made
+	boot   string               // the boot mono belongs to (default with the default mono: the kernel's boot id)
 	floor  time.Time            // default: the binary's build time (vcs.time), if stamped
 	synced func() (bool, error) // default: kernelSynced (Linux adjtimex), nil elsewhere
 	log    zerolog.Logger
@@ -83,6 +86,9 @@ type clockOptions struct {
 // newClockTracker starts a tracker at the current offset. Nothing is
 // trusted until arm gives it the final floor (unless the mode is always).
 func newClockTracker(cfg config.ClockConfig, o clockOptions) *clockTracker {
+	if o.mono == nil {
+		o.mono, o.boot = bootClock()
+	}
 	if o.mono == nil {
 		start := time.Now()
 		o.mono = func() time.Duration { return time.Since(start) } // monotonic reading
@@ -98,7 +104,7 @@ func newClockTracker(cfg config.ClockConfig, o clockOptions) *clockTracker {
 	}
 	cfg.SetDefaults() // a config built in code may leave the section out
 	c := &clockTracker{mode: cfg.Trust, threshold: int64(cfg.StepThreshold), wall: o.wall, mono: o.mono,
-		synced: o.synced, log: o.log.With().Str("component", "clock").Logger(), checked: -1}
+		synced: o.synced, log: o.log.With().Str("component", "clock").Logger(), checked: -1, boot: o.boot}
 	c.floor = o.floor.UnixNano()
 	w, m := c.wall().UnixNano(), int64(c.mono())
 	c.segs = []clockSeg{{off: w - m, last: m}}
@@ -159,6 +165,7 @@ func (c *clockTracker) observe(w, m int64) {
 		default:
 			ev.Msg("wall clock stepped")
 			c.segs = append(c.segs, clockSeg{off: off, last: m})
+			c.dirty = c.dirty || len(c.heldSeqs) > 0
 			cur = &c.segs[len(c.segs)-1]
 		}
 	}
@@ -269,6 +276,7 @@ func (c *clockTracker) hold(first, end uint64, seg int, follows bool) {
 		last := &c.heldSeqs[n-1]
 		if last.seg == seg && last.end <= first {
 			last.end = end
+			c.dirty = true
 			return
 		}
 	}
@@ -277,6 +285,7 @@ func (c *clockTracker) hold(first, end uint64, seg int, follows bool) {
 		return
 	}
 	c.heldSeqs = append(c.heldSeqs, heldRange{first: first, end: end, seg: seg})
+	c.dirty = true
 	c.countHeld()
 }
 
@@ -344,6 +353,7 @@ func (c *clockTracker) release(end uint64) {
 	if len(c.heldSeqs) == 0 {
 		return
 	}
+	c.dirty = true
 	if r := &c.heldSeqs[0]; end < r.end {
 		r.first = max(r.first, end)
 		return
@@ -360,6 +370,8 @@ func (c *clockTracker) holdAge() bool {
 	}
 	return !c.trusted.Load() || c.held.Load() > 0
 }
+
+func timeDuration(ns int64) time.Duration { return time.Duration(ns) }
 
 // minFloor is the floor when the build stamped no time: no release of
 // this code runs before it was written.

@@ -46,6 +46,10 @@ type Options struct {
 	Mono        func() time.Duration
 	ClockFloor  time.Time
 	ClockSynced func() (bool, error)
+	// BootID names the boot Mono belongs to, when Mono outlives the
+	// gateway (held telemetry then survives a restart); with Mono nil
+	// the kernel's boot id and CLOCK_BOOTTIME are used on Linux.
+	BootID string
 }
 
 // Gateway is one running edge pipeline. New builds it, Start runs it;
@@ -94,7 +98,7 @@ func New(cfg *config.Config, opts *Options) (*Gateway, error) {
 		o.Logger = opts.Logger
 		o.Registry = opts.Registry
 		o.OnAlert = opts.OnAlert
-		o.Mono, o.ClockFloor, o.ClockSynced = opts.Mono, opts.ClockFloor, opts.ClockSynced
+		o.Mono, o.ClockFloor, o.ClockSynced, o.BootID = opts.Mono, opts.ClockFloor, opts.ClockSynced, opts.BootID
 		if opts.Now != nil {
 			o.Now = opts.Now
 		}
@@ -118,7 +122,7 @@ func New(cfg *config.Config, opts *Options) (*Gateway, error) {
 func (g *Gateway) build(o Options) error {
 	cfg := g.cfg
 	g.onAlert = o.OnAlert
-	g.clock = newClockTracker(cfg.Clock, clockOptions{wall: o.Now, mono: o.Mono, floor: o.ClockFloor, synced: o.ClockSynced, log: g.log})
+	g.clock = newClockTracker(cfg.Clock, clockOptions{wall: o.Now, mono: o.Mono, boot: o.BootID, floor: o.ClockFloor, synced: o.ClockSynced, log: g.log})
 	o.Now = g.clock.now
 
 	ropts := rulesOptions(cfg)

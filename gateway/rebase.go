@@ -16,6 +16,8 @@ type rebaseStore interface {
 	Replace(drop []uint64, bs []*outpost.Batch) error
 	DropCorrupt(seq uint64) error
 	Stats() buffer.Stats
+	PutState(key string, value []byte) error
+	State(key string) ([]byte, error)
 }
 
 // ClockStats is the gateway's view of its wall clock (docs/clock.md).
@@ -34,14 +36,29 @@ type ClockStats struct {
 	Uncorrected int64
 }
 
-// armClock gives the clock its floor from the outbox just opened: a wall
-// clock before the newest stored batch has gone back.
+// armClock restores the held runs of an earlier run in this boot and
+// gives the clock its floor from the outbox just opened: a wall clock
+// before the newest stored batch has gone back.
 func (g *Gateway) armClock() {
+	st, err := g.outbox.State(clockStateKey)
+	if err == nil {
+		err = g.clock.restore(st)
+	}
+	if err != nil {
+		g.log.Warn().Err(err).Msg("the held telemetry of the last run is sent with its times as stored")
+	}
 	newest, err := g.outbox.NewestCreated()
 	if err != nil {
 		g.log.Warn().Err(err).Msg("reading the newest stored batch for the clock's floor")
 	}
 	g.clock.arm(newest)
+}
+
+// settle re-bases what it can and stores the clock's held runs: after
+// every commit and tick of the batcher.
+func (bt *batcher) settle() {
+	bt.rebase()
+	bt.persistClock()
 }
 
 func (g *Gateway) clockStats() ClockStats {

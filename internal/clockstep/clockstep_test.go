@@ -46,17 +46,19 @@ const (
 func TestClockStepRebasesHeldReadings(t *testing.T) {
 	truth := time.Now().Truncate(time.Second)
 	for _, tc := range []struct {
-		name string
-		boot time.Time // what the wall clock shows at boot
+		name    string
+		boot    time.Time // what the wall clock shows at boot
+		restart bool      // the gateway restarts after 30 s, before the step
 	}{
-		{"1970", time.Unix(0, 0)},
-		{"last-year", truth.AddDate(-1, 0, 0)},
+		{"1970", time.Unix(0, 0), false},
+		{"last-year", truth.AddDate(-1, 0, 0), false},
+		{"1970-restart", time.Unix(0, 0), true},
 	} {
-		t.Run(tc.name, func(t *testing.T) { runStep(t, tc.boot, truth) })
+		t.Run(tc.name, func(t *testing.T) { runStep(t, tc.boot, truth, tc.restart) })
 	}
 }
 
-func runStep(t *testing.T, boot, truth time.Time) {
+func runStep(t *testing.T, boot, truth time.Time, restart bool) {
 	clk := testclock.NewRunning(boot, speed)
 	// True time of a monotonic reading m: truth + m (the boot is at
 	// monotonic 0, and truth is its true time).
@@ -104,22 +106,35 @@ func runStep(t *testing.T, boot, truth time.Time) {
 	if err := ing.Start(ctx); err != nil {
 		t.Fatalf("start ingest: %v", err)
 	}
-	gw, err := gateway.New(cfg, &gateway.Options{
+	opts := &gateway.Options{
 		Logger: log, Now: clk.Now, Mono: clk.Mono,
+		// The monotonic clock outlives a gateway process, as the boot's
+		// does, so held batches survive a restart.
+		BootID: "boot-" + id,
 		// The build time: a day before the truth.
 		ClockFloor: truth.Add(-24 * time.Hour),
 		// A kernel that never says it is synchronised: trust comes from
 		// the step past the floor.
 		ClockSynced: func() (bool, error) { return false, nil },
-	})
-	if err != nil {
-		t.Fatal(err)
+	}
+	var gw *gateway.Gateway
+	start := func() {
+		t.Helper()
+		var err error
+		if gw, err = gateway.New(cfg, opts); err != nil {
+			t.Fatal(err)
+		}
+		if err := gw.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() {
 		cctx, ccancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer ccancel()
-		if err := gw.Close(cctx); err != nil {
-			t.Errorf("close gateway: %v", err)
+		if gw != nil {
+			if err := gw.Close(cctx); err != nil {
+				t.Errorf("close gateway: %v", err)
+			}
 		}
 		if err := ing.Close(cctx); err != nil {
 			t.Errorf("close ingest: %v", err)
@@ -129,8 +144,25 @@ func runStep(t *testing.T, boot, truth time.Time) {
 		}
 		clearRetained(t, cfg.Uplink.Broker, cfg.Uplink.TopicPrefix+"/"+cfg.Gateway.ID+"/status")
 	})
-	if err := gw.Start(context.Background()); err != nil {
-		t.Fatal(err)
+	start()
+
+	// The readings of runs before the last, with restart set.
+	var emittedBefore, storedBefore int64
+	if restart {
+		waitFor(t, "30 s of the gateway's clock", time.Minute, func() bool { return clk.Mono() >= 30*time.Second })
+		cctx, ccancel := context.WithTimeout(context.Background(), 15*time.Second)
+		err := gw.Close(cctx)
+		ccancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := gw.Stats()
+		if st.Uplink.Published != 0 || st.Clock.HeldRanges == 0 {
+			t.Fatalf("first run: %d batches published, %d runs held", st.Uplink.Published, st.Clock.HeldRanges)
+		}
+		emittedBefore, storedBefore = st.ReadingsEmitted, st.ReadingsStored
+		gw = nil
+		start()
 	}
 
 	// 60 s of the gateway's clock under the boot clock.
@@ -154,7 +186,7 @@ func runStep(t *testing.T, boot, truth time.Time) {
 	if c.Readings != 0 {
 		t.Fatalf("database holds %d readings before the clock was trusted", c.Readings)
 	}
-	beforeStep := st.ReadingsStored
+	beforeStep := storedBefore + st.ReadingsStored
 
 	// NTP steps the wall clock to the truth.
 	stepAt := clk.Mono()
@@ -171,6 +203,8 @@ func runStep(t *testing.T, boot, truth time.Time) {
 		t.Fatalf("not drained: %v\n%+v", err, gw.Stats())
 	}
 	st = gw.Stats()
+	st.ReadingsEmitted += emittedBefore
+	st.ReadingsStored += storedBefore
 	t.Logf("clock %+v; emitted %d, stored %d before the step, published %d, acked %d",
 		st.Clock, st.ReadingsEmitted, beforeStep, st.Uplink.Published, st.Uplink.Acked)
 
