@@ -395,3 +395,38 @@ func TestClockHeldSurvivesRestart(t *testing.T) {
 		})
 	}
 }
+
+// FuzzClockRestore: a damaged clock state never panics, and what restore
+// accepts is well formed: runs in order, each of a known segment.
+func FuzzClockRestore(f *testing.F) {
+	f.Add([]byte(`{"boot":"b","segments":[[0,5],[100,9]],"held":[[1,4,0],[6,9,1]]}`))
+	f.Add([]byte(`{"boot":"b","segments":[],"held":[]}`))
+	f.Add([]byte(`{"boot":"other","segments":[[0,0]],"held":[[1,2,0]]}`))
+	f.Add([]byte(`{"boot":"b","segments":[[0,0]],"held":[[3,2,0],[1,2,5]]}`))
+	f.Fuzz(func(t *testing.T, val []byte) {
+		clk := testclock.New(time.Unix(0, 0))
+		c := newClockTracker(config.ClockConfig{Trust: config.ClockAuto}, clockOptions{
+			wall: clk.Now, mono: clk.Mono, boot: "b", floor: clockTruth,
+			synced: func() (bool, error) { return false, nil },
+		})
+		if err := c.restore(val); err != nil {
+			if c.held.Load() != 0 {
+				t.Fatalf("refused state left %d held runs", c.held.Load())
+			}
+			return
+		}
+		if len(c.segs) == 0 || len(c.segs) > maxClockSegments || len(c.heldSeqs) > maxHeldRanges {
+			t.Fatalf("%d segments, %d runs", len(c.segs), len(c.heldSeqs))
+		}
+		var prev uint64
+		for _, r := range c.heldSeqs {
+			if r.first == 0 || r.end <= r.first || r.first < prev || r.seg < 0 || r.seg >= len(c.segs) {
+				t.Fatalf("bad run %+v after %d with %d segments", r, prev, len(c.segs))
+			}
+			prev = r.end
+			if _, ok := c.delta(r.seg); ok {
+				t.Fatal("a delta before the clock is trusted")
+			}
+		}
+	})
+}
