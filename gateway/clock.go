@@ -50,6 +50,7 @@ type clockTracker struct {
 	armed    bool  // the floor is final: trust may be decided
 	floor    int64 // unix ns: a wall clock before it is untrusted
 	segs     []clockSeg
+	lastM    int64 // mono ns of the newest clock reading noted
 	tIdx     int   // the segment trust was decided in
 	trustOff int64 // its offset then: what every held reading is re-based to
 	checked  int64 // mono ns of the last kernel status check; -1 never
@@ -108,6 +109,7 @@ func newClockTracker(cfg config.ClockConfig, o clockOptions) *clockTracker {
 	c.floor = o.floor.UnixNano()
 	w, m := c.wall().UnixNano(), int64(c.mono())
 	c.segs = []clockSeg{{off: w - m, last: m}}
+	c.lastM = m
 	if c.mode == config.ClockAlways {
 		c.armed = true
 		c.trust(w, "clock.trust is always")
@@ -146,6 +148,19 @@ func (c *clockTracker) now() time.Time {
 // observe notes a clock reading (wall w, mono m, ns). The caller holds mu.
 func (c *clockTracker) observe(w, m int64) {
 	off := w - m
+	if m < c.lastM {
+		// Taken before the newest reading noted (goroutines race from
+		// their clock reads to the lock): it cannot tell of a new step,
+		// but its segment must cover it.
+		for i := len(c.segs) - 1; i >= 0; i-- {
+			if d := off - c.segs[i].off; d <= c.threshold && d >= -c.threshold {
+				c.segs[i].last = max(c.segs[i].last, m)
+				return
+			}
+		}
+		return
+	}
+	c.lastM = m
 	cur := &c.segs[len(c.segs)-1]
 	if d := off - cur.off; d > c.threshold || d < -c.threshold {
 		c.steps.Add(1)

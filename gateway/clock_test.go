@@ -430,3 +430,26 @@ func FuzzClockRestore(f *testing.F) {
 		}
 	})
 }
+
+// A clock reading that reaches the tracker after a newer one (goroutines
+// race from their reads to the lock) is no step back: it only extends
+// its own segment, so the reading it stamped is still classified there.
+func TestClockStaleReadingIsNoStep(t *testing.T) {
+	c, clk := newTestTracker(t, config.ClockAuto, time.Unix(0, 0), nil)
+	c.arm(0)
+	clk.Add(10 * time.Second)
+	staleW, staleM := clk.Now().UnixNano(), int64(clk.Mono())
+	clk.Add(time.Millisecond)
+	clk.Step(clockTruth.Sub(time.Unix(0, 0)))
+	c.now() // the step, noted first
+	c.mu.Lock()
+	c.observe(staleW, staleM) // the older reading, noted second
+	c.mu.Unlock()
+	c.now()
+	if c.steps.Load() != 1 || len(c.segs) != 2 {
+		t.Fatalf("%d steps, %d segments; want 1 and 2", c.steps.Load(), len(c.segs))
+	}
+	if seg, hold := c.classify(staleW); seg != 0 || !hold {
+		t.Fatalf("the stale reading's stamp: segment %d hold %v", seg, hold)
+	}
+}
