@@ -50,6 +50,9 @@ func (o *Outbox) newEvictor(tx *bolt.Tx, d *delta) (*evictor, error) {
 // of it goes (lowWater). A damaged oldest batch is dropped as corrupt: it
 // can never be sent, and it would hide the age of the lane.
 func (e *evictor) expire() error {
+	if e.o.holdAge != nil && e.o.holdAge() {
+		return nil
+	}
 	maxAge := int64(e.o.lim.maxAge)
 	cut := e.now - maxAge
 	due := false

@@ -72,6 +72,12 @@ type Options struct {
 	// Now is the clock: the age cap, loss record times, the name of a
 	// corrupt file moved aside, log rate limits. Default time.Now.
 	Now func() time.Time
+	// HoldAge, if set, is asked before every age check: while it returns
+	// true MaxAge evicts nothing (the gateway's clock is not trusted yet,
+	// so neither now nor the stored Created times can be judged). The
+	// other caps still apply. It is called inside write transactions and
+	// must return quickly. Default: never hold.
+	HoldAge func() bool
 }
 
 // When a cap is exceeded the outbox evicts down to 63/64 of it (for the

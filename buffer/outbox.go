@@ -96,6 +96,7 @@ type Outbox struct {
 	syncDel  bool
 	log      zerolog.Logger
 	now      func() time.Time
+	holdAge  func() bool // Options.HoldAge; nil: never hold
 	notify   chan struct{}
 	closed   atomic.Bool
 
@@ -159,6 +160,7 @@ func Open(path string, opts *Options) (*Outbox, error) {
 		pending:  make(map[uint64]pendingDelete),
 		log:      opts.Logger.With().Str(keyComponent, "buffer").Logger(),
 		now:      opts.Now,
+		holdAge:  opts.HoldAge,
 		notify:   make(chan struct{}, 1),
 		encoder:  opts.Encoder,
 	}

@@ -138,6 +138,8 @@ type Config struct {
 	Dashboard DashboardConfig `yaml:"dashboard"`
 	// Metrics configures the /metrics and /healthz listener; off by default.
 	Metrics MetricsConfig `yaml:"metrics"`
+	// Clock says when the wall clock is trusted (docs/clock.md).
+	Clock ClockConfig `yaml:"clock"`
 }
 
 // GatewayConfig identifies the gateway.
@@ -414,6 +416,7 @@ func (c *Config) SetDefaults() {
 	c.Batch.SetDefaults()
 	c.Buffer.SetDefaults()
 	c.Uplink.SetDefaults()
+	c.Clock.SetDefaults()
 	if c.Dashboard.LiveInterval == 0 {
 		c.Dashboard.LiveInterval = DefaultLiveInterval
 	}

@@ -65,6 +65,7 @@ func TestDefaults(t *testing.T) {
 			Backoff: BackoffConfig{Initial: time.Second, Max: time.Minute},
 		},
 		Dashboard: DashboardConfig{LiveInterval: time.Second},
+		Clock:     ClockConfig{Trust: "auto", StepThreshold: time.Second},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got\n%+v\nwant\n%+v", c, want)
@@ -168,6 +169,10 @@ func TestBadFiles(t *testing.T) {
 		}},
 		{"missing rules file", minimal + "rules:\n  files:\n    - rules.yaml\n    - nope.yaml\n", []string{
 			`gw.yaml:13:7: rules.files[1]: rules file "nope.yaml" does not exist`,
+		}},
+		{"bad clock", minimal + "clock:\n  trust: ntp\n  step_threshold: 2h\n", []string{
+			`gw.yaml:11:10: clock.trust: unknown clock trust "ntp" (want auto, sync or always)`,
+			`gw.yaml:12:19: clock.step_threshold: must be between 1ms and 1m0s, got 2h0m0s`,
 		}},
 		{"syntax error", "gateway:\n  id: [gw\n", []string{
 			`gw.yaml:2:7: sequence end token ']' not found`,

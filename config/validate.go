@@ -104,6 +104,7 @@ func (c *Config) validate(doc *yamlpos.Doc, opts *LoadOptions) yamlpos.ErrorList
 	c.Uplink.validateAuth(k, c.AuthKeyPath(), c.DataDir)
 	k.positive("$.dashboard.live_interval", c.Dashboard.LiveInterval)
 	c.Metrics.validate(k)
+	c.Clock.validate(k)
 	for i, f := range c.Rules.Files {
 		k.rulesFile(fmt.Sprintf("$.rules.files[%d]", i), f)
 	}

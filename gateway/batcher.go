@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/buffer"
 	"github.com/outposthq/outpost/internal/liveness"
 )
 
@@ -46,6 +47,18 @@ type batcher struct {
 	failures   int
 
 	beat liveness.Beat // busy while it handles an input or commits
+	// Wall-clock trust (rebase.go, docs/clock.md); clock nil: none.
+	clock           *clockTracker
+	ob              rebaseStore
+	openSeg         int                    // clock segment of the open batch's readings
+	openHold        bool                   // the open batch is to be held and re-based
+	lastHeldSeg     int                    // segment of the last telemetry stored if held, else -1
+	segOf           map[*outpost.Batch]int // held sealed batches not yet stored → segment
+	rebaseBuf       []buffer.Entry
+	rebaseFails     int
+	rebasedBatches  atomic.Int64
+	rebasedReadings atomic.Int64
+	uncorrected     atomic.Int64
 }
 
 // groupMax is how many sealed batches one transaction takes at most.
@@ -53,6 +66,7 @@ const groupMax = 32
 
 func (bt *batcher) run(ctx context.Context) {
 	bt.b = outpost.NewBatchBuilder()
+	bt.lastHeldSeg = -1
 	tick := time.NewTicker(bt.interval)
 	defer tick.Stop()
 	in, alerts, health := bt.in, bt.alerts, bt.health
@@ -71,6 +85,7 @@ func (bt *batcher) run(ctx context.Context) {
 			// under load this groups many batches into one fsync.
 			if len(bt.pending) >= groupMax || (len(bt.pending) > 0 && len(in) == 0) {
 				bt.commit()
+				bt.settle()
 			}
 		case as, ok := <-alerts:
 			bt.beat.Busy()
@@ -90,12 +105,17 @@ func (bt *batcher) run(ctx context.Context) {
 			bt.beat.Busy()
 			bt.seal()
 			bt.commit()
+			bt.settle()
 		}
 	}
-	// Inputs closed: store what is left.
+	// Inputs closed: store what is left, and re-base what is held if the
+	// clock is trusted by now (bounded: a failing outbox keeps them held).
 	bt.beat.Busy()
 	bt.seal()
 	bt.commit()
+	for i := 0; i < 1024 && bt.rebase(); i++ {
+	}
+	bt.persistClock()
 	if n := len(bt.pending) + len(bt.alertsHeld); n > 0 {
 		bt.log.Error().Int("batches", n).Msg("outbox failed at shutdown; unflushed batches lost")
 	}
@@ -103,6 +123,14 @@ func (bt *batcher) run(ctx context.Context) {
 
 // add appends rs, sealing a batch each time one reaches maxReadings.
 func (bt *batcher) add(rs []outpost.Reading) {
+	if bt.clock != nil && len(rs) > 0 && !bt.clock.plain() {
+		bt.addClassified(rs)
+		return
+	}
+	bt.addPlain(rs)
+}
+
+func (bt *batcher) addPlain(rs []outpost.Reading) {
 	for len(rs) > 0 {
 		n := min(len(rs), bt.maxReadings-bt.b.Len())
 		bt.b.Add(rs[:n])
@@ -118,9 +146,16 @@ func (bt *batcher) seal() {
 		return
 	}
 	bt.pending = append(bt.pending, bt.b.Take(bt.gateway, bt.now().UnixNano()))
+	if bt.openHold {
+		if bt.segOf == nil {
+			bt.segOf = map[*outpost.Batch]int{}
+		}
+		bt.segOf[bt.pending[len(bt.pending)-1]] = bt.openSeg
+	}
 	if over := len(bt.pending) - bt.maxPending; over > 0 {
 		for _, b := range bt.pending[:over] {
 			bt.lost.Add(int64(b.Len()))
+			delete(bt.segOf, b)
 		}
 		bt.pending = append(bt.pending[:0], bt.pending[over:]...)
 		bt.log.Error().Int("batches", over).Msg("outbox unavailable too long; oldest unflushed batches dropped")
@@ -148,7 +183,15 @@ func (bt *batcher) commit() {
 	}
 	for len(bt.pending) > 0 {
 		n := min(len(bt.pending), groupMax)
-		if !bt.appendOK(bt.out.Append(bt.pending[:n])) {
+		guard := bt.guardHeld(bt.pending[:n])
+		err := bt.out.Append(bt.pending[:n])
+		if err == nil {
+			bt.noteHeld(bt.pending[:n])
+		}
+		if guard {
+			bt.clock.holdAppend(0)
+		}
+		if !bt.appendOK(err) {
 			return
 		}
 		for _, b := range bt.pending[:n] {

@@ -38,6 +38,18 @@ type Options struct {
 	// events (rule HealthRule) from the sensor's poller goroutine, so calls
 	// may overlap; it must return quickly.
 	OnAlert func(outpost.Alert)
+	// Mono, ClockFloor and ClockSynced feed the wall-clock trust
+	// (docs/clock.md): the monotonic clock (default: Go's, since New),
+	// the time before which the wall clock is untrusted (default: the
+	// build's VCS time, at least 2026-01-01), and the kernel's NTP status
+	// (default: adjtimex(2) on Linux). Tests inject them with Now.
+	Mono        func() time.Duration
+	ClockFloor  time.Time
+	ClockSynced func() (bool, error)
+	// BootID names the boot Mono belongs to, when Mono outlives the
+	// gateway (held telemetry then survives a restart); with Mono nil
+	// the kernel's boot id and CLOCK_BOOTTIME are used on Linux.
+	BootID string
 }
 
 // Gateway is one running edge pipeline. New builds it, Start runs it;
@@ -55,6 +67,7 @@ type Gateway struct {
 	pollers []*sensors.Poller
 	devs    []sensors.Sensor
 	buses   *buses
+	clock   *clockTracker        // wall-clock trust; every part reads the time through it
 	health  chan []outpost.Alert // sensor health events to the batcher
 	batcher *batcher
 	ruler   *ruler              // nil without rules
@@ -87,6 +100,7 @@ func New(cfg *config.Config, opts *Options) (*Gateway, error) {
 		o.Logger = opts.Logger
 		o.Registry = opts.Registry
 		o.OnAlert = opts.OnAlert
+		o.Mono, o.ClockFloor, o.ClockSynced, o.BootID = opts.Mono, opts.ClockFloor, opts.ClockSynced, opts.BootID
 		if opts.Now != nil {
 			o.Now = opts.Now
 		}
@@ -111,6 +125,8 @@ func (g *Gateway) build(o Options) error {
 	cfg := g.cfg
 	g.onAlert = o.OnAlert
 	g.met = newGatewayMetrics(len(cfg.Sensors))
+	g.clock = newClockTracker(cfg.Clock, clockOptions{wall: o.Now, mono: o.Mono, boot: o.BootID, floor: o.ClockFloor, synced: o.ClockSynced, log: g.log})
+	o.Now = g.clock.now
 
 	ropts := rulesOptions(cfg)
 	engine, set, err := loadRules(cfg, ropts)
@@ -157,10 +173,12 @@ func (g *Gateway) build(o Options) error {
 		Logger:     g.log,
 		Now:        o.Now,
 		OnCommit:   g.met.commit.ObserveDuration,
+		HoldAge:    g.clock.holdAge,
 	})
 	if err != nil {
 		return startErr(PartOutbox, outboxPath, err)
 	}
+	g.armClock()
 	uo, err := uplinkOptions(cfg, g.log, o.Now, g.onConnect)
 	if err == nil && key != nil {
 		uo.Key, uo.Auth = key, uplink.AuthMode(cfg.Uplink.AuthMode())
@@ -171,7 +189,7 @@ func (g *Gateway) build(o Options) error {
 	if err != nil {
 		return startErr(PartUplink, "", err)
 	}
-	g.uplink, err = uplink.New(&outboxStore{ob: g.outbox}, uo)
+	g.uplink, err = uplink.New(&outboxStore{ob: g.outbox, clock: g.clock}, uo)
 	if err != nil {
 		return startErr(PartUplink, "", err)
 	}
@@ -208,6 +226,8 @@ func (g *Gateway) build(o Options) error {
 		maxMessage:  int(cfg.Uplink.MaxMessageBytes),
 		log:         g.log.With().Str("component", "batcher").Logger(),
 		now:         o.Now,
+		clock:       g.clock,
+		ob:          g.outbox,
 	}
 	for i, s := range g.devs {
 		g.pollers = append(g.pollers, sensors.NewPoller(s, specs[i], g.bus.Publish, &sensors.PollerOptions{
@@ -495,6 +515,7 @@ type Stats struct {
 	Dashboard DashboardStats
 	Outbox    buffer.Stats
 	Uplink    uplink.Stats
+	Clock     ClockStats
 }
 
 // Stats returns the counters.
@@ -523,6 +544,7 @@ func (g *Gateway) Stats() Stats {
 		st.Dashboard = g.dash.stats()
 		st.Dashboard.LiveDropped = g.bus.Dropped()["live"]
 	}
+	st.Clock = g.clockStats()
 	st.Outbox = g.outbox.Stats()
 	st.Uplink = g.uplink.Stats()
 	return st
