@@ -52,7 +52,7 @@ const (
 )
 
 // Plot draws samples as an SVG: memory (MiB), goroutines and open files,
-// and readings per second, each a panel over the run's time in minutes,
+// readings per second and CPU, each a panel over the run's time in minutes,
 // with axes, ticks, a legend, and the warm-up, the RSS limit and the
 // goal when opts name them.
 func Plot(w io.Writer, samples []Sample, opts PlotOptions) error {
@@ -115,7 +115,10 @@ func Plot(w io.Writer, samples []Sample, opts PlotOptions) error {
 		{name: "emitted", color: "#2ca02c", ys: rate(func(s *Sample) int64 { return s.ReadingsEmitted })},
 		{name: "stored", color: "#1f77b4", dash: true, ys: rate(func(s *Sample) int64 { return s.ReadingsStored })},
 	}}
-	panels := []panel{mem, procs, flow}
+	cpu := panel{title: "CPU", unit: "% of one core", lines: []line{
+		{name: "gateway CPU", color: "#9467bd", ys: rate(func(s *Sample) int64 { return s.CPUMillis / 10 })},
+	}}
+	panels := []panel{mem, procs, flow, cpu}
 
 	xmax := xs[len(xs)-1] / 60
 	if xmax <= 0 {

@@ -151,8 +151,8 @@ sampling:
 		if err := cw.Write(s); err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(progress, "soak: %4.0fs rss %s hwm %s anon %s file %s heap %s goroutines %d fds %d emitted %d acked %d batches\n",
-			s.T, MiB(s.RSS), MiB(s.HWM), MiB(s.RSSAnon), MiB(s.RSSFile), MiB(s.Heap), s.Goroutines, s.FDs, s.ReadingsEmitted, s.BatchesAcked)
+		fmt.Fprintf(progress, "soak: %4.0fs rss %s hwm %s anon %s file %s heap %s goroutines %d fds %d cpu %.1fs emitted %d acked %d batches\n",
+			s.T, MiB(s.RSS), MiB(s.HWM), MiB(s.RSSAnon), MiB(s.RSSFile), MiB(s.Heap), s.Goroutines, s.FDs, float64(s.CPUMillis)/1000, s.ReadingsEmitted, s.BatchesAcked)
 		if time.Since(started) >= o.Duration {
 			break
 		}
@@ -186,7 +186,7 @@ sampling:
 			return nil, err
 		}
 		err = Plot(svg, res.Samples, PlotOptions{
-			Title:  fmt.Sprintf("outpost run at ~%d readings/s for %v: memory, goroutines and open files", o.Rate, o.Duration),
+			Title:  fmt.Sprintf("outpost run at ~%d readings/s for %v: memory, goroutines, open files, CPU", o.Rate, o.Duration),
 			Limits: o.Limits, GoalBytes: o.Goal,
 		})
 		if cerr := svg.Close(); err == nil {

@@ -10,6 +10,7 @@ package soak
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -27,6 +28,8 @@ type Sample struct {
 	RSS, HWM, RSSAnon, RSSFile int64
 	// From /proc/PID/fd.
 	FDs int64
+	// From /proc/PID/stat: user and system CPU time, in milliseconds.
+	CPUMillis int64
 
 	// From the gateway's "stats" line.
 	Heap, HeapGoal, GoTotal int64
@@ -54,6 +57,7 @@ var columns = []struct {
 	{"go_total_bytes", func(s *Sample) *int64 { return &s.GoTotal }},
 	{"goroutines", func(s *Sample) *int64 { return &s.Goroutines }},
 	{"fds", func(s *Sample) *int64 { return &s.FDs }},
+	{"cpu_ms", func(s *Sample) *int64 { return &s.CPUMillis }},
 	{"gc_cycles", func(s *Sample) *int64 { return &s.GCCycles }},
 	{"readings_emitted", func(s *Sample) *int64 { return &s.ReadingsEmitted }},
 	{"readings_stored", func(s *Sample) *int64 { return &s.ReadingsStored }},
@@ -149,7 +153,12 @@ func ReadCSV(r io.Reader) ([]Sample, error) {
 	}
 }
 
-// readProc fills s's RSS, HWM, RSSAnon, RSSFile and FDs from /proc.
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
+
+// readProc fills s's RSS, HWM, RSSAnon, RSSFile, FDs and CPUMillis from
+// /proc.
 func readProc(pid int, s *Sample) error {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -185,5 +194,22 @@ func readProc(pid int, s *Sample) error {
 		return err
 	}
 	s.FDs = int64(len(fds))
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return err
+	}
+	// "pid (comm) state ppid ...": comm may hold spaces; utime and stime
+	// are fields 14 and 15, the 12th and 13th after the comm.
+	i := bytes.LastIndexByte(stat, ')')
+	fields := strings.Fields(string(stat[i+1:]))
+	if i < 0 || len(fields) < 13 {
+		return fmt.Errorf("soak: /proc/%d/stat: %q", pid, stat)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("soak: /proc/%d/stat: utime %q stime %q", pid, fields[11], fields[12])
+	}
+	s.CPUMillis = (utime + stime) * 1000 / clockTicks
 	return nil
 }

@@ -158,11 +158,14 @@ func TestReadCSVErrors(t *testing.T) {
 }
 
 func TestReadProcSelf(t *testing.T) {
+	for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
+		// Spend at least a clock tick of CPU, so that it shows.
+	}
 	var s Sample
 	if err := readProc(os.Getpid(), &s); err != nil {
 		t.Fatal(err)
 	}
-	if s.RSS <= 0 || s.HWM < s.RSS || s.RSSAnon <= 0 || s.RSSFile <= 0 || s.RSSAnon+s.RSSFile > s.RSS || s.FDs < 3 {
+	if s.RSS <= 0 || s.HWM < s.RSS || s.RSSAnon <= 0 || s.RSSFile <= 0 || s.RSSAnon+s.RSSFile > s.RSS || s.FDs < 3 || s.CPUMillis <= 0 {
 		t.Fatalf("%+v", s)
 	}
 	if err := readProc(1<<30, &s); err == nil {
@@ -232,13 +235,14 @@ func TestPlot(t *testing.T) {
 	if len(doc.Texts) < 2 || doc.Texts[0].Body != "soak & <test>" || !strings.Contains(doc.Texts[1].Body, "(min)") {
 		t.Errorf("title and time axis label: %+v", doc.Texts)
 	}
-	if len(doc.Groups) != 3 {
-		t.Fatalf("%d panels, want 3", len(doc.Groups))
+	if len(doc.Groups) != 4 {
+		t.Fatalf("%d panels, want 4", len(doc.Groups))
 	}
 	wantLines := [][]string{
 		{"VmRSS", "VmHWM (peak)", "RssAnon", "RssFile", "Go runtime total", "Go heap (objects)"},
 		{"goroutines", "open files (fds)"},
 		{"emitted", "stored"},
+		{"gateway CPU"},
 	}
 	for i, g := range doc.Groups {
 		var names []string
