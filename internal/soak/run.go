@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/stores"
 )
 
@@ -48,7 +49,7 @@ type Result struct {
 	Verdict         Verdict
 	ReadingsEmitted int64 // the gateway's last line
 	ReadingsStored  int64
-	DBReadings      int64 // rows the ingest committed
+	DB              ingest.Counts // what the ingest committed
 	GatewayErrors   []string
 	CSV, SVG        string // paths
 }
@@ -174,10 +175,9 @@ sampling:
 		runErr = fmt.Errorf("soak: ingest stop: %w", err)
 	}
 	res.GatewayErrors = gw.problems()
-	if n, err := countReadings(dsn); err != nil {
-		fmt.Fprintf(progress, "soak: counting the database's readings: %v\n", err)
-	} else {
-		res.DBReadings = n
+	dbErr := error(nil)
+	if res.DB, dbErr = counts(dsn); dbErr != nil {
+		fmt.Fprintf(progress, "soak: counting the database's readings: %v\n", dbErr)
 	}
 
 	if len(res.Samples) > 0 {
@@ -197,6 +197,14 @@ sampling:
 		}
 	}
 	res.Verdict = Judge(res.Samples, o.Limits)
+	if dbErr == nil {
+		if dup := res.DB.Readings - res.DB.DistinctReadings; dup != 0 {
+			res.Verdict.Failures = append(res.Verdict.Failures, fmt.Sprintf("%d readings twice in the database", dup))
+		}
+		if res.DB.DeadLetters != 0 {
+			res.Verdict.Failures = append(res.Verdict.Failures, fmt.Sprintf("%d batches dead-lettered by ingest", res.DB.DeadLetters))
+		}
+	}
 	if len(res.GatewayErrors) > 0 {
 		res.Verdict.Failures = append(res.Verdict.Failures, fmt.Sprintf("the gateway logged %d warnings or errors, the first: %s",
 			len(res.GatewayErrors), res.GatewayErrors[0]))
@@ -314,19 +322,15 @@ func database(ctx context.Context, db, id, out string) (string, func(), error) {
 	return u.String(), drop, nil
 }
 
-func countReadings(dsn string) (int64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+func counts(dsn string) (ingest.Counts, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	st, err := stores.Open(ctx, dsn, zerolog.Nop())
 	if err != nil {
-		return 0, err
+		return ingest.Counts{}, err
 	}
 	defer st.Close()
-	c, err := st.Counts(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return c.Readings, nil
+	return st.Counts(ctx)
 }
 
 // clearRetained removes the retained messages the run left under prefix

@@ -87,15 +87,16 @@ func report(res *soak.Result, o soak.Options) {
 	fmt.Printf("soak: %d samples; CSV %s, plot %s\n", len(res.Samples), res.CSV, res.SVG)
 	if len(res.Samples) > 0 {
 		last := res.Samples[len(res.Samples)-1]
-		fmt.Printf("soak: readings emitted %d (%.0f/s), stored %d, in the database %d\n",
-			res.ReadingsEmitted, float64(last.ReadingsEmitted)/last.T, res.ReadingsStored, res.DBReadings)
+		fmt.Printf("soak: readings emitted %d (%.0f/s), stored %d; in the database %d (%d distinct), %d alerts, %d dead letters\n",
+			res.ReadingsEmitted, float64(last.ReadingsEmitted)/last.T, res.ReadingsStored,
+			res.DB.Readings, res.DB.DistinctReadings, res.DB.Alerts, res.DB.DeadLetters)
 		fmt.Printf("soak: RSS %s at the end of the warm-up (%.0f s), at most %s after it; peak (VmHWM) %s; goal %s: %s\n",
 			soak.MiB(v.Baseline.RSS), v.Baseline.T, soak.MiB(v.PeakRSS), soak.MiB(v.PeakHWM), soak.MiB(o.Goal), met(v.PeakHWM <= o.Goal))
 		fmt.Printf("soak: goroutines %d → %d, open files %d → %d; CPU %.1f %% of a core on average, %d GC cycles\n",
 			v.Baseline.Goroutines, last.Goroutines, v.Baseline.FDs, last.FDs, float64(last.CPUMillis)/10/last.T, last.GCCycles)
 	}
-	if res.ReadingsStored > 0 && res.DBReadings != res.ReadingsStored {
-		fmt.Printf("soak: note: the database holds %d readings, the gateway stored %d (the difference was still in its outbox)\n", res.DBReadings, res.ReadingsStored)
+	if res.ReadingsStored > 0 && res.DB.Readings != res.ReadingsStored {
+		fmt.Printf("soak: note: the database holds %d readings, the gateway stored %d (the difference was still in its outbox)\n", res.DB.Readings, res.ReadingsStored)
 	}
 	if v.OK() {
 		fmt.Println("soak: PASS")
