@@ -187,11 +187,12 @@ func Plot(w io.Writer, samples []Sample, opts PlotOptions) error {
 			}
 			b.WriteString("\n")
 		}
-		for _, m := range p.marks {
+		for mi, m := range p.marks {
 			y := sy(m.y)
 			fmt.Fprintf(&b, `<line class="mark" data-name="%s" x1="%.1f" y1="%.1f" x2="%g" y2="%.1f" stroke="%s" stroke-dasharray="8 4"/>`,
 				esc(m.name), sx(m.x0/60), y, x1, y, m.color)
-			fmt.Fprintf(&b, `<text x="%g" y="%.1f" text-anchor="end" fill="%s" font-size="11">%s</text>`+"\n", x1-4, y-4, m.color, esc(m.name))
+			// Labels side by side, so that close lines keep readable ones.
+			fmt.Fprintf(&b, `<text x="%g" y="%.1f" text-anchor="end" fill="%s" font-size="11">%s</text>`+"\n", x1-4-float64(mi)*150, y-4, m.color, esc(m.name))
 		}
 		for _, l := range p.lines {
 			fmt.Fprintf(&b, `<polyline class="series" data-name="%s" fill="none" stroke="%s" stroke-width="1.5"`, esc(l.name), l.color)

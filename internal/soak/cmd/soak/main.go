@@ -36,6 +36,7 @@ func run() int {
 	fs.StringVar(&o.DB, "db", envOr("OUTPOST_TEST_PG", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"),
 		"ingest database: postgres://… (a schema of the run's own, dropped at the end) or sqlite:PATH")
 	plot := fs.String("plot", "", "only draw this CSV of an earlier run into an SVG beside it, and judge it")
+	title := fs.String("title", "outpost run: memory, goroutines, open files, CPU", "the plot's title with --plot")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -55,7 +56,7 @@ func run() int {
 	}
 	o.Goal = int64(*goalMiB * (1 << 20))
 	if *plot != "" {
-		return replot(*plot, o)
+		return replot(*plot, *title, o)
 	}
 	wd, err := os.Getwd()
 	if err != nil {
@@ -87,9 +88,14 @@ func report(res *soak.Result, o soak.Options) {
 	fmt.Printf("soak: %d samples; CSV %s, plot %s\n", len(res.Samples), res.CSV, res.SVG)
 	if len(res.Samples) > 0 {
 		last := res.Samples[len(res.Samples)-1]
-		fmt.Printf("soak: readings emitted %d (%.0f/s), stored %d; in the database %d (%d distinct), %d alerts, %d dead letters\n",
-			res.ReadingsEmitted, float64(last.ReadingsEmitted)/last.T, res.ReadingsStored,
-			res.DB.Readings, res.DB.DistinctReadings, res.DB.Alerts, res.DB.DeadLetters)
+		if res.ReadingsEmitted == 0 { // --plot: the CSV's last sample
+			fmt.Printf("soak: readings emitted %d (%.0f/s), stored %d at the last sample\n",
+				last.ReadingsEmitted, float64(last.ReadingsEmitted)/last.T, last.ReadingsStored)
+		} else {
+			fmt.Printf("soak: readings emitted %d (%.0f/s), stored %d; in the database %d (%d distinct), %d alerts, %d dead letters\n",
+				res.ReadingsEmitted, float64(last.ReadingsEmitted)/last.T, res.ReadingsStored,
+				res.DB.Readings, res.DB.DistinctReadings, res.DB.Alerts, res.DB.DeadLetters)
+		}
 		fmt.Printf("soak: RSS %s at the end of the warm-up (%.0f s), at most %s after it; peak (VmHWM) %s; goal %s: %s\n",
 			soak.MiB(v.Baseline.RSS), v.Baseline.T, soak.MiB(v.PeakRSS), soak.MiB(v.PeakHWM), soak.MiB(o.Goal), met(v.PeakHWM <= o.Goal))
 		fmt.Printf("soak: goroutines %d → %d, open files %d → %d; CPU %.1f %% of a core on average, %d GC cycles\n",
@@ -112,7 +118,7 @@ func met(ok bool) string {
 	return "missed"
 }
 
-func replot(path string, o soak.Options) int {
+func replot(path, title string, o soak.Options) int {
 	f, err := os.Open(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
@@ -130,7 +136,7 @@ func replot(path string, o soak.Options) int {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		return 1
 	}
-	err = soak.Plot(out, samples, soak.PlotOptions{Title: "outpost run: memory, goroutines and open files", Limits: o.Limits, GoalBytes: o.Goal})
+	err = soak.Plot(out, samples, soak.PlotOptions{Title: title, Limits: o.Limits, GoalBytes: o.Goal})
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
