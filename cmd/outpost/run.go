@@ -165,7 +165,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	// Caught from here on, so that a signal during start-up is not lost.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)
+	notify := []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+	if statsSignal != nil {
+		notify = append(notify, statsSignal)
+	}
+	signal.Notify(sigs, notify...)
 	defer signal.Stop(sigs)
 	if err := m.Run(context.Background()); err != nil {
 		return err
@@ -184,7 +188,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 				if s == syscall.SIGHUP {
 					continue
 				}
-				if s == syscall.SIGUSR1 {
+				if statsSignal != nil && s == statsSignal {
 					m.logStats()
 					continue
 				}
@@ -208,7 +212,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 // running rules stay); each SIGUSR1 logs a line of stats.
 func (m *Main) Serve(sigs <-chan os.Signal) os.Signal {
 	for s := range sigs {
-		if s == syscall.SIGUSR1 {
+		if statsSignal != nil && s == statsSignal {
 			m.logStats()
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -158,6 +159,9 @@ func TestReadCSVErrors(t *testing.T) {
 }
 
 func TestReadProcSelf(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("/proc is Linux's")
+	}
 	for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
 		// Spend at least a clock tick of CPU, so that it shows.
 	}
