@@ -22,7 +22,7 @@ var DefaultLimits = Limits{Warmup: 5 * time.Minute, RSSGrowth: 0.10}
 type Verdict struct {
 	Baseline Sample // the first sample at or after the warm-up
 	PeakRSS  int64  // the most VmRSS seen after the warm-up
-	PeakHWM  int64  // VmHWM at the end: the most RSS the process ever had
+	PeakHWM  int64  // the most VmHWM seen: the most RSS the process had
 	// Failures say why the run failed; empty when it passed.
 	Failures []string
 }
@@ -57,7 +57,11 @@ func Judge(samples []Sample, lim Limits) Verdict {
 	v.Baseline = samples[base]
 	b := v.Baseline
 	last := samples[len(samples)-1]
-	v.PeakHWM = last.HWM
+	// VmHWM only grows, but /proc's counters are approximate per read:
+	// the most seen, not the last.
+	for _, s := range samples {
+		v.PeakHWM = max(v.PeakHWM, s.HWM)
+	}
 	var peakAt float64
 	stalls, firstStall := 0, ""
 	for i, s := range samples[base+1:] {
