@@ -3,7 +3,7 @@ GO        ?= go
 TESTFLAGS ?= -race -count=1 -timeout 20m
 BIN       := bin
 
-.PHONY: all build cross test generate check-generated vet fmt-check self-contained bench demo
+.PHONY: all build cross test generate check-generated vet fmt-check self-contained bench soak demo
 
 all: build
 
@@ -45,6 +45,10 @@ self-contained:
 
 bench:
 	scripts/bench
+
+# 30 minutes at 10 000 readings/s; not part of test (docs/benchmarks.md).
+soak:
+	scripts/soak
 
 demo:
 	$(GO) run ./cmd/outpost-demo --duration 30s

@@ -25,7 +25,8 @@ var runCmd = cli.Command{
 reading and alert in the outbox (DATA_DIR/outbox.db) and forwards them to the
 broker, deleting them only once the ingest service has committed them.
 
-SIGHUP reloads the rules files. SIGTERM or SIGINT stops the sensors, seals
+SIGHUP reloads the rules files. SIGUSR1 logs one "stats" line: Go heap,
+goroutines and the pipeline's counters. SIGTERM or SIGINT stops the sensors, seals
 the open batch and keeps delivering for up to shutdown_grace (default 5s);
 a second signal stops at once. What is not delivered stays in the outbox for
 the next start.
@@ -170,7 +171,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	// Caught from here on, so that a signal during start-up is not lost.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	notify := []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+	if statsSignal != nil {
+		notify = append(notify, statsSignal)
+	}
+	signal.Notify(sigs, notify...)
 	defer signal.Stop(sigs)
 	if err := m.openSystemd(); err != nil {
 		return err
@@ -195,6 +200,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 				if s == syscall.SIGHUP {
 					continue
 				}
+				if statsSignal != nil && s == statsSignal {
+					m.logStats()
+					continue
+				}
 				m.Log.Warn().Str("signal", s.String()).Msg("second signal: stopping at once")
 				cancel()
 				return
@@ -212,9 +221,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 
 // Serve runs until SIGTERM or SIGINT arrives on sigs, which it returns;
 // each SIGHUP reloads the rules files (a bad file is logged and the
-// running rules stay).
+// running rules stay); each SIGUSR1 logs a line of stats.
 func (m *Main) Serve(sigs <-chan os.Signal) os.Signal {
 	for s := range sigs {
+		if statsSignal != nil && s == statsSignal {
+			m.logStats()
+			continue
+		}
 		if s != syscall.SIGHUP {
 			return s
 		}
