@@ -3,7 +3,7 @@ GO        ?= go
 TESTFLAGS ?= -race -count=1 -timeout 20m
 BIN       := bin
 
-.PHONY: all build cross test generate check-generated vet fmt-check self-contained bench demo
+.PHONY: all build cross test generate check-generated vet fmt-check self-contained bench demo release package-check binsize
 
 all: build
 
@@ -48,3 +48,19 @@ bench:
 
 demo:
 	$(GO) run ./cmd/outpost-demo --duration 30s
+
+# Release tarballs, .deb packages and SHA256SUMS in dist/ (docs/deploy.md).
+# Refuses a tree with uncommitted changes unless ALLOW_DIRTY=1.
+release:
+	@if [ -z "$(VERSION)" ]; then echo "usage: make release VERSION=x.y.z [ALLOW_DIRTY=1]"; exit 2; fi
+	VERSION=$(VERSION) ALLOW_DIRTY=$(ALLOW_DIRTY) GO=$(GO) scripts/release
+
+# Builds the amd64 .debs, verifies the units with systemd-analyze and
+# installs, upgrades and removes the packages in a throwaway root (root
+# only: it mounts an overlay of / in a private mount namespace).
+package-check:
+	GO=$(GO) scripts/package-check
+
+# Binary sizes per target and what each module costs (docs/benchmarks.md).
+binsize:
+	GO=$(GO) scripts/binsize
