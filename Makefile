@@ -63,4 +63,4 @@ package-check:
 
 # Binary sizes per target and what each module costs (docs/benchmarks.md).
 binsize:
-	GO=$(GO) scripts/binsize
+	$(GO) run ./scripts/binsize -go $(GO) -breakdown outpost@armv7,outpost-ingest@amd64
