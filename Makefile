@@ -3,7 +3,7 @@ GO        ?= go
 TESTFLAGS ?= -race -count=1 -timeout 20m
 BIN       := bin
 
-.PHONY: all build cross test generate check-generated vet fmt-check self-contained bench demo release package-check binsize
+.PHONY: all build cross test generate check-generated vet fmt-check self-contained bench demo
 
 all: build
 
@@ -48,6 +48,8 @@ bench:
 
 demo:
 	$(GO) run ./cmd/outpost-demo --duration 30s
+
+.PHONY: release package-check binsize
 
 # Release tarballs, .deb packages and SHA256SUMS in dist/ (docs/deploy.md).
 # Refuses a tree with uncommitted changes unless ALLOW_DIRTY=1.
