@@ -52,3 +52,21 @@ soak:
 
 demo:
 	$(GO) run ./cmd/outpost-demo --duration 30s
+
+.PHONY: release package-check binsize
+
+# Release tarballs, .deb packages and SHA256SUMS in dist/ (docs/deploy.md).
+# Refuses a tree with uncommitted changes unless ALLOW_DIRTY=1.
+release:
+	@if [ -z "$(VERSION)" ]; then echo "usage: make release VERSION=x.y.z [ALLOW_DIRTY=1]"; exit 2; fi
+	VERSION=$(VERSION) ALLOW_DIRTY=$(ALLOW_DIRTY) GO=$(GO) scripts/release
+
+# Builds the amd64 .debs, verifies the units with systemd-analyze and
+# installs, upgrades and removes the packages in a throwaway root (root
+# only: it mounts an overlay of / in a private mount namespace).
+package-check:
+	GO=$(GO) scripts/package-check
+
+# Binary sizes per target and what each module costs (docs/benchmarks.md).
+binsize:
+	$(GO) run ./scripts/binsize -go $(GO) -breakdown outpost@armv7,outpost-ingest@amd64
