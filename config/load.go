@@ -116,7 +116,7 @@ func parsePartial(name string, data []byte, opts *LoadOptions) (*Config, error) 
 	}
 	c := &Config{}
 	c.SetDefaults()
-	errs := doc.Decode(c)
+	errs := opts.Overrides.overridden(doc.Decode(c))
 	c.Path = name
 	c.markBounds(doc)
 	c.resolve(filepath.Dir(name))

@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/outposthq/outpost/internal/yamlpos"
 )
@@ -45,6 +47,27 @@ func (o *Overrides) apply(c *Config) yamlpos.ErrorList {
 		c.Gateway.ID = o.GatewayID
 	}
 	return errs
+}
+
+// overridden drops the decode errors about values o replaces: a value
+// the file gets wrong, such as ${OUTPOST_GATEWAY_ID} unset, does not
+// matter when its flag gives it (a packaged config names the variable,
+// and outpost check --gateway-id must pass without it).
+func (o *Overrides) overridden(errs yamlpos.ErrorList) yamlpos.ErrorList {
+	var prefixes []string
+	for _, f := range []struct{ value, field string }{
+		{o.Broker, "uplink.broker: "}, {o.DataDir, "data_dir: "}, {o.GatewayID, "gateway.id: "},
+	} {
+		if f.value != "" {
+			prefixes = append(prefixes, f.field)
+		}
+	}
+	if len(prefixes) == 0 {
+		return errs
+	}
+	return slices.DeleteFunc(errs, func(e *yamlpos.Error) bool {
+		return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(e.Msg, p) })
+	})
 }
 
 // flags maps the paths of the fields o overrides to the flags that give

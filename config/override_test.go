@@ -21,6 +21,14 @@ func TestOverrides(t *testing.T) {
 			return c.Gateway.ID == "gw-42" && c.ClientID() == "outpost-gw-42"
 		}},
 		{"id from nowhere", noID, Overrides{}, []string{"gw.yaml:1:1: gateway.id: is required"}, nil},
+		// A packaged config names a variable for the id; the flag gives it
+		// when the variable is not set, and an unset one without the flag
+		// is still an error.
+		{"id from the flag, the file's variable unset", "gateway: {id: \"${OUTPOST_TEST_UNSET_ID}\"}\n" + noID, Overrides{GatewayID: "gw-42"}, nil,
+			func(c *Config) bool { return c.Gateway.ID == "gw-42" }},
+		{"the file's variable unset, no flag", "gateway: {id: \"${OUTPOST_TEST_UNSET_ID}\"}\n" + noID, Overrides{}, []string{
+			"gw.yaml:1:16: gateway.id: environment variable OUTPOST_TEST_UNSET_ID is not set and ${OUTPOST_TEST_UNSET_ID} has no default",
+		}, nil},
 		{"flag over file", strings.Replace(minimal, "gw-01", "bad/id", 1), Overrides{GatewayID: "gw-2", Broker: "ssl://b:8883"}, nil,
 			func(c *Config) bool { return c.Gateway.ID == "gw-2" && c.Uplink.Broker == "ssl://b:8883" }},
 		{"bad id", noID, Overrides{GatewayID: "a/b"}, []string{
