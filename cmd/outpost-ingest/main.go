@@ -22,6 +22,7 @@ import (
 
 	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/cmd/internal/cli"
+	"github.com/outposthq/outpost/cmd/internal/systemd"
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/stores"
 )
@@ -161,7 +162,7 @@ type Main struct {
 	failed chan error // the HTTP server's unexpected end
 	served chan struct{}
 
-	systemd *systemd // READY, STOPPING, the watchdog (systemd.go); nil: none
+	systemd *systemd.Unit // READY, STOPPING, the watchdog (systemd.go); nil: none
 }
 
 // NewMain returns a Main with the defaults.

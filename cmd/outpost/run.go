@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/outposthq/outpost/cmd/internal/cli"
+	"github.com/outposthq/outpost/cmd/internal/systemd"
 	"github.com/outposthq/outpost/config"
 	"github.com/outposthq/outpost/gateway"
 )
@@ -59,7 +60,7 @@ type Main struct {
 	Gateway *gateway.Gateway
 	Log     zerolog.Logger
 
-	systemd *systemd // READY, STOPPING, the watchdog (systemd.go); nil: none
+	systemd *systemd.Unit // READY, STOPPING, the watchdog (systemd.go); nil: none
 }
 
 // flags registers the flags run and check share.
