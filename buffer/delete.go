@@ -81,25 +81,12 @@ func (o *Outbox) deleteRetrying(keys []byte) (int, error) {
 func (o *Outbox) deleteTx(keys []byte) (int, error) {
 	deleted := 0
 	err := o.write(func(tx *bolt.Tx, d *delta) error {
-		deleted = 0
 		lanes, err := laneBucketsOf(tx)
 		if err != nil {
 			return err
 		}
-		for i := 0; i < len(keys); i += keyLen {
-			seq := binary.BigEndian.Uint64(keys[i:])
-			for _, lane := range evictOrder {
-				size, found, err := deleteEntry(lanes[lane], seq)
-				if err != nil {
-					return err
-				}
-				d.bytes[lane] -= size
-				if found {
-					d.batches[lane]--
-					deleted++
-					break
-				}
-			}
+		if deleted, err = deleteSeqs(lanes, keys, d); err != nil {
+			return err
 		}
 		if deleted == 0 {
 			return errNothing // roll back rather than pay an fsync for nothing
@@ -110,6 +97,28 @@ func (o *Outbox) deleteTx(keys []byte) (int, error) {
 		return 0, nil
 	}
 	return deleted, err
+}
+
+// deleteSeqs deletes keys (8 bytes each) from whichever lane holds them,
+// within tx, accounting in d, and returns how many it deleted.
+func deleteSeqs(lanes [numLanes]*bolt.Bucket, keys []byte, d *delta) (int, error) {
+	deleted := 0
+	for i := 0; i < len(keys); i += keyLen {
+		seq := binary.BigEndian.Uint64(keys[i:])
+		for _, lane := range evictOrder {
+			size, found, err := deleteEntry(lanes[lane], seq)
+			if err != nil {
+				return deleted, err
+			}
+			d.bytes[lane] -= size
+			if found {
+				d.batches[lane]--
+				deleted++
+				break
+			}
+		}
+	}
+	return deleted, nil
 }
 
 // DropCorrupt deletes the stored batch seq, which Read reported damaged (a

@@ -1,7 +1,6 @@
 package buffer
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -43,19 +42,8 @@ func (o *Outbox) Replace(drop []uint64, bs []*outpost.Batch) error {
 		if err != nil {
 			return err
 		}
-		for i := 0; i < len(keys); i += keyLen {
-			seq := binary.BigEndian.Uint64(keys[i:])
-			for _, lane := range evictOrder {
-				size, found, err := deleteEntry(lanes[lane], seq)
-				if err != nil {
-					return err
-				}
-				d.bytes[lane] -= size
-				if found {
-					d.batches[lane]--
-					break
-				}
-			}
+		if _, err := deleteSeqs(lanes, keys, d); err != nil {
+			return err
 		}
 		// Forced: the pages the deletes free are reusable only from the
 		// next transaction on, so the room check would refuse a batch

@@ -48,22 +48,7 @@ type proc struct {
 
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: command(t, name, args...), more: make(chan struct{}, 1), done: make(chan struct{})}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go p.collect(stderr)
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			p.wait(t)
-		}
-	})
-	return p
+	return startCmd(t, command(t, name, args...))
 }
 
 func (p *proc) collect(r io.Reader) {

@@ -79,23 +79,9 @@ func (s *notifySocket) until(t *testing.T, prefix string) string {
 // as systemd starts a Type=notify unit with WatchdogSec=.
 func startNotified(t *testing.T, s *notifySocket, watchdog time.Duration, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: command(t, name, args...), more: make(chan struct{}, 1), done: make(chan struct{})}
-	p.cmd.Env = append(p.cmd.Env, "NOTIFY_SOCKET="+s.path, fmt.Sprintf("WATCHDOG_USEC=%d", watchdog.Microseconds()))
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go p.collect(stderr)
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			p.wait(t)
-		}
-	})
-	return p
+	cmd := command(t, name, args...)
+	cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+s.path, fmt.Sprintf("WATCHDOG_USEC=%d", watchdog.Microseconds()))
+	return startCmd(t, cmd)
 }
 
 // downGatewayFiles writes loadConfig for a gateway whose broker is down:
