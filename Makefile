@@ -39,7 +39,8 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # A clone with nothing beside it must build and pass its tests: nothing in
-# the project may read from outside the repository (../shared and the like).
+# the project may read from outside the repository (a sibling checkout of
+# shared data and the like).
 self-contained:
 	@if git grep -n -E '\.\./(\.\./)*shared/' -- . ':!.ci' ':!Makefile'; then echo "the files above refer to a directory outside the repository"; exit 1; fi
 

@@ -60,9 +60,7 @@ func TestSeqSquatting(t *testing.T) {
 			t.Parallel()
 			b := startBroker(t, a.secured)
 			p := newPipeline(t, b)
-			p.startIngest()
-			p.startGateway()
-			p.waitAcked()
+			p.flowing()
 			// The test's own eye on the gateway's batches (the ingest
 			// identity may read them).
 			eye := b.mustDial(t, Ingest)
@@ -182,9 +180,7 @@ func TestSharedSubscriptionHijack(t *testing.T) {
 			t.Parallel()
 			b := startBroker(t, a.secured)
 			p := newPipeline(t, b)
-			p.startIngest()
-			p.startGateway()
-			p.waitAcked()
+			p.flowing()
 
 			var got atomic.Int64
 			atk := a.connect(t, b)
@@ -239,9 +235,7 @@ func TestForgery(t *testing.T) {
 			t.Parallel()
 			b := startBroker(t, a.secured)
 			p := newPipeline(t, b)
-			p.startIngest()
-			p.startGateway()
-			p.waitAcked()
+			p.flowing()
 
 			if atk := a.connect(t, b); atk != nil {
 				const epoch = 0x5eed
@@ -299,9 +293,7 @@ func TestStatusPinning(t *testing.T) {
 			t.Parallel()
 			b := startBroker(t, a.secured)
 			p := newPipeline(t, b)
-			p.startIngest()
-			p.startGateway()
-			p.waitAcked()
+			p.flowing()
 			st := p.drain()
 			p.stopGateway()
 			waitFor(t, "the store to say the gateway is offline", func() bool { return p.gatewayState(victim) == "offline" })

@@ -123,6 +123,15 @@ func (p *pipeline) waitAcked() {
 	waitFor(p.t, "a first ack", func() bool { return p.gw.Stats().Uplink.Acked > 0 })
 }
 
+// flowing starts ingest and the gateway and waits for the first round
+// trip: the pipeline every attack begins against.
+func (p *pipeline) flowing() {
+	p.t.Helper()
+	p.startIngest()
+	p.startGateway()
+	p.waitAcked()
+}
+
 // drain stops the sensors and waits until every batch stored is acked
 // (by whoever acks it) and deleted.
 func (p *pipeline) drain() gateway.Stats {
