@@ -59,6 +59,7 @@ type batcher struct {
 	rebasedBatches  atomic.Int64
 	rebasedReadings atomic.Int64
 	uncorrected     atomic.Int64
+	floorSaved      int64 // unix ns of the trusted wall clock last stored as the floor (clock_state.go)
 }
 
 // groupMax is how many sealed batches one transaction takes at most.
@@ -116,6 +117,7 @@ func (bt *batcher) run(ctx context.Context) {
 	for i := 0; i < 1024 && bt.rebase(); i++ {
 	}
 	bt.persistClock()
+	bt.saveFloor(true)
 	if n := len(bt.pending) + len(bt.alertsHeld); n > 0 {
 		bt.log.Error().Int("batches", n).Msg("outbox failed at shutdown; unflushed batches lost")
 	}

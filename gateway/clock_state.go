@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // clockStateKey is the outbox state key of the clock's held batches.
@@ -127,4 +129,50 @@ func (bt *batcher) persistClock() {
 		bt.clock.mu.Unlock()
 		bt.rebaseFailed(fmt.Errorf("storing the clock's held runs: %w", err))
 	}
+}
+
+// clockFloorKey is the outbox state key of the trusted wall clock's
+// newest time, stored by the batcher once a minute and at a graceful
+// stop: the next run's floor (docs/clock.md). An outbox that is empty at
+// a restart says nothing of when the last run ended; this does.
+const clockFloorKey = "clock.floor"
+
+// floorEvery is how often a running gateway stores its floor: one small
+// transaction a minute. A clock restored to within a minute before the
+// last run stopped (a power cut right after a save of fake-hwclock) is
+// trusted.
+const floorEvery = time.Minute
+
+// saveFloor stores the trusted wall clock as the next run's floor when a
+// minute has passed on it since the last save, or at once with force (a
+// graceful stop). Nothing is stored while the clock is untrusted, nor
+// when it is behind the last time stored. A failure is logged with the
+// re-base failures and tried again at the next call.
+func (bt *batcher) saveFloor(force bool) {
+	if bt.clock == nil || bt.ob == nil || !bt.clock.isTrusted() {
+		return
+	}
+	w := bt.clock.now().UnixNano()
+	if w <= bt.floorSaved || !force && bt.floorSaved != 0 && w-bt.floorSaved < int64(floorEvery) {
+		return
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(w))
+	if err := bt.ob.PutState(clockFloorKey, v[:]); err != nil {
+		bt.rebaseFailed(fmt.Errorf("storing the clock's floor: %w", err))
+		return
+	}
+	bt.floorSaved = w
+}
+
+// loadFloor reads the floor the last run stored (0: none).
+func loadFloor(ob interface{ State(string) ([]byte, error) }) (int64, error) {
+	v, err := ob.State(clockFloorKey)
+	if err != nil || v == nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("gateway: clock floor of %d bytes, want 8", len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
 }

@@ -453,3 +453,97 @@ func TestClockStaleReadingIsNoStep(t *testing.T) {
 		t.Fatalf("the stale reading's stamp: segment %d hold %v", seg, hold)
 	}
 }
+
+// A run stores its trusted clock as the next run's floor once a minute
+// and at a graceful stop, so a clock restored to before that time (a
+// fake-hwclock save older than the last run's end) is not trusted even
+// when the outbox was emptied; a clock after it is.
+func TestClockFloorSurvivesEmptyOutbox(t *testing.T) {
+	path := filepath.Join(t.TempDir(), OutboxFile)
+	run := func(clk *testclock.Clock) (*clockTracker, *batcher, *buffer.Outbox) {
+		t.Helper()
+		c := newClockTracker(config.ClockConfig{Trust: config.ClockAuto}, clockOptions{
+			wall: clk.Now, mono: clk.Mono, floor: clockTruth.Add(-24 * time.Hour),
+			synced: func() (bool, error) { return false, nil },
+		})
+		ob, err := buffer.Open(path, &buffer.Options{Now: c.now, HoldAge: c.holdAge})
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved, err := loadFloor(ob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.arm(saved)
+		return c, &batcher{gateway: "gw", out: ob, ob: ob, clock: c, now: c.now}, ob
+	}
+	floorIn := func(ob *buffer.Outbox) time.Time {
+		t.Helper()
+		v, err := loadFloor(ob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return time.Unix(0, v).UTC()
+	}
+
+	clk := testclock.New(clockTruth)
+	c, bt, ob := run(clk)
+	if !c.isTrusted() {
+		t.Fatal("a clock after the floor is not trusted")
+	}
+	bt.settle()
+	if got := floorIn(ob); !got.Equal(clockTruth) {
+		t.Fatalf("floor stored at the first settle: %v, want %v", got, clockTruth)
+	}
+	clk.Add(30 * time.Second)
+	bt.settle()
+	if got := floorIn(ob); !got.Equal(clockTruth) {
+		t.Fatalf("floor stored again within a minute: %v", got)
+	}
+	clk.Add(31 * time.Second)
+	bt.settle()
+	if want := clockTruth.Add(61 * time.Second); !floorIn(ob).Equal(want) {
+		t.Fatalf("floor after a minute: %v, want %v", floorIn(ob), want)
+	}
+	clk.Add(10 * time.Second)
+	bt.saveFloor(true) // a graceful stop
+	end := clockTruth.Add(71 * time.Second)
+	if !floorIn(ob).Equal(end) {
+		t.Fatalf("floor at the stop: %v, want %v", floorIn(ob), end)
+	}
+	if n := ob.Stats().Batches; n != [2]int{} {
+		t.Fatalf("%v batches stored; the test wants an empty outbox", n)
+	}
+	if err := ob.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The machine reboots with the time of an hourly save before the end.
+	c, bt, ob = run(testclock.New(end.Add(-40 * time.Minute)))
+	if c.isTrusted() {
+		t.Fatal("a clock 40 minutes before the last run's end is trusted")
+	}
+	bt.settle()
+	bt.saveFloor(true)
+	if !floorIn(ob).Equal(end) {
+		t.Fatalf("an untrusted clock moved the floor to %v", floorIn(ob))
+	}
+	if err := ob.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A clock after the end is trusted.
+	c, _, ob = run(testclock.New(end.Add(time.Second)))
+	defer ob.Close()
+	if !c.isTrusted() {
+		t.Fatal("a clock after the last run's end is not trusted")
+	}
+
+	// A damaged floor is reported and ignored.
+	if err := ob.PutState(clockFloorKey, []byte("bad")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadFloor(ob); err == nil {
+		t.Fatal("a 3-byte floor was taken")
+	}
+}

@@ -51,7 +51,11 @@ func (g *Gateway) armClock() {
 	if err != nil {
 		g.log.Warn().Err(err).Msg("reading the newest stored batch for the clock's floor")
 	}
-	g.clock.arm(newest)
+	saved, err := loadFloor(g.outbox)
+	if err != nil {
+		g.log.Warn().Err(err).Msg("the clock's floor of the last run is ignored")
+	}
+	g.clock.arm(max(newest, saved))
 }
 
 // settle re-bases what it can and stores the clock's held runs: after
@@ -59,6 +63,7 @@ func (g *Gateway) armClock() {
 func (bt *batcher) settle() {
 	bt.rebase()
 	bt.persistClock()
+	bt.saveFloor(false)
 }
 
 func (g *Gateway) clockStats() ClockStats {
