@@ -7,6 +7,8 @@ import (
 	"math"
 
 	"github.com/tinylib/msgp/msgp"
+
+	"github.com/outposthq/outpost/internal/decimal"
 )
 
 // The version 2 batch encoding, written by hand with msgp's primitives
@@ -36,18 +38,12 @@ const (
 	maxTSExp    = 9
 	tsDeltaMode = 10
 
-	// value_exp -15..15: values hold n0 then deltas of the integers n
-	// with value = n × 10^value_exp. rawValues: values are floats.
-	minValueExp = -15
-	maxValueExp = 15
-	rawValues   = 127
-	maxScaled   = 1 << 53 // |n| stays below, so float64(n) is exact
+	// value_exp decimal.MinExp..decimal.MaxExp: values hold n0 then
+	// deltas of the integers n with value = n × 10^value_exp
+	// (decimal.Unscale). decimal.Raw: values are floats.
 )
 
 var pow10i = [...]int64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
-
-var pow10f = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
-	1e10, 1e11, 1e12, 1e13, 1e14, 1e15} // all exact in float64
 
 var errTSOverflow = errors.New("timestamp overflow")
 
@@ -548,7 +544,7 @@ func (s *Series) readValues(p []byte) (_ []byte, err error) {
 	if err != nil {
 		return p, fmt.Errorf("value_exp: %w", err)
 	}
-	if e != rawValues && (e < minValueExp || e > maxValueExp) {
+	if e != decimal.Raw && (e < decimal.MinExp || e > decimal.MaxExp) {
 		return p, fmt.Errorf("value_exp %d out of range", e)
 	}
 	n, p, err := readLen(p, MaxBatchReadings, 1, "values")
@@ -559,7 +555,7 @@ func (s *Series) readValues(p []byte) (_ []byte, err error) {
 		return p, fmt.Errorf("%d values for %d timestamps", n, len(s.TS))
 	}
 	s.Values = make([]float64, n)
-	if e == rawValues {
+	if e == decimal.Raw {
 		for i := range s.Values {
 			if s.Values[i], p, err = msgp.ReadFloat64Bytes(p); err != nil {
 				return p, fmt.Errorf("value %d: %w", i, err)
@@ -574,7 +570,7 @@ func (s *Series) readValues(p []byte) (_ []byte, err error) {
 			return p, fmt.Errorf("value %d: %w", i, err)
 		}
 		// Bounding x first keeps the sum from overflowing.
-		if x <= -2*maxScaled || x >= 2*maxScaled {
+		if x <= -2*decimal.MaxScaled || x >= 2*decimal.MaxScaled {
 			return p, fmt.Errorf("value %d: scaled integer out of range", i)
 		}
 		if i == 0 {
@@ -582,62 +578,12 @@ func (s *Series) readValues(p []byte) (_ []byte, err error) {
 		} else {
 			acc += x
 		}
-		if acc <= -maxScaled || acc >= maxScaled {
+		if acc <= -decimal.MaxScaled || acc >= decimal.MaxScaled {
 			return p, fmt.Errorf("value %d: scaled integer out of range", i)
 		}
-		s.Values[i] = unscale(acc, int(e))
+		s.Values[i] = decimal.Unscale(acc, int(e))
 	}
 	return p, nil
-}
-
-// unscale is n × 10^e, rounded once: float64(n) and the power of ten are
-// exact, so the result is the double nearest to the decimal.
-func unscale(n int64, e int) float64 {
-	if e < 0 {
-		return float64(n) / pow10f[-e]
-	}
-	return float64(n) * pow10f[e]
-}
-
-// scale returns n with unscale(n, e) == v bit for bit and |n| < 2^53, if
-// there is one.
-func scale(v float64, e int) (int64, bool) {
-	var f float64
-	if e < 0 {
-		f = math.Round(v * pow10f[-e])
-	} else {
-		f = math.Round(v / pow10f[e])
-	}
-	if !(f > -maxScaled && f < maxScaled) { // also NaN
-		return 0, false
-	}
-	n := int64(f)
-	return n, math.Float64bits(unscale(n, e)) == math.Float64bits(v)
-}
-
-// valueExp returns the largest decimal exponent at which every value is a
-// scaled integer, or rawValues.
-func valueExp(vs []float64) int {
-	e, changed := maxValueExp, 0
-	for i, v := range vs {
-		for {
-			if _, ok := scale(v, e); ok {
-				break
-			}
-			if e--; e < minValueExp {
-				return rawValues
-			}
-			changed = i
-		}
-	}
-	// A value that scaled at a larger exponent scales at a smaller one,
-	// unless its integer grew past 2^53.
-	for _, v := range vs[:changed] {
-		if _, ok := scale(v, e); !ok {
-			return rawValues
-		}
-	}
-	return e
 }
 
 // appendSeries appends the version 2 encoding of readings lo to hi of s,
@@ -712,10 +658,10 @@ func appendTSDeltas(dst []byte, ts []int64, t0 int64, k int) []byte {
 // appendValues appends value_exp and the values array. Raw values are
 // float32 where that is exact, else float64.
 func appendValues(dst []byte, vs []float64) []byte {
-	e := valueExp(vs)
+	e := decimal.Exp(vs)
 	dst = msgp.AppendInt64(dst, int64(e))
 	dst = msgp.AppendArrayHeader(dst, uint32(len(vs)))
-	if e == rawValues {
+	if e == decimal.Raw {
 		for _, v := range vs {
 			if f := float32(v); math.Float64bits(float64(f)) == math.Float64bits(v) {
 				dst = msgp.AppendFloat32(dst, f)
@@ -727,7 +673,7 @@ func appendValues(dst []byte, vs []float64) []byte {
 	}
 	var prev int64
 	for _, v := range vs {
-		n, _ := scale(v, e)
+		n, _ := decimal.Scale(v, e)
 		dst = msgp.AppendInt64(dst, n-prev)
 		prev = n
 	}
