@@ -1,0 +1,491 @@
+package chunk
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/internal/decimal"
+)
+
+// roundTrip is one set of readings that must come back exactly.
+type roundTrip struct {
+	name    string
+	ts      []int64
+	values  []float64
+	quality []byte
+	k, e    int // the unit and exponent the encoder must pick; -99: any
+}
+
+const t0 = 1_700_000_000_000_000_000 // 2023-11-14, a multiple of 10^9 ns
+
+func regular(n int, start, step int64) []int64 {
+	ts := make([]int64, n)
+	for i := range ts {
+		ts[i] = start + int64(i)*step
+	}
+	return ts
+}
+
+func fill(n int, f func(i int) float64) []float64 {
+	vs := make([]float64, n)
+	for i := range vs {
+		vs[i] = f(i)
+	}
+	return vs
+}
+
+func roundTrips() []roundTrip {
+	rng := rand.New(rand.NewPCG(7, 11))
+	jittered := make([]int64, 1000)
+	for i := range jittered {
+		jittered[i] = t0 + int64(i)*1e9 + rng.Int64N(2e6) - 1e6
+	}
+	unsorted := regular(500, t0, 1e6)
+	rng.Shuffle(len(unsorted), func(i, j int) { unsorted[i], unsorted[j] = unsorted[j], unsorted[i] })
+	noise := fill(300, func(int) float64 { return rng.NormFloat64() })
+	mixed := make([]byte, 1000)
+	for i := range mixed {
+		if i > 0 && rng.IntN(4) != 0 {
+			mixed[i] = mixed[i-1]
+		} else {
+			mixed[i] = byte(rng.IntN(3))
+		}
+	}
+	nan := math.Float64frombits(0x7ff8_0000_dead_beef) // a NaN with a payload
+	cs := []roundTrip{
+		{"1 Hz", regular(3600, t0, 1e9), fill(3600, func(i int) float64 { return 20 + float64(i%50)/100 }), nil, 9, -2},
+		{"jittered ns", jittered, fill(1000, func(i int) float64 { return float64(i) }), nil, 0, 0},
+		{"ms steps", regular(100, t0+5e6, 250e6), fill(100, func(i int) float64 { return float64(i * 100) }), nil, 6, 2},
+		{"unsorted", unsorted, fill(500, func(i int) float64 { return float64(-i) / 8 }), nil, 6, -3},
+		{"negative timestamps", []int64{-5e9, -4e9, -1e9, 0, 3e9}, []float64{-1.5, -1, -0.5, 0, 0.5}, nil, 9, -1},
+		{"max int64", []int64{math.MaxInt64, math.MaxInt64 - 1, math.MaxInt64 - 5, math.MaxInt64}, fill(4, func(int) float64 { return 1 }), nil, 0, 0},
+		{"min int64", []int64{math.MinInt64, math.MinInt64 + 7, math.MinInt64 + 3}, fill(3, func(int) float64 { return 1 }), nil, 0, 0},
+		{"one extreme", []int64{math.MinInt64}, []float64{2}, nil, 0, 0},
+		{"seconds far apart", []int64{-9e18, 9e18, -9e18, 9e18}, fill(4, func(int) float64 { return 3 }), nil, 9, 0},
+		{"ns delta of deltas overflows", []int64{0, 5e18, 0}, fill(3, func(int) float64 { return 3 }), nil, 9, 0},
+		{"raw floats", regular(300, t0, 1e9), noise, nil, 9, decimal.Raw},
+		{"specials", regular(12, t0, 1e9), []float64{
+			math.NaN(), nan, math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 0,
+			math.SmallestNonzeroFloat64, -math.Float64frombits(0x000f_ffff_ffff_ffff), 0x1p-1022,
+			1e300, -math.MaxFloat64, 1 << 53,
+		}, nil, 9, decimal.Raw},
+		{"subnormals", regular(4, t0, 1e9), []float64{0x1p-1074, 0x1p-1030, 0x1.8p-1050, -0x1p-1073}, nil, 9, decimal.Raw},
+		{"near 2^53", regular(4, t0, 1e9), []float64{1<<53 - 1, -(1<<53 - 1), 1<<53 - 2, 0}, nil, 9, 0},
+		{"2^53 and a half", regular(2, t0, 1e9), []float64{1<<53 - 1, 0.5}, nil, 9, decimal.Raw},
+		{"too wide", regular(2, t0, 1e9), []float64{1e15, 0.001}, nil, 9, decimal.Raw},
+		{"large exponent", regular(3, t0, 1e9), []float64{1e15, 3e30, -7e20}, nil, 9, 15},
+		{"tiny decimals", regular(3, t0, 1e9), []float64{1e-15, 2e-15, 0.00476416302}, nil, 9, -15},
+		{"decimals later", regular(4, t0, 1e9), []float64{21, 21.5, 21.25, 21.125}, nil, 9, -3},
+		{"mixed quality", regular(1000, t0, 1e9), fill(1000, func(i int) float64 { return float64(i % 7) }), mixed, 9, 0},
+		{"all uncertain", regular(10, t0, 1e9), fill(10, func(i int) float64 { return 1 }), slices.Repeat([]byte{1}, 10), 9, 0},
+		{"quality zeros", regular(10, t0, 1e9), fill(10, func(i int) float64 { return 1 }), make([]byte, 10), 9, 0},
+		{"last bad", regular(3, t0, 1e9), []float64{1, 2, 3}, []byte{0, 0, 2}, 9, 0},
+		{"single reading", []int64{t0 + 123}, []float64{7.25}, nil, 0, -2},
+		{"single bad", []int64{t0}, []float64{7}, []byte{2}, 9, 0},
+	}
+	for d := 0; d <= 15; d++ {
+		cs = append(cs, roundTrip{
+			name:   "decimals " + string(rune('a'+d)),
+			ts:     regular(200, t0, 60e9),
+			values: fill(200, func(int) float64 { return float64(rng.Int64N(2e6)-1e6) / math.Pow10(d) }),
+			k:      9, e: -99,
+		})
+	}
+	return cs
+}
+
+// sections returns the k and e bytes of a well-formed chunk.
+func sections(t testing.TB, p []byte) (k, e int) {
+	t.Helper()
+	n, m := binary.Uvarint(p[1:])
+	off := 1 + m
+	k = int(p[off])
+	off++
+	for range n {
+		_, m := binary.Varint(p[off:])
+		off += m
+	}
+	return k, int(int8(p[off]))
+}
+
+// same reports whether the readings are equal bit for bit; quality nil
+// and all zeros are the same.
+func same(ts1 []int64, vs1 []float64, q1 []byte, ts2 []int64, vs2 []float64, q2 []byte) bool {
+	if !slices.Equal(ts1, ts2) || len(vs1) != len(vs2) {
+		return false
+	}
+	for i := range vs1 {
+		if math.Float64bits(vs1[i]) != math.Float64bits(vs2[i]) {
+			return false
+		}
+	}
+	if allGood(q1) && allGood(q2) {
+		return true
+	}
+	return slices.Equal(q1, q2)
+}
+
+func allGood(q []byte) bool {
+	for _, c := range q {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// deltas returns ts in the wire's delta form.
+func deltas(ts []int64) []int64 {
+	d := slices.Clone(ts)
+	for i := len(d) - 1; i > 0; i-- {
+		d[i] -= d[i-1]
+	}
+	return d
+}
+
+// deltasFit reports whether ts has a delta form: every delta in int64.
+func deltasFit(ts []int64) bool {
+	for i := 1; i < len(ts); i++ {
+		if _, ok := sub64(ts[i], ts[i-1]); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, c := range roundTrips() {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := Append([]byte("prefix"), c.ts, c.values, c.quality)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(p[:6]) != "prefix" {
+				t.Fatal("Append changed what dst held")
+			}
+			p = p[6:]
+			if len(p) > MaxLen(len(c.ts)) {
+				t.Errorf("%d bytes, MaxLen %d", len(p), MaxLen(len(c.ts)))
+			}
+			k, e := sections(t, p)
+			if e != decimal.Exp(c.values) {
+				t.Errorf("e = %d, decimal.Exp says %d", e, decimal.Exp(c.values))
+			}
+			if c.e != -99 && (k != c.k || e != c.e) {
+				t.Errorf("k %d e %d, want %d %d", k, e, c.k, c.e)
+			}
+			ts, vs, q, err := Decode(p, nil, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !same(ts, vs, q, c.ts, c.values, c.quality) {
+				t.Fatalf("decoded\n%v\n%v\n%v\nwant\n%v\n%v\n%v", ts, vs, q, c.ts, c.values, c.quality)
+			}
+			if allGood(c.quality) != (q == nil) {
+				t.Errorf("quality %v for %v", q, c.quality)
+			}
+			if n, err := Len(p); err != nil || n != len(c.ts) {
+				t.Errorf("Len = %d, %v", n, err)
+			}
+			lo, hi, err := TimeRange(p)
+			if err != nil || lo != slices.Min(c.ts) || hi != slices.Max(c.ts) {
+				t.Errorf("TimeRange = %d, %d, %v", lo, hi, err)
+			}
+
+			// The wire's delta form encodes to the same bytes, whole
+			// and as a series window, where the deltas fit int64.
+			if !deltasFit(c.ts) {
+				return
+			}
+			d := deltas(c.ts)
+			p2, err := AppendDeltas(nil, c.ts[0], d, c.values, c.quality)
+			if err != nil || string(p2) != string(p) {
+				t.Errorf("AppendDeltas: %v, bytes differ: %v", err, string(p2) != string(p))
+			}
+			s := &outpost.Series{TS: append([]int64{c.ts[0] - 1}, d...), Values: append([]float64{0}, c.values...)}
+			s.TS[1] = 1
+			if c.ts[0] == math.MinInt64 {
+				s.TS[0], s.TS[1] = c.ts[0], 0
+			}
+			if c.quality != nil {
+				s.Quality = append([]byte{2}, c.quality...)
+			}
+			p3, err := AppendSeries(nil, s, 1, len(s.TS))
+			if err != nil || string(p3) != string(p) {
+				t.Errorf("AppendSeries: %v, bytes differ: %v", err, string(p3) != string(p))
+			}
+		})
+	}
+}
+
+func TestAppendRefuses(t *testing.T) {
+	cases := []struct {
+		name    string
+		ts      []int64
+		values  []float64
+		quality []byte
+		want    string
+	}{
+		{"none", nil, nil, nil, "no readings"},
+		{"short values", []int64{1, 2}, []float64{1}, nil, "1 values for 2 timestamps"},
+		{"short quality", []int64{1, 2}, []float64{1, 2}, []byte{1}, "1 quality bytes"},
+		{"quality 3", []int64{1, 2}, []float64{1, 2}, []byte{0, 3}, "quality 3 of reading 1"},
+		{"too many", make([]int64, MaxReadings+1), make([]float64, MaxReadings+1), nil, "limit"},
+		{"delta overflows", []int64{math.MinInt64, math.MaxInt64}, []float64{1, 2}, nil, "overflows int64"},
+		{"delta overflows down", []int64{1, math.MinInt64}, []float64{1, 2}, nil, "overflows int64"},
+		{"delta of deltas overflows", []int64{0, 1<<62 + 1, 0}, []float64{1, 2, 3}, nil, "overflows int64"},
+		{"second delta overflows", []int64{0, math.MaxInt64, math.MinInt64 + 1}, []float64{1, 2, 3}, nil, "overflows int64"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dst := []byte("kept")
+			p, err := Append(dst, c.ts, c.values, c.quality)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want %q", err, c.want)
+			}
+			if string(p) != "kept" {
+				t.Errorf("dst = %q", p)
+			}
+		})
+	}
+	// The delta form refuses the same, and a running sum leaving int64,
+	// and windows outside the series.
+	if _, err := AppendDeltas(nil, math.MaxInt64, []int64{0, 1}, []float64{1, 2}, nil); err == nil {
+		t.Error("AppendDeltas accepted a sum past int64")
+	}
+	if _, err := AppendDeltas(nil, 0, []int64{0, 1<<62 + 1, -(1<<62 + 1)}, []float64{1, 2, 3}, nil); err == nil {
+		t.Error("AppendDeltas accepted a delta of deltas past int64")
+	}
+	s := &outpost.Series{TS: []int64{1, 1, 1}, Values: []float64{1, 2, 3}}
+	for _, w := range [][2]int{{-1, 2}, {2, 2}, {0, 4}, {3, 2}} {
+		if _, err := AppendSeries(nil, s, w[0], w[1]); err == nil {
+			t.Errorf("AppendSeries accepted readings %d to %d of 3", w[0], w[1])
+		}
+	}
+	s.TS = []int64{math.MaxInt64, 1, 1}
+	if _, err := AppendSeries(nil, s, 2, 3); err == nil {
+		t.Error("AppendSeries accepted a start past int64")
+	}
+}
+
+// chunkOf builds a chunk by hand: version 1, the header, then the rest.
+func chunkOf(n uint64, k byte, rest ...[]byte) []byte {
+	p := binary.AppendUvarint([]byte{Version}, n)
+	p = append(p, k)
+	for _, r := range rest {
+		p = append(p, r...)
+	}
+	return p
+}
+
+func varints(xs ...int64) []byte {
+	var p []byte
+	for _, x := range xs {
+		p = binary.AppendVarint(p, x)
+	}
+	return p
+}
+
+func uvarints(xs ...uint64) []byte {
+	var p []byte
+	for _, x := range xs {
+		p = binary.AppendUvarint(p, x)
+	}
+	return p
+}
+
+type malformed struct {
+	name string
+	p    []byte
+	want string
+}
+
+func malformedChunks() []malformed {
+	good := []byte{0}
+	overlong := []byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02}
+	raw8 := binary.LittleEndian.AppendUint64(nil, math.Float64bits(1.5))
+	return []malformed{
+		{"empty", nil, "byte 0: empty"},
+		{"version 0", []byte{0, 1, 0, 0, 0, 0}, "version 0"},
+		{"version 2", []byte{2, 1, 0, 0, 0, 0}, "version 2"},
+		{"no count", []byte{1}, "number of readings: truncated"},
+		{"count truncated", []byte{1, 0x80}, "number of readings: truncated"},
+		{"count overflows", append([]byte{1}, overlong...), "varint overflows"},
+		{"no readings", chunkOf(0, 0, varints(), []byte{0}, good), "0 readings"},
+		{"too many readings", chunkOf(MaxReadings+1, 0, varints(1)), "1048577 readings"},
+		{"no unit", []byte{1, 1}, "truncated before the unit"},
+		{"unit 10", chunkOf(1, 10, varints(1), []byte{0}, varints(1), good), "units of 10^10"},
+		{"claims 2^20 in 10 bytes", chunkOf(MaxReadings, 0, []byte{0, 0, 0, 0, 0}), "1048576 readings in 5 bytes"},
+		{"claims 3 in 6 bytes", chunkOf(3, 0, varints(1, 1, 1), []byte{0}, varints(1, 1)), "3 readings in 6 bytes"},
+		{"timestamp truncated", chunkOf(2, 0, varints(math.MaxInt64)), "timestamp 1: truncated"},
+		{"non-minimal varint, then truncated", chunkOf(2, 0, varints(1), []byte{0x80, 0}, varints(1, 1), []byte{0}), "truncated before the quality"},
+		{"timestamp overflows", chunkOf(2, 0, varints(1), overlong, []byte{0}, varints(1, 1), good), "timestamp 1: varint overflows"},
+		{"running sum", chunkOf(2, 0, varints(math.MaxInt64, 1), []byte{0}, varints(1, 1), good), "timestamp 1 overflows int64"},
+		{"running delta", chunkOf(3, 0, varints(0, math.MaxInt64, 1), []byte{0}, varints(1, 1, 1), good), "timestamp 2 overflows int64"},
+		{"unit overflows", chunkOf(1, 9, varints(1e10), []byte{0}, varints(1), good), "timestamp 0 overflows int64"},
+		{"unit overflows down", chunkOf(1, 1, varints(math.MinInt64/10-1), []byte{0}, varints(1), good), "timestamp 0 overflows int64"},
+		{"no exponent", chunkOf(1, 0, varints(1), []byte{}, good), "readings in"},
+		{"exponent 16", chunkOf(1, 0, varints(1), []byte{16}, varints(1), good), "value exponent 16"},
+		{"exponent -16", chunkOf(1, 0, varints(1), []byte{0xf0}, varints(1), good), "value exponent -16"},
+		{"exponent 126", chunkOf(1, 0, varints(1), []byte{126}, varints(1), good), "value exponent 126"},
+		{"scaled 2^53", chunkOf(1, 0, varints(1), []byte{0}, varints(1<<53), good), "scaled integer out of range"},
+		{"scaled -2^53", chunkOf(1, 0, varints(1), []byte{0}, varints(-1<<53), good), "scaled integer out of range"},
+		{"scaled sum 2^53", chunkOf(2, 0, varints(1, 1), []byte{0}, varints(1<<53-1, 1), good), "value 1: scaled"},
+		{"scaled delta huge", chunkOf(2, 0, varints(1, 1), []byte{0}, varints(0, math.MaxInt64), good), "value 1: scaled"},
+		{"value truncated", chunkOf(2, 0, varints(1<<40, 1), []byte{0}, varints(1), []byte{0x80}), "value 1: truncated"},
+		{"value overflows", chunkOf(1, 0, varints(1), []byte{0}, overlong, good), "value 0: varint overflows"},
+		{"raw truncated", chunkOf(2, 0, varints(1, 1), []byte{127}, raw8, []byte{0, 0, 0}, good), "2 raw values in 12 bytes"},
+		{"no quality", chunkOf(1, 0, varints(1), []byte{0}, varints(1)), "readings in"},
+		{"no quality after raw", chunkOf(1, 0, varints(1), []byte{127}, raw8), "truncated before the quality"},
+		{"quality mode 2", chunkOf(1, 0, varints(1), []byte{0}, varints(1), []byte{2}), "quality mode 2"},
+		{"trailing byte", chunkOf(1, 0, varints(1), []byte{0}, varints(1), good, []byte{0}), "1 trailing bytes"},
+		{"no runs", chunkOf(1, 0, varints(1), []byte{0}, varints(1), []byte{1}), "number of quality runs: truncated"},
+		{"zero runs", chunkOf(1, 0, varints(1), []byte{0}, varints(1), []byte{1}, uvarints(0), []byte{0, 0}), "0 quality runs"},
+		{"more runs than readings", chunkOf(2, 0, varints(1, 1), []byte{0}, varints(1, 1), []byte{1}, uvarints(3, 1), []byte{0}, uvarints(1), []byte{1}, uvarints(1), []byte{2}), "3 quality runs for 2"},
+		{"runs past the end", chunkOf(2, 0, varints(1, 1), []byte{0}, varints(1, 1), []byte{1}, uvarints(2, 1), []byte{0}), "2 quality runs"},
+		{"run of 0", chunkOf(1, 0, varints(1), []byte{0}, varints(1), []byte{1}, uvarints(1, 0), []byte{1}), "quality run 0 of 0 readings"},
+		{"run too long", chunkOf(2, 0, varints(1, 1), []byte{0}, varints(1, 1), []byte{1}, uvarints(1, 3), []byte{1}), "quality run 0 of 3 readings, 2 left"},
+		{"run length overflows", chunkOf(1, 0, varints(1), []byte{0}, varints(1), []byte{1}, uvarints(1), overlong, []byte{1}), "quality run 0: varint overflows"},
+		{"quality 3", chunkOf(1, 0, varints(1), []byte{0}, varints(1), []byte{1}, uvarints(1, 1), []byte{3}), "quality 3"},
+		{"runs short", chunkOf(3, 0, varints(1, 1, 1), []byte{0}, varints(1, 1, 1), []byte{1}, uvarints(1, 2), []byte{1}), "cover 2 of 3"},
+		{"run byte missing", chunkOf(300, 0, make([]byte, 300), []byte{0}, make([]byte, 300), []byte{1}, uvarints(2, 150), []byte{1}, uvarints(150)), "truncated in quality run 1"},
+		{"trailing after runs", chunkOf(1, 0, varints(1), []byte{0}, varints(1), []byte{1}, uvarints(1, 1), []byte{1}, []byte{9}), "1 trailing bytes"},
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	for _, c := range malformedChunks() {
+		t.Run(c.name, func(t *testing.T) {
+			ts0, vs0, q0 := []int64{5}, []float64{6}, []byte{1}
+			ts, vs, q, err := Decode(c.p, ts0, vs0, q0)
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want ErrCorrupt and %q", err, c.want)
+			}
+			if len(ts) != 1 || len(vs) != 1 || len(q) != 1 || ts[0] != 5 || vs[0] != 6 || q[0] != 1 {
+				t.Errorf("slices changed: %v %v %v", ts, vs, q)
+			}
+			t.Log(err)
+		})
+	}
+}
+
+// The chunks the rejection table is built from are well formed but for
+// the one thing each breaks: the same pieces, mended, decode.
+func TestChunkOf(t *testing.T) {
+	p := chunkOf(2, 0, varints(1, 1), []byte{0}, varints(1, 1), []byte{1}, uvarints(2, 1), []byte{1}, uvarints(1), []byte{2})
+	ts, vs, q, err := Decode(p, nil, nil, nil)
+	if err != nil || !same(ts, vs, q, []int64{1, 2}, []float64{1, 2}, []byte{1, 2}) {
+		t.Fatalf("%v %v %v %v", ts, vs, q, err)
+	}
+}
+
+func TestDecodeAppends(t *testing.T) {
+	good, err := Append(nil, []int64{10, 20}, []float64{1, 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := Append(nil, []int64{30, 40}, []float64{3, 4}, []byte{0, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, vs, q, err := Decode(good, nil, nil, nil)
+	if err != nil || q != nil {
+		t.Fatalf("quality %v, %v", q, err)
+	}
+	ts, vs, q, err = Decode(good, ts, vs, q)
+	if err != nil || q != nil || len(ts) != 4 {
+		t.Fatalf("quality %v, %d timestamps, %v", q, len(ts), err)
+	}
+	// A reading that is not good pads the quality of those before.
+	ts, vs, q, err = Decode(bad, ts, vs, q)
+	if err != nil || !same(ts, vs, q, []int64{10, 20, 10, 20, 30, 40}, []float64{1, 2, 1, 2, 3, 4}, []byte{0, 0, 0, 0, 0, 2}) {
+		t.Fatalf("%v %v %v %v", ts, vs, q, err)
+	}
+	// Once there, quality stays one byte a reading.
+	ts, vs, q, err = Decode(good, ts, vs, q)
+	if err != nil || len(q) != len(ts) || !allGood(q[6:]) {
+		t.Fatalf("%v %v %v", ts, q, err)
+	}
+	// Stale bytes in the capacity do not leak into the padding.
+	q = append(make([]byte, 0, 16), 7, 7, 7)[:0]
+	_, _, q, err = Decode(bad, []int64{1, 2}, []float64{1, 2}, q)
+	if err != nil || !slices.Equal(q, []byte{0, 0, 0, 2}) {
+		t.Fatalf("quality %v, %v", q, err)
+	}
+	_, _, q, err = Decode(good, []int64{1, 2}, []float64{1, 2}, append(make([]byte, 0, 16), 7, 7, 7)[:1])
+	if err != nil || !slices.Equal(q, []byte{7, 0, 0, 0}) {
+		t.Fatalf("quality %v, %v", q, err)
+	}
+	if _, _, _, err := Decode(good, nil, nil, []byte{1}); err == nil || errors.Is(err, ErrCorrupt) {
+		t.Errorf("a quality longer than ts: %v", err)
+	}
+}
+
+func TestAllocations(t *testing.T) {
+	for _, c := range roundTrips() {
+		dst := make([]byte, 0, MaxLen(len(c.ts)))
+		var err error
+		if a := testing.AllocsPerRun(10, func() {
+			if _, err = Append(dst, c.ts, c.values, c.quality); err != nil {
+				t.Fatal(err)
+			}
+		}); a != 0 {
+			t.Errorf("%s: Append: %v allocations", c.name, a)
+		}
+		d := deltas(c.ts)
+		if a := testing.AllocsPerRun(10, func() {
+			if !deltasFit(c.ts) {
+				return
+			}
+			if _, err = AppendDeltas(dst, c.ts[0], d, c.values, c.quality); err != nil {
+				t.Fatal(err)
+			}
+		}); a != 0 {
+			t.Errorf("%s: AppendDeltas: %v allocations", c.name, a)
+		}
+		p, _ := Append(nil, c.ts, c.values, c.quality)
+		ts, vs, q := make([]int64, 0, len(c.ts)), make([]float64, 0, len(c.ts)), make([]byte, 0, len(c.ts))
+		if a := testing.AllocsPerRun(10, func() {
+			if _, _, _, err = Decode(p, ts, vs, q); err != nil {
+				t.Fatal(err)
+			}
+		}); a != 0 {
+			t.Errorf("%s: Decode: %v allocations", c.name, a)
+		}
+		if a := testing.AllocsPerRun(10, func() {
+			if _, _, err = TimeRange(p); err != nil {
+				t.Fatal(err)
+			}
+		}); a != 0 {
+			t.Errorf("%s: TimeRange: %v allocations", c.name, a)
+		}
+	}
+}
+
+// A short input claiming the most readings allocates nothing for them:
+// its error, a few hundred bytes, is all.
+func TestDecodeHostileCount(t *testing.T) {
+	p := chunkOf(MaxReadings, 0, make([]byte, 5))
+	if len(p) != 10 {
+		t.Fatalf("%d bytes", len(p))
+	}
+	const runs = 100
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		if _, _, _, err := Decode(p, nil, nil, nil); err == nil {
+			t.Fatal("accepted")
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if b := (after.TotalAlloc - before.TotalAlloc) / runs; b > 1024 {
+		t.Errorf("%d bytes allocated a call", b)
+	}
+}

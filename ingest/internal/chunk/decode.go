@@ -1,0 +1,311 @@
+package chunk
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/outposthq/outpost/internal/decimal"
+)
+
+// Decode appends the readings of the chunk p to ts, values and quality
+// and returns the three slices. Quality follows outpost.Series: it stays
+// empty while every reading decoded into these slices is good, and is
+// otherwise one byte per timestamp, so when p has a reading that is not
+// good and quality is shorter than ts, quality is first padded with
+// zeros to the length of ts. A quality longer than ts is refused.
+//
+// The count of readings is checked against the bytes left before
+// anything is allocated (each reading takes at least two), so a short
+// hostile input cannot make Decode allocate much; with room in the
+// slices Decode allocates nothing. On error it returns the slices it
+// was given (what lies past their lengths may have been written), and
+// an error that wraps ErrCorrupt unless the slices were at fault.
+func Decode(p []byte, ts []int64, values []float64, quality []byte) ([]int64, []float64, []byte, error) {
+	if len(quality) > len(ts) {
+		return ts, values, quality, fmt.Errorf("chunk: %d quality bytes for %d timestamps", len(quality), len(ts))
+	}
+	n, k, off, err := header(p)
+	if err != nil {
+		return ts, values, quality, err
+	}
+	if rest := len(p) - off; n > (rest-2)/2 {
+		// The timestamps and the values take a byte a reading at
+		// least, the exponent and the quality mode one each.
+		return ts, values, quality, corrupt(off, "%d readings in %d bytes", n, rest)
+	}
+	ts2, vs2 := extend(ts, n), extend(values, n)
+	r := newTimeReader(k)
+	if off, _, _, err = r.read(p, off, ts2[len(ts):]); err != nil {
+		return ts, values, quality, err
+	}
+	if off, err = decodeValues(p, off, vs2[len(values):]); err != nil {
+		return ts, values, quality, err
+	}
+	q2, err := decodeQuality(p, off, n, len(ts), quality)
+	if err != nil {
+		return ts, values, quality, err
+	}
+	return ts2, vs2, q2, nil
+}
+
+// Len returns the number of readings of the chunk p, from its header.
+// It checks nothing past the header.
+func Len(p []byte) (int, error) {
+	n, _, _, err := header(p)
+	return n, err
+}
+
+// TimeRange returns the earliest and the latest timestamp of the chunk
+// p, without allocating. It checks the header and the timestamps, not
+// what follows them.
+func TimeRange(p []byte) (lo, hi int64, err error) {
+	n, k, off, err := header(p)
+	if err != nil {
+		return 0, 0, err
+	}
+	if n > len(p)-off {
+		return 0, 0, corrupt(off, "%d readings in %d bytes", n, len(p)-off)
+	}
+	var buf [256]int64
+	r := newTimeReader(k)
+	lo, hi = math.MaxInt64, math.MinInt64
+	for left := n; left > 0; {
+		b := buf[:min(left, len(buf))]
+		var l, h int64
+		if off, l, h, err = r.read(p, off, b); err != nil {
+			return 0, 0, err
+		}
+		lo, hi, left = min(lo, l), max(hi, h), left-len(b)
+	}
+	return lo, hi, nil
+}
+
+// header reads the version, the number of readings and k, and returns
+// the offset of the timestamps.
+func header(p []byte) (n, k, off int, err error) {
+	if len(p) == 0 {
+		return 0, 0, 0, corrupt(0, "empty")
+	}
+	if p[0] != Version {
+		return 0, 0, 0, corrupt(0, "version %d, want %d", p[0], Version)
+	}
+	u, m := uvarint(p, 1)
+	if m <= 0 {
+		return 0, 0, 0, varintError(1, m, "number of readings")
+	}
+	off = 1 + m
+	if u < 1 || u > MaxReadings {
+		return 0, 0, 0, corrupt(1, "%d readings, want 1 to %d", u, MaxReadings)
+	}
+	if off >= len(p) {
+		return 0, 0, 0, corrupt(off, "truncated before the unit of the timestamps")
+	}
+	if k = int(p[off]); k > maxTSExp {
+		return 0, 0, 0, corrupt(off, "timestamps in units of 10^%d ns, want at most 10^%d", k, maxTSExp)
+	}
+	return int(u), k, off + 1, nil
+}
+
+// timeReader decodes the timestamps section, in pieces if need be.
+type timeReader struct {
+	i        int   // index of the next timestamp
+	t, d     int64 // the last timestamp and delta, in units
+	u        int64 // 10^k
+	tlo, thi int64 // t × u fits int64 between them
+}
+
+func newTimeReader(k int) timeReader {
+	u := pow10[k]
+	return timeReader{u: u, tlo: math.MinInt64 / u, thi: math.MaxInt64 / u}
+}
+
+// read decodes len(ts) timestamps from p[off:] into ts, and returns the
+// offset after them and their least and greatest.
+func (r *timeReader) read(p []byte, off int, ts []int64) (_ int, lo, hi int64, err error) {
+	lo, hi = math.MaxInt64, math.MinInt64
+	t, d := r.t, r.d
+	for j := range ts {
+		i := r.i + j
+		var x int64
+		var m int
+		if off < len(p) && p[off] < 0x80 { // varint's fast path, inlined
+			x, m = int64(p[off]>>1)^-int64(p[off]&1), 1
+		} else if x, m = varint(p, off); m <= 0 {
+			return off, 0, 0, varintError(off, m, fmt.Sprintf("timestamp %d", i))
+		}
+		var ok bool
+		switch i {
+		case 0:
+			t, ok = x, true
+		case 1:
+			d = x
+			t, ok = add64(t, d)
+		default:
+			if d, ok = add64(d, x); ok {
+				t, ok = add64(t, d)
+			}
+		}
+		if !ok || t < r.tlo || t > r.thi {
+			return off, 0, 0, corrupt(off, "timestamp %d overflows int64", i)
+		}
+		ts[j] = t * r.u
+		lo, hi = min(lo, ts[j]), max(hi, ts[j])
+		off += m
+	}
+	r.i, r.t, r.d = r.i+len(ts), t, d
+	return off, lo, hi, nil
+}
+
+// decodeValues decodes the exponent and len(vs) values from p[off:] into
+// vs, and returns the offset after them.
+func decodeValues(p []byte, off int, vs []float64) (int, error) {
+	if off >= len(p) {
+		return off, corrupt(off, "truncated before the exponent of the values")
+	}
+	e := int(int8(p[off]))
+	off++
+	if e == decimal.Raw {
+		if len(p)-off < 8*len(vs) {
+			return off, corrupt(off, "%d raw values in %d bytes", len(vs), len(p)-off)
+		}
+		for i := range vs {
+			vs[i] = math.Float64frombits(binary.LittleEndian.Uint64(p[off:]))
+			off += 8
+		}
+		return off, nil
+	}
+	if e < decimal.MinExp || e > decimal.MaxExp {
+		return off - 1, corrupt(off-1, "value exponent %d, want %d to %d or %d", e, decimal.MinExp, decimal.MaxExp, decimal.Raw)
+	}
+	var acc int64
+	for i := range vs {
+		var x int64
+		var m int
+		if off < len(p) && p[off] < 0x80 { // varint's fast path, inlined
+			x, m = int64(p[off]>>1)^-int64(p[off]&1), 1
+		} else if x, m = varint(p, off); m <= 0 {
+			return off, varintError(off, m, fmt.Sprintf("value %d", i))
+		}
+		// Bounding x first keeps the sum in int64.
+		if x <= -2*decimal.MaxScaled || x >= 2*decimal.MaxScaled {
+			return off, corrupt(off, "value %d: scaled integer out of range", i)
+		}
+		acc += x
+		if acc <= -decimal.MaxScaled || acc >= decimal.MaxScaled {
+			return off, corrupt(off, "value %d: scaled integer out of range", i)
+		}
+		vs[i] = decimal.Unscale(acc, e)
+		off += m
+	}
+	return off, nil
+}
+
+// decodeQuality decodes the quality section of n readings at p[off:] and
+// checks that nothing follows. q is the caller's quality column and nts
+// the length of its ts column before this chunk.
+func decodeQuality(p []byte, off, n, nts int, q []byte) ([]byte, error) {
+	if off >= len(p) {
+		return nil, corrupt(off, "truncated before the quality")
+	}
+	mode, nq := p[off], len(q)
+	off++
+	switch mode {
+	case qualityGood:
+		if off != len(p) {
+			return nil, corrupt(off, "%d trailing bytes", len(p)-off)
+		}
+		if len(q) == 0 {
+			return q, nil
+		}
+		q = extend(q, nts-len(q)+n)
+		clear(q[nq:])
+		return q, nil
+	case qualityRuns:
+	default:
+		return nil, corrupt(off-1, "quality mode %d, want 0 or 1", mode)
+	}
+	r, m := uvarint(p, off)
+	if m <= 0 {
+		return nil, varintError(off, m, "number of quality runs")
+	}
+	if r < 1 || r > uint64(n) || r > uint64(len(p)-off-m)/2 {
+		return nil, corrupt(off, "%d quality runs for %d readings in %d bytes", r, n, len(p)-off-m)
+	}
+	off += m
+	q = extend(q, nts-nq+n)
+	clear(q[nq:nts])
+	at, left := nts, n
+	for i := range int(r) {
+		l, m := uvarint(p, off)
+		if m <= 0 {
+			return nil, varintError(off, m, fmt.Sprintf("quality run %d", i))
+		}
+		if l < 1 || l > uint64(left) {
+			return nil, corrupt(off, "quality run %d of %d readings, %d left", i, l, left)
+		}
+		off += m
+		if off >= len(p) {
+			return nil, corrupt(off, "truncated in quality run %d", i)
+		}
+		c := p[off]
+		if c > maxQuality {
+			return nil, corrupt(off, "quality %d, want 0, 1 or 2", c)
+		}
+		off++
+		left -= int(l)
+		for range l {
+			q[at] = c
+			at++
+		}
+	}
+	if left != 0 {
+		return nil, corrupt(off, "quality runs cover %d of %d readings", n-left, n)
+	}
+	if off != len(p) {
+		return nil, corrupt(off, "%d trailing bytes", len(p)-off)
+	}
+	return q, nil
+}
+
+// extend returns s lengthened by n elements, allocating exactly that
+// room if it has not (slices.Grow rounds up to a size class, which would
+// blur what a hostile count can cost). The new elements hold whatever
+// the capacity held.
+func extend[S ~[]E, E any](s S, n int) S {
+	if cap(s)-len(s) >= n {
+		return s[:len(s)+n]
+	}
+	t := make(S, len(s)+n)
+	copy(t, s)
+	return t
+}
+
+// uvarint reads a uvarint at p[off:] as binary.Uvarint does: m is the
+// bytes read, 0 if p ends first, negative if it overflows 64 bits. The
+// loops over readings inline its one-byte case.
+func uvarint(p []byte, off int) (x uint64, m int) {
+	return binary.Uvarint(p[off:])
+}
+
+// varint reads a zigzag varint at p[off:] as binary.Varint does.
+func varint(p []byte, off int) (int64, int) {
+	ux, m := uvarint(p, off)
+	x := int64(ux >> 1)
+	if ux&1 != 0 {
+		x = ^x
+	}
+	return x, m
+}
+
+func varintError(off, m int, what string) error {
+	if m == 0 {
+		return corrupt(off, "%s: truncated", what)
+	}
+	return corrupt(off, "%s: varint overflows 64 bits", what)
+}
+
+// corrupt returns an error wrapping ErrCorrupt at byte off of the chunk.
+func corrupt(off int, format string, args ...any) error {
+	return fmt.Errorf("%w: byte %d: %s", ErrCorrupt, off, fmt.Sprintf(format, args...))
+}
