@@ -1,0 +1,358 @@
+package chunk
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/outposthq/outpost/internal/testenv"
+)
+
+// pgConn connects to a fresh schema of the PostgreSQL named by
+// OUTPOST_TEST_PG, with outpost_chunk_unpack created in it. Without the
+// variable the test skips: there is no embedded PostgreSQL.
+func pgConn(t testing.TB) *pgx.Conn {
+	t.Helper()
+	base := os.Getenv(testenv.EnvPG)
+	if base == "" {
+		t.Skipf("%s is not set: no PostgreSQL to test against", testenv.EnvPG)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, testenv.PostgresSchema(t, base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	if _, err := c.Exec(ctx, UnpackSQL); err != nil {
+		t.Fatalf("create function: %v", err)
+	}
+	return c
+}
+
+// unpack decodes p in PostgreSQL, each value as its float8send bits.
+func unpack(ctx context.Context, c *pgx.Conn, p []byte) (ts []int64, bits []uint64, q []byte, err error) {
+	return query(ctx, c, `SELECT u.ts, float8send(u.value), u.quality
+		FROM outpost_chunk_unpack($1) WITH ORDINALITY AS u(ts, value, quality, i) ORDER BY u.i`, p)
+}
+
+// query runs a query for rows of (ts, float8send(value), quality).
+func query(ctx context.Context, c *pgx.Conn, sql string, args ...any) (ts []int64, bits []uint64, q []byte, err error) {
+	rows, err := c.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for rows.Next() {
+		var t int64
+		var b []byte
+		var qq int16
+		if err := rows.Scan(&t, &b, &qq); err != nil {
+			return nil, nil, nil, err
+		}
+		if len(b) != 8 {
+			return nil, nil, nil, errors.New("float8send: not 8 bytes")
+		}
+		var u uint64
+		for _, c := range b { // big-endian
+			u = u<<8 | uint64(c)
+		}
+		ts, bits, q = append(ts, t), append(bits, u), append(q, byte(qq))
+	}
+	return ts, bits, q, rows.Err()
+}
+
+// sameSQL compares what SQL decoded with what Decode did: timestamps and
+// quality equal, values equal bit for bit, NaN for NaN.
+func sameSQL(t *testing.T, p []byte, ts []int64, bits []uint64, q []byte) {
+	t.Helper()
+	wts, wvs, wq, err := Decode(p, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != len(wts) {
+		t.Fatalf("%d rows, want %d", len(ts), len(wts))
+	}
+	bad := 0
+	for i := range wts {
+		w := math.Float64bits(wvs[i])
+		wantQ := byte(0)
+		if wq != nil {
+			wantQ = wq[i]
+		}
+		okV := bits[i] == w || math.IsNaN(wvs[i]) && math.IsNaN(math.Float64frombits(bits[i]))
+		if ts[i] != wts[i] || !okV || q[i] != wantQ {
+			if bad++; bad <= 5 {
+				t.Errorf("row %d: ts %d value %#016x (%v) quality %d, want %d %#016x (%v) %d",
+					i, ts[i], bits[i], math.Float64frombits(bits[i]), q[i], wts[i], w, wvs[i], wantQ)
+			}
+		}
+	}
+	if bad > 5 {
+		t.Errorf("%d rows differ", bad)
+	}
+}
+
+func TestUnpackSQL(t *testing.T) {
+	c := pgConn(t)
+	ctx := context.Background()
+	for _, rt := range roundTrips() {
+		t.Run(rt.name, func(t *testing.T) {
+			p, err := Append(nil, rt.ts, rt.values, rt.quality)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts, bits, q, err := unpack(ctx, c, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameSQL(t, p, ts, bits, q)
+		})
+	}
+}
+
+// Damaged chunks: SQL refuses what Decode refuses and reads what it
+// reads, the same. The damage is random but seeded: one byte changed,
+// inserted or removed, or the chunk cut short.
+func TestUnpackSQLMutations(t *testing.T) {
+	c := pgConn(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(5, 6))
+	var accepted, refused int
+	for _, rt := range roundTrips() {
+		if len(rt.ts) > 100 {
+			continue
+		}
+		orig, err := Append(nil, rt.ts, rt.values, rt.quality)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 60 {
+			p := slices.Clone(orig)
+			i := rng.IntN(len(p))
+			switch rng.IntN(4) {
+			case 0:
+				p[i] = byte(rng.IntN(256))
+			case 1:
+				p = slices.Insert(p, i, byte(rng.IntN(256)))
+			case 2:
+				p = slices.Delete(p, i, i+1)
+			case 3:
+				p = p[:i]
+			}
+			_, _, _, derr := Decode(p, nil, nil, nil)
+			ts, bits, q, err := unpack(ctx, c, p)
+			switch {
+			case derr == nil && err == nil:
+				accepted++
+				sameSQL(t, p, ts, bits, q)
+			case derr != nil && err != nil:
+				refused++
+			default:
+				t.Errorf("%s % x: Decode: %v, SQL: %v", rt.name, p, derr, err)
+			}
+		}
+	}
+	t.Logf("%d damaged chunks read the same, %d refused by both", accepted, refused)
+}
+
+// The function over a table of chunks, behind a view: stored chunks
+// over 2 kB are compressed and moved out of line (TOAST), and must read
+// the same.
+func TestUnpackSQLView(t *testing.T) {
+	c := pgConn(t)
+	ctx := context.Background()
+	for _, q := range []string{
+		`CREATE TABLE chunks (name text PRIMARY KEY, data bytea NOT NULL)`,
+		`CREATE VIEW readings AS SELECT c.name, r.ts, r.value, r.quality, r.i
+			FROM chunks c CROSS JOIN LATERAL outpost_chunk_unpack(c.data) WITH ORDINALITY AS r(ts, value, quality, i)`,
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chunks := map[string][]byte{}
+	for _, rt := range roundTrips() {
+		p, err := Append(nil, rt.ts, rt.values, rt.quality)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks[rt.name] = p
+		if _, err := c.Exec(ctx, `INSERT INTO chunks VALUES ($1, $2)`, rt.name, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var toasted int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM chunks WHERE pg_column_size(data) < octet_length(data)`).Scan(&toasted); err != nil {
+		t.Fatal(err)
+	}
+	if toasted == 0 {
+		t.Error("no chunk is stored compressed: the test does not test that")
+	}
+	for name, p := range chunks {
+		ts, bits, q, err := query(ctx, c, `SELECT ts, float8send(value), quality FROM readings WHERE name = $1 ORDER BY i`, name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		sameSQL(t, p, ts, bits, q)
+	}
+}
+
+// Every exponent field, with fractions at both ends and between, and
+// both signs: the raw floats SQL rebuilds by arithmetic.
+func TestUnpackSQLEveryExponent(t *testing.T) {
+	c := pgConn(t)
+	var vs []float64
+	for ex := range uint64(2048) {
+		for _, frac := range []uint64{0, 1, 0x8_0000_0000_0000, 0xf_ffff_ffff_ffff, 0x5_5555_5555_5555} {
+			for _, sign := range []uint64{0, 1 << 63} {
+				vs = append(vs, math.Float64frombits(sign|ex<<52|frac))
+			}
+		}
+	}
+	p, err := Append(nil, regular(len(vs), t0, 1e9), vs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, e := sections(t, p); e != 127 {
+		t.Fatalf("e = %d, want raw", e)
+	}
+	ts, bits, q, err := unpack(context.Background(), c, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameSQL(t, p, ts, bits, q)
+}
+
+// Every exponent of the scaled values, with integers up to 2^53.
+func TestUnpackSQLEveryScale(t *testing.T) {
+	c := pgConn(t)
+	for e := -15; e <= 15; e++ {
+		var ns []int64
+		for _, n := range []int64{0, 1, -1, 7, 123456789, 1<<53 - 1, -(1<<53 - 1), 4503599627370497, 999999999999999} {
+			ns = append(ns, n)
+		}
+		vs := make([]float64, len(ns))
+		for i, n := range ns {
+			vs[i] = unscale(n, e)
+		}
+		p := chunkOf(uint64(len(ns)), 9, varints(regularUnits(len(ns))...), []byte{byte(int8(e))}, varints(deltasOf(ns)...), []byte{0})
+		ts, bits, q, err := unpack(context.Background(), c, p)
+		if err != nil {
+			t.Fatalf("e %d: %v", e, err)
+		}
+		sameSQL(t, p, ts, bits, q)
+	}
+}
+
+// regularUnits is the timestamps section of n readings a unit apart.
+func regularUnits(n int) []int64 {
+	xs := make([]int64, n)
+	if n > 1 {
+		xs[1] = 1
+	}
+	return xs
+}
+
+func deltasOf(ns []int64) []int64 {
+	d := make([]int64, len(ns))
+	for i := range ns {
+		if i == 0 {
+			d[i] = ns[0]
+		} else {
+			d[i] = ns[i] - ns[i-1]
+		}
+	}
+	return d
+}
+
+func unscale(n int64, e int) float64 {
+	if e < 0 {
+		return float64(n) / math.Pow10(-e)
+	}
+	return float64(n) * math.Pow10(e)
+}
+
+func TestUnpackSQLRejects(t *testing.T) {
+	c := pgConn(t)
+	ctx := context.Background()
+	for _, m := range malformedChunks() {
+		t.Run(m.name, func(t *testing.T) {
+			if m.p == nil {
+				m.p = []byte{} // NULL would be no rows (STRICT), not an error
+			}
+			_, _, _, err := unpack(ctx, c, m.p)
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) {
+				t.Fatalf("err = %v, want a PostgreSQL error", err)
+			}
+			t.Log(pe.Code, pe.Message)
+			switch pe.Code {
+			case "22P03": // ours: the same byte and words as Decode
+				_, _, _, derr := Decode(m.p, nil, nil, nil)
+				if want := strings.TrimPrefix(derr.Error(), "chunk: "); !strings.HasSuffix(pe.Message, want) {
+					t.Errorf("SQL says %q, Decode %q", pe.Message, want)
+				}
+			case "22003": // a sum out of bigint's range
+				if !strings.Contains(m.want, "overflows int64") {
+					t.Errorf("SQL: %v, Decode: %s", pe, m.want)
+				}
+			default:
+				t.Errorf("SQL: %v (%s)", pe, pe.Code)
+			}
+		})
+	}
+}
+
+// BenchmarkUnpackSQL times outpost_chunk_unpack on 3600-reading chunks:
+// passed as a parameter, and read from a table where PostgreSQL stores
+// them compressed (TOAST), as a view over chunks would.
+func BenchmarkUnpackSQL(b *testing.B) {
+	c := pgConn(b)
+	ctx := context.Background()
+	if _, err := c.Exec(ctx, `CREATE TABLE chunks (name text PRIMARY KEY, data bytea)`); err != nil {
+		b.Fatal(err)
+	}
+	for _, s := range benchSets(b) {
+		if s.name != "occupancy-temperature" && s.name != "sine-2dec-1Hz" && s.name != "raw-jitter-1kHz" {
+			continue
+		}
+		const n = 3600
+		p, err := Append(nil, s.ts[:n], s.values[:n], nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Exec(ctx, `INSERT INTO chunks VALUES ($1, $2)`, s.name, p); err != nil {
+			b.Fatal(err)
+		}
+		for _, q := range []struct{ how, sql, arg string }{
+			{"param", `SELECT count(*) FROM outpost_chunk_unpack($1)`, ""},
+			{"table", `SELECT count(*) FROM chunks c, outpost_chunk_unpack(c.data) WHERE c.name = $1`, s.name},
+		} {
+			b.Run(s.name+"/"+q.how, func(b *testing.B) {
+				var arg any = p
+				if q.arg != "" {
+					arg = q.arg
+				}
+				for b.Loop() {
+					var got int
+					if err := c.QueryRow(ctx, q.sql, arg).Scan(&got); err != nil {
+						b.Fatal(err)
+					}
+					if got != n {
+						b.Fatalf("%d rows, want %d", got, n)
+					}
+				}
+				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "readings/s")
+			})
+		}
+	}
+}
