@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/outposthq/outpost/internal/decimal"
 	"github.com/outposthq/outpost/internal/testenv"
 )
 
@@ -242,7 +243,7 @@ func TestUnpackSQLEveryScale(t *testing.T) {
 		}
 		vs := make([]float64, len(ns))
 		for i, n := range ns {
-			vs[i] = unscale(n, e)
+			vs[i] = decimal.Unscale(n, e)
 		}
 		p := chunkOf(uint64(len(ns)), 9, varints(regularUnits(len(ns))...), []byte{byte(int8(e))}, varints(deltasOf(ns)...), []byte{0})
 		ts, bits, q, err := unpack(context.Background(), c, p)
@@ -272,13 +273,6 @@ func deltasOf(ns []int64) []int64 {
 		}
 	}
 	return d
-}
-
-func unscale(n int64, e int) float64 {
-	if e < 0 {
-		return float64(n) / math.Pow10(-e)
-	}
-	return float64(n) * math.Pow10(e)
 }
 
 func TestUnpackSQLRejects(t *testing.T) {
