@@ -43,10 +43,10 @@
 //
 // # Tables (contract)
 //
-// Both stores create the same tables, with the same columns:
+// Both stores answer the same SQL for these names, with the same columns:
 //
-//	readings(gateway, sensor, metric, ts, value, quality)    index (gateway, sensor, metric, ts), not unique
-//	latest(gateway, sensor, metric, ts, value, quality)      newest reading per series, primary key (gateway, sensor, metric)
+//	readings(gateway, sensor, metric, ts, value, quality)    every reading; duplicates of a timestamp are kept
+//	latest(gateway, sensor, metric, ts, value, quality)      newest reading per series, one row per (gateway, sensor, metric)
 //	alerts(gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq, annotations)
 //	batches(gateway, epoch, seq, received_at, n, kind, bytes) primary key (gateway, epoch, seq)
 //	dead_letters(id, topic, received_at, reason, payload)
@@ -55,6 +55,15 @@
 //	     count, lost_epoch, first_seq, last_seq, dropped_at, received_at)
 //	                                                        primary key (gateway, epoch, seq, idx),
 //	                                                        index (gateway, sensor, metric, from_ts)
+//
+// In SQLite readings and latest are tables. In PostgreSQL they are views
+// over the series-chunk layout (docs/storage.md): a series table (one row
+// per series, with its unit and newest reading), chunks (the readings of
+// one series within one hour, in a columnar encoding that the SQL
+// function outpost_chunk_unpack turns back into rows) and recent (the
+// readings of batches that hold too few of a series for a chunk). An
+// older PostgreSQL database with the row layout is converted when the
+// store opens it.
 //
 // A gaps row is one loss record: (gateway, epoch, seq) is the loss batch
 // that carried it and idx its index in the batch; kind is what was lost

@@ -28,9 +28,10 @@ const minConns = 8
 
 // Store is an ingest.Store in PostgreSQL. It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
-	log  zerolog.Logger
-	now  func() time.Time
+	pool   *pgxpool.Pool
+	log    zerolog.Logger
+	now    func() time.Time
+	series seriesCache
 }
 
 var _ ingest.Store = (*Store)(nil)
@@ -71,18 +72,6 @@ func Open(ctx context.Context, dsn string, logger zerolog.Logger) (*Store, error
 	return s, nil
 }
 
-func (s *Store) migrate(ctx context.Context) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(schemaLock)); err != nil {
-			return fmt.Errorf("postgres: schema lock: %w", err)
-		}
-		if _, err := tx.Exec(ctx, schema); err != nil {
-			return fmt.Errorf("postgres: create schema: %w", err)
-		}
-		return nil
-	})
-}
-
 // inTx runs f in a transaction: committed if f returns nil, rolled back
 // otherwise.
 func (s *Store) inTx(ctx context.Context, f func(tx pgx.Tx) error) (err error) {
@@ -117,6 +106,9 @@ func (s *Store) Commit(ctx context.Context, b *outpost.Batch, size int) (bool, e
 		return false, fmt.Errorf("postgres: %w: %v", ingest.ErrInvalidData, err)
 	}
 	now := s.now().UnixNano()
+	if b.Kind == outpost.KindTelemetry {
+		return s.commitTelemetry(ctx, b, size, now)
+	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
@@ -128,8 +120,6 @@ func (s *Store) Commit(ctx context.Context, b *outpost.Batch, size int) (bool, e
 			return errDup
 		}
 		switch b.Kind {
-		case outpost.KindTelemetry:
-			return s.insertReadings(ctx, tx, b)
 		case outpost.KindAlert:
 			return s.insertAlerts(ctx, tx, b)
 		case outpost.KindLoss:
@@ -141,37 +131,6 @@ func (s *Store) Commit(ctx context.Context, b *outpost.Batch, size int) (bool, e
 		return true, nil
 	}
 	return false, err
-}
-
-var readingColumns = []string{"gateway", "sensor", "metric", "ts", "value", "quality"}
-
-func (s *Store) insertReadings(ctx context.Context, tx pgx.Tx, b *outpost.Batch) error {
-	src := newReadingSource(b)
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"readings"}, readingColumns, src); err != nil {
-		return fmt.Errorf("postgres: copy readings: %w", classify(err))
-	}
-	latest := rows.Latest(b)
-	sensors := make([]string, len(latest))
-	metrics := make([]string, len(latest))
-	ts := make([]int64, len(latest))
-	values := make([]float64, len(latest))
-	quality := make([]int16, len(latest))
-	for i, p := range latest {
-		sensors[i], metrics[i], ts[i], values[i], quality[i] = p.Sensor, p.Metric, p.TS, p.Value, int16(p.Quality)
-	}
-	// Rows arrive sorted by key, so concurrent commits lock them in one
-	// order and cannot deadlock.
-	_, err := tx.Exec(ctx, `INSERT INTO latest (gateway, sensor, metric, ts, value, quality)
-		SELECT $1, u.sensor, u.metric, u.ts, u.value, u.quality
-		FROM unnest($2::text[], $3::text[], $4::bigint[], $5::float8[], $6::smallint[]) AS u(sensor, metric, ts, value, quality)
-		ON CONFLICT (gateway, sensor, metric) DO UPDATE
-		SET ts = excluded.ts, value = excluded.value, quality = excluded.quality
-		WHERE latest.ts <= excluded.ts`,
-		b.Gateway, sensors, metrics, ts, values, quality)
-	if err != nil {
-		return fmt.Errorf("postgres: upsert latest: %w", classify(err))
-	}
-	return nil
 }
 
 func (s *Store) insertAlerts(ctx context.Context, tx pgx.Tx, b *outpost.Batch) error {
@@ -267,23 +226,6 @@ func (s *Store) Latest(ctx context.Context, q ingest.LatestQuery) iter.Seq2[inge
 	})
 }
 
-// Range implements ingest.Store.
-func (s *Store) Range(ctx context.Context, q ingest.RangeQuery) iter.Seq2[ingest.Point, error] {
-	if err := rows.CheckRange(q); err != nil {
-		return rows.Failed[ingest.Point](fmt.Errorf("postgres: range: %w", err))
-	}
-	return query(ctx, s, "range", `SELECT ts, value, quality FROM readings
-		WHERE gateway = $1 AND sensor = $2 AND metric = $3 AND ts >= $4 AND ts < $5
-		ORDER BY ts LIMIT $6`, []any{q.Gateway, q.Sensor, q.Metric, q.From, q.To, q.Limit},
-		func(r pgx.Rows) (ingest.Point, error) {
-			p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric}
-			var qual int16
-			err := r.Scan(&p.TS, &p.Value, &qual)
-			p.Quality = outpost.Quality(qual)
-			return p, err
-		})
-}
-
 // Gaps implements ingest.Store.
 func (s *Store) Gaps(ctx context.Context, q ingest.GapQuery) iter.Seq2[ingest.Gap, error] {
 	if err := rows.CheckGaps(q); err != nil {
@@ -327,12 +269,12 @@ func query[T any](ctx context.Context, s *Store, what, sql string, args []any, s
 	}
 }
 
-// Counts implements ingest.Store. It scans readings; it is for tests and
-// operators, not for a hot path.
+// Counts implements ingest.Store. It unpacks every chunk; it is for tests
+// and operators, not for a hot path.
 func (s *Store) Counts(ctx context.Context) (ingest.Counts, error) {
 	var c ingest.Counts
 	err := s.pool.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM readings),
+		(SELECT coalesce(sum(n), 0)::bigint FROM chunks) + (SELECT count(*) FROM recent),
 		(SELECT count(*) FROM (SELECT DISTINCT gateway, sensor, metric, ts FROM readings) d),
 		(SELECT count(*) FROM alerts),
 		(SELECT count(*) FROM batches),
@@ -368,52 +310,3 @@ func classify(err error) error {
 	}
 	return err
 }
-
-// readingSource feeds COPY straight from the batch's columns: no []Reading
-// in between. Strings are boxed once per series; the row slice is reused.
-type readingSource struct {
-	series []outpost.Series
-	si, j  int   // current series and value index; si starts at -1
-	ts     int64 // absolute timestamp of the current value
-	row    [6]any
-}
-
-func newReadingSource(b *outpost.Batch) *readingSource {
-	r := &readingSource{series: b.Series, si: -1}
-	r.row[0] = b.Gateway
-	return r
-}
-
-// Next implements pgx.CopyFromSource.
-func (r *readingSource) Next() bool {
-	if r.si >= 0 && r.j+1 < len(r.series[r.si].Values) {
-		r.j++
-		r.ts += r.series[r.si].TS[r.j]
-		return true
-	}
-	for r.si+1 < len(r.series) {
-		r.si++
-		s := &r.series[r.si]
-		if len(s.Values) == 0 {
-			continue
-		}
-		r.j, r.ts = 0, s.TS[0]
-		r.row[1], r.row[2] = s.Sensor, s.Metric
-		return true
-	}
-	return false
-}
-
-// Values implements pgx.CopyFromSource.
-func (r *readingSource) Values() ([]any, error) {
-	s := &r.series[r.si]
-	q := int16(outpost.QualityGood)
-	if len(s.Quality) > 0 {
-		q = int16(s.Quality[r.j])
-	}
-	r.row[3], r.row[4], r.row[5] = r.ts, s.Values[r.j], q
-	return r.row[:], nil
-}
-
-// Err implements pgx.CopyFromSource.
-func (r *readingSource) Err() error { return nil }

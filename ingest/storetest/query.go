@@ -1,11 +1,13 @@
 package storetest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"iter"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -192,5 +194,110 @@ func testQueryRefused(t *testing.T, s ingest.Store) {
 	_, err := Collect(s.Range(c, ingest.RangeQuery{Gateway: "gw", Sensor: "s", Metric: "t", To: math.MaxInt64, Limit: 10}))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("range with a cancelled context: %v, want context.Canceled", err)
+	}
+}
+
+// testRangeLayouts stores one series in every shape a store may keep it
+// in (runs long enough for a chunk and runs of a few readings, a run
+// across an hour boundary, batches out of order that overlap in time, a
+// series twice in one batch, readings out of order within a series,
+// mixed quality, equal timestamps) and reads it back whole, in windows
+// and in pages: Range returns exactly the readings stored, in time order.
+func testRangeLayouts(t *testing.T, s ingest.Store) {
+	sec := int64(time.Second)
+	hour := int64(time.Hour)
+	base := T0 - T0%hour + hour - 100*sec // 100 s before an hour boundary
+	var want []ingest.Point
+	seq := uint64(0)
+	add := func(rs ...outpost.Reading) {
+		seq++
+		commit(t, s, Telemetry("gw", 1, seq, rs...), false)
+		for _, r := range rs {
+			if r.Sensor == "s" && r.Metric == "t" {
+				want = append(want, ingest.Point{Gateway: "gw", Sensor: "s", Metric: "t", TS: r.TS, Value: r.Value, Quality: r.Quality})
+			}
+		}
+	}
+	long := Series("s", "t", base, time.Second, 300, 0) // 100 s in one hour, 200 s in the next
+	for i := range long {
+		if i%7 == 0 {
+			long[i].Quality = outpost.Quality(1 + i%2)
+		}
+	}
+	add(long...)
+	add(Series("s", "t", base+1500*sec, time.Second, 3, 1000)...) // a few: rows
+	// Overlapping the first batch, in half-second steps, arriving later.
+	add(Series("s", "t", base+50*sec+sec/2, time.Second, 40, 2000)...)
+	// The series twice in one batch, out of order, with another series.
+	twice := append(Series("s", "t", base+400*sec, time.Second, 20, 3000), Series("s", "u", base, time.Second, 50, 9)...)
+	twice = append(twice, Series("s", "t", base+390*sec, time.Second, 5, 4000)...)
+	twice[3], twice[10] = twice[10], twice[3]
+	add(twice...)
+	// An equal timestamp in a later batch: both are kept.
+	add(outpost.Reading{Sensor: "s", Metric: "t", TS: base + 10*sec, Value: 5000})
+
+	slices.SortStableFunc(want, func(a, b ingest.Point) int { return cmp.Compare(a.TS, b.TS) })
+	q := ingest.RangeQuery{Gateway: "gw", Sensor: "s", Metric: "t", From: base - hour, To: base + 2*hour, Limit: 10000}
+	got, err := Collect(s.Range(ctx(t), q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameReadings(t, "whole", got, want)
+
+	// Windows that cut runs and chunks anywhere.
+	for _, w := range [][2]int64{{base + 99*sec, base + 101*sec}, {base + 50*sec, base + 60*sec + 1}, {base + 395*sec, base + 1501*sec}} {
+		q.From, q.To = w[0], w[1]
+		got, err := Collect(s.Range(ctx(t), q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var in []ingest.Point
+		for _, p := range want {
+			if p.TS >= w[0] && p.TS < w[1] {
+				in = append(in, p)
+			}
+		}
+		sameReadings(t, fmt.Sprintf("[%d s, %d s)", (w[0]-base)/sec, (w[1]-base)/sec), got, in)
+	}
+
+	// Pages: Limit cuts in time order.
+	q.From, q.To, q.Limit = base-hour, base+2*hour, 37
+	got, err = Collect(s.Range(ctx(t), q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameReadings(t, "first page", got, want[:37])
+
+	c, err := s.Counts(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total := int64(len(want) + 50); c.Readings != total || c.DistinctReadings != total-1 {
+		t.Fatalf("counts: %d readings, %d distinct; want %d and %d", c.Readings, c.DistinctReadings, total, total-1)
+	}
+}
+
+// sameReadings compares readings in time order; among equal times the
+// order is free.
+func sameReadings(t *testing.T, what string, got, want []ingest.Point) {
+	t.Helper()
+	for i := 1; i < len(got); i++ {
+		if got[i].TS < got[i-1].TS {
+			t.Fatalf("%s: reading %d at %d before the one before it", what, i, got[i].TS)
+		}
+	}
+	key := func(a, b ingest.Point) int {
+		return cmp.Or(cmp.Compare(a.TS, b.TS), cmp.Compare(a.Value, b.Value))
+	}
+	g, w := slices.Clone(got), slices.Clone(want)
+	slices.SortFunc(g, key)
+	slices.SortFunc(w, key)
+	if len(g) != len(w) {
+		t.Fatalf("%s: %d readings, want %d", what, len(g), len(w))
+	}
+	for i := range g {
+		if g[i] != w[i] {
+			t.Fatalf("%s: reading %d = %+v, want %+v", what, i, g[i], w[i])
+		}
 	}
 }

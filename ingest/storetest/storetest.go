@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) ingest.Store) {
 		{"GatewayStatus", testGatewayStatus},
 		{"Latest", testLatest},
 		{"Range", testRange},
+		{"RangeLayouts", testRangeLayouts},
 		{"NaN", testNaN},
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"CanceledCommit", testCanceledCommit},

@@ -1,0 +1,328 @@
+// Package storebench measures the ingest stores where the issue of
+// storage at scale asks (docs/benchmarks.md, "Ingest storage"): readings
+// per second into PostgreSQL with 1000-reading batches, side by side in
+// one run with a raw pgx row COPY of the same readings into a plain
+// indexed row table, and the bytes each layout takes on disk per reading.
+// The readings are the office recordings (testdata/occupancy), replayed
+// by several gateways. Every phase runs in a PostgreSQL schema of its
+// own, dropped at the end. Not part of make test: scripts/bench store.
+package storebench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/ingest"
+	"github.com/outposthq/outpost/ingest/postgres"
+	"github.com/outposthq/outpost/internal/drainbench"
+)
+
+// Options configure a run.
+type Options struct {
+	PG            string // base DSN of the PostgreSQL to measure
+	Occupancy     string // directory of the office recordings
+	Readings      int    // readings per phase
+	BatchReadings int    // readings per batch (all series together)
+	Gateways      int    // gateways replaying the recordings, each its own series
+	Workers       int    // batches committed at once (the ingest service's workers)
+	Out           io.Writer
+}
+
+// Result is one phase's figures.
+type Result struct {
+	Name     string
+	Readings int64
+	Elapsed  time.Duration
+	Bytes    int64 // on disk: tables, indexes and TOAST of the phase's schema
+	Tables   []TableSize
+}
+
+// TableSize is one table's bytes on disk with its indexes and TOAST.
+type TableSize struct {
+	Name  string
+	Bytes int64
+}
+
+// Rate is readings per second.
+func (r Result) Rate() float64 { return float64(r.Readings) / r.Elapsed.Seconds() }
+
+// phase is one way of storing the batches.
+type phase struct {
+	name string
+	// open prepares the schema at dsn and returns the commit of one
+	// batch and a close.
+	open func(ctx context.Context, dsn string) (commit func(context.Context, *outpost.Batch) error, closeFn func() error, err error)
+}
+
+// Run measures every phase on the same batches and prints a table.
+func Run(ctx context.Context, o Options) ([]Result, error) {
+	if o.Readings <= 0 || o.BatchReadings < drainbench.OccupancySeries || o.Gateways <= 0 || o.Workers <= 0 {
+		return nil, errors.New("storebench: readings, batch readings (≥ 5), gateways and workers must be positive")
+	}
+	bs, err := makeBatches(o)
+	if err != nil {
+		return nil, err
+	}
+	var total int64
+	for _, b := range bs {
+		total += int64(b.Len())
+	}
+	fmt.Fprintf(o.Out, "storebench: %d readings in %d batches of %d from %d gateways (office recordings), %d workers\n",
+		total, len(bs), o.BatchReadings, o.Gateways, o.Workers)
+	var out []Result
+	for _, p := range phases() {
+		r, err := runPhase(ctx, o, p, bs, total)
+		if err != nil {
+			return out, fmt.Errorf("storebench: %s: %w", p.name, err)
+		}
+		out = append(out, r)
+		fmt.Fprintf(o.Out, "storebench: %-24s %10.0f readings/s  %6.2f B/reading (", r.Name, r.Rate(), float64(r.Bytes)/float64(r.Readings))
+		for i, t := range r.Tables[:min(4, len(r.Tables))] {
+			if i > 0 {
+				fmt.Fprint(o.Out, ", ")
+			}
+			fmt.Fprintf(o.Out, "%s %.2f", t.Name, float64(t.Bytes)/float64(r.Readings))
+		}
+		fmt.Fprintln(o.Out, ")")
+	}
+	print(o.Out, out)
+	return out, nil
+}
+
+func print(w io.Writer, rs []Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\treadings\tseconds\treadings/s\t× raw COPY\tbytes on disk\tB/reading\t")
+	base := rs[0].Rate()
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%.2f\t%d\t%.1f\t\n", r.Name, r.Readings, r.Elapsed.Seconds(), r.Rate(), r.Rate()/base,
+			r.Bytes, float64(r.Bytes)/float64(r.Readings))
+	}
+	tw.Flush()
+}
+
+// makeBatches replays the recordings for each gateway in turn, one batch
+// each, until there are enough readings.
+func makeBatches(o Options) ([]*outpost.Batch, error) {
+	rows := o.BatchReadings / drainbench.OccupancySeries
+	srcs := make([]*drainbench.Occupancy, o.Gateways)
+	for i := range srcs {
+		s, err := drainbench.LoadOccupancy(o.Occupancy, rows)
+		if err != nil {
+			return nil, err
+		}
+		srcs[i] = s
+	}
+	var bs []*outpost.Batch
+	seq := make([]uint64, o.Gateways)
+	for n := 0; n < o.Readings; {
+		for g := 0; g < o.Gateways && n < o.Readings; g++ {
+			b := srcs[g].Next(fmt.Sprintf("bench-%04d", g))
+			seq[g]++
+			b.Epoch, b.Seq = uint64(g+1), seq[g]
+			bs = append(bs, b)
+			n += b.Len()
+		}
+	}
+	return bs, nil
+}
+
+func runPhase(ctx context.Context, o Options, p phase, bs []*outpost.Batch, total int64) (Result, error) {
+	dsn, drop, err := schema(ctx, o.PG)
+	if err != nil {
+		return Result{}, err
+	}
+	defer drop()
+	commit, closeFn, err := p.open(ctx, dsn)
+	if err != nil {
+		return Result{}, err
+	}
+	defer closeFn()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, o.Workers)
+	start := time.Now()
+	for range o.Workers {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(bs)) {
+					return
+				}
+				if err := commit(ctx, bs[i]); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		return Result{}, err
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return Result{}, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, `SELECT c.relname::text, pg_total_relation_size(c.oid)
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'm') ORDER BY 2 DESC`)
+	if err != nil {
+		return Result{}, fmt.Errorf("size: %w", err)
+	}
+	r := Result{Name: p.name, Readings: total, Elapsed: elapsed}
+	for rows.Next() {
+		var name string
+		var n int64
+		if err := rows.Scan(&name, &n); err != nil {
+			return Result{}, fmt.Errorf("size: %w", err)
+		}
+		r.Bytes += n
+		r.Tables = append(r.Tables, TableSize{name, n})
+	}
+	if err := rows.Err(); err != nil {
+		return Result{}, fmt.Errorf("size: %w", err)
+	}
+	return r, nil
+}
+
+// schema creates a schema of its own on base and returns the DSN that
+// uses it and its drop.
+func schema(ctx context.Context, base string) (string, func(), error) {
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return "", nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	name := "storebench_" + hex.EncodeToString(rnd[:])
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
+		return "", nil, err
+	}
+	drop := func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, base); err == nil {
+			_, _ = c.Exec(ctx, "DROP SCHEMA "+name+" CASCADE")
+			c.Close(ctx)
+		}
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		drop()
+		return "", nil, err
+	}
+	q := u.Query()
+	q.Set("search_path", name)
+	u.RawQuery = q.Encode()
+	return u.String(), drop, nil
+}
+
+func phases() []phase {
+	return []phase{rawCopy(), rowStore()}
+}
+
+// rawCopy is the yardstick: each batch's readings COPYed by pgx as rows
+// into a plain table with the row store's index, one transaction each.
+func rawCopy() phase {
+	return phase{name: "raw row COPY", open: func(ctx context.Context, dsn string) (func(context.Context, *outpost.Batch) error, func() error, error) {
+		pool, err := postgresPool(ctx, dsn)
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := pool.Exec(ctx, `CREATE TABLE raw (gateway text NOT NULL, sensor text NOT NULL, metric text NOT NULL,
+			ts bigint NOT NULL, value double precision NOT NULL, quality smallint NOT NULL);
+			CREATE INDEX raw_series_ts ON raw (gateway, sensor, metric, ts)`); err != nil {
+			pool.Close()
+			return nil, nil, err
+		}
+		cols := []string{"gateway", "sensor", "metric", "ts", "value", "quality"}
+		commit := func(ctx context.Context, b *outpost.Batch) error {
+			_, err := pool.CopyFrom(ctx, pgx.Identifier{"raw"}, cols, &rowSource{b: b, s: 0, i: -1})
+			return err
+		}
+		return commit, func() error { pool.Close(); return nil }, nil
+	}}
+}
+
+// rowStore is the ingest service's PostgreSQL store as it is.
+func rowStore() phase {
+	return phase{name: "store", open: func(ctx context.Context, dsn string) (func(context.Context, *outpost.Batch) error, func() error, error) {
+		s, err := postgres.Open(ctx, dsn, zerolog.Nop())
+		if err != nil {
+			return nil, nil, err
+		}
+		return storeCommit(s), s.Close, nil
+	}}
+}
+
+func storeCommit(s ingest.Store) func(context.Context, *outpost.Batch) error {
+	return func(ctx context.Context, b *outpost.Batch) error {
+		dup, err := s.Commit(ctx, b, 0)
+		if err == nil && dup {
+			err = fmt.Errorf("batch %d/%d taken for a duplicate", b.Epoch, b.Seq)
+		}
+		return err
+	}
+}
+
+// postgresPool opens a pool at dsn with a connection per worker and some.
+func postgresPool(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = 16
+	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// rowSource yields a batch's readings as rows, walking its series'
+// delta-encoded timestamps, without copying them first.
+type rowSource struct {
+	b    *outpost.Batch
+	s, i int
+	ts   int64
+	row  [6]any
+}
+
+func (r *rowSource) Next() bool {
+	for r.s < len(r.b.Series) {
+		sr := &r.b.Series[r.s]
+		r.i++
+		if r.i < len(sr.TS) {
+			if r.i == 0 {
+				r.ts = sr.TS[0]
+			} else {
+				r.ts += sr.TS[r.i]
+			}
+			q := int16(0)
+			if len(sr.Quality) > 0 {
+				q = int16(sr.Quality[r.i])
+			}
+			r.row = [6]any{r.b.Gateway, sr.Sensor, sr.Metric, r.ts, sr.Values[r.i], q}
+			return true
+		}
+		r.s, r.i = r.s+1, -1
+	}
+	return false
+}
+
+func (r *rowSource) Values() ([]any, error) { return r.row[:], nil }
+func (r *rowSource) Err() error             { return nil }
