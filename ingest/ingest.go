@@ -155,6 +155,21 @@ type Store interface {
 	Close() error
 }
 
+// GroupStore is a Store that also commits several telemetry batches in
+// one transaction, so that a busy service pays one commit (one WAL flush)
+// for many batches.
+type GroupStore interface {
+	Store
+	// CommitGroup stores telemetry batches in one transaction, each
+	// deduplicated on its own (gateway, epoch, seq) as Commit does:
+	// dup[i] reports that bs[i] was already stored, or repeats an earlier
+	// batch of bs. sizes[i] is bs[i]'s encoded size. On error nothing is
+	// stored; an error wrapping ErrInvalidData means that one of the
+	// batches, not known which, is refused for good: commit them one by
+	// one to find it.
+	CommitGroup(ctx context.Context, bs []*outpost.Batch, sizes []int) (dup []bool, err error)
+}
+
 // ErrInvalidData is wrapped by store errors that mean the database refused
 // the data itself (a constraint or data exception), not that it is
 // unavailable. The service dead-letters such a batch instead of retrying.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) ingest.Store) {
 		{"RangeLayouts", testRangeLayouts},
 		{"NaN", testNaN},
 		{"ConcurrentCommits", testConcurrentCommits},
+		{"CommitGroup", testCommitGroup},
 		{"CanceledCommit", testCanceledCommit},
 		{"Losses", testLosses},
 		{"LossDuplicate", testLossDuplicate},
@@ -630,4 +632,88 @@ func BenchCommitParallel(b *testing.B, s ingest.Store) {
 		}
 	})
 	b.ReportMetric(float64(seq.Load()*series*perSeries)/b.Elapsed().Seconds(), "readings/s")
+}
+
+// testCommitGroup commits telemetry in groups, if the store can: a group
+// of new batches, batches already stored and a batch twice in one group;
+// each is reported new exactly once and stored once, and a group stores
+// everything of its new batches (readings, latest) as single commits do.
+// Groups from several goroutines at once, overlapping, store each batch
+// once.
+func testCommitGroup(t *testing.T, s ingest.Store) {
+	gs, ok := s.(ingest.GroupStore)
+	if !ok {
+		t.Skip("the store has no CommitGroup")
+	}
+	mk := func(seq uint64) *outpost.Batch {
+		return Telemetry("gw", 1, seq, Series("s", fmt.Sprint("m", seq%3), T0+int64(seq)*int64(time.Minute), time.Second, 20, float64(seq))...)
+	}
+	group := func(seqs ...uint64) []bool {
+		t.Helper()
+		bs := make([]*outpost.Batch, len(seqs))
+		sizes := make([]int, len(seqs))
+		for i, q := range seqs {
+			bs[i], sizes[i] = mk(q), 100
+		}
+		dup, err := gs.CommitGroup(ctx(t), bs, sizes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dup) != len(bs) {
+			t.Fatalf("%d dup flags for %d batches", len(dup), len(bs))
+		}
+		return dup
+	}
+	commit(t, s, mk(2), false)
+	if got := group(1, 2, 3, 3, 4); !slices.Equal(got, []bool{false, true, false, true, false}) {
+		t.Fatalf("dup flags %v", got)
+	}
+	if got := group(4, 5); !slices.Equal(got, []bool{true, false}) {
+		t.Fatalf("dup flags %v", got)
+	}
+	counts(t, s, ingest.Counts{Readings: 5 * 20, DistinctReadings: 5 * 20, Batches: 5})
+	pts := latest(t, s)
+	if len(pts) != 3 || pts[2].Metric != "m2" || pts[2].TS != T0+5*int64(time.Minute)+19*int64(time.Second) || pts[2].Value != 24 {
+		t.Fatalf("latest after groups: %+v", pts)
+	}
+
+	const batches, copies = 40, 4
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		fresh = map[uint64]int{}
+		errs  []error
+	)
+	for c := range copies {
+		wg.Go(func() {
+			for i := 0; i < batches; i += 5 {
+				var bs []*outpost.Batch
+				for j := range 5 {
+					seq := uint64(100 + (i+j+c*7)%batches)
+					bs = append(bs, mk(seq))
+				}
+				dup, err := gs.CommitGroup(context.Background(), bs, []int{1, 1, 1, 1, 1})
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				}
+				for k, d := range dup {
+					if !d {
+						fresh[bs[k].Seq]++
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(100); seq < 100+batches; seq++ {
+		if fresh[seq] != 1 {
+			t.Errorf("seq %d committed as new %d times, want 1", seq, fresh[seq])
+		}
+	}
+	counts(t, s, ingest.Counts{Readings: (5 + batches) * 20, DistinctReadings: (5 + batches) * 20, Batches: 5 + batches})
 }
