@@ -42,11 +42,113 @@ func (s *Service) onMessage(_ mqtt.Client, m mqtt.Message) {
 // queue.
 func (s *Service) work(beat *liveness.Beat) {
 	defer s.workers.Done()
+	gs, _ := s.store.(GroupStore)
 	for m := range s.queue {
 		beat.BusyFor(time.Duration(s.workAllowance.Load()))
-		s.handle(m)
+		if gs != nil {
+			s.handleGroup(gs, m)
+		} else {
+			s.handle(m)
+		}
 		beat.Idle()
 	}
+}
+
+// Group commits: a worker that finds more messages waiting in the queue
+// takes up to maxGroup of them, maxGroupReadings readings in all, and
+// commits their telemetry batches in one transaction (GroupStore). An
+// idle service commits each batch alone, as soon as it comes; a busy one
+// pays one commit for many.
+const (
+	maxGroup         = 16
+	maxGroupReadings = 64 << 10
+)
+
+// grouped is a telemetry batch of a group, parsed and waiting for the
+// group's commit.
+type grouped struct {
+	m   mqtt.Message
+	b   *outpost.Batch
+	key *outpost.Key
+}
+
+// handleGroup handles m and whatever else waits in the queue, up to the
+// group's bounds: telemetry batches are committed together, anything
+// else as handle does.
+func (s *Service) handleGroup(gs GroupStore, m mqtt.Message) {
+	var group []grouped
+	readings := 0
+	for {
+		if b, key, ok := s.parseForGroup(m); ok {
+			group = append(group, grouped{m, b, key})
+			readings += b.Len()
+		}
+		if len(group) >= maxGroup || readings >= maxGroupReadings {
+			break
+		}
+		var more bool
+		select {
+		case m, more = <-s.queue:
+		default:
+		}
+		if !more {
+			break
+		}
+	}
+	switch len(group) {
+	case 0:
+		return
+	case 1:
+		s.commitBatch(group[0].m, group[0].b, group[0].key)
+		return
+	}
+	bs := make([]*outpost.Batch, len(group))
+	sizes := make([]int, len(group))
+	for i, g := range group {
+		bs[i], sizes[i] = g.b, len(g.m.Payload())
+	}
+	var dups []bool
+	err := s.retry(func(ctx context.Context) error {
+		var err error
+		start := time.Now()
+		dups, err = gs.CommitGroup(ctx, bs, sizes)
+		if err == nil {
+			s.met.commit.ObserveDuration(time.Since(start))
+		}
+		return err
+	}, bs[0])
+	switch {
+	case errors.Is(err, ErrInvalidData):
+		// One of them is refused for good: find it by committing each.
+		for _, g := range group {
+			s.commitBatch(g.m, g.b, g.key)
+		}
+		return
+	case err != nil:
+		return // closing: left unacked
+	}
+	for i, g := range group {
+		s.committed(g.m, g.b, g.key, dups[i])
+	}
+}
+
+// parseForGroup handles m unless it is a valid telemetry batch, which it
+// returns parsed for the group's commit.
+func (s *Service) parseForGroup(m mqtt.Message) (*outpost.Batch, *outpost.Key, bool) {
+	_, kind, ok := splitTopic(s.opts.TopicPrefix, m.Topic())
+	if !ok || kind != topicBatch {
+		s.handle(m)
+		return nil, nil, false
+	}
+	b, key, ok := s.parse(m)
+	if !ok {
+		return nil, nil, false
+	}
+	if b.Kind != outpost.KindTelemetry {
+		s.commitBatch(m, b, key)
+		return nil, nil, false
+	}
+	return b, key, true
 }
 
 // handle processes one message to the end: stored and acked,
@@ -64,8 +166,16 @@ func (s *Service) handle(m mqtt.Message) {
 }
 
 func (s *Service) handleBatch(m mqtt.Message) {
-	payload := m.Payload()
-	b, key, err := s.rules.parseBatch(s.workCtx, m.Topic(), payload, s.now())
+	if b, key, ok := s.parse(m); ok {
+		s.commitBatch(m, b, key)
+	}
+}
+
+// parse decodes and checks a batch message. A message refused is
+// dead-lettered (and acked if it is refused for good); ok is false then,
+// and while closing.
+func (s *Service) parse(m mqtt.Message) (*outpost.Batch, *outpost.Key, bool) {
+	b, key, err := s.rules.parseBatch(s.workCtx, m.Topic(), m.Payload(), s.now())
 	var r *rejectError
 	switch {
 	case errors.As(err, &r):
@@ -76,15 +186,20 @@ func (s *Service) handleBatch(m mqtt.Message) {
 			// Dead-lettered for good: the gateway may delete it.
 			s.publishAck(r.ack, r.key)
 		}
-		return
+		return nil, nil, false
 	case err != nil:
-		return // closing while waiting to decompress: left unacked
+		return nil, nil, false // closing while waiting to decompress: left unacked
 	}
+	return b, key, true
+}
+
+// commitBatch commits one parsed batch, then acks it.
+func (s *Service) commitBatch(m mqtt.Message, b *outpost.Batch, key *outpost.Key) {
 	var dup bool
-	err = s.retry(func(ctx context.Context) error {
+	err := s.retry(func(ctx context.Context) error {
 		var err error
 		start := time.Now()
-		dup, err = s.store.Commit(ctx, b, len(payload))
+		dup, err = s.store.Commit(ctx, b, len(m.Payload()))
 		if err == nil {
 			s.met.commit.ObserveDuration(time.Since(start))
 		}
@@ -97,6 +212,12 @@ func (s *Service) handleBatch(m mqtt.Message) {
 	case err != nil:
 		return // closing: left unacked
 	}
+	s.committed(m, b, key, dup)
+}
+
+// committed acks a stored batch (new or a duplicate) to the broker and to
+// its gateway, and counts it.
+func (s *Service) committed(m mqtt.Message, b *outpost.Batch, key *outpost.Key, dup bool) {
 	m.Ack()
 	s.met.committed(b.Gateway, b.Created)
 	if key == nil {

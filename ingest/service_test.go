@@ -198,6 +198,7 @@ type spyStore struct {
 	mu     sync.Mutex
 	dead   []deadLetter
 	before func(ctx context.Context, b *outpost.Batch) error // may fail or block a commit
+	groups []int                                             // the size of each CommitGroup
 }
 
 type deadLetter struct{ topic, reason string }
@@ -212,6 +213,45 @@ func (s *spyStore) Commit(ctx context.Context, b *outpost.Batch, size int) (bool
 		}
 	}
 	return s.Store.Commit(ctx, b, size)
+}
+
+// CommitGroup makes the service commit in groups whatever the store:
+// through the store's own CommitGroup if it has one, else one batch at a
+// time. It records each group's size.
+func (s *spyStore) CommitGroup(ctx context.Context, bs []*outpost.Batch, sizes []int) ([]bool, error) {
+	s.mu.Lock()
+	f := s.before
+	s.groups = append(s.groups, len(bs))
+	s.mu.Unlock()
+	if f != nil {
+		for _, b := range bs {
+			if err := f(ctx, b); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if gs, ok := s.Store.(ingest.GroupStore); ok {
+		return gs.CommitGroup(ctx, bs, sizes)
+	}
+	dups := make([]bool, len(bs))
+	for i, b := range bs {
+		var err error
+		if dups[i], err = s.Store.Commit(ctx, b, sizes[i]); err != nil {
+			return nil, err
+		}
+	}
+	return dups, nil
+}
+
+// largestGroup is the most batches committed in one group.
+func (s *spyStore) largestGroup() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, g := range s.groups {
+		n = max(n, g)
+	}
+	return n
 }
 
 func (s *spyStore) DeadLetter(ctx context.Context, topic, reason string, payload []byte) error {
@@ -766,6 +806,11 @@ func TestBackPressure(t *testing.T) {
 	if c := e.counts(); c.Batches != n || c.Readings != 2*n {
 		t.Fatalf("counts = %+v", c)
 	}
+	// The queue was full when the store freed up: the worker took what
+	// waited in it as one group.
+	if g := e.store.largestGroup(); g < 2 {
+		t.Fatalf("largest group %d batches, want several", g)
+	}
 }
 
 // TestCloseWhileStoreDown: Close gives up on a batch the store cannot take,
@@ -863,5 +908,51 @@ func decode(t *testing.T, rec *httptest.ResponseRecorder, code int, v any) {
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), v); err != nil {
 		t.Fatalf("decode %s: %v", rec.Body, err)
+	}
+}
+
+// TestGroupWithRefusedBatch: a batch the database refuses for good, in a
+// group, fails the group; the worker then commits the group's batches
+// one by one: the refused one is dead-lettered (and, as a batch the
+// database refuses, not acked: the gateway keeps it), every other one is
+// stored once and acked.
+func TestGroupWithRefusedBatch(t *testing.T) {
+	release := make(chan struct{})
+	e := newEnv(t, func(s *spyStore) {
+		s.before = func(ctx context.Context, b *outpost.Batch) error {
+			if b.Seq == 1 {
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			if b.Seq == 3 {
+				return fmt.Errorf("%w: refused (injected)", ingest.ErrInvalidData)
+			}
+			return nil
+		}
+	}, func(o *ingest.Options) { o.Workers = 1 })
+	const n = 6
+	for seq := uint64(1); seq <= n; seq++ {
+		e.publishBatch(storetest.Telemetry(e.gw, 9, seq, readings(1, storetest.T0+int64(seq)*int64(time.Minute))...))
+	}
+	close(release)
+	for seq := uint64(1); seq <= n; seq++ {
+		if seq != 3 {
+			e.waitAcks(9, seq, 1)
+		}
+	}
+	if a := e.ackCount(9, 3); a != 0 {
+		t.Fatalf("the refused batch was acked %d times", a)
+	}
+	if c := e.counts(); c.Batches != n-1 || c.Readings != 2*(n-1) {
+		t.Fatalf("counts = %+v", c)
+	}
+	if d := e.store.deadLetters(); len(d) != 1 || !strings.Contains(d[0].reason, "refused (injected)") {
+		t.Fatalf("dead letters %+v", d)
+	}
+	if g := e.store.largestGroup(); g < 2 {
+		t.Fatalf("largest group %d batches, want several", g)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/internal/chunk"
 	"github.com/outposthq/outpost/ingest/internal/layout"
-	"github.com/outposthq/outpost/ingest/internal/rows"
 )
 
 // maxCachedSeries bounds the series ids kept in memory; past it the cache
@@ -42,24 +41,37 @@ func (c *seriesCache) put(k ingest.SeriesKey, id int64) {
 	c.m[k] = id
 }
 
-// commitScratch holds what one telemetry commit builds, reused through a
+// commitScratch holds what one group commit builds, reused through a
 // pool.
 type commitScratch struct {
 	split layout.Scratch
 	data  []byte
+	offs  []int
+	// batches
+	gws          []string
+	epochs, seqs []int64
+	ns, sizes    []int32
 	// chunks
+	cBatch              []int32
 	cSeries, cMin, cMax []int64
 	cN                  []int32
 	cData               [][]byte
 	// rows
+	rBatch       []int32
 	rSeries, rTS []int64
 	rValue       []float64
 	rQuality     []int16
-	// series upserts, one per series, by id
-	ups []seriesUpsert
+	// series upserts, one per series and batch
+	ups                     []seriesUpsert
+	uBatch, uIdx            []int32
+	uID, uFirst, uLast      []int64
+	uSensor, uMetric, uUnit []string
+	uValue                  []float64
+	uQuality                []int16
 }
 
 type seriesUpsert struct {
+	batch                int32
 	id                   int64
 	sensor, metric, unit string
 	first, last          int64
@@ -69,99 +81,146 @@ type seriesUpsert struct {
 
 var scratchPool = sync.Pool{New: func() any { return new(commitScratch) }}
 
-// ids returns the id of every series of the batch (by index in
-// b.Series), making those that are new in one round trip.
-func (s *Store) ids(ctx context.Context, b *outpost.Batch) ([]int64, error) {
-	ids := make([]int64, len(b.Series))
-	var miss []int
-	for i := range b.Series {
-		sr := &b.Series[i]
-		if id, ok := s.series.get(ingest.SeriesKey{Gateway: b.Gateway, Sensor: sr.Sensor, Metric: sr.Metric}); ok {
-			ids[i] = id
-			continue
+// ids returns the id of every series of the batches (by batch, then
+// index in its Series), making those that are new in one round trip.
+func (s *Store) ids(ctx context.Context, bs []*outpost.Batch) ([][]int64, error) {
+	ids := make([][]int64, len(bs))
+	type miss struct{ b, i int }
+	var misses []miss
+	for bi, b := range bs {
+		ids[bi] = make([]int64, len(b.Series))
+		for i := range b.Series {
+			sr := &b.Series[i]
+			if id, ok := s.series.get(ingest.SeriesKey{Gateway: b.Gateway, Sensor: sr.Sensor, Metric: sr.Metric}); ok {
+				ids[bi][i] = id
+				continue
+			}
+			misses = append(misses, miss{bi, i})
 		}
-		miss = append(miss, i)
 	}
-	if len(miss) == 0 {
+	if len(misses) == 0 {
 		return ids, nil
+	}
+	key := func(m miss) ingest.SeriesKey {
+		sr := &bs[m.b].Series[m.i]
+		return ingest.SeriesKey{Gateway: bs[m.b].Gateway, Sensor: sr.Sensor, Metric: sr.Metric}
 	}
 	// Sorted, so that concurrent inserts of the same keys lock them in
 	// one order.
-	slices.SortFunc(miss, func(a, c int) int {
-		return cmp.Or(cmp.Compare(b.Series[a].Sensor, b.Series[c].Sensor), cmp.Compare(b.Series[a].Metric, b.Series[c].Metric))
+	slices.SortFunc(misses, func(a, c miss) int {
+		ka, kc := key(a), key(c)
+		return cmp.Or(cmp.Compare(ka.Gateway, kc.Gateway), cmp.Compare(ka.Sensor, kc.Sensor), cmp.Compare(ka.Metric, kc.Metric))
 	})
-	sensors, metrics, units := make([]string, 0, len(miss)), make([]string, 0, len(miss)), make([]string, 0, len(miss))
-	for _, i := range miss {
-		sensors, metrics, units = append(sensors, b.Series[i].Sensor), append(metrics, b.Series[i].Metric), append(units, b.Series[i].Unit)
+	var gws, sensors, metrics, units []string
+	for _, m := range misses {
+		k := key(m)
+		gws, sensors, metrics = append(gws, k.Gateway), append(sensors, k.Sensor), append(metrics, k.Metric)
+		units = append(units, bs[m.b].Series[m.i].Unit)
 	}
 	var batch pgx.Batch
 	batch.Queue(`INSERT INTO series (gateway, sensor, metric, unit)
-		SELECT $1, u.sensor, u.metric, u.unit FROM unnest($2::text[], $3::text[], $4::text[]) AS u(sensor, metric, unit)
-		ON CONFLICT (gateway, sensor, metric) DO NOTHING`, b.Gateway, sensors, metrics, units)
-	found := map[[2]string]int64{}
-	batch.Queue(`SELECT s.id, s.sensor, s.metric FROM series s JOIN unnest($2::text[], $3::text[]) AS u(sensor, metric)
-		ON s.sensor = u.sensor AND s.metric = u.metric WHERE s.gateway = $1`, b.Gateway, sensors, metrics).
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+		ON CONFLICT (gateway, sensor, metric) DO NOTHING`, gws, sensors, metrics, units)
+	found := map[ingest.SeriesKey]int64{}
+	batch.Queue(`SELECT s.id, s.gateway, s.sensor, s.metric FROM series s
+		JOIN unnest($1::text[], $2::text[], $3::text[]) AS u(gateway, sensor, metric)
+		ON s.gateway = u.gateway AND s.sensor = u.sensor AND s.metric = u.metric`, gws, sensors, metrics).
 		Query(func(r pgx.Rows) error {
 			for r.Next() {
 				var id int64
-				var sensor, metric string
-				if err := r.Scan(&id, &sensor, &metric); err != nil {
+				var k ingest.SeriesKey
+				if err := r.Scan(&id, &k.Gateway, &k.Sensor, &k.Metric); err != nil {
 					return err
 				}
-				found[[2]string{sensor, metric}] = id
+				found[k] = id
 			}
 			return r.Err()
 		})
 	if err := s.pool.SendBatch(ctx, &batch).Close(); err != nil {
 		return nil, fmt.Errorf("postgres: series: %w", classify(err))
 	}
-	for _, i := range miss {
-		sr := &b.Series[i]
-		id, ok := found[[2]string{sr.Sensor, sr.Metric}]
+	for _, m := range misses {
+		k := key(m)
+		id, ok := found[k]
 		if !ok {
-			return nil, fmt.Errorf("postgres: series %s/%s/%s not found after insert", b.Gateway, sr.Sensor, sr.Metric)
+			return nil, fmt.Errorf("postgres: series %s/%s/%s not found after insert", k.Gateway, k.Sensor, k.Metric)
 		}
-		ids[i] = id
-		s.series.put(ingest.SeriesKey{Gateway: b.Gateway, Sensor: sr.Sensor, Metric: sr.Metric}, id)
+		ids[m.b][m.i] = id
+		s.series.put(k, id)
 	}
 	return ids, nil
 }
 
-// commitTelemetry stores a telemetry batch in one statement, so one round
-// trip: the batches row, its chunks and rows, and its series' first and
-// newest readings, all only if the batches row is new.
-func (s *Store) commitTelemetry(ctx context.Context, b *outpost.Batch, size int, now int64) (bool, error) {
-	ids, err := s.ids(ctx, b)
+// CommitGroup implements ingest.GroupStore.
+func (s *Store) CommitGroup(ctx context.Context, bs []*outpost.Batch, sizes []int) ([]bool, error) {
+	if len(sizes) != len(bs) {
+		return nil, fmt.Errorf("postgres: commit group: %d sizes for %d batches", len(sizes), len(bs))
+	}
+	for _, b := range bs {
+		if b.Kind != outpost.KindTelemetry {
+			return nil, fmt.Errorf("postgres: commit group: %w: a %s batch", ingest.ErrInvalidData, b.Kind)
+		}
+	}
+	return s.commitTelemetry(ctx, bs, sizes, s.now().UnixNano())
+}
+
+// commitTelemetry stores telemetry batches in one statement, so one round
+// trip and one transaction: their batches rows, and for those that are
+// new their chunks, rows, and their series' first and newest readings.
+// A batch that repeats an earlier one of bs is not sent at all.
+func (s *Store) commitTelemetry(ctx context.Context, bs []*outpost.Batch, sizes []int, now int64) ([]bool, error) {
+	dup := make([]bool, len(bs))
+	type key struct {
+		gw         string
+		epoch, seq uint64
+	}
+	var uniq []*outpost.Batch
+	var usizes []int
+	var at []int // index in bs of each of uniq
+	seen := make(map[key]bool, len(bs))
+	for i, b := range bs {
+		k := key{b.Gateway, b.Epoch, b.Seq}
+		if seen[k] {
+			dup[i] = true
+			continue
+		}
+		seen[k] = true
+		uniq, usizes, at = append(uniq, b), append(usizes, sizes[i]), append(at, i)
+	}
+	ids, err := s.ids(ctx, uniq)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	sc := scratchPool.Get().(*commitScratch)
 	defer scratchPool.Put(sc)
-	if err := sc.build(b, ids); err != nil {
-		return false, fmt.Errorf("postgres: %w: %v", ingest.ErrInvalidData, err)
+	if err := sc.build(uniq, usizes, ids); err != nil {
+		return nil, fmt.Errorf("postgres: %w: %v", ingest.ErrInvalidData, err)
 	}
-	ids2, sensors, metrics, units := make([]int64, len(sc.ups)), make([]string, len(sc.ups)), make([]string, len(sc.ups)), make([]string, len(sc.ups))
-	first, last, lastV, lastQ := make([]int64, len(sc.ups)), make([]int64, len(sc.ups)), make([]float64, len(sc.ups)), make([]int16, len(sc.ups))
-	for i, u := range sc.ups {
-		ids2[i], sensors[i], metrics[i], units[i] = u.id, u.sensor, u.metric, u.unit
-		first[i], last[i], lastV[i], lastQ[i] = u.first, u.last, u.lastValue, u.lastQuality
-	}
-	var n int
-	err = s.pool.QueryRow(ctx, `WITH b AS (
+	rs, err := s.pool.Query(ctx, `WITH b AS (
 		INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1
+		SELECT k.gateway, k.epoch, k.seq, $6, k.n, 'telemetry', k.bytes
+		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::integer[], $5::integer[]) AS k(gateway, epoch, seq, n, bytes)
+		ON CONFLICT DO NOTHING RETURNING gateway, epoch, seq
+	), nb AS (
+		SELECT k.i FROM b JOIN unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS k(gateway, epoch, seq, i)
+		ON b.gateway = k.gateway AND b.epoch = k.epoch AND b.seq = k.seq
 	), c AS (
 		INSERT INTO chunks (series_id, t_min, t_max, n, data)
-		SELECT u.* FROM unnest($8::bigint[], $9::bigint[], $10::bigint[], $11::integer[], $12::bytea[]) AS u, b
+		SELECT u.series_id, u.t_min, u.t_max, u.n, u.data
+		FROM unnest($7::integer[], $8::bigint[], $9::bigint[], $10::bigint[], $11::integer[], $12::bytea[])
+			AS u(bi, series_id, t_min, t_max, n, data) JOIN nb ON nb.i = u.bi
 	), r AS (
 		INSERT INTO recent (series_id, ts, value, quality)
-		SELECT u.* FROM unnest($13::bigint[], $14::bigint[], $15::float8[], $16::smallint[]) AS u, b
+		SELECT u.series_id, u.ts, u.value, u.quality
+		FROM unnest($13::integer[], $14::bigint[], $15::bigint[], $16::float8[], $17::smallint[])
+			AS u(bi, series_id, ts, value, quality) JOIN nb ON nb.i = u.bi
 	), l AS (
 		INSERT INTO series AS s (id, gateway, sensor, metric, unit, first_ts, last_ts, last_value, last_quality)
-		SELECT u.id, $1, u.sensor, u.metric, u.unit, u.first_ts, u.last_ts, u.last_value, u.last_quality
-		FROM unnest($17::bigint[], $18::text[], $19::text[], $20::text[], $21::bigint[], $22::bigint[], $23::float8[], $24::smallint[])
-			AS u(id, sensor, metric, unit, first_ts, last_ts, last_value, last_quality), b
-		ORDER BY u.id
+		SELECT DISTINCT ON (u.id) u.id, ($1::text[])[u.bi], u.sensor, u.metric, u.unit,
+			min(u.first_ts) OVER (PARTITION BY u.id), u.last_ts, u.last_value, u.last_quality
+		FROM unnest($18::integer[], $19::bigint[], $20::text[], $21::text[], $22::text[], $23::bigint[], $24::bigint[], $25::float8[], $26::smallint[])
+			AS u(bi, id, sensor, metric, unit, first_ts, last_ts, last_value, last_quality) JOIN nb ON nb.i = u.bi
+		ORDER BY u.id, u.last_ts DESC, u.bi DESC
 		ON CONFLICT (id) DO UPDATE SET
 			unit = excluded.unit,
 			first_ts = least(s.first_ts, excluded.first_ts),
@@ -169,35 +228,77 @@ func (s *Store) commitTelemetry(ctx context.Context, b *outpost.Batch, size int,
 			last_quality = CASE WHEN s.last_ts IS NULL OR excluded.last_ts >= s.last_ts THEN excluded.last_quality ELSE s.last_quality END,
 			last_ts = greatest(s.last_ts, excluded.last_ts)
 	)
-	SELECT count(*) FROM b`,
-		b.Gateway, int64(b.Epoch), int64(b.Seq), now, b.Len(), rows.Kind(b.Kind), size,
-		sc.cSeries, sc.cMin, sc.cMax, sc.cN, sc.cData,
-		sc.rSeries, sc.rTS, sc.rValue, sc.rQuality,
-		ids2, sensors, metrics, units, first, last, lastV, lastQ).Scan(&n)
+	SELECT i FROM nb`,
+		sc.gws, sc.epochs, sc.seqs, sc.ns, sc.sizes, now,
+		sc.cBatch, sc.cSeries, sc.cMin, sc.cMax, sc.cN, sc.cData,
+		sc.rBatch, sc.rSeries, sc.rTS, sc.rValue, sc.rQuality,
+		sc.uBatch, sc.uID, sc.uSensor, sc.uMetric, sc.uUnit, sc.uFirst, sc.uLast, sc.uValue, sc.uQuality)
 	if err != nil {
-		return false, fmt.Errorf("postgres: commit telemetry: %w", classify(err))
+		return nil, fmt.Errorf("postgres: commit telemetry: %w", classify(err))
 	}
-	return n == 0, nil
+	fresh := make([]bool, len(uniq))
+	for rs.Next() {
+		var i int64
+		if err := rs.Scan(&i); err != nil {
+			rs.Close()
+			return nil, fmt.Errorf("postgres: commit telemetry: %w", err)
+		}
+		if i >= 1 && i <= int64(len(uniq)) {
+			fresh[i-1] = true
+		}
+	}
+	rs.Close()
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: commit telemetry: %w", classify(err))
+	}
+	for j, i := range at {
+		dup[i] = !fresh[j]
+	}
+	return dup, nil
 }
 
-// build splits the batch into chunks and rows and finds each series'
-// first and newest reading.
-func (sc *commitScratch) build(b *outpost.Batch, ids []int64) error {
-	sc.data = sc.data[:0]
-	sc.cSeries, sc.cMin, sc.cMax, sc.cN, sc.cData = sc.cSeries[:0], sc.cMin[:0], sc.cMax[:0], sc.cN[:0], sc.cData[:0]
-	sc.rSeries, sc.rTS, sc.rValue, sc.rQuality = sc.rSeries[:0], sc.rTS[:0], sc.rValue[:0], sc.rQuality[:0]
+// build turns the batches into the statement's columns: their headers,
+// their pieces as chunks or rows, and each series' first and newest
+// reading per batch. Batch numbers in the columns count from 1, as the
+// statement's WITH ORDINALITY does.
+func (sc *commitScratch) build(bs []*outpost.Batch, sizes []int, ids [][]int64) error {
+	sc.data, sc.offs = sc.data[:0], sc.offs[:0]
+	sc.gws, sc.epochs, sc.seqs, sc.ns, sc.sizes = sc.gws[:0], sc.epochs[:0], sc.seqs[:0], sc.ns[:0], sc.sizes[:0]
+	sc.cBatch, sc.cSeries, sc.cMin, sc.cMax, sc.cN, sc.cData = sc.cBatch[:0], sc.cSeries[:0], sc.cMin[:0], sc.cMax[:0], sc.cN[:0], sc.cData[:0]
+	sc.rBatch, sc.rSeries, sc.rTS, sc.rValue, sc.rQuality = sc.rBatch[:0], sc.rSeries[:0], sc.rTS[:0], sc.rValue[:0], sc.rQuality[:0]
+	sc.uBatch, sc.uID, sc.uSensor, sc.uMetric, sc.uUnit = sc.uBatch[:0], sc.uID[:0], sc.uSensor[:0], sc.uMetric[:0], sc.uUnit[:0]
+	sc.uFirst, sc.uLast, sc.uValue, sc.uQuality = sc.uFirst[:0], sc.uLast[:0], sc.uValue[:0], sc.uQuality[:0]
+	for bi, b := range bs {
+		n := int32(bi + 1)
+		sc.gws, sc.epochs, sc.seqs = append(sc.gws, b.Gateway), append(sc.epochs, int64(b.Epoch)), append(sc.seqs, int64(b.Seq))
+		sc.ns, sc.sizes = append(sc.ns, int32(b.Len())), append(sc.sizes, int32(sizes[bi]))
+		if err := sc.addBatch(n, b, ids[bi]); err != nil {
+			return err
+		}
+	}
+	// The data buffer may have moved while it grew: slice it at the end.
+	for i, off := range sc.offs {
+		end := len(sc.data)
+		if i+1 < len(sc.offs) {
+			end = sc.offs[i+1]
+		}
+		sc.cData = append(sc.cData, sc.data[off:end:end])
+	}
+	return nil
+}
+
+// addBatch adds one batch's pieces and series upserts, numbered n.
+func (sc *commitScratch) addBatch(n int32, b *outpost.Batch, ids []int64) error {
 	sc.ups = sc.ups[:0]
-	var offs []int
 	for _, p := range layout.Split(b, &sc.split) {
 		id := ids[p.Series]
 		if p.Chunk() {
-			off := len(sc.data)
+			sc.offs = append(sc.offs, len(sc.data))
 			var err error
 			if sc.data, err = chunk.Append(sc.data, p.TS, p.Values, p.Quality); err != nil {
 				return err
 			}
-			offs = append(offs, off)
-			sc.cSeries = append(sc.cSeries, id)
+			sc.cBatch, sc.cSeries = append(sc.cBatch, n), append(sc.cSeries, id)
 			sc.cMin, sc.cMax = append(sc.cMin, p.TS[0]), append(sc.cMax, p.TS[len(p.TS)-1])
 			sc.cN = append(sc.cN, int32(len(p.TS)))
 		} else {
@@ -206,7 +307,8 @@ func (sc *commitScratch) build(b *outpost.Batch, ids []int64) error {
 				if p.Quality != nil {
 					q = int16(p.Quality[i])
 				}
-				sc.rSeries, sc.rTS, sc.rValue, sc.rQuality = append(sc.rSeries, id), append(sc.rTS, t), append(sc.rValue, p.Values[i]), append(sc.rQuality, q)
+				sc.rBatch, sc.rSeries, sc.rTS = append(sc.rBatch, n), append(sc.rSeries, id), append(sc.rTS, t)
+				sc.rValue, sc.rQuality = append(sc.rValue, p.Values[i]), append(sc.rQuality, q)
 			}
 		}
 		// Pieces come by series, then time: the last piece of a series
@@ -217,8 +319,8 @@ func (sc *commitScratch) build(b *outpost.Batch, ids []int64) error {
 		if p.Quality != nil {
 			q = int16(p.Quality[lastI])
 		}
-		if n := len(sc.ups); n > 0 && sc.ups[n-1].id == id {
-			u := &sc.ups[n-1]
+		if k := len(sc.ups); k > 0 && sc.ups[k-1].id == id {
+			u := &sc.ups[k-1]
 			u.first = min(u.first, p.TS[0])
 			if p.TS[lastI] >= u.last {
 				u.last, u.lastValue, u.lastQuality = p.TS[lastI], p.Values[lastI], q
@@ -228,29 +330,19 @@ func (sc *commitScratch) build(b *outpost.Batch, ids []int64) error {
 		sc.ups = append(sc.ups, seriesUpsert{id: id, sensor: sr.Sensor, metric: sr.Metric, unit: sr.Unit,
 			first: p.TS[0], last: p.TS[lastI], lastValue: p.Values[lastI], lastQuality: q})
 	}
-	// The data buffer may have moved while it grew: slice it at the end.
-	for i, off := range offs {
-		end := len(sc.data)
-		if i+1 < len(offs) {
-			end = offs[i+1]
-		}
-		sc.cData = append(sc.cData, sc.data[off:end:end])
-	}
-	// A series repeated in the batch has one upsert, by id.
+	// A series repeated in the batch has one upsert, the later winning.
 	slices.SortStableFunc(sc.ups, func(a, c seriesUpsert) int { return cmp.Compare(a.id, c.id) })
-	w := 0
-	for _, u := range sc.ups {
-		if w > 0 && sc.ups[w-1].id == u.id {
-			prev := &sc.ups[w-1]
-			prev.first = min(prev.first, u.first)
-			if u.last >= prev.last {
-				prev.last, prev.lastValue, prev.lastQuality = u.last, u.lastValue, u.lastQuality
+	for i, u := range sc.ups {
+		if i+1 < len(sc.ups) && sc.ups[i+1].id == u.id {
+			next := &sc.ups[i+1]
+			next.first = min(next.first, u.first)
+			if u.last > next.last {
+				next.last, next.lastValue, next.lastQuality = u.last, u.lastValue, u.lastQuality
 			}
 			continue
 		}
-		sc.ups[w] = u
-		w++
+		sc.uBatch, sc.uID, sc.uSensor, sc.uMetric, sc.uUnit = append(sc.uBatch, n), append(sc.uID, u.id), append(sc.uSensor, u.sensor), append(sc.uMetric, u.metric), append(sc.uUnit, u.unit)
+		sc.uFirst, sc.uLast, sc.uValue, sc.uQuality = append(sc.uFirst, u.first), append(sc.uLast, u.last), append(sc.uValue, u.lastValue), append(sc.uQuality, u.lastQuality)
 	}
-	sc.ups = sc.ups[:w]
 	return nil
 }

@@ -107,7 +107,11 @@ func (s *Store) Commit(ctx context.Context, b *outpost.Batch, size int) (bool, e
 	}
 	now := s.now().UnixNano()
 	if b.Kind == outpost.KindTelemetry {
-		return s.commitTelemetry(ctx, b, size, now)
+		dup, err := s.commitTelemetry(ctx, []*outpost.Batch{b}, []int{size}, now)
+		if err != nil {
+			return false, err
+		}
+		return dup[0], nil
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes)

@@ -26,7 +26,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/outposthq/outpost"
-	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/postgres"
 	"github.com/outposthq/outpost/internal/drainbench"
 )
@@ -63,9 +62,10 @@ func (r Result) Rate() float64 { return float64(r.Readings) / r.Elapsed.Seconds(
 // phase is one way of storing the batches.
 type phase struct {
 	name string
-	// open prepares the schema at dsn and returns the commit of one
-	// batch and a close.
-	open func(ctx context.Context, dsn string) (commit func(context.Context, *outpost.Batch) error, closeFn func() error, err error)
+	// open prepares the schema at dsn and returns the commit of some
+	// batches and a close.
+	open  func(ctx context.Context, dsn string) (commit func(context.Context, []*outpost.Batch) error, closeFn func() error, err error)
+	group int // batches per commit
 }
 
 // Run measures every phase on the same batches and prints a table.
@@ -157,12 +157,13 @@ func runPhase(ctx context.Context, o Options, p phase, bs []*outpost.Batch, tota
 	start := time.Now()
 	for range o.Workers {
 		wg.Go(func() {
+			g := int64(max(p.group, 1))
 			for {
-				i := next.Add(1) - 1
+				i := next.Add(g) - g
 				if i >= int64(len(bs)) {
 					return
 				}
-				if err := commit(ctx, bs[i]); err != nil {
+				if err := commit(ctx, bs[i:min(i+g, int64(len(bs)))]); err != nil {
 					errs <- err
 					return
 				}
@@ -236,13 +237,13 @@ func schema(ctx context.Context, base string) (string, func(), error) {
 }
 
 func phases() []phase {
-	return []phase{rawCopy(), rowStore()}
+	return []phase{rawCopy(), store(1), store(16)}
 }
 
 // rawCopy is the yardstick: each batch's readings COPYed by pgx as rows
 // into a plain table with the row store's index, one transaction each.
 func rawCopy() phase {
-	return phase{name: "raw row COPY", open: func(ctx context.Context, dsn string) (func(context.Context, *outpost.Batch) error, func() error, error) {
+	return phase{name: "raw row COPY", open: func(ctx context.Context, dsn string) (func(context.Context, []*outpost.Batch) error, func() error, error) {
 		pool, err := postgresPool(ctx, dsn)
 		if err != nil {
 			return nil, nil, err
@@ -254,33 +255,48 @@ func rawCopy() phase {
 			return nil, nil, err
 		}
 		cols := []string{"gateway", "sensor", "metric", "ts", "value", "quality"}
-		commit := func(ctx context.Context, b *outpost.Batch) error {
-			_, err := pool.CopyFrom(ctx, pgx.Identifier{"raw"}, cols, &rowSource{b: b, s: 0, i: -1})
+		commit := func(ctx context.Context, bs []*outpost.Batch) error {
+			_, err := pool.CopyFrom(ctx, pgx.Identifier{"raw"}, cols, &rowSource{b: bs[0], s: 0, i: -1})
 			return err
 		}
 		return commit, func() error { pool.Close(); return nil }, nil
 	}}
 }
 
-// rowStore is the ingest service's PostgreSQL store as it is.
-func rowStore() phase {
-	return phase{name: "store", open: func(ctx context.Context, dsn string) (func(context.Context, *outpost.Batch) error, func() error, error) {
+// store is the ingest service's PostgreSQL store, committing group
+// batches at a time (CommitGroup), or one by one (Commit) when group is 1.
+func store(group int) phase {
+	name := "store"
+	if group > 1 {
+		name = fmt.Sprintf("store, groups of %d", group)
+	}
+	return phase{name: name, group: group, open: func(ctx context.Context, dsn string) (func(context.Context, []*outpost.Batch) error, func() error, error) {
 		s, err := postgres.Open(ctx, dsn, zerolog.Nop())
 		if err != nil {
 			return nil, nil, err
 		}
-		return storeCommit(s), s.Close, nil
-	}}
-}
-
-func storeCommit(s ingest.Store) func(context.Context, *outpost.Batch) error {
-	return func(ctx context.Context, b *outpost.Batch) error {
-		dup, err := s.Commit(ctx, b, 0)
-		if err == nil && dup {
-			err = fmt.Errorf("batch %d/%d taken for a duplicate", b.Epoch, b.Seq)
+		commit := func(ctx context.Context, bs []*outpost.Batch) error {
+			var dups []bool
+			var err error
+			if len(bs) == 1 && group == 1 {
+				var dup bool
+				dup, err = s.Commit(ctx, bs[0], 0)
+				dups = []bool{dup}
+			} else {
+				dups, err = s.CommitGroup(ctx, bs, make([]int, len(bs)))
+			}
+			if err != nil {
+				return err
+			}
+			for i, d := range dups {
+				if d {
+					return fmt.Errorf("batch %d/%d taken for a duplicate", bs[i].Epoch, bs[i].Seq)
+				}
+			}
+			return nil
 		}
-		return err
-	}
+		return commit, s.Close, nil
+	}}
 }
 
 // postgresPool opens a pool at dsn with a connection per worker and some.
