@@ -170,6 +170,25 @@ type GroupStore interface {
 	CommitGroup(ctx context.Context, bs []*outpost.Batch, sizes []int) (dup []bool, err error)
 }
 
+// Compactor is a Store that folds the readings it keeps as rows (series
+// with too few readings in a batch for a chunk) into chunks once their
+// window has closed (docs/storage.md, "Compaction").
+type Compactor interface {
+	// Compact folds what lies in windows that end at or before before
+	// (unix ns). Among processes sharing a database one compacts at a
+	// time; in the others Compact returns at once, Leader false.
+	Compact(ctx context.Context, before int64) (CompactStats, error)
+}
+
+// CompactStats is what one Compact did.
+type CompactStats struct {
+	Leader        bool  // this process compacted (held the compactor's lock)
+	Windows       int64 // series windows folded
+	Rows          int64 // rows folded into chunks
+	ChunksMerged  int64 // small chunks merged with them
+	ChunksWritten int64 // chunks written
+}
+
 // ErrInvalidData is wrapped by store errors that mean the database refused
 // the data itself (a constraint or data exception), not that it is
 // unavailable. The service dead-letters such a batch instead of retrying.

@@ -85,6 +85,16 @@ type Options struct {
 	// Logger logs nothing.
 	Logger zerolog.Logger
 
+	// CompactEvery is how often the service compacts a store that can
+	// (Compactor; docs/storage.md, "Compaction"): folds the rows of
+	// closed windows into chunks. Default 1 minute; negative: never.
+	// Among ingest processes sharing a database one compacts at a time.
+	CompactEvery time.Duration
+	// CompactGrace is how long after a window ends the compactor waits
+	// before folding it, so that late batches still land in it as rows.
+	// Default 10 minutes.
+	CompactGrace time.Duration
+
 	// The HTTP API (Handler; docs/http-api.md).
 
 	// HTTPToken, when set, is the bearer token that every /api/ request
@@ -189,9 +199,11 @@ type Service struct {
 	intakeClosed bool
 	stopIntake   chan struct{}
 
-	workCtx    context.Context // cancelled when Close gives up waiting
-	cancelWork context.CancelFunc
-	workers    sync.WaitGroup
+	workCtx     context.Context // cancelled when Close gives up waiting
+	cancelWork  context.CancelFunc
+	workers     sync.WaitGroup
+	compactor   sync.WaitGroup     // the compaction loop
+	stopCompact context.CancelFunc // ends it
 
 	acksPending chan pendingAck // workers → trackAcks
 	tracker     sync.WaitGroup
@@ -233,11 +245,14 @@ type Stats struct {
 	// without a key, under AuthOptional), duplicates included.
 	AuthRefused int64
 	Unverified  int64
+	// CompactedWindows counts the series windows this process folded
+	// into chunks (Options.CompactEvery).
+	CompactedWindows int64
 }
 
 type serviceCounters struct {
 	batches, duplicates, readings, alerts, losses, statuses, deadLetters, errors atomic.Int64
-	authRefused, unverified                                                      atomic.Int64
+	authRefused, unverified, compacted                                           atomic.Int64
 }
 
 // New returns a Service that stores into store. Nothing starts until Start,
@@ -261,6 +276,12 @@ func New(store Store, opts *Options) *Service {
 	o.TopicPrefix = strings.TrimSuffix(o.TopicPrefix, "/")
 	if o.Workers <= 0 {
 		o.Workers = DefaultWorkers
+	}
+	if o.CompactEvery == 0 {
+		o.CompactEvery = time.Minute
+	}
+	if o.CompactGrace <= 0 {
+		o.CompactGrace = 10 * time.Minute
 	}
 	if o.MaxPayload <= 0 {
 		o.MaxPayload = DefaultMaxPayload
@@ -401,6 +422,12 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.tracker.Add(1)
 	go s.trackAcks()
+	if c, ok := s.store.(Compactor); ok && s.opts.CompactEvery > 0 {
+		cctx, cancel := context.WithCancel(context.Background())
+		s.stopCompact = cancel
+		s.compactor.Add(1)
+		go s.compactLoop(cctx, c)
+	}
 
 	tok := s.client.Connect()
 	select {
@@ -624,6 +651,10 @@ func (s *Service) close(ctx context.Context) error {
 		<-tracked
 	}
 	s.cancelWork()
+	if s.stopCompact != nil {
+		s.stopCompact() // a compaction in progress rolls back: nothing lost
+		s.compactor.Wait()
+	}
 	if s.client != nil {
 		s.client.Disconnect(uint(disconnectQuiesce / time.Millisecond))
 	}
@@ -649,6 +680,8 @@ func (s *Service) Stats() Stats {
 		Errors:      c.errors.Load(),
 		AuthRefused: c.authRefused.Load(),
 		Unverified:  c.unverified.Load(),
+
+		CompactedWindows: c.compacted.Load(),
 	}
 }
 

@@ -243,6 +243,14 @@ func (s *spyStore) CommitGroup(ctx context.Context, bs []*outpost.Batch, sizes [
 	return dups, nil
 }
 
+// Compact passes a compaction on to the store, if it compacts.
+func (s *spyStore) Compact(ctx context.Context, before int64) (ingest.CompactStats, error) {
+	if c, ok := s.Store.(ingest.Compactor); ok {
+		return c.Compact(ctx, before)
+	}
+	return ingest.CompactStats{}, nil
+}
+
 // largestGroup is the most batches committed in one group.
 func (s *spyStore) largestGroup() int {
 	s.mu.Lock()
@@ -954,5 +962,35 @@ func TestGroupWithRefusedBatch(t *testing.T) {
 	}
 	if g := e.store.largestGroup(); g < 2 {
 		t.Fatalf("largest group %d batches, want several", g)
+	}
+}
+
+// TestCompaction: the service compacts its store on its own: the rows of
+// a low-rate series in closed windows are folded into chunks, and every
+// reading reads back the same.
+func TestCompaction(t *testing.T) {
+	e := newEnv(t, nil, func(o *ingest.Options) { o.CompactEvery, o.CompactGrace = 20*time.Millisecond, time.Minute })
+	if _, ok := e.store.Store.(ingest.Compactor); !ok {
+		t.Skip("the store does not compact")
+	}
+	const n = 30
+	for seq := uint64(1); seq <= n; seq++ {
+		e.publishBatch(storetest.Telemetry(e.gw, 3, seq, readings(2, storetest.T0+int64(seq)*int64(5*time.Minute))...))
+	}
+	for seq := uint64(1); seq <= n; seq++ {
+		e.waitAcks(3, seq, 1)
+	}
+	// 150 minutes of a series: three hours, two of them closed at once
+	// (the readings are of 2025), the third too.
+	eventually(t, "compaction", func() bool { return e.svc.Stats().CompactedWindows >= 2*3 })
+	pts, err := storetest.Collect(e.store.Range(context.Background(), ingest.RangeQuery{Gateway: e.gw, Sensor: "env", Metric: "temperature",
+		From: storetest.T0, To: storetest.T0 + int64(4*time.Hour), Limit: 1000}))
+	if err != nil || len(pts) != 2*n {
+		t.Fatalf("range after compaction: %d readings, %v", len(pts), err)
+	}
+	for i := 1; i < len(pts); i++ {
+		if pts[i].TS <= pts[i-1].TS {
+			t.Fatalf("reading %d out of order", i)
+		}
 	}
 }

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) ingest.Store) {
 		{"Latest", testLatest},
 		{"Range", testRange},
 		{"RangeLayouts", testRangeLayouts},
+		{"Compact", testCompact},
 		{"NaN", testNaN},
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"CommitGroup", testCommitGroup},

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -62,10 +63,18 @@ func (r Result) Rate() float64 { return float64(r.Readings) / r.Elapsed.Seconds(
 // phase is one way of storing the batches.
 type phase struct {
 	name string
-	// open prepares the schema at dsn and returns the commit of some
-	// batches and a close.
-	open  func(ctx context.Context, dsn string) (commit func(context.Context, []*outpost.Batch) error, closeFn func() error, err error)
+	// open prepares the schema at dsn.
+	open  func(ctx context.Context, dsn string) (opened, error)
 	group int // batches per commit
+}
+
+// opened is a phase ready to run.
+type opened struct {
+	commit func(context.Context, []*outpost.Batch) error
+	// after, if set, runs once every batch is in; it is not timed, and
+	// the size is measured after it.
+	after   func(context.Context) error
+	closeFn func() error
 }
 
 // Run measures every phase on the same batches and prints a table.
@@ -146,11 +155,12 @@ func runPhase(ctx context.Context, o Options, p phase, bs []*outpost.Batch, tota
 		return Result{}, err
 	}
 	defer drop()
-	commit, closeFn, err := p.open(ctx, dsn)
+	op, err := p.open(ctx, dsn)
 	if err != nil {
 		return Result{}, err
 	}
-	defer closeFn()
+	defer op.closeFn()
+	commit := op.commit
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, o.Workers)
@@ -175,6 +185,11 @@ func runPhase(ctx context.Context, o Options, p phase, bs []*outpost.Batch, tota
 	close(errs)
 	if err := <-errs; err != nil {
 		return Result{}, err
+	}
+	if op.after != nil {
+		if err := op.after(ctx); err != nil {
+			return Result{}, err
+		}
 	}
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -237,43 +252,63 @@ func schema(ctx context.Context, base string) (string, func(), error) {
 }
 
 func phases() []phase {
-	return []phase{rawCopy(), store(1), store(16)}
+	return []phase{rawCopy(), store(1, false), store(16, false), store(16, true)}
 }
 
 // rawCopy is the yardstick: each batch's readings COPYed by pgx as rows
 // into a plain table with the row store's index, one transaction each.
 func rawCopy() phase {
-	return phase{name: "raw row COPY", open: func(ctx context.Context, dsn string) (func(context.Context, []*outpost.Batch) error, func() error, error) {
+	return phase{name: "raw row COPY", open: func(ctx context.Context, dsn string) (opened, error) {
 		pool, err := postgresPool(ctx, dsn)
 		if err != nil {
-			return nil, nil, err
+			return opened{}, err
 		}
 		if _, err := pool.Exec(ctx, `CREATE TABLE raw (gateway text NOT NULL, sensor text NOT NULL, metric text NOT NULL,
 			ts bigint NOT NULL, value double precision NOT NULL, quality smallint NOT NULL);
 			CREATE INDEX raw_series_ts ON raw (gateway, sensor, metric, ts)`); err != nil {
 			pool.Close()
-			return nil, nil, err
+			return opened{}, err
 		}
 		cols := []string{"gateway", "sensor", "metric", "ts", "value", "quality"}
 		commit := func(ctx context.Context, bs []*outpost.Batch) error {
 			_, err := pool.CopyFrom(ctx, pgx.Identifier{"raw"}, cols, &rowSource{b: bs[0], s: 0, i: -1})
 			return err
 		}
-		return commit, func() error { pool.Close(); return nil }, nil
+		return opened{commit: commit, closeFn: func() error { pool.Close(); return nil }}, nil
 	}}
 }
 
 // store is the ingest service's PostgreSQL store, committing group
 // batches at a time (CommitGroup), or one by one (Commit) when group is 1.
-func store(group int) phase {
+func store(group int, compact bool) phase {
 	name := "store"
 	if group > 1 {
 		name = fmt.Sprintf("store, groups of %d", group)
 	}
-	return phase{name: name, group: group, open: func(ctx context.Context, dsn string) (func(context.Context, []*outpost.Batch) error, func() error, error) {
+	if compact {
+		name += ", compacted"
+	}
+	return phase{name: name, group: group, open: func(ctx context.Context, dsn string) (opened, error) {
 		s, err := postgres.Open(ctx, dsn, zerolog.Nop())
 		if err != nil {
-			return nil, nil, err
+			return opened{}, err
+		}
+		var after func(context.Context) error
+		if compact {
+			// Everything compacted, and the space of the rows it
+			// deleted given back, as autovacuum would reuse it.
+			after = func(ctx context.Context) error {
+				if _, err := s.Compact(ctx, math.MaxInt64); err != nil {
+					return err
+				}
+				conn, err := pgx.Connect(ctx, dsn)
+				if err != nil {
+					return err
+				}
+				defer conn.Close(context.WithoutCancel(ctx))
+				_, err = conn.Exec(ctx, "VACUUM FULL")
+				return err
+			}
 		}
 		commit := func(ctx context.Context, bs []*outpost.Batch) error {
 			var dups []bool
@@ -295,7 +330,7 @@ func store(group int) phase {
 			}
 			return nil
 		}
-		return commit, s.Close, nil
+		return opened{commit: commit, after: after, closeFn: s.Close}, nil
 	}}
 }
 

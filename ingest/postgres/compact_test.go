@@ -1,0 +1,56 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/outposthq/outpost/ingest/postgres"
+	"github.com/outposthq/outpost/ingest/storetest"
+)
+
+// Two ingest processes compacting one database at once fold each window
+// once: one holds the compactor's lock, the other skips its turn.
+func TestCompactTwoProcesses(t *testing.T) {
+	d := dsn(t)
+	a, b := open(t, d), open(t, d)
+	defer a.Close()
+	defer b.Close()
+	ctx := context.Background()
+	hour := int64(time.Hour)
+	base := storetest.T0 - storetest.T0%hour
+	for i := range 200 {
+		rs := storetest.Series(fmt.Sprint("s", i%20), "t", base+int64(i)*int64(time.Minute), time.Second, 3, float64(i))
+		if _, err := a.Commit(ctx, storetest.Telemetry("gw", 1, uint64(i+1), rs...), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	var windows atomic.Int64
+	errs := make(chan error, 2)
+	for _, s := range []*postgres.Store{a, b} {
+		wg.Go(func() {
+			st, err := s.Compact(ctx, base+10*hour)
+			if err != nil {
+				errs <- err
+			}
+			windows.Add(st.Windows)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	// 200 minutes of 20 series: every series has readings in hours 0–3.
+	if n := windows.Load(); n != 20*4 {
+		t.Fatalf("%d windows compacted, want %d", n, 20*4)
+	}
+	c, err := a.Counts(ctx)
+	if err != nil || c.Readings != 600 || c.DistinctReadings != 600 {
+		t.Fatalf("counts after compacting: %+v, %v", c, err)
+	}
+}
