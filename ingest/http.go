@@ -58,6 +58,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/gateways", s.api.guard(s.serveGateways))
 	mux.HandleFunc("GET /api/v1/readings", s.api.guard(s.serveReadings))
 	mux.HandleFunc("GET /api/v1/gaps", s.api.guard(s.serveGaps))
+	mux.HandleFunc("GET /api/v1/alerts", s.api.guard(s.serveAlerts))
 	mux.HandleFunc("GET /metrics", s.api.guard(s.serveMetrics))
 	return mux
 }
@@ -160,6 +161,36 @@ func (s *Service) serveGaps(w http.ResponseWriter, r *http.Request, id string) {
 			return err
 		}
 		st.buf = appendTail(st.buf, limit, pg.more, nil)
+		return nil
+	})
+}
+
+func (s *Service) serveAlerts(w http.ResponseWriter, r *http.Request, id string) {
+	v, err := params(r.URL.RawQuery, "gateway", "rule", "state", "from", "to", "limit")
+	if err != nil {
+		s.api.badRequest(w, err)
+		return
+	}
+	q, err := s.alertQuery(v)
+	if err != nil {
+		s.api.badRequest(w, err)
+		return
+	}
+	s.api.run(w, r, id, func(ctx context.Context, st *stream) error {
+		limit := q.Limit
+		q.Limit++
+		st.buf = append(st.buf, `{"alerts":[`...)
+		pg, err := writeItems(st, s.store.Alerts(ctx, q), limit, appendJSON[AlertRow])
+		if err != nil {
+			return err
+		}
+		// As for readings: the next page starts at the first alert not
+		// sent; alerts at that instant already sent come again.
+		var next string
+		if pg.more {
+			next = formatNS(pg.extra.TS)
+		}
+		st.buf = appendTail(st.buf, limit, pg.more, &next)
 		return nil
 	})
 }

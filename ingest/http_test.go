@@ -206,6 +206,13 @@ func (g *genStore) Gaps(ctx context.Context, q ingest.GapQuery) iter.Seq2[ingest
 	})
 }
 
+func (g *genStore) Alerts(ctx context.Context, q ingest.AlertQuery) iter.Seq2[ingest.AlertRow, error] {
+	g.saw(q.Gateway, q.Rule)
+	return genRows(g, ctx, q.Limit, func(i int) ingest.AlertRow {
+		return ingest.AlertRow{Gateway: q.Gateway, Rule: q.Rule, State: outpost.StateFiring, TS: int64(i), Seq: uint64(i)}
+	})
+}
+
 func (g *genStore) Gateways(ctx context.Context) iter.Seq2[ingest.GatewayStatus, error] {
 	return genRows(g, ctx, 0, func(int) ingest.GatewayStatus { return ingest.GatewayStatus{} })
 }
@@ -833,6 +840,7 @@ func FuzzHTTPQuery(f *testing.F) {
 		"gateway=gw&sensor=s&metric=m", "gateway=gw%00&sensor=s&metric=m", "gateway=%ff&sensor=s&metric=m",
 		"after=gw/s/m", "after=a%2Fb/c/d&limit=3", "from=0&to=1&limit=5", "from=2025-06-01T12:00:00Z",
 		"gateway=a&gateway=b", "gateway=%zz", "limit=100001", "after=gw/s%2500/m",
+		"rule=hot&state=firing", "state=melting", "rule=%00",
 	} {
 		f.Add(q)
 	}
@@ -845,7 +853,7 @@ func FuzzHTTPQuery(f *testing.F) {
 	})
 	h := svc.Handler()
 	f.Fuzz(func(t *testing.T, rawQuery string) {
-		for _, path := range []string{"/api/v1/readings", "/api/v1/gaps", "/api/v1/latest"} {
+		for _, path := range []string{"/api/v1/readings", "/api/v1/gaps", "/api/v1/latest", "/api/v1/alerts"} {
 			g.mu.Lock()
 			g.seen = nil
 			g.mu.Unlock()
@@ -868,4 +876,70 @@ func FuzzHTTPQuery(f *testing.F) {
 			g.mu.Unlock()
 		}
 	})
+}
+
+// TestHTTPAlerts: /api/v1/alerts answers the stored transitions with
+// RFC 3339 times next to their nanoseconds, filtered, in pages that walk
+// every transition once; a bad state is 400.
+func TestHTTPAlerts(t *testing.T) {
+	for _, db := range dbStores(t) {
+		t.Run(db.name, func(t *testing.T) {
+			st := openStore(t, db.dsn)
+			gw := "gw-" + unique(t)
+			for i := range 7 {
+				a := outpost.Alert{Rule: "hot", Fingerprint: "hot{}", State: outpost.StateFiring, Severity: "critical", Value: float64(i),
+					Labels: map[string]string{"room": "a"}, Message: "hot", StartedAt: storetest.T0, ChangedAt: storetest.T0 + int64(i)*int64(time.Second), Seq: uint64(i + 1)}
+				if i%2 == 1 {
+					a.State = outpost.StateResolved
+				}
+				commitAll(t, st, storetest.AlertBatch(gw, 1, uint64(i+1), a))
+			}
+			a := newAPI(t, st, nil)
+			window := "&from=" + fmt.Sprint(time.Unix(0, storetest.T0).UnixMilli()) + "&to=" + fmt.Sprint(time.Unix(0, storetest.T0).Add(time.Hour).UnixMilli())
+			type page struct {
+				Alerts    []ingest.AlertRow
+				Truncated *bool
+				Next      *string
+			}
+			var all page
+			_, body := a.get(t, "/api/v1/alerts?gateway="+gw+window)
+			if err := json.Unmarshal(body, &all); err != nil || len(all.Alerts) != 7 || *all.Truncated {
+				t.Fatalf("all alerts: %v, %s", err, body)
+			}
+			for _, field := range []string{`"ts_ns":`, `"started_at_ns":`, `"ts":"` + time.Unix(0, storetest.T0).UTC().Format(time.RFC3339Nano), `"seq":"1"`, `"labels":{"room":"a"}`} {
+				if !strings.Contains(string(body), field) {
+					t.Fatalf("the answer lacks %s: %s", field, body)
+				}
+			}
+			var firing page
+			a.getJSON(t, "/api/v1/alerts?gateway="+gw+"&state=firing&rule=hot"+window, http.StatusOK, &firing)
+			if len(firing.Alerts) != 4 {
+				t.Fatalf("%d firing alerts, want 4", len(firing.Alerts))
+			}
+			var walked []ingest.AlertRow
+			from := fmt.Sprint(time.Unix(0, storetest.T0).UnixMilli())
+			for pages := 0; pages < 5; pages++ {
+				var pg page
+				a.getJSON(t, "/api/v1/alerts?gateway="+gw+"&limit=3&from="+url.QueryEscape(from)+"&to="+fmt.Sprint(time.Unix(0, storetest.T0).Add(time.Hour).UnixMilli()), http.StatusOK, &pg)
+				walked = append(walked, pg.Alerts...)
+				if !*pg.Truncated {
+					break
+				}
+				from = *pg.Next
+			}
+			if len(walked) != 7 {
+				t.Fatalf("walked %d alerts in pages, want 7", len(walked))
+			}
+			for i := range walked {
+				if walked[i].Seq != uint64(i+1) || walked[i].Value != float64(i) {
+					t.Fatalf("page walk: alert %d = %+v", i, walked[i])
+				}
+			}
+			var bad struct{ Error string }
+			a.getJSON(t, "/api/v1/alerts?state=melting", http.StatusBadRequest, &bad)
+			if !strings.Contains(bad.Error, "state") {
+				t.Fatalf("a bad state: %q", bad.Error)
+			}
+		})
+	}
 }

@@ -77,6 +77,30 @@ func (s *Service) gapQuery(v url.Values) (GapQuery, error) {
 	return q, err
 }
 
+// alertQuery reads and checks the parameters of /api/v1/alerts.
+func (s *Service) alertQuery(v url.Values) (AlertQuery, error) {
+	var q AlertQuery
+	var err error
+	if q.Gateway, err = name(v, "gateway", false); err != nil {
+		return q, err
+	}
+	if q.Rule, err = name(v, "rule", false); err != nil {
+		return q, err
+	}
+	if st := v.Get("state"); st != "" {
+		if _, ok := ParseAlertState(st); !ok {
+			return q, fmt.Errorf("parameter \"state\": want inactive, pending, firing, resolved or nodata")
+		}
+		q.State = st
+	}
+	q.From, q.To, err = s.window(v)
+	if err != nil {
+		return q, err
+	}
+	q.Limit, err = limit(v)
+	return q, err
+}
+
 // latestQuery reads and checks the parameters of /api/v1/latest.
 func latestQuery(v url.Values) (LatestQuery, error) {
 	var q LatestQuery

@@ -149,6 +149,9 @@ type Store interface {
 	// window (see GapQuery), ordered by from_ts, then by the loss batch
 	// and record index, at most Limit of them.
 	Gaps(ctx context.Context, q GapQuery) iter.Seq2[Gap, error]
+	// Alerts yields the alert transitions that q selects (see
+	// AlertQuery), at most q.Limit of them.
+	Alerts(ctx context.Context, q AlertQuery) iter.Seq2[AlertRow, error]
 	// Counts returns row counts, for tests and operators.
 	Counts(ctx context.Context) (Counts, error)
 	// Close releases the database. The Store is unusable afterwards.
@@ -195,7 +198,8 @@ type CompactStats struct {
 var ErrInvalidData = errors.New("ingest: data rejected by the database")
 
 // Point is one stored reading. In JSON, TS is RFC 3339 with nanoseconds
-// (UTC), Quality is its name, and a NaN or infinite Value is null.
+// (UTC) and again as unix nanoseconds (ts_ns), Quality is its name, and a
+// NaN or infinite Value is null.
 type Point struct {
 	Gateway string
 	Sensor  string
@@ -255,6 +259,7 @@ type pointJSON struct {
 	Sensor  string   `json:"sensor"`
 	Metric  string   `json:"metric"`
 	TS      string   `json:"ts"`
+	TSNS    int64    `json:"ts_ns"`
 	Value   *float64 `json:"value"`
 	Quality string   `json:"quality"`
 }
@@ -266,6 +271,7 @@ func (p Point) MarshalJSON() ([]byte, error) {
 		Sensor:  p.Sensor,
 		Metric:  p.Metric,
 		TS:      time.Unix(0, p.TS).UTC().Format(time.RFC3339Nano),
+		TSNS:    p.TS,
 		Quality: p.Quality.String(),
 	}
 	if !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0) {

@@ -722,7 +722,7 @@ func TestPointJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `{"gateway":"g","sensor":"s","metric":"m","ts":"2025-06-01T12:00:00.000000123Z","value":null,"quality":"uncertain"}`
+	const want = `{"gateway":"g","sensor":"s","metric":"m","ts":"2025-06-01T12:00:00.000000123Z","ts_ns":1748779200000000123,"value":null,"quality":"uncertain"}`
 	if string(b) != want {
 		t.Fatalf("json = %s, want %s", b, want)
 	}

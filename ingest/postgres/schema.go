@@ -81,6 +81,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 -- (their rows read back {}).
 ALTER TABLE alerts ADD COLUMN IF NOT EXISTS annotations jsonb NOT NULL DEFAULT '{}';
 CREATE INDEX IF NOT EXISTS alerts_gateway_ts ON alerts (gateway, ts);
+CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts);
 COMMENT ON COLUMN alerts.ts IS 'unix nanoseconds of the transition, UTC';
 COMMENT ON COLUMN alerts.started_at IS 'unix nanoseconds, UTC';
 COMMENT ON COLUMN alerts.seq IS 'gateway alert sequence; uint64 stored as its int64 bit pattern';

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
 	"math"
 	"slices"
 	"testing"
@@ -407,4 +408,77 @@ func sameReadingsNaN(t *testing.T, what string, got, want []ingest.Point) {
 		return out
 	}
 	sameReadings(t, what, norm(got), norm(want))
+}
+
+// testAlertsQuery: Alerts reads back every field of what was committed,
+// NaN values and empty maps included, in time order, filtered by
+// gateway, rule, state and window, and cut at the limit.
+func testAlertsQuery(t *testing.T, s ingest.Store) {
+	mk := func(gw, rule string, st outpost.AlertState, at int64, seq uint64) outpost.Alert {
+		return outpost.Alert{Rule: rule, Fingerprint: rule + "{room=a}", State: st, Severity: "warning", Value: float64(at - T0),
+			Labels: map[string]string{"room": "a"}, Message: rule + " " + gw, StartedAt: T0, ChangedAt: at, Seq: seq,
+			Annotations: map[string]string{"summary": "s"}}
+	}
+	var all []ingest.AlertRow
+	seq := uint64(0)
+	for i := range 6 {
+		for _, gw := range []string{"gw-a", "gw-b"} {
+			rule := []string{"hot", "cold"}[i%2]
+			st := []outpost.AlertState{outpost.StateFiring, outpost.StateResolved, outpost.StatePending}[i%3]
+			a := mk(gw, rule, st, T0+int64(i)*int64(time.Minute), uint64(i+1))
+			if i == 5 {
+				a.Value, a.Labels, a.Annotations = math.NaN(), nil, nil
+			}
+			seq++
+			commit(t, s, AlertBatch(gw, 1, seq, a), false)
+			all = append(all, ingest.AlertRow{Gateway: gw, Rule: a.Rule, Fingerprint: a.Fingerprint, State: a.State,
+				Severity: a.Severity, Value: a.Value, Labels: a.Labels, Annotations: a.Annotations, Message: a.Message,
+				StartedAt: a.StartedAt, TS: a.ChangedAt, Seq: a.Seq})
+		}
+	}
+	q := ingest.AlertQuery{From: T0, To: T0 + int64(time.Hour), Limit: 100}
+	check := func(what string, q ingest.AlertQuery, want []ingest.AlertRow) {
+		t.Helper()
+		got, err := Collect(s.Alerts(ctx(t), q))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d alerts, want %d", what, len(got), len(want))
+		}
+		for i := range got {
+			g, w := got[i], want[i]
+			sameValue := g.Value == w.Value || math.IsNaN(g.Value) && math.IsNaN(w.Value)
+			if g.Gateway != w.Gateway || g.Rule != w.Rule || g.Fingerprint != w.Fingerprint || g.State != w.State ||
+				g.Severity != w.Severity || !sameValue || g.Message != w.Message || g.StartedAt != w.StartedAt ||
+				g.TS != w.TS || g.Seq != w.Seq || !maps.Equal(g.Labels, w.Labels) || !maps.Equal(g.Annotations, w.Annotations) {
+				t.Fatalf("%s: alert %d = %+v, want %+v", what, i, g, w)
+			}
+		}
+	}
+	filter := func(keep func(a ingest.AlertRow) bool) []ingest.AlertRow {
+		var out []ingest.AlertRow
+		for _, a := range all {
+			if keep(a) {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	check("all", q, all)
+	qg := q
+	qg.Gateway = "gw-b"
+	check("one gateway", qg, filter(func(a ingest.AlertRow) bool { return a.Gateway == "gw-b" }))
+	qr := q
+	qr.Rule, qr.State = "hot", "firing"
+	check("rule and state", qr, filter(func(a ingest.AlertRow) bool { return a.Rule == "hot" && a.State == outpost.StateFiring }))
+	qw := q
+	qw.From, qw.To = T0+2*int64(time.Minute), T0+4*int64(time.Minute)
+	check("window", qw, filter(func(a ingest.AlertRow) bool { return a.TS >= qw.From && a.TS < qw.To }))
+	ql := q
+	ql.Limit = 3
+	check("limit", ql, all[:3])
+	if _, err := Collect(s.Alerts(ctx(t), ingest.AlertQuery{State: "melting", To: 1, Limit: 1})); err == nil {
+		t.Fatal("an unknown state was taken")
+	}
 }

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) ingest.Store) {
 		{"Duplicate", testDuplicate},
 		{"DedupKey", testDedupKey},
 		{"Alerts", testAlerts},
+		{"AlertsQuery", testAlertsQuery},
 		{"DeadLetter", testDeadLetter},
 		{"GatewayStatus", testGatewayStatus},
 		{"Latest", testLatest},

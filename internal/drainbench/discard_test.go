@@ -83,6 +83,10 @@ func (d *discardStore) Gaps(context.Context, ingest.GapQuery) iter.Seq2[ingest.G
 	return func(func(ingest.Gap, error) bool) {}
 }
 
+func (d *discardStore) Alerts(context.Context, ingest.AlertQuery) iter.Seq2[ingest.AlertRow, error] {
+	return func(func(ingest.AlertRow, error) bool) {}
+}
+
 func (d *discardStore) Counts(context.Context) (ingest.Counts, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
