@@ -38,7 +38,7 @@ const (
 
 // Store is an ingest.Store in one SQLite file. It is safe for concurrent use.
 type Store struct {
-	w, r *sql.DB // one writer connection; a pool of sqlTextonly readers
+	w, r *sql.DB // one writer connection; a pool of query_only readers
 	log  zerolog.Logger
 	now  func() time.Time
 
@@ -112,7 +112,7 @@ func (s *Store) init(ctx context.Context, path, common string) error {
 		return fmt.Errorf("sqlite: migrate %s: %w", path, err)
 	}
 	var err error
-	r, err := sql.Open("sqlite", path+"?"+common+"&_pragma=sqlTextonly(1)")
+	r, err := sql.Open("sqlite", path+"?"+common+"&_pragma=query_only(1)")
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
