@@ -109,7 +109,8 @@ func TestReadingsView(t *testing.T) {
 
 // The newest reading of a series: a later batch with older readings does
 // not move it back; of equal timestamps the later committed wins, in
-// separate commits and within one batch; first_ts is the oldest reading.
+// separate commits, in one group and within one batch; first_ts is the
+// oldest reading.
 func TestLatestOrder(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ingest.db")
 	s := open(t, path)
@@ -137,10 +138,14 @@ func TestLatestOrder(t *testing.T) {
 	if got := latest(); got != "10 3.0 5" {
 		t.Fatalf("after an equal timestamp: %s", got)
 	}
-	commit(t, s, storetest.Telemetry("gw", 1, 4, r(20, 4)))
-	commit(t, s, storetest.Telemetry("gw", 1, 5, r(20, 5), r(-3, 0)))
+	dup, err := s.CommitGroup(context.Background(), []*outpost.Batch{
+		storetest.Telemetry("gw", 1, 4, r(20, 4)), storetest.Telemetry("gw", 1, 5, r(20, 5), r(-3, 0)),
+	}, []int{1, 1})
+	if err != nil || dup[0] || dup[1] {
+		t.Fatalf("group: %v, %v", dup, err)
+	}
 	if got := latest(); got != "20 5.0 -3" {
-		t.Fatalf("after two batches: %s", got)
+		t.Fatalf("after a group: %s", got)
 	}
 	// The series twice in one batch, its two newest at one time.
 	b := storetest.Telemetry("gw", 1, 6, r(30, 6))
@@ -176,6 +181,37 @@ func TestRollbackForgetsSeries(t *testing.T) {
 	got, err := rangeAll(s, "new", "m")
 	if err != nil || len(got) != 20 {
 		t.Fatalf("range: %d readings, %v", len(got), err)
+	}
+}
+
+// A group takes batches of every kind; a batch of it that is refused
+// fails the group, and nothing of it is stored.
+func TestCommitGroupKinds(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "ingest.db"))
+	defer s.Close()
+	tel := storetest.Telemetry("gw", 1, 1, storetest.Series("s", "m", storetest.T0, time.Second, 20, 0)...)
+	alert := storetest.AlertBatch("gw", 1, 2, outpost.Alert{Rule: "hot", Fingerprint: "hot{}", State: outpost.StateFiring, ChangedAt: storetest.T0, Seq: 1})
+	loss := storetest.LossBatch("gw", 1, 3, outpost.Loss{Reason: outpost.LossMaxAge, Kind: outpost.KindTelemetry, Sensor: "s", Metric: "m", Count: 5})
+	bad := storetest.LossBatch("gw", 1, 4, outpost.Loss{Reason: outpost.LossMaxAge, Kind: outpost.KindTelemetry, Sensor: "s", Metric: "m", Count: math.MaxInt64 + 1})
+	ctx := context.Background()
+	if _, err := s.CommitGroup(ctx, []*outpost.Batch{tel, alert, loss, bad}, []int{1, 1, 1, 1}); !errors.Is(err, ingest.ErrInvalidData) {
+		t.Fatalf("a group with a refused batch: %v, want ErrInvalidData", err)
+	}
+	if c, err := s.Counts(ctx); err != nil || c != (ingest.Counts{}) {
+		t.Fatalf("counts after a refused group: %+v, %v", c, err)
+	}
+	dup, err := s.CommitGroup(ctx, []*outpost.Batch{tel, alert, loss, tel}, []int{1, 1, 1, 1})
+	if err != nil || fmt.Sprint(dup) != "[false false false true]" {
+		t.Fatalf("group: %v, %v", dup, err)
+	}
+	if c, err := s.Counts(ctx); err != nil || c != (ingest.Counts{Readings: 20, DistinctReadings: 20, Alerts: 1, Batches: 3, Gaps: 1, LostReadings: 5}) {
+		t.Fatalf("counts: %+v, %v", c, err)
+	}
+	if _, err := s.CommitGroup(ctx, []*outpost.Batch{tel}, nil); err == nil {
+		t.Error("a group without its sizes committed")
+	}
+	if dup, err := s.CommitGroup(ctx, nil, nil); err != nil || len(dup) != 0 {
+		t.Errorf("an empty group: %v, %v", dup, err)
 	}
 }
 

@@ -43,7 +43,8 @@
 // batch with older readings does not move the newest back; of equal
 // timestamps the later committed wins). The chunks are encoded before the
 // transaction begins, and series ids are cached (up to 2^20), so that the
-// writer spends its time writing.
+// writer spends its time writing. CommitGroup does the same for many
+// batches in one transaction.
 //
 // # Converting a row-layout file
 //
@@ -96,7 +97,10 @@ type Store struct {
 	insBatch, newSeries, insChunk, insRecent, upSeries, insAlert, insGap *sql.Stmt
 }
 
-var _ ingest.Store = (*Store)(nil)
+var (
+	_ ingest.Store      = (*Store)(nil)
+	_ ingest.GroupStore = (*Store)(nil)
+)
 
 // Open opens (creating if needed) the database file at path and creates the
 // tables if they are missing. A file of the row layout (version 1) is
@@ -221,6 +225,19 @@ func (s *Store) Commit(ctx context.Context, b *outpost.Batch, size int) (bool, e
 		return false, err
 	}
 	return dup[0], nil
+}
+
+// CommitGroup implements ingest.GroupStore: the batches in one
+// transaction, each deduplicated on its own. Batches of any kind are
+// taken, as Commit takes them.
+func (s *Store) CommitGroup(ctx context.Context, bs []*outpost.Batch, sizes []int) ([]bool, error) {
+	if len(sizes) != len(bs) {
+		return nil, fmt.Errorf("sqlite: commit group: %d sizes for %d batches", len(sizes), len(bs))
+	}
+	if len(bs) == 0 {
+		return []bool{}, nil
+	}
+	return s.commit(ctx, bs, sizes)
 }
 
 // commit stores bs in one transaction and reports which were duplicates.

@@ -269,3 +269,9 @@ func BenchmarkCommitParallel(b *testing.B) {
 	defer s.Close()
 	storetest.BenchCommitParallel(b, s)
 }
+
+func BenchmarkCommitGroup(b *testing.B) {
+	s := open(b, filepath.Join(b.TempDir(), "bench.db"))
+	defer s.Close()
+	storetest.BenchCommitGroup(b, s, 16)
+}
