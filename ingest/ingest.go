@@ -56,14 +56,15 @@
 //	                                                        primary key (gateway, epoch, seq, idx),
 //	                                                        index (gateway, sensor, metric, from_ts)
 //
-// In SQLite readings and latest are tables. In PostgreSQL they are views
-// over the series-chunk layout (docs/storage.md): a series table (one row
-// per series, with its unit and newest reading), chunks (the readings of
-// one series within one hour, in a columnar encoding that the SQL
-// function outpost_chunk_unpack turns back into rows) and recent (the
-// readings of batches that hold too few of a series for a chunk). An
-// older PostgreSQL database with the row layout is converted when the
-// store opens it.
+// In both stores readings and latest are views over the series-chunk
+// layout (docs/storage.md): a series table (one row per series, with its
+// unit and newest reading), chunks (the readings of one series within one
+// hour, in a columnar encoding that the SQL function outpost_chunk_unpack
+// turns back into rows) and recent (the readings of batches that hold too
+// few of a series for a chunk). In PostgreSQL outpost_chunk_unpack is
+// PL/pgSQL; in SQLite it is Go, a virtual table that only a process
+// linking ingest/sqlite has (not the sqlite3 shell). An older database
+// with the row layout is converted when the store opens it.
 //
 // A gaps row is one loss record: (gateway, epoch, seq) is the loss batch
 // that carried it and idx its index in the batch; kind is what was lost

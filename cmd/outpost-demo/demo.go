@@ -527,14 +527,18 @@ func (d *Demo) printDatabase(w io.Writer) {
 		fmt.Fprintf(w, "  psql %s -c \"select to_timestamp(ts / 1e9), state, fingerprint, message from alerts order by ts\"\n", shellQuote(db))
 		return
 	}
-	fmt.Fprintf(w, "the database: %s (SQLite; tables readings, latest, alerts, batches, gaps, dead_letters, gateways)\n", path)
+	fmt.Fprintf(w, "the database: %s (SQLite; tables series, chunks, recent, alerts, batches, gaps, dead_letters, gateways; views latest and readings, the latter not readable by the sqlite3 shell)\n", path)
 	if d.tmpDir != "" && within(d.tmpDir, path) {
 		fmt.Fprintf(w, "  it is removed at exit with its temp dir: run with --data-dir DIR to keep it, and look at it with\n")
 	} else {
 		fmt.Fprintf(w, "  to look at it:\n")
 	}
 	q := shellQuote(path)
-	fmt.Fprintf(w, "  sqlite3 %s \"select sensor, metric, count(*), min(value), max(value) from readings group by sensor, metric\"\n", q)
+	// The readings view needs outpost_chunk_unpack, which the sqlite3
+	// shell lacks: count the readings and show the newest of each series.
+	fmt.Fprintf(w, "  sqlite3 %s \"select sensor, metric, (select coalesce(sum(n), 0) from chunks where series_id = id) + "+
+		"(select count(*) from recent where series_id = id) as readings, datetime(last_ts / 1000000000, 'unixepoch'), last_value "+
+		"from series order by sensor, metric\"\n", q)
 	fmt.Fprintf(w, "  sqlite3 %s \"select datetime(ts / 1000000000, 'unixepoch'), state, fingerprint, message from alerts order by ts\"\n", q)
 }
 

@@ -1,29 +1,65 @@
 package sqlite
 
+// schemaVersion is the layout this code writes: 1 was a row per reading
+// (readings and latest tables), 2 is series chunks (docs/storage.md).
+const schemaVersion = 2
+
 // schema creates the tables of the ingest contract (see package ingest).
 // Every statement is idempotent. STRICT tables enforce the column types.
 // Times are INTEGER unix nanoseconds; uint64 epoch/seq are stored as the
-// same bit pattern in INTEGER (int64); value is NULL for NaN.
+// same bit pattern in INTEGER (int64); a NaN value is NULL, except in
+// chunks, which hold it exactly.
 const schema = `
-CREATE TABLE IF NOT EXISTS readings (
-	gateway TEXT NOT NULL,
-	sensor  TEXT NOT NULL,
-	metric  TEXT NOT NULL,
-	ts      INTEGER NOT NULL, -- unix ns, UTC
-	value   REAL,             -- NULL: NaN
-	quality INTEGER NOT NULL  -- 0 good, 1 uncertain, 2 bad
-) STRICT;
-CREATE INDEX IF NOT EXISTS readings_series_ts ON readings (gateway, sensor, metric, ts);
+CREATE TABLE IF NOT EXISTS outpost_schema (version INTEGER NOT NULL) STRICT; -- 2: series chunks
 
-CREATE TABLE IF NOT EXISTS latest (
-	gateway TEXT NOT NULL,
-	sensor  TEXT NOT NULL,
-	metric  TEXT NOT NULL,
-	ts      INTEGER NOT NULL,
-	value   REAL,
-	quality INTEGER NOT NULL,
-	PRIMARY KEY (gateway, sensor, metric)
-) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS series (
+	id           INTEGER PRIMARY KEY,
+	gateway      TEXT NOT NULL,
+	sensor       TEXT NOT NULL,
+	metric       TEXT NOT NULL,
+	unit         TEXT NOT NULL DEFAULT '',
+	labels       TEXT NOT NULL DEFAULT '{}', -- JSON object
+	first_ts     INTEGER, -- unix ns of its oldest reading; NULL before the first
+	last_ts      INTEGER, -- unix ns of its newest reading; NULL before the first
+	last_value   REAL,    -- NULL: NaN (or no reading yet)
+	last_quality INTEGER,
+	UNIQUE (gateway, sensor, metric)
+) STRICT;
+
+-- The readings of one series within one UTC hour, in the format of
+-- ingest/internal/chunk; t_min and t_max are its first and last times.
+CREATE TABLE IF NOT EXISTS chunks (
+	series_id INTEGER NOT NULL,
+	t_min     INTEGER NOT NULL,
+	t_max     INTEGER NOT NULL,
+	n         INTEGER NOT NULL,
+	data      BLOB NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS chunks_series_t ON chunks (series_id, t_min, t_max);
+
+-- Readings of series with too few in a batch for a chunk.
+CREATE TABLE IF NOT EXISTS recent (
+	series_id INTEGER NOT NULL,
+	ts        INTEGER NOT NULL,
+	value     REAL,             -- NULL: NaN
+	quality   INTEGER NOT NULL  -- 0 good, 1 uncertain, 2 bad
+) STRICT;
+CREATE INDEX IF NOT EXISTS recent_series_ts ON recent (series_id, ts);
+
+CREATE VIEW IF NOT EXISTS latest AS
+	SELECT gateway, sensor, metric, last_ts AS ts, last_value AS value, last_quality AS quality
+	FROM series WHERE last_ts IS NOT NULL;
+
+-- The decoder of chunks, a table-valued function of Go code (unpack.go):
+-- only a process that links this package has it.
+CREATE VIRTUAL TABLE IF NOT EXISTS ` + unpackName + ` USING ` + unpackName + `;
+
+CREATE VIEW IF NOT EXISTS readings AS
+	SELECT s.gateway, s.sensor, s.metric, u.ts, u.value, u.quality
+	FROM chunks c JOIN series s ON s.id = c.series_id CROSS JOIN ` + unpackName + `(c.data) u
+	UNION ALL
+	SELECT s.gateway, s.sensor, s.metric, r.ts, r.value, r.quality
+	FROM recent r JOIN series s ON s.id = r.series_id;
 
 CREATE TABLE IF NOT EXISTS alerts (
 	gateway     TEXT NOT NULL,

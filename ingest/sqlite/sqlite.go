@@ -2,12 +2,62 @@
 // (modernc.org/sqlite), so the service cross-compiles without cgo. See
 // package ingest for the tables.
 //
+// # Layout
+//
+// Readings are stored as series chunks, as ingest/postgres stores them
+// (docs/storage.md): series (one row per series: its unit, the time of
+// its first reading and its newest reading), chunks (the readings of one
+// series within one UTC hour in one BLOB, format 1 of
+// ingest/internal/chunk) and recent (as rows, the readings of a batch that
+// holds fewer than 16 of a series in an hour). latest is a
+// view over series; readings is a view too: the chunks unpacked by
+// outpost_chunk_unpack(data), a table-valued function, UNION ALL recent.
+// outpost_schema says 2.
+//
+// outpost_chunk_unpack is Go code: a virtual table module that this
+// package registers in its init for every SQLite connection the process
+// opens through modernc.org/sqlite (the driver's modules are
+// process-wide), over a virtual table of that name in the file. Any other
+// program, the sqlite3 shell among them, lacks it: there every table and
+// the latest view read as usual, but a query of readings fails with "no
+// such module: outpost_chunk_unpack". Plain SQL there can count readings
+// (sum(n) of chunks, plus the rows of recent) but not read their values.
+// The readings view knows a reading's ts only once its chunk is unpacked,
+// so a query of a long series should also bound the chunks' t_min and
+// t_max (docs/storage.md shows how).
+//
+// SQLite has no NaN: a NaN value is NULL in recent, series.last_value
+// and both views, and reads back NaN; and a REAL column stores -0 as 0.
+// A chunk keeps every value bit for bit, NaN and -0 included.
+//
+// # Writing
+//
 // The database runs in WAL mode with synchronous=NORMAL: a commit survives
 // a process crash; a power loss can lose the last commits but never corrupts
 // the file, and the gateway resends what was not acked. All writes go
 // through one connection (SQLite has one writer at a time anyway), so
 // Commit calls queue instead of failing with SQLITE_BUSY; reads use a pool
-// of their own and never wait for writes.
+// of their own and never wait for writes. A commit is one transaction: the
+// batches row, and unless that says the batch is a duplicate, its chunks,
+// its recent rows and its series' first and newest readings (a later
+// batch with older readings does not move the newest back; of equal
+// timestamps the later committed wins). The chunks are encoded before the
+// transaction begins, and series ids are cached (up to 2^20), so that the
+// writer spends its time writing. CommitGroup does the same for many
+// batches in one transaction.
+//
+// # Converting a row-layout file
+//
+// A file of an earlier release has the row layout (version 1): tables
+// readings and latest. Open converts it before it returns, as
+// ingest/postgres converts a database: the two tables are renamed
+// readings_v1 and latest_v1 and the new schema is created, in one
+// transaction; then one series at a time, in a transaction each, its rows
+// become hourly chunks, its first and newest readings are set and the
+// rows are deleted, so that a conversion interrupted resumes at the next
+// Open; last the old tables are dropped. The file keeps its size (SQLite
+// reuses the freed pages) until a VACUUM. A file of a later layout than
+// version 2 is refused.
 package sqlite
 
 import (
@@ -38,19 +88,24 @@ const (
 
 // Store is an ingest.Store in one SQLite file. It is safe for concurrent use.
 type Store struct {
-	w, r *sql.DB // one writer connection; a pool of sqlTextonly readers
-	log  zerolog.Logger
-	now  func() time.Time
+	w, r   *sql.DB // one writer connection; a pool of query_only readers
+	log    zerolog.Logger
+	now    func() time.Time
+	series seriesCache
 
 	// Prepared on the writer connection, used inside its transactions.
-	insBatch, insReading, upLatest, insAlert, insGap *sql.Stmt
+	insBatch, newSeries, insChunk, insRecent, upSeries, insAlert, insGap *sql.Stmt
 }
 
-var _ ingest.Store = (*Store)(nil)
+var (
+	_ ingest.Store      = (*Store)(nil)
+	_ ingest.GroupStore = (*Store)(nil)
+)
 
 // Open opens (creating if needed) the database file at path and creates the
-// tables if they are missing. The Store owns the file's connections; Close
-// closes them.
+// tables if they are missing. A file of the row layout (version 1) is
+// converted to series chunks before Open returns (see the package doc).
+// The Store owns the file's connections; Close closes them.
 //
 // On error Open returns a nil Store, having closed what it opened. A file
 // that cannot be created or opened read-write is reported as
@@ -105,14 +160,14 @@ func checkFile(path string) error {
 }
 
 func (s *Store) init(ctx context.Context, path, common string) error {
-	if _, err := s.w.ExecContext(ctx, schema); err != nil {
+	if err := s.migrate(ctx); err != nil {
 		return fmt.Errorf("sqlite: create schema in %s: %w", path, err)
 	}
-	if err := s.migrate(ctx); err != nil {
-		return fmt.Errorf("sqlite: migrate %s: %w", path, err)
+	if err := s.convertV1(ctx); err != nil {
+		return fmt.Errorf("sqlite: convert %s to series chunks: %w", path, err)
 	}
 	var err error
-	r, err := sql.Open("sqlite", path+"?"+common+"&_pragma=sqlTextonly(1)")
+	r, err := sql.Open("sqlite", path+"?"+common+"&_pragma=query_only(1)")
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -126,11 +181,10 @@ func (s *Store) init(ctx context.Context, path, common string) error {
 	}
 	prep(&s.insBatch, `INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes)
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-	prep(&s.insReading, `INSERT INTO readings (gateway, sensor, metric, ts, value, quality) VALUES (?, ?, ?, ?, ?, ?)`)
-	prep(&s.upLatest, `INSERT INTO latest (gateway, sensor, metric, ts, value, quality) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (gateway, sensor, metric) DO UPDATE
-		SET ts = excluded.ts, value = excluded.value, quality = excluded.quality
-		WHERE excluded.ts >= latest.ts`)
+	prep(&s.newSeries, sqlNewSeries)
+	prep(&s.insChunk, sqlInsChunk)
+	prep(&s.insRecent, sqlInsRecent)
+	prep(&s.upSeries, sqlUpSeries)
 	prep(&s.insAlert, `INSERT INTO alerts (gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq, annotations)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	prep(&s.insGap, `INSERT INTO gaps (`+strings.Join(rows.GapColumns, ", ")+`)
@@ -141,35 +195,12 @@ func (s *Store) init(ctx context.Context, path, common string) error {
 	return nil
 }
 
-// migrate adds the addedColumns an older file lacks, in one write
-// transaction, so that processes opening the file at once do not both
-// add a column.
-func (s *Store) migrate(ctx context.Context) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, c := range addedColumns {
-			var n int
-			err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.column).Scan(&n)
-			if err != nil {
-				return fmt.Errorf("%s.%s: %w", c.table, c.column, err)
-			}
-			if n > 0 {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, `ALTER TABLE `+c.table+` ADD COLUMN `+c.column+` `+c.def); err != nil {
-				return fmt.Errorf("add %s.%s: %w", c.table, c.column, err)
-			}
-			s.log.Info().Str("table", c.table).Str("column", c.column).Msg("column added")
-		}
-		return nil
-	})
-}
-
-// inTx runs f in a write transaction (BEGIN IMMEDIATE): committed if f
-// returns nil, rolled back otherwise.
-func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) (err error) {
+// tx runs f in a write transaction (BEGIN IMMEDIATE): committed if f
+// returns nil, rolled back otherwise. f's error is returned as it is.
+func (s *Store) tx(ctx context.Context, f func(tx *sql.Tx) error) (err error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: begin: %w", err)
+		return fmt.Errorf("begin: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -182,75 +213,93 @@ func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) (err error) 
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: commit: %w", classify(err))
+		return fmt.Errorf("commit: %w", classify(err))
 	}
 	return nil
 }
-
-var errDup = errors.New("duplicate batch")
 
 // Commit implements ingest.Store.
 func (s *Store) Commit(ctx context.Context, b *outpost.Batch, size int) (bool, error) {
-	if err := rows.CheckLosses(b); err != nil {
-		return false, fmt.Errorf("sqlite: %w: %v", ingest.ErrInvalidData, err)
+	dup, err := s.commit(ctx, []*outpost.Batch{b}, []int{size})
+	if err != nil {
+		return false, err
 	}
-	now := s.now().UnixNano()
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, s.insBatch).ExecContext(ctx,
-			b.Gateway, int64(b.Epoch), int64(b.Seq), now, b.Len(), rows.Kind(b.Kind), size)
-		if err != nil {
-			return fmt.Errorf("sqlite: insert batch: %w", classify(err))
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("sqlite: insert batch: %w", err)
-		} else if n == 0 {
-			return errDup
-		}
-		switch b.Kind {
-		case outpost.KindTelemetry:
-			return s.insertReadings(ctx, tx, b)
-		case outpost.KindAlert:
-			return s.insertAlerts(ctx, tx, b)
-		case outpost.KindLoss:
-			return s.insertGaps(ctx, tx, b, now)
-		}
-		return fmt.Errorf("sqlite: %w: batch kind %d", ingest.ErrInvalidData, b.Kind)
-	})
-	if errors.Is(err, errDup) {
-		return true, nil
-	}
-	return false, err
+	return dup[0], nil
 }
 
-func (s *Store) insertReadings(ctx context.Context, tx *sql.Tx, b *outpost.Batch) error {
-	// One prepared single-row INSERT per reading. Multi-row INSERTs of 64
-	// rows measured no faster: the time goes to page I/O, not statements.
-	ins := tx.StmtContext(ctx, s.insReading)
-	for i := range b.Series {
-		sr := &b.Series[i]
-		var ts int64
-		for j, v := range sr.Values {
-			if j == 0 {
-				ts = sr.TS[0]
-			} else {
-				ts += sr.TS[j]
-			}
-			q := outpost.QualityGood
-			if len(sr.Quality) > 0 {
-				q = outpost.Quality(sr.Quality[j])
-			}
-			if _, err := ins.ExecContext(ctx, b.Gateway, sr.Sensor, sr.Metric, ts, value(v), int64(q)); err != nil {
-				return fmt.Errorf("sqlite: insert reading: %w", classify(err))
+// CommitGroup implements ingest.GroupStore: the batches in one
+// transaction, each deduplicated on its own. Batches of any kind are
+// taken, as Commit takes them.
+func (s *Store) CommitGroup(ctx context.Context, bs []*outpost.Batch, sizes []int) ([]bool, error) {
+	if len(sizes) != len(bs) {
+		return nil, fmt.Errorf("sqlite: commit group: %d sizes for %d batches", len(sizes), len(bs))
+	}
+	if len(bs) == 0 {
+		return []bool{}, nil
+	}
+	return s.commit(ctx, bs, sizes)
+}
+
+// commit stores bs in one transaction and reports which were duplicates.
+// The telemetry batches are cut into chunks and rows before it begins.
+func (s *Store) commit(ctx context.Context, bs []*outpost.Batch, sizes []int) ([]bool, error) {
+	bts := make([]*built, len(bs))
+	defer func() {
+		for _, bt := range bts {
+			if bt != nil {
+				builtPool.Put(bt)
 			}
 		}
-	}
-	up := tx.StmtContext(ctx, s.upLatest)
-	for _, p := range rows.Latest(b) {
-		if _, err := up.ExecContext(ctx, p.Gateway, p.Sensor, p.Metric, p.TS, value(p.Value), int64(p.Quality)); err != nil {
-			return fmt.Errorf("sqlite: upsert latest: %w", classify(err))
+	}()
+	for i, b := range bs {
+		if err := rows.CheckLosses(b); err != nil {
+			return nil, fmt.Errorf("sqlite: %w: %v", ingest.ErrInvalidData, err)
+		}
+		if b.Kind != outpost.KindTelemetry {
+			continue
+		}
+		bts[i] = builtPool.Get().(*built)
+		if err := bts[i].build(b); err != nil {
+			return nil, fmt.Errorf("sqlite: %w: %v", ingest.ErrInvalidData, err)
 		}
 	}
-	return nil
+	now := s.now().UnixNano()
+	dup := make([]bool, len(bs))
+	made := make(map[ingest.SeriesKey]int64) // series new in this transaction
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for i, b := range bs {
+			res, err := tx.StmtContext(ctx, s.insBatch).ExecContext(ctx,
+				b.Gateway, int64(b.Epoch), int64(b.Seq), now, b.Len(), rows.Kind(b.Kind), sizes[i])
+			if err != nil {
+				return fmt.Errorf("insert batch: %w", classify(err))
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("insert batch: %w", err)
+			} else if n == 0 {
+				dup[i] = true
+				continue
+			}
+			switch b.Kind {
+			case outpost.KindTelemetry:
+				err = s.writeTelemetry(ctx, tx, b, bts[i], made)
+			case outpost.KindAlert:
+				err = s.insertAlerts(ctx, tx, b)
+			case outpost.KindLoss:
+				err = s.insertGaps(ctx, tx, b, now)
+			default:
+				err = fmt.Errorf("%w: batch kind %d", ingest.ErrInvalidData, b.Kind)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	s.series.put(made)
+	return dup, nil
 }
 
 func (s *Store) insertAlerts(ctx context.Context, tx *sql.Tx, b *outpost.Batch) error {
@@ -259,15 +308,15 @@ func (s *Store) insertAlerts(ctx context.Context, tx *sql.Tx, b *outpost.Batch) 
 		a := &b.Alerts[i]
 		labels, err := rows.Labels(a.Labels)
 		if err != nil {
-			return fmt.Errorf("sqlite: alert %d: %w: %v", i, ingest.ErrInvalidData, err)
+			return fmt.Errorf("alert %d: %w: %v", i, ingest.ErrInvalidData, err)
 		}
 		annos, err := rows.Annotations(a.Annotations)
 		if err != nil {
-			return fmt.Errorf("sqlite: alert %d: %w: %v", i, ingest.ErrInvalidData, err)
+			return fmt.Errorf("alert %d: %w: %v", i, ingest.ErrInvalidData, err)
 		}
 		if _, err := ins.ExecContext(ctx, b.Gateway, a.Rule, a.Fingerprint, a.State.String(), a.Severity,
 			value(a.Value), labels, a.Message, a.StartedAt, a.ChangedAt, int64(a.Seq), annos); err != nil {
-			return fmt.Errorf("sqlite: insert alert: %w", classify(err))
+			return fmt.Errorf("insert alert: %w", classify(err))
 		}
 	}
 	return nil
@@ -277,7 +326,7 @@ func (s *Store) insertGaps(ctx context.Context, tx *sql.Tx, b *outpost.Batch, re
 	ins := tx.StmtContext(ctx, s.insGap)
 	for i := range b.Losses {
 		if _, err := ins.ExecContext(ctx, rows.GapRow(b, i, receivedAt)...); err != nil {
-			return fmt.Errorf("sqlite: insert gap: %w", classify(err))
+			return fmt.Errorf("insert gap: %w", classify(err))
 		}
 	}
 	return nil
@@ -337,24 +386,6 @@ func (s *Store) Latest(ctx context.Context, q ingest.LatestQuery) iter.Seq2[inge
 	})
 }
 
-// Range implements ingest.Store.
-func (s *Store) Range(ctx context.Context, q ingest.RangeQuery) iter.Seq2[ingest.Point, error] {
-	if err := rows.CheckRange(q); err != nil {
-		return rows.Failed[ingest.Point](fmt.Errorf("sqlite: range: %w", err))
-	}
-	return query(ctx, s, "range", `SELECT ts, value, quality FROM readings
-		WHERE gateway = ? AND sensor = ? AND metric = ? AND ts >= ? AND ts < ?
-		ORDER BY ts LIMIT ?`, []any{q.Gateway, q.Sensor, q.Metric, q.From, q.To, q.Limit},
-		func(r *sql.Rows) (ingest.Point, error) {
-			p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric}
-			var v sql.NullFloat64
-			var qual int64
-			err := r.Scan(&p.TS, &v, &qual)
-			p.Value, p.Quality = float(v), outpost.Quality(qual)
-			return p, err
-		})
-}
-
 // Gaps implements ingest.Store.
 func (s *Store) Gaps(ctx context.Context, q ingest.GapQuery) iter.Seq2[ingest.Gap, error] {
 	if err := rows.CheckGaps(q); err != nil {
@@ -401,12 +432,12 @@ func query[T any](ctx context.Context, s *Store, what, sqlText string, args []an
 	}
 }
 
-// Counts implements ingest.Store. It scans readings; it is for tests and
-// operators, not for a hot path.
+// Counts implements ingest.Store. DistinctReadings unpacks every chunk;
+// it is for tests and operators, not for a hot path.
 func (s *Store) Counts(ctx context.Context) (ingest.Counts, error) {
 	var c ingest.Counts
 	err := s.r.QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM readings),
+		(SELECT coalesce(sum(n), 0) FROM chunks) + (SELECT count(*) FROM recent),
 		(SELECT count(*) FROM (SELECT DISTINCT gateway, sensor, metric, ts FROM readings)),
 		(SELECT count(*) FROM alerts),
 		(SELECT count(*) FROM batches),
@@ -425,7 +456,7 @@ func (s *Store) Counts(ctx context.Context) (ingest.Counts, error) {
 // Close closes the statements and the database. It is idempotent.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insBatch, s.insReading, s.upLatest, s.insAlert, s.insGap} {
+	for _, st := range []*sql.Stmt{s.insBatch, s.newSeries, s.insChunk, s.insRecent, s.upSeries, s.insAlert, s.insGap} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

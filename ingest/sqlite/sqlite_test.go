@@ -68,6 +68,24 @@ func readDB(t testing.TB, path string) *sql.DB {
 	return db
 }
 
+// writeDB opens a writable connection of the test's own to the database
+// at path, closed by the caller.
+func writeDB(t testing.TB, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func exec(t testing.TB, db *sql.DB, q string, args ...any) {
+	t.Helper()
+	if _, err := db.Exec(q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
 func queryStrings(ctx context.Context, db *sql.DB, query string) ([]string, error) {
 	rs, err := db.QueryContext(ctx, query)
 	if err != nil {
@@ -250,4 +268,10 @@ func BenchmarkCommitParallel(b *testing.B) {
 	s := open(b, filepath.Join(b.TempDir(), "bench.db"))
 	defer s.Close()
 	storetest.BenchCommitParallel(b, s)
+}
+
+func BenchmarkCommitGroup(b *testing.B) {
+	s := open(b, filepath.Join(b.TempDir(), "bench.db"))
+	defer s.Close()
+	storetest.BenchCommitGroup(b, s, 16)
 }

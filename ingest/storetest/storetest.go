@@ -636,6 +636,38 @@ func BenchCommitParallel(b *testing.B, s ingest.Store) {
 	b.ReportMetric(float64(seq.Load()*series*perSeries)/b.Elapsed().Seconds(), "readings/s")
 }
 
+// BenchCommitGroup measures CommitGroup of groups of n telemetry batches
+// of 1000 readings (10 series of 100) into s, and reports readings/s.
+func BenchCommitGroup(b *testing.B, s ingest.GroupStore, n int) {
+	const series, perSeries = 10, 100
+	var rs []outpost.Reading
+	for i := range series {
+		rs = append(rs, Series(fmt.Sprint("sensor-", i), "temperature", T0, time.Second, perSeries, 20)...)
+	}
+	bs, sizes := make([]*outpost.Batch, n), make([]int, n)
+	for i := range bs {
+		bs[i] = Telemetry("bench-gw", 1, 1, rs...)
+	}
+	size := len(Encode(b, bs[0]))
+	for i := range sizes {
+		sizes[i] = size
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	seq := uint64(0)
+	for b.Loop() {
+		for _, batch := range bs {
+			seq++
+			batch.Seq = seq
+		}
+		dup, err := s.CommitGroup(context.Background(), bs, sizes)
+		if err != nil || slices.Contains(dup, true) {
+			b.Fatalf("commit group: dup %v, err %v", dup, err)
+		}
+	}
+	b.ReportMetric(float64(seq*series*perSeries)/b.Elapsed().Seconds(), "readings/s")
+}
+
 // testCommitGroup commits telemetry in groups, if the store can: a group
 // of new batches, batches already stored and a batch twice in one group;
 // each is reported new exactly once and stored once, and a group stores
