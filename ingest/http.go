@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"iter"
 	"net/http"
 	"time"
 )
@@ -121,20 +122,27 @@ func (s *Service) serveReadings(w http.ResponseWriter, r *http.Request, id strin
 		s.api.badRequest(w, err)
 		return
 	}
+	servePage(s, w, r, id, "points", q.Limit, func(ctx context.Context, limit int) iter.Seq2[Point, error] {
+		q.Limit = limit
+		return s.store.Range(ctx, q)
+	}, appendPoint, func(p Point) int64 { return p.TS })
+}
+
+// servePage streams a time-ordered answer of at most limit items under
+// key, then its tail: truncated, and next, the time of the first item not
+// sent: the from of the next page. Items that share that time with the
+// last one sent (a reading stored twice) come again on the next page.
+func servePage[T any](s *Service, w http.ResponseWriter, r *http.Request, id, key string, limit int,
+	query func(ctx context.Context, limit int) iter.Seq2[T, error], enc func([]byte, T) ([]byte, error), ts func(T) int64) {
 	s.api.run(w, r, id, func(ctx context.Context, st *stream) error {
-		limit := q.Limit
-		q.Limit++
-		st.buf = append(st.buf, `{"points":[`...)
-		pg, err := writeItems(st, s.store.Range(ctx, q), limit, appendPoint)
+		st.buf = append(st.buf, `{"`+key+`":[`...)
+		pg, err := writeItems(st, query(ctx, limit+1), limit, enc)
 		if err != nil {
 			return err
 		}
-		// The next page starts at the first point not sent. Points that
-		// share its timestamp with the last one sent (a reading stored
-		// twice) come again on the next page.
 		var next string
 		if pg.more {
-			next = formatNS(pg.extra.TS)
+			next = formatNS(ts(pg.extra))
 		}
 		st.buf = appendTail(st.buf, limit, pg.more, &next)
 		return nil
@@ -176,21 +184,8 @@ func (s *Service) serveAlerts(w http.ResponseWriter, r *http.Request, id string)
 		s.api.badRequest(w, err)
 		return
 	}
-	s.api.run(w, r, id, func(ctx context.Context, st *stream) error {
-		limit := q.Limit
-		q.Limit++
-		st.buf = append(st.buf, `{"alerts":[`...)
-		pg, err := writeItems(st, s.store.Alerts(ctx, q), limit, appendJSON[AlertRow])
-		if err != nil {
-			return err
-		}
-		// As for readings: the next page starts at the first alert not
-		// sent; alerts at that instant already sent come again.
-		var next string
-		if pg.more {
-			next = formatNS(pg.extra.TS)
-		}
-		st.buf = appendTail(st.buf, limit, pg.more, &next)
-		return nil
-	})
+	servePage(s, w, r, id, "alerts", q.Limit, func(ctx context.Context, limit int) iter.Seq2[AlertRow, error] {
+		q.Limit = limit
+		return s.store.Alerts(ctx, q)
+	}, appendJSON[AlertRow], func(a AlertRow) int64 { return a.TS })
 }
