@@ -76,6 +76,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 	annotations TEXT NOT NULL DEFAULT '{}' -- JSON object; added by migrate to older files
 ) STRICT;
 CREATE INDEX IF NOT EXISTS alerts_gateway_ts ON alerts (gateway, ts);
+CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts); -- /api/v1/alerts of every gateway
 
 CREATE TABLE IF NOT EXISTS batches (
 	gateway     TEXT NOT NULL,

@@ -1,0 +1,52 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outposthq/outpost/ingest"
+	"github.com/outposthq/outpost/ingest/internal/rows"
+)
+
+// The alerts of every gateway in a window are read through an index on
+// ts, not by scanning the table; those of one gateway through (gateway,
+// ts). A file made before alerts_ts existed gets it when opened.
+func TestAlertsIndex(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ingest.db")
+	open(t, path).Close()
+	w := writeDB(t, path)
+	exec(t, w, `DROP INDEX alerts_ts`)
+	w.Close()
+	s := open(t, path)
+	defer s.Close()
+	db := readDB(t, path)
+	defer db.Close()
+	for _, tc := range []struct {
+		gateway, index string
+	}{{"", "alerts_ts"}, {"gw", "alerts_gateway_ts"}} {
+		q, args := rows.AlertsQuery(ingest.AlertQuery{Gateway: tc.gateway, From: 0, To: int64(time.Hour), Limit: 10},
+			func(int) string { return "?" })
+		rs, err := db.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rs.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rs.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		if err := rs.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if p := strings.Join(plan, "; "); !strings.Contains(p, "USING INDEX "+tc.index+" ") {
+			t.Errorf("gateway %q: plan %q, want index %s", tc.gateway, p, tc.index)
+		}
+	}
+}
