@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -8,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/internal/chunk"
 	"github.com/outposthq/outpost/ingest/internal/layout"
@@ -165,42 +165,14 @@ func (s *Store) compactUnit(ctx context.Context, tx pgx.Tx, u unit, st *ingest.C
 		return nil
 	}
 	runs = append(runs, row)
-	var ts []int64
-	var vs []float64
-	var qs []byte
 	var mins, maxs []int64
 	var ns []int32
 	var datas [][]byte
-	flush := func() error {
-		if len(ts) == 0 {
-			return nil
-		}
-		q := qs
-		if allGood(q) {
-			q = nil
-		}
-		data, err := chunk.Append(nil, ts, vs, q)
-		if err != nil {
-			return err
-		}
-		mins, maxs, ns, datas = append(mins, ts[0]), append(maxs, ts[len(ts)-1]), append(ns, int32(len(ts))), append(datas, data)
-		ts, vs, qs = ts[:0], vs[:0], qs[:0]
+	err = layout.Rechunk(runs, u.window, end, func(tMin, tMax int64, n int, data []byte) error {
+		mins, maxs, ns, datas = append(mins, tMin), append(maxs, tMax), append(ns, int32(n)), append(datas, bytes.Clone(data))
 		return nil
-	}
-	var ferr error
-	layout.Merge(runs, u.window, end, func(t int64, v float64, q outpost.Quality) bool {
-		if len(ts) == chunk.MaxReadings {
-			if ferr = flush(); ferr != nil {
-				return false
-			}
-		}
-		ts, vs, qs = append(ts, t), append(vs, v), append(qs, byte(q))
-		return true
 	})
-	if ferr != nil {
-		return ferr
-	}
-	if err := flush(); err != nil {
+	if err != nil {
 		return err
 	}
 	ids := make([]int64, len(ns))

@@ -2,12 +2,14 @@ package layout
 
 import (
 	"cmp"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
 	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/ingest/internal/chunk"
 )
 
 func TestWindowOf(t *testing.T) {
@@ -143,5 +145,71 @@ func TestMerge(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("round %d [%d, %d): merged\n%v\nwant\n%v", round, from, to, got, want)
 		}
+	}
+}
+
+// Rechunk gives Merge's readings, in chunks of at most the limit, each
+// decoding to its part and holding quality only when one is not good.
+func TestRechunk(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for round := range 200 {
+		var runs []Run
+		for ri := range rng.IntN(5) {
+			var r Run
+			ts := rng.Int64N(100)
+			withQ := rng.IntN(3) == 0
+			for i := range rng.IntN(40) {
+				ts += rng.Int64N(4)
+				r.TS = append(r.TS, ts)
+				r.Values = append(r.Values, float64(ri*1000+i))
+				if withQ {
+					r.Quality = append(r.Quality, byte(rng.IntN(3)))
+				}
+			}
+			runs = append(runs, r)
+		}
+		from, to := rng.Int64N(50), 50+rng.Int64N(200)
+		var want []reading
+		Merge(runs, from, to, func(ts int64, v float64, q outpost.Quality) bool {
+			want = append(want, reading{0, ts, v, byte(q)})
+			return true
+		})
+		most := 1 + rng.IntN(30)
+		var got []reading
+		chunks := 0
+		err := rechunk(runs, from, to, most, func(tMin, tMax int64, n int, data []byte) error {
+			chunks++
+			ts, vs, qs, err := chunk.Decode(data, nil, nil, nil)
+			if err != nil {
+				return err
+			}
+			if n != len(ts) || n > most || ts[0] != tMin || ts[n-1] != tMax {
+				t.Fatalf("round %d: chunk of %d readings (%d to %d) said to be %d (%d to %d), limit %d", round, len(ts), ts[0], ts[n-1], n, tMin, tMax, most)
+			}
+			if len(qs) > 0 && allZero(qs) {
+				t.Fatalf("round %d: an all-good chunk keeps its quality", round)
+			}
+			for i := range ts {
+				q := byte(0)
+				if len(qs) > 0 {
+					q = qs[i]
+				}
+				got = append(got, reading{0, ts[i], vs[i], q})
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) || chunks != (len(want)+most-1)/most {
+			t.Fatalf("round %d: %d chunks of %d readings, want %d of %d", round, chunks, len(got), (len(want)+most-1)/most, len(want))
+		}
+	}
+	// An error of emit ends it.
+	stop := errors.New("stop")
+	runs := []Run{{TS: []int64{1, 2, 3}, Values: []float64{1, 2, 3}}}
+	calls := 0
+	if err := rechunk(runs, 0, 10, 1, func(int64, int64, int, []byte) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+		t.Fatalf("rechunk after emit failed: %v, %d calls", err, calls)
 	}
 }
