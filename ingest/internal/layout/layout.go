@@ -1,9 +1,13 @@
-// Package layout turns a telemetry batch into what the series-chunk
-// stores write (docs/storage.md): per series, its readings in time order,
-// cut at window boundaries, each piece either a chunk (enough readings to
-// be worth one) or rows for the row table that the compactor folds into
-// chunks later; and it merges what the stores read back into one ordered
-// stream. It is the part of the layout both stores share.
+// Package layout is the part of the series-chunk layout
+// (docs/storage.md) that both stores share. Split cuts a telemetry
+// batch's series into pieces, per series its readings in time order cut
+// at window boundaries, each either a chunk (enough readings to be worth
+// one) or rows for the row table that the compactor folds into chunks
+// later; Builder turns batches into what a store writes of them: the
+// pieces encoded or as rows, and per batch and series its first and
+// newest reading. Merge merges what a store reads back into one ordered
+// stream, and Rechunk rewrites a window's runs as chunks when the store
+// compacts it.
 package layout
 
 import (
