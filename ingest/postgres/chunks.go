@@ -11,7 +11,6 @@ import (
 
 	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/ingest"
-	"github.com/outposthq/outpost/ingest/internal/chunk"
 	"github.com/outposthq/outpost/ingest/internal/layout"
 )
 
@@ -44,9 +43,7 @@ func (c *seriesCache) put(k ingest.SeriesKey, id int64) {
 // commitScratch holds what one group commit builds, reused through a
 // pool.
 type commitScratch struct {
-	split layout.Scratch
-	data  []byte
-	offs  []int
+	bd layout.Builder
 	// batches
 	gws          []string
 	epochs, seqs []int64
@@ -62,21 +59,11 @@ type commitScratch struct {
 	rValue       []float64
 	rQuality     []int16
 	// series upserts, one per series and batch
-	ups                     []seriesUpsert
-	uBatch, uIdx            []int32
+	uBatch                  []int32
 	uID, uFirst, uLast      []int64
 	uSensor, uMetric, uUnit []string
 	uValue                  []float64
 	uQuality                []int16
-}
-
-type seriesUpsert struct {
-	batch                int32
-	id                   int64
-	sensor, metric, unit string
-	first, last          int64
-	lastValue            float64
-	lastQuality          int16
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(commitScratch) }}
@@ -258,91 +245,42 @@ func (s *Store) commitTelemetry(ctx context.Context, bs []*outpost.Batch, sizes 
 }
 
 // build turns the batches into the statement's columns: their headers,
-// their pieces as chunks or rows, and each series' first and newest
-// reading per batch. Batch numbers in the columns count from 1, as the
-// statement's WITH ORDINALITY does.
+// and what layout.Builder makes of them (chunks, rows, and per batch each
+// series' first and newest reading). Batch numbers in the columns count
+// from 1, as the statement's WITH ORDINALITY does.
 func (sc *commitScratch) build(bs []*outpost.Batch, sizes []int, ids [][]int64) error {
-	sc.data, sc.offs = sc.data[:0], sc.offs[:0]
 	sc.gws, sc.epochs, sc.seqs, sc.ns, sc.sizes = sc.gws[:0], sc.epochs[:0], sc.seqs[:0], sc.ns[:0], sc.sizes[:0]
 	sc.cBatch, sc.cSeries, sc.cMin, sc.cMax, sc.cN, sc.cData = sc.cBatch[:0], sc.cSeries[:0], sc.cMin[:0], sc.cMax[:0], sc.cN[:0], sc.cData[:0]
 	sc.rBatch, sc.rSeries, sc.rTS, sc.rValue, sc.rQuality = sc.rBatch[:0], sc.rSeries[:0], sc.rTS[:0], sc.rValue[:0], sc.rQuality[:0]
 	sc.uBatch, sc.uID, sc.uSensor, sc.uMetric, sc.uUnit = sc.uBatch[:0], sc.uID[:0], sc.uSensor[:0], sc.uMetric[:0], sc.uUnit[:0]
 	sc.uFirst, sc.uLast, sc.uValue, sc.uQuality = sc.uFirst[:0], sc.uLast[:0], sc.uValue[:0], sc.uQuality[:0]
+	bd := &sc.bd
+	bd.Reset()
 	for bi, b := range bs {
-		n := int32(bi + 1)
 		sc.gws, sc.epochs, sc.seqs = append(sc.gws, b.Gateway), append(sc.epochs, int64(b.Epoch)), append(sc.seqs, int64(b.Seq))
 		sc.ns, sc.sizes = append(sc.ns, int32(b.Len())), append(sc.sizes, int32(sizes[bi]))
-		if err := sc.addBatch(n, b, ids[bi]); err != nil {
-			return err
+		if err := bd.Add(b); err != nil {
+			return fmt.Errorf("batch %d: %w", bi, err)
 		}
 	}
-	// The data buffer may have moved while it grew: slice it at the end.
-	for i, off := range sc.offs {
-		end := len(sc.data)
-		if i+1 < len(sc.offs) {
-			end = sc.offs[i+1]
-		}
-		sc.cData = append(sc.cData, sc.data[off:end:end])
+	for i := range bd.Chunks {
+		c := &bd.Chunks[i]
+		sc.cBatch, sc.cSeries = append(sc.cBatch, int32(c.Batch+1)), append(sc.cSeries, ids[c.Batch][c.Series])
+		sc.cMin, sc.cMax, sc.cN = append(sc.cMin, c.TMin), append(sc.cMax, c.TMax), append(sc.cN, int32(c.N))
+		sc.cData = append(sc.cData, bd.Data(c))
 	}
-	return nil
-}
-
-// addBatch adds one batch's pieces and series upserts, numbered n.
-func (sc *commitScratch) addBatch(n int32, b *outpost.Batch, ids []int64) error {
-	sc.ups = sc.ups[:0]
-	for _, p := range layout.Split(b, &sc.split) {
-		id := ids[p.Series]
-		if p.Chunk() {
-			sc.offs = append(sc.offs, len(sc.data))
-			var err error
-			if sc.data, err = chunk.Append(sc.data, p.TS, p.Values, p.Quality); err != nil {
-				return err
-			}
-			sc.cBatch, sc.cSeries = append(sc.cBatch, n), append(sc.cSeries, id)
-			sc.cMin, sc.cMax = append(sc.cMin, p.TS[0]), append(sc.cMax, p.TS[len(p.TS)-1])
-			sc.cN = append(sc.cN, int32(len(p.TS)))
-		} else {
-			for i, t := range p.TS {
-				q := int16(0)
-				if p.Quality != nil {
-					q = int16(p.Quality[i])
-				}
-				sc.rBatch, sc.rSeries, sc.rTS = append(sc.rBatch, n), append(sc.rSeries, id), append(sc.rTS, t)
-				sc.rValue, sc.rQuality = append(sc.rValue, p.Values[i]), append(sc.rQuality, q)
-			}
-		}
-		// Pieces come by series, then time: the last piece of a series
-		// ends with its newest reading (the later of equal times).
-		sr := &b.Series[p.Series]
-		lastI := len(p.TS) - 1
-		q := int16(0)
-		if p.Quality != nil {
-			q = int16(p.Quality[lastI])
-		}
-		if k := len(sc.ups); k > 0 && sc.ups[k-1].id == id {
-			u := &sc.ups[k-1]
-			u.first = min(u.first, p.TS[0])
-			if p.TS[lastI] >= u.last {
-				u.last, u.lastValue, u.lastQuality = p.TS[lastI], p.Values[lastI], q
-			}
-			continue
-		}
-		sc.ups = append(sc.ups, seriesUpsert{id: id, sensor: sr.Sensor, metric: sr.Metric, unit: sr.Unit,
-			first: p.TS[0], last: p.TS[lastI], lastValue: p.Values[lastI], lastQuality: q})
+	for i := range bd.Rows {
+		r := &bd.Rows[i]
+		sc.rBatch, sc.rSeries, sc.rTS = append(sc.rBatch, int32(r.Batch+1)), append(sc.rSeries, ids[r.Batch][r.Series]), append(sc.rTS, r.TS)
+		sc.rValue, sc.rQuality = append(sc.rValue, r.Value), append(sc.rQuality, int16(r.Quality))
 	}
-	// A series repeated in the batch has one upsert, the later winning.
-	slices.SortStableFunc(sc.ups, func(a, c seriesUpsert) int { return cmp.Compare(a.id, c.id) })
-	for i, u := range sc.ups {
-		if i+1 < len(sc.ups) && sc.ups[i+1].id == u.id {
-			next := &sc.ups[i+1]
-			next.first = min(next.first, u.first)
-			if u.last > next.last {
-				next.last, next.lastValue, next.lastQuality = u.last, u.lastValue, u.lastQuality
-			}
-			continue
-		}
-		sc.uBatch, sc.uID, sc.uSensor, sc.uMetric, sc.uUnit = append(sc.uBatch, n), append(sc.uID, u.id), append(sc.uSensor, u.sensor), append(sc.uMetric, u.metric), append(sc.uUnit, u.unit)
-		sc.uFirst, sc.uLast, sc.uValue, sc.uQuality = append(sc.uFirst, u.first), append(sc.uLast, u.last), append(sc.uValue, u.lastValue), append(sc.uQuality, u.lastQuality)
+	for i := range bd.Series {
+		u := &bd.Series[i]
+		sr := &bs[u.Batch].Series[u.Series]
+		sc.uBatch, sc.uID = append(sc.uBatch, int32(u.Batch+1)), append(sc.uID, ids[u.Batch][u.Series])
+		sc.uSensor, sc.uMetric, sc.uUnit = append(sc.uSensor, sr.Sensor), append(sc.uMetric, sr.Metric), append(sc.uUnit, u.Unit)
+		sc.uFirst, sc.uLast = append(sc.uFirst, u.First), append(sc.uLast, u.Last)
+		sc.uValue, sc.uQuality = append(sc.uValue, u.LastValue), append(sc.uQuality, int16(u.LastQuality))
 	}
 	return nil
 }

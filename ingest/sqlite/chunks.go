@@ -8,7 +8,6 @@ import (
 
 	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/ingest"
-	"github.com/outposthq/outpost/ingest/internal/chunk"
 	"github.com/outposthq/outpost/ingest/internal/layout"
 )
 
@@ -48,120 +47,49 @@ func (c *seriesCache) reset() {
 	c.m = nil
 }
 
-// built is a telemetry batch cut into what the store writes: its chunks,
-// its rows for recent, and per series its first and newest reading. It is
-// made before the transaction, so that encoding runs while another
-// commit holds the writer, and reused through a pool.
-type built struct {
-	split  layout.Scratch
-	data   []byte // the chunks, back to back
-	chunks []builtChunk
-	rows   []builtRow
-	ups    []seriesUpsert
-}
-
-type builtChunk struct {
-	series     int // index in the batch's Series
-	tMin, tMax int64
-	n          int
-	end        int // the chunk is data[previous end:end]
-}
-
-type builtRow struct {
-	series  int
-	ts      int64
-	value   float64
-	quality byte
-}
-
-// seriesUpsert is what a batch sets of one of its series: applied in
-// order, so that of equal newest timestamps the later one wins.
-type seriesUpsert struct {
-	series      int
-	first, last int64
-	lastValue   float64
-	lastQuality byte
-}
-
-var builtPool = sync.Pool{New: func() any { return new(built) }}
-
-// build cuts b. An error means readings the chunk format refuses
-// (timestamps whose deltas overflow int64).
-func (bt *built) build(b *outpost.Batch) error {
-	bt.data, bt.chunks, bt.rows, bt.ups = bt.data[:0], bt.chunks[:0], bt.rows[:0], bt.ups[:0]
-	for _, p := range layout.Split(b, &bt.split) {
-		if p.Chunk() {
-			var err error
-			if bt.data, err = chunk.Append(bt.data, p.TS, p.Values, p.Quality); err != nil {
-				return fmt.Errorf("series %d: %w", p.Series, err)
-			}
-			bt.chunks = append(bt.chunks, builtChunk{series: p.Series, tMin: p.TS[0], tMax: p.TS[len(p.TS)-1],
-				n: len(p.TS), end: len(bt.data)})
-		} else {
-			for i, t := range p.TS {
-				q := byte(0)
-				if p.Quality != nil {
-					q = p.Quality[i]
-				}
-				bt.rows = append(bt.rows, builtRow{series: p.Series, ts: t, value: p.Values[i], quality: q})
-			}
-		}
-		// Pieces come by series, then time: a series' last piece ends
-		// with its newest reading (the later of equal times).
-		last := len(p.TS) - 1
-		q := byte(0)
-		if p.Quality != nil {
-			q = p.Quality[last]
-		}
-		if n := len(bt.ups); n > 0 && bt.ups[n-1].series == p.Series {
-			u := &bt.ups[n-1]
-			u.first = min(u.first, p.TS[0])
-			u.last, u.lastValue, u.lastQuality = p.TS[last], p.Values[last], q
-			continue
-		}
-		bt.ups = append(bt.ups, seriesUpsert{series: p.Series, first: p.TS[0], last: p.TS[last],
-			lastValue: p.Values[last], lastQuality: q})
-	}
-	return nil
-}
+// builders hold the layout.Builder of each telemetry batch of a commit.
+// A batch is built before the transaction, so that encoding runs while
+// another commit holds the writer.
+var builders = sync.Pool{New: func() any { return new(layout.Builder) }}
 
 // writeTelemetry writes a built batch whose batches row is new: its
 // series (made if new, their ids added to made), chunks, rows and the
 // series' first and newest readings.
-func (s *Store) writeTelemetry(ctx context.Context, tx *sql.Tx, b *outpost.Batch, bt *built, made map[ingest.SeriesKey]int64) error {
+func (s *Store) writeTelemetry(ctx context.Context, tx *sql.Tx, b *outpost.Batch, bd *layout.Builder, made map[ingest.SeriesKey]int64) error {
+	// Chunks and rows name a series by its first index in b.Series, as
+	// its update does.
 	ids := make([]int64, len(b.Series))
-	for _, u := range bt.ups {
-		sr := &b.Series[u.series]
+	for _, u := range bd.Series {
+		sr := &b.Series[u.Series]
 		k := ingest.SeriesKey{Gateway: b.Gateway, Sensor: sr.Sensor, Metric: sr.Metric}
 		id, ok := s.series.get(k)
 		if !ok {
 			id, ok = made[k]
 		}
 		if !ok {
-			if err := tx.StmtContext(ctx, s.newSeries).QueryRowContext(ctx, b.Gateway, sr.Sensor, sr.Metric, sr.Unit).Scan(&id); err != nil {
+			if err := tx.StmtContext(ctx, s.newSeries).QueryRowContext(ctx, b.Gateway, sr.Sensor, sr.Metric, u.Unit).Scan(&id); err != nil {
 				return fmt.Errorf("insert series: %w", classify(err))
 			}
 			made[k] = id
 		}
-		ids[u.series] = id
+		ids[u.Series] = id
 	}
 	ins := tx.StmtContext(ctx, s.insChunk)
-	start := 0
-	for _, c := range bt.chunks {
-		if _, err := ins.ExecContext(ctx, ids[c.series], c.tMin, c.tMax, c.n, bt.data[start:c.end]); err != nil {
+	for i := range bd.Chunks {
+		c := &bd.Chunks[i]
+		if _, err := ins.ExecContext(ctx, ids[c.Series], c.TMin, c.TMax, c.N, bd.Data(c)); err != nil {
 			return fmt.Errorf("insert chunk: %w", classify(err))
 		}
-		start = c.end
 	}
 	ins = tx.StmtContext(ctx, s.insRecent)
-	for _, r := range bt.rows {
-		if _, err := ins.ExecContext(ctx, ids[r.series], r.ts, value(r.value), int64(r.quality)); err != nil {
+	for _, r := range bd.Rows {
+		if _, err := ins.ExecContext(ctx, ids[r.Series], r.TS, value(r.Value), int64(r.Quality)); err != nil {
 			return fmt.Errorf("insert recent: %w", classify(err))
 		}
 	}
 	up := tx.StmtContext(ctx, s.upSeries)
-	for _, u := range bt.ups {
-		res, err := up.ExecContext(ctx, ids[u.series], b.Series[u.series].Unit, u.first, u.last, value(u.lastValue), int64(u.lastQuality))
+	for _, u := range bd.Series {
+		res, err := up.ExecContext(ctx, ids[u.Series], u.Unit, u.First, u.Last, value(u.LastValue), int64(u.LastQuality))
 		if err != nil {
 			return fmt.Errorf("update series: %w", classify(err))
 		}
@@ -171,7 +99,7 @@ func (s *Store) writeTelemetry(ctx context.Context, tx *sql.Tx, b *outpost.Batch
 			// Not ours to explain (the file replaced under a running
 			// store?): forget every id, and let the retry look them up.
 			s.series.reset()
-			return fmt.Errorf("update series: series %d is gone", ids[u.series])
+			return fmt.Errorf("update series: series %d is gone", ids[u.Series])
 		}
 	}
 	return nil

@@ -78,6 +78,7 @@ import (
 
 	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/ingest"
+	"github.com/outposthq/outpost/ingest/internal/layout"
 	"github.com/outposthq/outpost/ingest/internal/rows"
 )
 
@@ -243,11 +244,11 @@ func (s *Store) CommitGroup(ctx context.Context, bs []*outpost.Batch, sizes []in
 // commit stores bs in one transaction and reports which were duplicates.
 // The telemetry batches are cut into chunks and rows before it begins.
 func (s *Store) commit(ctx context.Context, bs []*outpost.Batch, sizes []int) ([]bool, error) {
-	bts := make([]*built, len(bs))
+	bds := make([]*layout.Builder, len(bs))
 	defer func() {
-		for _, bt := range bts {
-			if bt != nil {
-				builtPool.Put(bt)
+		for _, bd := range bds {
+			if bd != nil {
+				builders.Put(bd)
 			}
 		}
 	}()
@@ -258,8 +259,9 @@ func (s *Store) commit(ctx context.Context, bs []*outpost.Batch, sizes []int) ([
 		if b.Kind != outpost.KindTelemetry {
 			continue
 		}
-		bts[i] = builtPool.Get().(*built)
-		if err := bts[i].build(b); err != nil {
+		bds[i] = builders.Get().(*layout.Builder)
+		bds[i].Reset()
+		if err := bds[i].Add(b); err != nil {
 			return nil, fmt.Errorf("sqlite: %w: %v", ingest.ErrInvalidData, err)
 		}
 	}
@@ -281,7 +283,7 @@ func (s *Store) commit(ctx context.Context, bs []*outpost.Batch, sizes []int) ([
 			}
 			switch b.Kind {
 			case outpost.KindTelemetry:
-				err = s.writeTelemetry(ctx, tx, b, bts[i], made)
+				err = s.writeTelemetry(ctx, tx, b, bds[i], made)
 			case outpost.KindAlert:
 				err = s.insertAlerts(ctx, tx, b)
 			case outpost.KindLoss:

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) ingest.Store) {
 		{"DeadLetter", testDeadLetter},
 		{"GatewayStatus", testGatewayStatus},
 		{"Latest", testLatest},
+		{"LatestOrder", testLatestOrder},
 		{"Range", testRange},
 		{"RangeLayouts", testRangeLayouts},
 		{"Compact", testCompact},
@@ -282,6 +283,72 @@ func testLatest(t *testing.T, s ingest.Store) {
 		{Gateway: "gw1", Sensor: "s2", Metric: "t", TS: T0 + int64(time.Second), Value: 11},
 	}
 	equalPoints(t, "latest", pts, want)
+}
+
+// testLatestOrder: a series' newest reading and first time. A later
+// batch with older readings moves the first time back and not the
+// newest; of equal timestamps the later wins: committed later, later in
+// a group, later in a batch that holds the series twice (whose unit is
+// then the later one's, and whose readings are all kept), and later in
+// a series sent out of order.
+func testLatestOrder(t *testing.T, s ingest.Store) {
+	q, ok := s.(Querier)
+	if !ok {
+		t.Fatal("the store is not a Querier")
+	}
+	sec := int64(time.Second)
+	r := func(ts int64, v float64) outpost.Reading {
+		return outpost.Reading{Sensor: "s", Metric: "m", Unit: "Cel", TS: T0 + ts*sec, Value: v}
+	}
+	check := func(what string, ts int64, v float64, first int64, unit string) {
+		t.Helper()
+		pts := latest(t, s)
+		if len(pts) != 1 || pts[0].TS != T0+ts*sec || pts[0].Value != v {
+			t.Fatalf("%s: latest %+v, want %d s: %v", what, pts, ts, v)
+		}
+		got, err := q.QueryStrings(ctx(t), "SELECT CAST(first_ts AS TEXT) || ' ' || unit FROM series")
+		if want := fmt.Sprint(T0+first*sec, " ", unit); err != nil || len(got) != 1 || got[0] != want {
+			t.Fatalf("%s: first_ts and unit %q, %v; want %q", what, got, err, want)
+		}
+	}
+	seq := uint64(0)
+	add := func(rs ...outpost.Reading) *outpost.Batch {
+		seq++
+		return Telemetry("gw", 1, seq, rs...)
+	}
+	commit(t, s, add(r(10, 1)), false)
+	commit(t, s, add(r(5, 2)), false)
+	check("after an older batch", 10, 1, 5, "Cel")
+	commit(t, s, add(r(10, 3)), false)
+	check("after an equal timestamp", 10, 3, 5, "Cel")
+	if g, ok := s.(ingest.GroupStore); ok {
+		dup, err := g.CommitGroup(ctx(t), []*outpost.Batch{add(r(20, 4)), add(r(20, 5), r(-3, 0))}, []int{1, 1})
+		if err != nil || dup[0] || dup[1] {
+			t.Fatalf("group: %v, %v", dup, err)
+		}
+		check("after a group", 20, 5, -3, "Cel")
+	} else {
+		commit(t, s, add(r(20, 5), r(-3, 0)), false)
+	}
+	// Twice in one batch, as rows and as chunks, the newest of each at
+	// one time.
+	for _, n := range []int{1, 20} {
+		b := add(Series("s", "m", T0+100*sec*int64(n), time.Second, n, 100)...)
+		again := Series("s", "m", T0+100*sec*int64(n), time.Second, n, 200)
+		for i := range again {
+			again[i].Unit = fmt.Sprint("K", n)
+		}
+		b.Series = append(b.Series, Telemetry("gw", 0, 0, again...).Series...)
+		commit(t, s, b, false)
+		check(fmt.Sprint("after a series twice in a batch, ", n, " readings each"), 100*int64(n)+int64(n)-1, float64(200+n-1), -3, fmt.Sprint("K", n))
+	}
+	// Out of order, the newest sent first, another at its time last.
+	commit(t, s, add(r(3000, 8), r(2990, 9), r(3000, 10), r(2995, 11)), false)
+	check("after a series out of order", 3000, 10, -3, "Cel")
+	pts, err := Collect(s.Range(ctx(t), ingest.RangeQuery{Gateway: "gw", Sensor: "s", Metric: "m", From: T0 - 10*sec, To: T0 + 4000*sec, Limit: 1000}))
+	if err != nil || len(pts) != 6+2*(1+20)+4 {
+		t.Fatalf("range: %d readings, %v; want %d", len(pts), err, 6+2*(1+20)+4)
+	}
 }
 
 func testRange(t *testing.T, s ingest.Store) {
