@@ -180,13 +180,15 @@ type GroupStore interface {
 type Compactor interface {
 	// Compact folds what lies in windows that end at or before before
 	// (unix ns). Among processes sharing a database one compacts at a
-	// time; in the others Compact returns at once, Leader false.
+	// time: in PostgreSQL the others' Compact returns at once, Leader
+	// false; in SQLite, whose write transactions take turns anyway,
+	// each compacts in its turn.
 	Compact(ctx context.Context, before int64) (CompactStats, error)
 }
 
 // CompactStats is what one Compact did.
 type CompactStats struct {
-	Leader        bool  // this process compacted (held the compactor's lock)
+	Leader        bool  // this process compacted (held the compactor's lock; always, in SQLite)
 	Windows       int64 // series windows folded
 	Rows          int64 // rows folded into chunks
 	ChunksMerged  int64 // small chunks merged with them

@@ -46,6 +46,16 @@
 // writer spends its time writing. CommitGroup does the same for many
 // batches in one transaction.
 //
+// # Compacting
+//
+// Store is an ingest.Compactor, as the PostgreSQL store is: Compact
+// folds the recent rows of closed windows, with the window's chunks of
+// fewer than 4096 readings, into chunks, in write transactions of 256
+// (series, window) pairs, and deletes by rowid the rows and chunks it
+// read. A write transaction holds the file's one writer, so no commit
+// runs while one does and what it read is what it deletes; processes
+// sharing a file need no lock of their own.
+//
 // # Converting a row-layout file
 //
 // A file of an earlier release has the row layout (version 1): tables
