@@ -3,11 +3,13 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/ingest"
@@ -183,6 +185,47 @@ func (s *Store) commitTelemetry(ctx context.Context, bs []*outpost.Batch, sizes 
 	if err := sc.build(uniq, usizes, ids); err != nil {
 		return nil, fmt.Errorf("postgres: %w: %v", ingest.ErrInvalidData, err)
 	}
+	// The statement is atomic: one that failed wrote nothing and may run
+	// again. PostgreSQL's upsert of the series rows (ON CONFLICT on the
+	// id) can still fail on the other unique index, (gateway, sensor,
+	// metric), when concurrent commits update the same series; that is a
+	// race, not bad data, so it is tried again at once.
+	var fresh []bool
+	for attempt := 1; ; attempt++ {
+		fresh, err = s.execCommit(ctx, sc, len(uniq), now)
+		if err == nil {
+			break
+		}
+		if attempt < maxSeriesRace && seriesRace(err) {
+			continue
+		}
+		return nil, fmt.Errorf("postgres: commit telemetry: %w", classify(err))
+	}
+	for j, i := range at {
+		dup[i] = !fresh[j]
+	}
+	return dup, nil
+}
+
+// maxSeriesRace bounds the attempts of a commit that lost the series
+// upsert's race.
+const maxSeriesRace = 5
+
+// seriesRace reports whether err is the series upsert's race: a unique
+// violation on (gateway, sensor, metric) of a row that the upsert found
+// by its id.
+func seriesRace(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == seriesKeyConstraint
+}
+
+// seriesKeyConstraint is the name PostgreSQL gives series' UNIQUE
+// (gateway, sensor, metric).
+const seriesKeyConstraint = "series_gateway_sensor_metric_key"
+
+// execCommit runs the commit statement of the n batches sc holds and
+// reports which are new (by their place, from 0).
+func (s *Store) execCommit(ctx context.Context, sc *commitScratch, n int, now int64) ([]bool, error) {
 	rs, err := s.pool.Query(ctx, `WITH b AS (
 		INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes)
 		SELECT k.gateway, k.epoch, k.seq, $6, k.n, 'telemetry', k.bytes
@@ -221,27 +264,24 @@ func (s *Store) commitTelemetry(ctx context.Context, bs []*outpost.Batch, sizes 
 		sc.rBatch, sc.rSeries, sc.rTS, sc.rValue, sc.rQuality,
 		sc.uBatch, sc.uID, sc.uSensor, sc.uMetric, sc.uUnit, sc.uFirst, sc.uLast, sc.uValue, sc.uQuality)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: commit telemetry: %w", classify(err))
+		return nil, err
 	}
-	fresh := make([]bool, len(uniq))
+	fresh := make([]bool, n)
 	for rs.Next() {
 		var i int64
 		if err := rs.Scan(&i); err != nil {
 			rs.Close()
-			return nil, fmt.Errorf("postgres: commit telemetry: %w", err)
+			return nil, err
 		}
-		if i >= 1 && i <= int64(len(uniq)) {
+		if i >= 1 && i <= int64(n) {
 			fresh[i-1] = true
 		}
 	}
 	rs.Close()
 	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: commit telemetry: %w", classify(err))
+		return nil, err
 	}
-	for j, i := range at {
-		dup[i] = !fresh[j]
-	}
-	return dup, nil
+	return fresh, nil
 }
 
 // build turns the batches into the statement's columns: their headers,
