@@ -18,9 +18,9 @@ import (
 // process that holds it compacts, the others skip their turn.
 const compactLock = schemaLock + 1
 
-// compactUnits bounds the (series, window) pairs one compaction
+// compactSeries bounds the series whose closed windows one compaction
 // transaction folds.
-const compactUnits = 256
+const compactSeries = 1024
 
 // smallChunk is the size below which a chunk of a window being compacted
 // is merged with the window's rows rather than left as it is.
@@ -31,7 +31,7 @@ var _ ingest.Compactor = (*Store)(nil)
 // Compact implements ingest.Compactor: it folds the recent rows of every
 // window that ends at or before before (unix ns) into chunks, merging
 // them with the small chunks already in that window, a transaction per
-// compactUnits (series, window) pairs. Only one ingest process compacts
+// compactSeries series. Only one ingest process compacts
 // at a time (an advisory lock); in the others Compact returns at once
 // with nothing done.
 func (s *Store) Compact(ctx context.Context, before int64) (ingest.CompactStats, error) {
@@ -55,17 +55,20 @@ func (s *Store) Compact(ctx context.Context, before int64) (ingest.CompactStats,
 	}()
 	st.Leader = true
 	before = layout.WindowOf(before)
+	// Round by round through the series that have rows to fold, in id
+	// order: the row table is the work queue, read by its index.
+	after := int64(math.MinInt64)
 	for {
 		var n int
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			var err error
-			n, err = s.compactRound(ctx, tx, before, &st)
+			n, after, err = s.compactRound(ctx, tx, before, after, &st)
 			return err
 		})
 		if err != nil {
 			return st, fmt.Errorf("postgres: compact: %w", classify(err))
 		}
-		if n < compactUnits {
+		if n < compactSeries {
 			return st, nil
 		}
 	}
@@ -76,124 +79,132 @@ type unit struct {
 	series, window int64
 }
 
-// compactRound folds up to compactUnits (series, window) pairs and
-// reports how many it found.
-func (s *Store) compactRound(ctx context.Context, tx pgx.Tx, before int64, st *ingest.CompactStats) (int, error) {
-	// The oldest rows first; a pair is all its rows in the window.
+// compactRound folds the rows before before of the next compactSeries
+// series after the series id after, with the small chunks of the same
+// windows, and reports how many series it took and the last one's id.
+func (s *Store) compactRound(ctx context.Context, tx pgx.Tx, before, after int64, st *ingest.CompactStats) (int, int64, error) {
 	// Rows dated within a window of int64's start (never a real time)
 	// stay where they are: their window's start does not fit a bigint.
-	rs, err := tx.Query(ctx, `SELECT DISTINCT series_id, ts - ((ts % $2) + $2) % $2 AS w FROM recent
-		WHERE ts < $1 AND ts >= $4 ORDER BY series_id, w LIMIT $3`, before, layout.Window, compactUnits, int64(math.MinInt64)+layout.Window)
+	minTS := int64(math.MinInt64) + layout.Window
+	rs, err := tx.Query(ctx, `SELECT DISTINCT series_id FROM recent WHERE series_id > $1 AND ts < $2 AND ts >= $3
+		ORDER BY series_id LIMIT $4`, after, before, minTS, compactSeries)
 	if err != nil {
-		return 0, err
+		return 0, after, err
 	}
-	units, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) (unit, error) {
-		var u unit
-		err := r.Scan(&u.series, &u.window)
-		return u, err
-	})
+	series, err := pgx.CollectRows(rs, pgx.RowTo[int64])
+	if err != nil || len(series) == 0 {
+		return 0, after, err
+	}
+	last := series[len(series)-1]
+	// Their rows, by series and time; each (series, window) is a unit.
+	idx := map[unit]int{}
+	var units []unit
+	var rowRuns []layout.Run
+	var rowTIDs []pgtype.TID
+	minW, maxW := int64(math.MaxInt64), int64(math.MinInt64)
+	rr, err := tx.Query(ctx, `SELECT ctid, series_id, ts, value, quality FROM recent
+		WHERE series_id = ANY($1) AND ts < $2 AND ts >= $3 ORDER BY series_id, ts FOR UPDATE`, series, before, minTS)
 	if err != nil {
-		return 0, err
+		return 0, after, err
 	}
-	for _, u := range units {
-		if err := s.compactUnit(ctx, tx, u, st); err != nil {
-			return 0, err
+	for rr.Next() {
+		var tid pgtype.TID
+		var id, ts int64
+		var v float64
+		var q int16
+		if err := rr.Scan(&tid, &id, &ts, &v, &q); err != nil {
+			rr.Close()
+			return 0, after, err
 		}
+		u := unit{id, layout.WindowOf(ts)}
+		i, ok := idx[u]
+		if !ok {
+			i = len(units)
+			idx[u] = i
+			units, rowRuns = append(units, u), append(rowRuns, layout.Run{})
+			minW, maxW = min(minW, u.window), max(maxW, u.window)
+		}
+		r := &rowRuns[i]
+		r.TS, r.Values, r.Quality = append(r.TS, ts), append(r.Values, v), append(r.Quality, byte(q))
+		rowTIDs = append(rowTIDs, tid)
 	}
-	return len(units), nil
-}
-
-// compactUnit folds one series' window: its rows and small chunks become
-// chunks of at most chunk.MaxReadings readings, in time order.
-func (s *Store) compactUnit(ctx context.Context, tx pgx.Tx, u unit, st *ingest.CompactStats) error {
-	end := u.window + layout.Window
-	if end < u.window {
-		end = math.MaxInt64 // the last window
+	rr.Close()
+	if err := rr.Err(); err != nil {
+		return 0, after, err
 	}
-	var runs []layout.Run
-	var tids []pgtype.TID
-	cs, err := tx.Query(ctx, `SELECT ctid, data FROM chunks WHERE series_id = $1 AND t_min >= $2 AND t_min < $3 AND n < $4
-		ORDER BY t_min FOR UPDATE`, u.series, u.window, end, smallChunk)
+	// The small chunks of those series in those windows' span; only
+	// those of a unit's window are merged.
+	maxEnd := maxW + layout.Window
+	if maxEnd < maxW {
+		maxEnd = math.MaxInt64
+	}
+	runs := make([][]layout.Run, len(units))
+	var chunkTIDs []pgtype.TID
+	cs, err := tx.Query(ctx, `SELECT ctid, series_id, t_min, data FROM chunks
+		WHERE series_id = ANY($1) AND t_min >= $2 AND t_min < $3 AND n < $4 ORDER BY series_id, t_min FOR UPDATE`,
+		series, minW, maxEnd, smallChunk)
 	if err != nil {
-		return err
+		return 0, after, err
 	}
 	for cs.Next() {
 		var tid pgtype.TID
+		var id, tMin int64
 		var data []byte
-		if err := cs.Scan(&tid, &data); err != nil {
+		if err := cs.Scan(&tid, &id, &tMin, &data); err != nil {
 			cs.Close()
-			return err
+			return 0, after, err
+		}
+		i, ok := idx[unit{id, layout.WindowOf(tMin)}]
+		if !ok {
+			continue // a window without rows to fold: left as it is
 		}
 		var r layout.Run
 		if r.TS, r.Values, r.Quality, err = chunk.Decode(data, nil, nil, nil); err != nil {
 			cs.Close()
-			return fmt.Errorf("%w: chunk of series %d: %v", ingest.ErrInvalidData, u.series, err)
+			return 0, after, fmt.Errorf("%w: chunk of series %d: %v", ingest.ErrInvalidData, id, err)
 		}
 		if r.Quality == nil {
 			r.Quality = make([]byte, len(r.TS))
 		}
-		runs, tids = append(runs, r), append(tids, tid)
+		runs[i] = append(runs[i], r)
+		chunkTIDs = append(chunkTIDs, tid)
 	}
 	cs.Close()
 	if err := cs.Err(); err != nil {
-		return err
+		return 0, after, err
 	}
-	var rowTIDs []pgtype.TID
-	var row layout.Run
-	rs, err := tx.Query(ctx, `SELECT ctid, ts, value, quality FROM recent WHERE series_id = $1 AND ts >= $2 AND ts < $3
-		ORDER BY ts FOR UPDATE`, u.series, u.window, end)
-	if err != nil {
-		return err
-	}
-	for rs.Next() {
-		var tid pgtype.TID
-		var ts int64
-		var v float64
-		var q int16
-		if err := rs.Scan(&tid, &ts, &v, &q); err != nil {
-			rs.Close()
-			return err
-		}
-		rowTIDs = append(rowTIDs, tid)
-		row.TS, row.Values, row.Quality = append(row.TS, ts), append(row.Values, v), append(row.Quality, byte(q))
-	}
-	rs.Close()
-	if err := rs.Err(); err != nil {
-		return err
-	}
-	if len(row.TS) == 0 {
-		return nil
-	}
-	runs = append(runs, row)
-	var mins, maxs []int64
+	var ids, mins, maxs []int64
 	var ns []int32
 	var datas [][]byte
-	err = layout.Rechunk(runs, u.window, end, func(tMin, tMax int64, n int, data []byte) error {
-		mins, maxs, ns, datas = append(mins, tMin), append(maxs, tMax), append(ns, int32(n)), append(datas, bytes.Clone(data))
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	ids := make([]int64, len(ns))
-	for i := range ids {
-		ids[i] = u.series
+	for i, u := range units {
+		end := u.window + layout.Window
+		if end < u.window {
+			end = math.MaxInt64 // the last window
+		}
+		err := layout.Rechunk(append(runs[i], rowRuns[i]), u.window, end, func(tMin, tMax int64, n int, data []byte) error {
+			ids, mins, maxs = append(ids, u.series), append(mins, tMin), append(maxs, tMax)
+			ns, datas = append(ns, int32(n)), append(datas, bytes.Clone(data))
+			return nil
+		})
+		if err != nil {
+			return 0, after, err
+		}
+		st.Windows++
+		st.ChunksMerged += int64(len(runs[i]))
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO chunks (series_id, t_min, t_max, n, data)
 		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::integer[], $5::bytea[])`, ids, mins, maxs, ns, datas); err != nil {
-		return err
+		return 0, after, err
 	}
-	if len(tids) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM chunks WHERE ctid = ANY($1::tid[])`, tids); err != nil {
-			return err
+	if len(chunkTIDs) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM chunks WHERE ctid = ANY($1::tid[])`, chunkTIDs); err != nil {
+			return 0, after, err
 		}
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM recent WHERE ctid = ANY($1::tid[])`, rowTIDs); err != nil {
-		return err
+		return 0, after, err
 	}
-	st.Windows++
 	st.Rows += int64(len(rowTIDs))
-	st.ChunksMerged += int64(len(tids))
 	st.ChunksWritten += int64(len(ns))
-	return nil
+	return len(series), last, nil
 }

@@ -39,6 +39,10 @@ type Options struct {
 	BatchReadings int    // readings per batch (all series together)
 	Gateways      int    // gateways replaying the recordings, each its own series
 	Workers       int    // batches committed at once (the ingest service's workers)
+	// LowRateSeries, when positive, adds the low-rate phase: that many
+	// series (1 000 per gateway), each with 1 to 5 readings in a batch,
+	// Readings readings in all, compaction included in its time.
+	LowRateSeries int
 	Out           io.Writer
 }
 
@@ -66,6 +70,11 @@ type phase struct {
 	// open prepares the schema at dsn.
 	open  func(ctx context.Context, dsn string) (opened, error)
 	group int // batches per commit
+	// timeAfter counts opened.after in the phase's time.
+	timeAfter bool
+	// batches, if set, are the phase's own batches instead of the
+	// office recordings.
+	batches func(o Options) ([]*outpost.Batch, error)
 }
 
 // opened is a phase ready to run.
@@ -93,8 +102,19 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	fmt.Fprintf(o.Out, "storebench: %d readings in %d batches of %d from %d gateways (office recordings), %d workers\n",
 		total, len(bs), o.BatchReadings, o.Gateways, o.Workers)
 	var out []Result
-	for _, p := range phases() {
-		r, err := runPhase(ctx, o, p, bs, total)
+	for _, p := range phases(o) {
+		bs, total := bs, total
+		if p.batches != nil {
+			if bs, err = p.batches(o); err != nil {
+				return out, err
+			}
+			total = 0
+			for _, b := range bs {
+				total += int64(b.Len())
+			}
+			fmt.Fprintf(o.Out, "storebench: %s: %d readings in %d batches of %d series\n", p.name, total, len(bs), o.LowRateSeries)
+		}
+		r, err := runPhase(context.WithValue(ctx, outKey{}, o.Out), o, p, bs, total)
 		if err != nil {
 			return out, fmt.Errorf("storebench: %s: %w", p.name, err)
 		}
@@ -190,6 +210,9 @@ func runPhase(ctx context.Context, o Options, p phase, bs []*outpost.Batch, tota
 		if err := op.after(ctx); err != nil {
 			return Result{}, err
 		}
+		if p.timeAfter {
+			elapsed = time.Since(start)
+		}
 	}
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -251,9 +274,70 @@ func schema(ctx context.Context, base string) (string, func(), error) {
 	return u.String(), drop, nil
 }
 
-func phases() []phase {
-	return []phase{rawCopy(), store(1, false), store(16, false), store(16, true)}
+func phases(o Options) []phase {
+	ps := []phase{rawCopy(), store(1, false), store(16, false), store(16, true)}
+	if o.LowRateSeries > 0 {
+		low := store(16, true)
+		low.name = "low-rate, groups of 16, compaction included"
+		low.timeAfter, low.batches = true, lowRate
+		ps = append(ps, low)
+	}
+	return ps
 }
+
+// lowRate makes batches of many low-rate series: o.LowRateSeries series
+// of 1 000 per gateway, each sampled every 10 s (a random walk at two
+// decimals), each batch o.BatchReadings readings of the next series of
+// one gateway, 1 to 5 readings of each.
+func lowRate(o Options) ([]*outpost.Batch, error) {
+	const perGateway = 1000
+	gws := max(1, o.LowRateSeries/perGateway)
+	type cursor struct {
+		next int       // the gateway's next series
+		ts   []int64   // each series' next time
+		v    []float64 // each series' last value
+	}
+	cs := make([]cursor, gws)
+	for g := range cs {
+		cs[g].ts, cs[g].v = make([]int64, perGateway), make([]float64, perGateway)
+		for i := range perGateway {
+			cs[g].ts[i] = lowRateStart + int64(i)*int64(time.Millisecond)
+			cs[g].v[i] = 20
+		}
+	}
+	rng := uint64(1)
+	var bs []*outpost.Batch
+	seqs := make([]uint64, gws)
+	for n, k := 0, 0; n < o.Readings; k++ {
+		g := k % gws
+		c := &cs[g]
+		bb := outpost.NewBatchBuilder()
+		for got := 0; got < o.BatchReadings && n+got < o.Readings; {
+			i := c.next
+			c.next = (c.next + 1) % perGateway
+			per := 1 + (i+k)%5
+			rs := make([]outpost.Reading, per)
+			for j := range rs {
+				rng = rng*6364136223846793005 + 1442695040888963407
+				c.v[i] = math.Round((c.v[i]+float64(int64(rng>>60)-8)/100)*100) / 100
+				rs[j] = outpost.Reading{Sensor: fmt.Sprintf("s%04d", i), Metric: "v", Unit: "Cel", TS: c.ts[i], Value: c.v[i]}
+				c.ts[i] += 10 * int64(time.Second)
+			}
+			bb.Add(rs)
+			got += per
+		}
+		b := bb.Take(fmt.Sprintf("low-%04d", g), lowRateStart)
+		seqs[g]++
+		b.Epoch, b.Seq = uint64(g+1), seqs[g]
+		bs = append(bs, b)
+		n += b.Len()
+	}
+	return bs, nil
+}
+
+// lowRateStart is when the low-rate series begin: long ago, so that every
+// window is closed when the phase compacts.
+var lowRateStart = time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 
 // rawCopy is the yardstick: each batch's readings COPYed by pgx as rows
 // into a plain table with the row store's index, one transaction each.
@@ -289,6 +373,7 @@ func store(group int, compact bool) phase {
 		name += ", compacted"
 	}
 	return phase{name: name, group: group, open: func(ctx context.Context, dsn string) (opened, error) {
+		out := ctx.Value(outKey{}).(io.Writer)
 		s, err := postgres.Open(ctx, dsn, zerolog.Nop())
 		if err != nil {
 			return opened{}, err
@@ -298,9 +383,13 @@ func store(group int, compact bool) phase {
 			// Everything compacted, and the space of the rows it
 			// deleted given back, as autovacuum would reuse it.
 			after = func(ctx context.Context) error {
-				if _, err := s.Compact(ctx, math.MaxInt64); err != nil {
+				start := time.Now()
+				st, err := s.Compact(ctx, math.MaxInt64)
+				if err != nil {
 					return err
 				}
+				fmt.Fprintf(out, "storebench: compacted %d windows, %d rows into %d chunks in %.1f s\n",
+					st.Windows, st.Rows, st.ChunksWritten, time.Since(start).Seconds())
 				conn, err := pgx.Connect(ctx, dsn)
 				if err != nil {
 					return err
@@ -377,3 +466,6 @@ func (r *rowSource) Next() bool {
 
 func (r *rowSource) Values() ([]any, error) { return r.row[:], nil }
 func (r *rowSource) Err() error             { return nil }
+
+// outKey carries Options.Out to a phase's open.
+type outKey struct{}

@@ -30,6 +30,7 @@ func main() {
 	flag.IntVar(&o.BatchReadings, "batch", 1000, "readings per batch")
 	flag.IntVar(&o.Gateways, "gateways", 20, "gateways replaying the recordings")
 	flag.IntVar(&o.Workers, "workers", 4, "batches committed at once")
+	flag.IntVar(&o.LowRateSeries, "low-rate-series", 100_000, "series of the low-rate phase (0: none)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
