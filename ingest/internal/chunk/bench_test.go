@@ -17,7 +17,7 @@ type benchSet struct {
 // benchSets are the occupancy recordings, one a metric, and two
 // synthetic series: a 1 Hz sine with noise at two decimals (the common
 // case), and ns-jittered raw floats (the worst).
-func benchSets(b *testing.B) []benchSet {
+func benchSets(b testing.TB) []benchSet {
 	var sets []benchSet
 	for _, r := range occupancy(b) {
 		sets = append(sets, benchSet{"occupancy-" + r.metric, r.ts, r.values})

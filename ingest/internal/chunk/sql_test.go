@@ -2,7 +2,9 @@ package chunk
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -14,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/outposthq/outpost/internal/decimal"
 	"github.com/outposthq/outpost/internal/testenv"
 )
 
@@ -104,38 +105,50 @@ func sameSQL(t *testing.T, p []byte, ts []int64, bits []uint64, q []byte) {
 
 func TestUnpackSQL(t *testing.T) {
 	c := pgConn(t)
-	ctx := context.Background()
-	for _, rt := range roundTrips() {
-		t.Run(rt.name, func(t *testing.T) {
-			p, err := Append(nil, rt.ts, rt.values, rt.quality)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ts, bits, q, err := unpack(ctx, c, p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sameSQL(t, p, ts, bits, q)
-		})
+	for _, f := range formats {
+		for _, rt := range roundTrips() {
+			t.Run(f.name+"/"+rt.name, func(t *testing.T) {
+				p, err := f.append(nil, rt.ts, rt.values, rt.quality)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ts, bits, q, err := unpack(context.Background(), c, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sameSQL(t, p, ts, bits, q)
+			})
+		}
 	}
 }
 
-// Damaged chunks: SQL refuses what Decode refuses and reads what it
-// reads, the same. The damage is random but seeded: one byte changed,
-// inserted or removed, or the chunk cut short.
+// Damaged chunks of both formats: SQL refuses what Decode refuses and
+// reads what it reads, the same. The damage is random but seeded: one
+// byte changed, inserted or removed, or the chunk cut short.
 func TestUnpackSQLMutations(t *testing.T) {
 	c := pgConn(t)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(5, 6))
 	var accepted, refused int
-	for _, rt := range roundTrips() {
-		if len(rt.ts) > 100 {
-			continue
+	var origs [][]byte
+	for _, f := range formats {
+		for _, rt := range roundTrips() {
+			if len(rt.ts) > 100 {
+				continue
+			}
+			orig, err := f.append(nil, rt.ts, rt.values, rt.quality)
+			if err != nil {
+				t.Fatal(err)
+			}
+			origs = append(origs, orig)
 		}
-		orig, err := Append(nil, rt.ts, rt.values, rt.quality)
-		if err != nil {
-			t.Fatal(err)
+	}
+	for _, m := range malformedV2() {
+		if len(m.p) > 0 {
+			origs = append(origs, m.p)
 		}
+	}
+	for _, orig := range origs {
 		for range 60 {
 			p := slices.Clone(orig)
 			i := rng.IntN(len(p))
@@ -158,7 +171,7 @@ func TestUnpackSQLMutations(t *testing.T) {
 			case derr != nil && err != nil:
 				refused++
 			default:
-				t.Errorf("%s % x: Decode: %v, SQL: %v", rt.name, p, derr, err)
+				t.Errorf("% x: Decode: %v, SQL: %v", p, derr, err)
 			}
 		}
 	}
@@ -181,14 +194,17 @@ func TestUnpackSQLView(t *testing.T) {
 		}
 	}
 	chunks := map[string][]byte{}
-	for _, rt := range roundTrips() {
-		p, err := Append(nil, rt.ts, rt.values, rt.quality)
-		if err != nil {
-			t.Fatal(err)
-		}
-		chunks[rt.name] = p
-		if _, err := c.Exec(ctx, `INSERT INTO chunks VALUES ($1, $2)`, rt.name, p); err != nil {
-			t.Fatal(err)
+	for _, f := range formats {
+		for _, rt := range roundTrips() {
+			p, err := f.append(nil, rt.ts, rt.values, rt.quality)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := f.name + "/" + rt.name
+			chunks[name] = p
+			if _, err := c.Exec(ctx, `INSERT INTO chunks VALUES ($1, $2)`, name, p); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	var toasted int
@@ -208,7 +224,8 @@ func TestUnpackSQLView(t *testing.T) {
 }
 
 // Every exponent field, with fractions at both ends and between, and
-// both signs: the raw floats SQL rebuilds by arithmetic.
+// both signs: the raw floats SQL rebuilds by arithmetic, as format 1
+// and every raw kind of format 2 store them, float64 and float32.
 func TestUnpackSQLEveryExponent(t *testing.T) {
 	c := pgConn(t)
 	var vs []float64
@@ -219,38 +236,86 @@ func TestUnpackSQLEveryExponent(t *testing.T) {
 			}
 		}
 	}
-	p, err := Append(nil, regular(len(vs), t0, 1e9), vs, nil)
+	var vs32 []float64
+	for ex := range uint32(256) {
+		for _, frac := range []uint32{0, 1, 0x40_0000, 0x7f_ffff, 0x55_5555, 0x00_0f00} {
+			for _, sign := range []uint32{0, 1 << 31} {
+				vs32 = append(vs32, math.Float64frombits(fromFloat32(sign|ex<<23|frac)))
+			}
+		}
+	}
+	p, err := appendV1(nil, regular(len(vs), t0, 1e9), vs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, e := sections(t, p); e != 127 {
+	if _, e := sectionsV1(t, p); e != 127 {
 		t.Fatalf("e = %d, want raw", e)
 	}
-	ts, bits, q, err := unpack(context.Background(), c, p)
-	if err != nil {
-		t.Fatal(err)
+	chunks := map[string][]byte{"v1": p}
+	for _, kind := range []int{kindRaw64, kindXOR64} {
+		chunks[fmt.Sprint("kind ", kind)] = rawChunk(kind, vs)
 	}
-	sameSQL(t, p, ts, bits, q)
+	for _, kind := range []int{kindRaw64, kindRaw32, kindXOR64, kindXOR32} {
+		chunks[fmt.Sprint("float32 kind ", kind)] = rawChunk(kind, vs32)
+	}
+	for name, p := range chunks {
+		t.Run(name, func(t *testing.T) {
+			ts, bits, q, err := unpack(context.Background(), c, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameSQL(t, p, ts, bits, q)
+		})
+	}
 }
 
-// Every exponent of the scaled values, with integers up to 2^53.
+// rawChunk is a format 2 chunk of the values, a second apart, in one raw
+// run of the kind.
+func rawChunk(kind int, vs []float64) []byte {
+	p := appendHeader(nil, len(vs), 9)
+	p = appendTimes(p, nsTimes{regular(len(vs), t0, 1e9), 9}, len(vs), 9, options{})
+	p = appendRunHeader(p, len(vs), kind)
+	var prev uint64
+	for _, v := range vs {
+		b := math.Float64bits(v)
+		if kind == kindRaw32 || kind == kindXOR32 {
+			b32, _ := toFloat32(v)
+			b = uint64(b32)
+		}
+		switch kind {
+		case kindRaw64:
+			p = binary.LittleEndian.AppendUint64(p, b)
+		case kindRaw32:
+			p = binary.LittleEndian.AppendUint32(p, uint32(b))
+		case kindXOR64:
+			p = appendXOR(p, b^prev, 8)
+		case kindXOR32:
+			p = appendXOR(p, b^prev, 4)
+		}
+		prev = b
+	}
+	return append(p, qualityGood)
+}
+
+// Every exponent of the scaled values, with integers up to 2^53: format
+// 1's, and format 2's wider range.
 func TestUnpackSQLEveryScale(t *testing.T) {
 	c := pgConn(t)
-	for e := -15; e <= 15; e++ {
-		var ns []int64
-		for _, n := range []int64{0, 1, -1, 7, 123456789, 1<<53 - 1, -(1<<53 - 1), 4503599627370497, 999999999999999} {
-			ns = append(ns, n)
+	ns := []int64{0, 1, -1, 7, 123456789, 1<<53 - 1, -(1<<53 - 1), 4503599627370497, 999999999999999}
+	for e := minExp; e <= maxExp; e++ {
+		var ps [][]byte
+		if e >= narrowMinExp && e <= narrowMaxExp {
+			ps = append(ps, chunkOf(uint64(len(ns)), 9, varints(regularUnits(len(ns))...), []byte{byte(int8(e))}, varints(deltasOf(ns)...), []byte{0}))
 		}
-		vs := make([]float64, len(ns))
-		for i, n := range ns {
-			vs[i] = decimal.Unscale(n, e)
+		ps = append(ps, chunkOf2(uint64(len(ns)), 9, varints(0, 1), []byte{0}, run(4, e+expBias), varints(deltasOf(ns[:4])...),
+			run(len(ns)-4, e+expBias), varints(deltasOf(ns[4:])...), []byte{0}))
+		for _, p := range ps {
+			ts, bits, q, err := unpack(context.Background(), c, p)
+			if err != nil {
+				t.Fatalf("e %d: %v", e, err)
+			}
+			sameSQL(t, p, ts, bits, q)
 		}
-		p := chunkOf(uint64(len(ns)), 9, varints(regularUnits(len(ns))...), []byte{byte(int8(e))}, varints(deltasOf(ns)...), []byte{0})
-		ts, bits, q, err := unpack(context.Background(), c, p)
-		if err != nil {
-			t.Fatalf("e %d: %v", e, err)
-		}
-		sameSQL(t, p, ts, bits, q)
 	}
 }
 
@@ -278,7 +343,7 @@ func deltasOf(ns []int64) []int64 {
 func TestUnpackSQLRejects(t *testing.T) {
 	c := pgConn(t)
 	ctx := context.Background()
-	for _, m := range malformedChunks() {
+	for _, m := range append(malformedChunks(), malformedV2()...) {
 		t.Run(m.name, func(t *testing.T) {
 			if m.p == nil {
 				m.p = []byte{} // NULL would be no rows (STRICT), not an error

@@ -1,0 +1,76 @@
+package chunk
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// maxExpOf and scalable find by bisection what a search of every
+// exponent finds, on decimals of every exponent and length, float32s,
+// raw floats and the special values, within every range of exponents.
+func TestMaxExpOf(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var vs []float64
+	for e := minExp - 3; e <= maxExp+3; e++ {
+		for digits := 1; digits <= 17; digits++ {
+			n := rng.Int64N(int64(math.Pow10(digits-1))*9) + int64(math.Pow10(digits-1))
+			if rng.IntN(2) == 0 {
+				n = -n
+			}
+			vs = append(vs, float64(n)*math.Pow10(e), float64(n)/math.Pow10(-e))
+		}
+	}
+	for range 2000 {
+		vs = append(vs, math.Float64frombits(rng.Uint64()), float64(float32(rng.NormFloat64())), rng.NormFloat64())
+	}
+	vs = append(vs, 0, math.Copysign(0, -1), math.NaN(), math.Inf(1), math.Inf(-1), math.SmallestNonzeroFloat64,
+		math.MaxFloat64, 1<<53-1, 1<<53, 1<<53+2, 9.007199254740991e37, 9.007199254740993e37, 1e-22, 1e22, 0.1, 1e-23)
+	ranges := [][2]int{{minExp, maxExp}, {narrowMinExp, narrowMaxExp}, {-3, 4}, {5, 5}, {7, 6}, {minExp, minExp - 1}}
+	for _, v := range vs {
+		for _, r := range ranges {
+			want, wantOK := 0, false
+			for e := r[1]; e >= r[0]; e-- {
+				if _, ok := scale(v, e); ok {
+					want, wantOK = e, true
+					break
+				}
+			}
+			got, ok := maxExpOf(v, r[0], r[1])
+			if ok != wantOK || ok && got != want {
+				t.Errorf("maxExpOf(%v, %d, %d) = %d, %v; want %d, %v", v, r[0], r[1], got, ok, want, wantOK)
+			}
+			if s := scalable(v, r[0], r[1]); s != wantOK {
+				t.Errorf("scalable(%v, %d, %d) = %v", v, r[0], r[1], s)
+			}
+		}
+	}
+}
+
+// Every float32 bit pattern class widens exactly, NaN payloads kept,
+// and toFloat32 finds it again.
+func TestFloat32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	bs := []uint32{0, 1 << 31, 1, 0x8000_0001, 0x007f_ffff, 0x0040_0000, 0x0080_0000, 0x7f7f_ffff, 0x7f80_0000, 0xff80_0000,
+		0x7fc0_0000, 0x7f80_0001, 0xffc0_1234, 0x3fc0_0000}
+	for range 100000 {
+		bs = append(bs, rng.Uint32())
+	}
+	for _, b := range bs {
+		w := fromFloat32(b)
+		f := math.Float32frombits(b)
+		if f == f && w != math.Float64bits(float64(f)) { // not NaN: as Go converts
+			t.Fatalf("%#08x: %#016x, Go says %#016x", b, w, math.Float64bits(float64(f)))
+		}
+		if f != f && (w>>52&0x7ff != 0x7ff || w<<12 == 0 || w>>63 != uint64(b>>31) || w>>29&0x7fffff != uint64(b&0x7fffff)) {
+			t.Fatalf("NaN %#08x: %#016x", b, w)
+		}
+		got, ok := toFloat32(math.Float64frombits(w))
+		if f == f && (!ok || got != b) {
+			t.Fatalf("toFloat32(fromFloat32(%#08x)) = %#08x, %v", b, got, ok)
+		}
+	}
+	if _, ok := toFloat32(0.1); ok {
+		t.Error("0.1 is a float32")
+	}
+}
