@@ -100,20 +100,27 @@
 //	4 bytes  bits[j]       float32 bits, little-endian, each value,
 //	                       widened to float64 exactly (a NaN keeps its
 //	                       sign and payload, shifted up 29 bits)
-//	kind 47, float64 XORed, and 48, float32 XORed:
-//	byte     c             for each value, t << 4 | m with m + t ≤ 8
-//	                       (4 for float32):
+//	kind 47, float64 bits XORed with the value before:
+//	byte     c             for each value, t << 4 | m, m + t ≤ 8
 //	m bytes  x             bits[j] = bits[j−1] XOR (x << 8t), x
-//	                       little-endian, bits[−1] = 0; m = 0 repeats
-//	                       the value before
+//	                       little-endian; bits[−1] = 0 (each run
+//	                       starts again); m = 0 repeats the value
+//	kind 48, float32 bits XORed, two control nibbles a byte:
+//	byte     c             for each pair of values, and the last
+//	                       value alone (its high nibble 0); the low
+//	                       nibble the first value's, the high one the
+//	                       second's: 15, a XOR of 0 (m = 0), else
+//	                       t << 2 | (m − 1) with m + t ≤ 4
+//	m bytes  x             the first value's XOR, then the second's,
+//	                       as for kind 47, on 32 bits
 //	byte     quality       as in format 1, and nothing follows
 //
 // Timestamps are int64 unix ns, in any order. The running sums (D +
 // r[i], T[i]) and each t[i] = T[i] × 10^k stay within int64: a reader
 // refuses a chunk where one does not, and a writer refuses readings
-// whose deltas, in units, leave int64. A chunk takes at least n + 3
-// bytes after k (each value a byte at least), which a reader checks
-// before it allocates for n readings.
+// whose deltas, in units, leave int64. A chunk takes at least 3 + n/2
+// bytes after k (each value half a byte at least, a float32 XOR of 0),
+// which a reader checks before it allocates for n readings.
 //
 // A writer picks k as in format 1; D, the delta more than half of the
 // deltas equal (else their mean, or 0, whichever is cheaper) and w, the

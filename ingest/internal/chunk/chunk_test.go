@@ -1,6 +1,7 @@
 package chunk
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -136,6 +137,7 @@ func roundTrips() []roundTrip {
 		roundTrip{"repeated raw", regular(200, t0, 1e9), repeated, nil, 9, -99},
 		roundTrip{"exponents 22 and -22", regular(6, t0, 1e9), []float64{1e22, 3e37, -9.007199254740991e37, 1e-22, 5e-23, 0x1p-60}, nil, 9, -99},
 		roundTrip{"random timestamps", fill64(300, func(int) int64 { return rng.Int64N(1 << 60) }), noise, nil, 0, -99},
+		roundTrip{"repeated float32", regular(1000, t0, 1e9), fill(1000, func(i int) float64 { return f32[i/300] }), nil, 9, -99},
 		roundTrip{"regular with one late", append(regular(99, t0, 1e9), t0+1000e9), fill(100, func(i int) float64 { return 1 }), nil, 9, -99},
 	)
 	for d := 0; d <= 15; d++ {
@@ -214,19 +216,20 @@ func runsOf(t testing.TB, p []byte) (k int, runs []valueRun, tsBytes int) {
 }
 
 // checkRuns checks what the writer promises of the runs of the format
-// 2 chunk p of the values vs: a raw run holds no value that would start
-// a scaled run (one that scales to a short integer, or before another
-// value that scales).
+// 2 chunk p of the values vs: a raw run starts and goes on with values
+// that scaledStart finds better raw.
 func checkRuns(t testing.TB, p []byte, vs []float64) {
 	t.Helper()
 	_, runs, _ := runsOf(t, p)
 	i := 0
 	for _, r := range runs {
 		if r.kind > 2*expBias {
+			f32 := true
 			for j := i; j < i+r.len; j++ {
-				if _, ok := scaledStart(vs, j, minExp, maxExp); ok {
-					t.Fatalf("raw run (kind %d) at value %d holds %v, which starts a scaled run", r.kind, i, vs[j])
+				if _, ok := scaledStart(vs, j, minExp, maxExp, options{}, j > i, f32); ok {
+					t.Fatalf("raw run (kind %d) at value %d holds value %d, %v, which starts a scaled run", r.kind, i, j, vs[j])
 				}
+				f32 = f32 && isFloat32(vs[j], options{})
 			}
 		}
 		i += r.len
@@ -532,7 +535,7 @@ func malformedV2() []malformed {
 	return []malformed{
 		{"v2 no readings", chunkOf2(0, 0, varints(0), run(1, e0), varints(1), good), "0 readings"},
 		{"v2 claims 2^20 in 10 bytes", chunkOf2(MaxReadings, 0, make([]byte, 5)), "1048576 readings in 5 bytes"},
-		{"v2 claims 3 in 5 bytes", chunkOf2(3, 0, varints(0, 1), []byte{0}, run(3, e0)), "3 readings in 5 bytes"},
+		{"v2 claims 7 in 5 bytes", chunkOf2(7, 0, varints(0, 1), []byte{0}, run(7, kindXOR32)), "7 readings in 5 bytes"},
 		{"v2 first timestamp truncated", chunkOf2(1, 0, []byte{0x80, 0x80, 0x80, 0x80}), "timestamp 0: truncated"},
 		{"v2 first timestamp overflows", chunkOf2(1, 0, overlong, run(1, e0), varints(1), good), "timestamp 0: varint overflows"},
 		{"v2 unit overflows", chunkOf2(1, 9, varints(1e10), run(1, e0), varints(1), good), "timestamp 0 overflows int64"},
@@ -565,9 +568,13 @@ func malformedV2() []malformed {
 		{"v2 raw truncated", chunkOf2(2, 0, varints(0, 1), []byte{0}, run(2, kindRaw64), raw8, []byte{0, 0, 0}, good), "2 raw values in 12 bytes"},
 		{"v2 raw32 truncated", chunkOf2(2, 0, varints(0, 1), []byte{0}, run(2, kindRaw32), []byte{0, 0, 0xc0, 0x3f, 0, 0}, good), "2 raw values in 7 bytes"},
 		{"v2 xor bytes past the word", chunkOf2(1, 0, varints(1), run(1, kindXOR64), []byte{0x18}, raw8, good), "value 0: 8 bytes from byte 1 of 8"},
-		{"v2 xor32 bytes past the word", chunkOf2(1, 0, varints(1), run(1, kindXOR32), []byte{0x05, 1, 2, 3, 4, 5}, good), "value 0: 5 bytes from byte 0 of 4"},
+		{"v2 xor32 bytes past the word", chunkOf2(1, 0, varints(1), run(1, kindXOR32), []byte{0x07, 1, 2, 3, 4, 5}, good), "value 0: 4 bytes from byte 1 of 4"},
+		{"v2 xor32 second past the word", chunkOf2(2, 0, varints(0, 1), []byte{0}, run(2, kindXOR32), []byte{0xdf, 1, 2, 3, 4, 5}, good), "value 1: 2 bytes from byte 3 of 4"},
+		{"v2 xor32 nibble after the last", chunkOf2(1, 0, varints(1), run(1, kindXOR32), []byte{0x13, 1, 2, 3, 4}, good), "value 0: control nibble 1 after the last value"},
+		{"v2 xor32 bytes truncated", chunkOf2(2, 0, varints(0, 1), []byte{0}, run(2, kindXOR32), []byte{0x3f, 1, 2}), "value 1: truncated"},
 		{"v2 xor truncated", chunkOf2(2, 0, varints(0, 1), []byte{0}, run(2, kindXOR64), []byte{0x08}, raw8, []byte{0x02, 1}), "value 1: truncated"},
-		{"v2 xor control missing", chunkOf2(3, 0, varints(0, 1), []byte{0}, run(3, kindXOR32), []byte{0, 0}), "value 2: truncated"},
+		{"v2 xor control missing", chunkOf2(3, 0, varints(0, 1), []byte{0}, run(3, kindXOR64), []byte{0, 0}), "value 2: truncated"},
+		{"v2 xor32 control missing", chunkOf2(3, 0, varints(0, 1), []byte{0}, run(3, kindXOR32), []byte{0xff}), "value 2: truncated"},
 		{"v2 runs short", chunkOf2(2, 0, varints(0, 1), []byte{0}, run(1, e0), varints(1), good), "value 1: truncated"},
 		{"v2 no quality", chunkOf2(1, 0, varints(1), run(1, kindRaw32), []byte{0, 0, 0xc0, 0x3f}), "truncated before the quality"},
 		{"v2 trailing byte", chunkOf2(1, 0, varints(1), run(1, e0), varints(1), good, []byte{0}), "1 trailing bytes"},
@@ -612,7 +619,8 @@ func TestChunkOf(t *testing.T) {
 	if err != nil || !same(ts, vs, q, want, []float64{1.5, 2.5, math.Pi, float64(float32(0.1)), 3, 3.25}, []byte{0, 0, 0, 0, 0, 2}) {
 		t.Fatalf("%v %v %v %v", ts, vs, q, err)
 	}
-	p = chunkOf2(3, 0, varints(1, 2), []byte{widthVarints}, varints(0, 3), run(3, kindXOR32), []byte{0x22, 0xc0, 0x3f, 0x00, 0x01, 0x01}, []byte{0})
+	// 1.5 (bytes 2 and 3 of 0x3fc00000), the same, and 1.5 + 2^-23.
+	p = chunkOf2(3, 0, varints(1, 2), []byte{widthVarints}, varints(0, 3), run(3, kindXOR32), []byte{0xf9, 0xc0, 0x3f, 0x00, 0x01}, []byte{0})
 	if ts, vs, q, err = Decode(p, nil, nil, nil); err != nil || !same(ts, vs, q, []int64{1, 3, 8}, []float64{1.5, 1.5, 1.5 + 0x1p-23}, nil) {
 		t.Fatalf("%v %v %v %v", ts, vs, q, err)
 	}
@@ -682,42 +690,66 @@ func TestAllocations(t *testing.T) {
 		}); a != 0 {
 			t.Errorf("%s: AppendDeltas: %v allocations", c.name, a)
 		}
-		p, _ := Append(nil, c.ts, c.values, c.quality)
-		ts, vs, q := make([]int64, 0, len(c.ts)), make([]float64, 0, len(c.ts)), make([]byte, 0, len(c.ts))
-		if a := testing.AllocsPerRun(10, func() {
-			if _, _, _, err = Decode(p, ts, vs, q); err != nil {
-				t.Fatal(err)
+		for _, f := range formats {
+			p, _ := f.append(nil, c.ts, c.values, c.quality)
+			ts, vs, q := make([]int64, 0, len(c.ts)), make([]float64, 0, len(c.ts)), make([]byte, 0, len(c.ts))
+			if a := testing.AllocsPerRun(10, func() {
+				if _, _, _, err = Decode(p, ts, vs, q); err != nil {
+					t.Fatal(err)
+				}
+			}); a != 0 {
+				t.Errorf("%s %s: Decode: %v allocations", f.name, c.name, a)
 			}
-		}); a != 0 {
-			t.Errorf("%s: Decode: %v allocations", c.name, a)
-		}
-		if a := testing.AllocsPerRun(10, func() {
-			if _, _, err = TimeRange(p); err != nil {
-				t.Fatal(err)
+			if a := testing.AllocsPerRun(10, func() {
+				if _, _, err = TimeRange(p); err != nil {
+					t.Fatal(err)
+				}
+			}); a != 0 {
+				t.Errorf("%s %s: TimeRange: %v allocations", f.name, c.name, a)
 			}
-		}); a != 0 {
-			t.Errorf("%s: TimeRange: %v allocations", c.name, a)
 		}
 	}
 }
 
-// A short input claiming the most readings allocates nothing for them:
-// its error, a few hundred bytes, is all.
+// A short input claiming the most readings allocates nothing for them,
+// in either format: its error, a few hundred bytes, is all.
 func TestDecodeHostileCount(t *testing.T) {
-	p := chunkOf(MaxReadings, 0, make([]byte, 5))
-	if len(p) != 10 {
-		t.Fatalf("%d bytes", len(p))
-	}
-	const runs = 100
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range runs {
-		if _, _, _, err := Decode(p, nil, nil, nil); err == nil {
-			t.Fatal("accepted")
+	for _, p := range [][]byte{chunkOf(MaxReadings, 0, make([]byte, 5)), chunkOf2(MaxReadings, 0, make([]byte, 5))} {
+		if len(p) != 10 {
+			t.Fatalf("%d bytes", len(p))
+		}
+		const runs = 100
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range runs {
+			if _, _, _, err := Decode(p, nil, nil, nil); err == nil {
+				t.Fatal("accepted")
+			}
+			if _, _, err := TimeRange(p); err == nil {
+				t.Fatal("accepted")
+			}
+		}
+		runtime.ReadMemStats(&after)
+		if b := (after.TotalAlloc - before.TotalAlloc) / runs; b > 1024 {
+			t.Errorf("version %d: %d bytes allocated a call", p[0], b)
 		}
 	}
-	runtime.ReadMemStats(&after)
-	if b := (after.TotalAlloc - before.TotalAlloc) / runs; b > 1024 {
-		t.Errorf("%d bytes allocated a call", b)
+}
+
+// The most readings a chunk of so many bytes can hold: format 2's floor
+// is half a byte a value (float32 XORs of 0), and a count above what
+// the bytes can hold so is refused before anything is allocated.
+func TestDecodeDensest(t *testing.T) {
+	const n = 1000
+	rest := [][]byte{varints(1, 1), {0}, run(n, kindXOR32), bytes.Repeat([]byte{0xff}, n/2), {qualityGood}}
+	p := chunkOf2(n, 9, rest...)
+	ts, vs, _, err := Decode(p, nil, nil, nil)
+	if err != nil || len(ts) != n || vs[n-1] != 0 {
+		t.Fatalf("%d readings, %v", len(ts), err)
+	}
+	size := len(bytes.Join(rest, nil))
+	p = chunkOf2(uint64(2*(size-3)+1), 9, rest...)
+	if _, _, _, err := Decode(p, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "readings in") {
+		t.Fatalf("%d readings in %d bytes: %v", 2*(size-3)+1, size, err)
 	}
 }

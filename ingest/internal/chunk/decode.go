@@ -127,11 +127,12 @@ func header(p []byte) (chunkHeader, error) {
 // fits checks the number of readings against the bytes left, before
 // anything is allocated for them. In format 1 the timestamps and the
 // values take a byte a reading at least, the exponent and the quality
-// mode one each; in format 2 the values take a byte a reading at least,
-// the first timestamp, a run header and the quality mode one each.
+// mode one each; in format 2 the values take half a byte a reading at
+// least (a float32 XOR of 0), the first timestamp, a run header and the
+// quality mode one each.
 func (h chunkHeader) fits(p []byte) error {
 	rest := len(p) - h.off
-	if h.version == version1 && h.n > (rest-2)/2 || h.version != version1 && h.n > rest-3 {
+	if h.version == version1 && h.n > (rest-2)/2 || h.version != version1 && h.n > 2*(rest-3) {
 		return corrupt(h.off, "%d readings in %d bytes", h.n, rest)
 	}
 	return nil
@@ -363,8 +364,10 @@ func decodeRuns(p []byte, off int, vs []float64) (int, error) {
 				run[j] = math.Float64frombits(fromFloat32(binary.LittleEndian.Uint32(p[off:])))
 				off += 4
 			}
-		case kindXOR64, kindXOR32:
-			off, err = decodeXOR(p, off, run, kind == kindXOR32, i)
+		case kindXOR64:
+			off, err = decodeXOR(p, off, run, i)
+		case kindXOR32:
+			off, err = decodeXOR32(p, off, run, i)
 		default:
 			if kind > 2*expBias {
 				return at, corrupt(at, "value run kind %d, want 0 to %d", kind, maxKind)
@@ -379,13 +382,9 @@ func decodeRuns(p []byte, off int, vs []float64) (int, error) {
 	return off, nil
 }
 
-// decodeXOR decodes a run of XORed bits, of float32 values if f32, into
-// vs, the first of them value i of the chunk.
-func decodeXOR(p []byte, off int, vs []float64, f32 bool, i int) (int, error) {
-	size := 8
-	if f32 {
-		size = 4
-	}
+// decodeXOR decodes a run of XORed float64 bits into vs, the first of
+// them value i of the chunk.
+func decodeXOR(p []byte, off int, vs []float64, i int) (int, error) {
 	var b uint64
 	for j := range vs {
 		if off >= len(p) {
@@ -393,8 +392,8 @@ func decodeXOR(p []byte, off int, vs []float64, f32 bool, i int) (int, error) {
 		}
 		c := int(p[off])
 		m, t := c&15, c>>4
-		if m+t > size {
-			return off, corrupt(off, "value %d: %d bytes from byte %d of %d", i+j, m, t, size)
+		if m+t > 8 {
+			return off, corrupt(off, "value %d: %d bytes from byte %d of 8", i+j, m, t)
 		}
 		if len(p)-off-1 < m {
 			return off, corrupt(off, "value %d: truncated", i+j)
@@ -405,11 +404,48 @@ func decodeXOR(p []byte, off int, vs []float64, f32 bool, i int) (int, error) {
 		}
 		b ^= x << (8 * t)
 		off += 1 + m
-		if f32 {
-			vs[j] = math.Float64frombits(fromFloat32(uint32(b)))
+		vs[j] = math.Float64frombits(b)
+	}
+	return off, nil
+}
+
+// decodeXOR32 decodes a run of XORed float32 bits, two control nibbles
+// a byte, into vs, the first of them value i of the chunk.
+func decodeXOR32(p []byte, off int, vs []float64, i int) (int, error) {
+	var b uint32
+	var ctl byte
+	at := 0 // the offset of the control byte
+	for j := range vs {
+		if j%2 == 0 {
+			if off >= len(p) {
+				return off, corrupt(off, "value %d: truncated", i+j)
+			}
+			at, ctl = off, p[off]
+			off++
 		} else {
-			vs[j] = math.Float64frombits(b)
+			ctl >>= 4
 		}
+		c := int(ctl & 15)
+		m, t := 0, 0
+		if c != xorZero32 {
+			m, t = c&3+1, c>>2
+			if m+t > 4 {
+				return at, corrupt(at, "value %d: %d bytes from byte %d of 4", i+j, m, t)
+			}
+		}
+		if len(p)-off < m {
+			return off, corrupt(off, "value %d: truncated", i+j)
+		}
+		var x uint32
+		for k := m - 1; k >= 0; k-- {
+			x = x<<8 | uint32(p[off+k])
+		}
+		b ^= x << (8 * t)
+		off += m
+		vs[j] = math.Float64frombits(fromFloat32(b))
+	}
+	if len(vs)%2 == 1 && ctl>>4 != 0 {
+		return at, corrupt(at, "value %d: control nibble %d after the last value", i+len(vs)-1, ctl>>4)
 	}
 	return off, nil
 }

@@ -24,11 +24,13 @@ const (
 	kindRaw64 = 45 // float64 bits, 8 bytes little-endian each
 	kindRaw32 = 46 // float32 bits, 4 bytes little-endian each
 	kindXOR64 = 47 // float64 bits XOR the previous, byte-trimmed
-	kindXOR32 = 48 // float32 bits XOR the previous, byte-trimmed
+	kindXOR32 = 48 // float32 bits XOR the previous, byte-trimmed, 2 controls a byte
 	maxKind   = kindXOR32
 	// maxRunHeader is the longest run header: a length of at most
 	// MaxReadings and a kind need 26 bits, 4 varint bytes.
 	maxRunHeader = 4
+	// xorZero32 is the control nibble of a float32 XOR of 0.
+	xorZero32 = 15
 
 	// widthVarints is the width byte of timestamps whose residuals are
 	// plain varints rather than packed codes.
@@ -284,14 +286,23 @@ func unscale(n int64, e int) float64 {
 // scale is decimal.Scale over minExp…maxExp: the n with unscale(n, e)
 // == v bit for bit and |n| < 2^53, if there is one. NaN, ±Inf and −0
 // never scale.
+//
+// Before the exact test, which divides, a cheaper one rejects most
+// values that are not decimals at e: if v is the double nearest N ×
+// 10^e, v × 10^−e is within |N| × 2^−52 of N (two roundings), while
+// other values land anywhere between two integers.
 func scale(v float64, e int) (int64, bool) {
-	var f float64
+	var x float64
 	if e < 0 {
-		f = math.Round(v * pow10f[-e])
+		x = v * pow10f[-e]
 	} else {
-		f = math.Round(v / pow10f[e])
+		x = v / pow10f[e]
 	}
+	f := math.Round(x)
 	if !(f > -maxScaled && f < maxScaled) { // also NaN
+		return 0, false
+	}
+	if math.Abs(x-f) > math.Abs(f)*0x1p-51 {
 		return 0, false
 	}
 	n := int64(f)
@@ -363,6 +374,11 @@ func maxExpOf(v float64, lo, hi int) (int, bool) {
 	return a, true
 }
 
+func scalableAt(v float64, e int) bool {
+	_, ok := scale(v, e)
+	return ok
+}
+
 // scalable reports whether v scales at some exponent in lo…hi.
 func scalable(v float64, lo, hi int) bool {
 	elo, ehi, ok := expRange(v, lo, hi)
@@ -397,18 +413,19 @@ func appendValues(dst []byte, vs []float64, o options) []byte {
 		return appendOneRun(dst, vs, lo, hi, o)
 	}
 	for i := 0; i < len(vs); {
-		e, ok := scaledStart(vs, i, lo, hi)
+		e, ok := scaledStart(vs, i, lo, hi, o, false, false)
 		if ok {
 			var j int
 			dst, j = appendScaledRun(dst, vs, i, e, lo, hi)
 			i = j
 			continue
 		}
-		j := i + 1
+		j, f32 := i+1, isFloat32(vs[i], o)
 		for j < len(vs) {
-			if _, ok := scaledStart(vs, j, lo, hi); ok {
+			if _, ok := scaledStart(vs, j, lo, hi, o, true, f32); ok {
 				break
 			}
+			f32 = f32 && isFloat32(vs[j], o)
 			j++
 		}
 		dst = appendRawRun(dst, vs[i:j], o)
@@ -418,32 +435,68 @@ func appendValues(dst []byte, vs []float64, o options) []byte {
 }
 
 // scaledStart returns the exponent of a scaled run starting at vs[i],
-// if one should: if vs[i] scales, to an integer shorter than the value
-// raw (4 bytes for a float32, else 8), or the value after it scales at
-// the same exponent to a delta shorter than that value raw.
-func scaledStart(vs []float64, i, lo, hi int) (int, bool) {
+// if one should. In a raw run (inRaw; f32, of float32s so far), if
+// vs[i] costs less scaled, with a run header and about two bytes for
+// the raw run to come back to (a header, and a XOR that starts again
+// from 0), than XORed in the raw run; or if it costs at most 4 bytes
+// more and the value after it scales at the same exponent to a delta a
+// byte shorter than its XOR, as the values of a long decimal do.
+// Elsewhere, if vs[i] scales to an integer shorter than its raw bits,
+// or the value after it to a delta shorter than its XOR with vs[i].
+func scaledStart(vs []float64, i, lo, hi int, o options, inRaw, f32 bool) (int, bool) {
 	e, ok := maxExpOf(vs[i], lo, hi)
 	if !ok {
 		return 0, false
 	}
 	n, _ := scale(vs[i], e)
-	if varintLen(n) < rawLen(vs[i]) {
-		return e, true
+	var n2 int64
+	next := i+1 < len(vs)
+	if next {
+		n2, next = scale(vs[i+1], e)
 	}
-	if i+1 < len(vs) {
-		if n2, ok := scale(vs[i+1], e); ok && varintLen(n2-n) < rawLen(vs[i+1]) {
+	if inRaw { // in half bytes
+		f32 = f32 && isFloat32(vs[i], o)
+		c, r := 2+2*varintLen(n), rawCost2(vs, i, o, true, f32)
+		if c+4 < r {
 			return e, true
 		}
+		return e, next && c <= r+8 && 2*varintLen(n2-n)+2 <= rawCost2(vs, i+1, o, true, f32 && isFloat32(vs[i+1], o))
+	}
+	f32 = isFloat32(vs[i], o)
+	if 2*varintLen(n) < rawCost2(vs, i, o, false, f32) ||
+		next && 2*varintLen(n2-n) < rawCost2(vs, i+1, o, true, f32 && isFloat32(vs[i+1], o)) {
+		return e, true
 	}
 	return 0, false
 }
 
-// rawLen is the bytes of v in a raw run, unXORed.
-func rawLen(v float64) int {
-	if _, ok := toFloat32(v); ok {
-		return 4
+// isFloat32 reports whether v is exactly a float32, and the options let
+// raw runs of float32s be written.
+func isFloat32(v float64, o options) bool {
+	_, ok := toFloat32(v)
+	return ok && !o.noFloat32
+}
+
+// rawCost2 is about what vs[i] costs in a raw run of float32s (f32: it
+// and the value before are float32s) or of float64s, in half bytes: its
+// bits, or with xor its XOR with the value before if that takes fewer
+// (float32 XORs have half a byte of control, float64 XORs a byte).
+func rawCost2(vs []float64, i int, o options, xor, f32 bool) int {
+	xor = xor && i > 0 && !o.noXOR
+	if f32 {
+		if !xor {
+			return 8
+		}
+		b, _ := toFloat32(vs[i])
+		p, _ := toFloat32(vs[i-1])
+		m, _ := xorTrim(uint64(b^p), 4)
+		return min(8, 1+2*m)
 	}
-	return 8
+	if !xor {
+		return 16
+	}
+	m, _ := xorTrim(math.Float64bits(vs[i])^math.Float64bits(vs[i-1]), 8)
+	return min(16, 2+2*m)
 }
 
 // appendOneRun appends all the values as one run: scaled at the largest
@@ -491,7 +544,7 @@ func appendScaledRun(dst []byte, vs []float64, i, e, lo, hi int) ([]byte, int) {
 		if x, ok := scale(v, e); ok {
 			d := x - prev
 			l := varintLen(d)
-			if l >= 3 && e < hi {
+			if l >= 3 && e < hi && scalableAt(v, e+1) {
 				// An expensive delta: a run at a coarser exponent
 				// may take v for less.
 				if e2, ok := maxExpOf(v, e+1, hi); ok {
@@ -592,15 +645,42 @@ func appendRawRun(dst []byte, vs []float64, o options) []byte {
 		var prev uint64
 		for _, v := range vs {
 			b := math.Float64bits(v)
-			dst = appendXOR(dst, b^prev, 8)
+			dst = appendXOR(dst, b^prev)
 			prev = b
 		}
 	case kindXOR32:
-		var prev uint32
-		for _, v := range vs {
-			b, _ := toFloat32(v)
-			dst = appendXOR(dst, uint64(b^prev), 4)
-			prev = b
+		dst = appendXOR32(dst, vs)
+	}
+	return dst
+}
+
+// appendXOR32 appends float32 values XORed, in pairs: a control byte,
+// the low nibble the first value's and the high one the second's, then
+// the first's bytes and the second's. A control nibble is t<<2 | (m−1)
+// for m ≥ 1 bytes from byte t, or xorZero32 for a XOR of 0; after an
+// odd last value, the high nibble is 0.
+func appendXOR32(dst []byte, vs []float64) []byte {
+	var prev uint32
+	ctl := 0
+	for j, v := range vs {
+		b, _ := toFloat32(v)
+		x := uint64(b ^ prev)
+		prev = b
+		m, t := xorTrim(x, 4)
+		c := byte(xorZero32)
+		if m > 0 {
+			c = byte(t<<2 | (m - 1))
+		}
+		if j%2 == 0 {
+			ctl = len(dst)
+			dst = append(dst, c)
+		} else {
+			dst[ctl] |= c << 4
+		}
+		x >>= 8 * t
+		for range m {
+			dst = append(dst, byte(x))
+			x >>= 8
 		}
 	}
 	return dst
@@ -616,10 +696,10 @@ func xorTrim(x uint64, size int) (m, t int) {
 	return 8 - bits.LeadingZeros64(x)/8 - t, t
 }
 
-// appendXOR appends x, a word of size bytes: its control byte t<<4 | m
-// and its m bytes, little-endian, from byte t.
-func appendXOR(dst []byte, x uint64, size int) []byte {
-	m, t := xorTrim(x, size)
+// appendXOR appends x, a float64's bits XOR the previous: its control
+// byte t<<4 | m and its m bytes, little-endian, from byte t.
+func appendXOR(dst []byte, x uint64) []byte {
+	m, t := xorTrim(x, 8)
 	dst = append(dst, byte(t<<4|m))
 	x >>= 8 * t
 	for range m {
@@ -643,7 +723,7 @@ func xorCost64(vs []float64) int {
 
 func xorCost32(vs []float64) int {
 	var prev uint32
-	size := len(vs)
+	size := (len(vs) + 1) / 2
 	for _, v := range vs {
 		b, _ := toFloat32(v)
 		m, _ := xorTrim(uint64(b^prev), 4)

@@ -3,6 +3,7 @@ package chunk
 import (
 	"bufio"
 	"fmt"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -154,4 +155,91 @@ func TestOccupancy(t *testing.T) {
 		t.Log(line + fmt.Sprintf("(%.2f)", float64(allTS)/float64(readings)))
 		t.Log(withRows)
 	}
+}
+
+// TestOccupancyFloat32 is TestOccupancy for the recordings as a gateway
+// reading float32 registers would send them, float64(float32(v)): no
+// short decimals left, what the raw kinds are for. It also sets format
+// 2's byte-aligned XOR beside Gorilla's bit-aligned one (as estimated
+// by gorillaBits) on the values alone, all in one run.
+func TestOccupancyFloat32(t *testing.T) {
+	for _, size := range []int{60, 1440} {
+		t.Logf("float32 values, chunks of %d readings, bytes a reading:", size)
+		head := fmt.Sprintf("%-14s %6s", "metric", "v1")
+		for _, l := range levers {
+			head += fmt.Sprintf(" %7s", l.name)
+		}
+		t.Log(head + "   values alone: XOR32 bytes, XOR32 Gorilla bits")
+		for _, r := range occupancy(t) {
+			vs32 := make([]float64, len(r.values))
+			for i, v := range r.values {
+				vs32[i] = float64(float32(v))
+			}
+			sizes := make([]int, 1+len(levers))
+			var xorBytes, gorilla int
+			for lo := 0; lo < len(r.ts); lo += size {
+				hi := min(lo+size, len(r.ts))
+				ts, vs := r.ts[lo:hi], vs32[lo:hi]
+				p, err := appendV1(nil, ts, vs, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sizes[0] += len(p)
+				for i, l := range levers {
+					p, err := appendChunk(nil, ts, vs, nil, l.o)
+					if err != nil {
+						t.Fatal(err)
+					}
+					dts, dvs, dq, err := Decode(p, nil, nil, nil)
+					if err != nil || !same(dts, dvs, dq, ts, vs, nil) {
+						t.Fatalf("%s %s: the readings did not come back: %v", r.metric, l.name, err)
+					}
+					sizes[1+i] += len(p)
+				}
+				words := make([]uint64, len(vs))
+				for i, v := range vs {
+					b, _ := toFloat32(v)
+					words[i] = uint64(b)
+				}
+				xorBytes += xorCost32(vs)
+				gorilla += (gorillaBits(words, 32) + 7) / 8
+			}
+			line := fmt.Sprintf("%-14s", r.metric)
+			for _, s := range sizes {
+				line += fmt.Sprintf(" %6.2f ", float64(s)/float64(len(r.ts)))
+			}
+			t.Log(line + fmt.Sprintf("  %6.2f %6.2f", float64(xorBytes)/float64(len(r.ts)), float64(gorilla)/float64(len(r.ts))))
+		}
+	}
+}
+
+// gorillaBits is the size in bits of words (of width 32 or 64) in
+// Gorilla's XOR encoding (Pelkonen et al., 2015): the first word whole,
+// then for each the XOR with the one before: 0 as one bit; else two
+// bits, and either the meaningful bits within the window of the XOR
+// before, or 5 bits of leading zeros (at most 31), 6 (or 5) of length
+// and the meaningful bits.
+func gorillaBits(words []uint64, width int) int {
+	lenBits := 6
+	if width == 32 {
+		lenBits = 5
+	}
+	n := width
+	lead, trail := -1, -1
+	for i := 1; i < len(words); i++ {
+		x := words[i] ^ words[i-1]
+		if x == 0 {
+			n++
+			continue
+		}
+		l := min(bits.LeadingZeros64(x)-(64-width), 31)
+		tr := bits.TrailingZeros64(x)
+		if lead >= 0 && l >= lead && tr >= trail {
+			n += 2 + width - lead - trail
+			continue
+		}
+		lead, trail = l, tr
+		n += 2 + 5 + lenBits + width - l - tr
+	}
+	return n
 }

@@ -53,7 +53,7 @@ DECLARE
 	sz int;
 	kind int;       -- the kind of a run of values: 0 to 44 scaled at
 	                -- 10^(kind-22), 45 and 46 raw float64 and float32,
-	                -- 47 and 48 the same XORed with the previous
+	                -- 47 and 48 the same XORed with the value before
 	rl int;         -- the length of the run
 	e int;
 	p10 float8;
@@ -62,6 +62,7 @@ DECLARE
 	xb bigint;      -- the bits the XOR of a run has reached
 	m int;
 	tz int;
+	cb int;         -- the control byte of a pair of float32 XORs
 	ex int;
 	neg boolean;
 	v float8;
@@ -109,8 +110,8 @@ BEGIN
 	IF k > 9 THEN
 		RAISE EXCEPTION 'outpost_chunk_unpack: corrupt: byte %: timestamps in units of 10^% ns, want at most 10^9', pos - 1, k USING ERRCODE = '22P03';
 	END IF;
-	-- Format 1 takes two bytes a reading at least, format 2 one.
-	IF ver = 1 AND n > (len - pos - 2) / 2 OR ver = 2 AND n > len - pos - 3 THEN
+	-- Format 1 takes two bytes a reading at least, format 2 half a byte.
+	IF ver = 1 AND n > (len - pos - 2) / 2 OR ver = 2 AND n > 2 * (len - pos - 3) THEN
 		RAISE EXCEPTION 'outpost_chunk_unpack: corrupt: byte %: % readings in % bytes', pos, n, len - pos USING ERRCODE = '22P03';
 	END IF;
 	FOR j IN 1..k LOOP
@@ -356,7 +357,7 @@ BEGIN
 						| (get_byte(buf, pos + 2)::bigint << 16)
 						| (get_byte(buf, pos + 3)::bigint << 24);
 					pos := pos + 4;
-				ELSE
+				ELSIF kind = 47 THEN
 					-- a control byte tz << 4 | m, then m bytes of the
 					-- XOR, little-endian, from its byte tz
 					IF pos >= len THEN
@@ -364,9 +365,8 @@ BEGIN
 					END IF;
 					b := get_byte(buf, pos);
 					m := b & 15; tz := b >> 4;
-					sz := CASE kind WHEN 47 THEN 8 ELSE 4 END;
-					IF m + tz > sz THEN
-						RAISE EXCEPTION 'outpost_chunk_unpack: corrupt: byte %: value %: % bytes from byte % of %', pos, j - 1, m, tz, sz USING ERRCODE = '22P03';
+					IF m + tz > 8 THEN
+						RAISE EXCEPTION 'outpost_chunk_unpack: corrupt: byte %: value %: % bytes from byte % of 8', pos, j - 1, m, tz USING ERRCODE = '22P03';
 					END IF;
 					IF len - pos - 1 < m THEN
 						RAISE EXCEPTION 'outpost_chunk_unpack: corrupt: byte %: value %: truncated', pos, j - 1 USING ERRCODE = '22P03';
@@ -379,6 +379,37 @@ BEGIN
 						xb := xb # (x << (8 * tz));
 					END IF;
 					pos := pos + 1 + m;
+					bits := xb;
+				ELSE
+					-- a control byte a pair of values, the low nibble
+					-- the first's: 15 for a XOR of 0, else tz << 2 |
+					-- (m - 1); then m bytes of each XOR, from byte tz
+					IF (j - i) % 2 = 1 THEN
+						IF pos >= len THEN
+							RAISE EXCEPTION 'outpost_chunk_unpack: corrupt: byte %: value %: truncated', pos, j - 1 USING ERRCODE = '22P03';
+						END IF;
+						at := pos; cb := get_byte(buf, pos); pos := pos + 1;
+						b := cb & 15;
+					ELSE
+						b := cb >> 4;
+					END IF;
+					IF b = 15 THEN
+						m := 0; tz := 0;
+					ELSE
+						m := (b & 3) + 1; tz := b >> 2;
+						IF m + tz > 4 THEN
+							RAISE EXCEPTION 'outpost_chunk_unpack: corrupt: byte %: value %: % bytes from byte % of 4', at, j - 1, m, tz USING ERRCODE = '22P03';
+						END IF;
+					END IF;
+					IF len - pos < m THEN
+						RAISE EXCEPTION 'outpost_chunk_unpack: corrupt: byte %: value %: truncated', pos, j - 1 USING ERRCODE = '22P03';
+					END IF;
+					x := 0;
+					FOR q IN REVERSE m - 1..0 LOOP
+						x := (x << 8) | get_byte(buf, pos + q);
+					END LOOP;
+					xb := xb # (x << (8 * tz));
+					pos := pos + m;
 					bits := xb;
 				END IF;
 				IF kind = 46 OR kind = 48 THEN
@@ -430,6 +461,9 @@ BEGIN
 				END IF;
 				vs[j] := v;
 			END LOOP;
+			IF kind = 48 AND rl % 2 = 1 AND cb >> 4 <> 0 THEN
+				RAISE EXCEPTION 'outpost_chunk_unpack: corrupt: byte %: value %: control nibble % after the last value', at, i + rl - 1, cb >> 4 USING ERRCODE = '22P03';
+			END IF;
 		END IF;
 		i := i + rl;
 	END LOOP;

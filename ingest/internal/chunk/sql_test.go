@@ -275,22 +275,20 @@ func rawChunk(kind int, vs []float64) []byte {
 	p := appendHeader(nil, len(vs), 9)
 	p = appendTimes(p, nsTimes{regular(len(vs), t0, 1e9), 9}, len(vs), 9, options{})
 	p = appendRunHeader(p, len(vs), kind)
+	if kind == kindXOR32 {
+		return append(appendXOR32(p, vs), qualityGood)
+	}
 	var prev uint64
 	for _, v := range vs {
 		b := math.Float64bits(v)
-		if kind == kindRaw32 || kind == kindXOR32 {
-			b32, _ := toFloat32(v)
-			b = uint64(b32)
-		}
 		switch kind {
 		case kindRaw64:
 			p = binary.LittleEndian.AppendUint64(p, b)
 		case kindRaw32:
-			p = binary.LittleEndian.AppendUint32(p, uint32(b))
+			b32, _ := toFloat32(v)
+			p = binary.LittleEndian.AppendUint32(p, b32)
 		case kindXOR64:
-			p = appendXOR(p, b^prev, 8)
-		case kindXOR32:
-			p = appendXOR(p, b^prev, 4)
+			p = appendXOR(p, b^prev)
 		}
 		prev = b
 	}
@@ -371,47 +369,53 @@ func TestUnpackSQLRejects(t *testing.T) {
 	}
 }
 
-// BenchmarkUnpackSQL times outpost_chunk_unpack on 3600-reading chunks:
-// passed as a parameter, and read from a table where PostgreSQL stores
-// them compressed (TOAST), as a view over chunks would.
+// BenchmarkUnpackSQL times outpost_chunk_unpack on 3600-reading chunks
+// of both formats: passed as a parameter, and read from a table where
+// PostgreSQL stores them compressed (TOAST), as a view over chunks
+// would.
 func BenchmarkUnpackSQL(b *testing.B) {
 	c := pgConn(b)
 	ctx := context.Background()
 	if _, err := c.Exec(ctx, `CREATE TABLE chunks (name text PRIMARY KEY, data bytea)`); err != nil {
 		b.Fatal(err)
 	}
-	for _, s := range benchSets(b) {
-		if s.name != "occupancy-temperature" && s.name != "sine-2dec-1Hz" && s.name != "raw-jitter-1kHz" {
-			continue
-		}
-		const n = 3600
-		p, err := Append(nil, s.ts[:n], s.values[:n], nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := c.Exec(ctx, `INSERT INTO chunks VALUES ($1, $2)`, s.name, p); err != nil {
-			b.Fatal(err)
-		}
-		for _, q := range []struct{ how, sql, arg string }{
-			{"param", `SELECT count(*) FROM outpost_chunk_unpack($1)`, ""},
-			{"table", `SELECT count(*) FROM chunks c, outpost_chunk_unpack(c.data) WHERE c.name = $1`, s.name},
-		} {
-			b.Run(s.name+"/"+q.how, func(b *testing.B) {
-				var arg any = p
-				if q.arg != "" {
-					arg = q.arg
-				}
-				for b.Loop() {
-					var got int
-					if err := c.QueryRow(ctx, q.sql, arg).Scan(&got); err != nil {
-						b.Fatal(err)
+	for _, f := range formats {
+		for _, s := range benchSets(b) {
+			switch s.name {
+			case "occupancy-temperature", "occupancy-co2", "occupancy-humidity_ratio", "sine-2dec-1Hz", "float32-1Hz", "raw-jitter-1kHz":
+			default:
+				continue
+			}
+			const n = 3600
+			p, err := f.append(nil, s.ts[:n], s.values[:n], nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			name := f.name + "/" + s.name
+			if _, err := c.Exec(ctx, `INSERT INTO chunks VALUES ($1, $2)`, name, p); err != nil {
+				b.Fatal(err)
+			}
+			for _, q := range []struct{ how, sql, arg string }{
+				{"param", `SELECT count(*) FROM outpost_chunk_unpack($1)`, ""},
+				{"table", `SELECT count(*) FROM chunks c, outpost_chunk_unpack(c.data) WHERE c.name = $1`, name},
+			} {
+				b.Run(name+"/"+q.how, func(b *testing.B) {
+					var arg any = p
+					if q.arg != "" {
+						arg = q.arg
 					}
-					if got != n {
-						b.Fatalf("%d rows, want %d", got, n)
+					for b.Loop() {
+						var got int
+						if err := c.QueryRow(ctx, q.sql, arg).Scan(&got); err != nil {
+							b.Fatal(err)
+						}
+						if got != n {
+							b.Fatalf("%d rows, want %d", got, n)
+						}
 					}
-				}
-				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "readings/s")
-			})
+					b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "readings/s")
+				})
+			}
 		}
 	}
 }
