@@ -8,17 +8,18 @@ import (
 	"github.com/outposthq/outpost/internal/decimal"
 )
 
-// Decode appends the readings of the chunk p to ts, values and quality
-// and returns the three slices. Quality follows outpost.Series: it stays
+// Decode appends the readings of the chunk p, of format 1 or 2, to ts,
+// values and quality and returns the three slices. Quality follows outpost.Series: it stays
 // empty while every reading decoded into these slices is good, and is
 // otherwise one byte per timestamp, so when p has a reading that is not
 // good and quality is shorter than ts, quality is first padded with
 // zeros to the length of ts. A quality longer than ts is refused.
 //
 // The count of readings is checked against the bytes left before
-// anything is allocated (each reading takes at least two), so a short
-// hostile input cannot make Decode allocate much; with room in the
-// slices Decode allocates nothing. On error it returns the slices it
+// anything is allocated (each reading takes at least two bytes in
+// format 1, half a byte in format 2), so a hostile input cannot make
+// Decode allocate more than 17 bytes a reading, some 34 bytes a byte of
+// p; with room in the slices Decode allocates nothing. On error it returns the slices it
 // was given (what lies past their lengths may have been written), and
 // an error that wraps ErrCorrupt unless the slices were at fault.
 func Decode(p []byte, ts []int64, values []float64, quality []byte) ([]int64, []float64, []byte, error) {

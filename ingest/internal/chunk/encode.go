@@ -434,40 +434,54 @@ func appendValues(dst []byte, vs []float64, o options) []byte {
 	return dst
 }
 
+// lookahead is how many values after a possible start of a scaled run
+// scaledStart weighs, scaled and raw.
+const lookahead = 4
+
 // scaledStart returns the exponent of a scaled run starting at vs[i],
-// if one should. In a raw run (inRaw; f32, of float32s so far), if
-// vs[i] costs less scaled, with a run header and about two bytes for
-// the raw run to come back to (a header, and a XOR that starts again
-// from 0), than XORed in the raw run; or if it costs at most 4 bytes
-// more and the value after it scales at the same exponent to a delta a
-// byte shorter than its XOR, as the values of a long decimal do.
-// Elsewhere, if vs[i] scales to an integer shorter than its raw bits,
-// or the value after it to a delta shorter than its XOR with vs[i].
+// if one should: vs[i] scales, and costs less scaled than raw, alone or
+// with the lookahead values after it when they all scale at the same
+// exponent (as the values of a long decimal do, whose first integer
+// can cost more than its bits while each delta costs less than a XOR).
+// Raw is the bits (4 bytes a float32, 8 a float64), XORed with the
+// value before after the first. In a raw run (inRaw; f32, of float32s
+// so far) vs[i] is XORed too, and a scaled run costs a run header and
+// about two bytes more: the raw run after it starts again, with a
+// header and a XOR from 0.
 func scaledStart(vs []float64, i, lo, hi int, o options, inRaw, f32 bool) (int, bool) {
 	e, ok := maxExpOf(vs[i], lo, hi)
 	if !ok {
 		return 0, false
 	}
 	n, _ := scale(vs[i], e)
-	var n2 int64
-	next := i+1 < len(vs)
-	if next {
-		n2, next = scale(vs[i+1], e)
+	// In half bytes.
+	c := 2 * varintLen(n)
+	f32 = isFloat32(vs[i], o) && (f32 || !inRaw)
+	r := rawCost2(vs, i, o, inRaw, f32)
+	if inRaw {
+		c += 2 + 4
 	}
-	if inRaw { // in half bytes
-		f32 = f32 && isFloat32(vs[i], o)
-		c, r := 2+2*varintLen(n), rawCost2(vs, i, o, true, f32)
-		if c+4 < r {
-			return e, true
-		}
-		return e, next && c <= r+8 && 2*varintLen(n2-n)+2 <= rawCost2(vs, i+1, o, true, f32 && isFloat32(vs[i+1], o))
-	}
-	f32 = isFloat32(vs[i], o)
-	if 2*varintLen(n) < rawCost2(vs, i, o, false, f32) ||
-		next && 2*varintLen(n2-n) < rawCost2(vs, i+1, o, true, f32 && isFloat32(vs[i+1], o)) {
+	if c < r {
 		return e, true
 	}
-	return 0, false
+	end := min(i+1+lookahead, len(vs))
+	if end == i+1 {
+		return 0, false
+	}
+	prev := n
+	for j := i + 1; j < end; j++ {
+		x, ok := scale(vs[j], e)
+		if !ok {
+			return 0, false
+		}
+		f32 = f32 && isFloat32(vs[j], o)
+		c, r = c+2*varintLen(x-prev), r+rawCost2(vs, j, o, true, f32)
+		if c > r+16 {
+			return 0, false
+		}
+		prev = x
+	}
+	return e, c < r
 }
 
 // isFloat32 reports whether v is exactly a float32, and the options let

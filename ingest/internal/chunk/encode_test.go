@@ -3,6 +3,7 @@ package chunk
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -72,5 +73,58 @@ func TestFloat32(t *testing.T) {
 	}
 	if _, ok := toFloat32(0.1); ok {
 		t.Error("0.1 is a float32")
+	}
+}
+
+// What the writer picks for typical series: the runs of values and the
+// width of the timestamps' codes. The reader relies on none of it; the
+// bytes a reading do.
+func TestWriterChoices(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	nan := math.NaN()
+	noise := func(n int, f func(float64) float64) []float64 {
+		vs := make([]float64, n)
+		for i := range vs {
+			vs[i] = f(20 + rng.NormFloat64())
+		}
+		return vs
+	}
+	f32 := func(v float64) float64 { return float64(float32(v)) }
+	cases := []struct {
+		name string
+		ts   []int64
+		vs   []float64
+		runs []valueRun // bytes not compared
+		w    int
+	}{
+		{"decimals", regular(6, t0, 1e9), []float64{21.5, 21.25, 21, 22, 0, 21.75}, []valueRun{{6, expBias - 2, 0}}, 0},
+		{"an average among decimals", regular(5, t0, 60e9), []float64{426, 429.5, 433.666666666667, 426, 419},
+			[]valueRun{{2, expBias - 1, 0}, {1, kindRaw64, 0}, {2, expBias, 0}}, 0}, // its integer takes 8 bytes too
+		{"15 digits", regular(4, t0, 60e9), []float64{0.00479298817650529, 0.00478344094931065, 0.00477946352442199, 0.0047715088260817},
+			[]valueRun{{4, expBias - 17, 0}}, 0},
+		{"NaN, then decimals", regular(4, t0, 1e9), []float64{nan, 1.5, 1.5, 2}, []valueRun{{1, kindRaw64, 0}, {3, expBias - 1, 0}}, 0},
+		{"float64 noise", regular(100, t0, 1e9), noise(100, func(v float64) float64 { return v }), []valueRun{{100, kindXOR64, 0}}, 0},
+		{"float32 noise", regular(100, t0, 1e9), noise(100, f32), []valueRun{{100, kindXOR32, 0}}, 0},
+		{"float32 and NaN", regular(3, t0, 1e9), []float64{f32(0.1), nan, f32(0.3)}, []valueRun{{3, kindRaw64, 0}}, 0},
+		{"jittered minutes", []int64{t0, t0 + 59e9, t0 + 120e9, t0 + 180e9, t0 + 241e9, t0 + 300e9}, make([]float64, 6), []valueRun{{6, maxExp + expBias, 0}}, 2},
+		{"a gap", append(regular(50, t0, 1e9), t0+3600e9), make([]float64, 51), []valueRun{{51, maxExp + expBias, 0}}, 1},
+		{"random", []int64{5, 1e18, 7, -3e17}, []float64{1, 2, 3, 4}, []valueRun{{4, expBias, 0}}, widthVarints},
+	}
+	for _, c := range cases {
+		p, err := Append(nil, c.ts, c.vs, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, runs, _ := runsOf(t, p)
+		for i := range runs {
+			runs[i].bytes = 0
+		}
+		if !slices.Equal(runs, c.runs) {
+			t.Errorf("%s: runs %v, want %v", c.name, runs, c.runs)
+		}
+		h, _ := header(p)
+		if r, _, err := newTimeReader(p, h); err != nil || r.w != c.w {
+			t.Errorf("%s: width %d, want %d (%v)", c.name, r.w, c.w, err)
+		}
 	}
 }
