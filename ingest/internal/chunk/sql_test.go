@@ -122,6 +122,56 @@ func TestUnpackSQL(t *testing.T) {
 	}
 }
 
+// Random series of mixed values (decimals of every exponent, float32s,
+// float64s, NaN, ±0, ±Inf), times and quality, in both formats: SQL
+// reads them as Decode does.
+func TestUnpackSQLRandom(t *testing.T) {
+	c := pgConn(t)
+	rng := rand.New(rand.NewPCG(9, 10))
+	for i := range 300 {
+		n := 1 + rng.IntN(60)
+		ts := make([]int64, n)
+		vs := make([]float64, n)
+		var q []byte
+		if rng.IntN(4) == 0 {
+			q = make([]byte, n)
+		}
+		step, t0 := []int64{1, 1e3, 1e9, 60e9}[rng.IntN(4)], rng.Int64N(1<<62)-1<<61
+		for j := range n {
+			ts[j] = t0 + int64(j)*step + rng.Int64N(3)*step/2
+			switch rng.IntN(7) {
+			case 0, 1:
+				e := rng.IntN(maxExp-minExp+1) + minExp
+				vs[j] = unscale(rng.Int64N(1<<rng.IntN(54)), e)
+			case 2:
+				vs[j] = float64(float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(20)-10))))
+			case 3:
+				vs[j] = rng.NormFloat64()
+			case 4:
+				vs[j] = []float64{math.NaN(), 0, math.Copysign(0, -1), math.Inf(1), math.Inf(-1)}[rng.IntN(5)]
+			default:
+				if j > 0 {
+					vs[j] = vs[j-1]
+				}
+			}
+			if q != nil {
+				q[j] = byte(rng.IntN(3))
+			}
+		}
+		for _, f := range formats {
+			p, err := f.append(nil, ts, vs, q)
+			if err != nil {
+				t.Fatalf("%d: %v", i, err)
+			}
+			gts, bits, gq, err := unpack(context.Background(), c, p)
+			if err != nil {
+				t.Fatalf("%d %s: % x: %v", i, f.name, p, err)
+			}
+			sameSQL(t, p, gts, bits, gq)
+		}
+	}
+}
+
 // Damaged chunks of both formats: SQL refuses what Decode refuses and
 // reads what it reads, the same. The damage is random but seeded: one
 // byte changed, inserted or removed, or the chunk cut short.
@@ -146,6 +196,16 @@ func TestUnpackSQLMutations(t *testing.T) {
 	for _, m := range malformedV2() {
 		if len(m.p) > 0 {
 			origs = append(origs, m.p)
+		}
+	}
+	// Every raw kind, short enough to be damaged often.
+	for _, rt := range roundTrips() {
+		if rt.name == "float32" || rt.name == "raw floats" {
+			for _, kind := range []int{kindRaw64, kindRaw32, kindXOR64, kindXOR32} {
+				if _, ok := toFloat32(rt.values[0]); ok || kind == kindRaw64 || kind == kindXOR64 {
+					origs = append(origs, rawChunk(kind, rt.values[:7]))
+				}
+			}
 		}
 	}
 	for _, orig := range origs {
