@@ -170,6 +170,8 @@ func TestOccupancyFloat32(t *testing.T) {
 			head += fmt.Sprintf(" %7s", l.name)
 		}
 		t.Log(head + "   values alone: XOR32 bytes, XOR32 Gorilla bits")
+		all := make([]int, 1+len(levers))
+		var allXOR, allGorilla, readings int
 		for _, r := range occupancy(t) {
 			vs32 := make([]float64, len(r.values))
 			for i, v := range r.values {
@@ -205,11 +207,18 @@ func TestOccupancyFloat32(t *testing.T) {
 				gorilla += (gorillaBits(words, 32) + 7) / 8
 			}
 			line := fmt.Sprintf("%-14s", r.metric)
-			for _, s := range sizes {
+			for i, s := range sizes {
 				line += fmt.Sprintf(" %6.2f ", float64(s)/float64(len(r.ts)))
+				all[i] += s
 			}
 			t.Log(line + fmt.Sprintf("  %6.2f %6.2f", float64(xorBytes)/float64(len(r.ts)), float64(gorilla)/float64(len(r.ts))))
+			allXOR, allGorilla, readings = allXOR+xorBytes, allGorilla+gorilla, readings+len(r.ts)
 		}
+		line := fmt.Sprintf("%-14s", "all")
+		for _, s := range all {
+			line += fmt.Sprintf(" %6.2f ", float64(s)/float64(readings))
+		}
+		t.Log(line + fmt.Sprintf("  %6.2f %6.2f", float64(allXOR)/float64(readings), float64(allGorilla)/float64(readings)))
 	}
 }
 
