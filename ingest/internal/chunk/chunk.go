@@ -128,9 +128,9 @@
 // cost model (see appendValues): a scaled run at the largest exponent
 // its first value needs, lowered for a later value that needs a smaller
 // one when that costs less than a run of its own; raw runs for values
-// that scale at no exponent or only to integers longer than their raw
-// bits, in whichever of the four kinds is shortest. A reader relies on
-// none of these choices.
+// that scale at no exponent, or whose integers and the next few deltas
+// cost more than their bits and XORs, in whichever of the four kinds is
+// shortest. A reader relies on none of these choices.
 package chunk
 
 import (

@@ -226,7 +226,7 @@ func checkRuns(t testing.TB, p []byte, vs []float64) {
 		if r.kind > 2*expBias {
 			f32 := true
 			for j := i; j < i+r.len; j++ {
-				if _, ok := scaledStart(vs, j, minExp, maxExp, options{}, j > i, f32); ok {
+				if _, ok := scaledStart(vs, j, minExp, maxExp, options{}, j > i, f32, maxExp); ok {
 					t.Fatalf("raw run (kind %d) at value %d holds value %d, %v, which starts a scaled run", r.kind, i, j, vs[j])
 				}
 				f32 = f32 && isFloat32(vs[j], options{})

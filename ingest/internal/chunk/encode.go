@@ -345,33 +345,63 @@ func floorDiv(a, b int64) int {
 }
 
 // maxExpOf returns the largest exponent in lo…hi at which v scales.
-// Two above the bottom of expRange, |N| < 2^50, where v × 10^−e rounds
-// to N exactly whenever v is a decimal at e: from there up, scaling is
-// monotone and a bisection finds the largest exponent. Below, where
-// that rounding can miss by one, each exponent is tried in turn.
 func maxExpOf(v float64, lo, hi int) (int, bool) {
 	elo, ehi, ok := expRange(v, lo, hi)
 	if !ok {
 		return 0, false
 	}
+	return maxExpIn(v, elo, ehi)
+}
+
+// maxExpNear is maxExpOf for a value whose largest exponent is likely
+// hint (a neighbour's): two scales settle it when it is.
+func maxExpNear(v float64, lo, hi, hint int) (int, bool) {
+	elo, ehi, ok := expRange(v, lo, hi)
+	if !ok {
+		return 0, false
+	}
+	if hint > elo+2 && hint <= ehi { // where scaling is monotone
+		if !scalableAt(v, hint) {
+			return maxExpIn(v, elo, hint-1)
+		}
+		if hint == ehi || !scalableAt(v, hint+1) {
+			return hint, true
+		}
+		return bisect(v, hint+1, ehi), true
+	}
+	return maxExpIn(v, elo, ehi)
+}
+
+// maxExpIn is maxExpOf within elo…ehi of expRange. Two above the
+// bottom, |N| < 2^50, where v × 10^−e rounds to N exactly whenever v is
+// a decimal at e: from there up, scaling is monotone and a bisection
+// finds the largest exponent. Below, where that rounding can miss by
+// one, each exponent is tried in turn.
+func maxExpIn(v float64, elo, ehi int) (int, bool) {
 	a := min(elo+2, ehi)
-	if _, ok := scale(v, a); !ok {
+	if !scalableAt(v, a) {
 		for e := a - 1; e >= elo; e-- {
-			if _, ok := scale(v, e); ok {
+			if scalableAt(v, e) {
 				return e, true
 			}
 		}
 		return 0, false
 	}
-	for a < ehi { // scales at a: the largest that does is in a…ehi
-		mid := (a + ehi + 1) / 2
-		if _, ok := scale(v, mid); ok {
+	return bisect(v, a, ehi), true
+}
+
+// bisect returns the largest exponent in a…b at which v scales, where
+// it scales at a and scaling is monotone.
+func bisect(v float64, a, b int) int {
+	for a < b {
+		mid := (a + b + 1) / 2
+		if scalableAt(v, mid) {
 			a = mid
 		} else {
-			ehi = mid - 1
+			b = mid - 1
 		}
 	}
-	return a, true
+	return a
 }
 
 func scalableAt(v float64, e int) bool {
@@ -412,17 +442,18 @@ func appendValues(dst []byte, vs []float64, o options) []byte {
 	if o.oneRun {
 		return appendOneRun(dst, vs, lo, hi, o)
 	}
+	last := hi // the exponent of the last scaled run
 	for i := 0; i < len(vs); {
-		e, ok := scaledStart(vs, i, lo, hi, o, false, false)
+		e, ok := scaledStart(vs, i, lo, hi, o, false, false, last)
 		if ok {
 			var j int
-			dst, j = appendScaledRun(dst, vs, i, e, lo, hi)
+			dst, j, last = appendScaledRun(dst, vs, i, e, lo, hi)
 			i = j
 			continue
 		}
 		j, f32 := i+1, isFloat32(vs[i], o)
 		for j < len(vs) {
-			if _, ok := scaledStart(vs, j, lo, hi, o, true, f32); ok {
+			if _, ok := scaledStart(vs, j, lo, hi, o, true, f32, last); ok {
 				break
 			}
 			f32 = f32 && isFloat32(vs[j], o)
@@ -448,8 +479,8 @@ const lookahead = 4
 // so far) vs[i] is XORed too, and a scaled run costs a run header and
 // about two bytes more: the raw run after it starts again, with a
 // header and a XOR from 0.
-func scaledStart(vs []float64, i, lo, hi int, o options, inRaw, f32 bool) (int, bool) {
-	e, ok := maxExpOf(vs[i], lo, hi)
+func scaledStart(vs []float64, i, lo, hi int, o options, inRaw, f32 bool, hint int) (int, bool) {
+	e, ok := maxExpNear(vs[i], lo, hi, hint)
 	if !ok {
 		return 0, false
 	}
@@ -544,8 +575,8 @@ func appendRunHeader(dst []byte, l, kind int) []byte {
 }
 
 // appendScaledRun appends the scaled run that starts with vs[i] at
-// exponent e, and returns the index after it.
-func appendScaledRun(dst []byte, vs []float64, i, e, lo, hi int) ([]byte, int) {
+// exponent e, and returns the index after it and its exponent.
+func appendScaledRun(dst []byte, vs []float64, i, e, lo, hi int) ([]byte, int, int) {
 	at := len(dst)
 	dst = append(dst, make([]byte, maxRunHeader)...) // room for the header
 	body := len(dst)
@@ -571,7 +602,7 @@ func appendScaledRun(dst []byte, vs []float64, i, e, lo, hi int) ([]byte, int) {
 			prev, cost = x, cost+l
 			continue
 		}
-		e2, ok := maxExpOf(v, lo, e-1)
+		e2, ok := maxExpNear(v, lo, e-1, e-1)
 		if !ok {
 			break // raw, or coarser than e but too large for it
 		}
@@ -602,7 +633,7 @@ func appendScaledRun(dst []byte, vs []float64, i, e, lo, hi int) ([]byte, int) {
 	hl := copy(h[:], appendRunHeader(h[:0], j-i, e+expBias))
 	copy(dst[at:], h[:hl])
 	n := copy(dst[at+hl:], dst[body:])
-	return dst[:at+hl+n], j
+	return dst[:at+hl+n], j, e
 }
 
 // runCost returns the bytes of the values scaled at e, the first whole

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// maxExpOf and scalable find by bisection what a search of every
+// maxExpOf, maxExpNear whatever its hint, and scalable find what a search of every
 // exponent finds, on decimals of every exponent and length, float32s,
 // raw floats and the special values, within every range of exponents.
 func TestMaxExpOf(t *testing.T) {
@@ -40,6 +40,11 @@ func TestMaxExpOf(t *testing.T) {
 			got, ok := maxExpOf(v, r[0], r[1])
 			if ok != wantOK || ok && got != want {
 				t.Errorf("maxExpOf(%v, %d, %d) = %d, %v; want %d, %v", v, r[0], r[1], got, ok, want, wantOK)
+			}
+			for hint := minExp - 1; hint <= maxExp+1; hint++ {
+				if got, ok := maxExpNear(v, r[0], r[1], hint); ok != wantOK || ok && got != want {
+					t.Fatalf("maxExpNear(%v, %d, %d, %d) = %d, %v; want %d, %v", v, r[0], r[1], hint, got, ok, want, wantOK)
+				}
 			}
 			if s := scalable(v, r[0], r[1]); s != wantOK {
 				t.Errorf("scalable(%v, %d, %d) = %v", v, r[0], r[1], s)
