@@ -86,7 +86,7 @@ func TestUnpackFunction(t *testing.T) {
 		{"null", nil, 0, ""},
 		{"empty", []byte{}, 0, "corrupt"},
 		{"truncated", p1[:len(p1)-1], 0, "corrupt"},
-		{"version 2", append([]byte{2}, p1[1:]...), 0, "corrupt"},
+		{"version 3", append([]byte{3}, p1[1:]...), 0, "corrupt"},
 		{"hostile count", []byte{1, 0xff, 0xff, 0x3f, 0}, 0, "corrupt"},
 		{"integer", 7, 0, "want a BLOB"},
 		{"real", 1.5, 0, "want a BLOB"},

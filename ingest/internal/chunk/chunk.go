@@ -5,6 +5,10 @@
 // payloads; UnpackSQL, which decodes the same bytes inside PostgreSQL,
 // gives its own NaN for any NaN).
 //
+// Append writes format 2. Decode and UnpackSQL read formats 1 and 2,
+// told apart by the first byte, so chunks stored by earlier releases
+// stay readable; nothing rewrites them.
+//
 // # Format, version 1
 //
 // Varints are LEB128 as encoding/binary writes them: a uvarint as
@@ -48,28 +52,108 @@
 // decimal.Exp does: the largest exponent at which every value is a
 // scaled integer exactly, else raw (NaN, ±Inf and −0 are always raw).
 // A reader relies on neither choice.
+//
+// # Format, version 2
+//
+// Varints as in format 1. Where format 1 has one exponent for all the
+// values, format 2 has runs of values, each of its own kind, so that one
+// odd value costs its own run rather than the chunk's; its timestamps
+// are residuals from a base delta, packed in a few bits each. In order,
+// with n readings:
+//
+//	byte     version       2
+//	uvarint  n             1 ≤ n ≤ MaxReadings
+//	byte     k             0 ≤ k ≤ 9: the timestamps below are in
+//	                       units of 10^k ns, T[i] = t[i] / 10^k
+//	varint   T[0]
+//	if n ≥ 2:
+//	varint   D             the base delta
+//	byte     w             the width of the codes: 0, 1, 2, 4 or 8
+//	                       bits, or 255 for none (varints instead)
+//	w < 255:
+//	bytes    codes         ⌈(n − 1) × w / 8⌉ bytes: the code c[i] of
+//	                       residual i, 1 ≤ i < n, is bits (i − 1) × w
+//	                       to i × w − 1, counting from bit 0 of the
+//	                       first byte, bit 0 the least significant
+//	                       (w divides 8: a code never straddles bytes).
+//	                       c[i] < 2^w − 1 is r[i] zigzag-encoded;
+//	                       c[i] = 2^w − 1 is an escape; w = 0, every
+//	                       r[i] is 0 and the codes take no bytes
+//	varint   r[i]          for each escape, in order of i
+//	w = 255:
+//	varint   r[i]          for each 1 ≤ i < n
+//	                       T[i] = T[i−1] + D + r[i]
+//	runs, until they hold n values; each:
+//	uvarint  h             (length − 1) << 6 | kind: 1 ≤ length ≤
+//	                       the values left, kind ≤ 48
+//	kind 0 … 44, scaled at e = kind − 22 (−22 ≤ e ≤ 22):
+//	varint   N[0]
+//	varint   N[j] − N[j−1] for each 1 ≤ j < length; |N[j]| < 2^53,
+//	                       and value = N[j] × 10^e, computed as
+//	                       float64(N[j]) / 10^−e when e < 0, else
+//	                       float64(N[j]) × 10^e: both operands are
+//	                       exact (10^22 is the largest power of ten a
+//	                       float64 holds), so it rounds once
+//	kind 45, float64:
+//	8 bytes  bits[j]       IEEE 754 bits, little-endian, each value
+//	kind 46, float32:
+//	4 bytes  bits[j]       float32 bits, little-endian, each value,
+//	                       widened to float64 exactly (a NaN keeps its
+//	                       sign and payload, shifted up 29 bits)
+//	kind 47, float64 bits XORed with the value before:
+//	byte     c             for each value, t << 4 | m, m + t ≤ 8
+//	m bytes  x             bits[j] = bits[j−1] XOR (x << 8t), x
+//	                       little-endian; bits[−1] = 0 (each run
+//	                       starts again); m = 0 repeats the value
+//	kind 48, float32 bits XORed, two control nibbles a byte:
+//	byte     c             for each pair of values, and the last
+//	                       value alone (its high nibble 0); the low
+//	                       nibble the first value's, the high one the
+//	                       second's: 15, a XOR of 0 (m = 0), else
+//	                       t << 2 | (m − 1) with m + t ≤ 4
+//	m bytes  x             the first value's XOR, then the second's,
+//	                       as for kind 47, on 32 bits
+//	byte     quality       as in format 1, and nothing follows
+//
+// Timestamps are int64 unix ns, in any order. The running sums (D +
+// r[i], T[i]) and each t[i] = T[i] × 10^k stay within int64: a reader
+// refuses a chunk where one does not, and a writer refuses readings
+// whose deltas, in units, leave int64. A chunk takes at least 3 + n/2
+// bytes after k (each value half a byte at least, a float32 XOR of 0),
+// which a reader checks before it allocates for n readings.
+//
+// A writer picks k as in format 1; D, the delta more than half of the
+// deltas equal (else their mean, or 0, whichever is cheaper) and w, the
+// width that costs least with the escapes. Its runs are greedy, with a
+// cost model (see appendValues): a scaled run at the largest exponent
+// its first value needs, lowered for a later value that needs a smaller
+// one when that costs less than a run of its own; raw runs for values
+// that scale at no exponent, or whose integers and the next few deltas
+// cost more than their bits and XORs, in whichever of the four kinds is
+// shortest. A reader relies on none of these choices.
 package chunk
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/outposthq/outpost"
-	"github.com/outposthq/outpost/internal/decimal"
 )
 
 const (
-	// Version is the format version the encoders write and Decode reads.
-	Version = 1
+	// Version is the format version Append writes. Decode reads it and
+	// format 1.
+	Version = 2
+	// version1 is the first format, which Decode still reads.
+	version1 = 1
 	// MaxReadings is the most readings one chunk holds.
 	MaxReadings = 1 << 20
 )
 
 // ErrCorrupt is wrapped by every error of Decode, Len and TimeRange that
-// comes from the bytes themselves: not a chunk, not this version, or
-// damaged. The message says what is wrong and at which byte.
+// comes from the bytes themselves: not a chunk, not a version Decode
+// reads, or damaged. The message says what is wrong and at which byte.
 var ErrCorrupt = errors.New("chunk: corrupt")
 
 // Quality modes (the byte after the values).
@@ -85,17 +169,21 @@ const maxTSExp = 9
 
 var pow10 = [...]int64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
 
-// Append appends the chunk of the readings to dst and returns it. ts are
-// absolute unix ns, in any order; values has one value per timestamp;
-// quality is empty when every reading is good, else one byte per reading,
-// each 0 (good), 1 (uncertain) or 2 (bad). It refuses (and returns dst
-// unchanged) no readings, more than MaxReadings, columns of different
-// lengths, a quality byte over 2, and timestamps whose deltas or deltas
-// of deltas, in the chunk's units, overflow int64.
+// Append appends the chunk of the readings to dst, in format 2, and
+// returns it. ts are absolute unix ns, in any order; values has one
+// value per timestamp; quality is empty when every reading is good,
+// else one byte per reading, each 0 (good), 1 (uncertain) or 2 (bad).
+// It refuses (and returns dst unchanged) no readings, more than
+// MaxReadings, columns of different lengths, a quality byte over 2, and
+// timestamps whose deltas, in the chunk's units, overflow int64.
 //
 // Append allocates nothing when dst has room: a chunk of n readings
 // takes at most MaxLen(n) bytes.
 func Append(dst []byte, ts []int64, values []float64, quality []byte) ([]byte, error) {
+	return appendChunk(dst, ts, values, quality, options{})
+}
+
+func appendChunk(dst []byte, ts []int64, values []float64, quality []byte, o options) ([]byte, error) {
 	if len(ts) == 0 {
 		return dst, errors.New("chunk: no readings")
 	}
@@ -103,11 +191,20 @@ func Append(dst []byte, ts []int64, values []float64, quality []byte) ([]byte, e
 		return dst, err
 	}
 	k := tsExp(maxTSExp, ts)
-	p, err := appendTimes(appendHeader(dst, len(ts), k), ts, k)
-	if err != nil {
-		return dst, err // as it was: p may have grown into a new array
+	fit := true
+	for i := 1; i < len(ts) && fit; i++ {
+		_, fit = sub64(ts[i], ts[i-1])
 	}
-	return appendRest(p, values, quality), nil
+	p := appendHeader(dst, len(ts), k)
+	switch {
+	case fit:
+		p = appendTimes(p, nsTimes{ts, k}, len(ts), k, o)
+	case k > 0: // in units, where |t| < 2^63/10 and no delta overflows
+		p = appendTimes(p, unitTimes{ts, k}, len(ts), k, o)
+	default:
+		return dst, errDeltaOverflow
+	}
+	return appendRest(p, values, quality, o), nil
 }
 
 // AppendDeltas is Append for timestamps in the wire's delta form
@@ -115,7 +212,7 @@ func Append(dst []byte, ts []int64, values []float64, quality []byte) ([]byte, e
 // deltas[i], for i ≥ 1, the difference to the reading before; deltas[0]
 // is not read, so a window lo:hi of a series' TS can be passed with the
 // absolute time of reading lo. It also refuses timestamps whose running
-// sum leaves int64.
+// sum leaves int64. It writes the bytes Append writes.
 func AppendDeltas(dst []byte, t0 int64, deltas []int64, values []float64, quality []byte) ([]byte, error) {
 	if len(deltas) == 0 {
 		return dst, errors.New("chunk: no readings")
@@ -123,12 +220,17 @@ func AppendDeltas(dst []byte, t0 int64, deltas []int64, values []float64, qualit
 	if err := checkColumns(len(deltas), len(values), quality); err != nil {
 		return dst, err
 	}
-	k := tsExp(tsExp(maxTSExp, []int64{t0}), deltas[1:])
-	p, err := appendDeltaTimes(appendHeader(dst, len(deltas), k), t0, deltas, k)
-	if err != nil {
-		return dst, err // as it was: p may have grown into a new array
+	t := t0
+	for _, d := range deltas[1:] {
+		var ok bool
+		if t, ok = add64(t, d); !ok {
+			return dst, errSumOverflow
+		}
 	}
-	return appendRest(p, values, quality), nil
+	k := tsExp(tsExp(maxTSExp, []int64{t0}), deltas[1:])
+	p := appendHeader(dst, len(deltas), k)
+	p = appendTimes(p, deltaTimes{t0, deltas, k}, len(deltas), k, options{})
+	return appendRest(p, values, quality, options{}), nil
 }
 
 // AppendSeries appends the chunk of readings lo to hi (exclusive) of s.
@@ -159,11 +261,12 @@ func AppendSeries(dst []byte, s *outpost.Series, lo, hi int) ([]byte, error) {
 	return AppendDeltas(dst, t0, s.TS[lo:hi], s.Values[lo:hi], q)
 }
 
-// MaxLen is the most bytes a chunk of n readings takes: the header, 10
-// bytes a timestamp and a value, and 11 a quality run.
+// MaxLen is the most bytes a chunk of n readings takes, in either
+// format: the header, 11 bytes a timestamp (a packed code and its
+// escape), 14 a value (a run header and a varint), and 11 a quality run.
 func MaxLen(n int) int {
-	return 1 + binary.MaxVarintLen64 + 1 + n*binary.MaxVarintLen64 + 1 + n*binary.MaxVarintLen64 +
-		1 + binary.MaxVarintLen64 + n*(binary.MaxVarintLen64+1)
+	return 1 + binary.MaxVarintLen64 + 1 + 3*binary.MaxVarintLen64 + 1 + n*(binary.MaxVarintLen64+1) +
+		n*(maxRunHeader+binary.MaxVarintLen64) + 1 + binary.MaxVarintLen64 + n*(binary.MaxVarintLen64+1)
 }
 
 // checkColumns checks the lengths of the columns of n readings, and the
@@ -185,89 +288,10 @@ func checkColumns(n, values int, quality []byte) error {
 	return nil
 }
 
-func appendHeader(dst []byte, n, k int) []byte {
-	dst = append(dst, Version)
-	dst = binary.AppendUvarint(dst, uint64(n))
-	return append(dst, byte(k))
-}
-
-// appendRest appends the values and quality sections.
-func appendRest(dst []byte, values []float64, quality []byte) []byte {
-	dst = appendValues(dst, values)
-	return appendQuality(dst, quality)
-}
-
-// appendTimes appends the timestamps section of absolute timestamps ts,
-// every one a multiple of 10^k. It works in ns, where a delta of deltas
-// is a multiple of 10^k that needs dividing only when it is not zero;
-// where ns overflow, in units, where only k = 0 can.
-func appendTimes(dst []byte, ts []int64, k int) ([]byte, error) {
-	u := pow10[k]
-	mark := len(dst)
-	dst = binary.AppendVarint(dst, ts[0]/u)
-	var prev int64 // the delta before, in ns; 0 makes the first dd t1 − t0
-	for i := 1; i < len(ts); i++ {
-		d, ok := sub64(ts[i], ts[i-1])
-		dd, ok2 := sub64(d, prev)
-		if !ok || !ok2 {
-			return appendTimesUnits(dst[:mark], ts, k)
-		}
-		prev = d
-		if dd != 0 && u != 1 {
-			dd /= u
-		}
-		dst = binary.AppendVarint(dst, dd)
-	}
-	return dst, nil
-}
-
-// appendTimesUnits is appendTimes in units, for timestamps whose deltas
-// or deltas of deltas overflow int64 in ns. With k ≥ 1, |t/10^k| is
-// below 2^63/10, so nothing overflows in units.
-func appendTimesUnits(dst []byte, ts []int64, k int) ([]byte, error) {
-	if k == 0 {
-		return dst, errDeltaOverflow
-	}
-	u := pow10[k]
-	dst = binary.AppendVarint(dst, ts[0]/u)
-	var prev int64
-	for i := 1; i < len(ts); i++ {
-		d := ts[i]/u - ts[i-1]/u
-		dst = binary.AppendVarint(dst, d-prev)
-		prev = d
-	}
-	return dst, nil
-}
-
 var (
 	errDeltaOverflow = errors.New("chunk: a delta or a delta of deltas of the timestamps overflows int64")
 	errSumOverflow   = errors.New("chunk: the timestamps' running sum overflows int64")
 )
-
-// appendDeltaTimes is appendTimes for timestamps in delta form.
-func appendDeltaTimes(dst []byte, t0 int64, deltas []int64, k int) ([]byte, error) {
-	u := pow10[k]
-	dst = binary.AppendVarint(dst, t0/u)
-	t, prev := t0, int64(0)
-	for _, d := range deltas[1:] {
-		var ok bool
-		if t, ok = add64(t, d); !ok {
-			return dst, errSumOverflow
-		}
-		dd, ok := sub64(d, prev)
-		if !ok {
-			if k == 0 {
-				return dst, errDeltaOverflow
-			}
-			dd = d/u - prev/u // both below 2^63/10 in magnitude
-		} else if dd != 0 && u != 1 {
-			dd /= u
-		}
-		prev = d
-		dst = binary.AppendVarint(dst, dd)
-	}
-	return dst, nil
-}
 
 // tsExp returns the largest k ≤ max such that 10^k divides every x.
 func tsExp(k int, xs []int64) int {
@@ -326,47 +350,6 @@ func divisibleRun(xs []int64, i, k int) int {
 		return len(xs)
 	}
 	return i
-}
-
-// appendValues appends the exponent byte and the values section. It
-// picks the exponent as decimal.Exp does, in the same pass that writes
-// the integers: when a value needs a smaller exponent than the ones
-// before it, it starts over at that exponent (at most 30 times). Those
-// before it then scale again, unless an integer grew past 2^53, which a
-// smaller exponent cannot mend: then the values go raw, as with Exp.
-func appendValues(dst []byte, vs []float64) []byte {
-	at := len(dst)
-	dst = append(dst, 0)
-	e := decimal.MaxExp
-	var prev int64
-	for i := 0; i < len(vs); i++ {
-		n, ok := decimal.Scale(vs[i], e)
-		if !ok {
-			for !ok {
-				if e--; e < decimal.MinExp {
-					return appendRaw(dst[:at], vs)
-				}
-				n, ok = decimal.Scale(vs[i], e)
-			}
-			if i > 0 {
-				dst, prev, i = dst[:at+1], 0, -1 // start over
-				continue
-			}
-		}
-		dst = binary.AppendVarint(dst, n-prev)
-		prev = n
-	}
-	dst[at] = byte(int8(e))
-	return dst
-}
-
-// appendRaw appends the exponent byte of raw values and their bits.
-func appendRaw(dst []byte, vs []float64) []byte {
-	dst = append(dst, decimal.Raw)
-	for _, v := range vs {
-		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(v))
-	}
-	return dst
 }
 
 // appendQuality appends the quality section of checked quality bytes.

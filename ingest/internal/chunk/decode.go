@@ -8,38 +8,46 @@ import (
 	"github.com/outposthq/outpost/internal/decimal"
 )
 
-// Decode appends the readings of the chunk p to ts, values and quality
-// and returns the three slices. Quality follows outpost.Series: it stays
+// Decode appends the readings of the chunk p, of format 1 or 2, to ts,
+// values and quality and returns the three slices. Quality follows outpost.Series: it stays
 // empty while every reading decoded into these slices is good, and is
 // otherwise one byte per timestamp, so when p has a reading that is not
 // good and quality is shorter than ts, quality is first padded with
 // zeros to the length of ts. A quality longer than ts is refused.
 //
 // The count of readings is checked against the bytes left before
-// anything is allocated (each reading takes at least two), so a short
-// hostile input cannot make Decode allocate much; with room in the
-// slices Decode allocates nothing. On error it returns the slices it
+// anything is allocated (each reading takes at least two bytes in
+// format 1, half a byte in format 2), so a hostile input cannot make
+// Decode allocate more than 17 bytes a reading, some 34 bytes a byte of
+// p; with room in the slices Decode allocates nothing. On error it returns the slices it
 // was given (what lies past their lengths may have been written), and
 // an error that wraps ErrCorrupt unless the slices were at fault.
 func Decode(p []byte, ts []int64, values []float64, quality []byte) ([]int64, []float64, []byte, error) {
 	if len(quality) > len(ts) {
 		return ts, values, quality, fmt.Errorf("chunk: %d quality bytes for %d timestamps", len(quality), len(ts))
 	}
-	n, k, off, err := header(p)
+	h, err := header(p)
 	if err != nil {
 		return ts, values, quality, err
 	}
-	if rest := len(p) - off; n > (rest-2)/2 {
-		// The timestamps and the values take a byte a reading at
-		// least, the exponent and the quality mode one each.
-		return ts, values, quality, corrupt(off, "%d readings in %d bytes", n, rest)
+	if err := h.fits(p); err != nil {
+		return ts, values, quality, err
 	}
+	n := h.n
 	ts2, vs2 := extend(ts, n), extend(values, n)
-	r := newTimeReader(k)
+	r, off, err := newTimeReader(p, h)
+	if err != nil {
+		return ts, values, quality, err
+	}
 	if off, _, _, err = r.read(p, off, ts2[len(ts):]); err != nil {
 		return ts, values, quality, err
 	}
-	if off, err = decodeValues(p, off, vs2[len(values):]); err != nil {
+	if h.version == version1 {
+		off, err = decodeValues(p, off, vs2[len(values):])
+	} else {
+		off, err = decodeRuns(p, off, vs2[len(values):])
+	}
+	if err != nil {
 		return ts, values, quality, err
 	}
 	q2, err := decodeQuality(p, off, n, len(ts), quality)
@@ -52,25 +60,28 @@ func Decode(p []byte, ts []int64, values []float64, quality []byte) ([]int64, []
 // Len returns the number of readings of the chunk p, from its header.
 // It checks nothing past the header.
 func Len(p []byte) (int, error) {
-	n, _, _, err := header(p)
-	return n, err
+	h, err := header(p)
+	return h.n, err
 }
 
 // TimeRange returns the earliest and the latest timestamp of the chunk
 // p, without allocating. It checks the header and the timestamps, not
 // what follows them.
 func TimeRange(p []byte) (lo, hi int64, err error) {
-	n, k, off, err := header(p)
+	h, err := header(p)
 	if err != nil {
 		return 0, 0, err
 	}
-	if n > len(p)-off {
-		return 0, 0, corrupt(off, "%d readings in %d bytes", n, len(p)-off)
+	if err := h.fits(p); err != nil {
+		return 0, 0, err
 	}
 	var buf [256]int64
-	r := newTimeReader(k)
+	r, off, err := newTimeReader(p, h)
+	if err != nil {
+		return 0, 0, err
+	}
 	lo, hi = math.MaxInt64, math.MinInt64
-	for left := n; left > 0; {
+	for left := h.n; left > 0; {
 		b := buf[:min(left, len(buf))]
 		var l, h int64
 		if off, l, h, err = r.read(p, off, b); err != nil {
@@ -81,30 +92,51 @@ func TimeRange(p []byte) (lo, hi int64, err error) {
 	return lo, hi, nil
 }
 
-// header reads the version, the number of readings and k, and returns
-// the offset of the timestamps.
-func header(p []byte) (n, k, off int, err error) {
+// chunkHeader is what the first bytes of a chunk say.
+type chunkHeader struct {
+	version byte
+	n, k    int
+	off     int // the offset of the timestamps, after k
+}
+
+// header reads the version, the number of readings and k.
+func header(p []byte) (chunkHeader, error) {
 	if len(p) == 0 {
-		return 0, 0, 0, corrupt(0, "empty")
+		return chunkHeader{}, corrupt(0, "empty")
 	}
-	if p[0] != Version {
-		return 0, 0, 0, corrupt(0, "version %d, want %d", p[0], Version)
+	if p[0] != version1 && p[0] != Version {
+		return chunkHeader{}, corrupt(0, "version %d, want 1 or 2", p[0])
 	}
 	u, m := uvarint(p, 1)
 	if m <= 0 {
-		return 0, 0, 0, varintError(1, m, "number of readings")
+		return chunkHeader{}, varintError(1, m, "number of readings")
 	}
-	off = 1 + m
+	off := 1 + m
 	if u < 1 || u > MaxReadings {
-		return 0, 0, 0, corrupt(1, "%d readings, want 1 to %d", u, MaxReadings)
+		return chunkHeader{}, corrupt(1, "%d readings, want 1 to %d", u, MaxReadings)
 	}
 	if off >= len(p) {
-		return 0, 0, 0, corrupt(off, "truncated before the unit of the timestamps")
+		return chunkHeader{}, corrupt(off, "truncated before the unit of the timestamps")
 	}
-	if k = int(p[off]); k > maxTSExp {
-		return 0, 0, 0, corrupt(off, "timestamps in units of 10^%d ns, want at most 10^%d", k, maxTSExp)
+	k := int(p[off])
+	if k > maxTSExp {
+		return chunkHeader{}, corrupt(off, "timestamps in units of 10^%d ns, want at most 10^%d", k, maxTSExp)
 	}
-	return int(u), k, off + 1, nil
+	return chunkHeader{version: p[0], n: int(u), k: k, off: off + 1}, nil
+}
+
+// fits checks the number of readings against the bytes left, before
+// anything is allocated for them. In format 1 the timestamps and the
+// values take a byte a reading at least, the exponent and the quality
+// mode one each; in format 2 the values take half a byte a reading at
+// least (a float32 XOR of 0), the first timestamp, a run header and the
+// quality mode one each.
+func (h chunkHeader) fits(p []byte) error {
+	rest := len(p) - h.off
+	if h.version == version1 && h.n > (rest-2)/2 || h.version != version1 && h.n > 2*(rest-3) {
+		return corrupt(h.off, "%d readings in %d bytes", h.n, rest)
+	}
+	return nil
 }
 
 // timeReader decodes the timestamps section, in pieces if need be.
@@ -113,16 +145,64 @@ type timeReader struct {
 	t, d     int64 // the last timestamp and delta, in units
 	u        int64 // 10^k
 	tlo, thi int64 // t × u fits int64 between them
+	// Format 2: the base delta, the width of the residuals' codes
+	// (widthVarints: none, each a varint) and the offset of the codes.
+	v2     bool
+	base   int64
+	w      int
+	packed int
 }
 
-func newTimeReader(k int) timeReader {
-	u := pow10[k]
-	return timeReader{u: u, tlo: math.MinInt64 / u, thi: math.MaxInt64 / u}
+// newTimeReader returns the reader of the timestamps of the chunk p
+// with header h, and the offset of the first varint it reads.
+func newTimeReader(p []byte, h chunkHeader) (timeReader, int, error) {
+	u := pow10[h.k]
+	r := timeReader{u: u, tlo: math.MinInt64 / u, thi: math.MaxInt64 / u}
+	off := h.off
+	if h.version == version1 {
+		return r, off, nil
+	}
+	r.v2 = true
+	x, m := varint(p, off)
+	if m <= 0 {
+		return r, off, varintError(off, m, "timestamp 0")
+	}
+	r.t, off = x, off+m
+	if r.t < r.tlo || r.t > r.thi {
+		return r, off, corrupt(off-m, "timestamp 0 overflows int64")
+	}
+	if h.n == 1 {
+		return r, off, nil
+	}
+	if r.base, m = varint(p, off); m <= 0 {
+		return r, off, varintError(off, m, "base delta of the timestamps")
+	}
+	off += m
+	if off >= len(p) {
+		return r, off, corrupt(off, "truncated before the width of the timestamps")
+	}
+	switch r.w = int(p[off]); r.w {
+	case 0, 1, 2, 4, 8, widthVarints:
+	default:
+		return r, off, corrupt(off, "timestamps of width %d, want 0, 1, 2, 4, 8 or 255", r.w)
+	}
+	off++
+	if r.w != widthVarints {
+		size := ((h.n-1)*r.w + 7) / 8
+		if size > len(p)-off {
+			return r, off, corrupt(off, "%d bytes of timestamps in %d", size, len(p)-off)
+		}
+		r.packed, off = off, off+size
+	}
+	return r, off, nil
 }
 
 // read decodes len(ts) timestamps from p[off:] into ts, and returns the
 // offset after them and their least and greatest.
 func (r *timeReader) read(p []byte, off int, ts []int64) (_ int, lo, hi int64, err error) {
+	if r.v2 {
+		return r.read2(p, off, ts)
+	}
 	lo, hi = math.MaxInt64, math.MinInt64
 	t, d := r.t, r.d
 	for j := range ts {
@@ -157,8 +237,49 @@ func (r *timeReader) read(p []byte, off int, ts []int64) (_ int, lo, hi int64, e
 	return off, lo, hi, nil
 }
 
-// decodeValues decodes the exponent and len(vs) values from p[off:] into
-// vs, and returns the offset after them.
+// read2 is read for format 2, where the reader has read T[0], the base
+// delta and the width, and off is where the escapes or the varints
+// begin.
+func (r *timeReader) read2(p []byte, off int, ts []int64) (_ int, lo, hi int64, err error) {
+	lo, hi = math.MaxInt64, math.MinInt64
+	t, w := r.t, r.w
+	esc := byte(1)<<w - 1 // w < 8; for 8, 255 by overflow
+	for j := range ts {
+		i := r.i + j
+		if i > 0 {
+			var x int64
+			escaped := w == widthVarints
+			if !escaped && w != 0 {
+				bit := (i - 1) * w
+				c := p[r.packed+bit>>3] >> (bit & 7) & esc
+				if escaped = c == esc; !escaped {
+					x = int64(c>>1) ^ -int64(c&1)
+				}
+			}
+			if escaped {
+				var m int
+				if x, m = varint(p, off); m <= 0 {
+					return off, 0, 0, varintError(off, m, fmt.Sprintf("timestamp %d", i))
+				}
+				off += m
+			}
+			d, ok := add64(r.base, x)
+			if ok {
+				t, ok = add64(t, d)
+			}
+			if !ok || t < r.tlo || t > r.thi {
+				return off, 0, 0, corrupt(off, "timestamp %d overflows int64", i)
+			}
+		}
+		ts[j] = t * r.u
+		lo, hi = min(lo, ts[j]), max(hi, ts[j])
+	}
+	r.i, r.t = r.i+len(ts), t
+	return off, lo, hi, nil
+}
+
+// decodeValues decodes the exponent and len(vs) values of format 1 from
+// p[off:] into vs, and returns the offset after them.
 func decodeValues(p []byte, off int, vs []float64) (int, error) {
 	if off >= len(p) {
 		return off, corrupt(off, "truncated before the exponent of the values")
@@ -178,25 +299,154 @@ func decodeValues(p []byte, off int, vs []float64) (int, error) {
 	if e < decimal.MinExp || e > decimal.MaxExp {
 		return off - 1, corrupt(off-1, "value exponent %d, want %d to %d or %d", e, decimal.MinExp, decimal.MaxExp, decimal.Raw)
 	}
+	return decodeScaled(p, off, vs, e, 0)
+}
+
+// decodeScaled decodes len(vs) scaled values at exponent e, the first
+// the delta from 0 and each other from the one before, into vs, the
+// first of them value i of the chunk, and returns the offset after
+// them.
+func decodeScaled(p []byte, off int, vs []float64, e, i int) (int, error) {
 	var acc int64
-	for i := range vs {
+	for j := range vs {
 		var x int64
 		var m int
 		if off < len(p) && p[off] < 0x80 { // varint's fast path, inlined
 			x, m = int64(p[off]>>1)^-int64(p[off]&1), 1
 		} else if x, m = varint(p, off); m <= 0 {
-			return off, varintError(off, m, fmt.Sprintf("value %d", i))
+			return off, varintError(off, m, fmt.Sprintf("value %d", i+j))
 		}
 		// Bounding x first keeps the sum in int64.
-		if x <= -2*decimal.MaxScaled || x >= 2*decimal.MaxScaled {
-			return off, corrupt(off, "value %d: scaled integer out of range", i)
+		if x <= -2*maxScaled || x >= 2*maxScaled {
+			return off, corrupt(off, "value %d: scaled integer out of range", i+j)
 		}
 		acc += x
-		if acc <= -decimal.MaxScaled || acc >= decimal.MaxScaled {
-			return off, corrupt(off, "value %d: scaled integer out of range", i)
+		if acc <= -maxScaled || acc >= maxScaled {
+			return off, corrupt(off, "value %d: scaled integer out of range", i+j)
 		}
-		vs[i] = decimal.Unscale(acc, e)
+		vs[j] = unscale(acc, e)
 		off += m
+	}
+	return off, nil
+}
+
+// decodeRuns decodes the values section of format 2, runs of len(vs)
+// values in all, from p[off:] into vs, and returns the offset after
+// them.
+func decodeRuns(p []byte, off int, vs []float64) (int, error) {
+	for i := 0; i < len(vs); {
+		at := off
+		h, m := uvarint(p, off)
+		if m <= 0 {
+			return off, varintError(off, m, fmt.Sprintf("value run at value %d", i))
+		}
+		off += m
+		left := len(vs) - i
+		if h>>kindBits >= uint64(left) {
+			return at, corrupt(at, "value run at value %d longer than the %d values left", i, left)
+		}
+		l, kind := int(h>>kindBits)+1, int(h&kindMask)
+		run := vs[i : i+l]
+		var err error
+		switch kind {
+		case kindRaw64:
+			if len(p)-off < 8*l {
+				return off, corrupt(off, "%d raw values in %d bytes", l, len(p)-off)
+			}
+			for j := range run {
+				run[j] = math.Float64frombits(binary.LittleEndian.Uint64(p[off:]))
+				off += 8
+			}
+		case kindRaw32:
+			if len(p)-off < 4*l {
+				return off, corrupt(off, "%d raw values in %d bytes", l, len(p)-off)
+			}
+			for j := range run {
+				run[j] = math.Float64frombits(fromFloat32(binary.LittleEndian.Uint32(p[off:])))
+				off += 4
+			}
+		case kindXOR64:
+			off, err = decodeXOR(p, off, run, i)
+		case kindXOR32:
+			off, err = decodeXOR32(p, off, run, i)
+		default:
+			if kind > 2*expBias {
+				return at, corrupt(at, "value run kind %d, want 0 to %d", kind, maxKind)
+			}
+			off, err = decodeScaled(p, off, run, kind-expBias, i)
+		}
+		if err != nil {
+			return off, err
+		}
+		i += l
+	}
+	return off, nil
+}
+
+// decodeXOR decodes a run of XORed float64 bits into vs, the first of
+// them value i of the chunk.
+func decodeXOR(p []byte, off int, vs []float64, i int) (int, error) {
+	var b uint64
+	for j := range vs {
+		if off >= len(p) {
+			return off, corrupt(off, "value %d: truncated", i+j)
+		}
+		c := int(p[off])
+		m, t := c&15, c>>4
+		if m+t > 8 {
+			return off, corrupt(off, "value %d: %d bytes from byte %d of 8", i+j, m, t)
+		}
+		if len(p)-off-1 < m {
+			return off, corrupt(off, "value %d: truncated", i+j)
+		}
+		var x uint64
+		for k := m; k > 0; k-- {
+			x = x<<8 | uint64(p[off+k])
+		}
+		b ^= x << (8 * t)
+		off += 1 + m
+		vs[j] = math.Float64frombits(b)
+	}
+	return off, nil
+}
+
+// decodeXOR32 decodes a run of XORed float32 bits, two control nibbles
+// a byte, into vs, the first of them value i of the chunk.
+func decodeXOR32(p []byte, off int, vs []float64, i int) (int, error) {
+	var b uint32
+	var ctl byte
+	at := 0 // the offset of the control byte
+	for j := range vs {
+		if j%2 == 0 {
+			if off >= len(p) {
+				return off, corrupt(off, "value %d: truncated", i+j)
+			}
+			at, ctl = off, p[off]
+			off++
+		} else {
+			ctl >>= 4
+		}
+		c := int(ctl & 15)
+		m, t := 0, 0
+		if c != xorZero32 {
+			m, t = c&3+1, c>>2
+			if m+t > 4 {
+				return at, corrupt(at, "value %d: %d bytes from byte %d of 4", i+j, m, t)
+			}
+		}
+		if len(p)-off < m {
+			return off, corrupt(off, "value %d: truncated", i+j)
+		}
+		var x uint32
+		for k := m - 1; k >= 0; k-- {
+			x = x<<8 | uint32(p[off+k])
+		}
+		b ^= x << (8 * t)
+		off += m
+		vs[j] = math.Float64frombits(fromFloat32(b))
+	}
+	if len(vs)%2 == 1 && ctl>>4 != 0 {
+		return at, corrupt(at, "value %d: control nibble %d after the last value", i+len(vs)-1, ctl>>4)
 	}
 	return off, nil
 }

@@ -2,7 +2,9 @@ package chunk
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -14,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/outposthq/outpost/internal/decimal"
 	"github.com/outposthq/outpost/internal/testenv"
 )
 
@@ -104,38 +105,110 @@ func sameSQL(t *testing.T, p []byte, ts []int64, bits []uint64, q []byte) {
 
 func TestUnpackSQL(t *testing.T) {
 	c := pgConn(t)
-	ctx := context.Background()
-	for _, rt := range roundTrips() {
-		t.Run(rt.name, func(t *testing.T) {
-			p, err := Append(nil, rt.ts, rt.values, rt.quality)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ts, bits, q, err := unpack(ctx, c, p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sameSQL(t, p, ts, bits, q)
-		})
+	for _, f := range formats {
+		for _, rt := range roundTrips() {
+			t.Run(f.name+"/"+rt.name, func(t *testing.T) {
+				p, err := f.append(nil, rt.ts, rt.values, rt.quality)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ts, bits, q, err := unpack(context.Background(), c, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sameSQL(t, p, ts, bits, q)
+			})
+		}
 	}
 }
 
-// Damaged chunks: SQL refuses what Decode refuses and reads what it
-// reads, the same. The damage is random but seeded: one byte changed,
-// inserted or removed, or the chunk cut short.
+// Random series of mixed values (decimals of every exponent, float32s,
+// float64s, NaN, ±0, ±Inf), times and quality, in both formats: SQL
+// reads them as Decode does.
+func TestUnpackSQLRandom(t *testing.T) {
+	c := pgConn(t)
+	rng := rand.New(rand.NewPCG(9, 10))
+	for i := range 300 {
+		n := 1 + rng.IntN(60)
+		ts := make([]int64, n)
+		vs := make([]float64, n)
+		var q []byte
+		if rng.IntN(4) == 0 {
+			q = make([]byte, n)
+		}
+		step, t0 := []int64{1, 1e3, 1e9, 60e9}[rng.IntN(4)], rng.Int64N(1<<62)-1<<61
+		for j := range n {
+			ts[j] = t0 + int64(j)*step + rng.Int64N(3)*step/2
+			switch rng.IntN(7) {
+			case 0, 1:
+				e := rng.IntN(maxExp-minExp+1) + minExp
+				vs[j] = unscale(rng.Int64N(1<<rng.IntN(54)), e)
+			case 2:
+				vs[j] = float64(float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(20)-10))))
+			case 3:
+				vs[j] = rng.NormFloat64()
+			case 4:
+				vs[j] = []float64{math.NaN(), 0, math.Copysign(0, -1), math.Inf(1), math.Inf(-1)}[rng.IntN(5)]
+			default:
+				if j > 0 {
+					vs[j] = vs[j-1]
+				}
+			}
+			if q != nil {
+				q[j] = byte(rng.IntN(3))
+			}
+		}
+		for _, f := range formats {
+			p, err := f.append(nil, ts, vs, q)
+			if err != nil {
+				t.Fatalf("%d: %v", i, err)
+			}
+			gts, bits, gq, err := unpack(context.Background(), c, p)
+			if err != nil {
+				t.Fatalf("%d %s: % x: %v", i, f.name, p, err)
+			}
+			sameSQL(t, p, gts, bits, gq)
+		}
+	}
+}
+
+// Damaged chunks of both formats: SQL refuses what Decode refuses and
+// reads what it reads, the same. The damage is random but seeded: one
+// byte changed, inserted or removed, or the chunk cut short.
 func TestUnpackSQLMutations(t *testing.T) {
 	c := pgConn(t)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(5, 6))
 	var accepted, refused int
+	var origs [][]byte
+	for _, f := range formats {
+		for _, rt := range roundTrips() {
+			if len(rt.ts) > 100 {
+				continue
+			}
+			orig, err := f.append(nil, rt.ts, rt.values, rt.quality)
+			if err != nil {
+				t.Fatal(err)
+			}
+			origs = append(origs, orig)
+		}
+	}
+	for _, m := range malformedV2() {
+		if len(m.p) > 0 {
+			origs = append(origs, m.p)
+		}
+	}
+	// Every raw kind, short enough to be damaged often.
 	for _, rt := range roundTrips() {
-		if len(rt.ts) > 100 {
-			continue
+		if rt.name == "float32" || rt.name == "raw floats" {
+			for _, kind := range []int{kindRaw64, kindRaw32, kindXOR64, kindXOR32} {
+				if _, ok := toFloat32(rt.values[0]); ok || kind == kindRaw64 || kind == kindXOR64 {
+					origs = append(origs, rawChunk(kind, rt.values[:7]))
+				}
+			}
 		}
-		orig, err := Append(nil, rt.ts, rt.values, rt.quality)
-		if err != nil {
-			t.Fatal(err)
-		}
+	}
+	for _, orig := range origs {
 		for range 60 {
 			p := slices.Clone(orig)
 			i := rng.IntN(len(p))
@@ -158,7 +231,7 @@ func TestUnpackSQLMutations(t *testing.T) {
 			case derr != nil && err != nil:
 				refused++
 			default:
-				t.Errorf("%s % x: Decode: %v, SQL: %v", rt.name, p, derr, err)
+				t.Errorf("% x: Decode: %v, SQL: %v", p, derr, err)
 			}
 		}
 	}
@@ -181,14 +254,17 @@ func TestUnpackSQLView(t *testing.T) {
 		}
 	}
 	chunks := map[string][]byte{}
-	for _, rt := range roundTrips() {
-		p, err := Append(nil, rt.ts, rt.values, rt.quality)
-		if err != nil {
-			t.Fatal(err)
-		}
-		chunks[rt.name] = p
-		if _, err := c.Exec(ctx, `INSERT INTO chunks VALUES ($1, $2)`, rt.name, p); err != nil {
-			t.Fatal(err)
+	for _, f := range formats {
+		for _, rt := range roundTrips() {
+			p, err := f.append(nil, rt.ts, rt.values, rt.quality)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := f.name + "/" + rt.name
+			chunks[name] = p
+			if _, err := c.Exec(ctx, `INSERT INTO chunks VALUES ($1, $2)`, name, p); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	var toasted int
@@ -208,7 +284,8 @@ func TestUnpackSQLView(t *testing.T) {
 }
 
 // Every exponent field, with fractions at both ends and between, and
-// both signs: the raw floats SQL rebuilds by arithmetic.
+// both signs: the raw floats SQL rebuilds by arithmetic, as format 1
+// and every raw kind of format 2 store them, float64 and float32.
 func TestUnpackSQLEveryExponent(t *testing.T) {
 	c := pgConn(t)
 	var vs []float64
@@ -219,38 +296,84 @@ func TestUnpackSQLEveryExponent(t *testing.T) {
 			}
 		}
 	}
-	p, err := Append(nil, regular(len(vs), t0, 1e9), vs, nil)
+	var vs32 []float64
+	for ex := range uint32(256) {
+		for _, frac := range []uint32{0, 1, 0x40_0000, 0x7f_ffff, 0x55_5555, 0x00_0f00} {
+			for _, sign := range []uint32{0, 1 << 31} {
+				vs32 = append(vs32, math.Float64frombits(fromFloat32(sign|ex<<23|frac)))
+			}
+		}
+	}
+	p, err := appendV1(nil, regular(len(vs), t0, 1e9), vs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, e := sections(t, p); e != 127 {
+	if _, e := sectionsV1(t, p); e != 127 {
 		t.Fatalf("e = %d, want raw", e)
 	}
-	ts, bits, q, err := unpack(context.Background(), c, p)
-	if err != nil {
-		t.Fatal(err)
+	chunks := map[string][]byte{"v1": p}
+	for _, kind := range []int{kindRaw64, kindXOR64} {
+		chunks[fmt.Sprint("kind ", kind)] = rawChunk(kind, vs)
 	}
-	sameSQL(t, p, ts, bits, q)
+	for _, kind := range []int{kindRaw64, kindRaw32, kindXOR64, kindXOR32} {
+		chunks[fmt.Sprint("float32 kind ", kind)] = rawChunk(kind, vs32)
+	}
+	for name, p := range chunks {
+		t.Run(name, func(t *testing.T) {
+			ts, bits, q, err := unpack(context.Background(), c, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameSQL(t, p, ts, bits, q)
+		})
+	}
 }
 
-// Every exponent of the scaled values, with integers up to 2^53.
+// rawChunk is a format 2 chunk of the values, a second apart, in one raw
+// run of the kind.
+func rawChunk(kind int, vs []float64) []byte {
+	p := appendHeader(nil, len(vs), 9)
+	p = appendTimes(p, nsTimes{regular(len(vs), t0, 1e9), 9}, len(vs), 9, options{})
+	p = appendRunHeader(p, len(vs), kind)
+	if kind == kindXOR32 {
+		return append(appendXOR32(p, vs), qualityGood)
+	}
+	var prev uint64
+	for _, v := range vs {
+		b := math.Float64bits(v)
+		switch kind {
+		case kindRaw64:
+			p = binary.LittleEndian.AppendUint64(p, b)
+		case kindRaw32:
+			b32, _ := toFloat32(v)
+			p = binary.LittleEndian.AppendUint32(p, b32)
+		case kindXOR64:
+			p = appendXOR(p, b^prev)
+		}
+		prev = b
+	}
+	return append(p, qualityGood)
+}
+
+// Every exponent of the scaled values, with integers up to 2^53: format
+// 1's, and format 2's wider range.
 func TestUnpackSQLEveryScale(t *testing.T) {
 	c := pgConn(t)
-	for e := -15; e <= 15; e++ {
-		var ns []int64
-		for _, n := range []int64{0, 1, -1, 7, 123456789, 1<<53 - 1, -(1<<53 - 1), 4503599627370497, 999999999999999} {
-			ns = append(ns, n)
+	ns := []int64{0, 1, -1, 7, 123456789, 1<<53 - 1, -(1<<53 - 1), 4503599627370497, 999999999999999}
+	for e := minExp; e <= maxExp; e++ {
+		var ps [][]byte
+		if e >= narrowMinExp && e <= narrowMaxExp {
+			ps = append(ps, chunkOf(uint64(len(ns)), 9, varints(regularUnits(len(ns))...), []byte{byte(int8(e))}, varints(deltasOf(ns)...), []byte{0}))
 		}
-		vs := make([]float64, len(ns))
-		for i, n := range ns {
-			vs[i] = decimal.Unscale(n, e)
+		ps = append(ps, chunkOf2(uint64(len(ns)), 9, varints(0, 1), []byte{0}, run(4, e+expBias), varints(deltasOf(ns[:4])...),
+			run(len(ns)-4, e+expBias), varints(deltasOf(ns[4:])...), []byte{0}))
+		for _, p := range ps {
+			ts, bits, q, err := unpack(context.Background(), c, p)
+			if err != nil {
+				t.Fatalf("e %d: %v", e, err)
+			}
+			sameSQL(t, p, ts, bits, q)
 		}
-		p := chunkOf(uint64(len(ns)), 9, varints(regularUnits(len(ns))...), []byte{byte(int8(e))}, varints(deltasOf(ns)...), []byte{0})
-		ts, bits, q, err := unpack(context.Background(), c, p)
-		if err != nil {
-			t.Fatalf("e %d: %v", e, err)
-		}
-		sameSQL(t, p, ts, bits, q)
 	}
 }
 
@@ -278,7 +401,7 @@ func deltasOf(ns []int64) []int64 {
 func TestUnpackSQLRejects(t *testing.T) {
 	c := pgConn(t)
 	ctx := context.Background()
-	for _, m := range malformedChunks() {
+	for _, m := range append(malformedChunks(), malformedV2()...) {
 		t.Run(m.name, func(t *testing.T) {
 			if m.p == nil {
 				m.p = []byte{} // NULL would be no rows (STRICT), not an error
@@ -306,47 +429,53 @@ func TestUnpackSQLRejects(t *testing.T) {
 	}
 }
 
-// BenchmarkUnpackSQL times outpost_chunk_unpack on 3600-reading chunks:
-// passed as a parameter, and read from a table where PostgreSQL stores
-// them compressed (TOAST), as a view over chunks would.
+// BenchmarkUnpackSQL times outpost_chunk_unpack on 3600-reading chunks
+// of both formats: passed as a parameter, and read from a table where
+// PostgreSQL stores them compressed (TOAST), as a view over chunks
+// would.
 func BenchmarkUnpackSQL(b *testing.B) {
 	c := pgConn(b)
 	ctx := context.Background()
 	if _, err := c.Exec(ctx, `CREATE TABLE chunks (name text PRIMARY KEY, data bytea)`); err != nil {
 		b.Fatal(err)
 	}
-	for _, s := range benchSets(b) {
-		if s.name != "occupancy-temperature" && s.name != "sine-2dec-1Hz" && s.name != "raw-jitter-1kHz" {
-			continue
-		}
-		const n = 3600
-		p, err := Append(nil, s.ts[:n], s.values[:n], nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := c.Exec(ctx, `INSERT INTO chunks VALUES ($1, $2)`, s.name, p); err != nil {
-			b.Fatal(err)
-		}
-		for _, q := range []struct{ how, sql, arg string }{
-			{"param", `SELECT count(*) FROM outpost_chunk_unpack($1)`, ""},
-			{"table", `SELECT count(*) FROM chunks c, outpost_chunk_unpack(c.data) WHERE c.name = $1`, s.name},
-		} {
-			b.Run(s.name+"/"+q.how, func(b *testing.B) {
-				var arg any = p
-				if q.arg != "" {
-					arg = q.arg
-				}
-				for b.Loop() {
-					var got int
-					if err := c.QueryRow(ctx, q.sql, arg).Scan(&got); err != nil {
-						b.Fatal(err)
+	for _, f := range formats {
+		for _, s := range benchSets(b) {
+			switch s.name {
+			case "occupancy-temperature", "occupancy-co2", "occupancy-humidity_ratio", "sine-2dec-1Hz", "float32-1Hz", "raw-jitter-1kHz":
+			default:
+				continue
+			}
+			const n = 3600
+			p, err := f.append(nil, s.ts[:n], s.values[:n], nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			name := f.name + "/" + s.name
+			if _, err := c.Exec(ctx, `INSERT INTO chunks VALUES ($1, $2)`, name, p); err != nil {
+				b.Fatal(err)
+			}
+			for _, q := range []struct{ how, sql, arg string }{
+				{"param", `SELECT count(*) FROM outpost_chunk_unpack($1)`, ""},
+				{"table", `SELECT count(*) FROM chunks c, outpost_chunk_unpack(c.data) WHERE c.name = $1`, name},
+			} {
+				b.Run(name+"/"+q.how, func(b *testing.B) {
+					var arg any = p
+					if q.arg != "" {
+						arg = q.arg
 					}
-					if got != n {
-						b.Fatalf("%d rows, want %d", got, n)
+					for b.Loop() {
+						var got int
+						if err := c.QueryRow(ctx, q.sql, arg).Scan(&got); err != nil {
+							b.Fatal(err)
+						}
+						if got != n {
+							b.Fatalf("%d rows, want %d", got, n)
+						}
 					}
-				}
-				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "readings/s")
-			})
+					b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "readings/s")
+				})
+			}
 		}
 	}
 }
