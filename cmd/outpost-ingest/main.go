@@ -136,6 +136,9 @@ type Main struct {
 	// ahead of this clock data may be dated (ingest.Options).
 	MaxReadings   int
 	MaxFutureSkew time.Duration
+	// CompactEvery is how often the store's rows of closed hours are
+	// folded into chunks (ingest.Options.CompactEvery); 0: never.
+	CompactEvery time.Duration
 	// HTTPTokenFile names the file holding the bearer token the HTTP API
 	// requires; empty: the API is open. The token never comes from the
 	// command line, where other users could see it.
@@ -182,6 +185,7 @@ func NewMain() *Main {
 		HTTPMaxQueries:   ingest.DefaultMaxQueries,
 		MaxReadings:      ingest.DefaultMaxReadings,
 		MaxFutureSkew:    ingest.DefaultMaxFutureSkew,
+		CompactEvery:     time.Minute,
 		HTTPQueryTimeout: ingest.DefaultQueryTimeout,
 		Auth:             string(ingest.AuthOptional),
 	}
@@ -206,6 +210,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&m.MaxReconnect, "max-reconnect", m.MaxReconnect, "longest wait between reconnects to the broker")
 	fs.IntVar(&m.MaxReadings, "max-readings", m.MaxReadings, "most readings one batch may carry; a bigger one is dead-lettered and kept by its gateway (keep it at or above the fleet's batch.max_readings)")
 	fs.DurationVar(&m.MaxFutureSkew, "max-future-skew", m.MaxFutureSkew, "how far ahead of this clock a reading, alert or status may be dated; later ones are dead-lettered")
+	fs.DurationVar(&m.CompactEvery, "compact-every", m.CompactEvery, "how often the rows of closed hours are folded into chunks (docs/storage.md); 0: never (only one ingest process of a database compacts at a time)")
 	fs.StringVar(&m.HTTPTokenFile, "http-token-file", m.HTTPTokenFile, "`file` holding the bearer token that /api/ and /metrics requests must carry (/healthz stays open); without it the API is open to all who reach it")
 	fs.IntVar(&m.HTTPMaxQueries, "http-max-queries", m.HTTPMaxQueries, "HTTP API queries that may run at once; more get 503")
 	fs.DurationVar(&m.HTTPQueryTimeout, "http-query-timeout", m.HTTPQueryTimeout, "longest HTTP API query, its streamed answer included")
@@ -230,6 +235,9 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if m.MaxFutureSkew <= 0 {
 		return cli.Usagef("--max-future-skew must be positive, got %v", m.MaxFutureSkew)
+	}
+	if m.CompactEvery < 0 {
+		return cli.Usagef("--compact-every must not be negative, got %v", m.CompactEvery)
 	}
 	if m.HTTPMaxQueries < 1 {
 		return cli.Usagef("--http-max-queries must be at least 1, got %d", m.HTTPMaxQueries)
@@ -301,6 +309,7 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxReconnect:  m.MaxReconnect,
 		MaxReadings:   m.MaxReadings,
 		MaxFutureSkew: m.MaxFutureSkew,
+		CompactEvery:  compactEvery(m.CompactEvery),
 		Logger:        m.Logger,
 		HTTPToken:     token,
 		MaxQueries:    m.HTTPMaxQueries,
@@ -416,4 +425,13 @@ func redactDSN(dsn string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
+}
+
+// compactEvery maps the flag (0: never) to ingest.Options.CompactEvery
+// (0: the default, negative: never).
+func compactEvery(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

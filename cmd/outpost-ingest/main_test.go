@@ -38,7 +38,7 @@ func TestParseFlags(t *testing.T) {
 	if m.Broker != "tcp://b:1" || m.DB != "x.db" || m.HTTP != "" || m.Group != "g" || m.TopicPrefix != "p/v1" || m.Workers != 2 || m.Log.Level != "debug" {
 		t.Fatalf("parsed = %+v", m)
 	}
-	for _, args := range [][]string{{"--workers", "0"}, {"--log-level", "loud"}, {"--log-format", "xml"}, {"--nope"}, {"extra"}, {"--max-readings", "0"}, {"--max-readings", "2000000"}, {"--max-future-skew", "0s"}} {
+	for _, args := range [][]string{{"--workers", "0"}, {"--log-level", "loud"}, {"--log-format", "xml"}, {"--nope"}, {"extra"}, {"--max-readings", "0"}, {"--max-readings", "2000000"}, {"--max-future-skew", "0s"}, {"--compact-every", "-1m"}} {
 		m := NewMain()
 		var out bytes.Buffer
 		m.Stderr = &out
@@ -112,5 +112,26 @@ func TestRunFails(t *testing.T) {
 				t.Fatalf("Close after a failed Run: %v", err)
 			}
 		})
+	}
+}
+
+// --compact-every 0 turns the compactor off; the ingest option's own
+// zero means its default.
+func TestCompactEveryFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, time.Minute},
+		{[]string{"--compact-every", "5m"}, 5 * time.Minute},
+		{[]string{"--compact-every", "0"}, -1},
+	} {
+		m := NewMain()
+		if err := m.ParseFlags(tc.args); err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if got := compactEvery(m.CompactEvery); got != tc.want {
+			t.Errorf("%v: CompactEvery %v, want %v", tc.args, got, tc.want)
+		}
 	}
 }
