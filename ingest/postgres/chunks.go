@@ -16,32 +16,6 @@ import (
 	"github.com/outposthq/outpost/ingest/internal/layout"
 )
 
-// maxCachedSeries bounds the series ids kept in memory; past it the cache
-// starts again (a lookup costs one round trip).
-const maxCachedSeries = 1 << 20
-
-// seriesCache maps series keys to their ids. Ids never change once made.
-type seriesCache struct {
-	mu sync.RWMutex
-	m  map[ingest.SeriesKey]int64
-}
-
-func (c *seriesCache) get(k ingest.SeriesKey) (int64, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	id, ok := c.m[k]
-	return id, ok
-}
-
-func (c *seriesCache) put(k ingest.SeriesKey, id int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= maxCachedSeries {
-		c.m = make(map[ingest.SeriesKey]int64)
-	}
-	c.m[k] = id
-}
-
 // commitScratch holds what one group commit builds, reused through a
 // pool.
 type commitScratch struct {
@@ -80,7 +54,7 @@ func (s *Store) ids(ctx context.Context, bs []*outpost.Batch) ([][]int64, error)
 		ids[bi] = make([]int64, len(b.Series))
 		for i := range b.Series {
 			sr := &b.Series[i]
-			if id, ok := s.series.get(ingest.SeriesKey{Gateway: b.Gateway, Sensor: sr.Sensor, Metric: sr.Metric}); ok {
+			if id, ok := s.series.Get(ingest.SeriesKey{Gateway: b.Gateway, Sensor: sr.Sensor, Metric: sr.Metric}); ok {
 				ids[bi][i] = id
 				continue
 			}
@@ -135,8 +109,9 @@ func (s *Store) ids(ctx context.Context, bs []*outpost.Batch) ([][]int64, error)
 			return nil, fmt.Errorf("postgres: series %s/%s/%s not found after insert", k.Gateway, k.Sensor, k.Metric)
 		}
 		ids[m.b][m.i] = id
-		s.series.put(k, id)
 	}
+	// The pgx batch ran outside a transaction: these rows are committed.
+	s.series.Put(found)
 	return ids, nil
 }
 

@@ -138,11 +138,7 @@ func convertSeries(ctx context.Context, tx pgx.Tx, g, sn, m string) (int64, erro
 		if len(run.TS) == 0 {
 			return nil
 		}
-		q := run.Quality
-		if allGood(q) {
-			q = nil
-		}
-		data, err := chunk.Append(nil, run.TS, run.Values, q)
+		data, err := chunk.Append(nil, run.TS, run.Values, run.Quality)
 		if err != nil {
 			return err
 		}

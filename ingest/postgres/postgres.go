@@ -19,6 +19,7 @@ import (
 
 	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/ingest"
+	"github.com/outposthq/outpost/ingest/internal/layout"
 	"github.com/outposthq/outpost/ingest/internal/rows"
 )
 
@@ -31,7 +32,7 @@ type Store struct {
 	pool   *pgxpool.Pool
 	log    zerolog.Logger
 	now    func() time.Time
-	series seriesCache
+	series layout.SeriesCache
 }
 
 var _ ingest.Store = (*Store)(nil)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/ingest"
-	"github.com/outposthq/outpost/ingest/internal/chunk"
 	"github.com/outposthq/outpost/ingest/internal/layout"
 	"github.com/outposthq/outpost/ingest/internal/rows"
 )
@@ -52,141 +51,39 @@ func (s *Store) Range(ctx context.Context, q ingest.RangeQuery) iter.Seq2[ingest
 			return
 		}
 		defer rs.Close()
-		m := rangeMerge{chunks: cs, rows: rs}
-		left := q.Limit
-		p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric}
-		for left > 0 {
-			runs, ok, err := m.window()
-			if err != nil {
-				fail(err)
-				return
-			}
-			if !ok {
-				return
-			}
-			stop := false
-			layout.Merge(runs, q.From, q.To, func(ts int64, v float64, qual outpost.Quality) bool {
-				p.TS, p.Value, p.Quality = ts, v, qual
-				left--
-				if !yield(p, nil) {
-					stop = true
+		w := layout.Windows{
+			NextChunk: func() (int64, []byte, bool, error) {
+				var tMin int64
+				var data []byte
+				if !cs.Next() {
+					return 0, nil, false, cs.Err()
 				}
-				return !stop && left > 0
-			})
-			if stop {
-				return
-			}
+				err := cs.Scan(&tMin, &data)
+				return tMin, data, err == nil, err
+			},
+			NextRow: func() (int64, float64, outpost.Quality, bool, error) {
+				var ts int64
+				var v float64
+				var q int16
+				if !rs.Next() {
+					return 0, 0, 0, false, rs.Err()
+				}
+				if err := rs.Scan(&ts, &v, &q); err != nil {
+					return 0, 0, 0, false, err
+				}
+				if q < 0 || q > int16(outpost.QualityBad) {
+					return 0, 0, 0, false, fmt.Errorf("recent row at %d: quality %d", ts, q)
+				}
+				return ts, v, outpost.Quality(q), true, nil
+			},
 		}
-	}
-}
-
-// rangeMerge reads a series' chunks (by t_min) and rows (by ts) window by
-// window.
-type rangeMerge struct {
-	chunks, rows pgx.Rows
-	// The next chunk or row read but not yet used: it opens a later window.
-	chunkAhead, rowAhead bool
-	cMin                 int64
-	cData                []byte
-	rTS                  int64
-	rValue               float64
-	rQuality             int16
-	chunksDone, rowsDone bool
-	runs                 []layout.Run
-	row                  layout.Run
-}
-
-// window returns the runs of the next window that has any readings.
-func (m *rangeMerge) window() ([]layout.Run, bool, error) {
-	if err := m.peek(); err != nil {
-		return nil, false, err
-	}
-	if !m.chunkAhead && !m.rowAhead {
-		return nil, false, nil
-	}
-	var w int64
-	switch {
-	case m.chunkAhead && m.rowAhead:
-		w = min(layout.WindowOf(m.cMin), layout.WindowOf(m.rTS))
-	case m.chunkAhead:
-		w = layout.WindowOf(m.cMin)
-	default:
-		w = layout.WindowOf(m.rTS)
-	}
-	m.runs = m.runs[:0]
-	for m.chunkAhead && layout.WindowOf(m.cMin) == w {
-		var r layout.Run
-		var err error
-		r.TS, r.Values, r.Quality, err = chunk.Decode(m.cData, nil, nil, nil)
+		p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric}
+		err = w.Yield(q.From, q.To, q.Limit, func(ts int64, v float64, qual outpost.Quality) bool {
+			p.TS, p.Value, p.Quality = ts, v, qual
+			return yield(p, nil)
+		})
 		if err != nil {
-			return nil, false, fmt.Errorf("chunk at %d: %w", m.cMin, err)
-		}
-		if allGood(r.Quality) {
-			r.Quality = nil
-		}
-		m.runs = append(m.runs, r)
-		m.chunkAhead = false
-		if err := m.peek(); err != nil {
-			return nil, false, err
+			fail(err)
 		}
 	}
-	m.row = layout.Run{}
-	good := true
-	for m.rowAhead && layout.WindowOf(m.rTS) == w {
-		m.row.TS = append(m.row.TS, m.rTS)
-		m.row.Values = append(m.row.Values, m.rValue)
-		m.row.Quality = append(m.row.Quality, byte(m.rQuality))
-		good = good && m.rQuality == 0
-		m.rowAhead = false
-		if err := m.peek(); err != nil {
-			return nil, false, err
-		}
-	}
-	if len(m.row.TS) > 0 {
-		if good {
-			m.row.Quality = nil
-		}
-		m.runs = append(m.runs, m.row)
-	}
-	return m.runs, true, nil
-}
-
-// peek reads the next chunk and row if none is waiting.
-func (m *rangeMerge) peek() error {
-	if !m.chunkAhead && !m.chunksDone {
-		if m.chunks.Next() {
-			if err := m.chunks.Scan(&m.cMin, &m.cData); err != nil {
-				return err
-			}
-			m.chunkAhead = true
-		} else {
-			m.chunksDone = true
-			if err := m.chunks.Err(); err != nil {
-				return err
-			}
-		}
-	}
-	if !m.rowAhead && !m.rowsDone {
-		if m.rows.Next() {
-			if err := m.rows.Scan(&m.rTS, &m.rValue, &m.rQuality); err != nil {
-				return err
-			}
-			m.rowAhead = true
-		} else {
-			m.rowsDone = true
-			if err := m.rows.Err(); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func allGood(q []byte) bool {
-	for _, c := range q {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }

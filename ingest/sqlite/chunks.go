@@ -11,42 +11,6 @@ import (
 	"github.com/outposthq/outpost/ingest/internal/layout"
 )
 
-// maxCachedSeries bounds the series ids kept in memory; past it the cache
-// starts again (a lookup costs one statement).
-const maxCachedSeries = 1 << 20
-
-// seriesCache maps series keys to their ids. It holds only committed ids:
-// those a transaction makes join it after the commit (an id of a rolled
-// back series row would be given to another series).
-type seriesCache struct {
-	mu sync.RWMutex
-	m  map[ingest.SeriesKey]int64
-}
-
-func (c *seriesCache) get(k ingest.SeriesKey) (int64, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	id, ok := c.m[k]
-	return id, ok
-}
-
-func (c *seriesCache) put(ids map[ingest.SeriesKey]int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k, id := range ids {
-		if c.m == nil || len(c.m) >= maxCachedSeries {
-			c.m = make(map[ingest.SeriesKey]int64)
-		}
-		c.m[k] = id
-	}
-}
-
-func (c *seriesCache) reset() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.m = nil
-}
-
 // builders hold the layout.Builder of each telemetry batch of a commit.
 // A batch is built before the transaction, so that encoding runs while
 // another commit holds the writer.
@@ -62,7 +26,7 @@ func (s *Store) writeTelemetry(ctx context.Context, tx *sql.Tx, b *outpost.Batch
 	for _, u := range bd.Series {
 		sr := &b.Series[u.Series]
 		k := ingest.SeriesKey{Gateway: b.Gateway, Sensor: sr.Sensor, Metric: sr.Metric}
-		id, ok := s.series.get(k)
+		id, ok := s.series.Get(k)
 		if !ok {
 			id, ok = made[k]
 		}
@@ -98,7 +62,7 @@ func (s *Store) writeTelemetry(ctx context.Context, tx *sql.Tx, b *outpost.Batch
 		} else if n != 1 {
 			// Not ours to explain (the file replaced under a running
 			// store?): forget every id, and let the retry look them up.
-			s.series.reset()
+			s.series.Reset()
 			return fmt.Errorf("update series: series %d is gone", ids[u.Series])
 		}
 	}

@@ -162,12 +162,8 @@ func convertSeries(ctx context.Context, tx *sql.Tx, g, sn, m string) (int64, err
 		if len(run.TS) == 0 {
 			return nil
 		}
-		q := run.Quality
-		if allGood(q) {
-			q = nil
-		}
 		var err error
-		if data, err = chunk.Append(data[:0], run.TS, run.Values, q); err != nil {
+		if data, err = chunk.Append(data[:0], run.TS, run.Values, run.Quality); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, sqlInsChunk, id, run.TS[0], run.TS[len(run.TS)-1], len(run.TS), data); err != nil {
@@ -213,13 +209,4 @@ func convertSeries(ctx context.Context, tx *sql.Tx, g, sn, m string) (int64, err
 	}
 	_, err = tx.ExecContext(ctx, `DELETE FROM readings_v1 WHERE gateway = ? AND sensor = ? AND metric = ?`, g, sn, m)
 	return total, err
-}
-
-func allGood(q []byte) bool {
-	for _, c := range q {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/ingest"
-	"github.com/outposthq/outpost/ingest/internal/chunk"
 	"github.com/outposthq/outpost/ingest/internal/layout"
 	"github.com/outposthq/outpost/ingest/internal/rows"
 )
@@ -66,167 +65,34 @@ func (s *Store) rangeTx(ctx context.Context, q ingest.RangeQuery, yield func(ing
 		return err
 	}
 	defer rs.Close()
-	m := rangeMerge{chunks: cs, rows: rs}
-	left := q.Limit
+	var cData sql.RawBytes
+	w := layout.Windows{
+		NextChunk: func() (int64, []byte, bool, error) {
+			var tMin int64
+			if !cs.Next() {
+				return 0, nil, false, cs.Err()
+			}
+			err := cs.Scan(&tMin, &cData)
+			return tMin, cData, err == nil, err
+		},
+		NextRow: func() (int64, float64, outpost.Quality, bool, error) {
+			var ts, q int64
+			var v sql.NullFloat64
+			if !rs.Next() {
+				return 0, 0, 0, false, rs.Err()
+			}
+			if err := rs.Scan(&ts, &v, &q); err != nil {
+				return 0, 0, 0, false, err
+			}
+			if q < 0 || q > int64(outpost.QualityBad) {
+				return 0, 0, 0, false, fmt.Errorf("recent row at %d: quality %d", ts, q)
+			}
+			return ts, float(v), outpost.Quality(q), true, nil
+		},
+	}
 	p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric}
-	for left > 0 {
-		runs, ok, err := m.window()
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return nil
-		}
-		stop := false
-		layout.Merge(runs, q.From, q.To, func(ts int64, v float64, qual outpost.Quality) bool {
-			p.TS, p.Value, p.Quality = ts, v, qual
-			left--
-			stop = !yield(p, nil)
-			return !stop && left > 0
-		})
-		if stop {
-			return nil
-		}
-	}
-	return nil
-}
-
-// rangeMerge reads a series' chunks (by t_min) and rows (by ts) window by
-// window.
-type rangeMerge struct {
-	chunks, rows *sql.Rows
-	// The next chunk or row read but not yet used: it opens a later
-	// window. A chunk is decoded when read (its bytes are SQLite's only
-	// until the next step), into ahead.
-	chunkAhead, rowAhead bool
-	chunksDone, rowsDone bool
-	cMin                 int64
-	cData                sql.RawBytes
-	ahead                layout.Run
-	rTS                  int64
-	rValue               sql.NullFloat64
-	rQuality             int64
-	// The window's runs: its chunks, held in bufs, and its rows in row.
-	// Each buffer is reused window after window.
-	runs []layout.Run
-	bufs []layout.Run
-	row  layout.Run
-}
-
-// window returns the runs of the next window that has any readings. They
-// are valid until the next call.
-func (m *rangeMerge) window() ([]layout.Run, bool, error) {
-	if err := m.peek(); err != nil {
-		return nil, false, err
-	}
-	if !m.chunkAhead && !m.rowAhead {
-		return nil, false, nil
-	}
-	var w int64
-	switch {
-	case m.chunkAhead && m.rowAhead:
-		w = min(layout.WindowOf(m.cMin), layout.WindowOf(m.rTS))
-	case m.chunkAhead:
-		w = layout.WindowOf(m.cMin)
-	default:
-		w = layout.WindowOf(m.rTS)
-	}
-	m.runs = m.runs[:0]
-	for m.chunkAhead && layout.WindowOf(m.cMin) == w {
-		// The window takes the decoded chunk; ahead gets a buffer the
-		// window does not use, to decode the next one into.
-		i := len(m.runs)
-		if i == len(m.bufs) {
-			m.bufs = append(m.bufs, layout.Run{})
-		}
-		m.bufs[i], m.ahead = m.ahead, m.bufs[i]
-		r := m.bufs[i]
-		if len(r.Quality) == 0 {
-			r.Quality = nil // all good
-		}
-		m.runs = append(m.runs, r)
-		m.chunkAhead = false
-		if err := m.peek(); err != nil {
-			return nil, false, err
-		}
-	}
-	m.row.TS, m.row.Values, m.row.Quality = m.row.TS[:0], m.row.Values[:0], m.row.Quality[:0]
-	good := true
-	for m.rowAhead && layout.WindowOf(m.rTS) == w {
-		m.row.TS = append(m.row.TS, m.rTS)
-		m.row.Values = append(m.row.Values, float(m.rValue))
-		m.row.Quality = append(m.row.Quality, byte(m.rQuality))
-		good = good && m.rQuality == 0
-		m.rowAhead = false
-		if err := m.peek(); err != nil {
-			return nil, false, err
-		}
-	}
-	if len(m.row.TS) > 0 {
-		r := m.row
-		if good {
-			r.Quality = nil
-		}
-		m.runs = append(m.runs, r)
-	}
-	return m.runs, true, nil
-}
-
-// peek reads the next chunk, decoding it, and the next row, if none is
-// waiting.
-func (m *rangeMerge) peek() error {
-	if !m.chunkAhead && !m.chunksDone {
-		if m.chunks.Next() {
-			if err := m.chunks.Scan(&m.cMin, &m.cData); err != nil {
-				return err
-			}
-			if err := m.decode(); err != nil {
-				return fmt.Errorf("chunk at %d: %w", m.cMin, err)
-			}
-			m.chunkAhead = true
-		} else {
-			m.chunksDone = true
-			if err := m.chunks.Err(); err != nil {
-				return err
-			}
-		}
-	}
-	if !m.rowAhead && !m.rowsDone {
-		if m.rows.Next() {
-			if err := m.rows.Scan(&m.rTS, &m.rValue, &m.rQuality); err != nil {
-				return err
-			}
-			if m.rQuality < 0 || m.rQuality > int64(outpost.QualityBad) {
-				return fmt.Errorf("recent row at %d: quality %d", m.rTS, m.rQuality)
-			}
-			m.rowAhead = true
-		} else {
-			m.rowsDone = true
-			if err := m.rows.Err(); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// decode decodes the chunk just read into ahead. The merge needs its
-// readings in time order and within the window of t_min, as the store
-// writes them: a chunk otherwise is refused, not merged out of order.
-func (m *rangeMerge) decode() error {
-	a := &m.ahead
-	var err error
-	if a.TS, a.Values, a.Quality, err = chunk.Decode(m.cData, a.TS[:0], a.Values[:0], a.Quality[:0]); err != nil {
-		return err
-	}
-	w := layout.WindowOf(m.cMin)
-	if layout.WindowOf(a.TS[0]) != w || layout.WindowOf(a.TS[len(a.TS)-1]) != w {
-		return fmt.Errorf("readings from %d to %d are not in the hour of t_min", a.TS[0], a.TS[len(a.TS)-1])
-	}
-	for i := 1; i < len(a.TS); i++ {
-		if a.TS[i] < a.TS[i-1] {
-			return fmt.Errorf("reading %d at %d is before the one before it", i, a.TS[i])
-		}
-	}
-	return nil
+	return w.Yield(q.From, q.To, q.Limit, func(ts int64, v float64, qual outpost.Quality) bool {
+		p.TS, p.Value, p.Quality = ts, v, qual
+		return yield(p, nil)
+	})
 }

@@ -102,7 +102,7 @@ type Store struct {
 	w, r   *sql.DB // one writer connection; a pool of query_only readers
 	log    zerolog.Logger
 	now    func() time.Time
-	series seriesCache
+	series layout.SeriesCache
 
 	// Prepared on the writer connection, used inside its transactions.
 	insBatch, newSeries, insChunk, insRecent, upSeries, insAlert, insGap *sql.Stmt
@@ -310,7 +310,7 @@ func (s *Store) commit(ctx context.Context, bs []*outpost.Batch, sizes []int) ([
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	s.series.put(made)
+	s.series.Put(made)
 	return dup, nil
 }
 
