@@ -42,8 +42,9 @@ const (
 //	                        same token as /api/
 //
 // limit is 1 to MaxRangeLimit, by default DefaultRangeLimit. A point is
-// {"gateway","sensor","metric","ts" (RFC 3339 ns, UTC),"value" (null for
-// NaN/Inf),"quality" ("good"|"uncertain"|"bad")}; a gap is a Gap in JSON.
+// {"gateway","sensor","metric","ts" (RFC 3339 ns, UTC),"ts_ns","value"
+// (null for NaN/Inf),"unit" ("" for none),"quality"
+// ("good"|"uncertain"|"bad")}; a gap is a Gap in JSON.
 //
 // Answers stream as the database returns rows: an answer of any length
 // costs a chunk of memory. At most Options.MaxQueries run at once; more

@@ -46,7 +46,7 @@
 // Both stores answer the same SQL for these names, with the same columns:
 //
 //	readings(gateway, sensor, metric, ts, value, quality)    every reading; duplicates of a timestamp are kept
-//	latest(gateway, sensor, metric, ts, value, quality)      newest reading per series, one row per (gateway, sensor, metric)
+//	latest(gateway, sensor, metric, ts, value, quality, unit) newest reading per series, one row per (gateway, sensor, metric)
 //	alerts(gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq, annotations)
 //	batches(gateway, epoch, seq, received_at, n, kind, bytes) primary key (gateway, epoch, seq)
 //	dead_letters(id, topic, received_at, reason, payload)
@@ -201,14 +201,18 @@ type CompactStats struct {
 var ErrInvalidData = errors.New("ingest: data rejected by the database")
 
 // Point is one stored reading. In JSON, TS is RFC 3339 with nanoseconds
-// (UTC) and again as unix nanoseconds (ts_ns), Quality is its name, and a
-// NaN or infinite Value is null.
+// (UTC) and again as unix nanoseconds (ts_ns), a NaN or infinite Value is
+// null, Unit is always present ("" when the series has none) and Quality
+// is its name.
 type Point struct {
 	Gateway string
 	Sensor  string
 	Metric  string
 	TS      int64 // unix ns
 	Value   float64
+	// Unit is the series' unit as the series table holds it: the one its
+	// latest committed batch sent, for every reading of the series.
+	Unit    string
 	Quality outpost.Quality
 }
 
@@ -264,6 +268,7 @@ type pointJSON struct {
 	TS      string   `json:"ts"`
 	TSNS    int64    `json:"ts_ns"`
 	Value   *float64 `json:"value"`
+	Unit    string   `json:"unit"`
 	Quality string   `json:"quality"`
 }
 
@@ -275,6 +280,7 @@ func (p Point) MarshalJSON() ([]byte, error) {
 		Metric:  p.Metric,
 		TS:      time.Unix(0, p.TS).UTC().Format(time.RFC3339Nano),
 		TSNS:    p.TS,
+		Unit:    p.Unit,
 		Quality: p.Quality.String(),
 	}
 	if !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0) {
@@ -298,7 +304,7 @@ func (p *Point) UnmarshalJSON(b []byte) error {
 	if !ok {
 		return fmt.Errorf("ingest: point quality %q", j.Quality)
 	}
-	*p = Point{Gateway: j.Gateway, Sensor: j.Sensor, Metric: j.Metric, TS: ts.UnixNano(), Value: math.NaN(), Quality: q}
+	*p = Point{Gateway: j.Gateway, Sensor: j.Sensor, Metric: j.Metric, TS: ts.UnixNano(), Value: math.NaN(), Unit: j.Unit, Quality: q}
 	if j.Value != nil {
 		p.Value = *j.Value
 	}

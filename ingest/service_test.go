@@ -650,8 +650,8 @@ func TestHTTP(t *testing.T) {
 	var latest struct{ Points []ingest.Point }
 	decode(t, get(t, e.svc, "/api/v1/latest"), http.StatusOK, &latest)
 	want := []ingest.Point{
-		{Gateway: e.gw, Sensor: "env", Metric: "humidity", TS: storetest.T0 + 9*sec, Value: 49},
-		{Gateway: e.gw, Sensor: "env", Metric: "temperature", TS: storetest.T0 + 9*sec, Value: 29},
+		{Gateway: e.gw, Sensor: "env", Metric: "humidity", TS: storetest.T0 + 9*sec, Value: 49, Unit: "Cel"},
+		{Gateway: e.gw, Sensor: "env", Metric: "temperature", TS: storetest.T0 + 9*sec, Value: 29, Unit: "Cel"},
 	}
 	if !slices.Equal(latest.Points, want) {
 		t.Fatalf("latest = %+v, want %+v", latest.Points, want)
@@ -717,21 +717,30 @@ func TestHTTP(t *testing.T) {
 }
 
 func TestPointJSON(t *testing.T) {
-	p := ingest.Point{Gateway: "g", Sensor: "s", Metric: "m", TS: storetest.T0 + 123, Value: math.NaN(), Quality: outpost.QualityUncertain}
-	b, err := json.Marshal(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const want = `{"gateway":"g","sensor":"s","metric":"m","ts":"2025-06-01T12:00:00.000000123Z","ts_ns":1748779200000000123,"value":null,"quality":"uncertain"}`
-	if string(b) != want {
-		t.Fatalf("json = %s, want %s", b, want)
-	}
-	var back ingest.Point
-	if err := json.Unmarshal(b, &back); err != nil {
-		t.Fatal(err)
-	}
-	if back.TS != p.TS || !math.IsNaN(back.Value) || back.Quality != p.Quality {
-		t.Fatalf("round trip = %+v", back)
+	for _, tc := range []struct {
+		p    ingest.Point
+		want string
+	}{
+		{ingest.Point{Gateway: "g", Sensor: "s", Metric: "m", TS: storetest.T0 + 123, Value: math.NaN(), Quality: outpost.QualityUncertain},
+			`{"gateway":"g","sensor":"s","metric":"m","ts":"2025-06-01T12:00:00.000000123Z","ts_ns":1748779200000000123,"value":null,"unit":"","quality":"uncertain"}`},
+		{ingest.Point{Gateway: "g", Sensor: "s", Metric: "m", TS: storetest.T0, Value: 21.5, Unit: "Cel"},
+			`{"gateway":"g","sensor":"s","metric":"m","ts":"2025-06-01T12:00:00Z","ts_ns":1748779200000000000,"value":21.5,"unit":"Cel","quality":"good"}`},
+	} {
+		b, err := json.Marshal(tc.p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != tc.want {
+			t.Fatalf("json = %s, want %s", b, tc.want)
+		}
+		var back ingest.Point
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if back.TS != tc.p.TS || back.Unit != tc.p.Unit || back.Quality != tc.p.Quality ||
+			!(back.Value == tc.p.Value || math.IsNaN(back.Value) && math.IsNaN(tc.p.Value)) {
+			t.Fatalf("round trip = %+v, want %+v", back, tc.p)
+		}
 	}
 }
 

@@ -225,7 +225,7 @@ func (s *Store) Latest(ctx context.Context, q ingest.LatestQuery) iter.Seq2[inge
 	return query(ctx, s, "latest", sql, args, func(r pgx.Rows) (ingest.Point, error) {
 		var p ingest.Point
 		var qual int16
-		err := r.Scan(&p.Gateway, &p.Sensor, &p.Metric, &p.TS, &p.Value, &qual)
+		err := r.Scan(&p.Gateway, &p.Sensor, &p.Metric, &p.TS, &p.Value, &qual, &p.Unit)
 		p.Quality = outpost.Quality(qual)
 		return p, err
 	})

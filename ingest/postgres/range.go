@@ -24,8 +24,9 @@ func (s *Store) Range(ctx context.Context, q ingest.RangeQuery) iter.Seq2[ingest
 	return func(yield func(ingest.Point, error) bool) {
 		fail := func(err error) { yield(ingest.Point{}, fmt.Errorf("postgres: range: %w", err)) }
 		var id int64
-		err := s.pool.QueryRow(ctx, `SELECT id FROM series WHERE gateway = $1 AND sensor = $2 AND metric = $3`,
-			q.Gateway, q.Sensor, q.Metric).Scan(&id)
+		var unit string
+		err := s.pool.QueryRow(ctx, `SELECT id, unit FROM series WHERE gateway = $1 AND sensor = $2 AND metric = $3`,
+			q.Gateway, q.Sensor, q.Metric).Scan(&id, &unit)
 		if err == pgx.ErrNoRows {
 			return
 		}
@@ -77,7 +78,7 @@ func (s *Store) Range(ctx context.Context, q ingest.RangeQuery) iter.Seq2[ingest
 				return ts, v, outpost.Quality(q), true, nil
 			},
 		}
-		p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric}
+		p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric, Unit: unit}
 		err = w.Yield(q.From, q.To, q.Limit, func(ts int64, v float64, qual outpost.Quality) bool {
 			p.TS, p.Value, p.Quality = ts, v, qual
 			return yield(p, nil)

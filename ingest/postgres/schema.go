@@ -52,7 +52,7 @@ CREATE INDEX IF NOT EXISTS recent_series_ts ON recent (series_id, ts);
 COMMENT ON TABLE recent IS 'readings of series with too few in a batch for a chunk, until the compactor folds them into chunks';
 
 CREATE OR REPLACE VIEW latest AS
-	SELECT gateway, sensor, metric, last_ts AS ts, last_value AS value, last_quality AS quality
+	SELECT gateway, sensor, metric, last_ts AS ts, last_value AS value, last_quality AS quality, unit
 	FROM series WHERE last_ts IS NOT NULL;
 
 CREATE OR REPLACE VIEW readings AS

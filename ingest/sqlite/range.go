@@ -43,8 +43,9 @@ func (s *Store) rangeTx(ctx context.Context, q ingest.RangeQuery, yield func(ing
 		}
 	}()
 	var id int64
-	err = tx.QueryRowContext(ctx, `SELECT id FROM series WHERE gateway = ? AND sensor = ? AND metric = ?`,
-		q.Gateway, q.Sensor, q.Metric).Scan(&id)
+	var unit string
+	err = tx.QueryRowContext(ctx, `SELECT id, unit FROM series WHERE gateway = ? AND sensor = ? AND metric = ?`,
+		q.Gateway, q.Sensor, q.Metric).Scan(&id, &unit)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && q.From >= q.To {
 		return nil
 	}
@@ -90,7 +91,7 @@ func (s *Store) rangeTx(ctx context.Context, q ingest.RangeQuery, yield func(ing
 			return ts, float(v), outpost.Quality(q), true, nil
 		},
 	}
-	p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric}
+	p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric, Unit: unit}
 	return w.Yield(q.From, q.To, q.Limit, func(ts int64, v float64, qual outpost.Quality) bool {
 		p.TS, p.Value, p.Quality = ts, v, qual
 		return yield(p, nil)

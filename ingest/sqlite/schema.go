@@ -46,8 +46,11 @@ CREATE TABLE IF NOT EXISTS recent (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS recent_series_ts ON recent (series_id, ts);
 
-CREATE VIEW IF NOT EXISTS latest AS
-	SELECT gateway, sensor, metric, last_ts AS ts, last_value AS value, last_quality AS quality
+-- Made anew at every open: a file of an earlier release has it without
+-- unit (SQLite has no CREATE OR REPLACE VIEW).
+DROP VIEW IF EXISTS latest;
+CREATE VIEW latest AS
+	SELECT gateway, sensor, metric, last_ts AS ts, last_value AS value, last_quality AS quality, unit
 	FROM series WHERE last_ts IS NOT NULL;
 
 -- The decoder of chunks, a table-valued function of Go code (unpack.go):

@@ -392,7 +392,7 @@ func (s *Store) Latest(ctx context.Context, q ingest.LatestQuery) iter.Seq2[inge
 		var p ingest.Point
 		var v sql.NullFloat64
 		var qual int64
-		err := r.Scan(&p.Gateway, &p.Sensor, &p.Metric, &p.TS, &v, &qual)
+		err := r.Scan(&p.Gateway, &p.Sensor, &p.Metric, &p.TS, &v, &qual, &p.Unit)
 		p.Value, p.Quality = float(v), outpost.Quality(qual)
 		return p, err
 	})

@@ -152,6 +152,34 @@ func TestMigrateAnnotations(t *testing.T) {
 	}
 }
 
+// A file whose latest view is the one without unit (an earlier release)
+// gets the new view when opened, and Latest reads the unit through it.
+func TestMigrateLatestUnit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ingest.db")
+	s := open(t, path)
+	commit(t, s, storetest.Telemetry("gw", 1, 1, storetest.Series("s", "t", storetest.T0, time.Second, 3, 0)...))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db := writeDB(t, path)
+	exec(t, db, `DROP VIEW latest`)
+	exec(t, db, `CREATE VIEW latest AS SELECT gateway, sensor, metric, last_ts AS ts, last_value AS value, last_quality AS quality
+		FROM series WHERE last_ts IS NOT NULL`)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	pts, err := storetest.Collect(s.Latest(context.Background(), ingest.LatestQuery{Limit: 10}))
+	if err != nil || len(pts) != 1 || pts[0].Unit != "Cel" {
+		t.Fatalf("latest after reopening: %+v, %v; want one point in Cel", pts, err)
+	}
+}
+
 // TestReopen checks that the schema is idempotent and data survives.
 func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ingest.db")

@@ -218,6 +218,7 @@ func testRangeLayouts(t *testing.T, s ingest.Store) {
 				want = append(want, ingest.Point{Gateway: "gw", Sensor: "s", Metric: "t", TS: r.TS, Value: r.Value, Quality: r.Quality})
 			}
 		}
+		want = withUnit(want, rs)
 	}
 	long := Series("s", "t", base, time.Second, 300, 0) // 100 s in one hour, 200 s in the next
 	for i := range long {
@@ -278,6 +279,20 @@ func testRangeLayouts(t *testing.T, s ingest.Store) {
 	}
 }
 
+// withUnit gives every point of want the unit of the series gw/s/t in
+// rs, the readings of the batch just committed, if rs holds it: a store
+// answers each reading with the unit its series' last batch carried.
+func withUnit(want []ingest.Point, rs []outpost.Reading) []ingest.Point {
+	i := slices.IndexFunc(rs, func(r outpost.Reading) bool { return r.Sensor == "s" && r.Metric == "t" })
+	if i < 0 {
+		return want
+	}
+	for j := range want {
+		want[j].Unit = rs[i].Unit
+	}
+	return want
+}
+
 // sameReadings compares readings in time order; among equal times the
 // order is free.
 func sameReadings(t *testing.T, what string, got, want []ingest.Point) {
@@ -330,6 +345,7 @@ func testCompact(t *testing.T, s ingest.Store) {
 				want = append(want, ingest.Point{Gateway: "gw", Sensor: "s", Metric: "t", TS: r.TS, Value: r.Value, Quality: r.Quality})
 			}
 		}
+		want = withUnit(want, rs)
 	}
 	for i := range 3 * 60 { // three readings a minute for three hours
 		rs := Series("s", "t", base+int64(i)*60*sec, 20*time.Second, 3, float64(i))

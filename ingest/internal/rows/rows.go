@@ -160,7 +160,7 @@ func LatestQuery(q ingest.LatestQuery, param func(n int) string) (string, []any)
 		}
 		fmt.Fprintf(&sb, cond, ps...)
 	}
-	sb.WriteString("SELECT gateway, sensor, metric, ts, value, quality FROM latest")
+	sb.WriteString("SELECT gateway, sensor, metric, ts, value, quality, unit FROM latest")
 	if q.Gateway != "" {
 		where("gateway = %s", q.Gateway)
 	}

@@ -85,7 +85,7 @@ func TestGapsQuery(t *testing.T) {
 
 func TestLatestQuery(t *testing.T) {
 	param := func(n int) string { return "$" + strconv.Itoa(n) }
-	const sel = "SELECT gateway, sensor, metric, ts, value, quality FROM latest"
+	const sel = "SELECT gateway, sensor, metric, ts, value, quality, unit FROM latest"
 	after := ingest.SeriesKey{Gateway: "g", Sensor: "s", Metric: "m"}
 	for _, tc := range []struct {
 		q    ingest.LatestQuery
