@@ -51,6 +51,7 @@
 //	batches(gateway, epoch, seq, received_at, n, kind, bytes) primary key (gateway, epoch, seq)
 //	dead_letters(id, topic, received_at, reason, payload)
 //	gateways(gateway, state, updated_at, payload)           primary key gateway
+//	sensor_labels(gateway, sensor, labels)                  primary key (gateway, sensor)
 //	gaps(gateway, epoch, seq, idx, reason, kind, sensor, metric, rule, from_ts, to_ts,
 //	     count, lost_epoch, first_seq, last_seq, dropped_at, received_at)
 //	                                                        primary key (gateway, epoch, seq, idx),
@@ -65,6 +66,11 @@
 // PL/pgSQL; in SQLite it is Go, a virtual table that only a process
 // linking ingest/sqlite has (not the sqlite3 shell). An older database
 // with the row layout is converted when the store opens it.
+//
+// series.labels are the labels of the series' sensor from its gateway's
+// newest status (a JSON object, {} for none); sensor_labels holds them
+// by sensor, a sensor without labels having no row, for the series made
+// later (docs/storage.md, "Sensor labels").
 //
 // A gaps row is one loss record: (gateway, epoch, seq) is the loss batch
 // that carried it and idx its index in the batch; kind is what was lost
@@ -125,8 +131,12 @@ type Store interface {
 	// DeadLetter records a message that could not be stored.
 	DeadLetter(ctx context.Context, topic, reason string, payload []byte) error
 	// SetGatewayStatus records a gateway's status unless a newer one (by
-	// at) is already stored.
-	SetGatewayStatus(ctx context.Context, gateway, state string, at time.Time, payload []byte) error
+	// at) is already stored. When it does, and labels is not nil, the
+	// gateway's sensors have labels from then on and nothing else (a
+	// sensor that labels leaves out has none): on every series of the
+	// gateway, and on series made later (docs/storage.md, "Sensor
+	// labels"). A status that is not recorded changes no labels.
+	SetGatewayStatus(ctx context.Context, gateway, state string, at time.Time, payload []byte, labels SensorLabels) error
 
 	// The query methods return iterators. Ranging over one runs the
 	// query and yields its rows as the database returns them, without
@@ -224,6 +234,11 @@ type GatewayStatus struct {
 	UpdatedAt time.Time       `json:"updated_at"`
 	Payload   json.RawMessage `json:"status"`
 }
+
+// SensorLabels are the labels of a gateway's sensors by sensor id, as
+// its status carries them (outpost.Status). A sensor without labels may
+// be left out.
+type SensorLabels map[string]map[string]string
 
 // SeriesKey names one series. Series are ordered by gateway, then
 // sensor, then metric, as the database compares text.

@@ -352,6 +352,9 @@ func TestBadInputDeadLettered(t *testing.T) {
 		{"loss empty", e.batchTopic(e.gw), storetest.Encode(t, lossEmpty), "loss records"},
 		{"status not json", e.prefix + "/" + e.gw + "/status", []byte("online!"), "not a JSON object"},
 		{"status no state", e.prefix + "/" + e.gw + "/status", []byte(`{"ts":"2025-01-01T00:00:00Z"}`), "no state"},
+		{"status labels", e.prefix + "/" + e.gw + "/status", []byte(`{"state":"online","sensors":{"s":{"labels":{` + manyLabels(65) + `}}}}`),
+			"status sensors: sensor s: 65 labels, more than 64"},
+		{"status sensor id", e.prefix + "/" + e.gw + "/status", []byte(`{"state":"online","sensors":{"s/1":{"labels":{}}}}`), "not a valid name"},
 	}
 	if len(storetest.Encode(t, big)) <= maxPayload {
 		t.Fatal("the oversize case is not oversize")
@@ -378,6 +381,15 @@ func TestBadInputDeadLettered(t *testing.T) {
 	if st := e.svc.Stats(); st.DeadLetters != int64(len(cases)) || st.Batches != 1 {
 		t.Fatalf("stats = %+v", st)
 	}
+}
+
+// manyLabels is n labels as the members of a JSON object.
+func manyLabels(n int) string {
+	ms := make([]string, n)
+	for i := range ms {
+		ms[i] = fmt.Sprintf(`"l%d":"v"`, i)
+	}
+	return strings.Join(ms, ",")
 }
 
 // lossRecords are the loss records the service tests send.

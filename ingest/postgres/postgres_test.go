@@ -157,7 +157,7 @@ func TestInvalidData(t *testing.T) {
 	if dup, err := s.Commit(context.Background(), b, 1); err != nil || dup {
 		t.Fatalf("commit after a refused one: dup %v, err %v", dup, err)
 	}
-	if err := s.SetGatewayStatus(context.Background(), "gw", "online", time.Now(), []byte("not json")); !errors.Is(err, ingest.ErrInvalidData) {
+	if err := s.SetGatewayStatus(context.Background(), "gw", "online", time.Now(), []byte("not json"), nil); !errors.Is(err, ingest.ErrInvalidData) {
 		t.Fatalf("status with a non-JSON payload: %v, want ErrInvalidData", err)
 	}
 }

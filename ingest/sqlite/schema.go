@@ -128,6 +128,16 @@ CREATE TABLE IF NOT EXISTS gaps (
 	PRIMARY KEY (gateway, epoch, seq, idx)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS gaps_series_from ON gaps (gateway, sensor, metric, from_ts);
+
+-- Each sensor's labels from its gateway's newest status, a sensor
+-- without labels having no row: series.labels of the sensor's series,
+-- and of those made later (docs/storage.md, "Sensor labels").
+CREATE TABLE IF NOT EXISTS sensor_labels (
+	gateway TEXT NOT NULL,
+	sensor  TEXT NOT NULL,
+	labels  TEXT NOT NULL, -- JSON object
+	PRIMARY KEY (gateway, sensor)
+) STRICT, WITHOUT ROWID;
 `
 
 // addedColumns are columns added to a table after its first release.

@@ -119,10 +119,10 @@ func testQueryStop(t *testing.T, s ingest.Store) {
 	commit(t, s, Telemetry("gw", 1, 1, Series("s", "t", T0, time.Millisecond, 5000, 0)...), false)
 	l := outpost.Loss{Reason: outpost.LossMaxAge, Kind: outpost.KindTelemetry, Sensor: "s", Metric: "t", Count: 1, At: T0}
 	commit(t, s, LossBatch("gw", 1, 2, l, l), false)
-	if err := s.SetGatewayStatus(ctx(t), "gw", "online", time.Unix(0, T0), []byte(`{"state":"online"}`)); err != nil {
+	if err := s.SetGatewayStatus(ctx(t), "gw", "online", time.Unix(0, T0), []byte(`{"state":"online"}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetGatewayStatus(ctx(t), "gw2", "online", time.Unix(0, T0), []byte(`{"state":"online"}`)); err != nil {
+	if err := s.SetGatewayStatus(ctx(t), "gw2", "online", time.Unix(0, T0), []byte(`{"state":"online"}`), nil); err != nil {
 		t.Fatal(err)
 	}
 	commit(t, s, Telemetry("gw", 1, 3, Series("s", "u", T0, time.Millisecond, 1, 0)...), false)

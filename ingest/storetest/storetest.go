@@ -44,6 +44,8 @@ func Run(t *testing.T, open func(t *testing.T) ingest.Store) {
 		{"AlertsQuery", testAlertsQuery},
 		{"DeadLetter", testDeadLetter},
 		{"GatewayStatus", testGatewayStatus},
+		{"SensorLabels", testSensorLabels},
+		{"SensorLabelsConcurrent", testSensorLabelsConcurrent},
 		{"Latest", testLatest},
 		{"LatestOrder", testLatestOrder},
 		{"Range", testRange},
@@ -237,7 +239,7 @@ func testGatewayStatus(t *testing.T, s ingest.Store) {
 	set := func(gw, state string, at time.Time) {
 		t.Helper()
 		p := fmt.Sprintf(`{"state":%q,"ts":%q}`, state, at.Format(time.RFC3339Nano))
-		if err := s.SetGatewayStatus(ctx(t), gw, state, at, []byte(p)); err != nil {
+		if err := s.SetGatewayStatus(ctx(t), gw, state, at, []byte(p), nil); err != nil {
 			t.Fatalf("set status: %v", err)
 		}
 	}

@@ -61,7 +61,7 @@ func (d *discardStore) DeadLetter(context.Context, string, string, []byte) error
 	return nil
 }
 
-func (d *discardStore) SetGatewayStatus(context.Context, string, string, time.Time, []byte) error {
+func (d *discardStore) SetGatewayStatus(context.Context, string, string, time.Time, []byte, ingest.SensorLabels) error {
 	return nil
 }
 

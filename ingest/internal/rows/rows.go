@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -67,6 +68,23 @@ func object(what string, m map[string]string) (string, error) {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	return string(b), nil
+}
+
+// SensorLabels are the sensor_labels rows of a status's labels, by
+// sensor id: the sensors and their labels as JSON objects, sensors
+// without labels left out.
+func SensorLabels(ls ingest.SensorLabels) (sensors, labels []string, err error) {
+	for _, id := range slices.Sorted(maps.Keys(ls)) {
+		if len(ls[id]) == 0 {
+			continue
+		}
+		j, err := Labels(ls[id])
+		if err != nil {
+			return nil, nil, fmt.Errorf("sensor %s: %w", id, err)
+		}
+		sensors, labels = append(sensors, id), append(labels, j)
+	}
+	return sensors, labels, nil
 }
 
 // Latest returns the newest reading of each series in a telemetry batch,
