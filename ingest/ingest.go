@@ -153,6 +153,9 @@ type Store interface {
 	// Latest yields the newest reading of each series that q selects,
 	// ordered by gateway, sensor, metric, at most q.Limit of them.
 	Latest(ctx context.Context, q LatestQuery) iter.Seq2[Point, error]
+	// Series yields the series that q selects (see SeriesQuery), ordered
+	// by gateway, sensor, metric, at most q.Limit of them.
+	Series(ctx context.Context, q SeriesQuery) iter.Seq2[SeriesInfo, error]
 	// Range yields one series' readings with From <= TS < To in
 	// ascending time order, at most Limit of them.
 	Range(ctx context.Context, q RangeQuery) iter.Seq2[Point, error]

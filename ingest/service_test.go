@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -644,6 +645,35 @@ func TestGatewayStatus(t *testing.T) {
 	decode(t, rec, http.StatusOK, &body)
 	if len(body.Gateways) != 1 || body.Gateways[0].State != "offline" || !strings.Contains(string(body.Gateways[0].Payload), `"offline"`) {
 		t.Fatalf("gateways = %+v", body.Gateways)
+	}
+	statusLabels(t, e, topic)
+}
+
+// statusLabels: a status's sensors label the gateway's series, which the
+// series endpoint filters by; an older status and one beyond the bounds
+// (dead-lettered) change nothing.
+func statusLabels(t *testing.T, e *env, topic string) {
+	t.Helper()
+	e.publishBatch(storetest.Telemetry(e.gw, 7, 1, readings(2, storetest.T0)...))
+	e.waitAcks(7, 1, 1)
+	labelled := func(label string) int {
+		var pg struct{ Series []ingest.SeriesInfo }
+		decode(t, get(t, e.svc, "/api/v1/series?gateway="+e.gw+"&label="+url.QueryEscape(label)), http.StatusOK, &pg)
+		return len(pg.Series)
+	}
+	e.publish(topic, []byte(`{"state":"online","ts":"2025-06-01T12:10:00Z","sensors":{"env":{"labels":{"room":"lab"}},"door":{"labels":{}}}}`), true)
+	eventually(t, "labels from the status", func() bool { return labelled("room:lab") == 2 })
+	dead := len(e.store.deadLetters())
+	e.publish(topic, []byte(`{"state":"online","ts":"2025-06-01T12:01:00Z","sensors":{"env":{"labels":{"room":"old"}}}}`), true)
+	e.publish(topic, []byte(`{"state":"online","ts":"2025-06-01T12:20:00Z","sensors":{"env":{"labels":{`+manyLabels(65)+`}}}}`), true)
+	eventually(t, "the status beyond the bounds dead-lettered", func() bool { return len(e.store.deadLetters()) == dead+1 })
+	eventually(t, "the older status handled", func() bool { return e.svc.Stats().Statuses >= 4 })
+	if n, old := labelled("room:lab"), labelled("room:old"); n != 2 || old != 0 {
+		t.Fatalf("after an older status and a refused one: %d series of room lab, %d of room old; want 2 and 0", n, old)
+	}
+	gws, err := storetest.Collect(e.store.Gateways(context.Background()))
+	if err != nil || len(gws) != 1 || !gws[0].UpdatedAt.Equal(time.Date(2025, 6, 1, 12, 10, 0, 0, time.UTC)) {
+		t.Fatalf("gateways = %+v, %v; want the status of 12:10", gws, err)
 	}
 }
 

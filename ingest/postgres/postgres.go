@@ -272,6 +272,24 @@ func (s *Store) Latest(ctx context.Context, q ingest.LatestQuery) iter.Seq2[inge
 	})
 }
 
+// Series implements ingest.Store. The label filter is one jsonb
+// containment (labels @> the filter's object).
+func (s *Store) Series(ctx context.Context, q ingest.SeriesQuery) iter.Seq2[ingest.SeriesInfo, error] {
+	if err := rows.CheckSeries(q); err != nil {
+		return rows.Failed[ingest.SeriesInfo](fmt.Errorf("postgres: series: %w", err))
+	}
+	filter, err := rows.Labels(q.Labels)
+	if err != nil {
+		return rows.Failed[ingest.SeriesInfo](fmt.Errorf("postgres: series: %w", err))
+	}
+	sql, args := rows.SeriesQuery(q, placeholder, func(_ map[string]string, arg func(any) string) string {
+		return "labels @> " + arg(filter) + "::jsonb"
+	})
+	return query(ctx, s, "series", sql, args, func(r pgx.Rows) (ingest.SeriesInfo, error) {
+		return rows.ScanSeries(r.Scan)
+	})
+}
+
 // Gaps implements ingest.Store.
 func (s *Store) Gaps(ctx context.Context, q ingest.GapQuery) iter.Seq2[ingest.Gap, error] {
 	if err := rows.CheckGaps(q); err != nil {

@@ -77,8 +77,10 @@ import (
 	"fmt"
 	"io/fs"
 	"iter"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -432,6 +434,24 @@ func (s *Store) Latest(ctx context.Context, q ingest.LatestQuery) iter.Seq2[inge
 		err := r.Scan(&p.Gateway, &p.Sensor, &p.Metric, &p.TS, &v, &qual, &p.Unit)
 		p.Value, p.Quality = float(v), outpost.Quality(qual)
 		return p, err
+	})
+}
+
+// Series implements ingest.Store. Each label of the filter is one
+// lookup in the series' labels (json_each).
+func (s *Store) Series(ctx context.Context, q ingest.SeriesQuery) iter.Seq2[ingest.SeriesInfo, error] {
+	if err := rows.CheckSeries(q); err != nil {
+		return rows.Failed[ingest.SeriesInfo](fmt.Errorf("sqlite: series: %w", err))
+	}
+	sqlText, args := rows.SeriesQuery(q, placeholder, func(ls map[string]string, arg func(any) string) string {
+		conds := make([]string, 0, len(ls))
+		for _, k := range slices.Sorted(maps.Keys(ls)) {
+			conds = append(conds, "EXISTS (SELECT 1 FROM json_each(labels) WHERE key = "+arg(k)+" AND value = "+arg(ls[k])+")")
+		}
+		return strings.Join(conds, " AND ")
+	})
+	return query(ctx, s, "series", sqlText, args, func(r *sql.Rows) (ingest.SeriesInfo, error) {
+		return rows.ScanSeries(r.Scan)
 	})
 }
 

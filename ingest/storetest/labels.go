@@ -158,3 +158,114 @@ func testSensorLabelsConcurrent(t *testing.T, s ingest.Store) {
 		}
 	}
 }
+
+// testSeries: Series lists the series that hold readings, in key order,
+// with their unit, labels and first and newest times; filtered by
+// gateway, sensor, metric and labels (all must match), and walked a page
+// at a time from each page's last key, every series once.
+func testSeries(t *testing.T, s ingest.Store) {
+	sec := int64(time.Second)
+	unit := func(u string, rs []outpost.Reading) []outpost.Reading {
+		for i := range rs {
+			rs[i].Unit = u
+		}
+		return rs
+	}
+	var rs []outpost.Reading
+	rs = append(rs, Series("s1", "t", T0, time.Second, 3, 20)...)
+	rs = append(rs, unit("%RH", Series("s1", "h", T0, time.Second, 2, 40))...)
+	rs = append(rs, unit("", Series("s2", "t", T0+10*sec, time.Second, 1, 5))...)
+	commit(t, s, Telemetry("gw-a", 1, 1, rs...), false)
+	commit(t, s, Telemetry("gw-a", 1, 2, Series("s1", "t", T0-100*sec, time.Second, 1, 19)...), false) // older: first_ts moves back
+	rs = append(Series("s1", "t", T0+sec, time.Second, 1, 1), unit("ppm", Series("s3", "co2", T0, time.Second, 5, 400))...)
+	commit(t, s, Telemetry("gw-b", 1, 1, rs...), false)
+	// A duplicate of a stored batch, holding a series of its own: if the
+	// store makes its row, the series has no reading and is not listed.
+	commit(t, s, Telemetry("gw-a", 1, 1, Series("ghost", "t", T0, time.Second, 1, 0)...), true)
+	setStatus(t, s, "gw-a", 0, ingest.SensorLabels{"s1": {"room": "lab", "site": "hq"}, "s2": {"room": "store", "site": "hq"}})
+	setStatus(t, s, "gw-b", 0, ingest.SensorLabels{"s1": {"room": "lab"}})
+
+	lab, hq := map[string]string{"room": "lab", "site": "hq"}, map[string]string{"room": "store", "site": "hq"}
+	all := []ingest.SeriesInfo{
+		{Gateway: "gw-a", Sensor: "s1", Metric: "h", Unit: "%RH", Labels: lab, FirstTS: T0, LastTS: T0 + sec},
+		{Gateway: "gw-a", Sensor: "s1", Metric: "t", Unit: "Cel", Labels: lab, FirstTS: T0 - 100*sec, LastTS: T0 + 2*sec},
+		{Gateway: "gw-a", Sensor: "s2", Metric: "t", Unit: "", Labels: hq, FirstTS: T0 + 10*sec, LastTS: T0 + 10*sec},
+		{Gateway: "gw-b", Sensor: "s1", Metric: "t", Unit: "Cel", Labels: map[string]string{"room": "lab"}, FirstTS: T0 + sec, LastTS: T0 + sec},
+		{Gateway: "gw-b", Sensor: "s3", Metric: "co2", Unit: "ppm", Labels: map[string]string{}, FirstTS: T0, LastTS: T0 + 4*sec},
+	}
+	pick := func(is ...int) []ingest.SeriesInfo {
+		out := []ingest.SeriesInfo{}
+		for _, i := range is {
+			out = append(out, all[i])
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		q    ingest.SeriesQuery
+		want []ingest.SeriesInfo
+	}{
+		{"all", ingest.SeriesQuery{}, all},
+		{"gateway", ingest.SeriesQuery{Gateway: "gw-b"}, pick(3, 4)},
+		{"sensor", ingest.SeriesQuery{Sensor: "s1"}, pick(0, 1, 3)},
+		{"metric", ingest.SeriesQuery{Metric: "t"}, pick(1, 2, 3)},
+		{"gateway, sensor and metric", ingest.SeriesQuery{Gateway: "gw-a", Sensor: "s1", Metric: "t"}, pick(1)},
+		{"a label", ingest.SeriesQuery{Labels: map[string]string{"room": "lab"}}, pick(0, 1, 3)},
+		{"two labels", ingest.SeriesQuery{Labels: map[string]string{"room": "lab", "site": "hq"}}, pick(0, 1)},
+		{"another value", ingest.SeriesQuery{Labels: map[string]string{"site": "hq", "room": "store"}}, pick(2)},
+		{"a label and a gateway", ingest.SeriesQuery{Gateway: "gw-b", Labels: map[string]string{"room": "lab"}}, pick(3)},
+		{"no such label", ingest.SeriesQuery{Labels: map[string]string{"room": "attic"}}, pick()},
+		{"an empty value", ingest.SeriesQuery{Labels: map[string]string{"room": ""}}, pick()},
+		{"unknown gateway", ingest.SeriesQuery{Gateway: "gw-z"}, pick()},
+		{"after", ingest.SeriesQuery{After: all[1].Key()}, pick(2, 3, 4)},
+		{"after, in a gateway", ingest.SeriesQuery{Gateway: "gw-a", After: all[0].Key()}, pick(1, 2)},
+		{"after another gateway", ingest.SeriesQuery{Gateway: "gw-a", After: all[3].Key()}, pick()},
+		{"limit", ingest.SeriesQuery{Limit: 2}, pick(0, 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.q.Limit == 0 {
+				tc.q.Limit = 100
+			}
+			got, err := Collect(s.Series(ctx(t), tc.q))
+			if err != nil {
+				t.Fatal(err)
+			}
+			equalSeries(t, "series", got, tc.want)
+		})
+	}
+	for _, q := range []ingest.SeriesQuery{{}, {Labels: map[string]string{"site": "hq"}}, {Gateway: "gw-a"}, {Metric: "t"}} {
+		want, err := Collect(s.Series(ctx(t), ingest.SeriesQuery{Gateway: q.Gateway, Metric: q.Metric, Labels: q.Labels, Limit: 100}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for page := 1; page <= len(want)+1; page++ {
+			var got []ingest.SeriesInfo
+			q.Limit, q.After = page, ingest.SeriesKey{}
+			for range len(want) + 2 {
+				pg, err := Collect(s.Series(ctx(t), q))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, pg...)
+				if len(pg) < page {
+					break
+				}
+				q.After = pg[len(pg)-1].Key()
+			}
+			equalSeries(t, fmt.Sprintf("%+v walked %d at a time", q, page), got, want)
+		}
+	}
+}
+
+func equalSeries(t *testing.T, what string, got, want []ingest.SeriesInfo) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s = %+v, want %+v", what, got, want)
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.Key() != w.Key() || g.Unit != w.Unit || g.FirstTS != w.FirstTS || g.LastTS != w.LastTS || g.Labels == nil || !maps.Equal(g.Labels, w.Labels) {
+			t.Fatalf("%s[%d] = %+v, want %+v", what, i, g, w)
+		}
+	}
+}

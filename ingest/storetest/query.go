@@ -127,10 +127,10 @@ func testQueryStop(t *testing.T, s ingest.Store) {
 	}
 	commit(t, s, Telemetry("gw", 1, 3, Series("s", "u", T0, time.Millisecond, 1, 0)...), false)
 	rq := ingest.RangeQuery{Gateway: "gw", Sensor: "s", Metric: "t", From: math.MinInt64, To: math.MaxInt64, Limit: 5000}
-	for i := range 40 {
+	for i := range 50 {
 		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		n := 0
-		switch i % 4 {
+		switch i % 5 {
 		case 0:
 			for range s.Range(c, rq) {
 				if n++; n == 2 {
@@ -147,6 +147,10 @@ func testQueryStop(t *testing.T, s ingest.Store) {
 			}
 		case 3:
 			for range s.Gateways(c) {
+				break
+			}
+		case 4:
+			for range s.Series(c, ingest.SeriesQuery{Limit: 10}) {
 				break
 			}
 		}
@@ -190,6 +194,16 @@ func testQueryRefused(t *testing.T, s ingest.Store) {
 	}
 	check("range, limit 0", s.Range(ctx(t), ingest.RangeQuery{Gateway: "gw", Sensor: "s", Metric: "t", To: math.MaxInt64}))
 	check("latest, limit 0", s.Latest(ctx(t), ingest.LatestQuery{}))
+	n, errs := 0, 0
+	for _, err := range s.Series(ctx(t), ingest.SeriesQuery{}) {
+		n++
+		if err != nil {
+			errs++
+		}
+	}
+	if n != 1 || errs != 1 {
+		t.Errorf("series, limit 0: %d pairs, %d errors; want one error alone", n, errs)
+	}
 	c, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := Collect(s.Range(c, ingest.RangeQuery{Gateway: "gw", Sensor: "s", Metric: "t", To: math.MaxInt64, Limit: 10}))

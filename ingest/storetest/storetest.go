@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) ingest.Store) {
 		{"GatewayStatus", testGatewayStatus},
 		{"SensorLabels", testSensorLabels},
 		{"SensorLabelsConcurrent", testSensorLabelsConcurrent},
+		{"Series", testSeries},
 		{"Latest", testLatest},
 		{"LatestOrder", testLatestOrder},
 		{"Range", testRange},

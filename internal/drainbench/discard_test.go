@@ -71,6 +71,10 @@ func (d *discardStore) Gateways(context.Context) iter.Seq2[ingest.GatewayStatus,
 	return func(func(ingest.GatewayStatus, error) bool) {}
 }
 
+func (d *discardStore) Series(context.Context, ingest.SeriesQuery) iter.Seq2[ingest.SeriesInfo, error] {
+	return func(func(ingest.SeriesInfo, error) bool) {}
+}
+
 func (d *discardStore) Latest(context.Context, ingest.LatestQuery) iter.Seq2[ingest.Point, error] {
 	return func(func(ingest.Point, error) bool) {}
 }
