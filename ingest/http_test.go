@@ -202,7 +202,10 @@ func (g *genStore) Latest(ctx context.Context, q ingest.LatestQuery) iter.Seq2[i
 func (g *genStore) Series(ctx context.Context, q ingest.SeriesQuery) iter.Seq2[ingest.SeriesInfo, error] {
 	g.saw(q.Gateway, q.Sensor, q.Metric, q.After.Gateway, q.After.Sensor, q.After.Metric)
 	for k, v := range q.Labels {
-		g.saw(k, v)
+		g.saw(k) // a name is at most an id's length; a value may be longer
+		if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+			g.saw("\x00 a label value of bad text: " + v)
+		}
 	}
 	return genRows(g, ctx, q.Limit, func(i int) ingest.SeriesInfo {
 		return ingest.SeriesInfo{Gateway: "gw", Sensor: fmt.Sprintf("s%09d", i), Metric: "m", FirstTS: storetest.T0, LastTS: storetest.T0}
