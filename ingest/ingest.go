@@ -150,6 +150,9 @@ type Store interface {
 	// window (see GapQuery), ordered by from_ts, then by the loss batch
 	// and record index, at most Limit of them.
 	Gaps(ctx context.Context, q GapQuery) iter.Seq2[Gap, error]
+	// Buckets yields one series' readings aggregated into buckets of
+	// q.Step (see BucketQuery), ascending, at most q.Limit of them.
+	Buckets(ctx context.Context, q BucketQuery) iter.Seq2[Bucket, error]
 	// Alerts yields the alert transitions that q selects (see
 	// AlertQuery), at most q.Limit of them.
 	Alerts(ctx context.Context, q AlertQuery) iter.Seq2[AlertRow, error]
@@ -193,6 +196,7 @@ type CompactStats struct {
 	Rows          int64 // rows folded into chunks
 	ChunksMerged  int64 // small chunks merged with them
 	ChunksWritten int64 // chunks written
+	Damaged       int64 // chunks that do not decode, left as they are (and logged)
 }
 
 // ErrInvalidData is wrapped by store errors that mean the database refused

@@ -29,6 +29,7 @@ type commitScratch struct {
 	cSeries, cMin, cMax []int64
 	cN                  []int32
 	cData               [][]byte
+	cWin                []int64 // the window of each chunk
 	// rows
 	rBatch       []int32
 	rSeries, rTS []int64
@@ -214,6 +215,12 @@ func (s *Store) execCommit(ctx context.Context, sc *commitScratch, n int, now in
 		SELECT u.series_id, u.t_min, u.t_max, u.n, u.data
 		FROM unnest($7::integer[], $8::bigint[], $9::bigint[], $10::bigint[], $11::integer[], $12::bytea[])
 			AS u(bi, series_id, t_min, t_max, n, data) JOIN nb ON nb.i = u.bi
+	), p AS (
+		INSERT INTO pending (series_id, win)
+		SELECT DISTINCT u.series_id, u.win
+		FROM unnest($7::integer[], $8::bigint[], $27::bigint[]) AS u(bi, series_id, win) JOIN nb ON nb.i = u.bi
+		ORDER BY u.series_id, u.win
+		ON CONFLICT (series_id, win) DO UPDATE SET win = excluded.win
 	), r AS (
 		INSERT INTO recent (series_id, ts, value, quality)
 		SELECT u.series_id, u.ts, u.value, u.quality
@@ -237,7 +244,8 @@ func (s *Store) execCommit(ctx context.Context, sc *commitScratch, n int, now in
 		sc.gws, sc.epochs, sc.seqs, sc.ns, sc.sizes, now,
 		sc.cBatch, sc.cSeries, sc.cMin, sc.cMax, sc.cN, sc.cData,
 		sc.rBatch, sc.rSeries, sc.rTS, sc.rValue, sc.rQuality,
-		sc.uBatch, sc.uID, sc.uSensor, sc.uMetric, sc.uUnit, sc.uFirst, sc.uLast, sc.uValue, sc.uQuality)
+		sc.uBatch, sc.uID, sc.uSensor, sc.uMetric, sc.uUnit, sc.uFirst, sc.uLast, sc.uValue, sc.uQuality,
+		sc.cWin)
 	if err != nil {
 		return nil, err
 	}
@@ -266,6 +274,7 @@ func (s *Store) execCommit(ctx context.Context, sc *commitScratch, n int, now in
 func (sc *commitScratch) build(bs []*outpost.Batch, sizes []int, ids [][]int64) error {
 	sc.gws, sc.epochs, sc.seqs, sc.ns, sc.sizes = sc.gws[:0], sc.epochs[:0], sc.seqs[:0], sc.ns[:0], sc.sizes[:0]
 	sc.cBatch, sc.cSeries, sc.cMin, sc.cMax, sc.cN, sc.cData = sc.cBatch[:0], sc.cSeries[:0], sc.cMin[:0], sc.cMax[:0], sc.cN[:0], sc.cData[:0]
+	sc.cWin = sc.cWin[:0]
 	sc.rBatch, sc.rSeries, sc.rTS, sc.rValue, sc.rQuality = sc.rBatch[:0], sc.rSeries[:0], sc.rTS[:0], sc.rValue[:0], sc.rQuality[:0]
 	sc.uBatch, sc.uID, sc.uSensor, sc.uMetric, sc.uUnit = sc.uBatch[:0], sc.uID[:0], sc.uSensor[:0], sc.uMetric[:0], sc.uUnit[:0]
 	sc.uFirst, sc.uLast, sc.uValue, sc.uQuality = sc.uFirst[:0], sc.uLast[:0], sc.uValue[:0], sc.uQuality[:0]
@@ -282,7 +291,7 @@ func (sc *commitScratch) build(bs []*outpost.Batch, sizes []int, ids [][]int64) 
 		c := &bd.Chunks[i]
 		sc.cBatch, sc.cSeries = append(sc.cBatch, int32(c.Batch+1)), append(sc.cSeries, ids[c.Batch][c.Series])
 		sc.cMin, sc.cMax, sc.cN = append(sc.cMin, c.TMin), append(sc.cMax, c.TMax), append(sc.cN, int32(c.N))
-		sc.cData = append(sc.cData, bd.Data(c))
+		sc.cData, sc.cWin = append(sc.cData, bd.Data(c)), append(sc.cWin, layout.WindowOf(c.TMin))
 	}
 	for i := range bd.Rows {
 		r := &bd.Rows[i]

@@ -51,6 +51,29 @@ CREATE TABLE IF NOT EXISTS recent (
 CREATE INDEX IF NOT EXISTS recent_series_ts ON recent (series_id, ts);
 COMMENT ON TABLE recent IS 'readings of series with too few in a batch for a chunk, until the compactor folds them into chunks';
 
+CREATE TABLE IF NOT EXISTS pending (
+	series_id bigint NOT NULL,
+	win       bigint NOT NULL,
+	PRIMARY KEY (series_id, win)
+) WITH (fillfactor = 50);
+COMMENT ON TABLE pending IS 'windows that got chunks since the compactor last folded them: their rollups are not current';
+
+CREATE TABLE IF NOT EXISTS rollup_1m (
+	series_id bigint NOT NULL,
+	bucket    bigint NOT NULL,
+	n         bigint NOT NULL,
+	count     bigint NOT NULL,
+	min       double precision NOT NULL,
+	max       double precision NOT NULL,
+	sum       double precision NOT NULL,
+	last_ts   bigint NOT NULL,
+	last      double precision NOT NULL,
+	PRIMARY KEY (series_id, bucket)
+);
+COMMENT ON TABLE rollup_1m IS 'per series and minute: readings (n), those aggregated (count: not bad, not NaN), their min, max, sum and newest; only of hours with 240 readings or more';
+CREATE TABLE IF NOT EXISTS rollup_1h (LIKE rollup_1m INCLUDING ALL);
+COMMENT ON TABLE rollup_1h IS 'per series and hour: as rollup_1m; written when the compactor folds the hour';
+
 CREATE OR REPLACE VIEW latest AS
 	SELECT gateway, sensor, metric, last_ts AS ts, last_value AS value, last_quality AS quality
 	FROM series WHERE last_ts IS NOT NULL;

@@ -46,6 +46,42 @@ CREATE TABLE IF NOT EXISTS recent (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS recent_series_ts ON recent (series_id, ts);
 
+-- Windows that got chunks since the compactor last folded them: their
+-- rollups are not current.
+CREATE TABLE IF NOT EXISTS pending (
+	series_id INTEGER NOT NULL,
+	win       INTEGER NOT NULL,
+	PRIMARY KEY (series_id, win)
+) STRICT, WITHOUT ROWID;
+
+-- Per series and minute (only of hours with 240 readings or more) and
+-- per hour: readings (n), those aggregated (count: not bad, not NaN),
+-- their min, max, sum and newest (NULL when count is 0).
+CREATE TABLE IF NOT EXISTS rollup_1m (
+	series_id INTEGER NOT NULL,
+	bucket    INTEGER NOT NULL,
+	n         INTEGER NOT NULL,
+	count     INTEGER NOT NULL,
+	min       REAL,
+	max       REAL,
+	sum       REAL,
+	last_ts   INTEGER NOT NULL,
+	last      REAL,
+	PRIMARY KEY (series_id, bucket)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_1h (
+	series_id INTEGER NOT NULL,
+	bucket    INTEGER NOT NULL,
+	n         INTEGER NOT NULL,
+	count     INTEGER NOT NULL,
+	min       REAL,
+	max       REAL,
+	sum       REAL,
+	last_ts   INTEGER NOT NULL,
+	last      REAL,
+	PRIMARY KEY (series_id, bucket)
+) STRICT, WITHOUT ROWID;
+
 CREATE VIEW IF NOT EXISTS latest AS
 	SELECT gateway, sensor, metric, last_ts AS ts, last_value AS value, last_quality AS quality
 	FROM series WHERE last_ts IS NOT NULL;

@@ -105,7 +105,7 @@ type Store struct {
 	series layout.SeriesCache
 
 	// Prepared on the writer connection, used inside its transactions.
-	insBatch, newSeries, insChunk, insRecent, upSeries, insAlert, insGap *sql.Stmt
+	insBatch, newSeries, insChunk, insPending, insRecent, upSeries, insAlert, insGap *sql.Stmt
 }
 
 var (
@@ -194,6 +194,7 @@ func (s *Store) init(ctx context.Context, path, common string) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	prep(&s.newSeries, sqlNewSeries)
 	prep(&s.insChunk, sqlInsChunk)
+	prep(&s.insPending, sqlInsPending)
 	prep(&s.insRecent, sqlInsRecent)
 	prep(&s.upSeries, sqlUpSeries)
 	prep(&s.insAlert, `INSERT INTO alerts (gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq, annotations)
@@ -468,7 +469,7 @@ func (s *Store) Counts(ctx context.Context) (ingest.Counts, error) {
 // Close closes the statements and the database. It is idempotent.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insBatch, s.newSeries, s.insChunk, s.insRecent, s.upSeries, s.insAlert, s.insGap} {
+	for _, st := range []*sql.Stmt{s.insBatch, s.newSeries, s.insChunk, s.insPending, s.insRecent, s.upSeries, s.insAlert, s.insGap} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

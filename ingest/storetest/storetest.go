@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) ingest.Store) {
 		{"Range", testRange},
 		{"RangeLayouts", testRangeLayouts},
 		{"Compact", testCompact},
+		{"Buckets", testBuckets},
 		{"NaN", testNaN},
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"CommitGroup", testCommitGroup},
