@@ -320,3 +320,28 @@ func parseQuality(s string) (outpost.Quality, bool) {
 	}
 	return 0, false
 }
+
+// Retention is how long a store keeps what it holds, in ns; 0 keeps it
+// for ever. Raw covers the readings, alerts, gaps, dead letters and the
+// dedup ledger; Minute the minute rollups. The hour rollups are kept for
+// ever.
+type Retention struct {
+	Raw, Minute int64
+}
+
+// Maintainer is a Store that manages its own storage over time
+// (docs/storage.md, "Partitions and retention").
+type Maintainer interface {
+	// Maintain prepares the storage for the days ahead of now (unix ns)
+	// and drops what is older than the retention. Among processes
+	// sharing a database one drops at a time; the others' Leader is
+	// false.
+	Maintain(ctx context.Context, now int64, r Retention) (MaintainStats, error)
+}
+
+// MaintainStats is what one Maintain did.
+type MaintainStats struct {
+	Leader  bool  // this process dropped what was due (always, in SQLite)
+	Dropped int64 // partitions dropped (PostgreSQL)
+	Rows    int64 // rows deleted
+}

@@ -182,13 +182,20 @@ type compaction struct {
 	merged              int // readings held to rewrite, in the round
 }
 
+// ptid is a row of a partition: the partition's name and the row's ctid
+// in it.
+type ptid struct {
+	table string
+	tid   pgtype.TID
+}
+
 // work is one unit's state in a round.
 type work struct {
 	u       unit
 	roll    rollup.Window
 	runs    []layout.Run // small chunks and rows to rewrite
 	held    int          // readings in runs
-	tids    []pgtype.TID // of the chunks in runs
+	tids    []ptid // of the chunks in runs
 	rows    layout.Run
 	rowTIDs []pgtype.TID
 }
@@ -198,6 +205,13 @@ type work struct {
 // commit that writes a chunk into one of them marks it again, or is seen).
 func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit, rowsFirst bool, st *ingest.CompactStats) error {
 	c.reset(units)
+	need := make([]part, 0, 2*len(units))
+	for _, u := range units {
+		need = append(need, part{tChunks, dayOf(u.window)}, part{tRollup1m, dayOf(u.window)})
+	}
+	if err := s.ensure(ctx, need); err != nil {
+		return err
+	}
 	if rowsFirst {
 		if _, err := tx.Exec(ctx, `DELETE FROM pending p USING unnest($1::bigint[], $2::bigint[]) u(s, w)
 			WHERE p.series_id = u.s AND p.win = u.w`, c.uSeries, c.uWin); err != nil {
@@ -224,7 +238,7 @@ func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit
 	if err != nil {
 		return err
 	}
-	cs, err := tx.Query(ctx, `SELECT c.ctid, c.series_id, c.t_min, c.n, c.data FROM chunks c
+	cs, err := tx.Query(ctx, `SELECT c.tableoid::regclass::text, c.ctid, c.series_id, c.t_min, c.n, c.data FROM chunks c
 		JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) u(s, w, e) ON c.series_id = u.s AND c.t_min >= u.w AND c.t_min < u.e
 		ORDER BY c.series_id, c.t_min FOR UPDATE OF c`, c.uSeries, c.uWin, c.uEnd)
 	if err != nil {
@@ -233,7 +247,8 @@ func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit
 	var tMin int64
 	var n int32
 	var data []byte
-	_, err = pgx.ForEachRow(cs, []any{&tid, &id, &tMin, &n, &data}, func() error {
+	var table string
+	_, err = pgx.ForEachRow(cs, []any{&table, &tid, &id, &tMin, &n, &data}, func() error {
 		w := &c.works[c.idx[unit{id, layout.WindowOf(tMin)}]]
 		var r layout.Run
 		var err error
@@ -252,7 +267,7 @@ func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit
 			if len(r.Quality) == 0 {
 				r.Quality = nil
 			}
-			w.runs, w.tids = append(w.runs, r), append(w.tids, tid)
+			w.runs, w.tids = append(w.runs, r), append(w.tids, ptid{table, tid})
 			w.held += len(r.TS)
 			c.merged += len(r.TS)
 		}
@@ -261,7 +276,8 @@ func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit
 	if err != nil {
 		return err
 	}
-	var oldChunks, oldRows []pgtype.TID
+	var oldChunks []ptid
+	var oldRows []pgtype.TID
 	for i := range c.works {
 		w := &c.works[i]
 		// One chunk and no rows: nothing to gain by writing it again.
@@ -293,8 +309,14 @@ func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit
 			return err
 		}
 	}
-	if len(oldChunks) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM chunks WHERE ctid = ANY($1::tid[])`, oldChunks); err != nil {
+	// A ctid names a row within its partition: the chunks are deleted
+	// from each partition by its own name.
+	byPart := map[string][]pgtype.TID{}
+	for _, t := range oldChunks {
+		byPart[t.table] = append(byPart[t.table], t.tid)
+	}
+	for table, tids := range byPart {
+		if _, err := tx.Exec(ctx, `DELETE FROM `+pgx.Identifier{table}.Sanitize()+` WHERE ctid = ANY($1::tid[])`, tids); err != nil {
 			return err
 		}
 	}

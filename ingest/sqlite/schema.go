@@ -1,8 +1,9 @@
 package sqlite
 
 // schemaVersion is the layout this code writes: 1 was a row per reading
-// (readings and latest tables), 2 is series chunks (docs/storage.md).
-const schemaVersion = 2
+// (readings and latest tables), 2 series chunks (docs/storage.md), 3
+// series chunks with rollups and the ledger's batch times.
+const schemaVersion = 3
 
 // schema creates the tables of the ingest contract (see package ingest).
 // Every statement is idempotent. STRICT tables enforce the column types.
@@ -10,7 +11,7 @@ const schemaVersion = 2
 // same bit pattern in INTEGER (int64); a NaN value is NULL, except in
 // chunks, which hold it exactly.
 const schema = `
-CREATE TABLE IF NOT EXISTS outpost_schema (version INTEGER NOT NULL) STRICT; -- 2: series chunks
+CREATE TABLE IF NOT EXISTS outpost_schema (version INTEGER NOT NULL) STRICT; -- 3: series chunks, rollups
 
 CREATE TABLE IF NOT EXISTS series (
 	id           INTEGER PRIMARY KEY,
@@ -122,6 +123,7 @@ CREATE TABLE IF NOT EXISTS batches (
 	n           INTEGER NOT NULL,
 	kind        TEXT NOT NULL,
 	bytes       INTEGER NOT NULL,
+	created     INTEGER NOT NULL DEFAULT 0, -- unix ns when the gateway sealed it; added by migrate to older files
 	PRIMARY KEY (gateway, epoch, seq)
 ) STRICT, WITHOUT ROWID;
 
@@ -166,6 +168,9 @@ CREATE INDEX IF NOT EXISTS gaps_series_from ON gaps (gateway, sensor, metric, fr
 // addedColumns are columns added to a table after its first release.
 // CREATE TABLE IF NOT EXISTS leaves an older file's table as it was, so
 // migrate adds those it lacks; each must have a default for the old rows.
-var addedColumns = []struct{ table, column, def string }{
-	{"alerts", "annotations", "TEXT NOT NULL DEFAULT '{}'"}, // wire version 2
+var addedColumns = []struct{ table, column, def, fill string }{
+	{"alerts", "annotations", "TEXT NOT NULL DEFAULT '{}'", ""}, // wire version 2
+	// The retention of the ledger goes by when a batch was made; of the
+	// rows from before, when it arrived stands in.
+	{"batches", "created", "INTEGER NOT NULL DEFAULT 0", "UPDATE batches SET created = received_at"},
 }

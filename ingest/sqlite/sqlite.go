@@ -190,8 +190,8 @@ func (s *Store) init(ctx context.Context, path, common string) error {
 		}
 		*dst, err = s.w.PrepareContext(ctx, q)
 	}
-	prep(&s.insBatch, `INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	prep(&s.insBatch, `INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes, created)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	prep(&s.newSeries, sqlNewSeries)
 	prep(&s.insChunk, sqlInsChunk)
 	prep(&s.insPending, sqlInsPending)
@@ -282,7 +282,7 @@ func (s *Store) commit(ctx context.Context, bs []*outpost.Batch, sizes []int) ([
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		for i, b := range bs {
 			res, err := tx.StmtContext(ctx, s.insBatch).ExecContext(ctx,
-				b.Gateway, int64(b.Epoch), int64(b.Seq), now, b.Len(), rows.Kind(b.Kind), sizes[i])
+				b.Gateway, int64(b.Epoch), int64(b.Seq), now, b.Len(), rows.Kind(b.Kind), sizes[i], b.Created)
 			if err != nil {
 				return fmt.Errorf("insert batch: %w", classify(err))
 			}

@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) ingest.Store) {
 		{"RangeLayouts", testRangeLayouts},
 		{"Compact", testCompact},
 		{"Buckets", testBuckets},
+		{"Retention", testRetention},
 		{"NaN", testNaN},
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"CommitGroup", testCommitGroup},
