@@ -24,7 +24,7 @@ type commitScratch struct {
 	gws                   []string
 	epochs, seqs, created []int64
 	need                  []part // the partitions the rows go to
-	ns, sizes    []int32
+	ns, sizes             []int32
 	// chunks
 	cBatch              []int32
 	cSeries, cMin, cMax []int64

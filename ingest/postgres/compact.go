@@ -195,7 +195,7 @@ type work struct {
 	roll    rollup.Window
 	runs    []layout.Run // small chunks and rows to rewrite
 	held    int          // readings in runs
-	tids    []ptid // of the chunks in runs
+	tids    []ptid       // of the chunks in runs
 	rows    layout.Run
 	rowTIDs []pgtype.TID
 }
