@@ -352,8 +352,11 @@ func (c *compaction) reset(units []unit) {
 // addRollups adds a unit's rollup rows to the columns: its hour row
 // first, then its minute rows.
 func (c *compaction) addRollups(w *work) {
-	var h rollup.Agg
-	h, c.minutes = w.roll.Rows(c.minutes)
+	h, ok, minutes := w.roll.Rows(c.minutes)
+	c.minutes = minutes
+	if !ok {
+		return
+	}
 	c.hours = append(c.hours, len(c.rSeries))
 	c.addRow(w.u.series, h)
 	for _, m := range c.minutes {
@@ -367,7 +370,7 @@ func (c *compaction) addRow(series int64, a rollup.Agg) {
 }
 
 // writeRollups replaces the units' rollup rows with the new ones. A
-// window without readings left (its only chunk damaged) keeps none.
+// window with too few readings for rows (rollup.HourRowsFrom) keeps none.
 func (c *compaction) writeRollups(ctx context.Context, tx pgx.Tx) error {
 	if _, err := tx.Exec(ctx, `DELETE FROM rollup_1h r USING unnest($1::bigint[], $2::bigint[]) u(s, w)
 		WHERE r.series_id = u.s AND r.bucket = u.w`, c.uSeries, c.uWin); err != nil {
@@ -385,7 +388,6 @@ func (c *compaction) writeRollups(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `WITH r AS (
 		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::float8[], $6::float8[], $7::float8[], $8::bigint[], $9::float8[], $10::boolean[])
 			AS r(series_id, bucket, n, count, min, max, sum, last_ts, last, hour)
-		WHERE r.n > 0
 	), h AS (
 		INSERT INTO rollup_1h (series_id, bucket, n, count, min, max, sum, last_ts, last)
 		SELECT series_id, bucket, n, count, min, max, sum, last_ts, last FROM r WHERE hour

@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS pending (
 	series_id bigint NOT NULL,
 	win       bigint NOT NULL,
 	PRIMARY KEY (series_id, win)
-) WITH (fillfactor = 50);
+);
 COMMENT ON TABLE pending IS 'windows that got chunks since the compactor last folded them: their rollups are not current';
 
 CREATE TABLE IF NOT EXISTS rollup_1m (
@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS rollup_1m (
 	last      double precision NOT NULL,
 	PRIMARY KEY (series_id, bucket)
 ) PARTITION BY RANGE (bucket);
-COMMENT ON TABLE rollup_1m IS 'per series and minute: readings (n), those aggregated (count: not bad, not NaN), their min, max, sum and newest; only of hours with 240 readings or more';
+COMMENT ON TABLE rollup_1m IS 'per series and minute: readings (n), those aggregated (count: not bad, not NaN), their min, max, sum and newest; only of hours with 30000 readings or more';
 CREATE TABLE IF NOT EXISTS rollup_1h (
 	series_id bigint NOT NULL,
 	bucket    bigint NOT NULL,
@@ -85,7 +85,7 @@ CREATE TABLE IF NOT EXISTS rollup_1h (
 	last      double precision NOT NULL,
 	PRIMARY KEY (series_id, bucket)
 );
-COMMENT ON TABLE rollup_1h IS 'per series and hour: as rollup_1m; written when the compactor folds the hour';
+COMMENT ON TABLE rollup_1h IS 'per series and hour: as rollup_1m, of hours with 240 readings or more; written when the compactor folds the hour';
 
 CREATE OR REPLACE VIEW latest AS
 	SELECT gateway, sensor, metric, last_ts AS ts, last_value AS value, last_quality AS quality

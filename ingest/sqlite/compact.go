@@ -229,9 +229,9 @@ func (c *compaction) writeRollups(ctx context.Context, tx *sql.Tx, u unit, end i
 	if _, err := tx.ExecContext(ctx, `DELETE FROM rollup_1m WHERE series_id = ? AND bucket >= ? AND bucket < ?`, u.series, u.window, end); err != nil {
 		return err
 	}
-	var h rollup.Agg
-	h, c.minutes = c.roll.Rows(c.minutes)
-	if h.N == 0 {
+	h, ok, minutes := c.roll.Rows(c.minutes)
+	c.minutes = minutes
+	if !ok {
 		return nil
 	}
 	ins := func(table string, a rollup.Agg) error {

@@ -55,8 +55,8 @@ CREATE TABLE IF NOT EXISTS pending (
 	PRIMARY KEY (series_id, win)
 ) STRICT, WITHOUT ROWID;
 
--- Per series and minute (only of hours with 240 readings or more) and
--- per hour: readings (n), those aggregated (count: not bad, not NaN),
+-- Per series and minute (only of hours with 30 000 readings or more)
+-- and per hour (of hours with 240 or more): readings (n), those aggregated (count: not bad, not NaN),
 -- their min, max, sum and newest (NULL when count is 0).
 CREATE TABLE IF NOT EXISTS rollup_1m (
 	series_id INTEGER NOT NULL,

@@ -75,22 +75,29 @@ func sameBuckets(t *testing.T, what string, got, want []ingest.Bucket) {
 	}
 }
 
-// testBuckets: a dense series (a reading a second, committed as chunks)
-// and a sparse one (rows) over five hours, with bad readings, a NaN and a
+// testBuckets: a dense series (10 Hz), a medium one (1 Hz), both
+// committed as chunks, and a sparse one (rows) over five hours, with bad readings, a NaN and a
 // late batch. Buckets of steps served from the hour rollups, the minute
 // rollups and the readings, over ranges cut anywhere, equal the readings
 // aggregated the plain way: before compaction (all from readings), after
 // it (rollups where current), and after a late batch (its hour stale
-// until compacted again). The compactor writes the hour rollups.
+// until compacted again). The compactor writes the rollups of the hours
+// dense enough for them.
 func testBuckets(t *testing.T, s ingest.Store) {
 	hour, sec := int64(time.Hour), int64(time.Second)
 	base := T0 - T0%hour
 	seq := uint64(0)
-	for i := range 5 * 3600 / 1000 {
-		rs := Series("dense", "t", base+int64(i)*1000*sec, time.Second, 1000, float64(i%7))
+	// dense: 10 Hz, hour and minute rollups; medium: 1 Hz, hour rollups
+	// only; sparse: three readings a minute, none.
+	for i := range 5 * 36000 / 1000 {
+		rs := Series("dense", "t", base+int64(i)*100*sec, 100*time.Millisecond, 1000, float64(i%7))
 		rs[3].Quality, rs[5].Value, rs[8].Quality = outpost.QualityBad, math.NaN(), outpost.QualityUncertain
 		seq++
 		commit(t, s, Telemetry("gw", 1, seq, rs...), false)
+	}
+	for i := range 5 * 3600 / 1000 {
+		seq++
+		commit(t, s, Telemetry("gw", 1, seq, Series("medium", "t", base+int64(i)*1000*sec+sec/2, time.Second, 1000, float64(i))...), false)
 	}
 	for i := range 5 * 60 {
 		seq++
@@ -106,7 +113,7 @@ func testBuckets(t *testing.T, s ingest.Store) {
 	}
 	check := func(what string) {
 		t.Helper()
-		for _, sensor := range []string{"dense", "sparse"} {
+		for _, sensor := range []string{"dense", "medium", "sparse"} {
 			all := readings(sensor)
 			for _, step := range []time.Duration{7 * time.Second, time.Minute, 5 * time.Minute, 90 * time.Minute, time.Hour, 24 * time.Hour} {
 				for _, r := range [][2]int64{{base - hour, base + 6*hour}, {base + 1234*sec, base + 3*hour + 17*sec}, {base + hour, base + 2*hour}} {
@@ -132,8 +139,8 @@ func testBuckets(t *testing.T, s ingest.Store) {
 		return
 	}
 	st, err := c.Compact(ctx(t), base+4*hour)
-	if err != nil || st.Windows != 8 {
-		t.Fatalf("compact: %+v, %v; want 8 windows (two series, four hours)", st, err)
+	if err != nil || st.Windows != 12 {
+		t.Fatalf("compact: %+v, %v; want 12 windows (three series, four hours)", st, err)
 	}
 	check("after compacting")
 	if q, ok := s.(Querier); ok {
@@ -141,15 +148,15 @@ func testBuckets(t *testing.T, s ingest.Store) {
 		if err != nil || len(got) != 1 || got[0] != "8" {
 			t.Fatalf("hour rollups: %v, %v; want 8", got, err)
 		}
-		// Minute rows only of the dense series: the sparse one has 180
-		// readings an hour.
+		// Hour rows of the dense and medium series (the sparse one has 180
+		// readings an hour), minute rows of the dense one.
 		got, err = q.QueryStrings(ctx(t), `SELECT CAST(count(*) AS TEXT) FROM rollup_1m`)
 		if err != nil || len(got) != 1 || got[0] != "240" {
 			t.Fatalf("minute rollups: %v, %v; want 240", got, err)
 		}
 	}
 	seq++
-	late := Series("dense", "t", base+hour+30*60*sec+sec/2, time.Second, 100, 1e6)
+	late := Series("dense", "t", base+hour+30*60*sec+sec/20, time.Second, 100, 1e6)
 	commit(t, s, Telemetry("gw", 1, seq, late...), false)
 	seq++
 	commit(t, s, Telemetry("gw", 1, seq, Series("sparse", "t", base+2*hour+sec/3, time.Second, 2, -1e6)...), false)

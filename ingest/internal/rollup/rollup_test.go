@@ -37,10 +37,12 @@ func roll(rs []reading, late []reading) *store {
 		for ; j < len(rs) && Floor(rs[j].ts, Hour) == start; j++ {
 			w.Add(rs[j].ts, rs[j].v, rs[j].q)
 		}
-		var h Agg
-		h, mins = w.Rows(mins)
-		s.hours = append(s.hours, h)
-		s.minutes = append(s.minutes, mins...)
+		h, ok, m := w.Rows(mins)
+		if ok {
+			s.hours = append(s.hours, h)
+		}
+		s.minutes = append(s.minutes, m...)
+		mins = m
 		i = j
 	}
 	for _, r := range late {
@@ -136,15 +138,18 @@ func TestBucketsMatchReadings(t *testing.T) {
 	const t0 = int64(1_780_000_000e9)
 	var rs []reading
 	ts := t0 + 123e9
-	for i := 0; i < 40_000; i++ {
-		// Dense stretches (1 s) and sparse ones (5 min), and a day off.
-		switch {
-		case i%10_000 < 7_000:
+	for i := 0; i < 140_000; i++ {
+		// Dense stretches (10 Hz: hour and minute rows), medium ones
+		// (1 Hz: hour rows), sparse ones (30 s: none), and a day off.
+		switch k := i % 70_000; {
+		case k < 50_000:
+			ts += 100e6
+		case k < 60_000:
 			ts += 1e9
-		case i%10_000 == 7_000:
+		case k == 60_000:
 			ts += 24 * Hour
 		default:
-			ts += 300e9
+			ts += 30e9
 		}
 		r := reading{ts: ts, v: math.Round(rng.NormFloat64()*1000) / 100}
 		switch rng.IntN(50) {
@@ -158,9 +163,8 @@ func TestBucketsMatchReadings(t *testing.T) {
 		rs = append(rs, r)
 	}
 	var late []reading
-	for i := 0; i < 20; i++ {
-		r := rs[rng.IntN(len(rs))]
-		late = append(late, reading{ts: r.ts + 1, v: 1e6, q: outpost.QualityGood})
+	for _, i := range []int{55_000, 65_000, 118_000, 139_000} { // medium, sparse, dense, sparse
+		late = append(late, reading{ts: rs[i].ts + 1, v: 1e6, q: outpost.QualityGood})
 	}
 	s := roll(rs, late)
 	src := s.source()
@@ -203,10 +207,11 @@ func TestBucketsMatchReadings(t *testing.T) {
 
 // TestPlanReadsRows checks that a long range of current windows is read
 // from the rows, not from the readings: hours from hour rows, and minutes
-// from minute rows where the hour is dense enough to have them.
+// from minute rows where the hour is dense enough to have them (not the
+// second, at 1 Hz).
 func TestPlanReadsRows(t *testing.T) {
 	const t0 = int64(1_780_000_000e9) / Hour * Hour
-	hours := []Agg{{Bucket: t0, N: 3600}, {Bucket: t0 + Hour, N: 10}, {Bucket: t0 + 2*Hour, N: 3600}, {Bucket: t0 + 3*Hour, N: 3600}}
+	hours := []Agg{{Bucket: t0, N: 36000}, {Bucket: t0 + Hour, N: 3600}, {Bucket: t0 + 2*Hour, N: 36000}, {Bucket: t0 + 3*Hour, N: 36000}}
 	stale := []int64{t0 + 3*Hour}
 	to := t0 + 4*Hour + 5
 	got := plan(t0, to, Hour, hours, stale)
