@@ -3,6 +3,8 @@ package ingest
 import (
 	"context"
 	"time"
+
+	"github.com/outposthq/outpost"
 )
 
 // compactLoop compacts the store every CompactEvery until ctx ends: the
@@ -32,4 +34,47 @@ func (s *Service) compactLoop(ctx context.Context, c Compactor) {
 				Int64("chunks_written", st.ChunksWritten).Dur("took", time.Since(start)).Msg("compacted")
 		}
 	}
+}
+
+// maintainLoop maintains the store at once and then every MaintainEvery
+// until ctx ends. A failure is logged and tried again at the next turn.
+func (s *Service) maintainLoop(ctx context.Context, m Maintainer) {
+	defer s.maintainer.Done()
+	r := Retention{Raw: int64(s.opts.Retention), Minute: int64(s.opts.RetentionMinute)}
+	t := time.NewTicker(s.opts.MaintainEvery)
+	defer t.Stop()
+	for {
+		start := time.Now()
+		st, err := m.Maintain(ctx, s.now().UnixNano(), r)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.errLog.Error().Err(err).Msg("maintenance failed; will retry")
+		case st.Dropped > 0 || st.Rows > 0:
+			s.log.Info().Int64("partitions_dropped", st.Dropped).Int64("rows_deleted", st.Rows).
+				Dur("took", time.Since(start)).Msg("retention applied")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// expired reports whether b was made before the retention's horizon:
+// the start of the day that holds now minus the retention, as the
+// stores drop whole days.
+func (s *Service) expired(b *outpost.Batch) bool {
+	if s.opts.Retention <= 0 {
+		return false
+	}
+	const day = int64(24 * time.Hour)
+	h := s.now().UnixNano() - int64(s.opts.Retention)
+	r := h % day
+	if r < 0 {
+		r += day
+	}
+	return b.Created < h-r
 }

@@ -190,6 +190,17 @@ func (s *Service) parse(m mqtt.Message) (*outpost.Batch, *outpost.Key, bool) {
 	case err != nil:
 		return nil, nil, false // closing while waiting to decompress: left unacked
 	}
+	if s.expired(b) {
+		// Older than what the store keeps: acked, so that the gateway
+		// deletes it, and not stored.
+		s.stats.expired.Add(1)
+		s.errLog.Warn().Str(keyGateway, b.Gateway).Uint64(keyEpoch, b.Epoch).Uint64(keySeq, b.Seq).
+			Time("created", time.Unix(0, b.Created)).Dur("retention", s.opts.Retention).
+			Msg("batch older than the retention: acked, not stored")
+		m.Ack()
+		s.publishAck(b, key)
+		return nil, nil, false
+	}
 	return b, key, true
 }
 

@@ -128,7 +128,7 @@ func (s *Service) serveGateways(w http.ResponseWriter, r *http.Request, id strin
 }
 
 func (s *Service) serveReadings(w http.ResponseWriter, r *http.Request, id string) {
-	v, err := params(r.URL.RawQuery, "gateway", "sensor", "metric", "from", "to", "limit")
+	v, err := params(r.URL.RawQuery, "gateway", "sensor", "metric", "from", "to", "limit", "step")
 	if err != nil {
 		s.api.badRequest(w, err)
 		return
@@ -136,6 +136,19 @@ func (s *Service) serveReadings(w http.ResponseWriter, r *http.Request, id strin
 	q, err := s.rangeQuery(v)
 	if err != nil {
 		s.api.badRequest(w, err)
+		return
+	}
+	if v.Has("step") {
+		step, err := stepParam(v.Get("step"))
+		if err != nil {
+			s.api.badRequest(w, err)
+			return
+		}
+		bq := BucketQuery{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric, From: q.From, To: q.To, Step: step}
+		servePage(s, w, r, id, "buckets", q.Limit, func(ctx context.Context, limit int) iter.Seq2[Bucket, error] {
+			bq.Limit = limit
+			return s.store.Buckets(ctx, bq)
+		}, appendBucket, nextTime(func(b Bucket) int64 { return b.TS }))
 		return
 	}
 	servePage(s, w, r, id, "points", q.Limit, func(ctx context.Context, limit int) iter.Seq2[Point, error] {

@@ -478,6 +478,9 @@ func TestHTTPBadBytes(t *testing.T) {
 		{"long to", "/api/v1/readings?gateway=gw&sensor=s&metric=m&to=" + strings.Repeat("9", 100), `"to"`},
 		{"NUL in limit", "/api/v1/readings?gateway=gw&sensor=s&metric=m&limit=1%00", `"limit"`},
 		{"negative limit", "/api/v1/readings?gateway=gw&sensor=s&metric=m&limit=-1", `"limit"`},
+		{"step below a second", "/api/v1/readings?gateway=gw&sensor=s&metric=m&step=1ms", `"step"`},
+		{"step not a duration", "/api/v1/readings?gateway=gw&sensor=s&metric=m&step=hourly", `"step"`},
+		{"negative step", "/api/v1/readings?gateway=gw&sensor=s&metric=m&step=-1h", `"step"`},
 		{"bad escape", "/api/v1/readings?gateway=%zz&sensor=s&metric=m", "malformed query"},
 		{"gateway twice", "/api/v1/readings?gateway=a&gateway=b&sensor=s&metric=m", "more than once"},
 		{"gaps: NUL in sensor", "/api/v1/gaps?gateway=gw&sensor=a%00", "NUL"},
@@ -1088,6 +1091,52 @@ func TestHTTPAlerts(t *testing.T) {
 			a.getJSON(t, "/api/v1/alerts?state=melting", http.StatusBadRequest, &bad)
 			if !strings.Contains(bad.Error, "state") {
 				t.Fatalf("a bad state: %q", bad.Error)
+			}
+		})
+	}
+}
+
+// TestHTTPReadingsStep: /api/v1/readings with a step answers buckets
+// with the unit, count, min, max, avg and last, times as RFC 3339 and
+// nanoseconds, and pages them with next like points.
+func TestHTTPReadingsStep(t *testing.T) {
+	for _, db := range dbStores(t) {
+		t.Run(db.name, func(t *testing.T) {
+			st := openStore(t, db.dsn)
+			gw := "gw-" + unique(t)
+			start := storetest.T0 - storetest.T0%int64(time.Hour)
+			commitAll(t, st, storetest.Telemetry(gw, 1, 1, storetest.Series("s", "m", start, time.Second, 180, 0)...))
+			a := newAPI(t, st, nil)
+			var page struct {
+				Buckets []struct {
+					Unit     string   `json:"unit"`
+					TS       string   `json:"ts"`
+					TSNS     int64    `json:"ts_ns"`
+					N        int64    `json:"n"`
+					Count    int64    `json:"count"`
+					Min      *float64 `json:"min"`
+					Max      *float64 `json:"max"`
+					Avg      *float64 `json:"avg"`
+					Last     *float64 `json:"last"`
+					LastTSNS int64    `json:"last_ts_ns"`
+				}
+				Truncated bool
+				Next      *string
+			}
+			target := fmt.Sprintf("/api/v1/readings?gateway=%s&sensor=s&metric=m&from=%d&to=%d&step=1m&limit=2",
+				gw, time.Unix(0, start).UnixMilli(), time.Unix(0, start).Add(time.Hour).UnixMilli())
+			a.getJSON(t, target, http.StatusOK, &page)
+			if len(page.Buckets) != 2 || !page.Truncated || page.Next == nil {
+				t.Fatalf("first page: %+v", page)
+			}
+			b := page.Buckets[1]
+			if b.Unit != "Cel" || b.TSNS != start+int64(time.Minute) || b.N != 60 || b.Count != 60 ||
+				b.Min == nil || *b.Min != 60 || b.Avg == nil || *b.Avg != 89.5 || b.Last == nil || *b.Last != 119 ||
+				b.LastTSNS != start+119*int64(time.Second) || b.TS != time.Unix(0, b.TSNS).UTC().Format(time.RFC3339Nano) {
+				t.Fatalf("second bucket: %+v", b)
+			}
+			if want := time.Unix(0, start).Add(2 * time.Minute).UTC().Format(time.RFC3339Nano); *page.Next != want {
+				t.Fatalf("next %s, want %s", *page.Next, want)
 			}
 		})
 	}

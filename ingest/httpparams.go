@@ -247,6 +247,22 @@ func (s *Service) window(v url.Values) (from, to int64, err error) {
 	return fromT.UnixNano(), toT.UnixNano(), nil
 }
 
+// Bounds of the step parameter of /api/v1/readings.
+const (
+	MinStep = time.Second
+	MaxStep = 366 * 24 * time.Hour
+)
+
+// stepParam reads step, a Go duration ("1m", "1h", "24h") from MinStep
+// to MaxStep.
+func stepParam(v string) (int64, error) {
+	d, err := time.ParseDuration(v)
+	if len(v) > maxTimeParam || err != nil || d < MinStep || d > MaxStep {
+		return 0, fmt.Errorf("parameter \"step\" must be a duration such as 1m or 1h, from %s to %s", MinStep, MaxStep)
+	}
+	return int64(d), nil
+}
+
 // limit reads limit: default DefaultRangeLimit, at most MaxRangeLimit.
 func limit(v url.Values) (int, error) {
 	l := v.Get("limit")

@@ -163,6 +163,9 @@ type Store interface {
 	// window (see GapQuery), ordered by from_ts, then by the loss batch
 	// and record index, at most Limit of them.
 	Gaps(ctx context.Context, q GapQuery) iter.Seq2[Gap, error]
+	// Buckets yields one series' readings aggregated into buckets of
+	// q.Step (see BucketQuery), ascending, at most q.Limit of them.
+	Buckets(ctx context.Context, q BucketQuery) iter.Seq2[Bucket, error]
 	// Alerts yields the alert transitions that q selects (see
 	// AlertQuery), at most q.Limit of them.
 	Alerts(ctx context.Context, q AlertQuery) iter.Seq2[AlertRow, error]
@@ -206,6 +209,7 @@ type CompactStats struct {
 	Rows          int64 // rows folded into chunks
 	ChunksMerged  int64 // small chunks merged with them
 	ChunksWritten int64 // chunks written
+	Damaged       int64 // chunks that do not decode, left as they are (and logged)
 }
 
 // ErrInvalidData is wrapped by store errors that mean the database refused
@@ -339,4 +343,29 @@ func parseQuality(s string) (outpost.Quality, bool) {
 		return outpost.Quality(n), true
 	}
 	return 0, false
+}
+
+// Retention is how long a store keeps what it holds, in ns; 0 keeps it
+// for ever. Raw covers the readings, alerts, gaps, dead letters and the
+// dedup ledger; Minute the minute rollups. The hour rollups are kept for
+// ever.
+type Retention struct {
+	Raw, Minute int64
+}
+
+// Maintainer is a Store that manages its own storage over time
+// (docs/storage.md, "Partitions and retention").
+type Maintainer interface {
+	// Maintain prepares the storage for the days ahead of now (unix ns)
+	// and drops what is older than the retention. Among processes
+	// sharing a database one drops at a time; the others' Leader is
+	// false.
+	Maintain(ctx context.Context, now int64, r Retention) (MaintainStats, error)
+}
+
+// MaintainStats is what one Maintain did.
+type MaintainStats struct {
+	Leader  bool  // this process dropped what was due (always, in SQLite)
+	Dropped int64 // partitions dropped (PostgreSQL)
+	Rows    int64 // rows deleted
 }

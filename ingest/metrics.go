@@ -58,6 +58,7 @@ func (s *Service) WriteMetrics(w *metrics.Writer) {
 	c("outpost_ingest_store_errors_total", "Failed store calls (each retry counts) and failed ack publishes.", st.Errors)
 	c("outpost_ingest_auth_refused_batches_total", "Batches dead-lettered by message authentication.", st.AuthRefused)
 	c("outpost_ingest_unverified_batches_total", "Batches committed without a verified MAC, duplicates included.", st.Unverified)
+	c("outpost_ingest_expired_batches_total", "Batches made before the retention's horizon: acked, not stored.", st.Expired)
 	ok, _ := s.healthy()
 	w.Single("outpost_ingest_healthy", metrics.Gauge, "1 while connected, subscribed and the database answers (as /healthz), else 0.", metrics.Bool(ok))
 	w.Family("outpost_ingest_commit_duration_seconds", metrics.Histogram, "Duration of successful batch commits to the database, in seconds.")

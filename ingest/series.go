@@ -8,7 +8,8 @@ import (
 
 // SeriesInfo is one stored series: its key, its unit (the one its last
 // committed batch carried), its sensor's labels (from its gateway's
-// newest status), and the times of its oldest and newest readings. In
+// newest status), and the times of the oldest and newest readings it
+// has received (retention leaves FirstTS as it was). In
 // JSON the times are RFC 3339 with nanoseconds (UTC) next to their unix
 // nanoseconds (first_ts_ns, last_ts_ns), and labels is an object ({}
 // for none).

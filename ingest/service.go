@@ -94,6 +94,19 @@ type Options struct {
 	// before folding it, so that late batches still land in it as rows.
 	// Default 10 minutes.
 	CompactGrace time.Duration
+	// Retention is how long the store keeps readings, alerts, gaps,
+	// dead letters and the dedup ledger (docs/storage.md, "Partitions
+	// and retention"); 0 keeps them for ever. A batch made (sealed by its
+	// gateway) before the retention's horizon is acked and not stored:
+	// it would be dropped at once, and its ledger row with it.
+	Retention time.Duration
+	// RetentionMinute is how long the store keeps the minute rollups; 0
+	// for ever. The hour rollups are kept for ever.
+	RetentionMinute time.Duration
+	// MaintainEvery is how often the service maintains a store that can
+	// (Maintainer): partitions made ahead, the retention applied.
+	// Default 1 hour; negative: never.
+	MaintainEvery time.Duration
 
 	// The HTTP API (Handler; docs/http-api.md).
 
@@ -199,11 +212,13 @@ type Service struct {
 	intakeClosed bool
 	stopIntake   chan struct{}
 
-	workCtx     context.Context // cancelled when Close gives up waiting
-	cancelWork  context.CancelFunc
-	workers     sync.WaitGroup
-	compactor   sync.WaitGroup     // the compaction loop
-	stopCompact context.CancelFunc // ends it
+	workCtx      context.Context // cancelled when Close gives up waiting
+	cancelWork   context.CancelFunc
+	workers      sync.WaitGroup
+	compactor    sync.WaitGroup     // the compaction loop
+	maintainer   sync.WaitGroup     // the maintenance loop
+	stopCompact  context.CancelFunc // ends it
+	stopMaintain context.CancelFunc // ends the maintenance loop
 
 	acksPending chan pendingAck // workers → trackAcks
 	tracker     sync.WaitGroup
@@ -248,11 +263,14 @@ type Stats struct {
 	// CompactedWindows counts the series windows this process folded
 	// into chunks (Options.CompactEvery).
 	CompactedWindows int64
+	// Expired counts batches acked and not stored because they were
+	// made before the retention's horizon (Options.Retention).
+	Expired int64
 }
 
 type serviceCounters struct {
 	batches, duplicates, readings, alerts, losses, statuses, deadLetters, errors atomic.Int64
-	authRefused, unverified, compacted                                           atomic.Int64
+	authRefused, unverified, compacted, expired                                  atomic.Int64
 }
 
 // New returns a Service that stores into store. Nothing starts until Start,
@@ -282,6 +300,9 @@ func New(store Store, opts *Options) *Service {
 	}
 	if o.CompactGrace <= 0 {
 		o.CompactGrace = 10 * time.Minute
+	}
+	if o.MaintainEvery == 0 {
+		o.MaintainEvery = time.Hour
 	}
 	if o.MaxPayload <= 0 {
 		o.MaxPayload = DefaultMaxPayload
@@ -427,6 +448,12 @@ func (s *Service) Start(ctx context.Context) error {
 		s.stopCompact = cancel
 		s.compactor.Add(1)
 		go s.compactLoop(cctx, c)
+	}
+	if m, ok := s.store.(Maintainer); ok && s.opts.MaintainEvery > 0 {
+		mctx, cancel := context.WithCancel(context.Background())
+		s.stopMaintain = cancel
+		s.maintainer.Add(1)
+		go s.maintainLoop(mctx, m)
 	}
 
 	tok := s.client.Connect()
@@ -655,6 +682,10 @@ func (s *Service) close(ctx context.Context) error {
 		s.stopCompact() // a compaction in progress rolls back: nothing lost
 		s.compactor.Wait()
 	}
+	if s.stopMaintain != nil {
+		s.stopMaintain()
+		s.maintainer.Wait()
+	}
 	if s.client != nil {
 		s.client.Disconnect(uint(disconnectQuiesce / time.Millisecond))
 	}
@@ -682,6 +713,7 @@ func (s *Service) Stats() Stats {
 		Unverified:  c.unverified.Load(),
 
 		CompactedWindows: c.compacted.Load(),
+		Expired:          c.expired.Load(),
 	}
 }
 

@@ -1045,3 +1045,23 @@ func TestCompaction(t *testing.T) {
 		}
 	}
 }
+
+// TestRetention: under a retention, a batch made before its horizon is
+// acked and not stored (it would be dropped at once), and one made after
+// it is stored; the maintenance loop runs at the start.
+func TestRetention(t *testing.T) {
+	e := newEnv(t, nil, func(o *ingest.Options) { o.Retention = 30 * 24 * time.Hour })
+	now := time.Now().UnixNano()
+	old := storetest.Telemetry(e.gw, 8, 1, readings(5, now-40*24*int64(time.Hour))...)
+	old.Created = now - 40*24*int64(time.Hour)
+	fresh := storetest.Telemetry(e.gw, 8, 2, readings(3, now-int64(time.Hour))...)
+	fresh.Created = now - int64(time.Hour)
+	e.publishBatch(old)
+	e.publishBatch(fresh)
+	e.waitAcks(8, 1, 1)
+	e.waitAcks(8, 2, 1)
+	if c := e.counts(); c.Readings != int64(fresh.Len()) || c.Batches != 1 || c.DeadLetters != 0 {
+		t.Fatalf("counts = %+v, want the fresh batch alone", c)
+	}
+	eventually(t, "stats", func() bool { st := e.svc.Stats(); return st.Expired == 1 && st.Batches == 1 })
+}

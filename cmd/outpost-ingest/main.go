@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -139,6 +140,9 @@ type Main struct {
 	// CompactEvery is how often the store's rows of closed hours are
 	// folded into chunks (ingest.Options.CompactEvery); 0: never.
 	CompactEvery time.Duration
+	// Retention and RetentionMinute are how long the raw data and the
+	// minute rollups are kept (ingest.Options); 0: for ever.
+	Retention, RetentionMinute time.Duration
 	// HTTPTokenFile names the file holding the bearer token the HTTP API
 	// requires; empty: the API is open. The token never comes from the
 	// command line, where other users could see it.
@@ -211,6 +215,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&m.MaxReadings, "max-readings", m.MaxReadings, "most readings one batch may carry; a bigger one is dead-lettered and kept by its gateway (keep it at or above the fleet's batch.max_readings)")
 	fs.DurationVar(&m.MaxFutureSkew, "max-future-skew", m.MaxFutureSkew, "how far ahead of this clock a reading, alert or status may be dated; later ones are dead-lettered")
 	fs.DurationVar(&m.CompactEvery, "compact-every", m.CompactEvery, "how often the rows of closed hours are folded into chunks (docs/storage.md); 0: never (only one ingest process of a database compacts at a time)")
+	fs.Var((*days)(&m.Retention), "retention", "how long readings, alerts, gaps, dead letters and the dedup ledger are kept, e.g. 90d (whole days are dropped; a batch made before that is acked and not stored); 0: for ever")
+	fs.Var((*days)(&m.RetentionMinute), "retention-1m", "how long the minute rollups are kept, e.g. 365d; 0: for ever (the hour rollups are kept for ever)")
 	fs.StringVar(&m.HTTPTokenFile, "http-token-file", m.HTTPTokenFile, "`file` holding the bearer token that /api/ and /metrics requests must carry (/healthz stays open); without it the API is open to all who reach it")
 	fs.IntVar(&m.HTTPMaxQueries, "http-max-queries", m.HTTPMaxQueries, "HTTP API queries that may run at once; more get 503")
 	fs.DurationVar(&m.HTTPQueryTimeout, "http-query-timeout", m.HTTPQueryTimeout, "longest HTTP API query, its streamed answer included")
@@ -299,23 +305,25 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.store = store
 	m.svc = ingest.New(m.store, &ingest.Options{
-		Broker:        m.Broker,
-		Username:      m.Username,
-		Password:      password,
-		TLS:           tlsConf,
-		Group:         m.Group,
-		TopicPrefix:   m.TopicPrefix,
-		Workers:       m.Workers,
-		MaxReconnect:  m.MaxReconnect,
-		MaxReadings:   m.MaxReadings,
-		MaxFutureSkew: m.MaxFutureSkew,
-		CompactEvery:  compactEvery(m.CompactEvery),
-		Logger:        m.Logger,
-		HTTPToken:     token,
-		MaxQueries:    m.HTTPMaxQueries,
-		QueryTimeout:  m.HTTPQueryTimeout,
-		Auth:          ingest.AuthMode(m.Auth),
-		Keys:          m.keys,
+		Broker:          m.Broker,
+		Username:        m.Username,
+		Password:        password,
+		TLS:             tlsConf,
+		Group:           m.Group,
+		TopicPrefix:     m.TopicPrefix,
+		Workers:         m.Workers,
+		MaxReconnect:    m.MaxReconnect,
+		MaxReadings:     m.MaxReadings,
+		MaxFutureSkew:   m.MaxFutureSkew,
+		CompactEvery:    compactEvery(m.CompactEvery),
+		Retention:       m.Retention,
+		RetentionMinute: m.RetentionMinute,
+		Logger:          m.Logger,
+		HTTPToken:       token,
+		MaxQueries:      m.HTTPMaxQueries,
+		QueryTimeout:    m.HTTPQueryTimeout,
+		Auth:            ingest.AuthMode(m.Auth),
+		Keys:            m.keys,
 	})
 	var ln net.Listener
 	if m.HTTP != "" {
@@ -434,4 +442,36 @@ func compactEvery(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// days is a duration flag that also takes whole days ("90d"), and
+// refuses a negative one.
+type days time.Duration
+
+func (d *days) String() string {
+	if *d == 0 {
+		return "0"
+	}
+	if time.Duration(*d)%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(time.Duration(*d)/(24*time.Hour)), 10) + "d"
+	}
+	return time.Duration(*d).String()
+}
+
+func (d *days) Set(s string) error {
+	var v time.Duration
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		k, err := strconv.ParseUint(n, 10, 16)
+		if err != nil {
+			return fmt.Errorf("%q: want whole days such as 90d, or a duration such as 36h", s)
+		}
+		v = time.Duration(k) * 24 * time.Hour
+	} else {
+		var err error
+		if v, err = time.ParseDuration(s); err != nil || v < 0 {
+			return fmt.Errorf("%q: want whole days such as 90d, or a duration such as 36h", s)
+		}
+	}
+	*d = days(v)
+	return nil
 }

@@ -32,13 +32,16 @@ func TestParseFlags(t *testing.T) {
 	}
 	m = NewMain()
 	m.Stderr = io.Discard
-	if err := m.ParseFlags([]string{"--broker", "tcp://b:1", "--db", "x.db", "--http", "", "--group", "g", "--topic-prefix", "p/v1", "--workers", "2", "--log-level", "debug"}); err != nil {
+	if err := m.ParseFlags([]string{"--broker", "tcp://b:1", "--db", "x.db", "--http", "", "--group", "g", "--topic-prefix", "p/v1", "--workers", "2", "--log-level", "debug",
+		"--retention", "90d", "--retention-1m", "36h"}); err != nil {
 		t.Fatal(err)
 	}
-	if m.Broker != "tcp://b:1" || m.DB != "x.db" || m.HTTP != "" || m.Group != "g" || m.TopicPrefix != "p/v1" || m.Workers != 2 || m.Log.Level != "debug" {
+	if m.Broker != "tcp://b:1" || m.DB != "x.db" || m.HTTP != "" || m.Group != "g" || m.TopicPrefix != "p/v1" || m.Workers != 2 || m.Log.Level != "debug" ||
+		m.Retention != 90*24*time.Hour || m.RetentionMinute != 36*time.Hour {
 		t.Fatalf("parsed = %+v", m)
 	}
-	for _, args := range [][]string{{"--workers", "0"}, {"--log-level", "loud"}, {"--log-format", "xml"}, {"--nope"}, {"extra"}, {"--max-readings", "0"}, {"--max-readings", "2000000"}, {"--max-future-skew", "0s"}, {"--compact-every", "-1m"}} {
+	for _, args := range [][]string{{"--workers", "0"}, {"--log-level", "loud"}, {"--log-format", "xml"}, {"--nope"}, {"extra"}, {"--max-readings", "0"}, {"--max-readings", "2000000"}, {"--max-future-skew", "0s"}, {"--compact-every", "-1m"},
+		{"--retention", "-1h"}, {"--retention", "90days"}, {"--retention", "d"}, {"--retention-1m", "1e9d"}} {
 		m := NewMain()
 		var out bytes.Buffer
 		m.Stderr = &out

@@ -21,14 +21,16 @@ import (
 type commitScratch struct {
 	bd layout.Builder
 	// batches
-	gws          []string
-	epochs, seqs []int64
-	ns, sizes    []int32
+	gws                   []string
+	epochs, seqs, created []int64
+	need                  []part // the partitions the rows go to
+	ns, sizes             []int32
 	// chunks
 	cBatch              []int32
 	cSeries, cMin, cMax []int64
 	cN                  []int32
 	cData               [][]byte
+	cWin                []int64 // the window of each chunk
 	// rows
 	rBatch       []int32
 	rSeries, rTS []int64
@@ -174,11 +176,14 @@ func (s *Store) commitTelemetry(ctx context.Context, bs []*outpost.Batch, sizes 
 	// race, not bad data, so it is tried again at once.
 	var fresh []bool
 	for attempt := 1; ; attempt++ {
+		if err := s.ensure(ctx, sc.need); err != nil {
+			return nil, err
+		}
 		fresh, err = s.execCommit(ctx, sc, len(uniq), now)
 		if err == nil {
 			break
 		}
-		if attempt < maxSeriesRace && seriesRace(err) {
+		if attempt < maxSeriesRace && (seriesRace(err) || s.partitionGone(err)) {
 			continue
 		}
 		return nil, fmt.Errorf("postgres: commit telemetry: %w", classify(err))
@@ -209,9 +214,10 @@ const seriesKeyConstraint = "series_gateway_sensor_metric_key"
 // reports which are new (by their place, from 0).
 func (s *Store) execCommit(ctx context.Context, sc *commitScratch, n int, now int64) ([]bool, error) {
 	rs, err := s.pool.Query(ctx, `WITH b AS (
-		INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes)
-		SELECT k.gateway, k.epoch, k.seq, $6, k.n, 'telemetry', k.bytes
-		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::integer[], $5::integer[]) AS k(gateway, epoch, seq, n, bytes)
+		INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes, created)
+		SELECT k.gateway, k.epoch, k.seq, $6, k.n, 'telemetry', k.bytes, k.created
+		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::integer[], $5::integer[], $28::bigint[]) AS k(gateway, epoch, seq, n, bytes, created)
+		WHERE NOT EXISTS (SELECT FROM batches o WHERE o.created < $29 AND o.gateway = k.gateway AND o.epoch = k.epoch AND o.seq = k.seq)
 		ON CONFLICT DO NOTHING RETURNING gateway, epoch, seq
 	), nb AS (
 		SELECT k.i FROM b JOIN unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS k(gateway, epoch, seq, i)
@@ -221,6 +227,12 @@ func (s *Store) execCommit(ctx context.Context, sc *commitScratch, n int, now in
 		SELECT u.series_id, u.t_min, u.t_max, u.n, u.data
 		FROM unnest($7::integer[], $8::bigint[], $9::bigint[], $10::bigint[], $11::integer[], $12::bytea[])
 			AS u(bi, series_id, t_min, t_max, n, data) JOIN nb ON nb.i = u.bi
+	), p AS (
+		INSERT INTO pending (series_id, win)
+		SELECT DISTINCT u.series_id, u.win
+		FROM unnest($7::integer[], $8::bigint[], $27::bigint[]) AS u(bi, series_id, win) JOIN nb ON nb.i = u.bi
+		ORDER BY u.series_id, u.win
+		ON CONFLICT (series_id, win) DO UPDATE SET win = excluded.win
 	), r AS (
 		INSERT INTO recent (series_id, ts, value, quality)
 		SELECT u.series_id, u.ts, u.value, u.quality
@@ -244,7 +256,8 @@ func (s *Store) execCommit(ctx context.Context, sc *commitScratch, n int, now in
 		sc.gws, sc.epochs, sc.seqs, sc.ns, sc.sizes, now,
 		sc.cBatch, sc.cSeries, sc.cMin, sc.cMax, sc.cN, sc.cData,
 		sc.rBatch, sc.rSeries, sc.rTS, sc.rValue, sc.rQuality,
-		sc.uBatch, sc.uID, sc.uSensor, sc.uMetric, sc.uUnit, sc.uFirst, sc.uLast, sc.uValue, sc.uQuality)
+		sc.uBatch, sc.uID, sc.uSensor, sc.uMetric, sc.uUnit, sc.uFirst, sc.uLast, sc.uValue, sc.uQuality,
+		sc.cWin, sc.created, s.legacyUntil)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +285,9 @@ func (s *Store) execCommit(ctx context.Context, sc *commitScratch, n int, now in
 // from 1, as the statement's WITH ORDINALITY does.
 func (sc *commitScratch) build(bs []*outpost.Batch, sizes []int, ids [][]int64) error {
 	sc.gws, sc.epochs, sc.seqs, sc.ns, sc.sizes = sc.gws[:0], sc.epochs[:0], sc.seqs[:0], sc.ns[:0], sc.sizes[:0]
+	sc.created, sc.need = sc.created[:0], sc.need[:0]
 	sc.cBatch, sc.cSeries, sc.cMin, sc.cMax, sc.cN, sc.cData = sc.cBatch[:0], sc.cSeries[:0], sc.cMin[:0], sc.cMax[:0], sc.cN[:0], sc.cData[:0]
+	sc.cWin = sc.cWin[:0]
 	sc.rBatch, sc.rSeries, sc.rTS, sc.rValue, sc.rQuality = sc.rBatch[:0], sc.rSeries[:0], sc.rTS[:0], sc.rValue[:0], sc.rQuality[:0]
 	sc.uBatch, sc.uID, sc.uSensor, sc.uMetric, sc.uUnit = sc.uBatch[:0], sc.uID[:0], sc.uSensor[:0], sc.uMetric[:0], sc.uUnit[:0]
 	sc.uFirst, sc.uLast, sc.uValue, sc.uQuality = sc.uFirst[:0], sc.uLast[:0], sc.uValue[:0], sc.uQuality[:0]
@@ -281,6 +296,7 @@ func (sc *commitScratch) build(bs []*outpost.Batch, sizes []int, ids [][]int64) 
 	for bi, b := range bs {
 		sc.gws, sc.epochs, sc.seqs = append(sc.gws, b.Gateway), append(sc.epochs, int64(b.Epoch)), append(sc.seqs, int64(b.Seq))
 		sc.ns, sc.sizes = append(sc.ns, int32(b.Len())), append(sc.sizes, int32(sizes[bi]))
+		sc.created, sc.need = append(sc.created, b.Created), appendPart(sc.need, part{tBatches, dayOf(b.Created)})
 		if err := bd.Add(b); err != nil {
 			return fmt.Errorf("batch %d: %w", bi, err)
 		}
@@ -289,7 +305,8 @@ func (sc *commitScratch) build(bs []*outpost.Batch, sizes []int, ids [][]int64) 
 		c := &bd.Chunks[i]
 		sc.cBatch, sc.cSeries = append(sc.cBatch, int32(c.Batch+1)), append(sc.cSeries, ids[c.Batch][c.Series])
 		sc.cMin, sc.cMax, sc.cN = append(sc.cMin, c.TMin), append(sc.cMax, c.TMax), append(sc.cN, int32(c.N))
-		sc.cData = append(sc.cData, bd.Data(c))
+		sc.cData, sc.cWin = append(sc.cData, bd.Data(c)), append(sc.cWin, layout.WindowOf(c.TMin))
+		sc.need = appendPart(sc.need, part{tChunks, dayOf(c.TMin)})
 	}
 	for i := range bd.Rows {
 		r := &bd.Rows[i]

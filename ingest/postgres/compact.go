@@ -9,31 +9,44 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/internal/chunk"
 	"github.com/outposthq/outpost/ingest/internal/layout"
+	"github.com/outposthq/outpost/ingest/internal/rollup"
 )
 
 // compactLock is the advisory lock key of the compactor: the ingest
 // process that holds it compacts, the others skip their turn.
 const compactLock = schemaLock + 1
 
-// compactSeries bounds the series whose closed windows one compaction
+// compactUnits bounds the (series, window) pairs that one compaction
 // transaction folds.
-const compactSeries = 1024
+const compactUnits = 1024
 
 // smallChunk is the size below which a chunk of a window being compacted
-// is merged with the window's rows rather than left as it is.
+// is merged with the window's other small chunks and rows rather than
+// left as it is.
 const smallChunk = 4096
+
+// Bounds of the readings a round holds in memory to rewrite as chunks:
+// small chunks beyond them are left as they are (and still rolled up).
+const (
+	mergeUnitMax  = chunk.MaxReadings
+	mergeRoundMax = 8 << 20
+)
 
 var _ ingest.Compactor = (*Store)(nil)
 
-// Compact implements ingest.Compactor: it folds the recent rows of every
-// window that ends at or before before (unix ns) into chunks, merging
-// them with the small chunks already in that window, a transaction per
-// compactSeries series. Only one ingest process compacts
-// at a time (an advisory lock); in the others Compact returns at once
-// with nothing done.
+// Compact implements ingest.Compactor. A window is folded when it ends at
+// or before before (unix ns) and either holds rows of the recent table or
+// is marked pending (a commit wrote a chunk into it): its rows and small
+// chunks are rewritten as chunks of up to chunk.MaxReadings readings, and
+// its rollup rows computed anew from all its readings. Rows first (a
+// transaction per compactUnits windows of the series that have rows, in
+// series order), then the pending windows left. Only one ingest process
+// compacts at a time (an advisory lock); in the others Compact returns at
+// once with nothing done.
 func (s *Store) Compact(ctx context.Context, before int64) (ingest.CompactStats, error) {
 	var st ingest.CompactStats
 	conn, err := s.pool.Acquire(ctx)
@@ -55,20 +68,43 @@ func (s *Store) Compact(ctx context.Context, before int64) (ingest.CompactStats,
 	}()
 	st.Leader = true
 	before = layout.WindowOf(before)
-	// Round by round through the series that have rows to fold, in id
-	// order: the row table is the work queue, read by its index.
+	var c compaction
+	// The rows' windows, round by round through the series that have
+	// rows to fold, in id order: the row table is the work queue, read
+	// by its index.
 	after := int64(math.MinInt64)
 	for {
 		var n int
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			var err error
-			n, after, err = s.compactRound(ctx, tx, before, after, &st)
-			return err
+			units, last, err := rowUnits(ctx, tx, before, after)
+			if err != nil || len(units) == 0 {
+				return err
+			}
+			n, after = len(units), last
+			return c.fold(ctx, s, tx, units, true, &st)
 		})
 		if err != nil {
 			return st, fmt.Errorf("postgres: compact: %w", classify(err))
 		}
-		if n < compactSeries {
+		if n == 0 {
+			break
+		}
+	}
+	// The pending windows left: those that got chunks and no rows.
+	for {
+		var n int
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			units, err := pendingUnits(ctx, tx, before)
+			if err != nil || len(units) == 0 {
+				return err
+			}
+			n = len(units)
+			return c.fold(ctx, s, tx, units, false, &st)
+		})
+		if err != nil {
+			return st, fmt.Errorf("postgres: compact: %w", classify(err))
+		}
+		if n < compactUnits {
 			return st, nil
 		}
 	}
@@ -79,132 +115,303 @@ type unit struct {
 	series, window int64
 }
 
-// compactRound folds the rows before before of the next compactSeries
-// series after the series id after, with the small chunks of the same
-// windows, and reports how many series it took and the last one's id.
-func (s *Store) compactRound(ctx context.Context, tx pgx.Tx, before, after int64, st *ingest.CompactStats) (int, int64, error) {
-	// Rows dated within a window of int64's start (never a real time)
-	// stay where they are: their window's start does not fit a bigint.
-	minTS := int64(math.MinInt64) + layout.Window
+// minTS is the first time whose window starts within int64: rows dated
+// before it (never a real time) stay where they are.
+const minTS = int64(math.MinInt64) + layout.Window
+
+// rowUnits returns the closed windows with rows of the next compactUnits
+// series after the series id after, and the last series' id.
+func rowUnits(ctx context.Context, tx pgx.Tx, before, after int64) ([]unit, int64, error) {
 	rs, err := tx.Query(ctx, `SELECT DISTINCT series_id FROM recent WHERE series_id > $1 AND ts < $2 AND ts >= $3
-		ORDER BY series_id LIMIT $4`, after, before, minTS, compactSeries)
+		ORDER BY series_id LIMIT $4`, after, before, minTS, compactUnits)
 	if err != nil {
-		return 0, after, err
+		return nil, after, err
 	}
 	series, err := pgx.CollectRows(rs, pgx.RowTo[int64])
 	if err != nil || len(series) == 0 {
-		return 0, after, err
+		return nil, after, err
 	}
-	last := series[len(series)-1]
-	// Their rows, by series and time; each (series, window) is a unit.
-	idx := map[unit]int{}
+	rs, err = tx.Query(ctx, `SELECT DISTINCT series_id, ts - ((ts % $3) + $3) % $3 FROM recent
+		WHERE series_id = ANY($1) AND ts < $2 AND ts >= $4 ORDER BY 1, 2`, series, before, layout.Window, minTS)
+	if err != nil {
+		return nil, after, err
+	}
 	var units []unit
-	var rowRuns []layout.Run
-	var rowTIDs []pgtype.TID
-	minW, maxW := int64(math.MaxInt64), int64(math.MinInt64)
-	rr, err := tx.Query(ctx, `SELECT ctid, series_id, ts, value, quality FROM recent
-		WHERE series_id = ANY($1) AND ts < $2 AND ts >= $3 ORDER BY series_id, ts FOR UPDATE`, series, before, minTS)
+	var u unit
+	_, err = pgx.ForEachRow(rs, []any{&u.series, &u.window}, func() error {
+		units = append(units, u)
+		return nil
+	})
+	return units, series[len(series)-1], err
+}
+
+// pendingUnits takes up to compactUnits closed pending windows off the
+// list, in series order.
+func pendingUnits(ctx context.Context, tx pgx.Tx, before int64) ([]unit, error) {
+	rs, err := tx.Query(ctx, `DELETE FROM pending WHERE (series_id, win) IN (
+			SELECT series_id, win FROM pending WHERE win < $1 ORDER BY series_id, win LIMIT $2 FOR UPDATE SKIP LOCKED)
+		RETURNING series_id, win`, before, compactUnits)
 	if err != nil {
-		return 0, after, err
+		return nil, err
 	}
-	for rr.Next() {
-		var tid pgtype.TID
-		var id, ts int64
-		var v float64
-		var q int16
-		if err := rr.Scan(&tid, &id, &ts, &v, &q); err != nil {
-			rr.Close()
-			return 0, after, err
+	var units []unit
+	var u unit
+	_, err = pgx.ForEachRow(rs, []any{&u.series, &u.window}, func() error {
+		units = append(units, u)
+		return nil
+	})
+	return units, err
+}
+
+// compaction holds what a round reads and writes, reused round after
+// round.
+type compaction struct {
+	idx   map[unit]int
+	works []work
+	// chunks to write
+	ids, mins, maxs []int64
+	ns              []int32
+	datas           [][]byte
+	// rollup rows to write
+	rSeries, rBucket, rN, rCount, rLastTS []int64
+	rMin, rMax, rSum, rLast               []float64
+	hours                                 []int // index in the rollup columns where each unit's hour row is
+	minutes                               []rollup.Agg
+	// units as columns
+	uSeries, uWin, uEnd []int64
+	merged              int // readings held to rewrite, in the round
+}
+
+// ptid is a row of a partition: the partition's name and the row's ctid
+// in it.
+type ptid struct {
+	table string
+	tid   pgtype.TID
+}
+
+// work is one unit's state in a round.
+type work struct {
+	u       unit
+	roll    rollup.Window
+	runs    []layout.Run // small chunks and rows to rewrite
+	held    int          // readings in runs
+	tids    []ptid       // of the chunks in runs
+	rows    layout.Run
+	rowTIDs []pgtype.TID
+}
+
+// fold compacts the units in tx. With rowsFirst, their pending marks are
+// taken off the list first (their chunks are read after that, so a
+// commit that writes a chunk into one of them marks it again, or is seen).
+func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit, rowsFirst bool, st *ingest.CompactStats) error {
+	c.reset(units)
+	need := make([]part, 0, 2*len(units))
+	for _, u := range units {
+		need = append(need, part{tChunks, dayOf(u.window)}, part{tRollup1m, dayOf(u.window)})
+	}
+	if err := s.ensure(ctx, need); err != nil {
+		return err
+	}
+	if rowsFirst {
+		if _, err := tx.Exec(ctx, `DELETE FROM pending p USING unnest($1::bigint[], $2::bigint[]) u(s, w)
+			WHERE p.series_id = u.s AND p.win = u.w`, c.uSeries, c.uWin); err != nil {
+			return err
 		}
-		u := unit{id, layout.WindowOf(ts)}
-		i, ok := idx[u]
-		if !ok {
-			i = len(units)
-			idx[u] = i
-			units, rowRuns = append(units, u), append(rowRuns, layout.Run{})
-			minW, maxW = min(minW, u.window), max(maxW, u.window)
-		}
-		r := &rowRuns[i]
-		r.TS, r.Values, r.Quality = append(r.TS, ts), append(r.Values, v), append(r.Quality, byte(q))
-		rowTIDs = append(rowTIDs, tid)
 	}
-	rr.Close()
-	if err := rr.Err(); err != nil {
-		return 0, after, err
-	}
-	// The small chunks of those series in those windows' span; only
-	// those of a unit's window are merged.
-	maxEnd := maxW + layout.Window
-	if maxEnd < maxW {
-		maxEnd = math.MaxInt64
-	}
-	runs := make([][]layout.Run, len(units))
-	var chunkTIDs []pgtype.TID
-	cs, err := tx.Query(ctx, `SELECT ctid, series_id, t_min, data FROM chunks
-		WHERE series_id = ANY($1) AND t_min >= $2 AND t_min < $3 AND n < $4 ORDER BY series_id, t_min FOR UPDATE`,
-		series, minW, maxEnd, smallChunk)
+	rr, err := tx.Query(ctx, `SELECT r.ctid, r.series_id, r.ts, r.value, r.quality FROM recent r
+		JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) u(s, w, e) ON r.series_id = u.s AND r.ts >= u.w AND r.ts < u.e
+		ORDER BY r.series_id, r.ts FOR UPDATE OF r`, c.uSeries, c.uWin, c.uEnd)
 	if err != nil {
-		return 0, after, err
+		return err
 	}
-	for cs.Next() {
-		var tid pgtype.TID
-		var id, tMin int64
-		var data []byte
-		if err := cs.Scan(&tid, &id, &tMin, &data); err != nil {
-			cs.Close()
-			return 0, after, err
-		}
-		i, ok := idx[unit{id, layout.WindowOf(tMin)}]
-		if !ok {
-			continue // a window without rows to fold: left as it is
-		}
+	var tid pgtype.TID
+	var id, ts int64
+	var v float64
+	var q int16
+	_, err = pgx.ForEachRow(rr, []any{&tid, &id, &ts, &v, &q}, func() error {
+		w := &c.works[c.idx[unit{id, layout.WindowOf(ts)}]]
+		w.rows.TS, w.rows.Values, w.rows.Quality = append(w.rows.TS, ts), append(w.rows.Values, v), append(w.rows.Quality, byte(q))
+		w.rowTIDs = append(w.rowTIDs, tid)
+		w.roll.Add(ts, v, qualityOf(q))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	cs, err := tx.Query(ctx, `SELECT c.tableoid::regclass::text, c.ctid, c.series_id, c.t_min, c.n, c.data FROM chunks c
+		JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) u(s, w, e) ON c.series_id = u.s AND c.t_min >= u.w AND c.t_min < u.e
+		ORDER BY c.series_id, c.t_min FOR UPDATE OF c`, c.uSeries, c.uWin, c.uEnd)
+	if err != nil {
+		return err
+	}
+	var tMin int64
+	var n int32
+	var data []byte
+	var table string
+	_, err = pgx.ForEachRow(cs, []any{&table, &tid, &id, &tMin, &n, &data}, func() error {
+		w := &c.works[c.idx[unit{id, layout.WindowOf(tMin)}]]
 		var r layout.Run
+		var err error
 		if r.TS, r.Values, r.Quality, err = chunk.Decode(data, nil, nil, nil); err != nil {
-			cs.Close()
-			return 0, after, fmt.Errorf("%w: chunk of series %d: %v", ingest.ErrInvalidData, id, err)
-		}
-		if r.Quality == nil {
-			r.Quality = make([]byte, len(r.TS))
-		}
-		runs[i] = append(runs[i], r)
-		chunkTIDs = append(chunkTIDs, tid)
-	}
-	cs.Close()
-	if err := cs.Err(); err != nil {
-		return 0, after, err
-	}
-	var ids, mins, maxs []int64
-	var ns []int32
-	var datas [][]byte
-	for i, u := range units {
-		end := u.window + layout.Window
-		if end < u.window {
-			end = math.MaxInt64 // the last window
-		}
-		err := layout.Rechunk(append(runs[i], rowRuns[i]), u.window, end, func(tMin, tMax int64, n int, data []byte) error {
-			ids, mins, maxs = append(ids, u.series), append(mins, tMin), append(maxs, tMax)
-			ns, datas = append(ns, int32(n)), append(datas, bytes.Clone(data))
+			// Left where it is, for an operator: the window's other
+			// readings are still folded and rolled up.
+			st.Damaged++
+			s.log.Error().Err(err).Int64("series", id).Int64("t_min", tMin).
+				Msg("compact: a damaged chunk is left as it is and out of the rollups")
 			return nil
-		})
-		if err != nil {
-			return 0, after, err
 		}
+		for i, t := range r.TS {
+			w.roll.Add(t, r.Values[i], qualityAt(r.Quality, i))
+		}
+		if n < smallChunk && w.held+len(r.TS) <= mergeUnitMax && c.merged+len(r.TS) <= mergeRoundMax {
+			if len(r.Quality) == 0 {
+				r.Quality = nil
+			}
+			w.runs, w.tids = append(w.runs, r), append(w.tids, ptid{table, tid})
+			w.held += len(r.TS)
+			c.merged += len(r.TS)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var oldChunks []ptid
+	var oldRows []pgtype.TID
+	for i := range c.works {
+		w := &c.works[i]
+		// One chunk and no rows: nothing to gain by writing it again.
+		if len(w.rowTIDs) > 0 || len(w.runs) > 1 {
+			runs := w.runs
+			if len(w.rowTIDs) > 0 {
+				runs = append(runs, w.rows)
+			}
+			end := rollup.End(w.u.window, layout.Window)
+			err := layout.Rechunk(runs, w.u.window, end, func(tMin, tMax int64, n int, data []byte) error {
+				c.ids, c.mins, c.maxs = append(c.ids, w.u.series), append(c.mins, tMin), append(c.maxs, tMax)
+				c.ns, c.datas = append(c.ns, int32(n)), append(c.datas, bytes.Clone(data))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			oldChunks, oldRows = append(oldChunks, w.tids...), append(oldRows, w.rowTIDs...)
+			st.ChunksMerged += int64(len(w.tids))
+			st.Rows += int64(len(w.rowTIDs))
+		}
+		c.addRollups(w)
 		st.Windows++
-		st.ChunksMerged += int64(len(runs[i]))
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO chunks (series_id, t_min, t_max, n, data)
-		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::integer[], $5::bytea[])`, ids, mins, maxs, ns, datas); err != nil {
-		return 0, after, err
-	}
-	if len(chunkTIDs) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM chunks WHERE ctid = ANY($1::tid[])`, chunkTIDs); err != nil {
-			return 0, after, err
+	st.ChunksWritten += int64(len(c.ns))
+	if len(c.ns) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO chunks (series_id, t_min, t_max, n, data)
+			SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::integer[], $5::bytea[])`, c.ids, c.mins, c.maxs, c.ns, c.datas); err != nil {
+			return err
 		}
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM recent WHERE ctid = ANY($1::tid[])`, rowTIDs); err != nil {
-		return 0, after, err
+	// A ctid names a row within its partition: the chunks are deleted
+	// from each partition by its own name.
+	byPart := map[string][]pgtype.TID{}
+	for _, t := range oldChunks {
+		byPart[t.table] = append(byPart[t.table], t.tid)
 	}
-	st.Rows += int64(len(rowTIDs))
-	st.ChunksWritten += int64(len(ns))
-	return len(series), last, nil
+	for table, tids := range byPart {
+		if _, err := tx.Exec(ctx, `DELETE FROM `+pgx.Identifier{table}.Sanitize()+` WHERE ctid = ANY($1::tid[])`, tids); err != nil {
+			return err
+		}
+	}
+	if len(oldRows) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM recent WHERE ctid = ANY($1::tid[])`, oldRows); err != nil {
+			return err
+		}
+	}
+	return c.writeRollups(ctx, tx)
+}
+
+func (c *compaction) reset(units []unit) {
+	if c.idx == nil {
+		c.idx = map[unit]int{}
+	}
+	clear(c.idx)
+	c.works = c.works[:0]
+	c.uSeries, c.uWin, c.uEnd = c.uSeries[:0], c.uWin[:0], c.uEnd[:0]
+	for i, u := range units {
+		c.idx[u] = i
+		c.works = append(c.works, work{u: u})
+		w := &c.works[i]
+		w.roll.Reset(u.window)
+		c.uSeries, c.uWin, c.uEnd = append(c.uSeries, u.series), append(c.uWin, u.window), append(c.uEnd, rollup.End(u.window, layout.Window))
+	}
+	c.ids, c.mins, c.maxs, c.ns, c.datas = c.ids[:0], c.mins[:0], c.maxs[:0], c.ns[:0], c.datas[:0]
+	c.rSeries, c.rBucket, c.rN, c.rCount, c.rLastTS = c.rSeries[:0], c.rBucket[:0], c.rN[:0], c.rCount[:0], c.rLastTS[:0]
+	c.rMin, c.rMax, c.rSum, c.rLast = c.rMin[:0], c.rMax[:0], c.rSum[:0], c.rLast[:0]
+	c.hours = c.hours[:0]
+	c.merged = 0
+}
+
+// addRollups adds a unit's rollup rows to the columns: its hour row
+// first, then its minute rows.
+func (c *compaction) addRollups(w *work) {
+	h, ok, minutes := w.roll.Rows(c.minutes)
+	c.minutes = minutes
+	if !ok {
+		return
+	}
+	c.hours = append(c.hours, len(c.rSeries))
+	c.addRow(w.u.series, h)
+	for _, m := range c.minutes {
+		c.addRow(w.u.series, m)
+	}
+}
+
+func (c *compaction) addRow(series int64, a rollup.Agg) {
+	c.rSeries, c.rBucket, c.rN, c.rCount, c.rLastTS = append(c.rSeries, series), append(c.rBucket, a.Bucket), append(c.rN, a.N), append(c.rCount, a.Count), append(c.rLastTS, a.LastTS)
+	c.rMin, c.rMax, c.rSum, c.rLast = append(c.rMin, a.Min), append(c.rMax, a.Max), append(c.rSum, a.Sum), append(c.rLast, a.Last)
+}
+
+// writeRollups replaces the units' rollup rows with the new ones. A
+// window with too few readings for rows (rollup.HourRowsFrom) keeps none.
+func (c *compaction) writeRollups(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM rollup_1h r USING unnest($1::bigint[], $2::bigint[]) u(s, w)
+		WHERE r.series_id = u.s AND r.bucket = u.w`, c.uSeries, c.uWin); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM rollup_1m r USING unnest($1::bigint[], $2::bigint[], $3::bigint[]) u(s, w, e)
+		WHERE r.series_id = u.s AND r.bucket >= u.w AND r.bucket < u.e`, c.uSeries, c.uWin, c.uEnd); err != nil {
+		return err
+	}
+	// The hour rows, then the minute rows, each from the columns.
+	hour := make([]bool, len(c.rSeries))
+	for _, i := range c.hours {
+		hour[i] = true
+	}
+	_, err := tx.Exec(ctx, `WITH r AS (
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::float8[], $6::float8[], $7::float8[], $8::bigint[], $9::float8[], $10::boolean[])
+			AS r(series_id, bucket, n, count, min, max, sum, last_ts, last, hour)
+	), h AS (
+		INSERT INTO rollup_1h (series_id, bucket, n, count, min, max, sum, last_ts, last)
+		SELECT series_id, bucket, n, count, min, max, sum, last_ts, last FROM r WHERE hour
+	)
+	INSERT INTO rollup_1m (series_id, bucket, n, count, min, max, sum, last_ts, last)
+	SELECT series_id, bucket, n, count, min, max, sum, last_ts, last FROM r WHERE NOT hour`,
+		c.rSeries, c.rBucket, c.rN, c.rCount, c.rMin, c.rMax, c.rSum, c.rLastTS, c.rLast, hour)
+	return err
+}
+
+// qualityOf is a recent row's quality; a number out of range reads as
+// bad.
+func qualityOf(q int16) outpost.Quality {
+	if q < 0 || q > int16(outpost.QualityBad) {
+		return outpost.QualityBad
+	}
+	return outpost.Quality(q)
+}
+
+// qualityAt is the quality of reading i of a decoded chunk (q empty: all
+// good).
+func qualityAt(q []byte, i int) outpost.Quality {
+	if len(q) == 0 {
+		return outpost.QualityGood
+	}
+	return outpost.Quality(q[i])
 }

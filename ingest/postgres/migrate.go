@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,8 +15,9 @@ import (
 )
 
 // schemaVersion is the layout this code writes: 1 was a row per
-// reading (readings and latest tables), 2 is series chunks.
-const schemaVersion = 2
+// reading (readings and latest tables), 2 series chunks, 3 series chunks
+// with the big tables partitioned by day.
+const schemaVersion = 3
 
 // migrate creates the schema, or brings an older one to this version,
 // holding the schema lock so that ingest processes starting together
@@ -34,6 +36,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			conn.Conn().Close(context.WithoutCancel(ctx)) // a closed session drops its locks
 		}
 	}()
+	var plain []int // partTables that exist as plain tables, renamed to _old
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		var rowTable bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -50,22 +53,157 @@ func (s *Store) migrate(ctx context.Context) error {
 				return err
 			}
 		}
+		var err error
+		if plain, err = setAsidePlain(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, chunk.UnpackSQL); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, schema); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM outpost_schema`); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO outpost_schema (version) SELECT $1 WHERE NOT EXISTS (SELECT FROM outpost_schema)`, schemaVersion); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO outpost_schema (version) VALUES ($1)`, schemaVersion)
+		_, err = tx.Exec(ctx, `UPDATE outpost_schema SET version = $1`, schemaVersion)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: create schema: %w", err)
 	}
+	if err := s.loadPartitions(ctx); err != nil {
+		return err
+	}
+	for _, t := range plain {
+		if err := s.convertPlain(ctx, conn, t); err != nil {
+			return fmt.Errorf("postgres: partition %s: %w", partTables[t].name, err)
+		}
+	}
+	if err := conn.QueryRow(ctx, `SELECT coalesce(max(legacy_until), $1) FROM outpost_schema`, int64(math.MinInt64)).Scan(&s.legacyUntil); err != nil {
+		return fmt.Errorf("postgres: schema: %w", err)
+	}
 	return s.convertV1(ctx, conn)
+}
+
+// setAsidePlain renames each table of partTables that exists unpartitioned
+// (a database of version 1 or 2), and its indexes, to <name>_old, so that
+// the schema creates the partitioned table in its place; convertPlain
+// then moves the rows. It returns those it renamed.
+func setAsidePlain(ctx context.Context, tx pgx.Tx) ([]int, error) {
+	var plain []int
+	for i, t := range partTables {
+		var kind string
+		err := tx.QueryRow(ctx, `SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = current_schema() AND c.relname = $1`, t.name).Scan(&kind)
+		if errors.Is(err, pgx.ErrNoRows) || err == nil && kind != "r" {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		rs, err := tx.Query(ctx, `SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1`, t.name)
+		if err != nil {
+			return nil, err
+		}
+		idx, err := pgx.CollectRows(rs, pgx.RowTo[string])
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range idx {
+			if _, err := tx.Exec(ctx, fmt.Sprintf(`ALTER INDEX %s RENAME TO %s`, pgx.Identifier{name}.Sanitize(), pgx.Identifier{name + "_old"}.Sanitize())); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := tx.Exec(ctx, fmt.Sprintf(`ALTER TABLE %s RENAME TO %s`, pgx.Identifier{t.name}.Sanitize(), pgx.Identifier{t.name + "_old"}.Sanitize())); err != nil {
+			return nil, err
+		}
+		plain = append(plain, i)
+	}
+	if len(plain) > 0 {
+		// The views over the old tables are made anew by the schema.
+		if _, err := tx.Exec(ctx, `DROP VIEW IF EXISTS readings; DROP VIEW IF EXISTS latest`); err != nil {
+			return nil, err
+		}
+	}
+	return plain, nil
+}
+
+// copyColumns is, per partitioned table, the columns convertPlain copies
+// and what it selects for them from the old table.
+var copyColumns = [...]struct{ cols, sel string }{
+	tChunks:      {"series_id, t_min, t_max, n, data", "series_id, t_min, t_max, n, data"},
+	tAlerts:      {"gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq, annotations", "gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq, annotations"},
+	tGaps:        {"gateway, epoch, seq, idx, reason, kind, sensor, metric, rule, from_ts, to_ts, count, lost_epoch, first_seq, last_seq, dropped_at, received_at", "gateway, epoch, seq, idx, reason, kind, sensor, metric, rule, from_ts, to_ts, count, lost_epoch, first_seq, last_seq, dropped_at, received_at"},
+	tDeadLetters: {"id, topic, received_at, reason, payload", "id, topic, received_at, reason, payload"},
+	// The old ledger does not know when a batch was made: its time of
+	// arrival stands in, and commits look up those rows by key alone
+	// (Store.legacyUntil).
+	tBatches:  {"gateway, epoch, seq, received_at, n, kind, bytes, created", "gateway, epoch, seq, received_at, n, kind, bytes, received_at"},
+	tRollup1m: {"series_id, bucket, n, count, min, max, sum, last_ts, last", "series_id, bucket, n, count, min, max, sum, last_ts, last"},
+}
+
+// convertPlain moves the rows of an old unpartitioned table into the
+// partitioned one, in one transaction, and drops it.
+func (s *Store) convertPlain(ctx context.Context, conn *pgxpool.Conn, t int) error {
+	pt := partTables[t]
+	old := pgx.Identifier{pt.name + "_old"}.Sanitize()
+	key := pt.key
+	if t == tBatches {
+		key = "received_at"
+	}
+	start := time.Now()
+	rs, err := conn.Query(ctx, fmt.Sprintf(`SELECT DISTINCT %s - ((%s %% $1) + $1) %% $1 FROM %s`, key, key, old), Day)
+	if err != nil {
+		return err
+	}
+	days, err := pgx.CollectRows(rs, pgx.RowTo[int64])
+	if err != nil {
+		return err
+	}
+	need := make([]part, len(days))
+	for i, d := range days {
+		need[i] = part{t, d}
+	}
+	if err := s.ensure(ctx, need); err != nil {
+		return err
+	}
+	var n int64
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if t == tAlerts {
+			// Older tables lack the column (wire version 1).
+			if _, err := tx.Exec(ctx, `ALTER TABLE alerts_old ADD COLUMN IF NOT EXISTS annotations jsonb NOT NULL DEFAULT '{}'`); err != nil {
+				return err
+			}
+		}
+		override := ""
+		if t == tDeadLetters {
+			override = "OVERRIDING SYSTEM VALUE"
+		}
+		tag, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (%s) %s SELECT %s FROM %s`,
+			pgx.Identifier{pt.name}.Sanitize(), copyColumns[t].cols, override, copyColumns[t].sel, old))
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		switch t {
+		case tDeadLetters:
+			_, err = tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('dead_letters', 'id'), coalesce(max(id), 0) + 1, false) FROM dead_letters`)
+		case tBatches:
+			_, err = tx.Exec(ctx, `UPDATE outpost_schema SET legacy_until = $1`, s.now().UnixNano())
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DROP TABLE `+old)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.log.Warn().Str("table", pt.name).Int64("rows", n).Int("days", len(days)).Dur("took", time.Since(start)).
+		Msg("moved an unpartitioned table into daily partitions")
+	return nil
 }
 
 // convertV1 moves the readings of a version 1 table into chunks, one
@@ -94,7 +232,7 @@ func (s *Store) convertV1(ctx context.Context, conn *pgxpool.Conn) error {
 		var n int64
 		if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			var err error
-			n, err = convertSeries(ctx, tx, g, sn, m)
+			n, err = s.convertSeries(ctx, tx, g, sn, m)
 			return err
 		}); err != nil {
 			return fmt.Errorf("postgres: convert %s/%s/%s: %w", g, sn, m, err)
@@ -116,7 +254,7 @@ func (s *Store) convertV1(ctx context.Context, conn *pgxpool.Conn) error {
 // convertSeries writes one series' rows as chunks, a window each (at
 // most chunk.MaxReadings readings), sets its first and newest reading,
 // and deletes the rows.
-func convertSeries(ctx context.Context, tx pgx.Tx, g, sn, m string) (int64, error) {
+func (s *Store) convertSeries(ctx context.Context, tx pgx.Tx, g, sn, m string) (int64, error) {
 	var id int64
 	if err := tx.QueryRow(ctx, `INSERT INTO series (gateway, sensor, metric) VALUES ($1, $2, $3)
 		ON CONFLICT (gateway, sensor, metric) DO UPDATE SET gateway = excluded.gateway RETURNING id`, g, sn, m).Scan(&id); err != nil {
@@ -173,6 +311,13 @@ func convertSeries(ctx context.Context, tx pgx.Tx, g, sn, m string) (int64, erro
 		return 0, err
 	}
 	if err := flush(); err != nil {
+		return 0, err
+	}
+	need := make([]part, len(mins))
+	for i, t := range mins {
+		need[i] = part{tChunks, dayOf(t)}
+	}
+	if err := s.ensure(ctx, need); err != nil {
 		return 0, err
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO chunks (series_id, t_min, t_max, n, data)

@@ -113,8 +113,25 @@ func TestMigrateV1(t *testing.T) {
 		t.Fatalf("old tables left: %v, %v", left, err)
 	}
 	v, err := queryStrings(ctx, c, `SELECT version::text FROM outpost_schema`)
-	if err != nil || len(v) != 1 || v[0] != "2" {
+	if err != nil || len(v) != 1 || v[0] != "3" {
 		t.Fatalf("schema version %v, %v", v, err)
+	}
+	// The ledger, alerts and the rest moved into daily partitions, the
+	// old tables gone.
+	parted, err := queryStrings(ctx, c, `SELECT p.relname::text FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
+		WHERE p.relkind = 'p' AND p.relnamespace = current_schema()::regnamespace GROUP BY 1 ORDER BY 1`)
+	if err != nil || !slices.Equal(parted, []string{"alerts", "batches", "chunks"}) {
+		t.Fatalf("partitioned tables with partitions: %v, %v", parted, err)
+	}
+	left, err = queryStrings(ctx, c, `SELECT relname::text FROM pg_class WHERE relname LIKE '%\_old' AND relnamespace = current_schema()::regnamespace`)
+	if err != nil || len(left) != 0 {
+		t.Fatalf("old tables left: %v, %v", left, err)
+	}
+	// A batch of the old ledger sent again (its ack was lost before the
+	// upgrade) is a duplicate, though the old ledger never knew when it
+	// was made.
+	if dup, err := s.Commit(ctx, storetest.Telemetry("gw-1", 1, 1, storetest.Series("env", "temperature", storetest.T0, time.Second, 3, 0)...), 1); err != nil || !dup {
+		t.Fatalf("an old batch again: dup %v, %v; want a duplicate", dup, err)
 	}
 
 	s2 := open(t, d)

@@ -33,6 +33,11 @@ type Store struct {
 	log    zerolog.Logger
 	now    func() time.Time
 	series layout.SeriesCache
+	parts  partitions
+	// legacyUntil: batches made before it may be in the ledger under
+	// their time of arrival (moved from an unpartitioned ledger), and are
+	// looked up by key alone; math.MinInt64 when there were none.
+	legacyUntil int64
 }
 
 var _ ingest.Store = (*Store)(nil)
@@ -114,10 +119,40 @@ func (s *Store) Commit(ctx context.Context, b *outpost.Batch, size int) (bool, e
 		}
 		return dup[0], nil
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
-			b.Gateway, int64(b.Epoch), int64(b.Seq), now, b.Len(), rows.Kind(b.Kind), size)
+	need := []part{{tBatches, dayOf(b.Created)}}
+	switch b.Kind {
+	case outpost.KindAlert:
+		for i := range b.Alerts {
+			need = appendPart(need, part{tAlerts, dayOf(b.Alerts[i].ChangedAt)})
+		}
+	case outpost.KindLoss:
+		need = append(need, part{tGaps, dayOf(now)})
+	}
+	var err error
+	for attempt := 1; attempt <= 2; attempt++ {
+		if err = s.ensure(ctx, need); err != nil {
+			return false, err
+		}
+		err = s.commitOther(ctx, b, size, now)
+		if !s.partitionGone(err) {
+			break
+		}
+	}
+	if errors.Is(err, errDup) {
+		return true, nil
+	}
+	return false, err
+}
+
+// commitOther stores an alert or loss batch in one transaction, or
+// returns errDup.
+func (s *Store) commitOther(ctx context.Context, b *outpost.Batch, size int, now int64) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes, created)
+			SELECT $1, $2, $3, $4, $5, $6, $7, $8
+			WHERE NOT EXISTS (SELECT FROM batches o WHERE o.created < $9 AND o.gateway = $1 AND o.epoch = $2 AND o.seq = $3)
+			ON CONFLICT DO NOTHING`,
+			b.Gateway, int64(b.Epoch), int64(b.Seq), now, b.Len(), rows.Kind(b.Kind), size, b.Created, s.legacyUntil)
 		if err != nil {
 			return fmt.Errorf("postgres: insert batch: %w", classify(err))
 		}
@@ -132,10 +167,6 @@ func (s *Store) Commit(ctx context.Context, b *outpost.Batch, size int) (bool, e
 		}
 		return fmt.Errorf("postgres: %w: batch kind %d", ingest.ErrInvalidData, b.Kind)
 	})
-	if errors.Is(err, errDup) {
-		return true, nil
-	}
-	return false, err
 }
 
 func (s *Store) insertAlerts(ctx context.Context, tx pgx.Tx, b *outpost.Batch) error {
@@ -183,8 +214,12 @@ func (s *Store) DeadLetter(ctx context.Context, topic, reason string, payload []
 	if payload == nil {
 		payload = []byte{}
 	}
+	now := s.now().UnixNano()
+	if err := s.ensure(ctx, []part{{tDeadLetters, dayOf(now)}}); err != nil {
+		return err
+	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO dead_letters (topic, received_at, reason, payload) VALUES ($1, $2, $3, $4)`,
-		topic, s.now().UnixNano(), reason, payload)
+		topic, now, reason, payload)
 	if err != nil {
 		return fmt.Errorf("postgres: dead letter: %w", classify(err))
 	}

@@ -4,87 +4,170 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"math"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/internal/layout"
+	"github.com/outposthq/outpost/ingest/internal/rollup"
 	"github.com/outposthq/outpost/ingest/internal/rows"
 )
 
-// Range implements ingest.Store. It reads the series' chunks and rows in
-// the window in time order, side by side on two connections, and merges
-// them one chunk window (an hour) at a time: a chunk never spans two, so
-// what a window yields is final, and memory holds one window's readings.
+// Range implements ingest.Store.
 func (s *Store) Range(ctx context.Context, q ingest.RangeQuery) iter.Seq2[ingest.Point, error] {
 	if err := rows.CheckRange(q); err != nil {
 		return rows.Failed[ingest.Point](fmt.Errorf("postgres: range: %w", err))
 	}
 	return func(yield func(ingest.Point, error) bool) {
 		fail := func(err error) { yield(ingest.Point{}, fmt.Errorf("postgres: range: %w", err)) }
-		var id int64
-		var unit string
-		err := s.pool.QueryRow(ctx, `SELECT id, unit FROM series WHERE gateway = $1 AND sensor = $2 AND metric = $3`,
-			q.Gateway, q.Sensor, q.Metric).Scan(&id, &unit)
-		if err == pgx.ErrNoRows {
-			return
-		}
+		id, unit, ok, err := s.seriesID(ctx, q.Gateway, q.Sensor, q.Metric)
 		if err != nil {
 			fail(err)
 			return
 		}
-		if q.From >= q.To {
+		if !ok || q.From >= q.To {
 			return
-		}
-		cs, err := s.pool.Query(ctx, `SELECT t_min, data FROM chunks
-			WHERE series_id = $1 AND t_min >= $2 AND t_min < $3 AND t_max >= $4 ORDER BY t_min`,
-			id, layout.WindowOf(q.From), q.To, q.From)
-		if err != nil {
-			fail(err)
-			return
-		}
-		defer cs.Close()
-		rs, err := s.pool.Query(ctx, `SELECT ts, value, quality FROM recent
-			WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts`, id, q.From, q.To)
-		if err != nil {
-			fail(err)
-			return
-		}
-		defer rs.Close()
-		w := layout.Windows{
-			NextChunk: func() (int64, []byte, bool, error) {
-				var tMin int64
-				var data []byte
-				if !cs.Next() {
-					return 0, nil, false, cs.Err()
-				}
-				err := cs.Scan(&tMin, &data)
-				return tMin, data, err == nil, err
-			},
-			NextRow: func() (int64, float64, outpost.Quality, bool, error) {
-				var ts int64
-				var v float64
-				var q int16
-				if !rs.Next() {
-					return 0, 0, 0, false, rs.Err()
-				}
-				if err := rs.Scan(&ts, &v, &q); err != nil {
-					return 0, 0, 0, false, err
-				}
-				if q < 0 || q > int16(outpost.QualityBad) {
-					return 0, 0, 0, false, fmt.Errorf("recent row at %d: quality %d", ts, q)
-				}
-				return ts, v, outpost.Quality(q), true, nil
-			},
 		}
 		p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric, Unit: unit}
-		err = w.Yield(q.From, q.To, q.Limit, func(ts int64, v float64, qual outpost.Quality) bool {
+		err = s.raw(ctx, id, q.From, q.To, q.Limit, func(ts int64, v float64, qual outpost.Quality) bool {
 			p.TS, p.Value, p.Quality = ts, v, qual
 			return yield(p, nil)
 		})
 		if err != nil {
 			fail(err)
 		}
+	}
+}
+
+// seriesID looks a series up: its id and unit, ok false if there is none.
+func (s *Store) seriesID(ctx context.Context, gateway, sensor, metric string) (id int64, unit string, ok bool, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT id, unit FROM series WHERE gateway = $1 AND sensor = $2 AND metric = $3`,
+		gateway, sensor, metric).Scan(&id, &unit)
+	if err == pgx.ErrNoRows {
+		return 0, "", false, nil
+	}
+	return id, unit, err == nil, err
+}
+
+// raw yields the series' readings with from <= ts < to in time order, at
+// most limit of them. It reads the chunks and rows side by side, on two
+// connections, and merges them one window (an hour) at a time: a chunk
+// never spans two, so what a window yields is final, and memory holds one
+// window's readings.
+func (s *Store) raw(ctx context.Context, id, from, to int64, limit int, yield func(int64, float64, outpost.Quality) bool) error {
+	cs, err := s.pool.Query(ctx, `SELECT t_min, data FROM chunks
+		WHERE series_id = $1 AND t_min >= $2 AND t_min < $3 AND t_max >= $4 ORDER BY t_min`,
+		id, layout.WindowOf(from), to, from)
+	if err != nil {
+		return err
+	}
+	defer cs.Close()
+	rs, err := s.pool.Query(ctx, `SELECT ts, value, quality FROM recent
+		WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts`, id, from, to)
+	if err != nil {
+		return err
+	}
+	defer rs.Close()
+	w := layout.Windows{
+		NextChunk: func() (int64, []byte, bool, error) {
+			var tMin int64
+			var data []byte
+			if !cs.Next() {
+				return 0, nil, false, cs.Err()
+			}
+			err := cs.Scan(&tMin, &data)
+			return tMin, data, err == nil, err
+		},
+		NextRow: func() (int64, float64, outpost.Quality, bool, error) {
+			var ts int64
+			var v float64
+			var q int16
+			if !rs.Next() {
+				return 0, 0, 0, false, rs.Err()
+			}
+			if err := rs.Scan(&ts, &v, &q); err != nil {
+				return 0, 0, 0, false, err
+			}
+			if q < 0 || q > int16(outpost.QualityBad) {
+				return 0, 0, 0, false, fmt.Errorf("recent row at %d: quality %d", ts, q)
+			}
+			return ts, v, outpost.Quality(q), true, nil
+		},
+	}
+	return w.Yield(from, to, limit, yield)
+}
+
+// Buckets implements ingest.Store: from the rollup rows where they are
+// current, from the readings elsewhere (rollup.Buckets).
+func (s *Store) Buckets(ctx context.Context, q ingest.BucketQuery) iter.Seq2[ingest.Bucket, error] {
+	rq := rollup.Query{From: q.From, To: q.To, Step: q.Step, Limit: q.Limit}
+	if err := rq.Check(); err != nil {
+		return rows.Failed[ingest.Bucket](fmt.Errorf("postgres: buckets: %w", err))
+	}
+	return func(yield func(ingest.Bucket, error) bool) {
+		fail := func(err error) { yield(ingest.Bucket{}, fmt.Errorf("postgres: buckets: %w", err)) }
+		id, unit, ok, err := s.seriesID(ctx, q.Gateway, q.Sensor, q.Metric)
+		if err != nil {
+			fail(err)
+			return
+		}
+		if !ok {
+			return
+		}
+		b := ingest.Bucket{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric, Unit: unit}
+		err = rollup.Buckets(s.rollupSource(ctx, id), rq, func(a rollup.Agg) bool {
+			b.TS, b.N, b.Count, b.LastTS = a.Bucket, a.N, a.Count, a.LastTS
+			b.Min, b.Max, b.Avg, b.Last = a.Min, a.Max, a.Avg(), a.Last
+			return yield(b, nil)
+		})
+		if err != nil {
+			fail(err)
+		}
+	}
+}
+
+// rollupSource reads series id for rollup.Buckets.
+func (s *Store) rollupSource(ctx context.Context, id int64) rollup.Source {
+	rowsOf := func(table string, from, to int64, yield func(rollup.Agg) bool) error {
+		rs, err := s.pool.Query(ctx, `SELECT bucket, n, count, min, max, sum, last_ts, last FROM `+table+`
+			WHERE series_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket`, id, from, to)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		var a rollup.Agg
+		for rs.Next() {
+			if err := rs.Scan(&a.Bucket, &a.N, &a.Count, &a.Min, &a.Max, &a.Sum, &a.LastTS, &a.Last); err != nil {
+				return err
+			}
+			if !yield(a) {
+				return nil
+			}
+		}
+		return rs.Err()
+	}
+	return rollup.Source{
+		Hours: func(from, to int64) ([]rollup.Agg, error) {
+			var out []rollup.Agg
+			err := rowsOf("rollup_1h", from, to, func(a rollup.Agg) bool { out = append(out, a); return true })
+			return out, err
+		},
+		Minutes: func(from, to int64, yield func(rollup.Agg) bool) error {
+			return rowsOf("rollup_1m", from, to, yield)
+		},
+		Stale: func(from, to int64) ([]int64, error) {
+			rs, err := s.pool.Query(ctx, `SELECT win FROM pending WHERE series_id = $1 AND win >= $2 AND win < $3
+				UNION SELECT DISTINCT ts - ((ts % $4) + $4) % $4 FROM recent
+				WHERE series_id = $1 AND ts >= greatest($2, $5::bigint) AND ts < $3`, id, from, to, layout.Window, minTS)
+			if err != nil {
+				return nil, err
+			}
+			return pgx.CollectRows(rs, pgx.RowTo[int64])
+		},
+		Raw: func(from, to int64, yield func(int64, float64, outpost.Quality) bool) error {
+			return s.raw(ctx, id, from, to, math.MaxInt, yield)
+		},
 	}
 }

@@ -38,11 +38,14 @@ func (s *Store) writeTelemetry(ctx context.Context, tx *sql.Tx, b *outpost.Batch
 		}
 		ids[u.Series] = id
 	}
-	ins := tx.StmtContext(ctx, s.insChunk)
+	ins, pend := tx.StmtContext(ctx, s.insChunk), tx.StmtContext(ctx, s.insPending)
 	for i := range bd.Chunks {
 		c := &bd.Chunks[i]
 		if _, err := ins.ExecContext(ctx, ids[c.Series], c.TMin, c.TMax, c.N, bd.Data(c)); err != nil {
 			return fmt.Errorf("insert chunk: %w", classify(err))
+		}
+		if _, err := pend.ExecContext(ctx, ids[c.Series], layout.WindowOf(c.TMin)); err != nil {
+			return fmt.Errorf("insert pending: %w", classify(err))
 		}
 	}
 	ins = tx.StmtContext(ctx, s.insRecent)
@@ -75,8 +78,9 @@ const (
 	sqlNewSeries = `INSERT INTO series (gateway, sensor, metric, unit, labels) VALUES (?1, ?2, ?3, ?4,
 			coalesce((SELECT labels FROM sensor_labels WHERE gateway = ?1 AND sensor = ?2), '{}'))
 		ON CONFLICT (gateway, sensor, metric) DO UPDATE SET unit = excluded.unit RETURNING id`
-	sqlInsChunk  = `INSERT INTO chunks (series_id, t_min, t_max, n, data) VALUES (?, ?, ?, ?, ?)`
-	sqlInsRecent = `INSERT INTO recent (series_id, ts, value, quality) VALUES (?, ?, ?, ?)`
+	sqlInsChunk   = `INSERT INTO chunks (series_id, t_min, t_max, n, data) VALUES (?, ?, ?, ?, ?)`
+	sqlInsPending = `INSERT INTO pending (series_id, win) VALUES (?, ?) ON CONFLICT DO NOTHING`
+	sqlInsRecent  = `INSERT INTO recent (series_id, ts, value, quality) VALUES (?, ?, ?, ?)`
 	// The first reading moves back; the newest moves forward only, and
 	// an equal timestamp replaces it (the later commit wins). A NULL
 	// unit keeps the one stored.

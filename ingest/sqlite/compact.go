@@ -11,6 +11,7 @@ import (
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/internal/chunk"
 	"github.com/outposthq/outpost/ingest/internal/layout"
+	"github.com/outposthq/outpost/ingest/internal/rollup"
 )
 
 // compactUnits bounds the (series, window) pairs one compaction
@@ -18,37 +19,40 @@ import (
 const compactUnits = 256
 
 // smallChunk is the size below which a chunk of a window being compacted
-// is merged with the window's rows rather than left as it is.
+// is merged with the window's other small chunks and rows rather than
+// left as it is.
 const smallChunk = 4096
+
+// minTS is the first time whose window starts within int64: rows dated
+// before it (never a real time) stay where they are.
+const minTS = int64(math.MinInt64) + layout.Window
 
 var _ ingest.Compactor = (*Store)(nil)
 
-// Compact implements ingest.Compactor, as ingest/postgres does: it folds
-// the recent rows of every window that ends at or before before (unix
-// ns) into chunks, merging them with the window's chunks of fewer than
-// smallChunk readings, a write transaction per compactUnits (series,
-// window) pairs. A transaction holds the file's one writer, so a commit,
-// of this process or another, waits for it or comes before it, and what
-// it reads no one else changes until it ends. Processes sharing a file
-// therefore need no lock of their own: each compacts (Leader is always
-// true), and what one folded the next does not find.
+// Compact implements ingest.Compactor, as ingest/postgres does: a window
+// that ends at or before before (unix ns) and holds rows of the recent
+// table or is marked pending (it got a chunk) is folded: its rows and
+// small chunks rewritten as chunks, its rollup rows computed anew from
+// all its readings; a write transaction per compactUnits windows, in
+// (series, window) order. A transaction holds the file's one writer, so a
+// commit, of this process or another, waits for it or comes before it,
+// and what it reads no one else changes until it ends. Processes sharing
+// a file therefore need no lock of their own: each compacts (Leader is
+// always true), and what one folded the next does not find.
 func (s *Store) Compact(ctx context.Context, before int64) (ingest.CompactStats, error) {
 	st := ingest.CompactStats{Leader: true}
 	before = layout.WindowOf(before)
+	after := unit{math.MinInt64, math.MinInt64}
+	var c compaction
 	for {
-		var round ingest.CompactStats
 		var n int
 		err := s.tx(ctx, func(tx *sql.Tx) (err error) {
-			n, err = s.compactRound(ctx, tx, before, &round)
+			n, after, err = s.compactRound(ctx, tx, &c, before, after, &st)
 			return err
 		})
 		if err != nil {
 			return st, fmt.Errorf("sqlite: compact: %w", err)
 		}
-		st.Windows += round.Windows
-		st.Rows += round.Rows
-		st.ChunksMerged += round.ChunksMerged
-		st.ChunksWritten += round.ChunksWritten
 		if n < compactUnits {
 			return st, nil
 		}
@@ -60,81 +64,102 @@ type unit struct {
 	series, window int64
 }
 
-// compactRound folds up to compactUnits (series, window) pairs and
-// reports how many it found.
-func (s *Store) compactRound(ctx context.Context, tx *sql.Tx, before int64, st *ingest.CompactStats) (int, error) {
-	// Rows dated within a window of int64's start (never a real time)
-	// stay where they are: their window's start does not fit an INTEGER.
-	rs, err := tx.QueryContext(ctx, `SELECT DISTINCT series_id, ts - ((ts % ?2) + ?2) % ?2 AS w FROM recent
-		WHERE ts < ?1 AND ts >= ?4 ORDER BY series_id, w LIMIT ?3`, before, layout.Window, compactUnits, int64(math.MinInt64)+layout.Window)
+// compactRound folds up to compactUnits (series, window) pairs after
+// after and reports how many it found and the last.
+func (s *Store) compactRound(ctx context.Context, tx *sql.Tx, c *compaction, before int64, after unit, st *ingest.CompactStats) (int, unit, error) {
+	rs, err := tx.QueryContext(ctx, `SELECT series_id, w FROM (
+			SELECT series_id, win AS w FROM pending WHERE win < ?1
+			UNION SELECT DISTINCT series_id, ts - ((ts % ?2) + ?2) % ?2 FROM recent WHERE ts < ?1 AND ts >= ?4)
+		WHERE (series_id, w) > (?5, ?6) ORDER BY series_id, w LIMIT ?3`,
+		before, layout.Window, compactUnits, minTS, after.series, after.window)
 	if err != nil {
-		return 0, err
+		return 0, after, err
 	}
 	var units []unit
 	for rs.Next() {
 		var u unit
 		if err := rs.Scan(&u.series, &u.window); err != nil {
 			rs.Close()
-			return 0, err
+			return 0, after, err
 		}
 		units = append(units, u)
 	}
 	if err := rs.Close(); err != nil {
-		return 0, err
+		return 0, after, err
 	}
 	if err := rs.Err(); err != nil {
-		return 0, err
+		return 0, after, err
 	}
-	c := compaction{insChunk: tx.StmtContext(ctx, s.insChunk)}
+	if len(units) == 0 {
+		return 0, after, nil
+	}
+	c.insChunk = tx.StmtContext(ctx, s.insChunk)
 	for _, u := range units {
-		if err := c.unit(ctx, tx, u, st); err != nil {
-			return 0, fmt.Errorf("series %d, window at %d: %w", u.series, u.window, err)
+		if err := c.unit(ctx, s, tx, u, st); err != nil {
+			return 0, after, fmt.Errorf("series %d, window at %d: %w", u.series, u.window, err)
 		}
 	}
-	return len(units), nil
+	return len(units), units[len(units)-1], nil
 }
 
 // compaction holds the buffers of one round's units.
 type compaction struct {
 	insChunk      *sql.Stmt
 	runs          []layout.Run
-	chunkIDs      []int64 // rowids of the chunks read
+	chunkIDs      []int64 // rowids of the chunks read to rewrite
 	rowIDs        []int64 // rowids of the recent rows read
 	row           layout.Run
+	roll          rollup.Window
+	minutes       []rollup.Agg
 	list          []byte // a JSON array of rowids
 	chunkData     sql.RawBytes
 	value         sql.NullFloat64
 	rowid, ts, qu int64
+	n             int
 }
 
 // unit folds one series' window: its rows and small chunks become chunks
-// of at most chunk.MaxReadings readings, in time order, and what was read
-// is deleted by rowid.
-func (c *compaction) unit(ctx context.Context, tx *sql.Tx, u unit, st *ingest.CompactStats) error {
-	end := u.window + layout.Window
-	if end < u.window {
-		end = math.MaxInt64 // the last window
-	}
+// of at most chunk.MaxReadings readings, in time order, what was read is
+// deleted by rowid, and its rollup rows are replaced.
+func (c *compaction) unit(ctx context.Context, s *Store, tx *sql.Tx, u unit, st *ingest.CompactStats) error {
+	end := rollup.End(u.window, layout.Window)
 	c.runs, c.chunkIDs, c.rowIDs = c.runs[:0], c.chunkIDs[:0], c.rowIDs[:0]
-	cs, err := tx.QueryContext(ctx, `SELECT rowid, data FROM chunks WHERE series_id = ? AND t_min >= ? AND t_min < ? AND n < ?
-		ORDER BY t_min, rowid`, u.series, u.window, end, smallChunk)
+	c.roll.Reset(u.window)
+	if _, err := tx.ExecContext(ctx, `DELETE FROM pending WHERE series_id = ? AND win = ?`, u.series, u.window); err != nil {
+		return err
+	}
+	cs, err := tx.QueryContext(ctx, `SELECT rowid, n, data FROM chunks WHERE series_id = ? AND t_min >= ? AND t_min < ?
+		ORDER BY t_min, rowid`, u.series, u.window, end)
 	if err != nil {
 		return err
 	}
+	held := 0
 	for cs.Next() {
-		if err := cs.Scan(&c.rowid, &c.chunkData); err != nil {
+		if err := cs.Scan(&c.rowid, &c.n, &c.chunkData); err != nil {
 			cs.Close()
 			return err
 		}
 		var r layout.Run
 		if r.TS, r.Values, r.Quality, err = chunk.Decode(c.chunkData, nil, nil, nil); err != nil {
-			cs.Close()
-			return fmt.Errorf("%w: chunk %d: %v", ingest.ErrInvalidData, c.rowid, err)
+			st.Damaged++
+			s.log.Error().Err(err).Int64("series", u.series).Int64("chunk", c.rowid).
+				Msg("compact: a damaged chunk is left as it is and out of the rollups")
+			continue
 		}
-		if len(r.Quality) == 0 {
-			r.Quality = nil // all good
+		for i, t := range r.TS {
+			q := outpost.QualityGood
+			if len(r.Quality) > 0 {
+				q = outpost.Quality(r.Quality[i])
+			}
+			c.roll.Add(t, r.Values[i], q)
 		}
-		c.runs, c.chunkIDs = append(c.runs, r), append(c.chunkIDs, c.rowid)
+		if c.n < smallChunk && held+len(r.TS) <= chunk.MaxReadings {
+			if len(r.Quality) == 0 {
+				r.Quality = nil // all good
+			}
+			c.runs, c.chunkIDs = append(c.runs, r), append(c.chunkIDs, c.rowid)
+			held += len(r.TS)
+		}
 	}
 	if err := cs.Close(); err != nil {
 		return err
@@ -160,6 +185,7 @@ func (c *compaction) unit(ctx context.Context, tx *sql.Tx, u unit, st *ingest.Co
 		}
 		c.rowIDs = append(c.rowIDs, c.rowid)
 		c.row.TS, c.row.Values, c.row.Quality = append(c.row.TS, c.ts), append(c.row.Values, float(c.value)), append(c.row.Quality, byte(c.qu))
+		c.roll.Add(c.ts, float(c.value), outpost.Quality(c.qu))
 	}
 	if err := rs.Close(); err != nil {
 		return err
@@ -167,29 +193,60 @@ func (c *compaction) unit(ctx context.Context, tx *sql.Tx, u unit, st *ingest.Co
 	if err := rs.Err(); err != nil {
 		return err
 	}
-	if len(c.rowIDs) == 0 {
-		return nil
-	}
-	c.runs = append(c.runs, c.row)
-	var written int64
-	err = layout.Rechunk(c.runs, u.window, end, func(tMin, tMax int64, n int, data []byte) error {
-		written++
-		_, err := c.insChunk.ExecContext(ctx, u.series, tMin, tMax, n, data)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("write chunks: %w", err)
-	}
-	if err := c.delete(ctx, tx, "chunks", c.chunkIDs); err != nil {
-		return err
-	}
-	if err := c.delete(ctx, tx, "recent", c.rowIDs); err != nil {
-		return err
+	// One chunk and no rows: nothing to gain by writing it again.
+	if len(c.rowIDs) > 0 || len(c.runs) > 1 {
+		if len(c.rowIDs) > 0 {
+			c.runs = append(c.runs, c.row)
+		}
+		var written int64
+		err = layout.Rechunk(c.runs, u.window, end, func(tMin, tMax int64, n int, data []byte) error {
+			written++
+			_, err := c.insChunk.ExecContext(ctx, u.series, tMin, tMax, n, data)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("write chunks: %w", err)
+		}
+		if err := c.delete(ctx, tx, "chunks", c.chunkIDs); err != nil {
+			return err
+		}
+		if err := c.delete(ctx, tx, "recent", c.rowIDs); err != nil {
+			return err
+		}
+		st.Rows += int64(len(c.rowIDs))
+		st.ChunksMerged += int64(len(c.chunkIDs))
+		st.ChunksWritten += written
 	}
 	st.Windows++
-	st.Rows += int64(len(c.rowIDs))
-	st.ChunksMerged += int64(len(c.chunkIDs))
-	st.ChunksWritten += written
+	return c.writeRollups(ctx, tx, u, end)
+}
+
+// writeRollups replaces the unit's rollup rows with those of c.roll.
+func (c *compaction) writeRollups(ctx context.Context, tx *sql.Tx, u unit, end int64) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM rollup_1h WHERE series_id = ? AND bucket = ?`, u.series, u.window); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM rollup_1m WHERE series_id = ? AND bucket >= ? AND bucket < ?`, u.series, u.window, end); err != nil {
+		return err
+	}
+	h, ok, minutes := c.roll.Rows(c.minutes)
+	c.minutes = minutes
+	if !ok {
+		return nil
+	}
+	ins := func(table string, a rollup.Agg) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (series_id, bucket, n, count, min, max, sum, last_ts, last)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.series, a.Bucket, a.N, a.Count, value(a.Min), value(a.Max), value(a.Sum), a.LastTS, value(a.Last))
+		return err
+	}
+	if err := ins("rollup_1h", h); err != nil {
+		return err
+	}
+	for _, m := range c.minutes {
+		if err := ins("rollup_1m", m); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -60,6 +60,11 @@ func (s *Store) migrate(ctx context.Context) error {
 			if _, err := tx.ExecContext(ctx, `ALTER TABLE `+c.table+` ADD COLUMN `+c.column+` `+c.def); err != nil {
 				return fmt.Errorf("add %s.%s: %w", c.table, c.column, err)
 			}
+			if c.fill != "" {
+				if _, err := tx.ExecContext(ctx, c.fill); err != nil {
+					return fmt.Errorf("fill %s.%s: %w", c.table, c.column, err)
+				}
+			}
 			s.log.Info().Str("table", c.table).Str("column", c.column).Msg("column added")
 		}
 		if v.Valid && v.Int64 == schemaVersion {

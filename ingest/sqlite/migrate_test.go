@@ -212,7 +212,7 @@ func TestMigrateV1(t *testing.T) {
 		t.Fatalf("old tables left: %v, %v", tables, err)
 	}
 	v, err := queryStrings(ctx, db, `SELECT version FROM outpost_schema`)
-	if err != nil || len(v) != 1 || v[0] != "2" {
+	if err != nil || len(v) != 1 || v[0] != "3" {
 		t.Fatalf("schema version %v, %v", v, err)
 	}
 
@@ -233,13 +233,13 @@ func TestOpenNewerLayout(t *testing.T) {
 	}
 	db := writeDB(t, path)
 	defer db.Close()
-	exec(t, db, `UPDATE outpost_schema SET version = 3`)
+	exec(t, db, `UPDATE outpost_schema SET version = 4`)
 	s, err := sqlite.Open(context.Background(), path, zerolog.Nop())
-	if err == nil || s != nil || !strings.Contains(err.Error(), "version 3") {
-		t.Fatalf("open of a version 3 file: %v, %v", s, err)
+	if err == nil || s != nil || !strings.Contains(err.Error(), "version 4") {
+		t.Fatalf("open of a version 4 file: %v, %v", s, err)
 	}
 	v, err := queryStrings(context.Background(), db, `SELECT version FROM outpost_schema`)
-	if err != nil || len(v) != 1 || v[0] != "3" {
+	if err != nil || len(v) != 1 || v[0] != "4" {
 		t.Fatalf("version after the refused open: %v, %v", v, err)
 	}
 }

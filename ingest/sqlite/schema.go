@@ -1,8 +1,9 @@
 package sqlite
 
 // schemaVersion is the layout this code writes: 1 was a row per reading
-// (readings and latest tables), 2 is series chunks (docs/storage.md).
-const schemaVersion = 2
+// (readings and latest tables), 2 series chunks (docs/storage.md), 3
+// series chunks with rollups and the ledger's batch times.
+const schemaVersion = 3
 
 // schema creates the tables of the ingest contract (see package ingest).
 // Every statement is idempotent. STRICT tables enforce the column types.
@@ -10,7 +11,7 @@ const schemaVersion = 2
 // same bit pattern in INTEGER (int64); a NaN value is NULL, except in
 // chunks, which hold it exactly.
 const schema = `
-CREATE TABLE IF NOT EXISTS outpost_schema (version INTEGER NOT NULL) STRICT; -- 2: series chunks
+CREATE TABLE IF NOT EXISTS outpost_schema (version INTEGER NOT NULL) STRICT; -- 3: series chunks, rollups
 
 CREATE TABLE IF NOT EXISTS series (
 	id           INTEGER PRIMARY KEY,
@@ -45,6 +46,42 @@ CREATE TABLE IF NOT EXISTS recent (
 	quality   INTEGER NOT NULL  -- 0 good, 1 uncertain, 2 bad
 ) STRICT;
 CREATE INDEX IF NOT EXISTS recent_series_ts ON recent (series_id, ts);
+
+-- Windows that got chunks since the compactor last folded them: their
+-- rollups are not current.
+CREATE TABLE IF NOT EXISTS pending (
+	series_id INTEGER NOT NULL,
+	win       INTEGER NOT NULL,
+	PRIMARY KEY (series_id, win)
+) STRICT, WITHOUT ROWID;
+
+-- Per series and minute (only of hours with 30 000 readings or more)
+-- and per hour (of hours with 240 or more): readings (n), those aggregated (count: not bad, not NaN),
+-- their min, max, sum and newest (NULL when count is 0).
+CREATE TABLE IF NOT EXISTS rollup_1m (
+	series_id INTEGER NOT NULL,
+	bucket    INTEGER NOT NULL,
+	n         INTEGER NOT NULL,
+	count     INTEGER NOT NULL,
+	min       REAL,
+	max       REAL,
+	sum       REAL,
+	last_ts   INTEGER NOT NULL,
+	last      REAL,
+	PRIMARY KEY (series_id, bucket)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_1h (
+	series_id INTEGER NOT NULL,
+	bucket    INTEGER NOT NULL,
+	n         INTEGER NOT NULL,
+	count     INTEGER NOT NULL,
+	min       REAL,
+	max       REAL,
+	sum       REAL,
+	last_ts   INTEGER NOT NULL,
+	last      REAL,
+	PRIMARY KEY (series_id, bucket)
+) STRICT, WITHOUT ROWID;
 
 -- Made anew at every open: a file of an earlier release has it without
 -- unit (SQLite has no CREATE OR REPLACE VIEW).
@@ -89,6 +126,7 @@ CREATE TABLE IF NOT EXISTS batches (
 	n           INTEGER NOT NULL,
 	kind        TEXT NOT NULL,
 	bytes       INTEGER NOT NULL,
+	created     INTEGER NOT NULL DEFAULT 0, -- unix ns when the gateway sealed it; added by migrate to older files
 	PRIMARY KEY (gateway, epoch, seq)
 ) STRICT, WITHOUT ROWID;
 
@@ -143,6 +181,9 @@ CREATE TABLE IF NOT EXISTS sensor_labels (
 // addedColumns are columns added to a table after its first release.
 // CREATE TABLE IF NOT EXISTS leaves an older file's table as it was, so
 // migrate adds those it lacks; each must have a default for the old rows.
-var addedColumns = []struct{ table, column, def string }{
-	{"alerts", "annotations", "TEXT NOT NULL DEFAULT '{}'"}, // wire version 2
+var addedColumns = []struct{ table, column, def, fill string }{
+	{"alerts", "annotations", "TEXT NOT NULL DEFAULT '{}'", ""}, // wire version 2
+	// The retention of the ledger goes by when a batch was made; of the
+	// rows from before, when it arrived stands in.
+	{"batches", "created", "INTEGER NOT NULL DEFAULT 0", "UPDATE batches SET created = received_at"},
 }

@@ -107,7 +107,7 @@ type Store struct {
 	series layout.SeriesCache
 
 	// Prepared on the writer connection, used inside its transactions.
-	insBatch, newSeries, insChunk, insRecent, upSeries, insAlert, insGap *sql.Stmt
+	insBatch, newSeries, insChunk, insPending, insRecent, upSeries, insAlert, insGap *sql.Stmt
 }
 
 var (
@@ -192,10 +192,11 @@ func (s *Store) init(ctx context.Context, path, common string) error {
 		}
 		*dst, err = s.w.PrepareContext(ctx, q)
 	}
-	prep(&s.insBatch, `INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	prep(&s.insBatch, `INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes, created)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	prep(&s.newSeries, sqlNewSeries)
 	prep(&s.insChunk, sqlInsChunk)
+	prep(&s.insPending, sqlInsPending)
 	prep(&s.insRecent, sqlInsRecent)
 	prep(&s.upSeries, sqlUpSeries)
 	prep(&s.insAlert, `INSERT INTO alerts (gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq, annotations)
@@ -283,7 +284,7 @@ func (s *Store) commit(ctx context.Context, bs []*outpost.Batch, sizes []int) ([
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		for i, b := range bs {
 			res, err := tx.StmtContext(ctx, s.insBatch).ExecContext(ctx,
-				b.Gateway, int64(b.Epoch), int64(b.Seq), now, b.Len(), rows.Kind(b.Kind), sizes[i])
+				b.Gateway, int64(b.Epoch), int64(b.Seq), now, b.Len(), rows.Kind(b.Kind), sizes[i], b.Created)
 			if err != nil {
 				return fmt.Errorf("insert batch: %w", classify(err))
 			}
@@ -525,7 +526,7 @@ func (s *Store) Counts(ctx context.Context) (ingest.Counts, error) {
 // Close closes the statements and the database. It is idempotent.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insBatch, s.newSeries, s.insChunk, s.insRecent, s.upSeries, s.insAlert, s.insGap} {
+	for _, st := range []*sql.Stmt{s.insBatch, s.newSeries, s.insChunk, s.insPending, s.insRecent, s.upSeries, s.insAlert, s.insGap} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -53,6 +53,8 @@ func Run(t *testing.T, open func(t *testing.T) ingest.Store) {
 		{"Units", testUnits},
 		{"RangeLayouts", testRangeLayouts},
 		{"Compact", testCompact},
+		{"Buckets", testBuckets},
+		{"Retention", testRetention},
 		{"NaN", testNaN},
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"CommitGroup", testCommitGroup},

@@ -83,6 +83,10 @@ func (d *discardStore) Range(context.Context, ingest.RangeQuery) iter.Seq2[inges
 	return func(func(ingest.Point, error) bool) {}
 }
 
+func (d *discardStore) Buckets(context.Context, ingest.BucketQuery) iter.Seq2[ingest.Bucket, error] {
+	return func(func(ingest.Bucket, error) bool) {}
+}
+
 func (d *discardStore) Gaps(context.Context, ingest.GapQuery) iter.Seq2[ingest.Gap, error] {
 	return func(func(ingest.Gap, error) bool) {}
 }

@@ -214,31 +214,51 @@ func runPhase(ctx context.Context, o Options, p phase, bs []*outpost.Batch, tota
 			elapsed = time.Since(start)
 		}
 	}
-	conn, err := pgx.Connect(ctx, dsn)
+	r := Result{Name: p.name, Readings: total, Elapsed: elapsed}
+	r.Tables, err = tableSizes(ctx, dsn)
 	if err != nil {
 		return Result{}, err
+	}
+	for _, t := range r.Tables {
+		r.Bytes += t.Bytes
+	}
+	return r, nil
+}
+
+// tableSizes is the bytes on disk of each table of the schema at dsn
+// (partitions each apart), largest first.
+func tableSizes(ctx context.Context, dsn string) ([]TableSize, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	rows, err := conn.Query(ctx, `SELECT c.relname::text, pg_total_relation_size(c.oid)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'm') ORDER BY 2 DESC`)
 	if err != nil {
-		return Result{}, fmt.Errorf("size: %w", err)
+		return nil, fmt.Errorf("size: %w", err)
 	}
-	r := Result{Name: p.name, Readings: total, Elapsed: elapsed}
-	for rows.Next() {
-		var name string
-		var n int64
-		if err := rows.Scan(&name, &n); err != nil {
-			return Result{}, fmt.Errorf("size: %w", err)
-		}
-		r.Bytes += n
-		r.Tables = append(r.Tables, TableSize{name, n})
+	var out []TableSize
+	var t TableSize
+	_, err = pgx.ForEachRow(rows, []any{&t.Name, &t.Bytes}, func() error {
+		out = append(out, t)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("size: %w", err)
 	}
-	if err := rows.Err(); err != nil {
-		return Result{}, fmt.Errorf("size: %w", err)
+	return out, nil
+}
+
+// schemaBytes is the bytes on disk of the schema at dsn.
+func schemaBytes(ctx context.Context, dsn string) (int64, error) {
+	ts, err := tableSizes(ctx, dsn)
+	var n int64
+	for _, t := range ts {
+		n += t.Bytes
 	}
-	return r, nil
+	return n, err
 }
 
 // schema creates a schema of its own on base and returns the DSN that

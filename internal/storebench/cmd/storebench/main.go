@@ -31,11 +31,22 @@ func main() {
 	flag.IntVar(&o.Gateways, "gateways", 20, "gateways replaying the recordings")
 	flag.IntVar(&o.Workers, "workers", 4, "batches committed at once")
 	flag.IntVar(&o.LowRateSeries, "low-rate-series", 100_000, "series of the low-rate phase (0: none)")
+	var q storebench.QueryOptions
+	flag.IntVar(&q.Series, "query-series", 100, "series of the query phase, each at 1 Hz for -query-days (0: no query phase)")
+	flag.IntVar(&q.Days, "query-days", 31, "days of the query phase's series")
+	flag.IntVar(&q.LatestSeries, "query-latest", 10_000, "series the query phase's latest query reads")
+	flag.IntVar(&q.Repeat, "query-repeat", 20, "times each query runs")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if _, err := storebench.Run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	if q.Series > 0 {
+		if _, err := storebench.RunQueries(ctx, o, q); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 	}
 }
