@@ -48,7 +48,8 @@
 //	readings(gateway, sensor, metric, ts, value, quality)    every reading; duplicates of a timestamp are kept
 //	latest(gateway, sensor, metric, ts, value, quality, unit) newest reading per series, one row per (gateway, sensor, metric)
 //	alerts(gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq, annotations)
-//	batches(gateway, epoch, seq, received_at, n, kind, bytes) primary key (gateway, epoch, seq)
+//	batches(gateway, epoch, seq, received_at, n, kind, bytes, created)
+//	                                                        primary key (gateway, epoch, seq, created)
 //	dead_letters(id, topic, received_at, reason, payload)
 //	gateways(gateway, state, updated_at, payload)           primary key gateway
 //	sensor_labels(gateway, sensor, labels)                  primary key (gateway, sensor)
@@ -119,9 +120,12 @@ import (
 // A Store is safe for concurrent use.
 type Store interface {
 	// Commit stores one decoded, valid batch in one transaction. It first
-	// inserts the batch into batches; if (gateway, epoch, seq) is already
-	// there the batch is a duplicate: Commit writes nothing else and
-	// returns dup=true. Otherwise it inserts the readings (and updates
+	// inserts the batch into batches; if (gateway, epoch, seq, created)
+	// is already there the batch is a duplicate: Commit writes nothing
+	// else and returns dup=true. Every copy of a batch carries its
+	// creation time; a batch that repeats a stored (gateway, epoch, seq)
+	// with another (a gateway restored from an old image) is another
+	// batch, and stored. Otherwise it inserts the readings (and updates
 	// latest), the alerts, or the loss records (into gaps). size is the
 	// encoded size in bytes.
 	// An error wrapping ErrInvalidData means the database refused the

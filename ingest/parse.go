@@ -267,6 +267,53 @@ func (r *batchRules) checkContent(b *outpost.Batch, now time.Time) error {
 				err, now.UTC().Format(time.RFC3339), r.maxSkew)
 		}
 	}
+	if err := checkBatchSpan(b); err != nil {
+		return fmt.Errorf("too long a span: %w", err)
+	}
+	return nil
+}
+
+// MaxBatchSpan is the longest time the readings of one batch may span,
+// from the earliest to the latest, and so the alert transitions. A
+// gateway seals a batch within seconds of its readings (weeks later only
+// for readings it held while its clock was untrusted, which it re-dates
+// together); a batch spread over years would make the store a partition
+// for every day it names.
+const MaxBatchSpan = 31 * 24 * time.Hour
+
+// checkBatchSpan refuses a batch whose readings, or whose alerts, span
+// more than MaxBatchSpan.
+func checkBatchSpan(b *outpost.Batch) error {
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for i := range b.Series {
+		var ts int64
+		for j, d := range b.Series[i].TS {
+			if j == 0 {
+				ts = d
+			} else {
+				ts += d // Validate proved the sums fit
+			}
+			lo, hi = min(lo, ts), max(hi, ts)
+		}
+	}
+	if err := span(lo, hi, "readings"); err != nil {
+		return err
+	}
+	lo, hi = int64(math.MaxInt64), int64(math.MinInt64)
+	for i := range b.Alerts {
+		lo, hi = min(lo, b.Alerts[i].ChangedAt), max(hi, b.Alerts[i].ChangedAt)
+	}
+	return span(lo, hi, "alerts")
+}
+
+// span refuses [lo, hi] longer than MaxBatchSpan (none when lo > hi).
+func span(lo, hi int64, what string) error {
+	if lo > hi {
+		return nil
+	}
+	if d := hi - lo; d > int64(MaxBatchSpan) || d < 0 {
+		return fmt.Errorf("%s dated from %s to %s, more than %v", what, fmtNanos(lo), fmtNanos(hi), MaxBatchSpan)
+	}
 	return nil
 }
 

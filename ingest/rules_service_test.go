@@ -197,3 +197,23 @@ func TestFutureStatusRefused(t *testing.T) {
 		t.Fatalf("stats %+v, want the status and the dead letter", st)
 	}
 }
+
+// TestLongSpanRefused: a batch whose dates span more than MaxBatchSpan
+// (it would make a partition for every day it names) is dead-lettered
+// whole and acked; one within the span is stored.
+func TestLongSpanRefused(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	now := time.Now()
+	far := now.Add(-ingest.MaxBatchSpan - time.Hour).UnixNano()
+	rs := append(storetest.Series("env", "temperature", now.Add(-time.Minute).UnixNano(), time.Second, 2, 20),
+		outpost.Reading{Sensor: "env", Metric: "humidity", Unit: "%", TS: far, Value: 40})
+	e.publishBatch(storetest.Telemetry(e.gw, 22, 1, rs...))
+	ok := storetest.Telemetry(e.gw, 22, 2, storetest.Series("env", "temperature", now.Add(-ingest.MaxBatchSpan+time.Hour).UnixNano(), 24*time.Hour, 30, 20)...)
+	e.publishBatch(ok)
+	e.waitDeadLetter(e.batchTopic(e.gw), "too long a span: readings dated from "+time.Unix(0, far).UTC().Format("2006-01-02T15:04"))
+	e.waitAcks(22, 1, 1)
+	e.waitAcks(22, 2, 1)
+	if c := e.counts(); c.Readings != 30 || c.Batches != 1 || c.DeadLetters != 1 {
+		t.Fatalf("counts = %+v, want the second batch stored and the first dead-lettered", c)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/outposthq/outpost/ingest/internal/chunk"
@@ -67,15 +68,57 @@ func (s *Store) migrate(ctx context.Context) error {
 			}
 			s.log.Info().Str("table", c.table).Str("column", c.column).Msg("column added")
 		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outpost_schema (version) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM outpost_schema)`, schemaVersion); err != nil {
+			return err
+		}
+		if err := s.ledgerV3(ctx, tx); err != nil {
+			return fmt.Errorf("batches: %w", err)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(legacy_until), ?) FROM outpost_schema`, int64(math.MinInt64)).Scan(&s.legacyUntil); err != nil {
+			return err
+		}
 		if v.Valid && v.Int64 == schemaVersion {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM outpost_schema`); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO outpost_schema (version) VALUES (?)`, schemaVersion)
+		_, err := tx.ExecContext(ctx, `UPDATE outpost_schema SET version = ?`, schemaVersion)
 		return err
 	})
+}
+
+// ledgerV3 rebuilds a ledger keyed by (gateway, epoch, seq) alone, of a
+// file before version 3, as the schema's: keyed by the batch's creation
+// time too. The old rows do not know it: their time of arrival stands in,
+// and legacy_until records when, so that a commit of a batch made before
+// then also looks it up by its key alone (as PostgreSQL does).
+func (s *Store) ledgerV3(ctx context.Context, tx *sql.Tx) error {
+	var keyed int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('batches') WHERE name = 'created' AND pk > 0`).Scan(&keyed); err != nil {
+		return err
+	}
+	if keyed > 0 {
+		return nil
+	}
+	var hasCreated int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('batches') WHERE name = 'created'`).Scan(&hasCreated); err != nil {
+		return err
+	}
+	created := "received_at"
+	if hasCreated > 0 {
+		created = "created"
+	}
+	for _, q := range []string{
+		`ALTER TABLE batches RENAME TO batches_old`,
+		ledgerTable,
+		`INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes, created)
+			SELECT gateway, epoch, seq, received_at, n, kind, bytes, ` + created + ` FROM batches_old`,
+		`DROP TABLE batches_old`,
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE outpost_schema SET legacy_until = ?`, s.now().UnixNano())
+	return err
 }
 
 // hasTable reports whether the database has a table (not a view) of

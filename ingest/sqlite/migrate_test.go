@@ -218,6 +218,16 @@ func TestMigrateV1(t *testing.T) {
 
 	s = open(t, path)
 	defer s.Close()
+	// A batch of the old ledger sent again (its ack lost before the
+	// upgrade) is a duplicate, though the old ledger never knew when it
+	// was made.
+	gws, err := queryStrings(ctx, db, `SELECT gateway FROM batches WHERE epoch = 1 AND seq = 1`)
+	if err != nil || len(gws) != 1 {
+		t.Fatalf("old ledger row: %v, %v", gws, err)
+	}
+	if dup, err := s.Commit(ctx, storetest.Telemetry(gws[0], 1, 1, storetest.Series("env", "temperature", storetest.T0, time.Second, 3, 0)...), 1); err != nil || !dup {
+		t.Fatalf("an old batch again: dup %v, %v; want a duplicate", dup, err)
+	}
 	commit(t, s, storetest.Telemetry("gw-1", 2, 1, storetest.Series("env", "temperature", storetest.T0+9000*sec, time.Second, 100, 0)...))
 	if c, err := s.Counts(ctx); err != nil || c.Readings != int64(n+100) {
 		t.Fatalf("counts after a new batch: %+v, %v", c, err)

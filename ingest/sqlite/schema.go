@@ -11,7 +11,9 @@ const schemaVersion = 3
 // same bit pattern in INTEGER (int64); a NaN value is NULL, except in
 // chunks, which hold it exactly.
 const schema = `
-CREATE TABLE IF NOT EXISTS outpost_schema (version INTEGER NOT NULL) STRICT; -- 3: series chunks, rollups
+-- 3: series chunks, rollups, the ledger keyed by creation time too;
+-- legacy_until: when an older ledger was rebuilt (see ledgerV3).
+CREATE TABLE IF NOT EXISTS outpost_schema (version INTEGER NOT NULL, legacy_until INTEGER) STRICT;
 
 CREATE TABLE IF NOT EXISTS series (
 	id           INTEGER PRIMARY KEY,
@@ -118,17 +120,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_gateway_ts ON alerts (gateway, ts);
 CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts); -- /api/v1/alerts of every gateway
 
-CREATE TABLE IF NOT EXISTS batches (
-	gateway     TEXT NOT NULL,
-	epoch       INTEGER NOT NULL, -- uint64 as int64 bits
-	seq         INTEGER NOT NULL, -- uint64 as int64 bits
-	received_at INTEGER NOT NULL,
-	n           INTEGER NOT NULL,
-	kind        TEXT NOT NULL,
-	bytes       INTEGER NOT NULL,
-	created     INTEGER NOT NULL DEFAULT 0, -- unix ns when the gateway sealed it; added by migrate to older files
-	PRIMARY KEY (gateway, epoch, seq)
-) STRICT, WITHOUT ROWID;
+` + ledgerTable + `
 
 CREATE TABLE IF NOT EXISTS dead_letters (
 	id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -183,7 +175,19 @@ CREATE TABLE IF NOT EXISTS sensor_labels (
 // migrate adds those it lacks; each must have a default for the old rows.
 var addedColumns = []struct{ table, column, def, fill string }{
 	{"alerts", "annotations", "TEXT NOT NULL DEFAULT '{}'", ""}, // wire version 2
-	// The retention of the ledger goes by when a batch was made; of the
-	// rows from before, when it arrived stands in.
-	{"batches", "created", "INTEGER NOT NULL DEFAULT 0", "UPDATE batches SET created = received_at"},
+	{"outpost_schema", "legacy_until", "INTEGER", ""},
 }
+
+// ledgerTable is the dedup ledger: one row per batch stored, a batch
+// known by its key and its creation time.
+const ledgerTable = `CREATE TABLE IF NOT EXISTS batches (
+	gateway     TEXT NOT NULL,
+	epoch       INTEGER NOT NULL, -- uint64 as int64 bits
+	seq         INTEGER NOT NULL, -- uint64 as int64 bits
+	received_at INTEGER NOT NULL,
+	n           INTEGER NOT NULL,
+	kind        TEXT NOT NULL,
+	bytes       INTEGER NOT NULL,
+	created     INTEGER NOT NULL, -- unix ns when the gateway sealed it: every copy of a batch carries it
+	PRIMARY KEY (gateway, epoch, seq, created)
+) STRICT, WITHOUT ROWID;`

@@ -105,6 +105,10 @@ type Store struct {
 	log    zerolog.Logger
 	now    func() time.Time
 	series layout.SeriesCache
+	// legacyUntil: batches made before it may be in the ledger under
+	// their time of arrival (rebuilt from an older ledger), and are
+	// looked up by key alone; math.MinInt64 when there were none.
+	legacyUntil int64
 
 	// Prepared on the writer connection, used inside its transactions.
 	insBatch, newSeries, insChunk, insPending, insRecent, upSeries, insAlert, insGap *sql.Stmt
@@ -193,7 +197,9 @@ func (s *Store) init(ctx context.Context, path, common string) error {
 		*dst, err = s.w.PrepareContext(ctx, q)
 	}
 	prep(&s.insBatch, `INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+		WHERE NOT EXISTS (SELECT 1 FROM batches WHERE gateway = ?1 AND epoch = ?2 AND seq = ?3 AND created < ?9)
+		ON CONFLICT DO NOTHING`)
 	prep(&s.newSeries, sqlNewSeries)
 	prep(&s.insChunk, sqlInsChunk)
 	prep(&s.insPending, sqlInsPending)
@@ -284,7 +290,7 @@ func (s *Store) commit(ctx context.Context, bs []*outpost.Batch, sizes []int) ([
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		for i, b := range bs {
 			res, err := tx.StmtContext(ctx, s.insBatch).ExecContext(ctx,
-				b.Gateway, int64(b.Epoch), int64(b.Seq), now, b.Len(), rows.Kind(b.Kind), sizes[i], b.Created)
+				b.Gateway, int64(b.Epoch), int64(b.Seq), now, b.Len(), rows.Kind(b.Kind), sizes[i], b.Created, s.legacyUntil)
 			if err != nil {
 				return fmt.Errorf("insert batch: %w", classify(err))
 			}

@@ -83,11 +83,19 @@ func Run(t *testing.T, open func(t *testing.T) ingest.Store) {
 // T0 is the base timestamp of the suite's readings (unix ns).
 var T0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC).UnixNano()
 
-// Telemetry returns a valid telemetry batch holding rs.
+// Telemetry returns a valid telemetry batch holding rs, sealed at its
+// latest reading (T0 when it has none), as a gateway seals a batch just
+// after its readings.
 func Telemetry(gateway string, epoch, seq uint64, rs ...outpost.Reading) *outpost.Batch {
 	bb := outpost.NewBatchBuilder()
 	bb.Add(rs)
-	b := bb.Take(gateway, T0)
+	created := T0
+	for i, r := range rs {
+		if i == 0 || r.TS > created {
+			created = r.TS
+		}
+	}
+	b := bb.Take(gateway, created)
 	b.Epoch, b.Seq = epoch, seq
 	return b
 }
@@ -167,14 +175,23 @@ func testDuplicate(t *testing.T, s ingest.Store) {
 	b := Telemetry("gw", 7, 1, Series("s1", "t", T0, time.Second, 4, 0)...)
 	commit(t, s, b, false)
 	commit(t, s, b, true)
-	// A batch with the same key but other content is a duplicate too: the
-	// key is the identity, and nothing of it is written.
+	// A batch with the same key and creation time but other content is a
+	// duplicate too: those are the identity, and nothing of it is
+	// written.
 	other := Telemetry("gw", 7, 1, Series("s2", "t", T0, time.Second, 9, 0)...)
+	other.Created = b.Created
 	commit(t, s, other, true)
 	counts(t, s, ingest.Counts{Readings: 4, DistinctReadings: 4, Batches: 1})
 	if pts := latest(t, s); len(pts) != 1 || pts[0].Sensor != "s1" {
 		t.Fatalf("latest after duplicates = %+v, want only s1", pts)
 	}
+	// The same key made at another time is another batch (a gateway
+	// restored from an old image counts its seqs again): stored.
+	again := Telemetry("gw", 7, 1, Series("s3", "t", T0, time.Second, 2, 0)...)
+	again.Created = b.Created + 1
+	commit(t, s, again, false)
+	commit(t, s, again, true)
+	counts(t, s, ingest.Counts{Readings: 6, DistinctReadings: 6, Batches: 2})
 }
 
 func testDedupKey(t *testing.T, s ingest.Store) {
@@ -582,12 +599,17 @@ func testLossDuplicate(t *testing.T, s ingest.Store) {
 	b := LossBatch("gw", 9, 1, l, l)
 	commit(t, s, b, false)
 	commit(t, s, b, true)
-	// Other content under the same key: a duplicate, nothing written.
+	// Other content under the same key and time: a duplicate, nothing
+	// written.
 	other := LossBatch("gw", 9, 1, outpost.Loss{Reason: outpost.LossMaxAge, Kind: outpost.KindAlert, Rule: "r", Count: 100})
 	commit(t, s, other, true)
 	// The key is the batch's, whatever its kind.
-	commit(t, s, Telemetry("gw", 9, 1, Series("s", "t", T0, time.Second, 3, 0)...), true)
-	commit(t, s, Telemetry("gw", 9, 2, Series("s", "t", T0, time.Second, 3, 0)...), false)
+	tb := Telemetry("gw", 9, 1, Series("s", "t", T0, time.Second, 3, 0)...)
+	tb.Created = b.Created
+	commit(t, s, tb, true)
+	tb = Telemetry("gw", 9, 2, Series("s", "t", T0, time.Second, 3, 0)...)
+	tb.Created = b.Created
+	commit(t, s, tb, false)
 	commit(t, s, LossBatch("gw", 9, 2, l), true)
 	counts(t, s, ingest.Counts{Readings: 3, DistinctReadings: 3, Batches: 2, Gaps: 2, LostReadings: 14})
 	gs := gaps(t, s, allGaps("gw"))

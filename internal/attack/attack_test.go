@@ -50,9 +50,11 @@ func (a attacker) connect(t *testing.T, b *Broker) *client {
 }
 
 // TestSeqSquatting: the attacker learns the gateway's epoch and seq and
-// publishes forged batches for the seqs to come. Without the ACL,
-// ingest commits them and takes the real batches for duplicates: their
-// readings are lost. With it, the forged batches never reach ingest.
+// publishes forged batches for the seqs to come. Without the ACL, ingest
+// commits them: forged readings are stored under the victim's name (the
+// real batches, made at other times than the forgeries, are stored too:
+// the ledger tells a batch by its creation time as well as its seq). With
+// it, the forged batches never reach ingest.
 func TestSeqSquatting(t *testing.T) {
 	const ahead, squatted = 10, 20 // the first squatted seq is a second ahead
 	for _, a := range attackers {
@@ -96,7 +98,7 @@ func TestSeqSquatting(t *testing.T) {
 			}
 			lost := p.lost(st, c, forged)
 			t.Logf("without ACL: %d squatted batches stored, %d of %d real readings lost", forged, lost, st.ReadingsEmitted)
-			if forged == 0 || lost <= 0 {
+			if forged == 0 {
 				t.Errorf("the attack failed without the ACL: %d forged batches stored, %d readings lost", forged, lost)
 			}
 		})

@@ -142,7 +142,8 @@ func (c *client) nextReal(t *testing.T, min uint64) (epoch, seq uint64, payload 
 // TestMACSeqSquatting: an anonymous client reads the victim's epoch and
 // seq off its batch topic and publishes forged batches for the seqs to
 // come, unsigned, or signed with a key of its own. Without MACs ingest
-// commits them and takes the real ones for duplicates; with them every
+// commits them (the real ones too: the ledger tells batches apart by
+// their creation time as well as their seq); with them every
 // forgery is dead-lettered, unacked and unrecorded, and the real batches
 // with those seqs are committed: every real reading arrives.
 func TestMACSeqSquatting(t *testing.T) {
@@ -179,7 +180,7 @@ func TestMACSeqSquatting(t *testing.T) {
 			}
 			lost := p.lost(st, c, forged)
 			t.Logf("without MAC: %d squatted batches stored, %d of %d real readings lost", forged, lost, st.ReadingsEmitted)
-			if forged == 0 || lost <= 0 {
+			if forged == 0 {
 				t.Errorf("the attack failed without MACs: %d forged batches stored, %d readings lost", forged, lost)
 			}
 		})
