@@ -175,13 +175,16 @@ func testSeries(t *testing.T, s ingest.Store) {
 	rs = append(rs, Series("s1", "t", T0, time.Second, 3, 20)...)
 	rs = append(rs, unit("%RH", Series("s1", "h", T0, time.Second, 2, 40))...)
 	rs = append(rs, unit("", Series("s2", "t", T0+10*sec, time.Second, 1, 5))...)
-	commit(t, s, Telemetry("gw-a", 1, 1, rs...), false)
+	first := Telemetry("gw-a", 1, 1, rs...)
+	commit(t, s, first, false)
 	commit(t, s, Telemetry("gw-a", 1, 2, Series("s1", "t", T0-100*sec, time.Second, 1, 19)...), false) // older: first_ts moves back
 	rs = append(Series("s1", "t", T0+sec, time.Second, 1, 1), unit("ppm", Series("s3", "co2", T0, time.Second, 5, 400))...)
 	commit(t, s, Telemetry("gw-b", 1, 1, rs...), false)
 	// A duplicate of a stored batch, holding a series of its own: if the
 	// store makes its row, the series has no reading and is not listed.
-	commit(t, s, Telemetry("gw-a", 1, 1, Series("ghost", "t", T0, time.Second, 1, 0)...), true)
+	ghost := Telemetry("gw-a", 1, 1, Series("ghost", "t", T0, time.Second, 1, 0)...)
+	ghost.Created = first.Created
+	commit(t, s, ghost, true)
 	setStatus(t, s, "gw-a", 0, ingest.SensorLabels{"s1": {"room": "lab", "site": "hq"}, "s2": {"room": "store", "site": "hq"}})
 	setStatus(t, s, "gw-b", 0, ingest.SensorLabels{"s1": {"room": "lab"}})
 
