@@ -164,6 +164,11 @@ type Sensor struct {
 	// FIFO burst); 1 to 100000, default 1.
 	Samples int `yaml:"samples"`
 	// Labels are free key/value pairs describing the sensor; optional.
+	// At most outpost.MaxSensorLabels, names of 1 to
+	// outpost.MaxLabelNameLen bytes, values of at most
+	// outpost.MaxLabelValueLen bytes, without NUL. The gateway's status
+	// document carries them to the ingest service, which labels the
+	// sensor's series with them.
 	Labels map[string]string `yaml:"labels"`
 	// Metrics the sensor yields, names unique in the sensor. The sim
 	// driver needs at least one, each with a signal. bme280, bmp280 and
@@ -516,6 +521,17 @@ func (c *Config) ClientID() string {
 		return c.Uplink.ClientID
 	}
 	return "outpost-" + c.Gateway.ID
+}
+
+// SensorLabels returns every sensor's labels by sensor id (nil for a
+// sensor without any): what the gateway's status document carries
+// (docs/wire-format.md, "Status"). The maps are the config's own.
+func (c *Config) SensorLabels() map[string]map[string]string {
+	out := make(map[string]map[string]string, len(c.Sensors))
+	for i := range c.Sensors {
+		out[c.Sensors[i].ID] = c.Sensors[i].Labels
+	}
+	return out
 }
 
 // AuthKeyPath returns the path of the gateway's key file: AuthKeyFile,

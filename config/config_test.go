@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/internal/yamlpos"
 )
 
@@ -310,6 +312,47 @@ func TestValidateInCode(t *testing.T) {
 	}
 	if c.Sensors[0].Interval != time.Second {
 		t.Errorf("SetDefaults must reach sensors: %+v", c.Sensors[0])
+	}
+}
+
+// Sensor labels are held to the bounds of the status document that
+// carries them (outpost.CheckSensorLabels), one sensor at a time and all
+// of them together.
+func TestSensorLabelBounds(t *testing.T) {
+	many := map[string]string{}
+	for i := range outpost.MaxSensorLabels + 1 {
+		many[fmt.Sprint("l", i)] = "v"
+	}
+	big := map[string]string{}
+	for i := range outpost.MaxSensorLabels {
+		big[fmt.Sprint("l", i)] = strings.Repeat("v", outpost.MaxLabelValueLen)
+	}
+	for _, tc := range []struct {
+		name    string
+		sensors int
+		labels  map[string]string
+		want    string // "" valid
+	}{
+		{"some", 1, map[string]string{"room": "lab", "floor": "2"}, ""},
+		{"at the bounds", 1, map[string]string{strings.Repeat("n", outpost.MaxLabelNameLen): strings.Repeat("v", outpost.MaxLabelValueLen)}, ""},
+		{"empty name", 1, map[string]string{"": "x"}, "sensors[0].labels: a label with an empty name"},
+		{"long name", 1, map[string]string{strings.Repeat("n", outpost.MaxLabelNameLen+1): "x"}, "label name of 129 bytes, longer than 128"},
+		{"long value", 1, map[string]string{"room": strings.Repeat("v", outpost.MaxLabelValueLen+1)}, `label "room": value of 1025 bytes, longer than 1024`},
+		{"NUL", 1, map[string]string{"room": "a\x00b"}, `label "room": value contains a NUL byte`},
+		{"too many", 1, many, "65 labels, more than 64"},
+		{"too much together", 2, big, "sensors: the sensors' labels make a status document of"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Config{Gateway: GatewayConfig{ID: "gw"}, Uplink: UplinkConfig{Broker: "mqtt://localhost"}}
+			for i := range tc.sensors {
+				c.Sensors = append(c.Sensors, Sensor{ID: fmt.Sprint("s", i), Driver: "thermo", Metrics: []Metric{{Name: "m"}}, Labels: tc.labels})
+			}
+			c.SetDefaults()
+			err := c.Validate()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("Validate = %v, want %q", err, tc.want)
+			}
+		})
 	}
 }
 

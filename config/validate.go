@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/internal/yamlpos"
 )
 
@@ -87,6 +88,9 @@ func (c *Config) validate(doc *yamlpos.Doc, opts *LoadOptions) yamlpos.ErrorList
 		c.Sensors[i].validate(k, fmt.Sprintf("$.sensors[%d]", i), i, sensorIDs)
 	}
 	c.validateDevices(k)
+	if n := outpost.StatusSize(c.Gateway.ID, outpost.StatusSensors(c.SensorLabels())); n > outpost.MaxStatusBytes {
+		k.errorf("$.sensors", "the sensors' labels make a status document of %d bytes, more than %d: the ingest service would refuse it", n, outpost.MaxStatusBytes)
+	}
 
 	k.between("$.bus.queue", c.Bus.Queue, 1, MaxBusQueue)
 	k.oneOf("$.bus.policy", c.Bus.Policy, "policy", PolicyBlock, PolicyDrop)
@@ -126,10 +130,8 @@ func (s *Sensor) validate(k *checker, p string, i int, ids map[string]int) {
 	}
 	k.positive(p+".interval", s.Interval)
 	k.between(p+".samples", s.Samples, 1, MaxSamples)
-	for name := range s.Labels {
-		if name == "" {
-			k.errorf(p+".labels", "label names must not be empty")
-		}
+	if err := outpost.CheckSensorLabels(s.Labels); err != nil {
+		k.errorf(p+".labels", "%v", err)
 	}
 	if len(s.Metrics) == 0 && s.Driver == SimDriver {
 		k.errorf(p+".metrics", "at least one metric is required for the %s driver", SimDriver)

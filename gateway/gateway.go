@@ -319,6 +319,7 @@ func uplinkOptions(cfg *config.Config, log zerolog.Logger, now func() time.Time,
 		BacklogBandwidth: int64(u.BacklogBandwidth),
 		Username:         u.Username,
 		OnConnect:        onConnect,
+		SensorLabels:     cfg.SensorLabels(),
 		Logger:           log,
 		Now:              now,
 	}

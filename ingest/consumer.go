@@ -298,7 +298,7 @@ func (s *Service) logLosses(b *outpost.Batch) {
 }
 
 func (s *Service) handleStatus(m mqtt.Message) {
-	gateway, state, at, err := parseStatus(s.opts.TopicPrefix, m.Topic(), m.Payload(), s.now(), s.opts.MaxFutureSkew)
+	st, err := parseStatus(s.opts.TopicPrefix, m.Topic(), m.Payload(), s.now(), s.opts.MaxFutureSkew)
 	switch {
 	case errors.Is(err, errSkip):
 		m.Ack()
@@ -308,7 +308,7 @@ func (s *Service) handleStatus(m mqtt.Message) {
 		return
 	}
 	err = s.retry(func(ctx context.Context) error {
-		return s.store.SetGatewayStatus(ctx, gateway, state, at, m.Payload())
+		return s.store.SetGatewayStatus(ctx, st.gateway, st.state, st.at, m.Payload(), st.labels)
 	}, nil)
 	switch {
 	case errors.Is(err, ErrInvalidData):
@@ -319,7 +319,7 @@ func (s *Service) handleStatus(m mqtt.Message) {
 	}
 	m.Ack()
 	s.stats.statuses.Add(1)
-	s.log.Debug().Str(keyGateway, gateway).Str("state", state).Msg("gateway status")
+	s.log.Debug().Str(keyGateway, st.gateway).Str("state", st.state).Msg("gateway status")
 }
 
 // deadLetter stores a message that can never be stored normally, then acks

@@ -170,9 +170,12 @@ func FuzzParseStatus(f *testing.F) {
 	f.Add([]byte(`{"state":"offline"}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`null`))
+	f.Add([]byte(`{"state":"online","sensors":{"dev1":{"labels":{"room":"lab"}},"door":{"labels":{}}}}`))
+	f.Add([]byte(`{"state":"online","sensors":{"a/b":{"labels":{"":"\u0000"}}}}`))
 	now := time.Unix(1700000000, 0)
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		gw, state, at, err := parseStatus("outpost/v1", "outpost/v1/gw/status", payload, now, DefaultMaxFutureSkew)
+		st, err := parseStatus("outpost/v1", "outpost/v1/gw/status", payload, now, DefaultMaxFutureSkew)
+		gw, state, at := st.gateway, st.state, st.at
 		if err != nil {
 			var r *rejectError
 			if !errors.Is(err, errSkip) && !errors.As(err, &r) {
@@ -189,7 +192,18 @@ func FuzzParseStatus(f *testing.F) {
 		if at.After(now.Add(DefaultMaxFutureSkew)) {
 			t.Fatalf("accepted a status from %v, ahead of the clock (%v)", at, now)
 		}
+		if err := (&outpost.Status{Sensors: statusSensors(st.labels)}).CheckSensors(); err != nil {
+			t.Fatalf("accepted labels beyond the bounds: %v", err)
+		}
 	})
+}
+
+func statusSensors(ls SensorLabels) map[string]outpost.SensorStatus {
+	out := map[string]outpost.SensorStatus{}
+	for id, l := range ls {
+		out[id] = outpost.SensorStatus{Labels: l}
+	}
+	return out
 }
 
 // FuzzHandleSigned runs the worker's path with a key registered for the

@@ -26,6 +26,12 @@ const (
 //	                        {"points":[…],"limit":n,"truncated":b,"next":c}: the newest
 //	                        reading of each series (of one gateway if given), by key;
 //	                        when truncated, next is the after of the next page.
+//	GET /api/v1/series?gateway=&sensor=&metric=&label=&after=&limit=
+//	                        {"series":[…],"limit":n,"truncated":b,"next":c}: the series
+//	                        that hold readings (gateway, sensor, metric, unit, labels,
+//	                        first_ts, last_ts), filtered by gateway, sensor and metric
+//	                        and by label=name:value (repeatable, all must match), by
+//	                        key; paged as latest. Unknown parameters are refused.
 //	GET /api/v1/gateways    {"gateways":[{"gateway","state","updated_at","status"}…]}:
 //	                        each gateway's last status message
 //	GET /api/v1/readings?gateway=&sensor=&metric=&from=&to=&limit=
@@ -42,8 +48,9 @@ const (
 //	                        same token as /api/
 //
 // limit is 1 to MaxRangeLimit, by default DefaultRangeLimit. A point is
-// {"gateway","sensor","metric","ts" (RFC 3339 ns, UTC),"value" (null for
-// NaN/Inf),"quality" ("good"|"uncertain"|"bad")}; a gap is a Gap in JSON.
+// {"gateway","sensor","metric","ts" (RFC 3339 ns, UTC),"ts_ns","value"
+// (null for NaN/Inf),"unit" ("" for none),"quality"
+// ("good"|"uncertain"|"bad")}; a gap is a Gap in JSON.
 //
 // Answers stream as the database returns rows: an answer of any length
 // costs a chunk of memory. At most Options.MaxQueries run at once; more
@@ -56,6 +63,7 @@ func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.HandleFunc("GET /api/v1/latest", s.api.guard(s.serveLatest))
+	mux.HandleFunc("GET /api/v1/series", s.api.guard(s.serveSeries))
 	mux.HandleFunc("GET /api/v1/gateways", s.api.guard(s.serveGateways))
 	mux.HandleFunc("GET /api/v1/readings", s.api.guard(s.serveReadings))
 	mux.HandleFunc("GET /api/v1/gaps", s.api.guard(s.serveGaps))
@@ -83,21 +91,29 @@ func (s *Service) serveLatest(w http.ResponseWriter, r *http.Request, id string)
 		s.api.badRequest(w, err)
 		return
 	}
-	s.api.run(w, r, id, func(ctx context.Context, st *stream) error {
-		limit := q.Limit
-		q.Limit++ // one more than asked says whether the answer is cut
-		st.buf = append(st.buf, `{"points":[`...)
-		pg, err := writeItems(st, s.store.Latest(ctx, q), limit, appendPoint)
-		if err != nil {
-			return err
-		}
-		var next string
-		if pg.more {
-			next = formatCursor(SeriesKey{Gateway: pg.last.Gateway, Sensor: pg.last.Sensor, Metric: pg.last.Metric})
-		}
-		st.buf = appendTail(st.buf, limit, pg.more, &next)
-		return nil
+	servePage(s, w, r, id, "points", q.Limit, func(ctx context.Context, limit int) iter.Seq2[Point, error] {
+		q.Limit = limit
+		return s.store.Latest(ctx, q)
+	}, appendPoint, func(last, _ Point) string {
+		return formatCursor(SeriesKey{Gateway: last.Gateway, Sensor: last.Sensor, Metric: last.Metric})
 	})
+}
+
+func (s *Service) serveSeries(w http.ResponseWriter, r *http.Request, id string) {
+	v, err := strictParams(r.URL.RawQuery, []string{"label"}, "gateway", "sensor", "metric", "after", "limit")
+	if err != nil {
+		s.api.badRequest(w, err)
+		return
+	}
+	q, err := seriesQuery(v)
+	if err != nil {
+		s.api.badRequest(w, err)
+		return
+	}
+	servePage(s, w, r, id, "series", q.Limit, func(ctx context.Context, limit int) iter.Seq2[SeriesInfo, error] {
+		q.Limit = limit
+		return s.store.Series(ctx, q)
+	}, appendJSON[SeriesInfo], func(last, _ SeriesInfo) string { return formatCursor(last.Key()) })
 }
 
 func (s *Service) serveGateways(w http.ResponseWriter, r *http.Request, id string) {
@@ -132,34 +148,42 @@ func (s *Service) serveReadings(w http.ResponseWriter, r *http.Request, id strin
 		servePage(s, w, r, id, "buckets", q.Limit, func(ctx context.Context, limit int) iter.Seq2[Bucket, error] {
 			bq.Limit = limit
 			return s.store.Buckets(ctx, bq)
-		}, appendBucket, func(b Bucket) int64 { return b.TS })
+		}, appendBucket, nextTime(func(b Bucket) int64 { return b.TS }))
 		return
 	}
 	servePage(s, w, r, id, "points", q.Limit, func(ctx context.Context, limit int) iter.Seq2[Point, error] {
 		q.Limit = limit
 		return s.store.Range(ctx, q)
-	}, appendPoint, func(p Point) int64 { return p.TS })
+	}, appendPoint, nextTime(func(p Point) int64 { return p.TS }))
 }
 
-// servePage streams a time-ordered answer of at most limit items under
-// key, then its tail: truncated, and next, the time of the first item not
-// sent: the from of the next page. Items that share that time with the
-// last one sent (a reading stored twice) come again on the next page.
+// servePage streams an answer of at most limit items under key, then
+// its tail: truncated, and next, where the next page starts, which
+// next makes of the last item sent and the first one not sent: the
+// from of a time-ordered answer's next page (nextTime), the after of a
+// key-ordered one's.
 func servePage[T any](s *Service, w http.ResponseWriter, r *http.Request, id, key string, limit int,
-	query func(ctx context.Context, limit int) iter.Seq2[T, error], enc func([]byte, T) ([]byte, error), ts func(T) int64) {
+	query func(ctx context.Context, limit int) iter.Seq2[T, error], enc func([]byte, T) ([]byte, error), next func(last, extra T) string) {
 	s.api.run(w, r, id, func(ctx context.Context, st *stream) error {
 		st.buf = append(st.buf, `{"`+key+`":[`...)
-		pg, err := writeItems(st, query(ctx, limit+1), limit, enc)
+		pg, err := writeItems(st, query(ctx, limit+1), limit, enc) // one more than asked says whether the answer is cut
 		if err != nil {
 			return err
 		}
-		var next string
+		var n string
 		if pg.more {
-			next = formatNS(ts(pg.extra))
+			n = next(pg.last, pg.extra)
 		}
-		st.buf = appendTail(st.buf, limit, pg.more, &next)
+		st.buf = appendTail(st.buf, limit, pg.more, &n)
 		return nil
 	})
+}
+
+// nextTime is the next of a time-ordered answer: the time of the first
+// item not sent. Items that share it with the last one sent (a reading
+// stored twice) come again on the next page.
+func nextTime[T any](ts func(T) int64) func(last, extra T) string {
+	return func(_, extra T) string { return formatNS(ts(extra)) }
 }
 
 func (s *Service) serveGaps(w http.ResponseWriter, r *http.Request, id string) {
@@ -200,5 +224,5 @@ func (s *Service) serveAlerts(w http.ResponseWriter, r *http.Request, id string)
 	servePage(s, w, r, id, "alerts", q.Limit, func(ctx context.Context, limit int) iter.Seq2[AlertRow, error] {
 		q.Limit = limit
 		return s.store.Alerts(ctx, q)
-	}, appendJSON[AlertRow], func(a AlertRow) int64 { return a.TS })
+	}, appendJSON[AlertRow], nextTime(func(a AlertRow) int64 { return a.TS }))
 }

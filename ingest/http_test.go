@@ -199,6 +199,19 @@ func (g *genStore) Latest(ctx context.Context, q ingest.LatestQuery) iter.Seq2[i
 	})
 }
 
+func (g *genStore) Series(ctx context.Context, q ingest.SeriesQuery) iter.Seq2[ingest.SeriesInfo, error] {
+	g.saw(q.Gateway, q.Sensor, q.Metric, q.After.Gateway, q.After.Sensor, q.After.Metric)
+	for k, v := range q.Labels {
+		g.saw(k) // a name is at most an id's length; a value may be longer
+		if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+			g.saw("\x00 a label value of bad text: " + v)
+		}
+	}
+	return genRows(g, ctx, q.Limit, func(i int) ingest.SeriesInfo {
+		return ingest.SeriesInfo{Gateway: "gw", Sensor: fmt.Sprintf("s%09d", i), Metric: "m", FirstTS: storetest.T0, LastTS: storetest.T0}
+	})
+}
+
 func (g *genStore) Gaps(ctx context.Context, q ingest.GapQuery) iter.Seq2[ingest.Gap, error] {
 	g.saw(q.Gateway, q.Sensor, q.Metric)
 	return genRows(g, ctx, q.Limit, func(i int) ingest.Gap {
@@ -480,6 +493,18 @@ func TestHTTPBadBytes(t *testing.T) {
 		{"latest: empty part in after", "/api/v1/latest?after=gw//m", "empty part"},
 		{"latest: bad escape in after", "/api/v1/latest?after=gw/s%25zz/m", "escape"},
 		{"latest: limit too big", "/api/v1/latest?limit=100001", `"limit"`},
+		{"series: NUL in sensor", "/api/v1/series?sensor=s%00", "NUL"},
+		{"series: label without a colon", "/api/v1/series?label=room", "name:value"},
+		{"series: label without a name", "/api/v1/series?label=:lab", "name:value"},
+		{"series: NUL in a label", "/api/v1/series?label=room:a%00b", "NUL"},
+		{"series: invalid UTF-8 in a label", "/api/v1/series?label=room%ff:a", "UTF-8"},
+		{"series: long label", "/api/v1/series?label=room:" + strings.Repeat("v", outpost.MaxLabelValueLen+1), "longer than 1024"},
+		{"series: a label name twice", "/api/v1/series?label=room:a&label=room:b", "more than once"},
+		{"series: too many labels", "/api/v1/series?" + strings.Repeat("label=a:b&", 17), "more than 16"},
+		{"series: unknown parameter", "/api/v1/series?lable=room:lab", `unknown parameter "lable"`},
+		{"series: metric twice", "/api/v1/series?metric=a&metric=b", "more than once"},
+		{"series: bad after", "/api/v1/series?after=gw/s", "three parts"},
+		{"series: limit zero", "/api/v1/series?limit=0", `"limit"`},
 	}
 	for _, db := range dbStores(t) {
 		t.Run(db.name, func(t *testing.T) {
@@ -509,7 +534,7 @@ func TestHTTPBadBytes(t *testing.T) {
 			if err := st.Close(); err != nil {
 				t.Fatal(err)
 			}
-			for _, target := range []string{"/api/v1/latest", "/api/v1/gateways", "/api/v1/readings?gateway=gw&sensor=s&metric=m", "/api/v1/gaps?gateway=gw"} {
+			for _, target := range []string{"/api/v1/latest", "/api/v1/gateways", "/api/v1/readings?gateway=gw&sensor=s&metric=m", "/api/v1/gaps?gateway=gw", "/api/v1/series?label=a:b"} {
 				resp, body := a.get(t, target)
 				id := resp.Header.Get("X-Request-Id")
 				want := `{"error":"internal error, request id ` + id + `"}` + "\n"
@@ -646,7 +671,7 @@ func TestHTTPToken(t *testing.T) {
 	gw := "gw-" + unique(t)
 	commitAll(t, st, storetest.Telemetry(gw, 1, 1, storetest.Series("s", "m", storetest.T0, time.Second, 2, 0)...))
 	a := newAPI(t, st, func(o *ingest.Options) { o.HTTPToken = token })
-	for _, path := range []string{"/api/v1/latest", "/api/v1/gateways", "/api/v1/readings?gateway=" + gw + "&sensor=s&metric=m", "/api/v1/gaps?gateway=" + gw} {
+	for _, path := range []string{"/api/v1/latest", "/api/v1/gateways", "/api/v1/readings?gateway=" + gw + "&sensor=s&metric=m", "/api/v1/gaps?gateway=" + gw, "/api/v1/series?label=room:lab"} {
 		for _, h := range []struct{ name, value, challenge string }{
 			{"none", "", `Bearer realm="outpost-ingest"`},
 			{"wrong", "Bearer " + token + "x", `error="invalid_token"`},
@@ -658,7 +683,7 @@ func TestHTTPToken(t *testing.T) {
 			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), h.challenge) {
 				t.Errorf("%s, token %s: %d, WWW-Authenticate %q, want 401 and %q", path, h.name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), h.challenge)
 			}
-			if strings.Contains(string(body), "\"points\"") || strings.Contains(string(body), token) {
+			if strings.Contains(string(body), "\"points\"") || strings.Contains(string(body), "\"series\"") || strings.Contains(string(body), token) {
 				t.Errorf("%s, token %s: body %s", path, h.name, body)
 			}
 		}
@@ -763,6 +788,129 @@ func TestHTTPLatestPages(t *testing.T) {
 	}
 }
 
+// seriesPage is an answer of /api/v1/series.
+type seriesPage struct {
+	Series    []ingest.SeriesInfo
+	Limit     int
+	Truncated *bool
+	Next      *string
+}
+
+// TestHTTPSeries: /api/v1/series lists the series with their unit,
+// labels and times (RFC 3339 next to nanoseconds), filtered by gateway,
+// sensor, metric and labels, in pages whose next walks every series
+// once, in every store.
+func TestHTTPSeries(t *testing.T) {
+	for _, db := range dbStores(t) {
+		t.Run(db.name, func(t *testing.T) {
+			st := openStore(t, db.dsn)
+			prefix := "gw-" + unique(t)
+			sec := int64(time.Second)
+			want := map[string]bool{}
+			for i, gw := range []string{prefix + "-a", prefix + "-b"} {
+				var rs []outpost.Reading
+				for _, sensor := range []string{"s1", "s2", "a/b", "s2 ☃"} {
+					for _, metric := range []string{"temperature", "co2"} {
+						rs = append(rs, storetest.Series(sensor, metric, storetest.T0, time.Second, 3, 1)...)
+						want[gw+"|"+sensor+"|"+metric] = true
+					}
+				}
+				commitAll(t, st, storetest.Telemetry(gw, 1, uint64(i+1), rs...))
+				labels := ingest.SensorLabels{"s1": {"room": "lab", "site": "hq"}, "s2": {"room": fmt.Sprint("r", i)}}
+				if err := st.SetGatewayStatus(context.Background(), gw, "online", time.Unix(0, storetest.T0), []byte(`{"state":"online"}`), labels); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a := newAPI(t, st, nil)
+
+			_, body := a.get(t, "/api/v1/series?gateway="+prefix+"-a&sensor=s1&metric=temperature")
+			for _, field := range []string{`"series":[{"gateway":"` + prefix + `-a","sensor":"s1","metric":"temperature","unit":"Cel","labels":{"room":"lab","site":"hq"}`,
+				`"first_ts":"2025-06-01T12:00:00Z","first_ts_ns":1748779200000000000`, `"last_ts":"2025-06-01T12:00:02Z","last_ts_ns":1748779202000000000`,
+				`"limit":10000,"truncated":false,"next":null}`} {
+				if !strings.Contains(string(body), field) {
+					t.Fatalf("the answer lacks %s: %s", field, body)
+				}
+			}
+
+			for _, tc := range []struct {
+				query string
+				n     int
+			}{
+				{"", len(want)},
+				{"gateway=" + prefix + "-b", len(want) / 2},
+				{"sensor=s1", 4},
+				{"metric=co2", len(want) / 2},
+				{"sensor=" + url.QueryEscape("s2 ☃") + "&metric=co2", 2},
+				{"label=room:lab", 4},
+				{"label=room:r1", 2},
+				{"label=site:hq&label=room:lab&gateway=" + prefix + "-a", 2},
+				{"label=site:hq&label=room:r0", 0},
+				{"label=room:", 0},
+			} {
+				var pg seriesPage
+				a.getJSON(t, "/api/v1/series?"+tc.query, http.StatusOK, &pg)
+				if len(pg.Series) != tc.n || *pg.Truncated {
+					t.Errorf("%s: %d series, truncated %v; want %d", tc.query, len(pg.Series), *pg.Truncated, tc.n)
+				}
+			}
+
+			var all seriesPage
+			a.getJSON(t, "/api/v1/series", http.StatusOK, &all)
+			for _, limit := range []int{1, 3, len(want) - 1, len(want)} {
+				var walked []ingest.SeriesInfo
+				after := ""
+				for pages := 0; ; pages++ {
+					var pg seriesPage
+					a.getJSON(t, fmt.Sprintf("/api/v1/series?limit=%d&after=%s", limit, url.QueryEscape(after)), http.StatusOK, &pg)
+					walked = append(walked, pg.Series...)
+					if !*pg.Truncated {
+						if pg.Next != nil {
+							t.Fatalf("limit %d: the last page has next %q", limit, *pg.Next)
+						}
+						break
+					}
+					if pg.Next == nil || len(pg.Series) != limit || pages > len(want) {
+						t.Fatalf("limit %d: a cut page of %d series with next %v", limit, len(pg.Series), pg.Next)
+					}
+					after = *pg.Next
+				}
+				seen := map[string]int{}
+				for _, si := range walked {
+					seen[si.Gateway+"|"+si.Sensor+"|"+si.Metric]++
+				}
+				for k := range want {
+					if seen[k] != 1 {
+						t.Errorf("limit %d: series %s seen %d times", limit, k, seen[k])
+					}
+				}
+				if len(walked) != len(all.Series) {
+					t.Fatalf("limit %d: walked %d series, want %d", limit, len(walked), len(all.Series))
+				}
+				for i := range walked {
+					if walked[i].Key() != all.Series[i].Key() {
+						t.Fatalf("limit %d: series %d is %+v, the whole answer's %+v", limit, i, walked[i], all.Series[i])
+					}
+				}
+			}
+			// A filtered walk: a gateway's series of one label, one at a time.
+			var walked []ingest.SeriesInfo
+			after := ""
+			for range 5 {
+				var pg seriesPage
+				a.getJSON(t, "/api/v1/series?limit=1&label=site:hq&gateway="+prefix+"-b&after="+url.QueryEscape(after), http.StatusOK, &pg)
+				walked = append(walked, pg.Series...)
+				if !*pg.Truncated {
+					break
+				}
+				after = *pg.Next
+			}
+			if len(walked) != 2 || walked[0].Metric != "co2" || walked[1].Metric != "temperature" || walked[1].LastTS != storetest.T0+2*sec {
+				t.Fatalf("walked %+v, want gateway b's two series of s1", walked)
+			}
+		})
+	}
+}
+
 // readingsPage is an answer of /api/v1/readings.
 type readingsPage struct {
 	Points    []ingest.Point
@@ -844,6 +992,7 @@ func FuzzHTTPQuery(f *testing.F) {
 		"after=gw/s/m", "after=a%2Fb/c/d&limit=3", "from=0&to=1&limit=5", "from=2025-06-01T12:00:00Z",
 		"gateway=a&gateway=b", "gateway=%zz", "limit=100001", "after=gw/s%2500/m",
 		"rule=hot&state=firing", "state=melting", "rule=%00",
+		"label=room:lab&label=site:hq", "label=room", "label=:x", "label=a%00:b", "sensor=s&label=room:%ff",
 	} {
 		f.Add(q)
 	}
@@ -856,7 +1005,7 @@ func FuzzHTTPQuery(f *testing.F) {
 	})
 	h := svc.Handler()
 	f.Fuzz(func(t *testing.T, rawQuery string) {
-		for _, path := range []string{"/api/v1/readings", "/api/v1/gaps", "/api/v1/latest", "/api/v1/alerts"} {
+		for _, path := range []string{"/api/v1/readings", "/api/v1/gaps", "/api/v1/latest", "/api/v1/alerts", "/api/v1/series"} {
 			g.mu.Lock()
 			g.seen = nil
 			g.mu.Unlock()

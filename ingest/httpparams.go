@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,24 @@ func params(rawQuery string, known ...string) (url.Values, error) {
 	for _, k := range known {
 		if len(v[k]) > 1 {
 			return nil, fmt.Errorf("parameter %q is given more than once", k)
+		}
+	}
+	return v, nil
+}
+
+// strictParams is params for an endpoint that refuses what it does not
+// know: a parameter outside single and repeatable is an error, as is
+// one of single given more than once. New endpoints are strict from the
+// start, so that a misspelt filter (lable=) is an error, not a silently
+// wider answer.
+func strictParams(rawQuery string, repeatable []string, single ...string) (url.Values, error) {
+	v, err := params(rawQuery, single...)
+	if err != nil {
+		return nil, err
+	}
+	for k := range v {
+		if !slices.Contains(single, k) && !slices.Contains(repeatable, k) {
+			return nil, fmt.Errorf("unknown parameter %.*q", maxTimeParam, k)
 		}
 	}
 	return v, nil
@@ -115,6 +134,65 @@ func latestQuery(v url.Values) (LatestQuery, error) {
 	}
 	q.Limit, err = limit(v)
 	return q, err
+}
+
+// seriesQuery reads and checks the parameters of /api/v1/series.
+func seriesQuery(v url.Values) (SeriesQuery, error) {
+	var q SeriesQuery
+	var err error
+	if q.Gateway, err = name(v, "gateway", false); err != nil {
+		return q, err
+	}
+	if q.Sensor, err = name(v, "sensor", false); err != nil {
+		return q, err
+	}
+	if q.Metric, err = name(v, "metric", false); err != nil {
+		return q, err
+	}
+	if q.Labels, err = labelFilter(v["label"]); err != nil {
+		return q, err
+	}
+	if a := v.Get("after"); a != "" {
+		if q.After, err = parseCursor(a); err != nil {
+			return q, err
+		}
+	}
+	q.Limit, err = limit(v)
+	return q, err
+}
+
+// maxLabelParams bounds the label filters of one query.
+const maxLabelParams = 16
+
+// labelFilter reads the label parameters, each name:value (split at the
+// first colon: a name holds none, a value may), within the bounds of a
+// status's labels (outpost.CheckSensorLabels); nil for none. A name
+// given twice is an error: no series could match both values.
+func labelFilter(ps []string) (map[string]string, error) {
+	if len(ps) == 0 {
+		return nil, nil
+	}
+	if len(ps) > maxLabelParams {
+		return nil, fmt.Errorf("parameter \"label\" is given %d times, more than %d", len(ps), maxLabelParams)
+	}
+	ls := make(map[string]string, len(ps))
+	for _, p := range ps {
+		if len(p) > outpost.MaxLabelNameLen+1+outpost.MaxLabelValueLen {
+			return nil, fmt.Errorf("parameter \"label\" is longer than %d bytes", outpost.MaxLabelNameLen+1+outpost.MaxLabelValueLen)
+		}
+		k, val, ok := strings.Cut(p, ":")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("parameter \"label\" must be name:value, got %.*q", maxTimeParam, p)
+		}
+		if _, dup := ls[k]; dup {
+			return nil, fmt.Errorf("parameter \"label\" names %.*q more than once", maxTimeParam, k)
+		}
+		ls[k] = val
+	}
+	if err := outpost.CheckSensorLabels(ls); err != nil {
+		return nil, fmt.Errorf("parameter \"label\": %w", err)
+	}
+	return ls, nil
 }
 
 // name reads a gateway, sensor or metric id: 1 to outpost.MaxIDLen

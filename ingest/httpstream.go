@@ -164,6 +164,8 @@ func appendPoint(b []byte, p Point) ([]byte, error) {
 	b = strconv.AppendInt(b, p.TS, 10)
 	b = append(b, `,"value":`...)
 	b = appendFloat(b, p.Value)
+	b = append(b, `,"unit":`...)
+	b = appendString(b, p.Unit)
 	b = append(b, `,"quality":`...)
 	b = appendString(b, p.Quality.String())
 	return append(b, '}'), nil

@@ -11,7 +11,9 @@ import (
 // appendPoint must write what Point.MarshalJSON writes.
 func TestAppendPoint(t *testing.T) {
 	for _, p := range []Point{
-		{Gateway: "gw-01", Sensor: "dev1-env", Metric: "temperature", TS: 1748779200123456789, Value: 21.5},
+		{Gateway: "gw-01", Sensor: "dev1-env", Metric: "temperature", TS: 1748779200123456789, Value: 21.5, Unit: "Cel"},
+		{Gateway: "gw-01", Sensor: "dev1-env", Metric: "humidity", Value: 48.25, Unit: "%RH"},
+		{Gateway: "g", Sensor: "s", Metric: "m", Unit: "µg/m³ \"<&>\"\x01"},
 		{Gateway: "g", Sensor: "s", Metric: "m", TS: 0, Value: math.NaN(), Quality: outpost.QualityUncertain},
 		{Gateway: "g", Sensor: "s", Metric: "m", TS: -1, Value: math.Inf(1), Quality: outpost.QualityBad},
 		{Gateway: "g", Sensor: "s", Metric: "m", TS: math.MaxInt64, Value: math.Inf(-1)},
@@ -32,10 +34,10 @@ func TestAppendPoint(t *testing.T) {
 }
 
 func FuzzAppendPoint(f *testing.F) {
-	f.Add("gw", "s", "m", int64(1748779200123456789), 21.5, uint8(0))
-	f.Add("a\"\\<>&", "\xff\x00", "☃\u2029", int64(-1), 1e-9, uint8(3))
-	f.Fuzz(func(t *testing.T, gw, sensor, metric string, ts int64, v float64, q uint8) {
-		p := Point{Gateway: gw, Sensor: sensor, Metric: metric, TS: ts, Value: v, Quality: outpost.Quality(q)}
+	f.Add("gw", "s", "m", int64(1748779200123456789), 21.5, "Cel", uint8(0))
+	f.Add("a\"\\<>&", "\xff\x00", "☃\u2029", int64(-1), 1e-9, "%\x00\xfe", uint8(3))
+	f.Fuzz(func(t *testing.T, gw, sensor, metric string, ts int64, v float64, unit string, q uint8) {
+		p := Point{Gateway: gw, Sensor: sensor, Metric: metric, TS: ts, Value: v, Unit: unit, Quality: outpost.Quality(q)}
 		want, err := json.Marshal(p)
 		if err != nil {
 			t.Skip() // a time.Format beyond year 9999 is not JSON's problem

@@ -46,12 +46,13 @@
 // Both stores answer the same SQL for these names, with the same columns:
 //
 //	readings(gateway, sensor, metric, ts, value, quality)    every reading; duplicates of a timestamp are kept
-//	latest(gateway, sensor, metric, ts, value, quality)      newest reading per series, one row per (gateway, sensor, metric)
+//	latest(gateway, sensor, metric, ts, value, quality, unit) newest reading per series, one row per (gateway, sensor, metric)
 //	alerts(gateway, rule, fingerprint, state, severity, value, labels, message, started_at, ts, seq, annotations)
 //	batches(gateway, epoch, seq, received_at, n, kind, bytes, created)
 //	                                                        primary key (gateway, epoch, seq, created)
 //	dead_letters(id, topic, received_at, reason, payload)
 //	gateways(gateway, state, updated_at, payload)           primary key gateway
+//	sensor_labels(gateway, sensor, labels)                  primary key (gateway, sensor)
 //	gaps(gateway, epoch, seq, idx, reason, kind, sensor, metric, rule, from_ts, to_ts,
 //	     count, lost_epoch, first_seq, last_seq, dropped_at, received_at)
 //	                                                        primary key (gateway, epoch, seq, idx),
@@ -66,6 +67,11 @@
 // PL/pgSQL; in SQLite it is Go, a virtual table that only a process
 // linking ingest/sqlite has (not the sqlite3 shell). An older database
 // with the row layout is converted when the store opens it.
+//
+// series.labels are the labels of the series' sensor from its gateway's
+// newest status (a JSON object, {} for none); sensor_labels holds them
+// by sensor, a sensor without labels having no row, for the series made
+// later (docs/storage.md, "Sensor labels").
 //
 // A gaps row is one loss record: (gateway, epoch, seq) is the loss batch
 // that carried it and idx its index in the batch; kind is what was lost
@@ -129,8 +135,12 @@ type Store interface {
 	// DeadLetter records a message that could not be stored.
 	DeadLetter(ctx context.Context, topic, reason string, payload []byte) error
 	// SetGatewayStatus records a gateway's status unless a newer one (by
-	// at) is already stored.
-	SetGatewayStatus(ctx context.Context, gateway, state string, at time.Time, payload []byte) error
+	// at) is already stored. When it does, and labels is not nil, the
+	// gateway's sensors have labels from then on and nothing else (a
+	// sensor that labels leaves out has none): on every series of the
+	// gateway, and on series made later (docs/storage.md, "Sensor
+	// labels"). A status that is not recorded changes no labels.
+	SetGatewayStatus(ctx context.Context, gateway, state string, at time.Time, payload []byte, labels SensorLabels) error
 
 	// The query methods return iterators. Ranging over one runs the
 	// query and yields its rows as the database returns them, without
@@ -147,6 +157,9 @@ type Store interface {
 	// Latest yields the newest reading of each series that q selects,
 	// ordered by gateway, sensor, metric, at most q.Limit of them.
 	Latest(ctx context.Context, q LatestQuery) iter.Seq2[Point, error]
+	// Series yields the series that q selects (see SeriesQuery), ordered
+	// by gateway, sensor, metric, at most q.Limit of them.
+	Series(ctx context.Context, q SeriesQuery) iter.Seq2[SeriesInfo, error]
 	// Range yields one series' readings with From <= TS < To in
 	// ascending time order, at most Limit of them.
 	Range(ctx context.Context, q RangeQuery) iter.Seq2[Point, error]
@@ -209,14 +222,18 @@ type CompactStats struct {
 var ErrInvalidData = errors.New("ingest: data rejected by the database")
 
 // Point is one stored reading. In JSON, TS is RFC 3339 with nanoseconds
-// (UTC) and again as unix nanoseconds (ts_ns), Quality is its name, and a
-// NaN or infinite Value is null.
+// (UTC) and again as unix nanoseconds (ts_ns), a NaN or infinite Value is
+// null, Unit is always present ("" when the series has none) and Quality
+// is its name.
 type Point struct {
 	Gateway string
 	Sensor  string
 	Metric  string
 	TS      int64 // unix ns
 	Value   float64
+	// Unit is the series' unit as the series table holds it: the one its
+	// latest committed batch sent, for every reading of the series.
+	Unit    string
 	Quality outpost.Quality
 }
 
@@ -228,6 +245,11 @@ type GatewayStatus struct {
 	UpdatedAt time.Time       `json:"updated_at"`
 	Payload   json.RawMessage `json:"status"`
 }
+
+// SensorLabels are the labels of a gateway's sensors by sensor id, as
+// its status carries them (outpost.Status). A sensor without labels may
+// be left out.
+type SensorLabels map[string]map[string]string
 
 // SeriesKey names one series. Series are ordered by gateway, then
 // sensor, then metric, as the database compares text.
@@ -272,6 +294,7 @@ type pointJSON struct {
 	TS      string   `json:"ts"`
 	TSNS    int64    `json:"ts_ns"`
 	Value   *float64 `json:"value"`
+	Unit    string   `json:"unit"`
 	Quality string   `json:"quality"`
 }
 
@@ -283,6 +306,7 @@ func (p Point) MarshalJSON() ([]byte, error) {
 		Metric:  p.Metric,
 		TS:      time.Unix(0, p.TS).UTC().Format(time.RFC3339Nano),
 		TSNS:    p.TS,
+		Unit:    p.Unit,
 		Quality: p.Quality.String(),
 	}
 	if !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0) {
@@ -306,7 +330,7 @@ func (p *Point) UnmarshalJSON(b []byte) error {
 	if !ok {
 		return fmt.Errorf("ingest: point quality %q", j.Quality)
 	}
-	*p = Point{Gateway: j.Gateway, Sensor: j.Sensor, Metric: j.Metric, TS: ts.UnixNano(), Value: math.NaN(), Quality: q}
+	*p = Point{Gateway: j.Gateway, Sensor: j.Sensor, Metric: j.Metric, TS: ts.UnixNano(), Value: math.NaN(), Unit: j.Unit, Quality: q}
 	if j.Value != nil {
 		p.Value = *j.Value
 	}

@@ -24,7 +24,7 @@ const (
 
 // maxStatusPayload bounds a gateway status message; status is a small JSON
 // object.
-const maxStatusPayload = 64 << 10
+const maxStatusPayload = outpost.MaxStatusBytes
 
 // Defaults for the limits in Options.
 const (
@@ -450,61 +450,82 @@ func checkText(what, s string) error {
 	return nil
 }
 
-// status is the part of a gateway status message the service reads.
-type status struct {
-	State string `json:"state"`
-	TS    string `json:"ts"`
+// statusMsg is what the service reads of a gateway status message.
+type statusMsg struct {
+	gateway, state string
+	at             time.Time
+	labels         SensorLabels // nil: the status says nothing of them
 }
 
-// parseStatus reads a gateway status message. The time is the message's
-// "ts" (RFC 3339) or, when it has none, received. A "ts" more than
-// maxSkew after received (unless maxSkew < 0) is refused: stored, it
-// would outrank every later status of the gateway, as the store keeps
-// the newest. Errors are *rejectError or errSkip.
-func parseStatus(prefix, topic string, payload []byte, received time.Time, maxSkew time.Duration) (gateway, state string, at time.Time, err error) {
+// parseStatus reads a gateway status message (outpost.Status). The time
+// is the message's "ts" (RFC 3339) or, when it has none, received. A
+// "ts" more than maxSkew after received (unless maxSkew < 0) is refused:
+// stored, it would outrank every later status of the gateway, as the
+// store keeps the newest. So are sensors or labels beyond the document's
+// bounds (outpost.Status.CheckSensors); the payload's size is checked
+// before it is parsed. Errors are *rejectError or errSkip.
+func parseStatus(prefix, topic string, payload []byte, received time.Time, maxSkew time.Duration) (statusMsg, error) {
 	gateway, kind, ok := splitTopic(prefix, topic)
 	if !ok || kind != topicStatus {
-		return "", "", time.Time{}, reject("unexpected topic %q", topic)
+		return statusMsg{}, reject("unexpected topic %q", topic)
 	}
 	if len(payload) == 0 {
-		return "", "", time.Time{}, errSkip
+		return statusMsg{}, errSkip
 	}
 	if !outpost.ValidName(gateway) {
-		return "", "", time.Time{}, reject("invalid name: %v", badName("gateway id", gateway))
+		return statusMsg{}, reject("invalid name: %v", badName("gateway id", gateway))
 	}
 	if len(payload) > maxStatusPayload {
-		return "", "", time.Time{}, reject("status payload of %d bytes exceeds the limit of %d", len(payload), maxStatusPayload)
+		return statusMsg{}, reject("status payload of %d bytes exceeds the limit of %d", len(payload), maxStatusPayload)
 	}
 	if !utf8.Valid(payload) {
-		return "", "", time.Time{}, reject("status payload is not valid UTF-8")
+		return statusMsg{}, reject("status payload is not valid UTF-8")
 	}
-	var st status
+	var st outpost.Status
 	if err := json.Unmarshal(payload, &st); err != nil {
-		return "", "", time.Time{}, reject("status is not a JSON object: %v", err)
+		return statusMsg{}, reject("status is not a JSON object: %v", err)
 	}
 	if st.State == "" {
-		return "", "", time.Time{}, reject("status has no state")
+		return statusMsg{}, reject("status has no state")
 	}
 	if len(st.State) > outpost.MaxIDLen {
-		return "", "", time.Time{}, reject("status state longer than %d bytes", outpost.MaxIDLen)
+		return statusMsg{}, reject("status state longer than %d bytes", outpost.MaxIDLen)
 	}
 	if err := checkText("status state", st.State); err != nil {
-		return "", "", time.Time{}, reject("%v", err)
+		return statusMsg{}, reject("%v", err)
+	}
+	if err := st.CheckSensors(); err != nil {
+		return statusMsg{}, reject("status sensors: %v", err)
 	}
 	// Status is informational: a missing, unreadable or absurd ts falls
 	// back to the receive time rather than losing the update. One ahead
 	// of the clock is refused, the year 9999 as well as 2261.
-	at = received
+	msg := statusMsg{gateway: gateway, state: st.State, at: received, labels: sensorLabels(st.Sensors)}
 	if t, err := time.Parse(time.RFC3339Nano, st.TS); err == nil {
 		if maxSkew >= 0 && t.After(received.Add(maxSkew)) {
-			return "", "", time.Time{}, reject("from the future: status ts %s (ingest clock %s, max skew %v)",
+			return statusMsg{}, reject("from the future: status ts %s (ingest clock %s, max skew %v)",
 				st.TS, received.UTC().Format(time.RFC3339), maxSkew)
 		}
 		if t.Year() > 1970 && t.Year() < 2262 {
-			at = t
+			msg.at = t
 		}
 	}
-	return gateway, st.State, at, nil
+	return msg, nil
+}
+
+// sensorLabels are the labels of a status's sensors: nil when it has no
+// sensors field, a sensor without labels left out.
+func sensorLabels(sensors map[string]outpost.SensorStatus) SensorLabels {
+	if sensors == nil {
+		return nil
+	}
+	out := make(SensorLabels, len(sensors))
+	for id, ss := range sensors {
+		if len(ss.Labels) > 0 {
+			out[id] = ss.Labels
+		}
+	}
+	return out
 }
 
 // deadLetterReason makes a reason safe to store as text.

@@ -2,10 +2,15 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/outposthq/outpost"
 )
 
 func TestSplitTopic(t *testing.T) {
@@ -50,9 +55,18 @@ func TestParseStatus(t *testing.T) {
 		{"nul state", `{"state":"on\u0000line"}`, "", time.Time{}, "NUL"},
 		{"bad utf8", "{\"state\":\"\xff\"}", "", time.Time{}, "UTF-8"},
 		{"huge", `{"state":"x","pad":"` + strings.Repeat("a", maxStatusPayload) + `"}`, "", time.Time{}, "exceeds"},
+		{"sensors not an object", `{"state":"online","sensors":[]}`, "", time.Time{}, "not a JSON object"},
+		{"labels not strings", `{"state":"online","sensors":{"s":{"labels":{"a":1}}}}`, "", time.Time{}, "not a JSON object"},
+		{"bad sensor id", `{"state":"online","sensors":{"a/b":{"labels":{}}}}`, "", time.Time{}, `status sensors: sensor id "a/b" is not a valid name`},
+		{"empty label name", `{"state":"online","sensors":{"s":{"labels":{"":"x"}}}}`, "", time.Time{}, "sensor s: a label with an empty name"},
+		{"long label name", `{"state":"online","sensors":{"s":{"labels":{"` + strings.Repeat("n", outpost.MaxLabelNameLen+1) + `":"x"}}}}`, "", time.Time{}, "longer than 128"},
+		{"long label value", `{"state":"online","sensors":{"s":{"labels":{"a":"` + strings.Repeat("v", outpost.MaxLabelValueLen+1) + `"}}}}`, "", time.Time{}, "longer than 1024"},
+		{"NUL in a label", `{"state":"online","sensors":{"s":{"labels":{"a":"x\u0000"}}}}`, "", time.Time{}, "NUL"},
+		{"too many labels", `{"state":"online","sensors":{"s":{"labels":{` + manyLabels(outpost.MaxSensorLabels+1) + `}}}}`, "", time.Time{}, "65 labels, more than 64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			gw, state, at, err := parseStatus("p", "p/gw/status", []byte(tc.payload), now, DefaultMaxFutureSkew)
+			st, err := parseStatus("p", "p/gw/status", []byte(tc.payload), now, DefaultMaxFutureSkew)
+			gw, state, at := st.gateway, st.state, st.at
 			switch {
 			case tc.err == "skip":
 				if !errors.Is(err, errSkip) {
@@ -66,6 +80,47 @@ func TestParseStatus(t *testing.T) {
 				t.Fatal(err)
 			case gw != "gw" || state != tc.state || !at.Equal(tc.at):
 				t.Fatalf("got %q %q %v, want gw %q %v", gw, state, at, tc.state, tc.at)
+			}
+		})
+	}
+}
+
+// manyLabels is n labels as the members of a JSON object.
+func manyLabels(n int) string {
+	ms := make([]string, n)
+	for i := range ms {
+		ms[i] = fmt.Sprintf(`"l%d":"v"`, i)
+	}
+	return strings.Join(ms, ",")
+}
+
+// A status's sensors become its labels: nil without the field, a
+// sensor without labels left out, at the bounds accepted.
+func TestParseStatusLabels(t *testing.T) {
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	long := map[string]string{strings.Repeat("n", outpost.MaxLabelNameLen): strings.Repeat("v", outpost.MaxLabelValueLen)}
+	longJSON, err := json.Marshal(long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, payload string
+		want          SensorLabels
+	}{
+		{"no sensors", `{"state":"online"}`, nil},
+		{"null sensors", `{"state":"online","sensors":null}`, nil},
+		{"no sensor", `{"state":"online","sensors":{}}`, SensorLabels{}},
+		{"some", `{"state":"online","sensors":{"a":{"labels":{"room":"lab","floor":"2"}},"b":{"labels":{}},"c":{},"d":null}}`,
+			SensorLabels{"a": {"room": "lab", "floor": "2"}}},
+		{"at the bounds", `{"state":"online","sensors":{"a":{"labels":` + string(longJSON) + `}}}`, SensorLabels{"a": long}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := parseStatus("p", "p/gw/status", []byte(tc.payload), now, DefaultMaxFutureSkew)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (st.labels == nil) != (tc.want == nil) || !reflect.DeepEqual(map[string]map[string]string(st.labels), map[string]map[string]string(tc.want)) {
+				t.Fatalf("labels = %#v, want %#v", st.labels, tc.want)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -352,6 +353,9 @@ func TestBadInputDeadLettered(t *testing.T) {
 		{"loss empty", e.batchTopic(e.gw), storetest.Encode(t, lossEmpty), "loss records"},
 		{"status not json", e.prefix + "/" + e.gw + "/status", []byte("online!"), "not a JSON object"},
 		{"status no state", e.prefix + "/" + e.gw + "/status", []byte(`{"ts":"2025-01-01T00:00:00Z"}`), "no state"},
+		{"status labels", e.prefix + "/" + e.gw + "/status", []byte(`{"state":"online","sensors":{"s":{"labels":{` + manyLabels(65) + `}}}}`),
+			"status sensors: sensor s: 65 labels, more than 64"},
+		{"status sensor id", e.prefix + "/" + e.gw + "/status", []byte(`{"state":"online","sensors":{"s/1":{"labels":{}}}}`), "not a valid name"},
 	}
 	if len(storetest.Encode(t, big)) <= maxPayload {
 		t.Fatal("the oversize case is not oversize")
@@ -378,6 +382,15 @@ func TestBadInputDeadLettered(t *testing.T) {
 	if st := e.svc.Stats(); st.DeadLetters != int64(len(cases)) || st.Batches != 1 {
 		t.Fatalf("stats = %+v", st)
 	}
+}
+
+// manyLabels is n labels as the members of a JSON object.
+func manyLabels(n int) string {
+	ms := make([]string, n)
+	for i := range ms {
+		ms[i] = fmt.Sprintf(`"l%d":"v"`, i)
+	}
+	return strings.Join(ms, ",")
 }
 
 // lossRecords are the loss records the service tests send.
@@ -633,6 +646,35 @@ func TestGatewayStatus(t *testing.T) {
 	if len(body.Gateways) != 1 || body.Gateways[0].State != "offline" || !strings.Contains(string(body.Gateways[0].Payload), `"offline"`) {
 		t.Fatalf("gateways = %+v", body.Gateways)
 	}
+	statusLabels(t, e, topic)
+}
+
+// statusLabels: a status's sensors label the gateway's series, which the
+// series endpoint filters by; an older status and one beyond the bounds
+// (dead-lettered) change nothing.
+func statusLabels(t *testing.T, e *env, topic string) {
+	t.Helper()
+	e.publishBatch(storetest.Telemetry(e.gw, 7, 1, readings(2, storetest.T0)...))
+	e.waitAcks(7, 1, 1)
+	labelled := func(label string) int {
+		var pg struct{ Series []ingest.SeriesInfo }
+		decode(t, get(t, e.svc, "/api/v1/series?gateway="+e.gw+"&label="+url.QueryEscape(label)), http.StatusOK, &pg)
+		return len(pg.Series)
+	}
+	e.publish(topic, []byte(`{"state":"online","ts":"2025-06-01T12:10:00Z","sensors":{"env":{"labels":{"room":"lab"}},"door":{"labels":{}}}}`), true)
+	eventually(t, "labels from the status", func() bool { return labelled("room:lab") == 2 })
+	dead := len(e.store.deadLetters())
+	e.publish(topic, []byte(`{"state":"online","ts":"2025-06-01T12:01:00Z","sensors":{"env":{"labels":{"room":"old"}}}}`), true)
+	e.publish(topic, []byte(`{"state":"online","ts":"2025-06-01T12:20:00Z","sensors":{"env":{"labels":{`+manyLabels(65)+`}}}}`), true)
+	eventually(t, "the status beyond the bounds dead-lettered", func() bool { return len(e.store.deadLetters()) == dead+1 })
+	eventually(t, "the older status handled", func() bool { return e.svc.Stats().Statuses >= 4 })
+	if n, old := labelled("room:lab"), labelled("room:old"); n != 2 || old != 0 {
+		t.Fatalf("after an older status and a refused one: %d series of room lab, %d of room old; want 2 and 0", n, old)
+	}
+	gws, err := storetest.Collect(e.store.Gateways(context.Background()))
+	if err != nil || len(gws) != 1 || !gws[0].UpdatedAt.Equal(time.Date(2025, 6, 1, 12, 10, 0, 0, time.UTC)) {
+		t.Fatalf("gateways = %+v, %v; want the status of 12:10", gws, err)
+	}
 }
 
 func TestHTTP(t *testing.T) {
@@ -650,8 +692,8 @@ func TestHTTP(t *testing.T) {
 	var latest struct{ Points []ingest.Point }
 	decode(t, get(t, e.svc, "/api/v1/latest"), http.StatusOK, &latest)
 	want := []ingest.Point{
-		{Gateway: e.gw, Sensor: "env", Metric: "humidity", TS: storetest.T0 + 9*sec, Value: 49},
-		{Gateway: e.gw, Sensor: "env", Metric: "temperature", TS: storetest.T0 + 9*sec, Value: 29},
+		{Gateway: e.gw, Sensor: "env", Metric: "humidity", TS: storetest.T0 + 9*sec, Value: 49, Unit: "Cel"},
+		{Gateway: e.gw, Sensor: "env", Metric: "temperature", TS: storetest.T0 + 9*sec, Value: 29, Unit: "Cel"},
 	}
 	if !slices.Equal(latest.Points, want) {
 		t.Fatalf("latest = %+v, want %+v", latest.Points, want)
@@ -717,21 +759,30 @@ func TestHTTP(t *testing.T) {
 }
 
 func TestPointJSON(t *testing.T) {
-	p := ingest.Point{Gateway: "g", Sensor: "s", Metric: "m", TS: storetest.T0 + 123, Value: math.NaN(), Quality: outpost.QualityUncertain}
-	b, err := json.Marshal(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const want = `{"gateway":"g","sensor":"s","metric":"m","ts":"2025-06-01T12:00:00.000000123Z","ts_ns":1748779200000000123,"value":null,"quality":"uncertain"}`
-	if string(b) != want {
-		t.Fatalf("json = %s, want %s", b, want)
-	}
-	var back ingest.Point
-	if err := json.Unmarshal(b, &back); err != nil {
-		t.Fatal(err)
-	}
-	if back.TS != p.TS || !math.IsNaN(back.Value) || back.Quality != p.Quality {
-		t.Fatalf("round trip = %+v", back)
+	for _, tc := range []struct {
+		p    ingest.Point
+		want string
+	}{
+		{ingest.Point{Gateway: "g", Sensor: "s", Metric: "m", TS: storetest.T0 + 123, Value: math.NaN(), Quality: outpost.QualityUncertain},
+			`{"gateway":"g","sensor":"s","metric":"m","ts":"2025-06-01T12:00:00.000000123Z","ts_ns":1748779200000000123,"value":null,"unit":"","quality":"uncertain"}`},
+		{ingest.Point{Gateway: "g", Sensor: "s", Metric: "m", TS: storetest.T0, Value: 21.5, Unit: "Cel"},
+			`{"gateway":"g","sensor":"s","metric":"m","ts":"2025-06-01T12:00:00Z","ts_ns":1748779200000000000,"value":21.5,"unit":"Cel","quality":"good"}`},
+	} {
+		b, err := json.Marshal(tc.p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != tc.want {
+			t.Fatalf("json = %s, want %s", b, tc.want)
+		}
+		var back ingest.Point
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if back.TS != tc.p.TS || back.Unit != tc.p.Unit || back.Quality != tc.p.Quality ||
+			!(back.Value == tc.p.Value || math.IsNaN(back.Value) && math.IsNaN(tc.p.Value)) {
+			t.Fatalf("round trip = %+v, want %+v", back, tc.p)
+		}
 	}
 }
 

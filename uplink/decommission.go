@@ -26,8 +26,8 @@ const (
 )
 
 // maxStatusBytes bounds the retained status read: the gateway's is a
-// line of JSON.
-const maxStatusBytes = 4 << 10
+// line of JSON, its sensors' labels included.
+const maxStatusBytes = outpost.MaxStatusBytes
 
 // ErrOnline is returned by Decommission when the gateway still appears
 // online (its retained status says so, or it publishes while Decommission

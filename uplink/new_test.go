@@ -2,8 +2,11 @@ package uplink
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/outposthq/outpost"
 )
 
 // New fails without a nil-safe value to misuse: a nil *Uplink and an
@@ -23,6 +26,12 @@ func TestNewFails(t *testing.T) {
 		{"bad escape", newMemStore(1), &Options{Broker: "tcp://u:" + pw + "%zz@host:1883", Gateway: "gw"}, "broker URL"},
 		{"unknown scheme", newMemStore(1), &Options{Broker: "http://u:" + pw + "@host:1883", Gateway: "gw"}, "unsupported scheme"},
 		{"unknown ack mode", newMemStore(1), &Options{Broker: "tcp://u:" + pw + "@host:1883", Gateway: "gw", Ack: "never"}, "unknown ack mode"},
+		{"bad sensor id", newMemStore(1), &Options{Broker: "tcp://host:1883", Gateway: "gw",
+			SensorLabels: map[string]map[string]string{"a/b": nil}}, "not a valid name"},
+		{"empty label name", newMemStore(1), &Options{Broker: "tcp://host:1883", Gateway: "gw",
+			SensorLabels: map[string]map[string]string{"s": {"": "x"}}}, "sensor s: a label with an empty name"},
+		{"status too big", newMemStore(1), &Options{Broker: "tcp://host:1883", Gateway: "gw",
+			SensorLabels: bigLabels(2)}, "more than 65536"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u, err := New(tc.store, tc.opts)
@@ -41,6 +50,20 @@ func TestNewFails(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bigLabels is n sensors with the most labels each that a status may
+// carry of one sensor, together more than the document may hold.
+func bigLabels(n int) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for i := range n {
+		ls := map[string]string{}
+		for j := range outpost.MaxSensorLabels {
+			ls[fmt.Sprint("l", j)] = strings.Repeat("v", outpost.MaxLabelValueLen)
+		}
+		out[fmt.Sprint("s", i)] = ls
+	}
+	return out
 }
 
 // An uplink that was never started closes, twice, without touching a

@@ -137,6 +137,13 @@ type Options struct {
 	// unsigned one unless Auth is AuthOptional; both are counted
 	// (Stats.ForgedAcks, UnsignedAcks) and logged at most once a minute.
 	Auth AuthMode
+	// SensorLabels are the gateway's sensors by id with their labels (nil
+	// for none), which the status document carries as "sensors" so that
+	// the ingest service labels their series (docs/wire-format.md,
+	// "Status"). nil leaves the field out. New refuses labels that
+	// outpost.CheckSensorLabels refuses, an id that is not an
+	// outpost.ValidName, and a document over outpost.MaxStatusBytes.
+	SensorLabels map[string]map[string]string
 	// OnAck, when set, is called with each acked batch's ack latency:
 	// from its last (re)send to the ack that deleted it, by Now. It runs
 	// on the publishing goroutine and must return at once (a histogram's
@@ -214,6 +221,15 @@ func (o *Options) withDefaults() (Options, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.SensorLabels != nil {
+		st := outpost.Status{Sensors: outpost.StatusSensors(c.SensorLabels)}
+		if err := st.CheckSensors(); err != nil {
+			return c, fmt.Errorf("uplink: status: %w", err)
+		}
+		if n := outpost.StatusSize(c.Gateway, st.Sensors); n > outpost.MaxStatusBytes {
+			return c, fmt.Errorf("uplink: status: the sensors' labels make a document of %d bytes, more than %d", n, outpost.MaxStatusBytes)
+		}
+	}
 	return c, nil
 }
 
@@ -257,6 +273,8 @@ type Uplink struct {
 	// client is the one paho client, from Start to Close; connLoop
 	// connects it, run publishes on it.
 	client mqtt.Client
+
+	sensors map[string]outpost.SensorStatus // the status document's; nil without Options.SensorLabels
 
 	base                              string // prefix/gateway
 	batchTopic, ackTopic, statusTopic string
@@ -327,6 +345,9 @@ func New(store Store, opts *Options) (*Uplink, error) {
 		lost:        make(chan error, 1),
 		badAckLog:   logLimit{every: logEvery},
 		authLog:     logLimit{every: logEvery},
+	}
+	if o.SensorLabels != nil {
+		u.sensors = outpost.StatusSensors(o.SensorLabels)
 	}
 	return u, nil
 }
@@ -424,12 +445,10 @@ func (u *Uplink) refusal(lim *logLimit) *zerolog.Event {
 	return ev
 }
 
+// statusJSON is the status document (docs/wire-format.md, "Status").
 func (u *Uplink) statusJSON(state string) []byte {
-	b, _ := json.Marshal(struct {
-		State   string `json:"state"`
-		Gateway string `json:"gateway"`
-		TS      string `json:"ts"`
-	}{state, u.opt.Gateway, u.opt.Now().UTC().Format(time.RFC3339Nano)})
+	b, _ := json.Marshal(outpost.Status{State: state, Gateway: u.opt.Gateway,
+		TS: u.opt.Now().UTC().Format(time.RFC3339Nano), Sensors: u.sensors}) // maps of strings: no error
 	return b
 }
 

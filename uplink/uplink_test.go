@@ -2,9 +2,11 @@ package uplink
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -311,24 +313,52 @@ func TestBrokerAckMode(t *testing.T) {
 	eventually(t, "deleted on PUBACK", func() bool { return s.left() == 0 })
 }
 
+// The retained status says online while connected and offline after a
+// clean close; both carry the sensors and their labels.
 func TestStatusBirthAndOffline(t *testing.T) {
 	broker, prefix := testenv.MQTT(t), uniquePrefix()
-	u, err := New(newMemStore(1), &Options{Broker: broker, Gateway: "gw", TopicPrefix: prefix})
+	labels := map[string]map[string]string{"dev1-env": {"room": "lab", "floor": "2"}, "door": nil}
+	u, err := New(newMemStore(1), &Options{Broker: broker, Gateway: "gw", TopicPrefix: prefix, SensorLabels: labels})
 	if err != nil {
 		t.Fatal(err)
 	}
+	labels["dev1-env"]["room"] = "changed after New" // the uplink keeps its own copy
 	if err := u.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "connected", func() bool { return u.Stats().Connected })
-	if got := retained(t, broker, prefix+"/gw/status"); !contains(got, `"state":"online"`) {
-		t.Errorf("status %q, want online", got)
+	check := func(got, state string) {
+		t.Helper()
+		var st outpost.Status
+		if err := json.Unmarshal([]byte(got), &st); err != nil {
+			t.Fatalf("status %q: %v", got, err)
+		}
+		want := map[string]outpost.SensorStatus{"dev1-env": {Labels: map[string]string{"room": "lab", "floor": "2"}}, "door": {Labels: map[string]string{}}}
+		if st.State != state || st.Gateway != "gw" || !reflect.DeepEqual(st.Sensors, want) {
+			t.Errorf("status %q, want %s with sensors %v", got, state, want)
+		}
+		if !contains(got, `"door":{"labels":{}}`) {
+			t.Errorf("status %q: a sensor without labels must show {}", got)
+		}
 	}
+	check(retained(t, broker, prefix+"/gw/status"), "online")
 	if err := u.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := retained(t, broker, prefix+"/gw/status"); !contains(got, `"state":"offline"`) {
-		t.Errorf("status after close %q, want offline", got)
+	check(retained(t, broker, prefix+"/gw/status"), "offline")
+	// The last will is made by statusJSON too (clientOptions).
+	check(string(u.statusJSON("offline")), "offline")
+}
+
+// Without SensorLabels the status has no sensors field: ingest leaves
+// the labels it holds as they are.
+func TestStatusWithoutSensors(t *testing.T) {
+	u, err := New(newMemStore(1), &Options{Broker: "tcp://127.0.0.1:1", Gateway: "gw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(u.statusJSON("online")); contains(got, "sensors") || !contains(got, `"state":"online"`) {
+		t.Fatalf("status %q, want online without sensors", got)
 	}
 }
 

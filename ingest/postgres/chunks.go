@@ -82,9 +82,16 @@ func (s *Store) ids(ctx context.Context, bs []*outpost.Batch) ([][]int64, error)
 		gws, sensors, metrics = append(gws, k.Gateway), append(sensors, k.Sensor), append(metrics, k.Metric)
 		units = append(units, bs[m.b].Series[m.i].Unit)
 	}
+	// New series take their sensor's labels. The batch is one implicit
+	// transaction: the lock (see labelsLock) is held until the series
+	// are committed, and the insert reads sensor_labels after taking it.
 	var batch pgx.Batch
-	batch.Queue(`INSERT INTO series (gateway, sensor, metric, unit)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+	batch.Queue(`SELECT pg_advisory_xact_lock_shared($1, hashtext(g)) FROM (SELECT DISTINCT unnest($2::text[]) AS g) d`,
+		int32(labelsLock), gws)
+	batch.Queue(`INSERT INTO series (gateway, sensor, metric, unit, labels)
+		SELECT u.gateway, u.sensor, u.metric, u.unit, coalesce(l.labels, '{}')
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(gateway, sensor, metric, unit)
+		LEFT JOIN sensor_labels l ON l.gateway = u.gateway AND l.sensor = u.sensor
 		ON CONFLICT (gateway, sensor, metric) DO NOTHING`, gws, sensors, metrics, units)
 	found := map[ingest.SeriesKey]int64{}
 	batch.Queue(`SELECT s.id, s.gateway, s.sensor, s.metric FROM series s

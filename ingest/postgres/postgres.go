@@ -226,16 +226,57 @@ func (s *Store) DeadLetter(ctx context.Context, topic, reason string, payload []
 	return nil
 }
 
-// SetGatewayStatus implements ingest.Store. payload must be JSON.
-func (s *Store) SetGatewayStatus(ctx context.Context, gateway, state string, at time.Time, payload []byte) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO gateways (gateway, state, updated_at, payload) VALUES ($1, $2, $3, $4::jsonb)
-		ON CONFLICT (gateway) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, payload = excluded.payload
-		WHERE gateways.updated_at <= excluded.updated_at`,
-		gateway, state, at.UnixNano(), string(payload))
+// SetGatewayStatus implements ingest.Store. payload must be JSON. In
+// one transaction: the status, and if it is recorded and labels is not
+// nil, the gateway's sensor_labels and the labels of its series. It
+// holds its gateway's labels lock (labelsLock) exclusively, so that a
+// series made meanwhile is either made after it, with the new labels, or
+// before its update of series, which then relabels it.
+func (s *Store) SetGatewayStatus(ctx context.Context, gateway, state string, at time.Time, payload []byte, labels ingest.SensorLabels) error {
+	sensors, texts, err := rows.SensorLabels(labels)
+	if err != nil {
+		return fmt.Errorf("postgres: gateway status: %w: %v", ingest.ErrInvalidData, err)
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		if labels != nil {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, int32(labelsLock), gateway); err != nil {
+				return err
+			}
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO gateways (gateway, state, updated_at, payload) VALUES ($1, $2, $3, $4::jsonb)
+			ON CONFLICT (gateway) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, payload = excluded.payload
+			WHERE gateways.updated_at <= excluded.updated_at`,
+			gateway, state, at.UnixNano(), string(payload))
+		if err != nil || tag.RowsAffected() == 0 || labels == nil {
+			return err // an older status, or none of labels
+		}
+		return setSensorLabels(ctx, tx, gateway, sensors, texts)
+	})
 	if err != nil {
 		return fmt.Errorf("postgres: gateway status: %w", classify(err))
 	}
 	return nil
+}
+
+// setSensorLabels makes sensors (with labels, JSON objects) the
+// gateway's sensor_labels, and relabels its series that change, locked
+// in id order as commits lock them.
+func setSensorLabels(ctx context.Context, tx pgx.Tx, gateway string, sensors, labels []string) error {
+	_, err := tx.Exec(ctx, `DELETE FROM sensor_labels WHERE gateway = $1`, gateway)
+	if err == nil {
+		_, err = tx.Exec(ctx, `INSERT INTO sensor_labels (gateway, sensor, labels)
+			SELECT $1, u.sensor, u.labels::jsonb FROM unnest($2::text[], $3::text[]) AS u(sensor, labels)`,
+			gateway, sensors, labels)
+	}
+	if err == nil {
+		_, err = tx.Exec(ctx, `UPDATE series s SET labels = c.labels FROM (
+				SELECT s.id, coalesce(l.labels, '{}') AS labels FROM series s
+				LEFT JOIN sensor_labels l ON l.gateway = s.gateway AND l.sensor = s.sensor
+				WHERE s.gateway = $1 AND s.labels IS DISTINCT FROM coalesce(l.labels, '{}')
+				ORDER BY s.id FOR UPDATE OF s) c
+			WHERE s.id = c.id`, gateway)
+	}
+	return err
 }
 
 // Gateways implements ingest.Store.
@@ -260,9 +301,27 @@ func (s *Store) Latest(ctx context.Context, q ingest.LatestQuery) iter.Seq2[inge
 	return query(ctx, s, "latest", sql, args, func(r pgx.Rows) (ingest.Point, error) {
 		var p ingest.Point
 		var qual int16
-		err := r.Scan(&p.Gateway, &p.Sensor, &p.Metric, &p.TS, &p.Value, &qual)
+		err := r.Scan(&p.Gateway, &p.Sensor, &p.Metric, &p.TS, &p.Value, &qual, &p.Unit)
 		p.Quality = outpost.Quality(qual)
 		return p, err
+	})
+}
+
+// Series implements ingest.Store. The label filter is one jsonb
+// containment (labels @> the filter's object).
+func (s *Store) Series(ctx context.Context, q ingest.SeriesQuery) iter.Seq2[ingest.SeriesInfo, error] {
+	if err := rows.CheckSeries(q); err != nil {
+		return rows.Failed[ingest.SeriesInfo](fmt.Errorf("postgres: series: %w", err))
+	}
+	filter, err := rows.Labels(q.Labels)
+	if err != nil {
+		return rows.Failed[ingest.SeriesInfo](fmt.Errorf("postgres: series: %w", err))
+	}
+	sql, args := rows.SeriesQuery(q, placeholder, func(_ map[string]string, arg func(any) string) string {
+		return "labels @> " + arg(filter) + "::jsonb"
+	})
+	return query(ctx, s, "series", sql, args, func(r pgx.Rows) (ingest.SeriesInfo, error) {
+		return rows.ScanSeries(r.Scan)
 	})
 }
 

@@ -127,6 +127,43 @@ func TestMigrateAnnotations(t *testing.T) {
 	}
 }
 
+// A database whose latest view lacks unit and which has no
+// sensor_labels table (an earlier release) gets both when opened.
+func TestMigrateLatestUnit(t *testing.T) {
+	d := dsn(t)
+	ctx := context.Background()
+	s := open(t, d)
+	if _, err := s.Commit(ctx, storetest.Telemetry("gw", 1, 1, storetest.Series("s", "t", storetest.T0, time.Second, 3, 0)...), 1); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	c := connect(t, d)
+	defer c.Close(ctx)
+	for _, q := range []string{
+		`DROP TABLE sensor_labels`,
+		`DROP VIEW latest`,
+		`CREATE VIEW latest AS SELECT gateway, sensor, metric, last_ts AS ts, last_value AS value, last_quality AS quality
+			FROM series WHERE last_ts IS NOT NULL`,
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = open(t, d)
+	defer s.Close()
+	pts, err := storetest.Collect(s.Latest(ctx, ingest.LatestQuery{Limit: 10}))
+	if err != nil || len(pts) != 1 || pts[0].Unit != "Cel" {
+		t.Fatalf("latest after reopening: %+v, %v; want one point in Cel", pts, err)
+	}
+	if err := s.SetGatewayStatus(ctx, "gw", "online", time.Unix(0, storetest.T0), []byte(`{}`), ingest.SensorLabels{"s": {"room": "lab"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := queryStrings(ctx, c, `SELECT labels::text FROM series`)
+	if err != nil || len(got) != 1 || got[0] != `{"room": "lab"}` {
+		t.Fatalf("series labels after a status: %q, %v", got, err)
+	}
+}
+
 // TestReopen checks that the schema is idempotent and data survives.
 func TestReopen(t *testing.T) {
 	d := dsn(t)
@@ -157,7 +194,7 @@ func TestInvalidData(t *testing.T) {
 	if dup, err := s.Commit(context.Background(), b, 1); err != nil || dup {
 		t.Fatalf("commit after a refused one: dup %v, err %v", dup, err)
 	}
-	if err := s.SetGatewayStatus(context.Background(), "gw", "online", time.Now(), []byte("not json")); !errors.Is(err, ingest.ErrInvalidData) {
+	if err := s.SetGatewayStatus(context.Background(), "gw", "online", time.Now(), []byte("not json"), nil); !errors.Is(err, ingest.ErrInvalidData) {
 		t.Fatalf("status with a non-JSON payload: %v, want ErrInvalidData", err)
 	}
 }

@@ -22,7 +22,7 @@ func (s *Store) Range(ctx context.Context, q ingest.RangeQuery) iter.Seq2[ingest
 	}
 	return func(yield func(ingest.Point, error) bool) {
 		fail := func(err error) { yield(ingest.Point{}, fmt.Errorf("postgres: range: %w", err)) }
-		id, _, ok, err := s.seriesID(ctx, q.Gateway, q.Sensor, q.Metric)
+		id, unit, ok, err := s.seriesID(ctx, q.Gateway, q.Sensor, q.Metric)
 		if err != nil {
 			fail(err)
 			return
@@ -30,7 +30,7 @@ func (s *Store) Range(ctx context.Context, q ingest.RangeQuery) iter.Seq2[ingest
 		if !ok || q.From >= q.To {
 			return
 		}
-		p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric}
+		p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric, Unit: unit}
 		err = s.raw(ctx, id, q.From, q.To, q.Limit, func(ts int64, v float64, qual outpost.Quality) bool {
 			p.TS, p.Value, p.Quality = ts, v, qual
 			return yield(p, nil)

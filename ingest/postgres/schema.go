@@ -5,6 +5,12 @@ package postgres
 // on the catalog otherwise).
 const schemaLock = 0x6f7574706f7374 // "outpost"
 
+// labelsLock is the first key of the advisory locks, one per gateway
+// (the second key is hashtext(gateway)), that order a status's new
+// sensor labels with the making of the gateway's series: a status takes
+// its gateway's exclusively, the making of series shared.
+const labelsLock = 0x6c61626c // "labl"
+
 // schema creates the tables of the ingest contract (see package ingest).
 // Every statement is idempotent. Times are bigint unix nanoseconds, not
 // timestamptz (microseconds); uint64 epoch/seq are stored as the same bit
@@ -88,7 +94,7 @@ CREATE TABLE IF NOT EXISTS rollup_1h (
 COMMENT ON TABLE rollup_1h IS 'per series and hour: as rollup_1m, of hours with 240 readings or more; written when the compactor folds the hour';
 
 CREATE OR REPLACE VIEW latest AS
-	SELECT gateway, sensor, metric, last_ts AS ts, last_value AS value, last_quality AS quality
+	SELECT gateway, sensor, metric, last_ts AS ts, last_value AS value, last_quality AS quality, unit
 	FROM series WHERE last_ts IS NOT NULL;
 
 CREATE OR REPLACE VIEW readings AS
@@ -191,4 +197,12 @@ COMMENT ON COLUMN gaps.first_seq IS 'seq range of the dropped batches; uint64 st
 COMMENT ON COLUMN gaps.last_seq IS 'seq range of the dropped batches; uint64 stored as its int64 bit pattern';
 COMMENT ON COLUMN gaps.dropped_at IS 'unix nanoseconds when the gateway dropped the data, UTC';
 COMMENT ON COLUMN gaps.received_at IS 'unix nanoseconds when the loss batch was committed, UTC';
+
+CREATE TABLE IF NOT EXISTS sensor_labels (
+	gateway text NOT NULL,
+	sensor  text NOT NULL,
+	labels  jsonb NOT NULL,
+	PRIMARY KEY (gateway, sensor)
+);
+COMMENT ON TABLE sensor_labels IS 'each sensor''s labels from its gateway''s newest status (no row: none); series.labels of its series, and of those made later';
 `

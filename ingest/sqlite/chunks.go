@@ -74,7 +74,9 @@ func (s *Store) writeTelemetry(ctx context.Context, tx *sql.Tx, b *outpost.Batch
 
 // Statements of the telemetry commit, prepared on the writer.
 const (
-	sqlNewSeries = `INSERT INTO series (gateway, sensor, metric, unit) VALUES (?, ?, ?, ?)
+	// A new series takes its sensor's labels (SetGatewayStatus).
+	sqlNewSeries = `INSERT INTO series (gateway, sensor, metric, unit, labels) VALUES (?1, ?2, ?3, ?4,
+			coalesce((SELECT labels FROM sensor_labels WHERE gateway = ?1 AND sensor = ?2), '{}'))
 		ON CONFLICT (gateway, sensor, metric) DO UPDATE SET unit = excluded.unit RETURNING id`
 	sqlInsChunk   = `INSERT INTO chunks (series_id, t_min, t_max, n, data) VALUES (?, ?, ?, ?, ?)`
 	sqlInsPending = `INSERT INTO pending (series_id, win) VALUES (?, ?) ON CONFLICT DO NOTHING`

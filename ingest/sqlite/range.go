@@ -23,11 +23,11 @@ func (s *Store) Range(ctx context.Context, q ingest.RangeQuery) iter.Seq2[ingest
 	}
 	return func(yield func(ingest.Point, error) bool) {
 		err := s.readTx(ctx, func(tx *sql.Tx) error {
-			id, _, ok, err := seriesID(ctx, tx, q.Gateway, q.Sensor, q.Metric)
+			id, unit, ok, err := seriesID(ctx, tx, q.Gateway, q.Sensor, q.Metric)
 			if err != nil || !ok || q.From >= q.To {
 				return err
 			}
-			p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric}
+			p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric, Unit: unit}
 			return raw(ctx, tx, id, q.From, q.To, q.Limit, func(ts int64, v float64, qual outpost.Quality) bool {
 				p.TS, p.Value, p.Quality = ts, v, qual
 				return yield(p, nil)

@@ -85,8 +85,11 @@ CREATE TABLE IF NOT EXISTS rollup_1h (
 	PRIMARY KEY (series_id, bucket)
 ) STRICT, WITHOUT ROWID;
 
-CREATE VIEW IF NOT EXISTS latest AS
-	SELECT gateway, sensor, metric, last_ts AS ts, last_value AS value, last_quality AS quality
+-- Made anew at every open: a file of an earlier release has it without
+-- unit (SQLite has no CREATE OR REPLACE VIEW).
+DROP VIEW IF EXISTS latest;
+CREATE VIEW latest AS
+	SELECT gateway, sensor, metric, last_ts AS ts, last_value AS value, last_quality AS quality, unit
 	FROM series WHERE last_ts IS NOT NULL;
 
 -- The decoder of chunks, a table-valued function of Go code (unpack.go):
@@ -155,6 +158,16 @@ CREATE TABLE IF NOT EXISTS gaps (
 	PRIMARY KEY (gateway, epoch, seq, idx)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS gaps_series_from ON gaps (gateway, sensor, metric, from_ts);
+
+-- Each sensor's labels from its gateway's newest status, a sensor
+-- without labels having no row: series.labels of the sensor's series,
+-- and of those made later (docs/storage.md, "Sensor labels").
+CREATE TABLE IF NOT EXISTS sensor_labels (
+	gateway TEXT NOT NULL,
+	sensor  TEXT NOT NULL,
+	labels  TEXT NOT NULL, -- JSON object
+	PRIMARY KEY (gateway, sensor)
+) STRICT, WITHOUT ROWID;
 `
 
 // addedColumns are columns added to a table after its first release.

@@ -77,8 +77,10 @@ import (
 	"fmt"
 	"io/fs"
 	"iter"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -364,16 +366,53 @@ func (s *Store) DeadLetter(ctx context.Context, topic, reason string, payload []
 	return nil
 }
 
-// SetGatewayStatus implements ingest.Store.
-func (s *Store) SetGatewayStatus(ctx context.Context, gateway, state string, at time.Time, payload []byte) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO gateways (gateway, state, updated_at, payload) VALUES (?, ?, ?, ?)
-		ON CONFLICT (gateway) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, payload = excluded.payload
-		WHERE excluded.updated_at >= gateways.updated_at`,
-		gateway, state, at.UnixNano(), string(payload))
+// SetGatewayStatus implements ingest.Store. In one write transaction:
+// the status, and if it is recorded and labels is not nil, the gateway's
+// sensor_labels and the labels of its series. Commits take turns with it
+// on the writer, so a series made at any time takes the labels of the
+// newest status recorded before it.
+func (s *Store) SetGatewayStatus(ctx context.Context, gateway, state string, at time.Time, payload []byte, labels ingest.SensorLabels) error {
+	sensors, texts, err := rows.SensorLabels(labels)
 	if err != nil {
-		return fmt.Errorf("sqlite: gateway status: %w", classify(err))
+		return fmt.Errorf("sqlite: gateway status: %w: %v", ingest.ErrInvalidData, err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO gateways (gateway, state, updated_at, payload) VALUES (?, ?, ?, ?)
+			ON CONFLICT (gateway) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, payload = excluded.payload
+			WHERE excluded.updated_at >= gateways.updated_at`,
+			gateway, state, at.UnixNano(), string(payload))
+		if err != nil {
+			return classify(err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 || labels == nil {
+			return err // an older status, or none of labels
+		}
+		return setSensorLabels(ctx, tx, gateway, sensors, texts)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: gateway status: %w", err)
 	}
 	return nil
+}
+
+// setSensorLabels makes sensors (with labels, JSON objects) the
+// gateway's sensor_labels, and relabels its series that change.
+func setSensorLabels(ctx context.Context, tx *sql.Tx, gateway string, sensors, labels []string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM sensor_labels WHERE gateway = ?`, gateway); err != nil {
+		return classify(err)
+	}
+	for i := range sensors {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sensor_labels (gateway, sensor, labels) VALUES (?, ?, ?)`,
+			gateway, sensors[i], labels[i]); err != nil {
+			return classify(err)
+		}
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE series SET labels = l.labels FROM (
+			SELECT s.id, coalesce(sl.labels, '{}') AS labels FROM series s
+			LEFT JOIN sensor_labels sl ON sl.gateway = s.gateway AND sl.sensor = s.sensor
+			WHERE s.gateway = ?1) l
+		WHERE series.id = l.id AND series.labels IS NOT l.labels`, gateway)
+	return classify(err)
 }
 
 // Gateways implements ingest.Store.
@@ -399,9 +438,27 @@ func (s *Store) Latest(ctx context.Context, q ingest.LatestQuery) iter.Seq2[inge
 		var p ingest.Point
 		var v sql.NullFloat64
 		var qual int64
-		err := r.Scan(&p.Gateway, &p.Sensor, &p.Metric, &p.TS, &v, &qual)
+		err := r.Scan(&p.Gateway, &p.Sensor, &p.Metric, &p.TS, &v, &qual, &p.Unit)
 		p.Value, p.Quality = float(v), outpost.Quality(qual)
 		return p, err
+	})
+}
+
+// Series implements ingest.Store. Each label of the filter is one
+// lookup in the series' labels (json_each).
+func (s *Store) Series(ctx context.Context, q ingest.SeriesQuery) iter.Seq2[ingest.SeriesInfo, error] {
+	if err := rows.CheckSeries(q); err != nil {
+		return rows.Failed[ingest.SeriesInfo](fmt.Errorf("sqlite: series: %w", err))
+	}
+	sqlText, args := rows.SeriesQuery(q, placeholder, func(ls map[string]string, arg func(any) string) string {
+		conds := make([]string, 0, len(ls))
+		for _, k := range slices.Sorted(maps.Keys(ls)) {
+			conds = append(conds, "EXISTS (SELECT 1 FROM json_each(labels) WHERE key = "+arg(k)+" AND value = "+arg(ls[k])+")")
+		}
+		return strings.Join(conds, " AND ")
+	})
+	return query(ctx, s, "series", sqlText, args, func(r *sql.Rows) (ingest.SeriesInfo, error) {
+		return rows.ScanSeries(r.Scan)
 	})
 }
 

@@ -152,6 +152,43 @@ func TestMigrateAnnotations(t *testing.T) {
 	}
 }
 
+// A file whose latest view is the one without unit and which has no
+// sensor_labels table (an earlier release) gets both when opened.
+func TestMigrateLatestUnit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ingest.db")
+	s := open(t, path)
+	commit(t, s, storetest.Telemetry("gw", 1, 1, storetest.Series("s", "t", storetest.T0, time.Second, 3, 0)...))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db := writeDB(t, path)
+	exec(t, db, `DROP TABLE sensor_labels`)
+	exec(t, db, `DROP VIEW latest`)
+	exec(t, db, `CREATE VIEW latest AS SELECT gateway, sensor, metric, last_ts AS ts, last_value AS value, last_quality AS quality
+		FROM series WHERE last_ts IS NOT NULL`)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	pts, err := storetest.Collect(s.Latest(context.Background(), ingest.LatestQuery{Limit: 10}))
+	if err != nil || len(pts) != 1 || pts[0].Unit != "Cel" {
+		t.Fatalf("latest after reopening: %+v, %v; want one point in Cel", pts, err)
+	}
+	if err := s.SetGatewayStatus(context.Background(), "gw", "online", time.Unix(0, storetest.T0), []byte(`{}`),
+		ingest.SensorLabels{"s": {"room": "lab"}}); err != nil {
+		t.Fatal(err)
+	}
+	si, err := storetest.Collect(s.Series(context.Background(), ingest.SeriesQuery{Labels: map[string]string{"room": "lab"}, Limit: 10}))
+	if err != nil || len(si) != 1 {
+		t.Fatalf("series of room lab after a status: %+v, %v", si, err)
+	}
+}
+
 // TestReopen checks that the schema is idempotent and data survives.
 func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ingest.db")

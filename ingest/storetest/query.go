@@ -119,18 +119,18 @@ func testQueryStop(t *testing.T, s ingest.Store) {
 	commit(t, s, Telemetry("gw", 1, 1, Series("s", "t", T0, time.Millisecond, 5000, 0)...), false)
 	l := outpost.Loss{Reason: outpost.LossMaxAge, Kind: outpost.KindTelemetry, Sensor: "s", Metric: "t", Count: 1, At: T0}
 	commit(t, s, LossBatch("gw", 1, 2, l, l), false)
-	if err := s.SetGatewayStatus(ctx(t), "gw", "online", time.Unix(0, T0), []byte(`{"state":"online"}`)); err != nil {
+	if err := s.SetGatewayStatus(ctx(t), "gw", "online", time.Unix(0, T0), []byte(`{"state":"online"}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetGatewayStatus(ctx(t), "gw2", "online", time.Unix(0, T0), []byte(`{"state":"online"}`)); err != nil {
+	if err := s.SetGatewayStatus(ctx(t), "gw2", "online", time.Unix(0, T0), []byte(`{"state":"online"}`), nil); err != nil {
 		t.Fatal(err)
 	}
 	commit(t, s, Telemetry("gw", 1, 3, Series("s", "u", T0, time.Millisecond, 1, 0)...), false)
 	rq := ingest.RangeQuery{Gateway: "gw", Sensor: "s", Metric: "t", From: math.MinInt64, To: math.MaxInt64, Limit: 5000}
-	for i := range 40 {
+	for i := range 50 {
 		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		n := 0
-		switch i % 4 {
+		switch i % 5 {
 		case 0:
 			for range s.Range(c, rq) {
 				if n++; n == 2 {
@@ -147,6 +147,10 @@ func testQueryStop(t *testing.T, s ingest.Store) {
 			}
 		case 3:
 			for range s.Gateways(c) {
+				break
+			}
+		case 4:
+			for range s.Series(c, ingest.SeriesQuery{Limit: 10}) {
 				break
 			}
 		}
@@ -190,6 +194,16 @@ func testQueryRefused(t *testing.T, s ingest.Store) {
 	}
 	check("range, limit 0", s.Range(ctx(t), ingest.RangeQuery{Gateway: "gw", Sensor: "s", Metric: "t", To: math.MaxInt64}))
 	check("latest, limit 0", s.Latest(ctx(t), ingest.LatestQuery{}))
+	n, errs := 0, 0
+	for _, err := range s.Series(ctx(t), ingest.SeriesQuery{}) {
+		n++
+		if err != nil {
+			errs++
+		}
+	}
+	if n != 1 || errs != 1 {
+		t.Errorf("series, limit 0: %d pairs, %d errors; want one error alone", n, errs)
+	}
 	c, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := Collect(s.Range(c, ingest.RangeQuery{Gateway: "gw", Sensor: "s", Metric: "t", To: math.MaxInt64, Limit: 10}))
@@ -218,6 +232,7 @@ func testRangeLayouts(t *testing.T, s ingest.Store) {
 				want = append(want, ingest.Point{Gateway: "gw", Sensor: "s", Metric: "t", TS: r.TS, Value: r.Value, Quality: r.Quality})
 			}
 		}
+		want = withUnit(want, rs)
 	}
 	long := Series("s", "t", base, time.Second, 300, 0) // 100 s in one hour, 200 s in the next
 	for i := range long {
@@ -278,6 +293,20 @@ func testRangeLayouts(t *testing.T, s ingest.Store) {
 	}
 }
 
+// withUnit gives every point of want the unit of the series gw/s/t in
+// rs, the readings of the batch just committed, if rs holds it: a store
+// answers each reading with the unit its series' last batch carried.
+func withUnit(want []ingest.Point, rs []outpost.Reading) []ingest.Point {
+	i := slices.IndexFunc(rs, func(r outpost.Reading) bool { return r.Sensor == "s" && r.Metric == "t" })
+	if i < 0 {
+		return want
+	}
+	for j := range want {
+		want[j].Unit = rs[i].Unit
+	}
+	return want
+}
+
 // sameReadings compares readings in time order; among equal times the
 // order is free.
 func sameReadings(t *testing.T, what string, got, want []ingest.Point) {
@@ -330,6 +359,7 @@ func testCompact(t *testing.T, s ingest.Store) {
 				want = append(want, ingest.Point{Gateway: "gw", Sensor: "s", Metric: "t", TS: r.TS, Value: r.Value, Quality: r.Quality})
 			}
 		}
+		want = withUnit(want, rs)
 	}
 	for i := range 3 * 60 { // three readings a minute for three hours
 		rs := Series("s", "t", base+int64(i)*60*sec, 20*time.Second, 3, float64(i))

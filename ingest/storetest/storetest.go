@@ -44,9 +44,13 @@ func Run(t *testing.T, open func(t *testing.T) ingest.Store) {
 		{"AlertsQuery", testAlertsQuery},
 		{"DeadLetter", testDeadLetter},
 		{"GatewayStatus", testGatewayStatus},
+		{"SensorLabels", testSensorLabels},
+		{"SensorLabelsConcurrent", testSensorLabelsConcurrent},
+		{"Series", testSeries},
 		{"Latest", testLatest},
 		{"LatestOrder", testLatestOrder},
 		{"Range", testRange},
+		{"Units", testUnits},
 		{"RangeLayouts", testRangeLayouts},
 		{"Compact", testCompact},
 		{"Buckets", testBuckets},
@@ -255,7 +259,7 @@ func testGatewayStatus(t *testing.T, s ingest.Store) {
 	set := func(gw, state string, at time.Time) {
 		t.Helper()
 		p := fmt.Sprintf(`{"state":%q,"ts":%q}`, state, at.Format(time.RFC3339Nano))
-		if err := s.SetGatewayStatus(ctx(t), gw, state, at, []byte(p)); err != nil {
+		if err := s.SetGatewayStatus(ctx(t), gw, state, at, []byte(p), nil); err != nil {
 			t.Fatalf("set status: %v", err)
 		}
 	}
@@ -297,9 +301,9 @@ func testLatest(t *testing.T, s ingest.Store) {
 	commit(t, s, Telemetry("gw0", 1, 1, Series("s9", "t", T0, time.Second, 1, 5)...), false)
 	pts := latest(t, s)
 	want := []ingest.Point{
-		{Gateway: "gw0", Sensor: "s9", Metric: "t", TS: T0, Value: 5},
-		{Gateway: "gw1", Sensor: "s1", Metric: "t", TS: T0 + 10*int64(time.Second), Value: 99, Quality: outpost.QualityBad},
-		{Gateway: "gw1", Sensor: "s2", Metric: "t", TS: T0 + int64(time.Second), Value: 11},
+		{Gateway: "gw0", Sensor: "s9", Metric: "t", TS: T0, Value: 5, Unit: "Cel"},
+		{Gateway: "gw1", Sensor: "s1", Metric: "t", TS: T0 + 10*int64(time.Second), Value: 99, Unit: "Cel", Quality: outpost.QualityBad},
+		{Gateway: "gw1", Sensor: "s2", Metric: "t", TS: T0 + int64(time.Second), Value: 11, Unit: "Cel"},
 	}
 	equalPoints(t, "latest", pts, want)
 }
@@ -411,6 +415,44 @@ func testRange(t *testing.T, s ingest.Store) {
 			}
 		})
 	}
+}
+
+// testUnits: every point that Latest and Range answer carries its
+// series' unit, "" for a series without one; a batch in another unit (a
+// changed config) changes it for the whole series, the readings before
+// it included.
+func testUnits(t *testing.T, s ingest.Store) {
+	sec := int64(time.Second)
+	rs := append(Series("s", "t", T0, time.Second, 20, 0), outpost.Reading{Sensor: "s", Metric: "n", TS: T0, Value: 1})
+	commit(t, s, Telemetry("gw", 1, 1, rs...), false)
+	check := func(what string, unit string, n int) {
+		t.Helper()
+		pts := latest(t, s)
+		if len(pts) != 2 || pts[0].Metric != "n" || pts[0].Unit != "" || pts[1].Metric != "t" || pts[1].Unit != unit {
+			t.Fatalf("%s: latest = %+v, want n without a unit and t in %q", what, pts, unit)
+		}
+		for _, m := range []struct{ metric, unit string }{{"t", unit}, {"n", ""}} {
+			got, err := Collect(s.Range(ctx(t), ingest.RangeQuery{Gateway: "gw", Sensor: "s", Metric: m.metric, From: T0, To: T0 + 3600*sec, Limit: 100}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := map[string]int{"t": n, "n": 1}[m.metric]; len(got) != want {
+				t.Fatalf("%s: range of %s: %d points, want %d", what, m.metric, len(got), want)
+			}
+			for _, p := range got {
+				if p.Unit != m.unit {
+					t.Fatalf("%s: range of %s: %+v, want unit %q", what, m.metric, p, m.unit)
+				}
+			}
+		}
+	}
+	check("one batch", "Cel", 20)
+	k := Series("s", "t", T0+100*sec, time.Second, 2, 50)
+	for i := range k {
+		k[i].Unit = "K"
+	}
+	commit(t, s, Telemetry("gw", 1, 2, k...), false)
+	check("after a batch in K", "K", 22)
 }
 
 func testNaN(t *testing.T, s ingest.Store) {

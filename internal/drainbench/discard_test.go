@@ -61,7 +61,7 @@ func (d *discardStore) DeadLetter(context.Context, string, string, []byte) error
 	return nil
 }
 
-func (d *discardStore) SetGatewayStatus(context.Context, string, string, time.Time, []byte) error {
+func (d *discardStore) SetGatewayStatus(context.Context, string, string, time.Time, []byte, ingest.SensorLabels) error {
 	return nil
 }
 
@@ -69,6 +69,10 @@ func (d *discardStore) SetGatewayStatus(context.Context, string, string, time.Ti
 
 func (d *discardStore) Gateways(context.Context) iter.Seq2[ingest.GatewayStatus, error] {
 	return func(func(ingest.GatewayStatus, error) bool) {}
+}
+
+func (d *discardStore) Series(context.Context, ingest.SeriesQuery) iter.Seq2[ingest.SeriesInfo, error] {
+	return func(func(ingest.SeriesInfo, error) bool) {}
 }
 
 func (d *discardStore) Latest(context.Context, ingest.LatestQuery) iter.Seq2[ingest.Point, error] {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -67,6 +68,23 @@ func object(what string, m map[string]string) (string, error) {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	return string(b), nil
+}
+
+// SensorLabels are the sensor_labels rows of a status's labels, by
+// sensor id: the sensors and their labels as JSON objects, sensors
+// without labels left out.
+func SensorLabels(ls ingest.SensorLabels) (sensors, labels []string, err error) {
+	for _, id := range slices.Sorted(maps.Keys(ls)) {
+		if len(ls[id]) == 0 {
+			continue
+		}
+		j, err := Labels(ls[id])
+		if err != nil {
+			return nil, nil, fmt.Errorf("sensor %s: %w", id, err)
+		}
+		sensors, labels = append(sensors, id), append(labels, j)
+	}
+	return sensors, labels, nil
 }
 
 // Latest returns the newest reading of each series in a telemetry batch,
@@ -145,35 +163,112 @@ func CheckLatest(q ingest.LatestQuery) error {
 // rows, not the rows before it. Within one gateway's walk the cursor
 // leaves the gateway out, so that SQLite seeks on all three columns.
 func LatestQuery(q ingest.LatestQuery, param func(n int) string) (string, []any) {
-	var sb strings.Builder
-	var args []any
-	where := func(cond string, vs ...any) {
-		if len(args) == 0 {
-			sb.WriteString(" WHERE ")
-		} else {
-			sb.WriteString(" AND ")
-		}
-		ps := make([]any, len(vs))
-		for i, v := range vs {
-			args = append(args, v)
-			ps[i] = param(len(args))
-		}
-		fmt.Fprintf(&sb, cond, ps...)
-	}
-	sb.WriteString("SELECT gateway, sensor, metric, ts, value, quality FROM latest")
+	w := &where{param: param}
+	w.sb.WriteString("SELECT gateway, sensor, metric, ts, value, quality, unit FROM latest")
 	if q.Gateway != "" {
-		where("gateway = %s", q.Gateway)
+		w.add("gateway = %s", q.Gateway)
 	}
-	switch a := q.After; {
+	w.after(q.Gateway, q.After)
+	return w.end(q.Limit)
+}
+
+// CheckSeries reports a series query a store cannot answer.
+func CheckSeries(q ingest.SeriesQuery) error {
+	if q.Limit <= 0 {
+		return fmt.Errorf("limit %d must be positive", q.Limit)
+	}
+	return nil
+}
+
+// SeriesQuery is the SQL and arguments of q (which CheckSeries accepts),
+// the columns those of ScanSeries; param(n) writes the n-th placeholder,
+// from 1, and labels the condition that a series' labels hold every one
+// of q.Labels (not empty), taking its arguments' placeholders from arg.
+// Only series with a reading are answered. The filters and the cursor
+// are as LatestQuery's, on the unique index of series.
+func SeriesQuery(q ingest.SeriesQuery, param func(n int) string, labels func(ls map[string]string, arg func(v any) string) string) (string, []any) {
+	w := &where{param: param}
+	w.sb.WriteString("SELECT gateway, sensor, metric, unit, CAST(labels AS TEXT), coalesce(first_ts, last_ts), last_ts FROM series")
+	w.add("last_ts IS NOT NULL")
+	if q.Gateway != "" {
+		w.add("gateway = %s", q.Gateway)
+	}
+	if q.Sensor != "" {
+		w.add("sensor = %s", q.Sensor)
+	}
+	if q.Metric != "" {
+		w.add("metric = %s", q.Metric)
+	}
+	if len(q.Labels) > 0 {
+		w.add(strings.ReplaceAll(labels(q.Labels, w.arg), "%", "%%"))
+	}
+	w.after(q.Gateway, q.After)
+	return w.end(q.Limit)
+}
+
+// ScanSeries reads one row of SeriesQuery with scan (a Rows' Scan
+// method).
+func ScanSeries(scan func(dest ...any) error) (ingest.SeriesInfo, error) {
+	var si ingest.SeriesInfo
+	var labels string
+	if err := scan(&si.Gateway, &si.Sensor, &si.Metric, &si.Unit, &labels, &si.FirstTS, &si.LastTS); err != nil {
+		return si, err
+	}
+	if err := json.Unmarshal([]byte(labels), &si.Labels); err != nil {
+		return si, fmt.Errorf("series %s/%s/%s: labels: %w", si.Gateway, si.Sensor, si.Metric, err)
+	}
+	if si.Labels == nil {
+		si.Labels = map[string]string{}
+	}
+	return si, nil
+}
+
+// where builds a query's WHERE clause, ORDER BY and LIMIT.
+type where struct {
+	sb    strings.Builder
+	args  []any
+	n     int // conditions
+	param func(n int) string
+}
+
+// arg adds v to the arguments and returns its placeholder.
+func (w *where) arg(v any) string {
+	w.args = append(w.args, v)
+	return w.param(len(w.args))
+}
+
+// add adds cond, whose %s verbs take the placeholders of vs.
+func (w *where) add(cond string, vs ...any) {
+	if w.n == 0 {
+		w.sb.WriteString(" WHERE ")
+	} else {
+		w.sb.WriteString(" AND ")
+	}
+	w.n++
+	ps := make([]any, len(vs))
+	for i, v := range vs {
+		ps[i] = w.arg(v)
+	}
+	fmt.Fprintf(&w.sb, cond, ps...)
+}
+
+// after adds the cursor: series after a (unless zero), in the walk of
+// gateway's series (all gateways' if "").
+func (w *where) after(gateway string, a ingest.SeriesKey) {
+	switch {
 	case a == ingest.SeriesKey{}:
-	case a.Gateway == q.Gateway:
-		where("(sensor, metric) > (%s, %s)", a.Sensor, a.Metric)
+	case a.Gateway == gateway:
+		w.add("(sensor, metric) > (%s, %s)", a.Sensor, a.Metric)
 	default:
-		where("(gateway, sensor, metric) > (%s, %s, %s)", a.Gateway, a.Sensor, a.Metric)
+		w.add("(gateway, sensor, metric) > (%s, %s, %s)", a.Gateway, a.Sensor, a.Metric)
 	}
-	args = append(args, q.Limit)
-	sb.WriteString(" ORDER BY gateway, sensor, metric LIMIT " + param(len(args)))
-	return sb.String(), args
+}
+
+// end orders by key and limits, and returns the query and its
+// arguments.
+func (w *where) end(limit int) (string, []any) {
+	w.sb.WriteString(" ORDER BY gateway, sensor, metric LIMIT " + w.arg(limit))
+	return w.sb.String(), w.args
 }
 
 // CheckGaps reports a gaps query a store cannot answer.

@@ -83,9 +83,37 @@ func TestGapsQuery(t *testing.T) {
 	}
 }
 
+func TestSeriesQuery(t *testing.T) {
+	param := func(n int) string { return "$" + strconv.Itoa(n) }
+	labels := func(ls map[string]string, arg func(any) string) string {
+		return "labels @> " + arg(fmt.Sprint(len(ls))) + " AND 100% sure"
+	}
+	const sel = "SELECT gateway, sensor, metric, unit, CAST(labels AS TEXT), coalesce(first_ts, last_ts), last_ts FROM series WHERE last_ts IS NOT NULL"
+	after := ingest.SeriesKey{Gateway: "g", Sensor: "s", Metric: "m"}
+	for _, tc := range []struct {
+		q    ingest.SeriesQuery
+		sql  string
+		args []any
+	}{
+		{ingest.SeriesQuery{Limit: 3}, " ORDER BY gateway, sensor, metric LIMIT $1", []any{3}},
+		{ingest.SeriesQuery{Gateway: "g", Sensor: "s", Metric: "m", Limit: 3},
+			" AND gateway = $1 AND sensor = $2 AND metric = $3 ORDER BY gateway, sensor, metric LIMIT $4", []any{"g", "s", "m", 3}},
+		{ingest.SeriesQuery{Sensor: "s", Labels: map[string]string{"a": "b"}, After: after, Limit: 3},
+			" AND sensor = $1 AND labels @> $2 AND 100% sure AND (gateway, sensor, metric) > ($3, $4, $5) ORDER BY gateway, sensor, metric LIMIT $6",
+			[]any{"s", "1", "g", "s", "m", 3}},
+		{ingest.SeriesQuery{Gateway: "g", After: after, Limit: 3},
+			" AND gateway = $1 AND (sensor, metric) > ($2, $3) ORDER BY gateway, sensor, metric LIMIT $4", []any{"g", "s", "m", 3}},
+	} {
+		sql, args := SeriesQuery(tc.q, param, labels)
+		if sql != sel+tc.sql || fmt.Sprint(args) != fmt.Sprint(tc.args) {
+			t.Errorf("SeriesQuery(%+v) =\n%s %v\nwant\n%s %v", tc.q, sql, args, sel+tc.sql, tc.args)
+		}
+	}
+}
+
 func TestLatestQuery(t *testing.T) {
 	param := func(n int) string { return "$" + strconv.Itoa(n) }
-	const sel = "SELECT gateway, sensor, metric, ts, value, quality FROM latest"
+	const sel = "SELECT gateway, sensor, metric, ts, value, quality, unit FROM latest"
 	after := ingest.SeriesKey{Gateway: "g", Sensor: "s", Metric: "m"}
 	for _, tc := range []struct {
 		q    ingest.LatestQuery
