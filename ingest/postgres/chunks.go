@@ -217,7 +217,9 @@ func (s *Store) execCommit(ctx context.Context, sc *commitScratch, n int, now in
 		INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes, created)
 		SELECT k.gateway, k.epoch, k.seq, $6, k.n, 'telemetry', k.bytes, k.created
 		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::integer[], $5::integer[], $28::bigint[]) AS k(gateway, epoch, seq, n, bytes, created)
-		WHERE NOT EXISTS (SELECT FROM batches o WHERE o.created < $29 AND o.gateway = k.gateway AND o.epoch = k.epoch AND o.seq = k.seq)
+		WHERE CASE WHEN k.created < $29
+			THEN NOT EXISTS (SELECT FROM batches o WHERE o.created < $29 AND o.gateway = k.gateway AND o.epoch = k.epoch AND o.seq = k.seq)
+			ELSE true END
 		ON CONFLICT DO NOTHING RETURNING gateway, epoch, seq
 	), nb AS (
 		SELECT k.i FROM b JOIN unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS k(gateway, epoch, seq, i)

@@ -150,7 +150,9 @@ func (s *Store) commitOther(ctx context.Context, b *outpost.Batch, size int, now
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes, created)
 			SELECT $1, $2, $3, $4, $5, $6, $7, $8
-			WHERE NOT EXISTS (SELECT FROM batches o WHERE o.created < $9 AND o.gateway = $1 AND o.epoch = $2 AND o.seq = $3)
+			WHERE CASE WHEN $8::bigint < $9::bigint
+				THEN NOT EXISTS (SELECT FROM batches o WHERE o.created < $9 AND o.gateway = $1 AND o.epoch = $2 AND o.seq = $3)
+				ELSE true END
 			ON CONFLICT DO NOTHING`,
 			b.Gateway, int64(b.Epoch), int64(b.Seq), now, b.Len(), rows.Kind(b.Kind), size, b.Created, s.legacyUntil)
 		if err != nil {

@@ -198,7 +198,7 @@ func (s *Store) init(ctx context.Context, path, common string) error {
 	}
 	prep(&s.insBatch, `INSERT INTO batches (gateway, epoch, seq, received_at, n, kind, bytes, created)
 		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
-		WHERE NOT EXISTS (SELECT 1 FROM batches WHERE gateway = ?1 AND epoch = ?2 AND seq = ?3 AND created < ?9)
+		WHERE ?8 >= ?9 OR NOT EXISTS (SELECT 1 FROM batches WHERE gateway = ?1 AND epoch = ?2 AND seq = ?3 AND created < ?9)
 		ON CONFLICT DO NOTHING`)
 	prep(&s.newSeries, sqlNewSeries)
 	prep(&s.insChunk, sqlInsChunk)

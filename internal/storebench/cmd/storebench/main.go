@@ -36,12 +36,15 @@ func main() {
 	flag.IntVar(&q.Days, "query-days", 31, "days of the query phase's series")
 	flag.IntVar(&q.LatestSeries, "query-latest", 10_000, "series the query phase's latest query reads")
 	flag.IntVar(&q.Repeat, "query-repeat", 20, "times each query runs")
+	onlyQueries := flag.Bool("only-queries", false, "run the query phase alone")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if _, err := storebench.Run(ctx, o); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	if !*onlyQueries {
+		if _, err := storebench.Run(ctx, o); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 	}
 	if q.Series > 0 {
 		if _, err := storebench.RunQueries(ctx, o, q); err != nil {
