@@ -54,17 +54,23 @@ func strictParams(rawQuery string, repeatable []string, single ...string) (url.V
 	return v, nil
 }
 
+// seriesNames reads gateway, sensor and metric.
+func seriesNames(v url.Values, required bool) (gateway, sensor, metric string, err error) {
+	if gateway, err = name(v, "gateway", required); err != nil {
+		return
+	}
+	if sensor, err = name(v, "sensor", required); err != nil {
+		return
+	}
+	metric, err = name(v, "metric", required)
+	return
+}
+
 // rangeQuery reads and checks the parameters of /api/v1/readings.
 func (s *Service) rangeQuery(v url.Values) (RangeQuery, error) {
 	var q RangeQuery
 	var err error
-	if q.Gateway, err = name(v, "gateway", true); err != nil {
-		return q, err
-	}
-	if q.Sensor, err = name(v, "sensor", true); err != nil {
-		return q, err
-	}
-	if q.Metric, err = name(v, "metric", true); err != nil {
+	if q.Gateway, q.Sensor, q.Metric, err = seriesNames(v, true); err != nil {
 		return q, err
 	}
 	q.From, q.To, err = s.window(v)
@@ -140,13 +146,7 @@ func latestQuery(v url.Values) (LatestQuery, error) {
 func seriesQuery(v url.Values) (SeriesQuery, error) {
 	var q SeriesQuery
 	var err error
-	if q.Gateway, err = name(v, "gateway", false); err != nil {
-		return q, err
-	}
-	if q.Sensor, err = name(v, "sensor", false); err != nil {
-		return q, err
-	}
-	if q.Metric, err = name(v, "metric", false); err != nil {
+	if q.Gateway, q.Sensor, q.Metric, err = seriesNames(v, false); err != nil {
 		return q, err
 	}
 	if q.Labels, err = labelFilter(v["label"]); err != nil {

@@ -116,13 +116,7 @@ func (s *Store) Buckets(ctx context.Context, q ingest.BucketQuery) iter.Seq2[ing
 		if !ok {
 			return
 		}
-		b := ingest.Bucket{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric, Unit: unit}
-		err = rollup.Buckets(s.rollupSource(ctx, id), rq, func(a rollup.Agg) bool {
-			b.TS, b.N, b.Count, b.LastTS = a.Bucket, a.N, a.Count, a.LastTS
-			b.Min, b.Max, b.Avg, b.Last = a.Min, a.Max, a.Avg(), a.Last
-			return yield(b, nil)
-		})
-		if err != nil {
+		if err := rollup.Serve(s.rollupSource(ctx, id), q, unit, yield); err != nil {
 			fail(err)
 		}
 	}
@@ -148,16 +142,8 @@ func (s *Store) rollupSource(ctx context.Context, id int64) rollup.Source {
 		}
 		return rs.Err()
 	}
-	return rollup.Source{
-		Hours: func(from, to int64) ([]rollup.Agg, error) {
-			var out []rollup.Agg
-			err := rowsOf("rollup_1h", from, to, func(a rollup.Agg) bool { out = append(out, a); return true })
-			return out, err
-		},
-		Minutes: func(from, to int64, yield func(rollup.Agg) bool) error {
-			return rowsOf("rollup_1m", from, to, yield)
-		},
-		Stale: func(from, to int64) ([]int64, error) {
+	return rollup.Tables(rowsOf,
+		func(from, to int64) ([]int64, error) {
 			rs, err := s.pool.Query(ctx, `SELECT win FROM pending WHERE series_id = $1 AND win >= $2 AND win < $3
 				UNION SELECT DISTINCT ts - ((ts % $4) + $4) % $4 FROM recent
 				WHERE series_id = $1 AND ts >= greatest($2, $5::bigint) AND ts < $3`, id, from, to, layout.Window, minTS)
@@ -166,8 +152,7 @@ func (s *Store) rollupSource(ctx context.Context, id int64) rollup.Source {
 			}
 			return pgx.CollectRows(rs, pgx.RowTo[int64])
 		},
-		Raw: func(from, to int64, yield func(int64, float64, outpost.Quality) bool) error {
+		func(from, to int64, yield func(int64, float64, outpost.Quality) bool) error {
 			return s.raw(ctx, id, from, to, math.MaxInt, yield)
-		},
-	}
+		})
 }

@@ -126,12 +126,7 @@ func (s *Store) Buckets(ctx context.Context, q ingest.BucketQuery) iter.Seq2[ing
 			if err != nil || !ok {
 				return err
 			}
-			b := ingest.Bucket{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric, Unit: unit}
-			return rollup.Buckets(rollupSource(ctx, tx, id), rq, func(a rollup.Agg) bool {
-				b.TS, b.N, b.Count, b.LastTS = a.Bucket, a.N, a.Count, a.LastTS
-				b.Min, b.Max, b.Avg, b.Last = a.Min, a.Max, a.Avg(), a.Last
-				return yield(b, nil)
-			})
+			return rollup.Serve(rollupSource(ctx, tx, id), q, unit, yield)
 		})
 		if err != nil {
 			yield(ingest.Bucket{}, fmt.Errorf("sqlite: buckets: %w", err))
@@ -161,16 +156,8 @@ func rollupSource(ctx context.Context, tx *sql.Tx, id int64) rollup.Source {
 		}
 		return rs.Err()
 	}
-	return rollup.Source{
-		Hours: func(from, to int64) ([]rollup.Agg, error) {
-			var out []rollup.Agg
-			err := rowsOf("rollup_1h", from, to, func(a rollup.Agg) bool { out = append(out, a); return true })
-			return out, err
-		},
-		Minutes: func(from, to int64, yield func(rollup.Agg) bool) error {
-			return rowsOf("rollup_1m", from, to, yield)
-		},
-		Stale: func(from, to int64) ([]int64, error) {
+	return rollup.Tables(rowsOf,
+		func(from, to int64) ([]int64, error) {
 			rs, err := tx.QueryContext(ctx, `SELECT win FROM pending WHERE series_id = ?1 AND win >= ?2 AND win < ?3
 				UNION SELECT DISTINCT ts - ((ts % ?4) + ?4) % ?4 FROM recent
 				WHERE series_id = ?1 AND ts >= max(?2, ?5) AND ts < ?3`, id, from, to, layout.Window, minTS)
@@ -188,8 +175,7 @@ func rollupSource(ctx context.Context, tx *sql.Tx, id int64) rollup.Source {
 			}
 			return out, rs.Err()
 		},
-		Raw: func(from, to int64, yield func(int64, float64, outpost.Quality) bool) error {
+		func(from, to int64, yield func(int64, float64, outpost.Quality) bool) error {
 			return raw(ctx, tx, id, from, to, math.MaxInt, yield)
-		},
-	}
+		})
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/ingest"
 )
 
 // Source is one series as a store reads it for a query with a step.
@@ -203,4 +204,35 @@ func (c *combiner) flush() {
 		c.done = true
 	}
 	c.cur.N = 0
+}
+
+// Tables makes a Source of a store's reader of the rollup tables (read
+// yields the rows of table with from <= bucket < to in time order), its
+// stale windows and its readings.
+func Tables(read func(table string, from, to int64, yield func(Agg) bool) error,
+	stale func(from, to int64) ([]int64, error),
+	raw func(from, to int64, yield func(int64, float64, outpost.Quality) bool) error) Source {
+	return Source{
+		Hours: func(from, to int64) ([]Agg, error) {
+			var out []Agg
+			err := read("rollup_1h", from, to, func(a Agg) bool { out = append(out, a); return true })
+			return out, err
+		},
+		Minutes: func(from, to int64, yield func(Agg) bool) error {
+			return read("rollup_1m", from, to, yield)
+		},
+		Stale: stale,
+		Raw:   raw,
+	}
+}
+
+// Serve answers q from src, one series with its unit, as a store's
+// Buckets yields: each bucket, or an error.
+func Serve(src Source, q ingest.BucketQuery, unit string, yield func(ingest.Bucket, error) bool) error {
+	b := ingest.Bucket{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric, Unit: unit}
+	return Buckets(src, Query{From: q.From, To: q.To, Step: q.Step, Limit: q.Limit}, func(a Agg) bool {
+		b.TS, b.N, b.Count, b.LastTS = a.Bucket, a.N, a.Count, a.LastTS
+		b.Min, b.Max, b.Avg, b.Last = a.Min, a.Max, a.Avg(), a.Last
+		return yield(b, nil)
+	})
 }
