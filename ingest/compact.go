@@ -63,18 +63,7 @@ func (s *Service) maintainLoop(ctx context.Context, m Maintainer) {
 	}
 }
 
-// expired reports whether b was made before the retention's horizon:
-// the start of the day that holds now minus the retention, as the
-// stores drop whole days.
+// expired reports whether b was made before the retention's horizon.
 func (s *Service) expired(b *outpost.Batch) bool {
-	if s.opts.Retention <= 0 {
-		return false
-	}
-	const day = int64(24 * time.Hour)
-	h := s.now().UnixNano() - int64(s.opts.Retention)
-	r := h % day
-	if r < 0 {
-		r += day
-	}
-	return b.Created < h-r
+	return s.opts.Retention > 0 && b.Created < Horizon(s.now().UnixNano(), s.opts.Retention)
 }

@@ -349,6 +349,25 @@ func parseQuality(s string) (outpost.Quality, bool) {
 	return 0, false
 }
 
+// RetentionSpan is the unit of retention: what a store drops is whole
+// spans of this length counted from the Unix epoch (PostgreSQL's
+// partitions), so it keeps up to one span more than the retention. A week,
+// as TimescaleDB's default chunk: daily partitions would make thousands of
+// tables of a backlog or a backfill that covers years.
+const RetentionSpan = 7 * 24 * time.Hour
+
+// Horizon is where a retention of keep (> 0) cuts at now (unix ns): the
+// start of the span that holds now minus keep. What is dated before it
+// goes.
+func Horizon(now int64, keep time.Duration) int64 {
+	h, span := now-int64(keep), int64(RetentionSpan)
+	r := h % span
+	if r < 0 {
+		r += span
+	}
+	return h - r
+}
+
 // Retention is how long a store keeps what it holds, in ns; 0 keeps it
 // for ever. Raw covers the readings, alerts, gaps, dead letters and the
 // dedup ledger; Minute the minute rollups. The hour rollups are kept for

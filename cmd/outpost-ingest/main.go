@@ -215,7 +215,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&m.MaxReadings, "max-readings", m.MaxReadings, "most readings one batch may carry; a bigger one is dead-lettered and kept by its gateway (keep it at or above the fleet's batch.max_readings)")
 	fs.DurationVar(&m.MaxFutureSkew, "max-future-skew", m.MaxFutureSkew, "how far ahead of this clock a reading, alert or status may be dated; later ones are dead-lettered")
 	fs.DurationVar(&m.CompactEvery, "compact-every", m.CompactEvery, "how often the rows of closed hours are folded into chunks (docs/storage.md); 0: never (only one ingest process of a database compacts at a time)")
-	fs.Var((*days)(&m.Retention), "retention", "how long readings, alerts, gaps, dead letters and the dedup ledger are kept, e.g. 90d (whole days are dropped; a batch made before that is acked and not stored); 0: for ever")
+	fs.Var((*days)(&m.Retention), "retention", "how long readings, alerts, gaps, dead letters and the dedup ledger are kept, e.g. 90d (whole weeks are dropped, so up to a week more is kept; a batch made before that is acked and not stored); 0: for ever")
 	fs.Var((*days)(&m.RetentionMinute), "retention-1m", "how long the minute rollups are kept, e.g. 365d; 0: for ever (the hour rollups are kept for ever)")
 	fs.StringVar(&m.HTTPTokenFile, "http-token-file", m.HTTPTokenFile, "`file` holding the bearer token that /api/ and /metrics requests must carry (/healthz stays open); without it the API is open to all who reach it")
 	fs.IntVar(&m.HTTPMaxQueries, "http-max-queries", m.HTTPMaxQueries, "HTTP API queries that may run at once; more get 503")

@@ -16,7 +16,7 @@ import (
 
 // schemaVersion is the layout this code writes: 1 was a row per
 // reading (readings and latest tables), 2 series chunks, 3 series chunks
-// with the big tables partitioned by day.
+// with the big tables partitioned by week.
 const schemaVersion = 3
 
 // migrate creates the schema, or brings an older one to this version,
@@ -153,7 +153,7 @@ func (s *Store) convertPlain(ctx context.Context, conn *pgxpool.Conn, t int) err
 		key = "received_at"
 	}
 	start := time.Now()
-	rs, err := conn.Query(ctx, fmt.Sprintf(`SELECT DISTINCT %s - ((%s %% $1) + $1) %% $1 FROM %s`, key, key, old), Day)
+	rs, err := conn.Query(ctx, fmt.Sprintf(`SELECT DISTINCT %s - ((%s %% $1) + $1) %% $1 FROM %s`, key, key, old), span)
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func (s *Store) convertPlain(ctx context.Context, conn *pgxpool.Conn, t int) err
 		return err
 	}
 	s.log.Warn().Str("table", pt.name).Int64("rows", n).Int("days", len(days)).Dur("took", time.Since(start)).
-		Msg("moved an unpartitioned table into daily partitions")
+		Msg("moved an unpartitioned table into weekly partitions")
 	return nil
 }
 

@@ -16,19 +16,19 @@ import (
 	"github.com/outposthq/outpost/ingest/internal/rollup"
 )
 
-// Day is the span of one partition: a UTC day.
-const Day = int64(24 * time.Hour)
+// span is the time one partition covers (ingest.RetentionSpan).
+const span = int64(ingest.RetentionSpan)
 
 // partLock is the advisory lock key that serialises the creation of
 // partitions (as a transaction lock) and, held for a session, elects the
 // process that drops them.
 const partLock = schemaLock + 2
 
-// aheadDays is how many days past today Maintain creates partitions
-// for, so that commits seldom have to.
-const aheadDays = 2
+// ahead is how far past now Maintain creates partitions, so that
+// commits seldom have to.
+const ahead = 2 * 24 * time.Hour
 
-// partTable is a table partitioned by day on a column of unix ns.
+// partTable is a table partitioned by span on a column of unix ns.
 type partTable struct {
 	name, key string
 	raw       bool // dropped at the raw retention, else at the minute rollups'
@@ -54,21 +54,22 @@ const (
 	tRollup1m
 )
 
-// part names one partition: a table and the start of its day.
+// part names one partition: a table and the start of its span.
 type part struct {
 	table int
 	day   int64
 }
 
-// dayOf returns the start of the day holding ts.
-func dayOf(ts int64) int64 { return rollup.Floor(ts, Day) }
+// dayOf returns the start of the partition's span holding ts.
+func dayOf(ts int64) int64 { return rollup.Floor(ts, span) }
 
-// name is the partition's table name: chunks_p20261206.
+// name is the partition's table name, after the first day it covers:
+// chunks_p20261203.
 func (p part) name() string {
 	return partTables[p.table].name + "_p" + time.Unix(0, p.day).UTC().Format("20060102")
 }
 
-// parseDay reads the day of a partition's name suffix.
+// parseDay reads the first day of a partition's name suffix.
 func parseDay(suffix string) (int64, bool) {
 	t, err := time.Parse("20060102", suffix)
 	if err != nil {
@@ -199,7 +200,7 @@ func createPartitions(ctx context.Context, tx pgx.Tx, ps []part) error {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		if _, err := tx.Exec(ctx, fmt.Sprintf(`ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%d) TO (%d)`,
-			parent, id, p.day, rollup.End(p.day, Day))); err != nil {
+			parent, id, p.day, rollup.End(p.day, span))); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
@@ -236,18 +237,18 @@ func appendPart(ps []part, p part) []part {
 	return append(ps, p)
 }
 
-// Maintain implements ingest.Maintainer: it creates the partitions of
-// today and the next aheadDays days, and drops those wholly older than
-// the retention, each after detaching it CONCURRENTLY so that neither
+// Maintain implements ingest.Maintainer: it creates the partitions from
+// now to ahead past it, and drops those wholly before the retention's
+// horizon (ingest.Horizon), each after detaching it CONCURRENTLY so that neither
 // commits nor queries wait. Among processes sharing a database one
 // maintains at a time (a session advisory lock); the others return at
 // once with Leader false.
 func (s *Store) Maintain(ctx context.Context, now int64, r ingest.Retention) (ingest.MaintainStats, error) {
 	var st ingest.MaintainStats
 	var need []part
-	for d := range aheadDays + 1 {
-		for i := range partTables {
-			need = append(need, part{i, dayOf(now) + int64(d)*Day})
+	for i := range partTables {
+		for d := dayOf(now); d <= now+int64(ahead); d += span {
+			need = append(need, part{i, d})
 		}
 	}
 	if err := s.ensure(ctx, need); err != nil {
@@ -278,7 +279,7 @@ func (s *Store) Maintain(ctx context.Context, now int64, r ingest.Retention) (in
 		if !partTables[p.table].raw {
 			keep = r.Minute
 		}
-		if keep <= 0 || rollup.End(p.day, Day) > now-keep {
+		if keep <= 0 || rollup.End(p.day, span) > ingest.Horizon(now, time.Duration(keep)) {
 			continue
 		}
 		if err := dropPartition(ctx, conn, p); err != nil {
@@ -291,12 +292,13 @@ func (s *Store) Maintain(ctx context.Context, now int64, r ingest.Retention) (in
 	if r.Raw > 0 {
 		// The row table and the pending list are not partitioned: they
 		// hold only what the compactor has yet to fold.
-		tag, err := conn.Exec(ctx, `DELETE FROM recent WHERE ts < $1`, now-r.Raw)
+		horizon := ingest.Horizon(now, time.Duration(r.Raw))
+		tag, err := conn.Exec(ctx, `DELETE FROM recent WHERE ts < $1`, horizon)
 		if err != nil {
 			return st, fmt.Errorf("postgres: maintain: %w", err)
 		}
 		st.Rows += tag.RowsAffected()
-		if _, err := conn.Exec(ctx, `DELETE FROM pending WHERE win < $1`, dayOf(now-r.Raw)); err != nil {
+		if _, err := conn.Exec(ctx, `DELETE FROM pending WHERE win < $1`, horizon); err != nil {
 			return st, fmt.Errorf("postgres: maintain: %w", err)
 		}
 	}

@@ -10,8 +10,8 @@ import (
 	"github.com/outposthq/outpost/ingest/storetest"
 )
 
-// Maintain makes the partitions of today and the next two days of every
-// partitioned table, and a commit into a day whose partition another
+// Maintain makes the partitions from now to two days ahead of every
+// partitioned table, and a commit into a week whose partition another
 // process dropped since finds out and makes it again.
 func TestPartitionsAheadAndDropped(t *testing.T) {
 	d := dsn(t)
@@ -25,8 +25,10 @@ func TestPartitionsAheadAndDropped(t *testing.T) {
 	if _, err := a.Maintain(ctx, now, ingest.Retention{}); err != nil {
 		t.Fatal(err)
 	}
+	span := int64(ingest.RetentionSpan)
 	for i := range int64(3) {
-		suffix := time.Unix(0, now+i*day).UTC().Format("20060102")
+		at := now + i*day
+		suffix := time.Unix(0, at-at%span).UTC().Format("20060102")
 		for _, table := range []string{"chunks", "alerts", "gaps", "dead_letters", "batches", "rollup_1m"} {
 			got, err := queryStrings(ctx, c, fmt.Sprintf(`SELECT (to_regclass('%s_p%s') IS NOT NULL)::text`, table, suffix))
 			if err != nil || len(got) != 1 || got[0] != "true" {
@@ -34,15 +36,15 @@ func TestPartitionsAheadAndDropped(t *testing.T) {
 			}
 		}
 	}
-	old := now - 10*day
+	old := now - 30*day
 	b1 := storetest.Telemetry("gw", 1, 1, storetest.Series("s", "t", old, time.Second, 100, 0)...)
 	b1.Created = old
 	if _, err := b.Commit(ctx, b1, 1); err != nil {
 		t.Fatal(err)
 	}
-	st, err := a.Maintain(ctx, now, ingest.Retention{Raw: 5 * day})
+	st, err := a.Maintain(ctx, now, ingest.Retention{Raw: 14 * day})
 	if err != nil || !st.Leader || st.Dropped != 2 {
-		t.Fatalf("maintain: %+v, %v; want the day's chunks and batches partitions dropped", st, err)
+		t.Fatalf("maintain: %+v, %v; want the week's chunks and batches partitions dropped", st, err)
 	}
 	b2 := storetest.Telemetry("gw", 1, 2, storetest.Series("s", "t", old, time.Second, 100, 0)...)
 	b2.Created = old

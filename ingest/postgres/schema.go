@@ -18,7 +18,7 @@ const labelsLock = 0x6c61626c // "labl"
 const schema = `
 CREATE TABLE IF NOT EXISTS outpost_schema (version integer NOT NULL, legacy_until bigint);
 ALTER TABLE outpost_schema ADD COLUMN IF NOT EXISTS legacy_until bigint;
-COMMENT ON TABLE outpost_schema IS 'the layout version of this database: 3 is series chunks in daily partitions';
+COMMENT ON TABLE outpost_schema IS 'the layout version of this database: 3 is series chunks in weekly partitions';
 COMMENT ON COLUMN outpost_schema.legacy_until IS 'unix ns when an unpartitioned ledger was moved into partitions: a batch made before it is also looked up by key alone';
 
 CREATE TABLE IF NOT EXISTS series (

@@ -4,14 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/outposthq/outpost/ingest"
-	"github.com/outposthq/outpost/ingest/internal/rollup"
 )
-
-// day is the unit of the retention: what it drops ends on a UTC day, as
-// PostgreSQL's daily partitions do.
-const day = int64(24 * 3600e9)
 
 // expireRows bounds the rows one retention transaction deletes: the
 // writer is held that long, and commits wait.
@@ -38,9 +34,9 @@ var expiries = []expiry{
 var _ ingest.Maintainer = (*Store)(nil)
 
 // Maintain implements ingest.Maintainer. SQLite has no partitions: it
-// deletes what is older than the start of the day that holds now minus
-// the retention, as PostgreSQL drops whole days, a transaction per
-// expireRows rows, so that commits go on between them.
+// deletes what is dated before the retention's horizon (ingest.Horizon),
+// as PostgreSQL drops whole partitions, a transaction per expireRows
+// rows, so that commits go on between them.
 func (s *Store) Maintain(ctx context.Context, now int64, r ingest.Retention) (ingest.MaintainStats, error) {
 	st := ingest.MaintainStats{Leader: true}
 	for _, e := range expiries {
@@ -51,7 +47,7 @@ func (s *Store) Maintain(ctx context.Context, now int64, r ingest.Retention) (in
 		if keep <= 0 {
 			continue
 		}
-		horizon := rollup.Floor(now-keep, day)
+		horizon := ingest.Horizon(now, time.Duration(keep))
 		q := fmt.Sprintf(`DELETE FROM %s WHERE (%s) IN (SELECT %s FROM %s WHERE %s < ? LIMIT %d)`,
 			e.table, e.key, e.key, e.table, e.col, expireRows)
 		for {
