@@ -527,7 +527,7 @@ func (d *Demo) printDatabase(w io.Writer) {
 		fmt.Fprintf(w, "  psql %s -c \"select to_timestamp(ts / 1e9), state, fingerprint, message from alerts order by ts\"\n", shellQuote(db))
 		return
 	}
-	fmt.Fprintf(w, "the database: %s (SQLite; tables series, chunks, recent, alerts, batches, gaps, dead_letters, gateways; views latest and readings, the latter not readable by the sqlite3 shell)\n", path)
+	fmt.Fprintf(w, "the database: %s (SQLite; tables series, chunks, recent, rollup_1m, rollup_1h, alerts, batches, gaps, dead_letters, gateways and more; views latest and readings, the latter not readable by the sqlite3 shell)\n", path)
 	if d.tmpDir != "" && within(d.tmpDir, path) {
 		fmt.Fprintf(w, "  it is removed at exit with its temp dir: run with --data-dir DIR to keep it, and look at it with\n")
 	} else {
