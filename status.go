@@ -30,7 +30,10 @@ const (
 type Status struct {
 	State   string `json:"state"`
 	Gateway string `json:"gateway"`
-	TS      string `json:"ts"` // RFC 3339 with nanoseconds, UTC
+	// TS is when the gateway published it, RFC 3339 with nanoseconds,
+	// UTC; empty (left out) in the last will, which the broker publishes
+	// when the connection dies, at a time the gateway cannot know.
+	TS string `json:"ts,omitempty"`
 	// Sensors are the gateway's sensors by id, every one of its config,
 	// each with its labels. A status without the field (nil: from a
 	// gateway of an earlier release) says nothing of them; an empty

@@ -135,11 +135,14 @@ type Store interface {
 	// DeadLetter records a message that could not be stored.
 	DeadLetter(ctx context.Context, topic, reason string, payload []byte) error
 	// SetGatewayStatus records a gateway's status unless a newer one (by
-	// at) is already stored. When it does, and labels is not nil, the
-	// gateway's sensors have labels from then on and nothing else (a
-	// sensor that labels leaves out has none): on every series of the
-	// gateway, and on series made later (docs/storage.md, "Sensor
-	// labels"). A status that is not recorded changes no labels.
+	// at) is already stored. A zero at (an undated status: the broker's
+	// last will) is newer than any, and is stored 1 ns after the one it
+	// replaces (now, when there is none). When it records the status,
+	// and labels is not nil, the gateway's sensors have labels from then
+	// on and nothing else (a sensor that labels leaves out has none): on
+	// every series of the gateway, and on series made later
+	// (docs/storage.md, "Sensor labels"). A status that is not recorded
+	// changes no labels.
 	SetGatewayStatus(ctx context.Context, gateway, state string, at time.Time, payload []byte, labels SensorLabels) error
 
 	// The query methods return iterators. Ranging over one runs the

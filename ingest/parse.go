@@ -497,10 +497,15 @@ func parseStatus(prefix, topic string, payload []byte, received time.Time, maxSk
 	if err := st.CheckSensors(); err != nil {
 		return statusMsg{}, reject("status sensors: %v", err)
 	}
-	// Status is informational: a missing, unreadable or absurd ts falls
-	// back to the receive time rather than losing the update. One ahead
-	// of the clock is refused, the year 9999 as well as 2261.
+	// Status is informational: an unreadable or absurd ts falls back to
+	// the receive time rather than losing the update. One ahead of the
+	// clock is refused, the year 9999 as well as 2261. A missing one (a
+	// gateway's last will) leaves at zero: newer than the stored status.
 	msg := statusMsg{gateway: gateway, state: st.State, at: received, labels: sensorLabels(st.Sensors)}
+	if st.TS == "" {
+		msg.at = time.Time{}
+		return msg, nil
+	}
 	if t, err := time.Parse(time.RFC3339Nano, st.TS); err == nil {
 		if maxSkew >= 0 && t.After(received.Add(maxSkew)) {
 			return statusMsg{}, reject("from the future: status ts %s (ingest clock %s, max skew %v)",

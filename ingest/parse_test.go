@@ -41,7 +41,7 @@ func TestParseStatus(t *testing.T) {
 		err                  string // "" ok, "skip", or a reason fragment
 	}{
 		{"online", `{"state":"online","ts":"2024-06-01T12:00:00.5Z","uptime":3}`, "online", time.Date(2024, 6, 1, 12, 0, 0, 5e8, time.UTC), ""},
-		{"no ts", `{"state":"offline"}`, "offline", now, ""},
+		{"no ts (a last will): undated", `{"state":"offline"}`, "offline", time.Time{}, ""},
 		{"bad ts", `{"state":"offline","ts":"soon"}`, "offline", now, ""},
 		{"ts before 1970", `{"state":"offline","ts":"1969-01-01T00:00:00Z"}`, "offline", now, ""},
 		{"ts far ahead", `{"state":"online","ts":"9999-01-01T00:00:00Z"}`, "", time.Time{}, "from the future"},

@@ -42,7 +42,7 @@ func (u *Uplink) clientOptions() *mqtt.ClientOptions {
 		// only after 12 s.
 		SetPingTimeout(pingTimeout(u.opt.KeepAlive)).
 		SetWriteTimeout(u.opt.ConnectTimeout).
-		SetBinaryWill(u.statusTopic, u.statusJSON("offline"), 1, true).
+		SetBinaryWill(u.statusTopic, u.willJSON(), 1, true).
 		SetCustomOpenConnectionFn(u.openConn).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			select {

@@ -452,6 +452,14 @@ func (u *Uplink) statusJSON(state string) []byte {
 	return b
 }
 
+// willJSON is the last will: offline, undated (ingest takes it for newer
+// than the status it replaces, which a time taken now, before that
+// status, would not be), and without sensors (their labels stand).
+func (u *Uplink) willJSON() []byte {
+	b, _ := json.Marshal(outpost.Status{State: "offline", Gateway: u.opt.Gateway}) // strings: no error
+	return b
+}
+
 // Stats returns a snapshot of the counters.
 func (u *Uplink) Stats() Stats {
 	return Stats{

@@ -245,10 +245,14 @@ func (s *Store) SetGatewayStatus(ctx context.Context, gateway, state string, at 
 				return err
 			}
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO gateways (gateway, state, updated_at, payload) VALUES ($1, $2, $3, $4::jsonb)
-			ON CONFLICT (gateway) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, payload = excluded.payload
-			WHERE gateways.updated_at <= excluded.updated_at`,
-			gateway, state, at.UnixNano(), string(payload))
+		// An undated status (at zero: the broker's last will) comes
+		// after the stored one, whatever its time: 1 ns later.
+		tag, err := tx.Exec(ctx, `INSERT INTO gateways (gateway, state, updated_at, payload)
+			VALUES ($1, $2, CASE WHEN $5::boolean THEN $6::bigint ELSE $3::bigint END, $4::jsonb)
+			ON CONFLICT (gateway) DO UPDATE SET state = excluded.state, payload = excluded.payload,
+				updated_at = CASE WHEN $5::boolean THEN gateways.updated_at + 1 ELSE excluded.updated_at END
+			WHERE $5::boolean OR gateways.updated_at <= excluded.updated_at`,
+			gateway, state, at.UnixNano(), string(payload), at.IsZero(), s.now().UnixNano())
 		if err != nil || tag.RowsAffected() == 0 || labels == nil {
 			return err // an older status, or none of labels
 		}

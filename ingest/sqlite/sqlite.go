@@ -377,10 +377,14 @@ func (s *Store) SetGatewayStatus(ctx context.Context, gateway, state string, at 
 		return fmt.Errorf("sqlite: gateway status: %w: %v", ingest.ErrInvalidData, err)
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO gateways (gateway, state, updated_at, payload) VALUES (?, ?, ?, ?)
-			ON CONFLICT (gateway) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, payload = excluded.payload
-			WHERE excluded.updated_at >= gateways.updated_at`,
-			gateway, state, at.UnixNano(), string(payload))
+		// An undated status (at zero: the broker's last will) comes
+		// after the stored one, whatever its time: 1 ns later.
+		res, err := tx.ExecContext(ctx, `INSERT INTO gateways (gateway, state, updated_at, payload)
+			VALUES (?1, ?2, CASE WHEN ?5 THEN ?6 ELSE ?3 END, ?4)
+			ON CONFLICT (gateway) DO UPDATE SET state = excluded.state, payload = excluded.payload,
+				updated_at = CASE WHEN ?5 THEN gateways.updated_at + 1 ELSE excluded.updated_at END
+			WHERE ?5 OR excluded.updated_at >= gateways.updated_at`,
+			gateway, state, at.UnixNano(), string(payload), at.IsZero(), s.now().UnixNano())
 		if err != nil {
 			return classify(err)
 		}

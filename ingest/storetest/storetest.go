@@ -285,6 +285,30 @@ func testGatewayStatus(t *testing.T, s ingest.Store) {
 	if err := json.Unmarshal(a.Payload, &st); err != nil || st.State != "offline" {
 		t.Errorf("gw-a payload %s: state %q, err %v", a.Payload, st.State, err)
 	}
+	// An undated status (the broker's last will, made when the gateway
+	// connected) replaces the one stored, whatever its time, and is dated
+	// 1 ns after it; the gateway's next status replaces it.
+	undated := func(gw string) {
+		t.Helper()
+		if err := s.SetGatewayStatus(ctx(t), gw, "offline", time.Time{}, []byte(`{"state":"offline","gateway":"`+gw+`"}`), nil); err != nil {
+			t.Fatalf("set status: %v", err)
+		}
+	}
+	undated("gw-b")
+	set("gw-b", "online", at) // not newer than the will
+	before := time.Now()
+	undated("gw-c") // none stored: now
+	gws, err = Collect(s.Gateways(ctx(t)))
+	if err != nil || len(gws) != 3 {
+		t.Fatalf("gateways = %+v, %v; want 3", gws, err)
+	}
+	if b, c := gws[1], gws[2]; b.State != "offline" || !b.UpdatedAt.Equal(at.Add(1)) || c.State != "offline" || c.UpdatedAt.Before(before.Add(-time.Minute)) {
+		t.Errorf("after the wills: gw-b %+v (want offline at %v), gw-c %+v (want offline now)", b, at.Add(1), c)
+	}
+	set("gw-b", "online", at.Add(time.Millisecond))
+	if gws, err := Collect(s.Gateways(ctx(t))); err != nil || gws[1].State != "online" {
+		t.Errorf("gw-b after it came back: %+v, %v", gws, err)
+	}
 }
 
 func testLatest(t *testing.T, s ingest.Store) {
