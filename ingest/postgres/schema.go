@@ -15,7 +15,7 @@ const labelsLock = 0x6c61626c // "labl"
 // Every statement is idempotent. Times are bigint unix nanoseconds, not
 // timestamptz (microseconds); uint64 epoch/seq are stored as the same bit
 // pattern in bigint.
-const schema = `
+var schema = `
 CREATE TABLE IF NOT EXISTS outpost_schema (version integer NOT NULL, legacy_until bigint);
 ALTER TABLE outpost_schema ADD COLUMN IF NOT EXISTS legacy_until bigint;
 COMMENT ON TABLE outpost_schema IS 'the layout version of this database: 3 is series chunks in weekly partitions';
@@ -66,31 +66,9 @@ CREATE TABLE IF NOT EXISTS pending (
 );
 COMMENT ON TABLE pending IS 'windows that got chunks since the compactor last folded them: their rollups are not current';
 
-CREATE TABLE IF NOT EXISTS rollup_1m (
-	series_id bigint NOT NULL,
-	bucket    bigint NOT NULL,
-	n         bigint NOT NULL,
-	count     bigint NOT NULL,
-	min       double precision NOT NULL,
-	max       double precision NOT NULL,
-	sum       double precision NOT NULL,
-	last_ts   bigint NOT NULL,
-	last      double precision NOT NULL,
-	PRIMARY KEY (series_id, bucket)
-) PARTITION BY RANGE (bucket);
+` + rollupTable("rollup_1m") + ` PARTITION BY RANGE (bucket);
 COMMENT ON TABLE rollup_1m IS 'per series and minute: readings (n), those aggregated (count: not bad, not NaN), their min, max, sum and newest; only of hours with 30000 readings or more';
-CREATE TABLE IF NOT EXISTS rollup_1h (
-	series_id bigint NOT NULL,
-	bucket    bigint NOT NULL,
-	n         bigint NOT NULL,
-	count     bigint NOT NULL,
-	min       double precision NOT NULL,
-	max       double precision NOT NULL,
-	sum       double precision NOT NULL,
-	last_ts   bigint NOT NULL,
-	last      double precision NOT NULL,
-	PRIMARY KEY (series_id, bucket)
-);
+` + rollupTable("rollup_1h") + `;
 COMMENT ON TABLE rollup_1h IS 'per series and hour: as rollup_1m, of hours with 240 readings or more; written when the compactor folds the hour';
 
 CREATE OR REPLACE VIEW latest AS
@@ -206,3 +184,20 @@ CREATE TABLE IF NOT EXISTS sensor_labels (
 );
 COMMENT ON TABLE sensor_labels IS 'each sensor''s labels from its gateway''s newest status (no row: none); series.labels of its series, and of those made later';
 `
+
+// rollupTable is the CREATE TABLE of a rollup table, without its ending:
+// both have the same columns.
+func rollupTable(name string) string {
+	return `CREATE TABLE IF NOT EXISTS ` + name + ` (
+	series_id bigint NOT NULL,
+	bucket    bigint NOT NULL,
+	n         bigint NOT NULL,
+	count     bigint NOT NULL,
+	min       double precision NOT NULL,
+	max       double precision NOT NULL,
+	sum       double precision NOT NULL,
+	last_ts   bigint NOT NULL,
+	last      double precision NOT NULL,
+	PRIMARY KEY (series_id, bucket)
+)`
+}

@@ -10,7 +10,7 @@ const schemaVersion = 3
 // Times are INTEGER unix nanoseconds; uint64 epoch/seq are stored as the
 // same bit pattern in INTEGER (int64); a NaN value is NULL, except in
 // chunks, which hold it exactly.
-const schema = `
+var schema = `
 -- 3: series chunks, rollups, the ledger keyed by creation time too;
 -- legacy_until: when an older ledger was rebuilt (see ledgerV3).
 CREATE TABLE IF NOT EXISTS outpost_schema (version INTEGER NOT NULL, legacy_until INTEGER) STRICT;
@@ -60,30 +60,8 @@ CREATE TABLE IF NOT EXISTS pending (
 -- Per series and minute (only of hours with 30 000 readings or more)
 -- and per hour (of hours with 240 or more): readings (n), those aggregated (count: not bad, not NaN),
 -- their min, max, sum and newest (NULL when count is 0).
-CREATE TABLE IF NOT EXISTS rollup_1m (
-	series_id INTEGER NOT NULL,
-	bucket    INTEGER NOT NULL,
-	n         INTEGER NOT NULL,
-	count     INTEGER NOT NULL,
-	min       REAL,
-	max       REAL,
-	sum       REAL,
-	last_ts   INTEGER NOT NULL,
-	last      REAL,
-	PRIMARY KEY (series_id, bucket)
-) STRICT, WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rollup_1h (
-	series_id INTEGER NOT NULL,
-	bucket    INTEGER NOT NULL,
-	n         INTEGER NOT NULL,
-	count     INTEGER NOT NULL,
-	min       REAL,
-	max       REAL,
-	sum       REAL,
-	last_ts   INTEGER NOT NULL,
-	last      REAL,
-	PRIMARY KEY (series_id, bucket)
-) STRICT, WITHOUT ROWID;
+` + rollupTable("rollup_1m") + `
+` + rollupTable("rollup_1h") + `
 
 -- Made anew at every open: a file of an earlier release has it without
 -- unit (SQLite has no CREATE OR REPLACE VIEW).
@@ -191,3 +169,20 @@ const ledgerTable = `CREATE TABLE IF NOT EXISTS batches (
 	created     INTEGER NOT NULL, -- unix ns when the gateway sealed it: every copy of a batch carries it
 	PRIMARY KEY (gateway, epoch, seq, created)
 ) STRICT, WITHOUT ROWID;`
+
+// rollupTable is the CREATE TABLE of a rollup table: both have the same
+// columns.
+func rollupTable(name string) string {
+	return `CREATE TABLE IF NOT EXISTS ` + name + ` (
+	series_id INTEGER NOT NULL,
+	bucket    INTEGER NOT NULL,
+	n         INTEGER NOT NULL,
+	count     INTEGER NOT NULL,
+	min       REAL,
+	max       REAL,
+	sum       REAL,
+	last_ts   INTEGER NOT NULL,
+	last      REAL,
+	PRIMARY KEY (series_id, bucket)
+) STRICT, WITHOUT ROWID;`
+}
