@@ -53,18 +53,25 @@ func (s *Store) seriesID(ctx context.Context, gateway, sensor, metric string) (i
 
 // raw yields the series' readings with from <= ts < to in time order, at
 // most limit of them. It reads the chunks and rows side by side, on two
-// connections, and merges them one window (an hour) at a time: a chunk
-// never spans two, so what a window yields is final, and memory holds one
-// window's readings.
+// connections in one snapshot (the second imports the first's), so that
+// a compaction committed between the two queries neither hides readings
+// it moved nor shows them twice; and merges them one window (an hour) at
+// a time: a chunk never spans two, so what a window yields is final, and
+// memory holds one window's readings.
 func (s *Store) raw(ctx context.Context, id, from, to int64, limit int, yield func(int64, float64, outpost.Quality) bool) error {
-	cs, err := s.pool.Query(ctx, `SELECT t_min, data FROM chunks
+	ta, tb, done, err := s.snapshotPair(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	cs, err := ta.Query(ctx, `SELECT t_min, data FROM chunks
 		WHERE series_id = $1 AND t_min >= $2 AND t_min < $3 AND t_max >= $4 ORDER BY t_min`,
 		id, layout.WindowOf(from), to, from)
 	if err != nil {
 		return err
 	}
 	defer cs.Close()
-	rs, err := s.pool.Query(ctx, `SELECT ts, value, quality FROM recent
+	rs, err := tb.Query(ctx, `SELECT ts, value, quality FROM recent
 		WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts`, id, from, to)
 	if err != nil {
 		return err
@@ -155,4 +162,55 @@ func (s *Store) rollupSource(ctx context.Context, id int64) rollup.Source {
 		func(from, to int64, yield func(int64, float64, outpost.Quality) bool) error {
 			return s.raw(ctx, id, from, to, math.MaxInt, yield)
 		})
+}
+
+// snapshotPair begins two read-only transactions on two connections that
+// see the same snapshot; done rolls both back and releases them.
+func (s *Store) snapshotPair(ctx context.Context) (a, b pgx.Tx, done func(), err error) {
+	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+	var txs []pgx.Tx
+	done = func() {
+		for _, tx := range txs {
+			_ = tx.Rollback(context.WithoutCancel(ctx)) // read only: nothing to lose; a broken conn is discarded
+		}
+	}
+	if a, err = s.pool.BeginTx(ctx, opts); err != nil {
+		return nil, nil, nil, err
+	}
+	txs = append(txs, a)
+	var snap string
+	if err = a.QueryRow(ctx, `SELECT pg_export_snapshot()`).Scan(&snap); err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	if !validSnapshot(snap) {
+		done()
+		return nil, nil, nil, fmt.Errorf("snapshot id %q", snap)
+	}
+	if b, err = s.pool.BeginTx(ctx, opts); err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	txs = append(txs, b)
+	// SET TRANSACTION SNAPSHOT takes a literal, not a parameter; the id
+	// is the server's own, checked above.
+	if _, err = b.Exec(ctx, `SET TRANSACTION SNAPSHOT '`+snap+`'`); err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return a, b, done, nil
+}
+
+// validSnapshot reports whether id looks like a snapshot id of
+// pg_export_snapshot (hex digits and dashes).
+func validSnapshot(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F' || c >= 'a' && c <= 'f' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
