@@ -112,14 +112,15 @@ func Buckets(src Source, q Query, yield func(Agg) bool) error {
 	if res == 0 {
 		segs = []segment{{from, q.To, false}}
 	} else {
-		// Hour rows of the hours that begin in the range; the plan keeps
-		// those wholly within it.
-		var err error
-		hours, err = src.Hours(Floor(from, Hour), q.To)
+		// The stale windows first, then the hour rows of the hours that
+		// begin in the range (the plan keeps those wholly within it): a
+		// store that reads them at two moments then never takes rows
+		// older than what made them stale for current.
+		stale, err := src.Stale(Floor(from, Hour), q.To)
 		if err != nil {
 			return err
 		}
-		stale, err := src.Stale(Floor(from, Hour), q.To)
+		hours, err = src.Hours(Floor(from, Hour), q.To)
 		if err != nil {
 			return err
 		}
