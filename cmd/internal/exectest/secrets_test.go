@@ -40,7 +40,9 @@ func TestIngestBrokerLogin(t *testing.T) {
 			if got := p.await(t, "outpost-ingest starting")["broker"]; got != want {
 				t.Errorf("start line: broker %q, want %q", got, want)
 			}
-			p.await(t, "subscribed")
+			// Started (not only subscribed): a SIGTERM while it still
+			// starts ends the start, which is a failure to start.
+			p.await(t, "ingest started")
 			p.signal(t, syscall.SIGTERM)
 			if code := p.wait(t); code != 0 {
 				t.Fatalf("exit %d:\n%s", code, p.stderr())
