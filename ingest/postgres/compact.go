@@ -24,11 +24,6 @@ const compactLock = schemaLock + 1
 // transaction folds.
 const compactUnits = 1024
 
-// smallChunk is the size below which a chunk of a window being compacted
-// is merged with the window's other small chunks and rows rather than
-// left as it is.
-const smallChunk = 4096
-
 // Bounds of the readings a round holds in memory to rewrite as chunks:
 // small chunks beyond them are left as they are (and still rolled up).
 const (
@@ -115,15 +110,11 @@ type unit struct {
 	series, window int64
 }
 
-// minTS is the first time whose window starts within int64: rows dated
-// before it (never a real time) stay where they are.
-const minTS = int64(math.MinInt64) + layout.Window
-
 // rowUnits returns the closed windows with rows of the next compactUnits
 // series after the series id after, and the last series' id.
 func rowUnits(ctx context.Context, tx pgx.Tx, before, after int64) ([]unit, int64, error) {
 	rs, err := tx.Query(ctx, `SELECT DISTINCT series_id FROM recent WHERE series_id > $1 AND ts < $2 AND ts >= $3
-		ORDER BY series_id LIMIT $4`, after, before, minTS, compactUnits)
+		ORDER BY series_id LIMIT $4`, after, before, layout.MinTS, compactUnits)
 	if err != nil {
 		return nil, after, err
 	}
@@ -132,7 +123,7 @@ func rowUnits(ctx context.Context, tx pgx.Tx, before, after int64) ([]unit, int6
 		return nil, after, err
 	}
 	rs, err = tx.Query(ctx, `SELECT DISTINCT series_id, ts - ((ts % $3) + $3) % $3 FROM recent
-		WHERE series_id = ANY($1) AND ts < $2 AND ts >= $4 ORDER BY 1, 2`, series, before, layout.Window, minTS)
+		WHERE series_id = ANY($1) AND ts < $2 AND ts >= $4 ORDER BY 1, 2`, series, before, layout.Window, layout.MinTS)
 	if err != nil {
 		return nil, after, err
 	}
@@ -175,7 +166,7 @@ type compaction struct {
 	// rollup rows to write
 	rSeries, rBucket, rN, rCount, rLastTS []int64
 	rMin, rMax, rSum, rLast               []float64
-	hours                                 []int // index in the rollup columns where each unit's hour row is
+	rHour                                 []bool // the row is an hour row, else a minute row
 	minutes                               []rollup.Agg
 	// units as columns
 	uSeries, uWin, uEnd []int64
@@ -263,7 +254,7 @@ func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit
 		for i, t := range r.TS {
 			w.roll.Add(t, r.Values[i], qualityAt(r.Quality, i))
 		}
-		if n < smallChunk && w.held+len(r.TS) <= mergeUnitMax && c.merged+len(r.TS) <= mergeRoundMax {
+		if n < layout.SmallChunk && w.held+len(r.TS) <= mergeUnitMax && c.merged+len(r.TS) <= mergeRoundMax {
 			if len(r.Quality) == 0 {
 				r.Quality = nil
 			}
@@ -344,8 +335,7 @@ func (c *compaction) reset(units []unit) {
 	}
 	c.ids, c.mins, c.maxs, c.ns, c.datas = c.ids[:0], c.mins[:0], c.maxs[:0], c.ns[:0], c.datas[:0]
 	c.rSeries, c.rBucket, c.rN, c.rCount, c.rLastTS = c.rSeries[:0], c.rBucket[:0], c.rN[:0], c.rCount[:0], c.rLastTS[:0]
-	c.rMin, c.rMax, c.rSum, c.rLast = c.rMin[:0], c.rMax[:0], c.rSum[:0], c.rLast[:0]
-	c.hours = c.hours[:0]
+	c.rMin, c.rMax, c.rSum, c.rLast, c.rHour = c.rMin[:0], c.rMax[:0], c.rSum[:0], c.rLast[:0], c.rHour[:0]
 	c.merged = 0
 }
 
@@ -357,14 +347,14 @@ func (c *compaction) addRollups(w *work) {
 	if !ok {
 		return
 	}
-	c.hours = append(c.hours, len(c.rSeries))
-	c.addRow(w.u.series, h)
+	c.addRow(w.u.series, h, true)
 	for _, m := range c.minutes {
-		c.addRow(w.u.series, m)
+		c.addRow(w.u.series, m, false)
 	}
 }
 
-func (c *compaction) addRow(series int64, a rollup.Agg) {
+func (c *compaction) addRow(series int64, a rollup.Agg, hour bool) {
+	c.rHour = append(c.rHour, hour)
 	c.rSeries, c.rBucket, c.rN, c.rCount, c.rLastTS = append(c.rSeries, series), append(c.rBucket, a.Bucket), append(c.rN, a.N), append(c.rCount, a.Count), append(c.rLastTS, a.LastTS)
 	c.rMin, c.rMax, c.rSum, c.rLast = append(c.rMin, a.Min), append(c.rMax, a.Max), append(c.rSum, a.Sum), append(c.rLast, a.Last)
 }
@@ -381,10 +371,6 @@ func (c *compaction) writeRollups(ctx context.Context, tx pgx.Tx) error {
 		return err
 	}
 	// The hour rows, then the minute rows, each from the columns.
-	hour := make([]bool, len(c.rSeries))
-	for _, i := range c.hours {
-		hour[i] = true
-	}
 	_, err := tx.Exec(ctx, `WITH r AS (
 		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::float8[], $6::float8[], $7::float8[], $8::bigint[], $9::float8[], $10::boolean[])
 			AS r(series_id, bucket, n, count, min, max, sum, last_ts, last, hour)
@@ -394,7 +380,7 @@ func (c *compaction) writeRollups(ctx context.Context, tx pgx.Tx) error {
 	)
 	INSERT INTO rollup_1m (series_id, bucket, n, count, min, max, sum, last_ts, last)
 	SELECT series_id, bucket, n, count, min, max, sum, last_ts, last FROM r WHERE NOT hour`,
-		c.rSeries, c.rBucket, c.rN, c.rCount, c.rMin, c.rMax, c.rSum, c.rLastTS, c.rLast, hour)
+		c.rSeries, c.rBucket, c.rN, c.rCount, c.rMin, c.rMax, c.rSum, c.rLastTS, c.rLast, c.rHour)
 	return err
 }
 

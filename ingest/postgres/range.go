@@ -153,7 +153,7 @@ func (s *Store) rollupSource(ctx context.Context, id int64) rollup.Source {
 		func(from, to int64) ([]int64, error) {
 			rs, err := s.pool.Query(ctx, `SELECT win FROM pending WHERE series_id = $1 AND win >= $2 AND win < $3
 				UNION SELECT DISTINCT ts - ((ts % $4) + $4) % $4 FROM recent
-				WHERE series_id = $1 AND ts >= greatest($2, $5::bigint) AND ts < $3`, id, from, to, layout.Window, minTS)
+				WHERE series_id = $1 AND ts >= greatest($2, $5::bigint) AND ts < $3`, id, from, to, layout.Window, layout.MinTS)
 			if err != nil {
 				return nil, err
 			}

@@ -18,15 +18,6 @@ import (
 // transaction folds: the writer is held that long, and commits wait.
 const compactUnits = 256
 
-// smallChunk is the size below which a chunk of a window being compacted
-// is merged with the window's other small chunks and rows rather than
-// left as it is.
-const smallChunk = 4096
-
-// minTS is the first time whose window starts within int64: rows dated
-// before it (never a real time) stay where they are.
-const minTS = int64(math.MinInt64) + layout.Window
-
 var _ ingest.Compactor = (*Store)(nil)
 
 // Compact implements ingest.Compactor, as ingest/postgres does: a window
@@ -71,7 +62,7 @@ func (s *Store) compactRound(ctx context.Context, tx *sql.Tx, c *compaction, bef
 			SELECT series_id, win AS w FROM pending WHERE win < ?1
 			UNION SELECT DISTINCT series_id, ts - ((ts % ?2) + ?2) % ?2 FROM recent WHERE ts < ?1 AND ts >= ?4)
 		WHERE (series_id, w) > (?5, ?6) ORDER BY series_id, w LIMIT ?3`,
-		before, layout.Window, compactUnits, minTS, after.series, after.window)
+		before, layout.Window, compactUnits, layout.MinTS, after.series, after.window)
 	if err != nil {
 		return 0, after, err
 	}
@@ -153,7 +144,7 @@ func (c *compaction) unit(ctx context.Context, s *Store, tx *sql.Tx, u unit, st 
 			}
 			c.roll.Add(t, r.Values[i], q)
 		}
-		if c.n < smallChunk && held+len(r.TS) <= chunk.MaxReadings {
+		if c.n < layout.SmallChunk && held+len(r.TS) <= chunk.MaxReadings {
 			if len(r.Quality) == 0 {
 				r.Quality = nil // all good
 			}

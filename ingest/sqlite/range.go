@@ -160,7 +160,7 @@ func rollupSource(ctx context.Context, tx *sql.Tx, id int64) rollup.Source {
 		func(from, to int64) ([]int64, error) {
 			rs, err := tx.QueryContext(ctx, `SELECT win FROM pending WHERE series_id = ?1 AND win >= ?2 AND win < ?3
 				UNION SELECT DISTINCT ts - ((ts % ?4) + ?4) % ?4 FROM recent
-				WHERE series_id = ?1 AND ts >= max(?2, ?5) AND ts < ?3`, id, from, to, layout.Window, minTS)
+				WHERE series_id = ?1 AND ts >= max(?2, ?5) AND ts < ?3`, id, from, to, layout.Window, layout.MinTS)
 			if err != nil {
 				return nil, err
 			}

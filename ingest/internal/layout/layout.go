@@ -25,6 +25,16 @@ import (
 // window by window.
 const Window = int64(3600e9)
 
+// SmallChunk is the size below which a chunk of a window being
+// compacted is merged with the window's other small chunks and rows
+// rather than left as it is.
+const SmallChunk = 4096
+
+// MinTS is the first time whose window starts within int64: rows dated
+// before it (never a real time) stay rows, since their window's start is
+// not an int64.
+const MinTS = int64(math.MinInt64) + Window
+
 // MinChunk is the fewest readings of one series in one window of a batch
 // that go into a chunk at once; fewer go into the row table.
 const MinChunk = 16
