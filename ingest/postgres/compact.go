@@ -2,9 +2,11 @@ package postgres
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -36,8 +38,9 @@ var _ ingest.Compactor = (*Store)(nil)
 // Compact implements ingest.Compactor. A window is folded when it ends at
 // or before before (unix ns) and either holds rows of the recent table or
 // is marked pending (a commit wrote a chunk into it): its rows and small
-// chunks are rewritten as chunks of up to chunk.MaxReadings readings, and
-// its rollup rows computed anew from all its readings. Rows first (a
+// chunks, with the closed sparse chunks of its day, are rewritten as
+// chunks (layout.Rechunk: a chunk a day for a sparse series), and its
+// rollup rows computed anew from all its readings. Rows first (a
 // transaction per compactUnits windows of the series that have rows, in
 // series order), then the pending windows left. Only one ingest process
 // compacts at a time (an advisory lock); in the others Compact returns at
@@ -76,7 +79,7 @@ func (s *Store) Compact(ctx context.Context, before int64) (ingest.CompactStats,
 				return err
 			}
 			n, after = len(units), last
-			return c.fold(ctx, s, tx, units, true, &st)
+			return c.fold(ctx, s, tx, units, before, true, &st)
 		})
 		if err != nil {
 			return st, fmt.Errorf("postgres: compact: %w", classify(err))
@@ -94,7 +97,7 @@ func (s *Store) Compact(ctx context.Context, before int64) (ingest.CompactStats,
 				return err
 			}
 			n = len(units)
-			return c.fold(ctx, s, tx, units, false, &st)
+			return c.fold(ctx, s, tx, units, before, false, &st)
 		})
 		if err != nil {
 			return st, fmt.Errorf("postgres: compact: %w", classify(err))
@@ -157,7 +160,7 @@ func pendingUnits(ctx context.Context, tx pgx.Tx, before int64) ([]unit, error) 
 // compaction holds what a round reads and writes, reused round after
 // round.
 type compaction struct {
-	idx   map[unit]int
+	idx   map[unit]int // a work by its series and span (in window)
 	works []work
 	// chunks to write
 	ids, mins, maxs []int64
@@ -170,7 +173,10 @@ type compaction struct {
 	minutes                               []rollup.Agg
 	// units as columns
 	uSeries, uWin, uEnd []int64
-	merged              int // readings held to rewrite, in the round
+	// works as columns: series, span, end of span, first unit window,
+	// end of the last
+	wSeries, wSpan, wSpanEnd, wLo, wHi []int64
+	merged                             int // readings held to rewrite, in the round
 }
 
 // ptid is a row of a partition: the partition's name and the row's ctid
@@ -180,21 +186,43 @@ type ptid struct {
 	tid   pgtype.TID
 }
 
-// work is one unit's state in a round.
+// work is the round's units of one series in one span (a day): their
+// windows are rolled up, and the span's small chunks and the windows'
+// rows rewritten together (layout.Rechunk), so that a sparse series gets
+// a chunk a day.
 type work struct {
-	u       unit
-	roll    rollup.Window
-	runs    []layout.Run // small chunks and rows to rewrite
-	held    int          // readings in runs
-	tids    []ptid       // of the chunks in runs
-	rows    layout.Run
-	rowTIDs []pgtype.TID
+	series, span int64
+	wins         []int64         // the units' windows, in order
+	rolls        []rollup.Window // each window's rollup
+	at           int             // the roll last added to
+	runs         []layout.Run    // small chunks and rows to rewrite
+	held         int             // readings in runs
+	tids         []ptid          // of the chunks in runs
+	rows         layout.Run
+	rowTIDs      []pgtype.TID
+}
+
+// add adds a reading to the rollup of its window, if that is a unit's.
+func (w *work) add(ts int64, v float64, q outpost.Quality) {
+	win := layout.WindowOf(ts)
+	if w.wins[w.at] != win {
+		i, ok := slices.BinarySearch(w.wins, win)
+		if !ok {
+			return
+		}
+		w.at = i
+	}
+	w.rolls[w.at].Add(ts, v, q)
 }
 
 // fold compacts the units in tx. With rowsFirst, their pending marks are
 // taken off the list first (their chunks are read after that, so a
-// commit that writes a chunk into one of them marks it again, or is seen).
-func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit, rowsFirst bool, st *ingest.CompactStats) error {
+// commit that writes a chunk into one of them marks it again, or is
+// seen). It reads the units' rows; the chunks that overlap their
+// windows, for the rollups; and the closed sparse chunks of their spans
+// (layout.SparseChunk). It rewrites the rows and the small chunks read
+// as chunks, and writes the units' rollups.
+func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit, before int64, rowsFirst bool, st *ingest.CompactStats) error {
 	c.reset(units)
 	need := make([]part, 0, 2*len(units))
 	for _, u := range units {
@@ -220,27 +248,32 @@ func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit
 	var v float64
 	var q int16
 	_, err = pgx.ForEachRow(rr, []any{&tid, &id, &ts, &v, &q}, func() error {
-		w := &c.works[c.idx[unit{id, layout.WindowOf(ts)}]]
+		w := &c.works[c.idx[unit{id, layout.SpanOf(ts)}]]
 		w.rows.TS, w.rows.Values, w.rows.Quality = append(w.rows.TS, ts), append(w.rows.Values, v), append(w.rows.Quality, byte(q))
 		w.rowTIDs = append(w.rowTIDs, tid)
-		w.roll.Add(ts, v, qualityOf(q))
+		w.add(ts, v, qualityOf(q))
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	cs, err := tx.Query(ctx, `SELECT c.tableoid::regclass::text, c.ctid, c.series_id, c.t_min, c.n, c.data FROM chunks c
-		JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) u(s, w, e) ON c.series_id = u.s AND c.t_min >= u.w AND c.t_min < u.e
-		ORDER BY c.series_id, c.t_min FOR UPDATE OF c`, c.uSeries, c.uWin, c.uEnd)
+	// Integer division makes the windows of a chunk's ends: told apart
+	// right for every time after 1970, which is all it is needed for.
+	cs, err := tx.Query(ctx, `SELECT c.tableoid::regclass::text, c.ctid, c.series_id, c.t_min, c.t_max, c.n, c.data FROM chunks c
+		JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) u(s, d, de, lo, hi)
+		ON c.series_id = u.s AND c.t_min >= u.d AND c.t_min < u.de
+			AND (c.t_min < u.hi AND c.t_max >= u.lo OR c.t_max < $6 AND (c.n < $7 OR c.t_min / $8 <> c.t_max / $8))
+		ORDER BY c.series_id, c.t_min FOR UPDATE OF c`,
+		c.wSeries, c.wSpan, c.wSpanEnd, c.wLo, c.wHi, before, layout.SparseChunk, layout.Window)
 	if err != nil {
 		return err
 	}
-	var tMin int64
+	var tMin, tMax int64
 	var n int32
 	var data []byte
 	var table string
-	_, err = pgx.ForEachRow(cs, []any{&table, &tid, &id, &tMin, &n, &data}, func() error {
-		w := &c.works[c.idx[unit{id, layout.WindowOf(tMin)}]]
+	_, err = pgx.ForEachRow(cs, []any{&table, &tid, &id, &tMin, &tMax, &n, &data}, func() error {
+		w := &c.works[c.idx[unit{id, layout.SpanOf(tMin)}]]
 		var r layout.Run
 		var err error
 		if r.TS, r.Values, r.Quality, err = chunk.Decode(data, nil, nil, nil); err != nil {
@@ -252,9 +285,9 @@ func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit
 			return nil
 		}
 		for i, t := range r.TS {
-			w.roll.Add(t, r.Values[i], qualityAt(r.Quality, i))
+			w.add(t, r.Values[i], qualityAt(r.Quality, i))
 		}
-		if n < layout.SmallChunk && w.held+len(r.TS) <= mergeUnitMax && c.merged+len(r.TS) <= mergeRoundMax {
+		if n < layout.SmallChunk && tMax < before && w.held+len(r.TS) <= mergeUnitMax && c.merged+len(r.TS) <= mergeRoundMax {
 			if len(r.Quality) == 0 {
 				r.Quality = nil
 			}
@@ -277,9 +310,9 @@ func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit
 			if len(w.rowTIDs) > 0 {
 				runs = append(runs, w.rows)
 			}
-			end := rollup.End(w.u.window, layout.Window)
-			err := layout.Rechunk(runs, w.u.window, end, func(tMin, tMax int64, n int, data []byte) error {
-				c.ids, c.mins, c.maxs = append(c.ids, w.u.series), append(c.mins, tMin), append(c.maxs, tMax)
+			end := rollup.End(w.span, layout.Span)
+			err := layout.Rechunk(runs, w.span, end, func(tMin, tMax int64, n int, data []byte) error {
+				c.ids, c.mins, c.maxs = append(c.ids, w.series), append(c.mins, tMin), append(c.maxs, tMax)
 				c.ns, c.datas = append(c.ns, int32(n)), append(c.datas, bytes.Clone(data))
 				return nil
 			})
@@ -290,8 +323,10 @@ func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit
 			st.ChunksMerged += int64(len(w.tids))
 			st.Rows += int64(len(w.rowTIDs))
 		}
-		c.addRollups(w)
-		st.Windows++
+		for k := range w.wins {
+			c.addRollups(w.series, &w.rolls[k])
+		}
+		st.Windows += int64(len(w.wins))
 	}
 	st.ChunksWritten += int64(len(c.ns))
 	if len(c.ns) > 0 {
@@ -319,19 +354,35 @@ func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit
 	return c.writeRollups(ctx, tx)
 }
 
+// reset readies c for units: a work for each series' span, and the
+// columns. It sorts units by series and window.
 func (c *compaction) reset(units []unit) {
+	slices.SortFunc(units, func(a, b unit) int { return cmp.Or(cmp.Compare(a.series, b.series), cmp.Compare(a.window, b.window)) })
 	if c.idx == nil {
 		c.idx = map[unit]int{}
 	}
 	clear(c.idx)
 	c.works = c.works[:0]
 	c.uSeries, c.uWin, c.uEnd = c.uSeries[:0], c.uWin[:0], c.uEnd[:0]
-	for i, u := range units {
-		c.idx[u] = i
-		c.works = append(c.works, work{u: u})
+	c.wSeries, c.wSpan, c.wSpanEnd, c.wLo, c.wHi = c.wSeries[:0], c.wSpan[:0], c.wSpanEnd[:0], c.wLo[:0], c.wHi[:0]
+	for _, u := range units {
+		k := unit{u.series, layout.SpanOf(u.window)}
+		i, ok := c.idx[k]
+		if !ok {
+			i = len(c.works)
+			c.idx[k] = i
+			c.works = append(c.works, work{series: k.series, span: k.window})
+		}
 		w := &c.works[i]
-		w.roll.Reset(u.window)
+		w.wins = append(w.wins, u.window)
+		w.rolls = slices.Grow(w.rolls, 1)[:len(w.rolls)+1]
+		w.rolls[len(w.rolls)-1].Reset(u.window)
 		c.uSeries, c.uWin, c.uEnd = append(c.uSeries, u.series), append(c.uWin, u.window), append(c.uEnd, rollup.End(u.window, layout.Window))
+	}
+	for i := range c.works {
+		w := &c.works[i]
+		c.wSeries, c.wSpan, c.wSpanEnd = append(c.wSeries, w.series), append(c.wSpan, w.span), append(c.wSpanEnd, rollup.End(w.span, layout.Span))
+		c.wLo, c.wHi = append(c.wLo, w.wins[0]), append(c.wHi, rollup.End(w.wins[len(w.wins)-1], layout.Window))
 	}
 	c.ids, c.mins, c.maxs, c.ns, c.datas = c.ids[:0], c.mins[:0], c.maxs[:0], c.ns[:0], c.datas[:0]
 	c.rSeries, c.rBucket, c.rN, c.rCount, c.rLastTS = c.rSeries[:0], c.rBucket[:0], c.rN[:0], c.rCount[:0], c.rLastTS[:0]
@@ -339,17 +390,17 @@ func (c *compaction) reset(units []unit) {
 	c.merged = 0
 }
 
-// addRollups adds a unit's rollup rows to the columns: its hour row
+// addRollups adds a window's rollup rows to the columns: its hour row
 // first, then its minute rows.
-func (c *compaction) addRollups(w *work) {
-	h, ok, minutes := w.roll.Rows(c.minutes)
+func (c *compaction) addRollups(series int64, roll *rollup.Window) {
+	h, ok, minutes := roll.Rows(c.minutes)
 	c.minutes = minutes
 	if !ok {
 		return
 	}
-	c.addRow(w.u.series, h, true)
+	c.addRow(series, h, true)
 	for _, m := range c.minutes {
-		c.addRow(w.u.series, m, false)
+		c.addRow(series, m, false)
 	}
 }
 

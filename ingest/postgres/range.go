@@ -55,9 +55,9 @@ func (s *Store) seriesID(ctx context.Context, gateway, sensor, metric string) (i
 // most limit of them. It reads the chunks and rows side by side, on two
 // connections in one snapshot (the second imports the first's), so that
 // a compaction committed between the two queries neither hides readings
-// it moved nor shows them twice; and merges them one window (an hour) at
-// a time: a chunk never spans two, so what a window yields is final, and
-// memory holds one window's readings.
+// it moved nor shows them twice; and merges them a group of overlapping
+// chunks at a time (layout.Windows): a chunk starts at most a span (a
+// day) before from, and what a group yields is final.
 func (s *Store) raw(ctx context.Context, id, from, to int64, limit int, yield func(int64, float64, outpost.Quality) bool) error {
 	ta, tb, done, err := s.snapshotPair(ctx)
 	if err != nil {
@@ -66,7 +66,7 @@ func (s *Store) raw(ctx context.Context, id, from, to int64, limit int, yield fu
 	defer done()
 	cs, err := ta.Query(ctx, `SELECT t_min, data FROM chunks
 		WHERE series_id = $1 AND t_min >= $2 AND t_min < $3 AND t_max >= $4 ORDER BY t_min`,
-		id, layout.WindowOf(from), to, from)
+		id, layout.SpanOf(from), to, from)
 	if err != nil {
 		return err
 	}

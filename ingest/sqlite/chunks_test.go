@@ -265,9 +265,9 @@ func TestCorruptChunk(t *testing.T) {
 			}
 		}
 	}
-	// Decodable, but not as the store writes: out of order, or outside
-	// the hour of its t_min.
-	for _, ts := range [][]int64{{2, 1}, {0, 4000}} {
+	// Decodable, but not as the store writes: out of order, before its
+	// t_min, or beyond the day of its t_min.
+	for _, ts := range [][]int64{{2, 1}, {-5, 1}, {0, 90000}} {
 		p, err := chunk.Append(nil, []int64{storetest.T0 + ts[0]*sec, storetest.T0 + ts[1]*sec}, []float64{1, 2}, nil)
 		if err != nil {
 			t.Fatal(err)

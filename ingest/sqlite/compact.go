@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/outposthq/outpost"
@@ -85,66 +86,97 @@ func (s *Store) compactRound(ctx context.Context, tx *sql.Tx, c *compaction, bef
 		return 0, after, nil
 	}
 	c.insChunk = tx.StmtContext(ctx, s.insChunk)
-	for _, u := range units {
-		if err := c.unit(ctx, s, tx, u, st); err != nil {
-			return 0, after, fmt.Errorf("series %d, window at %d: %w", u.series, u.window, err)
+	// A work per series' span (day): the units come in order.
+	for lo := 0; lo < len(units); {
+		hi := lo + 1
+		for hi < len(units) && units[hi].series == units[lo].series && layout.SpanOf(units[hi].window) == layout.SpanOf(units[lo].window) {
+			hi++
 		}
+		if err := c.work(ctx, s, tx, units[lo:hi], before, st); err != nil {
+			return 0, after, fmt.Errorf("series %d, windows from %d: %w", units[lo].series, units[lo].window, err)
+		}
+		lo = hi
 	}
 	return len(units), units[len(units)-1], nil
 }
 
-// compaction holds the buffers of one round's units.
+// compaction holds the buffers of one round's works.
 type compaction struct {
 	insChunk      *sql.Stmt
 	runs          []layout.Run
 	chunkIDs      []int64 // rowids of the chunks read to rewrite
 	rowIDs        []int64 // rowids of the recent rows read
 	row           layout.Run
-	roll          rollup.Window
+	wins          []int64         // the units' windows
+	rolls         []rollup.Window // and their rollups
 	minutes       []rollup.Agg
 	list          []byte // a JSON array of rowids
 	chunkData     sql.RawBytes
 	value         sql.NullFloat64
 	rowid, ts, qu int64
-	n             int
+	tMin, tMax, n int64
 }
 
-// unit folds one series' window: its rows and small chunks become chunks
-// of at most chunk.MaxReadings readings, in time order, what was read is
-// deleted by rowid, and its rollup rows are replaced.
-func (c *compaction) unit(ctx context.Context, s *Store, tx *sql.Tx, u unit, st *ingest.CompactStats) error {
-	end := rollup.End(u.window, layout.Window)
-	c.runs, c.chunkIDs, c.rowIDs = c.runs[:0], c.chunkIDs[:0], c.rowIDs[:0]
-	c.roll.Reset(u.window)
-	if _, err := tx.ExecContext(ctx, `DELETE FROM pending WHERE series_id = ? AND win = ?`, u.series, u.window); err != nil {
-		return err
+// roll returns the rollup of the window of ts, nil if it is not a
+// unit's.
+func (c *compaction) roll(ts int64) *rollup.Window {
+	if i, ok := slices.BinarySearch(c.wins, layout.WindowOf(ts)); ok {
+		return &c.rolls[i]
 	}
-	cs, err := tx.QueryContext(ctx, `SELECT rowid, n, data FROM chunks WHERE series_id = ? AND t_min >= ? AND t_min < ?
-		ORDER BY t_min, rowid`, u.series, u.window, end)
+	return nil
+}
+
+// work folds units, the windows of one series in one span (a day), in
+// order: their rows, the small chunks that overlap them and the closed
+// sparse chunks of the span (layout.SparseChunk) become chunks
+// (layout.Rechunk), what was read is deleted by rowid, and the windows'
+// rollup rows are replaced.
+func (c *compaction) work(ctx context.Context, s *Store, tx *sql.Tx, units []unit, before int64, st *ingest.CompactStats) error {
+	series := units[0].series
+	span := layout.SpanOf(units[0].window)
+	spanEnd := rollup.End(span, layout.Span)
+	lo, hi := units[0].window, rollup.End(units[len(units)-1].window, layout.Window)
+	c.runs, c.chunkIDs, c.rowIDs = c.runs[:0], c.chunkIDs[:0], c.rowIDs[:0]
+	c.wins = c.wins[:0]
+	c.rolls = slices.Grow(c.rolls[:0], len(units))[:len(units)]
+	for i, u := range units {
+		c.wins = append(c.wins, u.window)
+		c.rolls[i].Reset(u.window)
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pending WHERE series_id = ? AND win = ?`, u.series, u.window); err != nil {
+			return err
+		}
+	}
+	// Integer division makes the windows of a chunk's ends: told apart
+	// right for every time after 1970, which is all it is needed for.
+	cs, err := tx.QueryContext(ctx, `SELECT rowid, t_min, t_max, n, data FROM chunks WHERE series_id = ?1 AND t_min >= ?2 AND t_min < ?3
+		AND (t_min < ?5 AND t_max >= ?4 OR t_max < ?6 AND (n < ?7 OR t_min / ?8 <> t_max / ?8))
+		ORDER BY t_min, rowid`, series, span, spanEnd, lo, hi, before, layout.SparseChunk, layout.Window)
 	if err != nil {
 		return err
 	}
 	held := 0
 	for cs.Next() {
-		if err := cs.Scan(&c.rowid, &c.n, &c.chunkData); err != nil {
+		if err := cs.Scan(&c.rowid, &c.tMin, &c.tMax, &c.n, &c.chunkData); err != nil {
 			cs.Close()
 			return err
 		}
 		var r layout.Run
 		if r.TS, r.Values, r.Quality, err = chunk.Decode(c.chunkData, nil, nil, nil); err != nil {
 			st.Damaged++
-			s.log.Error().Err(err).Int64("series", u.series).Int64("chunk", c.rowid).
+			s.log.Error().Err(err).Int64("series", series).Int64("chunk", c.rowid).
 				Msg("compact: a damaged chunk is left as it is and out of the rollups")
 			continue
 		}
 		for i, t := range r.TS {
-			q := outpost.QualityGood
-			if len(r.Quality) > 0 {
-				q = outpost.Quality(r.Quality[i])
+			if roll := c.roll(t); roll != nil {
+				q := outpost.QualityGood
+				if len(r.Quality) > 0 {
+					q = outpost.Quality(r.Quality[i])
+				}
+				roll.Add(t, r.Values[i], q)
 			}
-			c.roll.Add(t, r.Values[i], q)
 		}
-		if c.n < layout.SmallChunk && held+len(r.TS) <= chunk.MaxReadings {
+		if c.n < layout.SmallChunk && c.tMax < before && held+len(r.TS) <= chunk.MaxReadings {
 			if len(r.Quality) == 0 {
 				r.Quality = nil // all good
 			}
@@ -158,9 +190,10 @@ func (c *compaction) unit(ctx context.Context, s *Store, tx *sql.Tx, u unit, st 
 	if err := cs.Err(); err != nil {
 		return err
 	}
-	// Equal timestamps keep the order they were committed in.
+	// The rows of the units' windows. Equal timestamps keep the order
+	// they were committed in.
 	rs, err := tx.QueryContext(ctx, `SELECT rowid, ts, value, quality FROM recent WHERE series_id = ? AND ts >= ? AND ts < ?
-		ORDER BY ts, rowid`, u.series, u.window, end)
+		ORDER BY ts, rowid`, series, lo, hi)
 	if err != nil {
 		return err
 	}
@@ -174,9 +207,13 @@ func (c *compaction) unit(ctx context.Context, s *Store, tx *sql.Tx, u unit, st 
 			rs.Close()
 			return fmt.Errorf("%w: recent row %d: quality %d", ingest.ErrInvalidData, c.rowid, c.qu)
 		}
+		roll := c.roll(c.ts)
+		if roll == nil {
+			continue // a window between the units, left for its own turn
+		}
 		c.rowIDs = append(c.rowIDs, c.rowid)
 		c.row.TS, c.row.Values, c.row.Quality = append(c.row.TS, c.ts), append(c.row.Values, float(c.value)), append(c.row.Quality, byte(c.qu))
-		c.roll.Add(c.ts, float(c.value), outpost.Quality(c.qu))
+		roll.Add(c.ts, float(c.value), outpost.Quality(c.qu))
 	}
 	if err := rs.Close(); err != nil {
 		return err
@@ -190,9 +227,9 @@ func (c *compaction) unit(ctx context.Context, s *Store, tx *sql.Tx, u unit, st 
 			c.runs = append(c.runs, c.row)
 		}
 		var written int64
-		err = layout.Rechunk(c.runs, u.window, end, func(tMin, tMax int64, n int, data []byte) error {
+		err = layout.Rechunk(c.runs, span, spanEnd, func(tMin, tMax int64, n int, data []byte) error {
 			written++
-			_, err := c.insChunk.ExecContext(ctx, u.series, tMin, tMax, n, data)
+			_, err := c.insChunk.ExecContext(ctx, series, tMin, tMax, n, data)
 			return err
 		})
 		if err != nil {
@@ -208,19 +245,24 @@ func (c *compaction) unit(ctx context.Context, s *Store, tx *sql.Tx, u unit, st 
 		st.ChunksMerged += int64(len(c.chunkIDs))
 		st.ChunksWritten += written
 	}
-	st.Windows++
-	return c.writeRollups(ctx, tx, u, end)
+	st.Windows += int64(len(units))
+	for i, u := range units {
+		if err := c.writeRollups(ctx, tx, u, rollup.End(u.window, layout.Window), &c.rolls[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// writeRollups replaces the unit's rollup rows with those of c.roll.
-func (c *compaction) writeRollups(ctx context.Context, tx *sql.Tx, u unit, end int64) error {
+// writeRollups replaces the unit's rollup rows with those of roll.
+func (c *compaction) writeRollups(ctx context.Context, tx *sql.Tx, u unit, end int64, roll *rollup.Window) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM rollup_1h WHERE series_id = ? AND bucket = ?`, u.series, u.window); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM rollup_1m WHERE series_id = ? AND bucket >= ? AND bucket < ?`, u.series, u.window, end); err != nil {
 		return err
 	}
-	h, ok, minutes := c.roll.Rows(c.minutes)
+	h, ok, minutes := roll.Rows(c.minutes)
 	c.minutes = minutes
 	if !ok {
 		return nil

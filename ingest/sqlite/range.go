@@ -66,13 +66,13 @@ func seriesID(ctx context.Context, tx *sql.Tx, gateway, sensor, metric string) (
 
 // raw yields the series' readings with from <= ts < to in time order, at
 // most limit of them: it reads the chunks by t_min and the recent rows by
-// ts, two cursors side by side, and merges them one window (an hour) at a
-// time. A chunk never spans two, so what a window yields is final, and
-// memory holds one window's readings.
+// ts, two cursors side by side, and merges them a group of overlapping
+// chunks at a time (layout.Windows): a chunk starts at most a span (a
+// day) before from, and what a group yields is final.
 func raw(ctx context.Context, tx *sql.Tx, id, from, to int64, limit int, yield func(int64, float64, outpost.Quality) bool) error {
 	cs, err := tx.QueryContext(ctx, `SELECT t_min, data FROM chunks
 		WHERE series_id = ? AND t_min >= ? AND t_min < ? AND t_max >= ? ORDER BY t_min`,
-		id, layout.WindowOf(from), to, from)
+		id, layout.SpanOf(from), to, from)
 	if err != nil {
 		return err
 	}

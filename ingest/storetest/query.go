@@ -394,10 +394,29 @@ func testCompact(t *testing.T, s ingest.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Leader || st.Windows != 2 || st.Rows != 2*60*3+2 || st.ChunksWritten < 2 {
-		t.Fatalf("compact: %+v, want 2 windows of %d rows", st, 2*60*3+2)
+	// The hours are sparse (fewer than layout.SparseChunk readings):
+	// one chunk holds both.
+	if !st.Leader || st.Windows != 2 || st.Rows != 2*60*3+2 || st.ChunksWritten != 1 {
+		t.Fatalf("compact: %+v, want 2 windows of %d rows into one chunk", st, 2*60*3+2)
 	}
+	chunks := func(want string) {
+		t.Helper()
+		n, err := q.QueryStrings(ctx(t), fmt.Sprintf("SELECT CAST(count(*) AS TEXT) FROM chunks WHERE t_min >= %d AND t_min < %d", base, base+24*hour))
+		if err != nil || len(n) != 1 || n[0] != want {
+			t.Fatalf("chunks of the day: %v, %v; want %s", n, err, want)
+		}
+	}
+	chunks("1")
 	read("after compacting")
+	// A range from within the chunk's second hour finds it.
+	mid := rq
+	mid.From = base + hour + 10*60*sec
+	got, err := Collect(s.Range(ctx(t), mid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := slices.BinarySearchFunc(want, mid.From, func(p ingest.Point, ts int64) int { return cmp.Compare(p.TS, ts) })
+	sameReadingsNaN(t, "from within the day's chunk", got, want[k:])
 	after, err := s.Counts(ctx(t))
 	if err != nil {
 		t.Fatal(err)
@@ -422,7 +441,17 @@ func testCompact(t *testing.T, s ingest.Store) {
 	if st, err := c.Compact(ctx(t), base+2*hour); err != nil || st.Windows != 1 || st.ChunksMerged < 1 {
 		t.Fatalf("compacting a late batch: %+v, %v", st, err)
 	}
+	chunks("1")
 	read("after a late batch")
+	// A dense hour (layout.SparseChunk readings or more) keeps a chunk
+	// of its own; the sparse third hour joins the day's chunk.
+	add(Series("s", "t", base+3*hour, time.Second, 2000, 0))
+	sortWant()
+	if st, err := c.Compact(ctx(t), base+4*hour); err != nil || st.Windows != 2 {
+		t.Fatalf("compacting a dense hour: %+v, %v", st, err)
+	}
+	chunks("2")
+	read("after a dense hour")
 }
 
 // sameReadingsNaN is sameReadings where NaN equals NaN.

@@ -19,21 +19,35 @@ import (
 	"github.com/outposthq/outpost"
 )
 
-// Window is the time window of chunks, in ns: a chunk never holds
-// readings of two windows, so a query for [from, to) reads chunks whose
-// first reading is in [window(from), to). Rollups and compaction work
-// window by window.
+// Window is the time window of what a commit writes, of the pending
+// marks and of the rollups, in ns: a piece of a batch (and so a chunk a
+// commit writes) never holds readings of two windows. Rollups and
+// compaction work window by window.
 const Window = int64(3600e9)
+
+// Span is the widest a chunk reaches, in ns: a chunk never holds
+// readings of two spans (UTC days), so a query for [from, to) reads the
+// chunks whose first reading is in [SpanOf(from), to). The compactor
+// folds the closed hours of a sparse series into one chunk of the day.
+const Span = 24 * Window
 
 // SmallChunk is the size below which a chunk of a window being
 // compacted is merged with the window's other small chunks and rows
 // rather than left as it is.
 const SmallChunk = 4096
 
-// MinTS is the first time whose window starts within int64: rows dated
-// before it (never a real time) stay rows, since their window's start is
-// not an int64.
-const MinTS = int64(math.MinInt64) + Window
+// SparseChunk is the size below which a closed chunk is merged with the
+// other small chunks of its span (day), not only of its window: a series
+// with fewer readings an hour than this gets one chunk a day, a row and
+// an index entry for up to SmallChunk readings rather than for an hour's
+// few. A small chunk already holding more than one window's readings is
+// merged so too, until it has SmallChunk readings.
+const SparseChunk = 1024
+
+// MinTS is the first time whose span starts within int64: rows dated
+// before it (never a real time) stay rows, since their window's or
+// span's start is not an int64.
+const MinTS = int64(math.MinInt64) + Span
 
 // MinChunk is the fewest readings of one series in one window of a batch
 // that go into a chunk at once; fewer go into the row table.
@@ -41,10 +55,16 @@ const MinChunk = 16
 
 // WindowOf returns the start of the window holding ts (math.MinInt64 for
 // the part of the first window that int64 cannot start).
-func WindowOf(ts int64) int64 {
-	r := ts % Window
+func WindowOf(ts int64) int64 { return floor(ts, Window) }
+
+// SpanOf returns the start of the span holding ts (math.MinInt64 for
+// the part of the first span that int64 cannot start).
+func SpanOf(ts int64) int64 { return floor(ts, Span) }
+
+func floor(ts, size int64) int64 {
+	r := ts % size
 	if r < 0 {
-		r += Window
+		r += size
 	}
 	if ts < math.MinInt64+r {
 		return math.MinInt64

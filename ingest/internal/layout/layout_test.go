@@ -149,10 +149,13 @@ func TestMerge(t *testing.T) {
 }
 
 // Rechunk gives Merge's readings, in chunks of at most the limit, each
-// decoding to its part and holding quality only when one is not good.
+// decoding to its part and holding quality only when one is not good:
+// a window with sparse readings or more in chunks of its own, the
+// windows with fewer between two such together, cut only at the limit.
 func TestRechunk(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	for round := range 200 {
+	const size = 10
+	for round := range 300 {
 		var runs []Run
 		for ri := range rng.IntN(5) {
 			var r Run
@@ -170,15 +173,16 @@ func TestRechunk(t *testing.T) {
 		}
 		from, to := rng.Int64N(50), 50+rng.Int64N(200)
 		var want []reading
+		count := map[int64]int{} // readings a window
 		Merge(runs, from, to, func(ts int64, v float64, q outpost.Quality) bool {
 			want = append(want, reading{0, ts, v, byte(q)})
+			count[ts/size]++
 			return true
 		})
-		most := 1 + rng.IntN(30)
+		most, sparse := 1+rng.IntN(30), 1+rng.IntN(8)
 		var got []reading
-		chunks := 0
-		err := rechunk(runs, from, to, most, func(tMin, tMax int64, n int, data []byte) error {
-			chunks++
+		var sizes []int
+		err := rechunk(runs, from, to, most, size, sparse, func(tMin, tMax int64, n int, data []byte) error {
 			ts, vs, qs, err := chunk.Decode(data, nil, nil, nil)
 			if err != nil {
 				return err
@@ -189,6 +193,13 @@ func TestRechunk(t *testing.T) {
 			if len(qs) > 0 && allZero(qs) {
 				t.Fatalf("round %d: an all-good chunk keeps its quality", round)
 			}
+			if tMin/size != tMax/size {
+				for w := tMin / size; w <= tMax/size; w++ {
+					if count[w] >= sparse || count[w] > most {
+						t.Fatalf("round %d: a chunk from %d to %d holds window %d of %d readings, not sparse (< %d)", round, tMin, tMax, w, count[w], sparse)
+					}
+				}
+			}
 			for i := range ts {
 				q := byte(0)
 				if len(qs) > 0 {
@@ -196,20 +207,31 @@ func TestRechunk(t *testing.T) {
 				}
 				got = append(got, reading{0, ts[i], vs[i], q})
 			}
+			sizes = append(sizes, n)
 			return nil
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(got, want) || chunks != (len(want)+most-1)/most {
-			t.Fatalf("round %d: %d chunks of %d readings, want %d of %d", round, chunks, len(got), (len(want)+most-1)/most, len(want))
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d: %d readings in %v, want %d", round, len(got), sizes, len(want))
+		}
+		// No two chunks in a row could have been one: a chunk is cut
+		// only at the limit or at a dense window.
+		at := 0
+		for k := 1; k < len(sizes); k++ {
+			at += sizes[k-1]
+			prev, next := got[at-1].ts/size, got[at].ts/size
+			if sizes[k-1]+sizes[k] <= most && count[prev] < sparse && count[next] < sparse && prev != next {
+				t.Fatalf("round %d: chunks of %v: %d and %d could be one", round, sizes, sizes[k-1], sizes[k])
+			}
 		}
 	}
 	// An error of emit ends it.
 	stop := errors.New("stop")
 	runs := []Run{{TS: []int64{1, 2, 3}, Values: []float64{1, 2, 3}}}
 	calls := 0
-	if err := rechunk(runs, 0, 10, 1, func(int64, int64, int, []byte) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+	if err := rechunk(runs, 0, 10, 1, Window, SparseChunk, func(int64, int64, int, []byte) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
 		t.Fatalf("rechunk after emit failed: %v, %d calls", err, calls)
 	}
 }

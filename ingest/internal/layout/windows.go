@@ -9,9 +9,13 @@ import (
 
 // Windows walks one series as a store reads it back for a range: its
 // chunks ordered by t_min and its rows ordered by ts, two streams side by
-// side, one window at a time. A chunk never spans two windows, so what a
-// window merges is final, and memory holds one window's readings; the
-// buffers are reused window after window.
+// side, one group at a time. A group is a chunk with every chunk after it
+// that starts before the group's last reading, and the rows up to that
+// reading; or, before the next chunk, the rows of one window. Groups do
+// not overlap, so what a group merges is final. A chunk never spans two
+// spans (days), so neither does a group of chunks, and memory holds at
+// most a span's readings, most often one chunk's; the buffers are reused
+// group after group.
 type Windows struct {
 	// NextChunk reads the next chunk: its t_min and its bytes (valid
 	// until the next call); ok false at the end.
@@ -52,8 +56,7 @@ func (w *Windows) Yield(from, to int64, limit int, yield func(ts int64, v float6
 	return nil
 }
 
-// next returns the runs of the next window that has any readings, valid
-// until the next call.
+// next returns the runs of the next group, valid until the next call.
 func (w *Windows) next() ([]Run, bool, error) {
 	if err := w.peek(); err != nil {
 		return nil, false, err
@@ -61,37 +64,38 @@ func (w *Windows) next() ([]Run, bool, error) {
 	if !w.chunkAhead && !w.rowAhead {
 		return nil, false, nil
 	}
-	var win int64
-	switch {
-	case w.chunkAhead && w.rowAhead:
-		win = min(WindowOf(w.cMin), WindowOf(w.rTS))
-	case w.chunkAhead:
-		win = WindowOf(w.cMin)
-	default:
-		win = WindowOf(w.rTS)
-	}
 	w.runs = w.runs[:0]
-	for w.chunkAhead && WindowOf(w.cMin) == win {
-		// The window takes the decoded chunk; ahead gets a buffer the
-		// window does not use, to decode the next one into.
-		i := len(w.runs)
-		if i == len(w.bufs) {
-			w.bufs = append(w.bufs, Run{})
+	// in reports whether a row at ts belongs to the group.
+	var in func(ts int64) bool
+	if w.chunkAhead && (!w.rowAhead || w.cMin <= w.rTS) {
+		last := w.ahead.TS[len(w.ahead.TS)-1]
+		for w.chunkAhead && w.cMin <= last {
+			last = max(last, w.ahead.TS[len(w.ahead.TS)-1])
+			// The group takes the decoded chunk; ahead gets a buffer
+			// the group does not use, to decode the next one into.
+			i := len(w.runs)
+			if i == len(w.bufs) {
+				w.bufs = append(w.bufs, Run{})
+			}
+			w.bufs[i], w.ahead = w.ahead, w.bufs[i]
+			r := w.bufs[i]
+			if len(r.Quality) == 0 {
+				r.Quality = nil // all good
+			}
+			w.runs = append(w.runs, r)
+			w.chunkAhead = false
+			if err := w.peek(); err != nil {
+				return nil, false, err
+			}
 		}
-		w.bufs[i], w.ahead = w.ahead, w.bufs[i]
-		r := w.bufs[i]
-		if len(r.Quality) == 0 {
-			r.Quality = nil // all good
-		}
-		w.runs = append(w.runs, r)
-		w.chunkAhead = false
-		if err := w.peek(); err != nil {
-			return nil, false, err
-		}
+		in = func(ts int64) bool { return ts <= last }
+	} else {
+		win, chunk, next := WindowOf(w.rTS), w.chunkAhead, w.cMin
+		in = func(ts int64) bool { return WindowOf(ts) == win && (!chunk || ts < next) }
 	}
 	w.row.TS, w.row.Values, w.row.Quality = w.row.TS[:0], w.row.Values[:0], w.row.Quality[:0]
 	good := true
-	for w.rowAhead && WindowOf(w.rTS) == win {
+	for w.rowAhead && in(w.rTS) {
 		w.row.TS = append(w.row.TS, w.rTS)
 		w.row.Values = append(w.row.Values, w.rValue)
 		w.row.Quality = append(w.row.Quality, byte(w.rQuality))
@@ -154,9 +158,9 @@ func (w *Windows) decode(data []byte) error {
 	if a.TS, a.Values, a.Quality, err = chunk.Decode(data, a.TS[:0], a.Values[:0], a.Quality[:0]); err != nil {
 		return err
 	}
-	win := WindowOf(w.cMin)
-	if WindowOf(a.TS[0]) != win || WindowOf(a.TS[len(a.TS)-1]) != win {
-		return fmt.Errorf("readings from %d to %d are not in the hour of t_min", a.TS[0], a.TS[len(a.TS)-1])
+	span := SpanOf(w.cMin)
+	if a.TS[0] < w.cMin || SpanOf(a.TS[len(a.TS)-1]) != span {
+		return fmt.Errorf("readings from %d to %d are not from t_min on within its day", a.TS[0], a.TS[len(a.TS)-1])
 	}
 	for i := 1; i < len(a.TS); i++ {
 		if a.TS[i] < a.TS[i-1] {
