@@ -31,11 +31,11 @@ type commitScratch struct {
 	cN                  []int32
 	cData               [][]byte
 	cWin                []int64 // the window of each chunk
-	// rows
-	rBatch       []int32
-	rSeries, rTS []int64
-	rValue       []float64
-	rQuality     []int16
+	// rows, staged a row per batch and window
+	rBatch             []int32
+	rSeries, rTS, rWin []int64
+	rValue             []float64
+	rQuality           []int16
 	// series upserts, one per series and batch
 	uBatch                  []int32
 	uID, uFirst, uLast      []int64
@@ -236,10 +236,11 @@ func (s *Store) execCommit(ctx context.Context, sc *commitScratch, n int, now in
 		ORDER BY u.series_id, u.win
 		ON CONFLICT (series_id, win) DO UPDATE SET win = excluded.win
 	), r AS (
-		INSERT INTO recent (series_id, ts, value, quality)
-		SELECT u.series_id, u.ts, u.value, u.quality
-		FROM unnest($13::integer[], $14::bigint[], $15::bigint[], $16::float8[], $17::smallint[])
-			AS u(bi, series_id, ts, value, quality) JOIN nb ON nb.i = u.bi
+		INSERT INTO staged (gateway, win, series, ts, value, quality)
+		SELECT ($1::text[])[u.bi], u.win, array_agg(u.series_id), array_agg(u.ts), array_agg(u.value), array_agg(u.quality)
+		FROM unnest($13::integer[], $30::bigint[], $14::bigint[], $15::bigint[], $16::float8[], $17::smallint[])
+			AS u(bi, win, series_id, ts, value, quality) JOIN nb ON nb.i = u.bi
+		GROUP BY u.bi, u.win
 	), l AS (
 		INSERT INTO series AS s (id, gateway, sensor, metric, unit, first_ts, last_ts, last_value, last_quality)
 		SELECT DISTINCT ON (u.id) u.id, ($1::text[])[u.bi], u.sensor, u.metric, u.unit,
@@ -259,7 +260,7 @@ func (s *Store) execCommit(ctx context.Context, sc *commitScratch, n int, now in
 		sc.cBatch, sc.cSeries, sc.cMin, sc.cMax, sc.cN, sc.cData,
 		sc.rBatch, sc.rSeries, sc.rTS, sc.rValue, sc.rQuality,
 		sc.uBatch, sc.uID, sc.uSensor, sc.uMetric, sc.uUnit, sc.uFirst, sc.uLast, sc.uValue, sc.uQuality,
-		sc.cWin, sc.created, s.legacyUntil)
+		sc.cWin, sc.created, s.legacyUntil, sc.rWin)
 	if err != nil {
 		return nil, err
 	}
@@ -291,6 +292,7 @@ func (sc *commitScratch) build(bs []*outpost.Batch, sizes []int, ids [][]int64) 
 	sc.cBatch, sc.cSeries, sc.cMin, sc.cMax, sc.cN, sc.cData = sc.cBatch[:0], sc.cSeries[:0], sc.cMin[:0], sc.cMax[:0], sc.cN[:0], sc.cData[:0]
 	sc.cWin = sc.cWin[:0]
 	sc.rBatch, sc.rSeries, sc.rTS, sc.rValue, sc.rQuality = sc.rBatch[:0], sc.rSeries[:0], sc.rTS[:0], sc.rValue[:0], sc.rQuality[:0]
+	sc.rWin = sc.rWin[:0]
 	sc.uBatch, sc.uID, sc.uSensor, sc.uMetric, sc.uUnit = sc.uBatch[:0], sc.uID[:0], sc.uSensor[:0], sc.uMetric[:0], sc.uUnit[:0]
 	sc.uFirst, sc.uLast, sc.uValue, sc.uQuality = sc.uFirst[:0], sc.uLast[:0], sc.uValue[:0], sc.uQuality[:0]
 	bd := &sc.bd
@@ -313,6 +315,7 @@ func (sc *commitScratch) build(bs []*outpost.Batch, sizes []int, ids [][]int64) 
 	for i := range bd.Rows {
 		r := &bd.Rows[i]
 		sc.rBatch, sc.rSeries, sc.rTS = append(sc.rBatch, int32(r.Batch+1)), append(sc.rSeries, ids[r.Batch][r.Series]), append(sc.rTS, r.TS)
+		sc.rWin = append(sc.rWin, layout.WindowOf(r.TS))
 		sc.rValue, sc.rQuality = append(sc.rValue, r.Value), append(sc.rQuality, int16(r.Quality))
 	}
 	for i := range bd.Series {

@@ -36,15 +36,15 @@ const (
 var _ ingest.Compactor = (*Store)(nil)
 
 // Compact implements ingest.Compactor. A window is folded when it ends at
-// or before before (unix ns) and either holds rows of the recent table or
-// is marked pending (a commit wrote a chunk into it): its rows and small
-// chunks, with the closed sparse chunks of its day, are rewritten as
-// chunks (layout.Rechunk: a chunk a day for a sparse series), and its
-// rollup rows computed anew from all its readings. Rows first (a
-// transaction per compactUnits windows of the series that have rows, in
-// series order), then the pending windows left. Only one ingest process
-// compacts at a time (an advisory lock); in the others Compact returns at
-// once with nothing done.
+// or before before (unix ns) and either holds staged readings or is
+// marked pending (a commit wrote a chunk into it): its staged readings
+// and small chunks, with the closed sparse chunks of its day, are
+// rewritten as chunks (layout.Rechunk: a chunk a day for a sparse
+// series), and its rollup rows computed anew from all its readings.
+// Staged rows first (a transaction per stagedRound of them, oldest
+// windows first), then the pending windows left (a transaction per
+// compactUnits). Only one ingest process compacts at a time (an advisory
+// lock); in the others Compact returns at once with nothing done.
 func (s *Store) Compact(ctx context.Context, before int64) (ingest.CompactStats, error) {
 	var st ingest.CompactStats
 	conn, err := s.pool.Acquire(ctx)
@@ -67,19 +67,16 @@ func (s *Store) Compact(ctx context.Context, before int64) (ingest.CompactStats,
 	st.Leader = true
 	before = layout.WindowOf(before)
 	var c compaction
-	// The rows' windows, round by round through the series that have
-	// rows to fold, in id order: the row table is the work queue, read
-	// by its index.
-	after := int64(math.MinInt64)
+	// The staged readings, a round of stagedRound staged rows at a
+	// time, oldest windows first: the staged table is the work queue,
+	// read by its index on win.
+	after := group{win: math.MinInt64}
 	for {
 		var n int
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			units, last, err := rowUnits(ctx, tx, before, after)
-			if err != nil || len(units) == 0 {
-				return err
-			}
-			n, after = len(units), last
-			return c.fold(ctx, s, tx, units, before, true, &st)
+			var err error
+			n, err = c.foldStaged(ctx, s, tx, before, &after, &st)
+			return err
 		})
 		if err != nil {
 			return st, fmt.Errorf("postgres: compact: %w", classify(err))
@@ -97,7 +94,7 @@ func (s *Store) Compact(ctx context.Context, before int64) (ingest.CompactStats,
 				return err
 			}
 			n = len(units)
-			return c.fold(ctx, s, tx, units, before, false, &st)
+			return c.fold(ctx, s, tx, units, before, nil, &st)
 		})
 		if err != nil {
 			return st, fmt.Errorf("postgres: compact: %w", classify(err))
@@ -113,30 +110,118 @@ type unit struct {
 	series, window int64
 }
 
-// rowUnits returns the closed windows with rows of the next compactUnits
-// series after the series id after, and the last series' id.
-func rowUnits(ctx context.Context, tx pgx.Tx, before, after int64) ([]unit, int64, error) {
-	rs, err := tx.Query(ctx, `SELECT DISTINCT series_id FROM recent WHERE series_id > $1 AND ts < $2 AND ts >= $3
-		ORDER BY series_id LIMIT $4`, after, before, layout.MinTS, compactUnits)
+// stagedRound is about the most staged rows one compaction transaction
+// folds: it takes whole windows of gateways, at least one, until it has
+// as many.
+const stagedRound = 256
+
+// loaded is what a round read of staged rows: their readings as
+// columns, ordered by series then time.
+type loaded struct {
+	series []int64
+	run    layout.Run
+}
+
+// stagedReading is a reading of a staged row.
+type stagedReading struct {
+	series, ts int64
+	value      float64
+	quality    byte
+}
+
+// group is a window of a gateway's staged rows, the order rounds take
+// them in.
+type group struct {
+	win     int64
+	gateway string
+}
+
+// foldStaged folds the readings of the staged rows of the oldest closed
+// windows after after, gateway by gateway, about stagedRound rows of
+// them, and deletes those rows; it reports how many it counted, and
+// moves after on. A window of a gateway
+// is read whole, so that each of its series' windows is folded once. The
+// windows they touch are compacted as units (fold), with whatever chunks
+// those hold.
+func (c *compaction) foldStaged(ctx context.Context, s *Store, tx pgx.Tx, before int64, after *group, st *ingest.CompactStats) (int, error) {
+	gs, err := tx.Query(ctx, `SELECT win, gateway, count(*) FROM staged WHERE win < $1 AND win >= $2 AND (win, gateway) > ($4, $5)
+		GROUP BY win, gateway ORDER BY win, gateway LIMIT $3`, before, layout.MinTS, stagedRound, after.win, after.gateway)
 	if err != nil {
-		return nil, after, err
+		return 0, err
 	}
-	series, err := pgx.CollectRows(rs, pgx.RowTo[int64])
-	if err != nil || len(series) == 0 {
-		return nil, after, err
-	}
-	rs, err = tx.Query(ctx, `SELECT DISTINCT series_id, ts - ((ts % $3) + $3) % $3 FROM recent
-		WHERE series_id = ANY($1) AND ts < $2 AND ts >= $4 ORDER BY 1, 2`, series, before, layout.Window, layout.MinTS)
-	if err != nil {
-		return nil, after, err
-	}
-	var units []unit
-	var u unit
-	_, err = pgx.ForEachRow(rs, []any{&u.series, &u.window}, func() error {
-		units = append(units, u)
+	var wins []int64
+	var gws []string
+	var g group
+	var n int64
+	taken := int64(0)
+	_, err = pgx.ForEachRow(gs, []any{&g.win, &g.gateway, &n}, func() error {
+		if taken < stagedRound {
+			wins, gws, taken = append(wins, g.win), append(gws, g.gateway), taken+n
+			*after = g
+		}
 		return nil
 	})
-	return units, series[len(series)-1], err
+	if err != nil || len(wins) == 0 {
+		return 0, err
+	}
+	// The arrays as they are, sorted here: a staged row costs its
+	// columns, not a row a reading.
+	rs, err := tx.Query(ctx, `SELECT ctid, series, ts, value, quality FROM staged
+		WHERE (gateway, win) IN (SELECT * FROM unnest($1::text[], $2::bigint[])) FOR UPDATE`, gws, wins)
+	if err != nil {
+		return 0, err
+	}
+	rds := c.staged[:0]
+	var tids []pgtype.TID
+	var tid pgtype.TID
+	var ids, tss []int64
+	var vs []float64
+	var qs []int16
+	_, err = pgx.ForEachRow(rs, []any{&tid, &ids, &tss, &vs, &qs}, func() error {
+		if len(tss) != len(ids) || len(vs) != len(ids) || len(qs) != len(ids) {
+			// Left where it is, for an operator, as a damaged chunk is.
+			st.Damaged++
+			s.log.Error().Str("ctid", fmt.Sprint(tid)).Int("series", len(ids)).Int("ts", len(tss)).Int("value", len(vs)).Int("quality", len(qs)).
+				Msg("compact: a staged row whose arrays differ in length is left as it is and out of the rollups")
+			return nil
+		}
+		tids = append(tids, tid)
+		for i, id := range ids {
+			q := qs[i]
+			if q < 0 || q > int16(outpost.QualityBad) {
+				q = int16(outpost.QualityBad) // what a reader takes it for
+			}
+			rds = append(rds, stagedReading{id, tss[i], vs[i], byte(q)})
+		}
+		return nil
+	})
+	c.staged = rds
+	if err != nil {
+		return 0, err
+	}
+	if len(tids) == 0 {
+		return int(taken), nil // none left to fold: deleted since counted (retention), or damaged
+	}
+	slices.SortStableFunc(rds, func(a, b stagedReading) int { return cmp.Or(cmp.Compare(a.series, b.series), cmp.Compare(a.ts, b.ts)) })
+	ld := &c.loaded
+	ld.series, ld.run.TS, ld.run.Values, ld.run.Quality = ld.series[:0], ld.run.TS[:0], ld.run.Values[:0], ld.run.Quality[:0]
+	var units []unit
+	for _, r := range rds {
+		ld.series, ld.run.TS, ld.run.Values, ld.run.Quality = append(ld.series, r.series), append(ld.run.TS, r.ts), append(ld.run.Values, r.value), append(ld.run.Quality, r.quality)
+		if u := (unit{r.series, layout.WindowOf(r.ts)}); len(units) == 0 || units[len(units)-1] != u {
+			units = append(units, u)
+		}
+	}
+	// Sorted by series then time, the rows give each unit once, in
+	// order.
+	if err := c.fold(ctx, s, tx, units, before, ld, st); err != nil {
+		return 0, err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM staged WHERE ctid = ANY($1::tid[])`, tids); err != nil {
+		return 0, err
+	}
+	st.Rows += int64(len(ld.series))
+	return int(taken), nil
 }
 
 // pendingUnits takes up to compactUnits closed pending windows off the
@@ -177,6 +262,8 @@ type compaction struct {
 	// end of the last
 	wSeries, wSpan, wSpanEnd, wLo, wHi []int64
 	merged                             int // readings held to rewrite, in the round
+	loaded                             loaded
+	staged                             []stagedReading
 }
 
 // ptid is a row of a partition: the partition's name and the row's ctid
@@ -198,8 +285,7 @@ type work struct {
 	runs         []layout.Run    // small chunks and rows to rewrite
 	held         int             // readings in runs
 	tids         []ptid          // of the chunks in runs
-	rows         layout.Run
-	rowTIDs      []pgtype.TID
+	rows         layout.Run      // the staged readings of the span's units
 }
 
 // add adds a reading to the rollup of its window, if that is a unit's.
@@ -215,14 +301,15 @@ func (w *work) add(ts int64, v float64, q outpost.Quality) {
 	w.rolls[w.at].Add(ts, v, q)
 }
 
-// fold compacts the units in tx. With rowsFirst, their pending marks are
-// taken off the list first (their chunks are read after that, so a
+// fold compacts the units in tx. With rows (staged readings of the
+// units, taken off the staged table by the caller), their pending marks
+// are taken off the list first (their chunks are read after that, so a
 // commit that writes a chunk into one of them marks it again, or is
-// seen). It reads the units' rows; the chunks that overlap their
-// windows, for the rollups; and the closed sparse chunks of their spans
-// (layout.SparseChunk). It rewrites the rows and the small chunks read
+// seen). It reads the chunks that overlap the units' windows, for the
+// rollups, and the closed sparse chunks of their spans
+// (layout.SparseChunk); it rewrites the rows and the small chunks read
 // as chunks, and writes the units' rollups.
-func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit, before int64, rowsFirst bool, st *ingest.CompactStats) error {
+func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit, before int64, rows *loaded, st *ingest.CompactStats) error {
 	c.reset(units)
 	need := make([]part, 0, 2*len(units))
 	for _, u := range units {
@@ -231,32 +318,20 @@ func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit
 	if err := s.ensure(ctx, need); err != nil {
 		return err
 	}
-	if rowsFirst {
+	if rows != nil {
 		if _, err := tx.Exec(ctx, `DELETE FROM pending p USING unnest($1::bigint[], $2::bigint[]) u(s, w)
 			WHERE p.series_id = u.s AND p.win = u.w`, c.uSeries, c.uWin); err != nil {
 			return err
 		}
-	}
-	rr, err := tx.Query(ctx, `SELECT r.ctid, r.series_id, r.ts, r.value, r.quality FROM recent r
-		JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) u(s, w, e) ON r.series_id = u.s AND r.ts >= u.w AND r.ts < u.e
-		ORDER BY r.series_id, r.ts FOR UPDATE OF r`, c.uSeries, c.uWin, c.uEnd)
-	if err != nil {
-		return err
+		for i, id := range rows.series {
+			ts, v, q := rows.run.TS[i], rows.run.Values[i], rows.run.Quality[i]
+			w := &c.works[c.idx[unit{id, layout.SpanOf(ts)}]]
+			w.rows.TS, w.rows.Values, w.rows.Quality = append(w.rows.TS, ts), append(w.rows.Values, v), append(w.rows.Quality, q)
+			w.add(ts, v, outpost.Quality(q))
+		}
 	}
 	var tid pgtype.TID
-	var id, ts int64
-	var v float64
-	var q int16
-	_, err = pgx.ForEachRow(rr, []any{&tid, &id, &ts, &v, &q}, func() error {
-		w := &c.works[c.idx[unit{id, layout.SpanOf(ts)}]]
-		w.rows.TS, w.rows.Values, w.rows.Quality = append(w.rows.TS, ts), append(w.rows.Values, v), append(w.rows.Quality, byte(q))
-		w.rowTIDs = append(w.rowTIDs, tid)
-		w.add(ts, v, qualityOf(q))
-		return nil
-	})
-	if err != nil {
-		return err
-	}
+	var id int64
 	// Integer division makes the windows of a chunk's ends: told apart
 	// right for every time after 1970, which is all it is needed for.
 	cs, err := tx.Query(ctx, `SELECT c.tableoid::regclass::text, c.ctid, c.series_id, c.t_min, c.t_max, c.n, c.data FROM chunks c
@@ -301,13 +376,15 @@ func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit
 		return err
 	}
 	var oldChunks []ptid
-	var oldRows []pgtype.TID
 	for i := range c.works {
 		w := &c.works[i]
 		// One chunk and no rows: nothing to gain by writing it again.
-		if len(w.rowTIDs) > 0 || len(w.runs) > 1 {
+		if len(w.rows.TS) > 0 || len(w.runs) > 1 {
 			runs := w.runs
-			if len(w.rowTIDs) > 0 {
+			if len(w.rows.TS) > 0 {
+				if allZero(w.rows.Quality) {
+					w.rows.Quality = nil
+				}
 				runs = append(runs, w.rows)
 			}
 			end := rollup.End(w.span, layout.Span)
@@ -319,9 +396,8 @@ func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit
 			if err != nil {
 				return err
 			}
-			oldChunks, oldRows = append(oldChunks, w.tids...), append(oldRows, w.rowTIDs...)
+			oldChunks = append(oldChunks, w.tids...)
 			st.ChunksMerged += int64(len(w.tids))
-			st.Rows += int64(len(w.rowTIDs))
 		}
 		for k := range w.wins {
 			c.addRollups(w.series, &w.rolls[k])
@@ -343,11 +419,6 @@ func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit
 	}
 	for table, tids := range byPart {
 		if _, err := tx.Exec(ctx, `DELETE FROM `+pgx.Identifier{table}.Sanitize()+` WHERE ctid = ANY($1::tid[])`, tids); err != nil {
-			return err
-		}
-	}
-	if len(oldRows) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM recent WHERE ctid = ANY($1::tid[])`, oldRows); err != nil {
 			return err
 		}
 	}
@@ -435,13 +506,14 @@ func (c *compaction) writeRollups(ctx context.Context, tx pgx.Tx) error {
 	return err
 }
 
-// qualityOf is a recent row's quality; a number out of range reads as
-// bad.
-func qualityOf(q int16) outpost.Quality {
-	if q < 0 || q > int16(outpost.QualityBad) {
-		return outpost.QualityBad
+// allZero reports whether every byte of b is 0: qualities all good.
+func allZero(b []byte) bool {
+	for _, q := range b {
+		if q != 0 {
+			return false
+		}
 	}
-	return outpost.Quality(q)
+	return true
 }
 
 // qualityAt is the quality of reading i of a decoded chunk (q empty: all

@@ -16,8 +16,9 @@ import (
 
 // schemaVersion is the layout this code writes: 1 was a row per
 // reading (readings and latest tables), 2 series chunks, 3 series chunks
-// with the big tables partitioned by week.
-const schemaVersion = 3
+// with the big tables partitioned by week, 4 the readings to fold staged
+// a row per batch (staged) rather than a row per reading (recent).
+const schemaVersion = 4
 
 // migrate creates the schema, or brings an older one to this version,
 // holding the schema lock so that ingest processes starting together
@@ -53,6 +54,19 @@ func (s *Store) migrate(ctx context.Context) error {
 				return err
 			}
 		}
+		var recentTable bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = current_schema() AND c.relname = 'recent' AND c.relkind = 'r')`).Scan(&recentTable); err != nil {
+			return err
+		}
+		if recentTable {
+			// Versions 2 and 3: the row table steps aside for the view
+			// of its name; its rows are staged below.
+			if _, err := tx.Exec(ctx, `ALTER TABLE recent RENAME TO recent_v3;
+				ALTER INDEX IF EXISTS recent_series_ts RENAME TO recent_v3_series_ts`); err != nil {
+				return err
+			}
+		}
 		var err error
 		if plain, err = setAsidePlain(ctx, tx); err != nil {
 			return err
@@ -62,6 +76,22 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		if _, err := tx.Exec(ctx, schema); err != nil {
 			return err
+		}
+		if recentTable {
+			// A staged row per gateway and window, as commits write
+			// them; the readings view no longer reads the old table.
+			tag, err := tx.Exec(ctx, `INSERT INTO staged (gateway, win, series, ts, value, quality)
+				SELECT s.gateway, `+windowSQL("r.ts", "$1", "$2")+`,
+					array_agg(r.series_id), array_agg(r.ts), array_agg(r.value), array_agg(r.quality)
+				FROM recent_v3 r JOIN series s ON s.id = r.series_id
+				GROUP BY 1, 2`, layout.Window, int64(math.MinInt64))
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `DROP TABLE recent_v3`); err != nil {
+				return err
+			}
+			s.log.Info().Int64("rows", tag.RowsAffected()).Msg("the row table of readings to fold is now staged, a row per gateway and hour")
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO outpost_schema (version) SELECT $1 WHERE NOT EXISTS (SELECT FROM outpost_schema)`, schemaVersion); err != nil {
 			return err
@@ -332,4 +362,13 @@ func (s *Store) convertSeries(ctx context.Context, tx pgx.Tx, g, sn, m string) (
 	}
 	_, err = tx.Exec(ctx, `DELETE FROM readings_v1 WHERE gateway = $1 AND sensor = $2 AND metric = $3`, g, sn, m)
 	return total, err
+}
+
+// windowSQL is layout.WindowOf in SQL: the start of the window of width
+// size holding the bigint ts, min (math.MinInt64) for the part of the
+// first window that a bigint cannot start. It never overflows: CASE
+// computes only the branch taken.
+func windowSQL(ts, size, min string) string {
+	r := "((" + ts + " % " + size + ") + " + size + ") % " + size
+	return "CASE WHEN " + ts + " < " + min + "::bigint + " + r + " THEN " + min + "::bigint ELSE " + ts + " - " + r + " END"
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	_ "embed"
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -113,7 +114,7 @@ func TestMigrateV1(t *testing.T) {
 		t.Fatalf("old tables left: %v, %v", left, err)
 	}
 	v, err := queryStrings(ctx, c, `SELECT version::text FROM outpost_schema`)
-	if err != nil || len(v) != 1 || v[0] != "3" {
+	if err != nil || len(v) != 1 || v[0] != "4" {
 		t.Fatalf("schema version %v, %v", v, err)
 	}
 	// The ledger, alerts and the rest moved into daily partitions, the
@@ -148,4 +149,87 @@ func sortPoints(ps []ingest.Point) {
 	slices.SortFunc(ps, func(a, b ingest.Point) int {
 		return cmp.Or(cmp.Compare(a.TS, b.TS), cmp.Compare(a.Value, b.Value))
 	})
+}
+
+// A database of version 3, which kept the readings to fold a row each
+// (the recent table), opens with them staged: every reading reads back
+// the same, before and after compacting, the row table is a view, and
+// new batches go on.
+func TestMigrateRecent(t *testing.T) {
+	d := dsn(t)
+	ctx := context.Background()
+	sec := int64(time.Second)
+	s := open(t, d)
+	var want []ingest.Point
+	for i := range 40 {
+		rs := storetest.Series(fmt.Sprint("s", i%4), "t", storetest.T0+int64(i)*20*60*sec, time.Minute, 3, float64(i))
+		if i == 7 {
+			rs[1].Quality = outpost.QualityBad
+		}
+		if _, err := s.Commit(ctx, storetest.Telemetry("gw", 1, uint64(i+1), rs...), 1); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			want = append(want, ingest.Point{Gateway: "gw", Sensor: r.Sensor, Metric: r.Metric, Unit: r.Unit, TS: r.TS, Value: r.Value, Quality: r.Quality})
+		}
+	}
+	s.Close()
+	// What version 3 had: the same rows in a table of their own.
+	c := connect(t, d)
+	defer c.Close(ctx)
+	for _, q := range []string{
+		`CREATE TABLE recent_rows AS SELECT series_id, ts, value, quality FROM recent`,
+		`DROP VIEW recent CASCADE`,
+		`DELETE FROM staged`,
+		`ALTER TABLE recent_rows RENAME TO recent`,
+		`CREATE INDEX recent_series_ts ON recent (series_id, ts)`,
+		`UPDATE outpost_schema SET version = 3`,
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if n, err := queryStrings(ctx, c, `SELECT count(*)::text FROM recent`); err != nil || len(n) != 1 || n[0] != "120" {
+		t.Fatalf("rows of version 3: %v, %v", n, err)
+	}
+	s = open(t, d)
+	defer s.Close()
+	check := func(what string) {
+		t.Helper()
+		var got []ingest.Point
+		for i := range 4 {
+			ps, err := storetest.Collect(s.Range(ctx, ingest.RangeQuery{Gateway: "gw", Sensor: fmt.Sprint("s", i), Metric: "t",
+				From: math.MinInt64, To: math.MaxInt64, Limit: 1000}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, ps...)
+		}
+		sortPoints(got)
+		w := slices.Clone(want)
+		sortPoints(w)
+		if !slices.Equal(got, w) {
+			t.Fatalf("%s: %d readings, want %d", what, len(got), len(w))
+		}
+	}
+	check("after opening")
+	kind, err := queryStrings(ctx, c, `SELECT relkind::text FROM pg_class WHERE relname = 'recent' AND relnamespace = current_schema()::regnamespace`)
+	if err != nil || !slices.Equal(kind, []string{"v"}) {
+		t.Fatalf("recent after opening: %v, %v; want a view", kind, err)
+	}
+	// 40 batches of 20 minutes: the readings of about 14 hours.
+	if n, err := queryStrings(ctx, c, `SELECT count(*)::text FROM staged`); err != nil || len(n) != 1 || n[0] != "14" {
+		t.Fatalf("staged rows: %v, %v; want one a window", n, err)
+	}
+	st, err := s.Compact(ctx, math.MaxInt64)
+	if err != nil || st.Rows != 120 {
+		t.Fatalf("compact: %+v, %v", st, err)
+	}
+	check("after compacting")
+	if _, err := s.Commit(ctx, storetest.Telemetry("gw", 2, 1, storetest.Series("s0", "t", storetest.T0-sec, time.Second, 2, 1)...), 1); err != nil {
+		t.Fatal(err)
+	}
+	if cn, err := s.Counts(ctx); err != nil || cn.Readings != 122 {
+		t.Fatalf("counts after a new batch: %+v, %v", cn, err)
+	}
 }

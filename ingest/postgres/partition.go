@@ -290,14 +290,17 @@ func (s *Store) Maintain(ctx context.Context, now int64, r ingest.Retention) (in
 		s.log.Info().Str("partition", p.name()).Msg("dropped: older than the retention")
 	}
 	if r.Raw > 0 {
-		// The row table and the pending list are not partitioned: they
-		// hold only what the compactor has yet to fold.
+		// The staged rows and the pending list are not partitioned:
+		// they hold only what the compactor has yet to fold. A window
+		// is older than the horizon, aligned to windows, or not.
 		horizon := ingest.Horizon(now, time.Duration(r.Raw))
-		tag, err := conn.Exec(ctx, `DELETE FROM recent WHERE ts < $1`, horizon)
+		var n int64
+		err := conn.QueryRow(ctx, `WITH d AS (DELETE FROM staged WHERE win < $1 RETURNING cardinality(ts) AS n)
+			SELECT coalesce(sum(n), 0)::bigint FROM d`, horizon).Scan(&n)
 		if err != nil {
 			return st, fmt.Errorf("postgres: maintain: %w", err)
 		}
-		st.Rows += tag.RowsAffected()
+		st.Rows += n
 		if _, err := conn.Exec(ctx, `DELETE FROM pending WHERE win < $1`, horizon); err != nil {
 			return st, fmt.Errorf("postgres: maintain: %w", err)
 		}

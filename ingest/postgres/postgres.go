@@ -379,7 +379,7 @@ func query[T any](ctx context.Context, s *Store, what, sql string, args []any, s
 func (s *Store) Counts(ctx context.Context) (ingest.Counts, error) {
 	var c ingest.Counts
 	err := s.pool.QueryRow(ctx, `SELECT
-		(SELECT coalesce(sum(n), 0)::bigint FROM chunks) + (SELECT count(*) FROM recent),
+		(SELECT coalesce(sum(n), 0)::bigint FROM chunks) + (SELECT coalesce(sum(cardinality(ts)), 0)::bigint FROM staged),
 		(SELECT count(*) FROM (SELECT DISTINCT gateway, sensor, metric, ts FROM readings) d),
 		(SELECT count(*) FROM alerts),
 		(SELECT count(*) FROM batches),

@@ -31,7 +31,7 @@ func (s *Store) Range(ctx context.Context, q ingest.RangeQuery) iter.Seq2[ingest
 			return
 		}
 		p := ingest.Point{Gateway: q.Gateway, Sensor: q.Sensor, Metric: q.Metric, Unit: unit}
-		err = s.raw(ctx, id, q.From, q.To, q.Limit, func(ts int64, v float64, qual outpost.Quality) bool {
+		err = s.raw(ctx, q.Gateway, id, q.From, q.To, q.Limit, func(ts int64, v float64, qual outpost.Quality) bool {
 			p.TS, p.Value, p.Quality = ts, v, qual
 			return yield(p, nil)
 		})
@@ -58,7 +58,7 @@ func (s *Store) seriesID(ctx context.Context, gateway, sensor, metric string) (i
 // it moved nor shows them twice; and merges them a group of overlapping
 // chunks at a time (layout.Windows): a chunk starts at most a span (a
 // day) before from, and what a group yields is final.
-func (s *Store) raw(ctx context.Context, id, from, to int64, limit int, yield func(int64, float64, outpost.Quality) bool) error {
+func (s *Store) raw(ctx context.Context, gateway string, id, from, to int64, limit int, yield func(int64, float64, outpost.Quality) bool) error {
 	ta, tb, done, err := s.snapshotPair(ctx)
 	if err != nil {
 		return err
@@ -71,8 +71,12 @@ func (s *Store) raw(ctx context.Context, id, from, to int64, limit int, yield fu
 		return err
 	}
 	defer cs.Close()
-	rs, err := tb.Query(ctx, `SELECT ts, value, quality FROM recent
-		WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts`, id, from, to)
+	// The staged rows of the series' gateway, by their windows, and the
+	// series' readings in them.
+	rs, err := tb.Query(ctx, `SELECT u.ts, u.value, u.quality
+		FROM staged s CROSS JOIN LATERAL unnest(s.series, s.ts, s.value, s.quality) AS u(series_id, ts, value, quality)
+		WHERE s.gateway = $1 AND s.win >= $2 AND s.win < $3 AND u.series_id = $4 AND u.ts >= $5 AND u.ts < $3
+		ORDER BY u.ts`, gateway, layout.WindowOf(from), to, id, from)
 	if err != nil {
 		return err
 	}
@@ -123,14 +127,14 @@ func (s *Store) Buckets(ctx context.Context, q ingest.BucketQuery) iter.Seq2[ing
 		if !ok {
 			return
 		}
-		if err := rollup.Serve(s.rollupSource(ctx, id), q, unit, yield); err != nil {
+		if err := rollup.Serve(s.rollupSource(ctx, q.Gateway, id), q, unit, yield); err != nil {
 			fail(err)
 		}
 	}
 }
 
-// rollupSource reads series id for rollup.Buckets.
-func (s *Store) rollupSource(ctx context.Context, id int64) rollup.Source {
+// rollupSource reads series id, of gateway, for rollup.Buckets.
+func (s *Store) rollupSource(ctx context.Context, gateway string, id int64) rollup.Source {
 	rowsOf := func(table string, from, to int64, yield func(rollup.Agg) bool) error {
 		rs, err := s.pool.Query(ctx, `SELECT bucket, n, count, min, max, sum, last_ts, last FROM `+table+`
 			WHERE series_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket`, id, from, to)
@@ -152,15 +156,15 @@ func (s *Store) rollupSource(ctx context.Context, id int64) rollup.Source {
 	return rollup.Tables(rowsOf,
 		func(from, to int64) ([]int64, error) {
 			rs, err := s.pool.Query(ctx, `SELECT win FROM pending WHERE series_id = $1 AND win >= $2 AND win < $3
-				UNION SELECT DISTINCT ts - ((ts % $4) + $4) % $4 FROM recent
-				WHERE series_id = $1 AND ts >= greatest($2, $5::bigint) AND ts < $3`, id, from, to, layout.Window, layout.MinTS)
+				UNION SELECT DISTINCT win FROM staged
+				WHERE gateway = $4 AND win >= $5 AND win < $3 AND $1 = ANY(series)`, id, from, to, gateway, layout.WindowOf(from))
 			if err != nil {
 				return nil, err
 			}
 			return pgx.CollectRows(rs, pgx.RowTo[int64])
 		},
 		func(from, to int64, yield func(int64, float64, outpost.Quality) bool) error {
-			return s.raw(ctx, id, from, to, math.MaxInt, yield)
+			return s.raw(ctx, gateway, id, from, to, math.MaxInt, yield)
 		})
 }
 

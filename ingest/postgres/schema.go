@@ -18,7 +18,7 @@ const labelsLock = 0x6c61626c // "labl"
 var schema = `
 CREATE TABLE IF NOT EXISTS outpost_schema (version integer NOT NULL, legacy_until bigint);
 ALTER TABLE outpost_schema ADD COLUMN IF NOT EXISTS legacy_until bigint;
-COMMENT ON TABLE outpost_schema IS 'the layout version of this database: 3 is series chunks in weekly partitions';
+COMMENT ON TABLE outpost_schema IS 'the layout version of this database: 4 is series chunks in weekly partitions, and the readings to fold staged a row per batch';
 COMMENT ON COLUMN outpost_schema.legacy_until IS 'unix ns when an unpartitioned ledger was moved into partitions: a batch made before it is also looked up by key alone';
 
 CREATE TABLE IF NOT EXISTS series (
@@ -50,14 +50,23 @@ COMMENT ON TABLE chunks IS 'readings of one series within one hour, columnar (do
 COMMENT ON COLUMN chunks.t_min IS 'unix nanoseconds of the first reading, UTC';
 COMMENT ON COLUMN chunks.t_max IS 'unix nanoseconds of the last reading, UTC';
 
-CREATE TABLE IF NOT EXISTS recent (
-	series_id bigint NOT NULL,
-	ts        bigint NOT NULL,
-	value     double precision NOT NULL,
-	quality   smallint NOT NULL
+CREATE TABLE IF NOT EXISTS staged (
+	gateway text NOT NULL,
+	win     bigint NOT NULL,
+	series  bigint[] COMPRESSION lz4 NOT NULL,
+	ts      bigint[] COMPRESSION lz4 NOT NULL,
+	value   double precision[] COMPRESSION lz4 NOT NULL,
+	quality smallint[] COMPRESSION lz4 NOT NULL
 );
-CREATE INDEX IF NOT EXISTS recent_series_ts ON recent (series_id, ts);
-COMMENT ON TABLE recent IS 'readings of series with too few in a batch for a chunk, until the compactor folds them into chunks';
+CREATE INDEX IF NOT EXISTS staged_gateway_win ON staged (gateway, win);
+CREATE INDEX IF NOT EXISTS staged_win_gateway ON staged (win, gateway);
+COMMENT ON TABLE staged IS 'readings of series with too few in a batch for a chunk, a row per batch and window (hour) of one gateway, column arrays (series id, ts, value, quality) of equal length, until the compactor folds them into chunks; read them with the recent view';
+COMMENT ON COLUMN staged.win IS 'unix nanoseconds of the start of the hour of every reading of the row, UTC';
+
+CREATE OR REPLACE VIEW recent AS
+	SELECT u.series_id, u.ts, u.value, u.quality
+	FROM staged s CROSS JOIN LATERAL unnest(s.series, s.ts, s.value, s.quality) AS u(series_id, ts, value, quality);
+COMMENT ON VIEW recent IS 'the readings of staged as rows';
 
 CREATE TABLE IF NOT EXISTS pending (
 	series_id bigint NOT NULL,
