@@ -345,8 +345,8 @@ const maxAckSeqs = 1 << 20
 // seqs: version 1, or a signed version 2, whose MAC it reads but does
 // not check (VerifyAck does; Version says which it was). An ack naming
 // more is an error wrapping ErrOverLimit, found from its header before
-// anything is allocated for the seqs: a gateway passes its window, the
-// most seqs an ack for it can name.
+// anything is allocated for the seqs: a gateway passes the most batches
+// it can have in flight, the most seqs an ack for it can name.
 func DecodeAckLimit(p []byte, maxSeqs int) (*Ack, error) {
 	a, err := decodeAck(p, maxSeqs)
 	if err != nil {

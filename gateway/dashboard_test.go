@@ -640,7 +640,7 @@ func TestDashboardRetainedOnBroker(t *testing.T) {
 	}
 }
 
-func brokerClient(t *testing.T, broker string) mqtt.Client {
+func brokerClient(t testing.TB, broker string) mqtt.Client {
 	t.Helper()
 	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).
 		SetClientID(fmt.Sprintf("gateway-test-%d", time.Now().UnixNano())).SetCleanSession(true))

@@ -66,7 +66,7 @@ func scrapeURL(t *testing.T, url string) metricstest.Scrape {
 func metricsURL(g *Gateway, path string) string { return "http://" + g.MetricsAddr().String() + path }
 
 // startIngestService is startIngest that also returns the service.
-func startIngestService(t *testing.T, broker, prefix string) (*ingest.Service, ingest.Store) {
+func startIngestService(t testing.TB, broker, prefix string) (*ingest.Service, ingest.Store) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -56,7 +56,7 @@ func shutdownConfig(t *testing.T, broker string, n, samples, maxReadings int) *c
 
 // clearStatus removes the gateway's retained status from the broker at
 // the end of the test.
-func clearStatus(t *testing.T, broker string, cfg *config.Config) {
+func clearStatus(t testing.TB, broker string, cfg *config.Config) {
 	t.Helper()
 	c := brokerClient(t, broker)
 	t.Cleanup(func() {

@@ -37,8 +37,8 @@ func ackBytes(t *testing.T, epoch uint64, seqs ...uint64) []byte {
 	return p
 }
 
-// TestHostileAckAllocatesNothing: acks are decoded with the window as
-// the most seqs they may name, so one claiming a million allocates
+// TestHostileAckAllocatesNothing: acks are decoded with the window (and
+// the alert slots) as the most seqs they may name, so one claiming a million allocates
 // nothing for them and is ignored. Each such ack used to allocate 8 MiB:
 // 300 of them took a gateway from 16 to 57–81 MiB of RSS.
 func TestHostileAckAllocatesNothing(t *testing.T) {
@@ -68,25 +68,27 @@ func TestHostileAckAllocatesNothing(t *testing.T) {
 		t.Fatalf("%d hostile acks passed on for deletion", len(u.acks))
 	}
 
-	// A well-formed ack naming more seqs than the window is ignored too;
-	// one naming the window's worth is taken.
-	seqs := make([]uint64, 17)
+	// A well-formed ack naming more seqs than can be in flight (the
+	// window and the alert slots) is ignored too; one naming as many is
+	// taken.
+	most := 16 + alertSlots
+	seqs := make([]uint64, most+1)
 	for i := range seqs {
 		seqs[i] = uint64(i + 1)
 	}
 	u.onAck(nil, &message{topic: m.topic, payload: ackBytes(t, 1, seqs...)})
 	if len(u.acks) != 0 {
-		t.Fatal("an ack of 17 seqs with a window of 16 was passed on for deletion")
+		t.Fatalf("an ack of %d seqs with %d in flight at most was passed on for deletion", most+1, most)
 	}
-	u.onAck(nil, &message{topic: m.topic, payload: ackBytes(t, 1, seqs[:16]...)})
-	if got := <-u.acks; !slices.Equal(got, seqs[:16]) {
-		t.Fatalf("passed on %v, want seqs 1 to 16", got)
+	u.onAck(nil, &message{topic: m.topic, payload: ackBytes(t, 1, seqs[:most]...)})
+	if got := <-u.acks; !slices.Equal(got, seqs[:most]) {
+		t.Fatalf("passed on %v, want seqs 1 to %d", got, most)
 	}
 }
 
 // TestOversizedAckDeletesNothing: over a real broker, a hostile ack and
-// an ack naming more seqs than the window delete nothing; the next good
-// ack still does.
+// an ack naming more seqs than can be in flight delete nothing; the next
+// good ack still does.
 func TestOversizedAckDeletesNothing(t *testing.T) {
 	broker, prefix := testenv.MQTT(t), uniquePrefix()
 	s := newMemStore(5)
@@ -98,7 +100,11 @@ func TestOversizedAckDeletesNothing(t *testing.T) {
 	}
 	eventually(t, "window filled", func() bool { return u.Stats().InFlight == 4 })
 	topic := prefix + "/gw/ack"
-	for _, p := range [][]byte{hostileAck, ackBytes(t, 5, 1, 2, 3, 4, 5)} {
+	over := make([]uint64, 4+alertSlots+1) // more than can be in flight
+	for i := range over {
+		over[i] = uint64(i + 1)
+	}
+	for _, p := range [][]byte{hostileAck, ackBytes(t, 5, over...)} {
 		if tok := a.c.Publish(topic, 1, false, p); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			t.Fatalf("publish: %v", tok.Error())
 		}

@@ -152,12 +152,22 @@ func (l *loop) fill() (time.Duration, error) {
 	return l.fillBacklog()
 }
 
+// alertSlots is how many alert batches (and loss records) may be in
+// flight beyond the window: a window full of telemetry, which frees a
+// slot only at the next ack, never holds an alert back.
+const alertSlots = 8
+
 // stream publishes batches of lane with seq > after (and <= until, when
-// until > 0) while the window has room, and returns the new cursor.
+// until > 0) while the window has room (with alertSlots more for the
+// alert lane), and returns the new cursor.
 func (l *loop) stream(lane int, after, until uint64, backlog bool) (uint64, error) {
 	u := l.u
+	limit := u.opt.Window
+	if lane == LaneAlert {
+		limit += alertSlots
+	}
 	for {
-		room := u.opt.Window - len(l.inflight)
+		room := limit - len(l.inflight)
 		if room <= 0 {
 			return after, nil
 		}

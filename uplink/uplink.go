@@ -89,7 +89,7 @@ type Options struct {
 	Gateway     string        // gateway id, required
 	ClientID    string        // default "outpost-" + Gateway
 	TopicPrefix string        // default "outpost/v1"
-	Window      int           // batches in flight, default 16
+	Window      int           // telemetry batches in flight, default 16 (alerts may take alertSlots more)
 	AckTimeout  time.Duration // resend unacked batches after this, default 10s
 	Ack         AckMode       // default AckIngest
 	KeepAlive   time.Duration // default 30s
@@ -392,11 +392,11 @@ func (u *Uplink) poke() {
 // nothing is deleted on it. With a key, an ack must then pass Auth.
 func (u *Uplink) onAck(_ mqtt.Client, m mqtt.Message) {
 	p := m.Payload()
-	a, err := outpost.DecodeAckLimit(p, u.opt.Window)
+	a, err := outpost.DecodeAckLimit(p, u.opt.Window+alertSlots)
 	if err != nil {
 		u.badAcks.Add(1)
 		if ev := u.refusal(&u.badAckLog); ev != nil {
-			ev.Err(err).Int("bytes", len(p)).Int("window", u.opt.Window).Msg("bad ack ignored")
+			ev.Err(err).Int("bytes", len(p)).Int("window", u.opt.Window+alertSlots).Msg("bad ack ignored")
 		}
 		return
 	}

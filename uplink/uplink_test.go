@@ -250,6 +250,34 @@ func TestWindowBoundsInFlight(t *testing.T) {
 	eventually(t, "5 in flight after one ack", func() bool { st := u.Stats(); return st.InFlight == 5 && st.Published == 6 })
 }
 
+// A window full of unacked telemetry does not hold an alert back: alerts
+// have alertSlots more, and no more than that; telemetry stays at its
+// window.
+func TestAlertsPassAFullWindow(t *testing.T) {
+	broker, prefix := testenv.MQTT(t), uniquePrefix()
+	s := newMemStore(1)
+	a := startAcker(t, broker, prefix, "gw", func(uint64, int) bool { return true }) // never acks
+	u := startUplink(t, s, Options{Broker: broker, Gateway: "gw", TopicPrefix: prefix, Window: 3, AckTimeout: time.Hour})
+	eventually(t, "connected", func() bool { return u.Stats().Connected })
+	for seq := uint64(1); seq <= 10; seq++ {
+		s.put(LaneTelemetry, seq, batchBytes(t, outpost.KindTelemetry, 1, seq))
+	}
+	eventually(t, "window filled", func() bool { return u.Stats().InFlight == 3 })
+	s.put(LaneAlert, 11, batchBytes(t, outpost.KindAlert, 1, 11))
+	eventually(t, "the alert delivered", func() bool { return slices.Contains(a.got(), 11) })
+	for seq := uint64(12); seq < 12+2*alertSlots; seq++ {
+		s.put(LaneAlert, seq, batchBytes(t, outpost.KindAlert, 1, seq))
+	}
+	eventually(t, "the alert slots filled", func() bool {
+		st := u.Stats()
+		return st.InFlight == 3+alertSlots && st.Published == 3+alertSlots && len(a.got()) == 3+alertSlots
+	})
+	got := a.got()
+	if len(got) != 3+alertSlots || !slices.Equal(got[:3], []uint64{1, 2, 3}) || got[3] != 11 || got[len(got)-1] != 11+alertSlots-1 {
+		t.Fatalf("delivered %v, want telemetry 1..3 and alerts 11..%d", got, 11+alertSlots-1)
+	}
+}
+
 func TestResendsWithSameBytesAfterAckTimeout(t *testing.T) {
 	broker, prefix := testenv.MQTT(t), uniquePrefix()
 	s := newMemStore(3)

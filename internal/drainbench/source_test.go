@@ -1,7 +1,6 @@
 package drainbench
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -68,26 +67,5 @@ func TestSources(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestDiscardStoreDedup(t *testing.T) {
-	d := newDiscardStore()
-	ctx := context.Background()
-	b := &outpost.Batch{Kind: outpost.KindTelemetry, Gateway: "gw", Epoch: 7, Seq: 1,
-		Series: []outpost.Series{{Sensor: "s", Metric: "m", TS: []int64{1, 1, 1}, Values: []float64{1, 2, 3}}}}
-	for i, wantDup := range []bool{false, true} {
-		dup, err := d.Commit(ctx, b, 0)
-		if err != nil || dup != wantDup {
-			t.Fatalf("commit %d: dup %v, err %v; want dup %v", i, dup, err, wantDup)
-		}
-	}
-	b2 := *b
-	b2.Seq = 2
-	if dup, err := d.Commit(ctx, &b2, 0); err != nil || dup {
-		t.Fatalf("seq 2: dup %v, err %v", dup, err)
-	}
-	if n, _ := d.counts(); n != 6 {
-		t.Fatalf("%d readings, want 6", n)
 	}
 }

@@ -65,7 +65,7 @@ func StartMosquitto(t testing.TB, opts *MosquittoOptions) *Mosquitto {
 		opts = &MosquittoOptions{}
 	}
 	m := &Mosquitto{t: t, dir: t.TempDir(), port: freePort(t), binary: bin}
-	conf := fmt.Sprintf("per_listener_settings false\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n%s\nlistener %d 127.0.0.1\n%s\n",
+	conf := fmt.Sprintf("per_listener_settings false\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nlog_dest stderr\nlog_type error\nlog_type warning\n%s\nlistener %d 127.0.0.1\n%s\n",
 		opts.Global, m.port, opts.Listener)
 	if err := os.WriteFile(filepath.Join(m.dir, "mosquitto.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
