@@ -90,6 +90,13 @@ func (b *BatchBuilder) seriesIndex(r *Reading) int {
 // Len is the number of readings added since the last Take.
 func (b *BatchBuilder) Len() int { return b.n }
 
+// Snapshot returns a telemetry batch of what was gathered since the last
+// Take, without emptying the builder. Its series share the builder's
+// memory: encode it before the next Add or Take, and do not change it.
+func (b *BatchBuilder) Snapshot(gateway string, created int64) *Batch {
+	return &Batch{Version: WireVersion, Kind: KindTelemetry, Gateway: gateway, Created: created, Series: b.series}
+}
+
 // Take moves the gathered series into a new telemetry batch and empties the
 // builder. The caller fills in Epoch and Seq (the outbox does).
 func (b *BatchBuilder) Take(gateway string, created int64) *Batch {

@@ -270,3 +270,60 @@ func benchSets(b *testing.B) []dataset {
 	ds := datasets(b)
 	return []dataset{ds[5], ds[6], ds[9]} // occupancy all, sine, raw noise
 }
+
+// TestWireSizeLowRate measures what a low-rate gateway sends: the six
+// simulated series of examples/gateway.yaml (two devices, temperature,
+// humidity and pressure each, once a second: 6 readings/s) for 30
+// minutes, in batches sealed every second (the default) and held open
+// longer with batch.max_delay, as the batcher seals them, zstd. Every
+// batch is decoded again and must give back exactly its readings. Run
+// with -v for the table (docs/benchmarks.md, "Low rates").
+func TestWireSizeLowRate(t *testing.T) {
+	specs := []struct {
+		sensor, metric string
+		spec           firmwaresim.SignalSpec
+	}{
+		{"dev1-env", "temperature", firmwaresim.SignalSpec{Kind: firmwaresim.KindSine, Base: 25, Amplitude: 3, Period: time.Minute, Noise: 0.05, Resolution: 0.01, Seed: 1}},
+		{"dev1-env", "humidity", firmwaresim.SignalSpec{Kind: firmwaresim.KindRandomWalk, Base: 45, Step: 0.2, Min: 20, Max: 80, Resolution: 0.01, Seed: 2}},
+		{"dev1-env", "pressure", firmwaresim.SignalSpec{Kind: firmwaresim.KindSine, Base: 101325, Amplitude: 120, Period: 10 * time.Minute, Noise: 2, Resolution: 0.1, Seed: 3}},
+		{"dev2-env", "temperature", firmwaresim.SignalSpec{Kind: firmwaresim.KindRandomWalk, Base: 19.5, Step: 0.05, Min: 15, Max: 30, Resolution: 0.01, Seed: 4}},
+		{"dev2-env", "humidity", firmwaresim.SignalSpec{Kind: firmwaresim.KindSine, Base: 55, Amplitude: 5, Period: 30 * time.Minute, Noise: 0.3, Resolution: 0.01, Seed: 5}},
+		{"dev2-env", "pressure", firmwaresim.SignalSpec{Kind: firmwaresim.KindRandomWalk, Base: 101200, Step: 3, Min: 95000, Max: 105000, Resolution: 0.1, Seed: 6}},
+	}
+	sigs := make([]*firmwaresim.Signal, len(specs))
+	for i, s := range specs {
+		var err error
+		if sigs[i], err = firmwaresim.NewSignal(s.spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A second's readings come together, as the pollers publish them; the
+	// time has a few ms of jitter, as a real poll loop's does.
+	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC).UnixNano()
+	var rs []outpost.Reading
+	for sec := range 30 * 60 {
+		for i, s := range specs {
+			ts := t0 + int64(sec)*int64(time.Second) + int64((sec*7+i*3)%5)*int64(time.Millisecond)
+			rs = append(rs, outpost.Reading{Sensor: s.sensor, Metric: s.metric, Unit: "u", TS: ts, Value: sigs[i].At(ts)})
+		}
+	}
+	zenc, err := outpost.NewEncoder(&outpost.EncoderOptions{Compression: outpost.CompressZstd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "| batches sealed every | readings/batch | B/reading, zstd |\n|---|---|---|\n")
+	var sizes []float64
+	for _, every := range []int{1, 10, 30, 60, 120} {
+		n := every * len(specs)
+		b := encodeAll(t, rs, n, func(b *outpost.Batch) ([]byte, error) { return zenc.Encode(nil, b) })
+		sizes = append(sizes, b)
+		fmt.Fprintf(&out, "| %d s | %d | %.2f |\n", every, n, b)
+	}
+	for i := 1; i < len(sizes); i++ {
+		if sizes[i] >= sizes[i-1] {
+			t.Errorf("longer batches cost more: %v B/reading", sizes)
+		}
+	}
+	t.Logf("bytes per reading on the wire at 6 readings/s, whole messages:\n%s", out.String())
+}

@@ -63,14 +63,14 @@ func (o *Outbox) encode(bs []*outpost.Batch) error {
 	return nil
 }
 
-// appendRetrying runs the append transaction. When the file is at its hard
+// appendRetrying runs the append transaction, pre (if set) first in it. When the file is at its hard
 // limit (the estimate says the new pages will not fit, or bbolt refused to
 // grow the file) it commits an eviction first, because the pages a
 // transaction frees are reusable only from the next one, and tries again,
 // evicting more each round. The caller holds wmu.
-func (o *Outbox) appendRetrying(bs []*outpost.Batch) error {
+func (o *Outbox) appendRetrying(bs []*outpost.Batch, pre func(*bolt.Tx) error) error {
 	var need int64
-	err := o.write(o.appendTx(false, &need))
+	err := o.write(withPre(pre, o.appendTx(false, &need)))
 	for try := 1; try <= roomTries && isFull(err); try++ {
 		o.log.Warn().Err(err).Int64(keyFileBytes, o.Stats().FileBytes).
 			Msg("outbox file at its size limit: evicting in a transaction of its own")
@@ -85,9 +85,22 @@ func (o *Outbox) appendRetrying(bs []*outpost.Batch) error {
 				return err
 			}
 		}
-		err = o.write(o.appendTx(try == roomTries, &need))
+		err = o.write(withPre(pre, o.appendTx(try == roomTries, &need)))
 	}
 	return err
+}
+
+// withPre runs pre, if set, before fn in fn's transaction.
+func withPre(pre func(*bolt.Tx) error, fn func(*bolt.Tx, *delta) error) func(*bolt.Tx, *delta) error {
+	if pre == nil {
+		return fn
+	}
+	return func(tx *bolt.Tx, d *delta) error {
+		if err := pre(tx); err != nil {
+			return err
+		}
+		return fn(tx, d)
+	}
 }
 
 func isFull(err error) bool {

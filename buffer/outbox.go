@@ -215,6 +215,29 @@ func (o *Outbox) Notify() <-chan struct{} { return o.notify }
 // On error nothing of this call is stored and the Epoch and Seq written
 // into bs mean nothing.
 func (o *Outbox) Append(bs []*outpost.Batch) error {
+	return o.appendWith(bs, nil)
+}
+
+// AppendDeletingState is Append that also deletes the state stored under
+// key (PutState), in the same transaction: the batches are stored and the
+// state gone, or neither. The gateway keeps the readings of a batch not
+// yet sealed as state, and stores the sealed batch so: its readings are
+// never both a batch and state, nor neither.
+func (o *Outbox) AppendDeletingState(bs []*outpost.Batch, key string) error {
+	if err := checkStateKey(key); err != nil {
+		return err
+	}
+	return o.appendWith(bs, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketState)
+		if b == nil {
+			return nil // no state was ever stored
+		}
+		return deleteState(b, key)
+	})
+}
+
+// appendWith is Append, running pre first in its transaction.
+func (o *Outbox) appendWith(bs []*outpost.Batch, pre func(*bolt.Tx) error) error {
 	if err := o.writable(); err != nil {
 		return err
 	}
@@ -227,7 +250,7 @@ func (o *Outbox) Append(bs []*outpost.Batch) error {
 		return err
 	}
 	before := o.stats.Counters
-	err := o.appendRetrying(bs)
+	err := o.appendRetrying(bs, pre)
 	if cap(o.enc) > maxKeptArena {
 		o.enc = nil // a rare huge Append should not pin its memory
 	}

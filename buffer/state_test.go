@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/outposthq/outpost"
 )
 
 func mustState(t *testing.T, o *Outbox, key string) []byte {
@@ -175,5 +177,58 @@ func TestStateCorrupt(t *testing.T) {
 	}
 	if v := mustState(t, o, "rules"); string(v) != "fresh" {
 		t.Fatalf("%q", v)
+	}
+}
+
+// AppendDeletingState stores the batches and deletes the state in one
+// transaction: both, after a reopen too, or, when the append fails,
+// neither; other keys stay.
+func TestAppendDeletingState(t *testing.T) {
+	path := newPath(t)
+	enc, err := outpost.NewEncoder(&outpost.EncoderOptions{MaxMessageBytes: outpost.MinMessageBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := open(t, path, &Options{Encoder: enc, NoSync: true})
+	if err := o.PutState("open", []byte("readings")); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.PutState("other", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	// A reading alone over the message cap fails the append: the state
+	// stays.
+	huge := alert(strings.Repeat("r", 2*outpost.MinMessageBytes))
+	if err := o.AppendDeletingState([]*outpost.Batch{huge}, "open"); err == nil {
+		t.Fatal("an alert over the cap was stored")
+	}
+	if v := mustState(t, o, "open"); string(v) != "readings" {
+		t.Fatalf("state after a failed append: %q", v)
+	}
+	if err := o.AppendDeletingState([]*outpost.Batch{telemetry(10, 1)}, "open"); err != nil {
+		t.Fatal(err)
+	}
+	if v := mustState(t, o, "open"); v != nil {
+		t.Fatalf("state after the append: %q", v)
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	o = open(t, path, &Options{Encoder: enc, NoSync: true})
+	if v := mustState(t, o, "open"); v != nil {
+		t.Fatalf("state after a reopen: %q", v)
+	}
+	if v := mustState(t, o, "other"); string(v) != "kept" {
+		t.Fatalf("other key: %q", v)
+	}
+	if st := o.Stats(); st.Batches[LaneTelemetry] != 1 {
+		t.Fatalf("stats %+v, want the batch stored", st)
+	}
+	// No state stored under the key, or none at all: the append alone.
+	if err := o.AppendDeletingState([]*outpost.Batch{telemetry(10, 2)}, "never"); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.AppendDeletingState(nil, ""); err == nil {
+		t.Fatal("an empty key was taken")
 	}
 }

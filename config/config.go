@@ -63,6 +63,9 @@ const (
 	LogFormatJSON    = "json"    // one JSON object per line
 )
 
+// MaxBatchDelay bounds batch.max_delay.
+const MaxBatchDelay = 10 * time.Minute
+
 // MaxShutdownGrace bounds shutdown_grace: a service manager's stop timeout
 // (systemd's TimeoutStopSec, 90 s by default) must not run out first.
 const MaxShutdownGrace = time.Minute
@@ -270,6 +273,13 @@ type BatchConfig struct {
 	MaxReadings int `yaml:"max_readings"`
 	// Interval is the flush interval; > 0, default 1s.
 	Interval time.Duration `yaml:"interval"`
+	// MaxDelay, when longer than Interval, lets a batch stay open until
+	// its first reading has waited that long (or it holds MaxReadings):
+	// at each interval its readings are written to the outbox instead of
+	// being sealed, so a low-rate gateway sends fewer, larger batches
+	// and loses no more at a power cut. Alerts and the live topics do
+	// not wait. 0 to MaxBatchDelay; default 0: seal at every interval.
+	MaxDelay time.Duration `yaml:"max_delay"`
 	// Compression of sealed batches: zstd or none; default zstd. It applies
 	// on top of the columnar encoding, to what is stored and sent.
 	Compression string `yaml:"compression"`

@@ -96,6 +96,9 @@ func (c *Config) validate(doc *yamlpos.Doc, opts *LoadOptions) yamlpos.ErrorList
 	k.oneOf("$.bus.policy", c.Bus.Policy, "policy", PolicyBlock, PolicyDrop)
 	k.between("$.batch.max_readings", c.Batch.MaxReadings, 1, MaxBatchSize)
 	k.positive("$.batch.interval", c.Batch.Interval)
+	if d := c.Batch.MaxDelay; d < 0 || d > MaxBatchDelay {
+		k.errorf("$.batch.max_delay", "must be between 0 and %s, got %s", MaxBatchDelay, d)
+	}
 	k.oneOf("$.batch.compression", c.Batch.Compression, "compression", CompressionZstd, CompressionNone)
 	if c.Buffer.MaxBatches < 1 {
 		k.errorf("$.buffer.max_batches", "must be at least 1, got %d", c.Buffer.MaxBatches)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -20,9 +21,29 @@ type appender interface {
 	Append(bs []*outpost.Batch) error
 }
 
+// journal is the outbox as the batcher keeps the readings of its open
+// batch durable between seals, with batch.max_delay longer than the
+// interval: as state, replaced every interval, and deleted in the
+// transaction that stores the sealed batch.
+type journal interface {
+	PutState(key string, value []byte) error
+	State(key string) ([]byte, error)
+	AppendDeletingState(bs []*outpost.Batch, key string) error
+}
+
+// openKey is the outbox state key of the open batch's readings.
+const openKey = "batcher.open"
+
 // batcher turns reading slices into columnar batches and stores them in the
 // outbox, several sealed batches per durable transaction (group commit).
 // Alerts are stored at once in batches of their own.
+//
+// A batch is sealed when it holds maxReadings, or at an interval tick;
+// with maxDelay longer than the interval, a batch is sealed at the first
+// tick after its first reading has waited maxDelay, and at the ticks
+// before that its readings are written to the journal instead, so that
+// a power cut loses no more than it would without maxDelay, while a
+// low-rate gateway sends far fewer, larger batches.
 type batcher struct {
 	gateway     string
 	in          <-chan []outpost.Reading
@@ -35,6 +56,13 @@ type batcher struct {
 	maxMessage  int // uplink.max_message_bytes: alert texts are cut to a quarter of it
 	log         zerolog.Logger
 	now         func() time.Time
+	maxDelay    time.Duration // batch.max_delay; at most interval: seal at every tick
+	journal     journal       // nil: no open batch is kept across ticks, nor recovered
+
+	openSince  time.Time      // when the open batch got its first reading
+	journaledN int            // readings of the open batch in the journal, 0: none
+	carrier    *outpost.Batch // the sealed batch holding the journaled readings, not yet stored
+	jbuf       []byte
 
 	b          *outpost.BatchBuilder
 	pending    []*outpost.Batch // sealed telemetry not yet stored
@@ -68,6 +96,7 @@ const groupMax = 32
 func (bt *batcher) run(ctx context.Context) {
 	bt.b = outpost.NewBatchBuilder()
 	bt.lastHeldSeg = -1
+	bt.recoverOpen()
 	tick := time.NewTicker(bt.interval)
 	defer tick.Stop()
 	in, alerts, health := bt.in, bt.alerts, bt.health
@@ -104,7 +133,9 @@ func (bt *batcher) run(ctx context.Context) {
 			bt.commitAlerts(as)
 		case <-tick.C:
 			bt.beat.Busy()
-			bt.seal()
+			if !bt.keepOpen() {
+				bt.seal()
+			}
 			bt.commit()
 			bt.settle()
 		}
@@ -125,6 +156,9 @@ func (bt *batcher) run(ctx context.Context) {
 
 // add appends rs, sealing a batch each time one reaches maxReadings.
 func (bt *batcher) add(rs []outpost.Reading) {
+	if bt.b.Len() == 0 && len(rs) > 0 {
+		bt.openSince = bt.now()
+	}
 	if bt.clock != nil && len(rs) > 0 && !bt.clock.plain() {
 		bt.addClassified(rs)
 		return
@@ -148,6 +182,9 @@ func (bt *batcher) seal() {
 		return
 	}
 	bt.pending = append(bt.pending, bt.b.Take(bt.gateway, bt.now().UnixNano()))
+	if bt.journaledN > 0 {
+		bt.carrier, bt.journaledN = bt.pending[len(bt.pending)-1], 0
+	}
 	if bt.openHold {
 		if bt.segOf == nil {
 			bt.segOf = map[*outpost.Batch]int{}
@@ -186,7 +223,15 @@ func (bt *batcher) commit() {
 	for len(bt.pending) > 0 {
 		n := min(len(bt.pending), groupMax)
 		guard := bt.guardHeld(bt.pending[:n])
-		err := bt.out.Append(bt.pending[:n])
+		var err error
+		if carried := bt.carrier != nil && slices.Contains(bt.pending[:n], bt.carrier); carried {
+			// Its readings leave the journal as the batch is stored.
+			if err = bt.journal.AppendDeletingState(bt.pending[:n], openKey); err == nil {
+				bt.carrier = nil
+			}
+		} else {
+			err = bt.out.Append(bt.pending[:n])
+		}
 		if err == nil {
 			bt.noteHeld(bt.pending[:n])
 		}
@@ -203,6 +248,74 @@ func (bt *batcher) commit() {
 		clear(bt.pending[:n])
 		bt.pending = append(bt.pending[:0], bt.pending[n:]...)
 	}
+}
+
+// keepOpen reports whether the open batch stays open at this tick, its
+// readings written to the journal, rather than being sealed: with
+// maxDelay longer than the interval, while its first reading has waited
+// less than maxDelay, the wall clock needs no re-basing, and no earlier
+// journaled readings wait to be stored (their batch clears the journal
+// when it is). A failed journal write seals, as without maxDelay.
+func (bt *batcher) keepOpen() bool {
+	if bt.maxDelay <= bt.interval || bt.journal == nil || bt.carrier != nil || bt.b.Len() == 0 ||
+		bt.openHold || bt.clock != nil && !bt.clock.plain() || bt.now().Sub(bt.openSince) >= bt.maxDelay {
+		return false
+	}
+	if bt.journaledN == bt.b.Len() {
+		return true // nothing new since the last write
+	}
+	snap := bt.b.Snapshot(bt.gateway, bt.now().UnixNano())
+	snap.Epoch, snap.Seq = 1, 1 // never sent: what a batch must have to decode
+	p, err := snap.MarshalMsg(bt.jbuf[:0])
+	if err == nil {
+		bt.jbuf = p
+		err = bt.journal.PutState(openKey, p)
+	}
+	if err != nil {
+		bt.appendOK(err)
+		return false
+	}
+	bt.journaledN = bt.b.Len()
+	return true
+}
+
+// recoverOpen takes back the readings of an open batch that the last run
+// journaled and never sealed (it was killed, or lost power): they open
+// this run's first batch, which clears the journal when it is stored. A
+// journal that does not decode is dropped, loudly.
+func (bt *batcher) recoverOpen() {
+	if bt.journal == nil {
+		return
+	}
+	p, err := bt.journal.State(openKey)
+	if err == nil && p == nil {
+		return
+	}
+	var b *outpost.Batch
+	if err == nil {
+		b, err = outpost.DecodeBatch(p)
+	}
+	if err == nil && b.Kind != outpost.KindTelemetry {
+		err = errors.New("not a telemetry batch")
+	}
+	if err != nil {
+		bt.log.Error().Err(err).Int("bytes", len(p)).Msg("the open batch of the last run is unreadable; its readings are lost")
+		if err := bt.journal.PutState(openKey, nil); err != nil {
+			bt.log.Error().Err(err).Msg("dropping the unreadable open batch")
+		}
+		return
+	}
+	rs := b.AppendReadings(nil)
+	if len(rs) == 0 {
+		if err := bt.journal.PutState(openKey, nil); err != nil {
+			bt.log.Error().Err(err).Msg("dropping the empty open batch")
+		}
+		return
+	}
+	bt.openSince = bt.now()
+	bt.b.Add(rs)
+	bt.journaledN = len(rs)
+	bt.log.Info().Int("readings", len(rs)).Msg("the open batch of the last run is taken back")
 }
 
 // appendOK counts and logs a failed append (err from Append); it reports

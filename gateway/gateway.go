@@ -222,6 +222,8 @@ func (g *Gateway) build(o Options) error {
 		out:         g.outbox,
 		maxReadings: cfg.Batch.MaxReadings,
 		interval:    cfg.Batch.Interval,
+		maxDelay:    cfg.Batch.MaxDelay,
+		journal:     g.outbox,
 		maxPending:  4096,
 		maxMessage:  int(cfg.Uplink.MaxMessageBytes),
 		log:         g.log.With().Str("component", "batcher").Logger(),
