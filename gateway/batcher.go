@@ -57,7 +57,10 @@ type batcher struct {
 	log         zerolog.Logger
 	now         func() time.Time
 	maxDelay    time.Duration // batch.max_delay; at most interval: seal at every tick
-	journal     journal       // nil: no open batch is kept across ticks, nor recovered
+
+	// journal is out, when it can keep an open batch (the outbox does);
+	// nil: no open batch is kept across ticks, nor recovered.
+	journal journal
 
 	openSince  time.Time      // when the open batch got its first reading
 	journaledN int            // readings of the open batch in the journal, 0: none
@@ -96,6 +99,7 @@ const groupMax = 32
 func (bt *batcher) run(ctx context.Context) {
 	bt.b = outpost.NewBatchBuilder()
 	bt.lastHeldSeg = -1
+	bt.journal, _ = bt.out.(journal)
 	bt.recoverOpen()
 	tick := time.NewTicker(bt.interval)
 	defer tick.Stop()

@@ -223,7 +223,6 @@ func (g *Gateway) build(o Options) error {
 		maxReadings: cfg.Batch.MaxReadings,
 		interval:    cfg.Batch.Interval,
 		maxDelay:    cfg.Batch.MaxDelay,
-		journal:     g.outbox,
 		maxPending:  4096,
 		maxMessage:  int(cfg.Uplink.MaxMessageBytes),
 		log:         g.log.With().Str("component", "batcher").Logger(),

@@ -16,7 +16,7 @@ import (
 // fakeNow is a clock the test moves.
 type fakeNow struct{ ns atomic.Int64 }
 
-func (f *fakeNow) now() time.Time           { return time.Unix(0, f.ns.Load()) }
+func (f *fakeNow) now() time.Time          { return time.Unix(0, f.ns.Load()) }
 func (f *fakeNow) advance(d time.Duration) { f.ns.Add(int64(d)) }
 
 // openBatcher runs a batcher on a real outbox, ticking every 5 ms of
@@ -26,7 +26,7 @@ func openBatcher(t *testing.T, ob *buffer.Outbox, maxDelay time.Duration, clock 
 	t.Helper()
 	ch := make(chan []outpost.Reading, 64)
 	alerts := make(chan []outpost.Alert)
-	bt := &batcher{gateway: "gw", in: ch, alerts: alerts, out: ob, journal: ob, maxReadings: 1000,
+	bt := &batcher{gateway: "gw", in: ch, alerts: alerts, out: ob, maxReadings: 1000,
 		interval: 5 * time.Millisecond, maxDelay: maxDelay, maxPending: 8, now: clock.now, log: zerolog.Nop()}
 	done := make(chan struct{})
 	go func() { defer close(done); bt.run(context.Background()) }()

@@ -63,7 +63,7 @@ func (c *gwConfig) write(o *Options) (firmwaresim.SignalSpec, error) {
 		}
 	}
 	fmt.Fprintf(&b, "bus: {queue: 256, policy: block}\n")
-	fmt.Fprintf(&b, "batch: {max_readings: %d, interval: %s}\n", o.MaxReadings, o.BatchInterval)
+	fmt.Fprintf(&b, "batch: {max_readings: %d, interval: %s, max_delay: %s}\n", o.MaxReadings, o.BatchInterval, o.MaxDelay)
 	fmt.Fprintf(&b, "uplink:\n  broker: %s\n  topic_prefix: %s\n  ack: ingest\n  ack_timeout: %s\n  connect_timeout: 5s\n",
 		quote(c.broker), c.prefix, o.AckTimeout)
 	if err := os.WriteFile(c.path, []byte(b.String()), 0o644); err != nil {

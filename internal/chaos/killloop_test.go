@@ -29,13 +29,32 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // package doc; scripts/chaos/kill-loop runs the long version. With -short
 // it kills 5 times unless -chaos.kills says otherwise.
 func TestKillLoop(t *testing.T) {
-	seed := *flagSeed
-	if seed == 0 {
-		seed = time.Now().UnixNano() % 1_000_000_000
-	}
 	kills := *flagKills
 	if testing.Short() && !flagSet("chaos.kills") {
 		kills = 5
+	}
+	killLoop(t, kills, Options{})
+}
+
+// TestKillLoopMaxDelay is the kill loop with batches held open by
+// batch.max_delay: each stays open for a second, its readings written to
+// the outbox's state at every interval, and a kill lands while one is
+// open nearly every time. Nothing committed may be lost or doubled: the
+// state's readings open the next run's first batch, and leave the state
+// in the transaction that stores it.
+func TestKillLoopMaxDelay(t *testing.T) {
+	kills := max(3, *flagKills/4)
+	if testing.Short() && !flagSet("chaos.kills") {
+		kills = 3
+	}
+	killLoop(t, kills, Options{MaxDelay: time.Second, MaxReadings: 50_000})
+}
+
+// killLoop runs the kill loop with kills, and o's batch options.
+func killLoop(t *testing.T, kills int, o Options) {
+	seed := *flagSeed
+	if seed == 0 {
+		seed = time.Now().UnixNano() % 1_000_000_000
 	}
 	dir := *flagDir
 	if dir == "" {
@@ -54,6 +73,7 @@ func TestKillLoop(t *testing.T) {
 	h, err := New(t, Options{
 		Kills: kills, Seed: seed,
 		Broker: testenv.MQTT(t), DB: testenv.DB(t), Dir: dir, Bin: bin,
+		MaxReadings: o.MaxReadings, MaxDelay: o.MaxDelay,
 		Logf: t.Logf,
 	})
 	if err != nil {

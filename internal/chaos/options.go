@@ -28,7 +28,10 @@ type Options struct {
 	// multiple of a poll's Metrics×Samples readings, so that batch
 	// boundaries cut polls and a kill can leave half a poll committed.
 	MaxReadings int
-	AckTimeout  time.Duration // uplink.ack_timeout; default 2s
+	// MaxDelay is batch.max_delay; default 0 (none): batches are sealed
+	// at every BatchInterval.
+	MaxDelay   time.Duration
+	AckTimeout time.Duration // uplink.ack_timeout; default 2s
 
 	// A run lasts MinUp to MaxUp before its kill, except a share ShortShare
 	// of them that are killed within ShortUp of their exec, most of those
