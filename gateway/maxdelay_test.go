@@ -58,7 +58,7 @@ func journaled(t *testing.T, ob *buffer.Outbox) int {
 // outboxTelemetry is the telemetry batches in the outbox and their readings.
 func outboxTelemetry(t *testing.T, ob *buffer.Outbox) (batches, readings int) {
 	t.Helper()
-	es, err := ob.Read(buffer.LaneTelemetry, 0, 1000, nil)
+	es, err := ob.Read(buffer.LaneTelemetry, 0, 1<<20, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/buffer"
 	"github.com/outposthq/outpost/config"
 	"github.com/outposthq/outpost/ingest"
@@ -140,18 +139,7 @@ func stored(t *testing.T, cfg *config.Config) (batches, readings int) {
 		t.Fatal(err)
 	}
 	defer ob.Close()
-	es, err := ob.Read(buffer.LaneTelemetry, 0, 1<<20, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range es {
-		b, err := outpost.DecodeBatch(e.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		readings += b.Len()
-	}
-	return len(es), readings
+	return outboxTelemetry(t, ob)
 }
 
 // Under load, a graceful stop delivers everything: the partial batch
