@@ -34,6 +34,11 @@ type journal interface {
 // openKey is the outbox state key of the open batch's readings.
 const openKey = "batcher.open"
 
+// journalMax is the most readings a batch keeps open across a tick: the
+// journal rewrites them all at every interval, so a batch that has this
+// many is sealed, as at a rate max_delay is not for.
+const journalMax = 16384
+
 // batcher turns reading slices into columnar batches and stores them in the
 // outbox, several sealed batches per durable transaction (group commit).
 // Alerts are stored at once in batches of their own.
@@ -257,11 +262,11 @@ func (bt *batcher) commit() {
 // keepOpen reports whether the open batch stays open at this tick, its
 // readings written to the journal, rather than being sealed: with
 // maxDelay longer than the interval, while its first reading has waited
-// less than maxDelay, the wall clock needs no re-basing, and no earlier
-// journaled readings wait to be stored (their batch clears the journal
-// when it is). A failed journal write seals, as without maxDelay.
+// less than maxDelay, it holds fewer than journalMax readings, the wall
+// clock needs no re-basing, and no earlier journaled readings wait to be
+// stored (their batch clears the journal when it is). A failed journal write seals, as without maxDelay.
 func (bt *batcher) keepOpen() bool {
-	if bt.maxDelay <= bt.interval || bt.journal == nil || bt.carrier != nil || bt.b.Len() == 0 ||
+	if bt.maxDelay <= bt.interval || bt.journal == nil || bt.carrier != nil || bt.b.Len() == 0 || bt.b.Len() >= journalMax ||
 		bt.openHold || bt.clock != nil && !bt.clock.plain() || bt.now().Sub(bt.openSince) >= bt.maxDelay {
 		return false
 	}
