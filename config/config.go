@@ -40,6 +40,7 @@ const (
 	DefaultBusPolicy      = PolicyBlock
 	DefaultBatchReadings  = 1000
 	DefaultBatchInterval  = time.Second
+	DefaultBatchMaxDelay  = 30 * time.Second
 	DefaultBufferBatches  = 1_000_000
 	DefaultBufferBytes    = ByteSize(1 << 30)
 	DefaultBufferAge      = 7 * 24 * time.Hour
@@ -278,7 +279,8 @@ type BatchConfig struct {
 	// at each interval its readings are written to the outbox instead of
 	// being sealed, so a low-rate gateway sends fewer, larger batches
 	// and loses no more at a power cut. Alerts and the live topics do
-	// not wait. 0 to MaxBatchDelay; default 0: seal at every interval.
+	// not wait. Up to MaxBatchDelay; 0 takes the default, 30s; at most
+	// Interval seals a batch at every interval.
 	MaxDelay time.Duration `yaml:"max_delay"`
 	// Compression of sealed batches: zstd or none; default zstd. It applies
 	// on top of the columnar encoding, to what is stored and sent.
@@ -464,6 +466,9 @@ func (b *BatchConfig) SetDefaults() {
 	}
 	if b.Interval == 0 {
 		b.Interval = DefaultBatchInterval
+	}
+	if b.MaxDelay == 0 {
+		b.MaxDelay = DefaultBatchMaxDelay
 	}
 	if b.Compression == "" {
 		b.Compression = DefaultCompression

@@ -58,7 +58,7 @@ func TestDefaults(t *testing.T) {
 			Metrics: []Metric{{Name: "temperature"}},
 		}},
 		Bus:    BusConfig{Queue: 256, Policy: "block"},
-		Batch:  BatchConfig{MaxReadings: 1000, Interval: time.Second, Compression: "zstd"},
+		Batch:  BatchConfig{MaxReadings: 1000, Interval: time.Second, MaxDelay: 30 * time.Second, Compression: "zstd"},
 		Buffer: BufferConfig{MaxBatches: 1_000_000, MaxBytes: 1 << 30, MaxAge: 7 * 24 * time.Hour},
 		Uplink: UplinkConfig{
 			Broker: "tcp://127.0.0.1:1883", TopicPrefix: "outpost/v1", Window: 16,
@@ -122,7 +122,7 @@ rules:
 		t.Errorf("sensor: %+v", s)
 	case sig.Kind != SignalRandomWalk, !sig.HasMin || sig.Min != -40, !sig.HasMax || sig.Max != 85, sig.Seed != -3:
 		t.Errorf("signal: %+v", sig)
-	case c.Bus != BusConfig{Queue: 8, Policy: "drop"}, c.Batch != BatchConfig{MaxReadings: 5, Interval: 2 * time.Minute, Compression: "zstd"}:
+	case c.Bus != BusConfig{Queue: 8, Policy: "drop"}, c.Batch != BatchConfig{MaxReadings: 5, Interval: 2 * time.Minute, MaxDelay: 30 * time.Second, Compression: "zstd"}:
 		t.Errorf("bus/batch: %+v %+v", c.Bus, c.Batch)
 	case c.Buffer.MaxBytes != 512<<20:
 		t.Errorf("buffer: %+v", c.Buffer)

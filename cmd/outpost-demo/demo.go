@@ -483,7 +483,7 @@ func bytesNote(s *Summary, b *config.BatchConfig) string {
 		return ""
 	}
 	note := fmt.Sprintf("  (%.0f B/reading: batches sealed every %v held %.1f readings on average, and each carries its header and per-series headers",
-		s.BytesPerReading, b.Interval, s.ReadingsPerBatch)
+		s.BytesPerReading, max(b.Interval, b.MaxDelay), s.ReadingsPerBatch)
 	if b.Compression == "zstd" {
 		note += fmt.Sprintf("; full batches of %d readings take ~0.1–3 B/reading", b.MaxReadings)
 	}

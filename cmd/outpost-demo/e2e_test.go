@@ -173,7 +173,7 @@ func TestDemoExplainsItself(t *testing.T) {
 		"This config injects faults into simulated chips on purpose; the warnings they cause are expected:\n" +
 			"  lab-env: nack 2% of bus transactions; cold-room: dropout 0s–15s\n",
 		healthLine,
-		"batches sealed every 1s held ",
+		"batches sealed every 30s held ",
 		" readings on average, and each carries its header and per-series headers; full batches of 1000 readings take ~0.1–3 B/reading)\n",
 		"the database: " + db + " (SQLite;",
 		"it is removed at exit with its temp dir: run with --data-dir DIR to keep it",

@@ -28,8 +28,9 @@ type Options struct {
 	// multiple of a poll's Metrics×Samples readings, so that batch
 	// boundaries cut polls and a kill can leave half a poll committed.
 	MaxReadings int
-	// MaxDelay is batch.max_delay; default 0 (none): batches are sealed
-	// at every BatchInterval.
+	// MaxDelay is batch.max_delay; default 0: the config's default
+	// (30s), which at the kill loop's rates holds open only the partial
+	// batch left at a tick.
 	MaxDelay   time.Duration
 	AckTimeout time.Duration // uplink.ack_timeout; default 2s
 

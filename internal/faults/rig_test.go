@@ -64,7 +64,9 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	cfg := &config.Config{
 		Gateway: config.GatewayConfig{ID: "gw-faults-" + id},
 		DataDir: t.TempDir(),
-		Batch:   config.BatchConfig{MaxReadings: 500, Interval: 100 * time.Millisecond},
+		// A batch every interval (max_delay at most the interval): the
+		// tests count on the rate batches are sealed at.
+		Batch: config.BatchConfig{MaxReadings: 500, Interval: 100 * time.Millisecond, MaxDelay: 100 * time.Millisecond},
 		Uplink: config.UplinkConfig{
 			Broker: o.gatewayBroker,
 			// A topic prefix of its own keeps tests on a shared broker apart.
