@@ -204,6 +204,11 @@ func (bt *batcher) seal() {
 		for _, b := range bt.pending[:over] {
 			bt.lost.Add(int64(b.Len()))
 			delete(bt.segOf, b)
+			if b == bt.carrier {
+				// Its readings are lost with it: the next journal write
+				// replaces them, and batches may stay open again.
+				bt.carrier = nil
+			}
 		}
 		bt.pending = append(bt.pending[:0], bt.pending[over:]...)
 		bt.log.Error().Int("batches", over).Msg("outbox unavailable too long; oldest unflushed batches dropped")

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -147,5 +148,71 @@ func TestBatcherRecoversOpenBatch(t *testing.T) {
 	stop()
 	if n, r := outboxTelemetry(t, ob); n != 2 || r != 6 {
 		t.Fatalf("after an unreadable journal: %d batches of %d readings, want 2 of 6", n, r)
+	}
+}
+
+// flakyOutbox is the outbox, with appends that fail on demand.
+type flakyOutbox struct {
+	*buffer.Outbox
+	failing atomic.Bool
+	failed  atomic.Int64 // appends refused
+}
+
+func (f *flakyOutbox) Append(bs []*outpost.Batch) error {
+	if f.failing.Load() {
+		f.failed.Add(1)
+		return errors.New("disk full")
+	}
+	return f.Outbox.Append(bs)
+}
+
+func (f *flakyOutbox) AppendDeletingState(bs []*outpost.Batch, key string) error {
+	if f.failing.Load() {
+		f.failed.Add(1)
+		return errors.New("disk full")
+	}
+	return f.Outbox.AppendDeletingState(bs, key)
+}
+
+// While the outbox fails, the batch holding journaled readings waits
+// with the others, and the journal stays; dropped beyond maxPending, its
+// readings are counted lost, and batches are kept open again once the
+// outbox works: nothing is stored twice.
+func TestBatcherMaxDelayOutboxFails(t *testing.T) {
+	ob, err := buffer.Open(filepath.Join(t.TempDir(), OutboxFile), &buffer.Options{Gateway: "gw", NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	out := &flakyOutbox{Outbox: ob}
+	clock := &fakeNow{}
+	clock.ns.Store(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC).UnixNano())
+	in := make(chan []outpost.Reading, 64)
+	alerts := make(chan []outpost.Alert)
+	bt := &batcher{gateway: "gw", in: in, alerts: alerts, out: out, maxReadings: 1000,
+		interval: 5 * time.Millisecond, maxDelay: time.Minute, maxPending: 2, now: clock.now, log: zerolog.Nop()}
+	done := make(chan struct{})
+	go func() { defer close(done); bt.run(context.Background()) }()
+
+	in <- readings("a", 3, 1)
+	waitFor(t, func() bool { return journaled(t, ob) == 3 })
+	out.failing.Store(true)
+	clock.advance(time.Minute) // sealed at the next tick; its append fails
+	waitFor(t, func() bool { return out.failed.Load() > 0 })
+	if journaled(t, ob) != 3 {
+		t.Fatal("the journal went while its batch was not stored")
+	}
+	// Two more batches (by count) push the first out of the two held.
+	in <- readings("b", 1000, 10)
+	in <- readings("c", 1000, 10)
+	waitFor(t, func() bool { return bt.lost.Load() == 3 })
+	out.failing.Store(false)
+	in <- readings("d", 2, 100)
+	waitFor(t, func() bool { n, _ := outboxTelemetry(t, ob); return n == 2 && journaled(t, ob) == 2 })
+	close(in)
+	close(alerts)
+	<-done
+	if n, r := outboxTelemetry(t, ob); n != 3 || r != 2002 || journaled(t, ob) != -1 {
+		t.Fatalf("%d batches of %d readings, %d journaled; want 3 of 2002, none", n, r, journaled(t, ob))
 	}
 }
