@@ -240,8 +240,11 @@ func (d *Demo) Live(ctx context.Context, w io.Writer) {
 			is := d.ingest.Stats()
 			rate := float64(st.ReadingsEmitted-last) / now.Sub(lastT).Seconds()
 			last, lastT = st.ReadingsEmitted, now
-			fmt.Fprintf(w, "%6.0fs  %9.0f readings/s  emitted %d  in outbox %d batches  in flight %d  alerts %d  ingested %d readings\n",
-				now.Sub(d.started).Seconds(), rate, st.ReadingsEmitted,
+			// Open: emitted and not yet in a sealed batch, which at low
+			// rates waits for batch.max_delay (kept in the outbox meanwhile).
+			open := max(0, st.ReadingsEmitted-st.ReadingsStored-st.ReadingsLost)
+			fmt.Fprintf(w, "%6.0fs  %9.0f readings/s  emitted %d  open %d  in outbox %d batches  in flight %d  alerts %d  ingested %d readings\n",
+				now.Sub(d.started).Seconds(), rate, st.ReadingsEmitted, open,
 				st.Outbox.Batches[0]+st.Outbox.Batches[1], st.Uplink.InFlight, st.AlertsRaised+st.HealthEvents, is.Readings)
 		}
 	}
