@@ -63,11 +63,12 @@ func (o *Outbox) encode(bs []*outpost.Batch) error {
 	return nil
 }
 
-// appendRetrying runs the append transaction, pre (if set) first in it. When the file is at its hard
-// limit (the estimate says the new pages will not fit, or bbolt refused to
-// grow the file) it commits an eviction first, because the pages a
-// transaction frees are reusable only from the next one, and tries again,
-// evicting more each round. The caller holds wmu.
+// appendRetrying runs the append transaction, pre (if set) first in it.
+// When the file is at its hard limit (the estimate says the new pages
+// will not fit, or bbolt refused to grow the file) it commits an eviction
+// first, because the pages a transaction frees are reusable only from the
+// next one, and tries again, evicting more each round. The caller holds
+// wmu.
 func (o *Outbox) appendRetrying(bs []*outpost.Batch, pre func(*bolt.Tx) error) error {
 	var need int64
 	err := o.write(withPre(pre, o.appendTx(false, &need)))

@@ -269,7 +269,8 @@ func (bt *batcher) commit() {
 // maxDelay longer than the interval, while its first reading has waited
 // less than maxDelay, it holds fewer than journalMax readings, the wall
 // clock needs no re-basing, and no earlier journaled readings wait to be
-// stored (their batch clears the journal when it is). A failed journal write seals, as without maxDelay.
+// stored (their batch clears the journal when it is). A failed journal
+// write seals, as without maxDelay.
 func (bt *batcher) keepOpen() bool {
 	if bt.maxDelay <= bt.interval || bt.journal == nil || bt.carrier != nil || bt.b.Len() == 0 || bt.b.Len() >= journalMax ||
 		bt.openHold || bt.clock != nil && !bt.clock.plain() || bt.now().Sub(bt.openSince) >= bt.maxDelay {

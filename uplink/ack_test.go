@@ -38,8 +38,8 @@ func ackBytes(t *testing.T, epoch uint64, seqs ...uint64) []byte {
 }
 
 // TestHostileAckAllocatesNothing: acks are decoded with the window (and
-// the alert slots) as the most seqs they may name, so one claiming a million allocates
-// nothing for them and is ignored. Each such ack used to allocate 8 MiB:
+// the alert slots) as the most seqs they may name, so one claiming a
+// million allocates nothing for them and is ignored. Each such ack used to allocate 8 MiB:
 // 300 of them took a gateway from 16 to 57–81 MiB of RSS.
 func TestHostileAckAllocatesNothing(t *testing.T) {
 	u, err := New(newMemStore(1), &Options{Broker: "tcp://127.0.0.1:1", Gateway: "gw", Window: 16})

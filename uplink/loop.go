@@ -164,7 +164,7 @@ func (l *loop) stream(lane int, after, until uint64, backlog bool) (uint64, erro
 	u := l.u
 	limit := u.opt.Window
 	if lane == LaneAlert {
-		limit += alertSlots
+		limit = u.maxInFlight()
 	}
 	for {
 		room := limit - len(l.inflight)

@@ -392,11 +392,11 @@ func (u *Uplink) poke() {
 // nothing is deleted on it. With a key, an ack must then pass Auth.
 func (u *Uplink) onAck(_ mqtt.Client, m mqtt.Message) {
 	p := m.Payload()
-	a, err := outpost.DecodeAckLimit(p, u.opt.Window+alertSlots)
+	a, err := outpost.DecodeAckLimit(p, u.maxInFlight())
 	if err != nil {
 		u.badAcks.Add(1)
 		if ev := u.refusal(&u.badAckLog); ev != nil {
-			ev.Err(err).Int("bytes", len(p)).Int("window", u.opt.Window+alertSlots).Msg("bad ack ignored")
+			ev.Err(err).Int("bytes", len(p)).Int("window", u.opt.Window).Msg("bad ack ignored")
 		}
 		return
 	}
@@ -451,6 +451,10 @@ func (u *Uplink) statusJSON(state string) []byte {
 		TS: u.opt.Now().UTC().Format(time.RFC3339Nano), Sensors: u.sensors}) // maps of strings: no error
 	return b
 }
+
+// maxInFlight is the most batches in flight at once, the most seqs an
+// ack can name: the window, and the alert slots beyond it.
+func (u *Uplink) maxInFlight() int { return u.opt.Window + alertSlots }
 
 // willJSON is the last will: offline, undated (ingest takes it for newer
 // than the status it replaces, which a time taken now, before that

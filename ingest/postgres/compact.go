@@ -115,13 +115,6 @@ type unit struct {
 // as many.
 const stagedRound = 256
 
-// loaded is what a round read of staged rows: their readings as
-// columns, ordered by series then time.
-type loaded struct {
-	series []int64
-	run    layout.Run
-}
-
 // stagedReading is a reading of a staged row.
 type stagedReading struct {
 	series, ts int64
@@ -139,10 +132,9 @@ type group struct {
 // foldStaged folds the readings of the staged rows of the oldest closed
 // windows after after, gateway by gateway, about stagedRound rows of
 // them, and deletes those rows; it reports how many it counted, and
-// moves after on. A window of a gateway
-// is read whole, so that each of its series' windows is folded once. The
-// windows they touch are compacted as units (fold), with whatever chunks
-// those hold.
+// moves after on. A window of a gateway is read whole, so that each of
+// its series' windows is folded once. The windows they touch are
+// compacted as units (fold), with whatever chunks those hold.
 func (c *compaction) foldStaged(ctx context.Context, s *Store, tx pgx.Tx, before int64, after *group, st *ingest.CompactStats) (int, error) {
 	gs, err := tx.Query(ctx, `SELECT win, gateway, count(*) FROM staged WHERE win < $1 AND win >= $2 AND (win, gateway) > ($4, $5)
 		GROUP BY win, gateway ORDER BY win, gateway LIMIT $3`, before, layout.MinTS, stagedRound, after.win, after.gateway)
@@ -202,25 +194,24 @@ func (c *compaction) foldStaged(ctx context.Context, s *Store, tx pgx.Tx, before
 	if len(tids) == 0 {
 		return int(taken), nil // none left to fold: deleted since counted (retention), or damaged
 	}
+	// Sorted by series then time, the readings give each unit once, in
+	// order.
 	slices.SortStableFunc(rds, func(a, b stagedReading) int { return cmp.Or(cmp.Compare(a.series, b.series), cmp.Compare(a.ts, b.ts)) })
-	ld := &c.loaded
-	ld.series, ld.run.TS, ld.run.Values, ld.run.Quality = ld.series[:0], ld.run.TS[:0], ld.run.Values[:0], ld.run.Quality[:0]
 	var units []unit
 	for _, r := range rds {
-		ld.series, ld.run.TS, ld.run.Values, ld.run.Quality = append(ld.series, r.series), append(ld.run.TS, r.ts), append(ld.run.Values, r.value), append(ld.run.Quality, r.quality)
 		if u := (unit{r.series, layout.WindowOf(r.ts)}); len(units) == 0 || units[len(units)-1] != u {
 			units = append(units, u)
 		}
 	}
-	// Sorted by series then time, the rows give each unit once, in
-	// order.
-	if err := c.fold(ctx, s, tx, units, before, ld, st); err != nil {
-		return 0, err
+	if len(rds) > 0 {
+		if err := c.fold(ctx, s, tx, units, before, rds, st); err != nil {
+			return 0, err
+		}
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM staged WHERE ctid = ANY($1::tid[])`, tids); err != nil {
 		return 0, err
 	}
-	st.Rows += int64(len(ld.series))
+	st.Rows += int64(len(rds))
 	return int(taken), nil
 }
 
@@ -262,7 +253,6 @@ type compaction struct {
 	// end of the last
 	wSeries, wSpan, wSpanEnd, wLo, wHi []int64
 	merged                             int // readings held to rewrite, in the round
-	loaded                             loaded
 	staged                             []stagedReading
 }
 
@@ -302,14 +292,15 @@ func (w *work) add(ts int64, v float64, q outpost.Quality) {
 }
 
 // fold compacts the units in tx. With rows (staged readings of the
-// units, taken off the staged table by the caller), their pending marks
+// units, sorted by series and time, taken off the staged table by the
+// caller), their pending marks
 // are taken off the list first (their chunks are read after that, so a
 // commit that writes a chunk into one of them marks it again, or is
 // seen). It reads the chunks that overlap the units' windows, for the
 // rollups, and the closed sparse chunks of their spans
 // (layout.SparseChunk); it rewrites the rows and the small chunks read
 // as chunks, and writes the units' rollups.
-func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit, before int64, rows *loaded, st *ingest.CompactStats) error {
+func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit, before int64, rows []stagedReading, st *ingest.CompactStats) error {
 	c.reset(units)
 	need := make([]part, 0, 2*len(units))
 	for _, u := range units {
@@ -323,11 +314,10 @@ func (c *compaction) fold(ctx context.Context, s *Store, tx pgx.Tx, units []unit
 			WHERE p.series_id = u.s AND p.win = u.w`, c.uSeries, c.uWin); err != nil {
 			return err
 		}
-		for i, id := range rows.series {
-			ts, v, q := rows.run.TS[i], rows.run.Values[i], rows.run.Quality[i]
-			w := &c.works[c.idx[unit{id, layout.SpanOf(ts)}]]
-			w.rows.TS, w.rows.Values, w.rows.Quality = append(w.rows.TS, ts), append(w.rows.Values, v), append(w.rows.Quality, q)
-			w.add(ts, v, outpost.Quality(q))
+		for _, r := range rows {
+			w := &c.works[c.idx[unit{r.series, layout.SpanOf(r.ts)}]]
+			w.rows.TS, w.rows.Values, w.rows.Quality = append(w.rows.TS, r.ts), append(w.rows.Values, r.value), append(w.rows.Quality, r.quality)
+			w.add(r.ts, r.value, outpost.Quality(r.quality))
 		}
 	}
 	var tid pgtype.TID
