@@ -54,6 +54,8 @@ type dashboard struct {
 	// Owned by run.
 	series map[outpost.SeriesKey]*liveSeries
 	held   []*liveSeries // series whose latest reading waits for its interval to end
+	pass   uint64        // onReadings calls, to take one reading per series from each
+	taken  []*liveSeries // onReadings' series, kept for the next call
 
 	mu    sync.Mutex // guards rules and dirty, written by observe
 	rules map[string]*ruleState
@@ -229,14 +231,25 @@ type liveSeries struct {
 	last  outpost.Reading // the latest reading
 	sent  time.Time       // when the last message went out; zero: never
 	held  bool            // last was not sent yet and waits for sent+interval
+	pass  uint64          // the onReadings call that last took a reading
 }
 
-// onReadings takes readings off the bus: the first of a quiet series goes
-// at once, later ones within the interval only update what is held.
+// onReadings takes readings off the bus: a quiet series' newest reading
+// in rs goes at once; within the interval the newest only replaces what
+// is held. Only the newest reading of each series in rs counts, so rs is
+// read from its end, and the older readings of a series cost a comparison
+// each, not a lookup: a poll delivers each series' readings together.
 func (d *dashboard) onReadings(rs []outpost.Reading) {
 	now := d.now()
-	for i := range rs {
+	d.pass++
+	taken := d.taken[:0]
+	var prev *outpost.Reading
+	for i := len(rs) - 1; i >= 0; i-- {
 		r := &rs[i]
+		if prev != nil && r.Sensor == prev.Sensor && r.Metric == prev.Metric {
+			continue
+		}
+		prev = r
 		s := d.series[r.Key()]
 		if s == nil {
 			if !validLevel(r.Sensor) || !validLevel(r.Metric) {
@@ -245,7 +258,16 @@ func (d *dashboard) onReadings(rs []outpost.Reading) {
 			s = &liveSeries{topic: d.base + "live/" + r.Sensor + "/" + r.Metric}
 			d.series[r.Key()] = s
 		}
+		if s.pass == d.pass {
+			continue // its newest reading in rs was taken
+		}
+		s.pass = d.pass
 		s.last = *r
+		taken = append(taken, s)
+	}
+	// In the order of the series' newest readings in rs.
+	for i := len(taken) - 1; i >= 0; i-- {
+		s := taken[i]
 		switch {
 		case s.held:
 		case s.sent.IsZero() || now.Sub(s.sent) >= d.interval:
@@ -255,6 +277,8 @@ func (d *dashboard) onReadings(rs []outpost.Reading) {
 			d.held = append(d.held, s)
 		}
 	}
+	clear(taken)
+	d.taken = taken[:0]
 }
 
 // flushHeld sends the held readings whose interval has ended, or all of

@@ -125,9 +125,14 @@ func TestDashboardLiveRateLimit(t *testing.T) {
 			{at: 1, flush: true, want: "a=3"},
 			{at: 1.5, flush: true, want: ""},
 		}},
-		{"a burst in one slice sends its first and holds its last", []step{
-			{at: 0, rs: []outpost.Reading{live("a", 0, 1), live("a", 0.01, 2), live("a", 0.02, 3)}, want: "a=1"},
-			{at: 1, flush: true, want: "a=3"},
+		{"a burst in one slice sends its newest", []step{
+			{at: 0, rs: []outpost.Reading{live("a", 0, 1), live("a", 0.01, 2), live("a", 0.02, 3)}, want: "a=3"},
+			{at: 1, flush: true, want: ""},
+		}},
+		{"series interleaved in one slice send their newest each", []step{
+			{at: 0, rs: []outpost.Reading{live("a", 0, 1), live("b", 0, 10), live("a", 0.01, 2), live("b", 0.01, 11), live("a", 0.02, 3)}, want: "b=11 a=3"},
+			{at: 0.5, rs: []outpost.Reading{live("b", 0.5, 12), live("a", 0.5, 4), live("b", 0.6, 13)}, want: ""},
+			{at: 1, flush: true, want: "a=4 b=13"},
 		}},
 		{"a series quiet for an interval sends at once again", []step{
 			{at: 0, rs: []outpost.Reading{live("a", 0, 1)}, want: "a=1"},

@@ -144,17 +144,23 @@ func NewEngine(set *Set, opts *Options) *Engine {
 // (see lowered), the path without a transition does not allocate, except
 // the first time a series is seen (other expressions box their numbers).
 func (e *Engine) Eval(rs []outpost.Reading, dst []outpost.Alert) []outpost.Alert {
+	// A poll delivers each series' readings together: a reading of the
+	// previous reading's series reuses its bindings, without a lookup.
+	var prev *outpost.Reading
+	var bs []binding
 	for i := range rs {
 		r := &rs[i]
 		if r.Quality == outpost.QualityBad || math.IsNaN(r.Value) {
 			continue
 		}
-		bs, seen := e.series[outpost.SeriesKey{Sensor: r.Sensor, Metric: r.Metric}]
-		if !seen {
-			if !e.index.selects(r.Metric) {
-				continue // no rule wants this metric: remember nothing
+		if prev == nil || r.Sensor != prev.Sensor || r.Metric != prev.Metric {
+			prev = r
+			var seen bool
+			if bs, seen = e.series[outpost.SeriesKey{Sensor: r.Sensor, Metric: r.Metric}]; !seen && e.index.selects(r.Metric) {
+				bs = e.addSeries(r.Sensor, r.Metric)
 			}
-			bs = e.addSeries(r.Sensor, r.Metric)
+			// Unseen and not selected: no rule wants this metric, bs is
+			// nil and nothing is remembered.
 		}
 		for _, b := range bs {
 			dst = e.step(b.in, b.metric, r, dst)
