@@ -39,11 +39,18 @@ type BatchBuilder struct {
 	index  map[SeriesKey]int
 	hint   int // index of the series the previous reading went to
 	n      int
+	// sizes are the readings of each series in the batch taken last: a
+	// series' columns in the next are allocated at that size, once,
+	// rather than grown from nothing by doubling.
+	sizes map[SeriesKey]int
 }
+
+// maxSized is the most series whose sizes a builder remembers.
+const maxSized = 4096
 
 // NewBatchBuilder returns an empty builder.
 func NewBatchBuilder() *BatchBuilder {
-	return &BatchBuilder{index: make(map[SeriesKey]int), hint: -1}
+	return &BatchBuilder{index: make(map[SeriesKey]int), sizes: make(map[SeriesKey]int), hint: -1}
 }
 
 // Add appends readings. It copies what it needs; rs may be shared.
@@ -79,7 +86,11 @@ func (b *BatchBuilder) seriesIndex(r *Reading) int {
 	si, ok := b.index[k]
 	if !ok {
 		si = len(b.series)
-		b.series = append(b.series, Series{Sensor: r.Sensor, Metric: r.Metric, Unit: r.Unit})
+		s := Series{Sensor: r.Sensor, Metric: r.Metric, Unit: r.Unit}
+		if n := b.sizes[k]; n > 0 {
+			s.TS, s.Values = make([]int64, 0, n), make([]float64, 0, n)
+		}
+		b.series = append(b.series, s)
 		b.last = append(b.last, 0)
 		b.index[k] = si
 	}
@@ -106,6 +117,13 @@ func (b *BatchBuilder) Take(gateway string, created int64) *Batch {
 		Gateway: gateway,
 		Created: created,
 		Series:  b.series,
+	}
+	clear(b.sizes)
+	if len(bt.Series) <= maxSized {
+		for i := range bt.Series {
+			s := &bt.Series[i]
+			b.sizes[SeriesKey{Sensor: s.Sensor, Metric: s.Metric}] = len(s.Values)
+		}
 	}
 	b.series = make([]Series, 0, len(bt.Series))
 	b.last = b.last[:0]

@@ -186,13 +186,17 @@ func (d *Decoder) decompressInto(ctx context.Context, z []byte, max int64) ([]by
 	if err := d.budget.acquire(ctx, need); err != nil {
 		return nil, nil, err
 	}
-	release := func() { d.budget.release(need) }
+	buf := getBody(need)
+	release := func() {
+		putBody(buf)
+		d.budget.release(need)
+	}
 	zd, err := zstdDecoder()
 	if err != nil {
 		release()
 		return nil, nil, fmt.Errorf("zstd: %w", err)
 	}
-	body, err := zd.DecodeAll(z, make([]byte, 0, need))
+	body, err := zd.DecodeAll(z, (*buf)[:0:need])
 	if err == nil && int64(len(body)) <= max {
 		return body, release, nil
 	}
@@ -207,6 +211,38 @@ func (d *Decoder) decompressInto(ctx context.Context, z []byte, max int64) ([]by
 		return nil, nil, fmt.Errorf("%w: zstd content over %d bytes", ErrOverLimit, MaxBodyBytes)
 	}
 	return nil, nil, fmt.Errorf("zstd: %w", err)
+}
+
+// The buffers bodies are decompressed into are kept for the next body,
+// up to maxPooledBody each: a batch's body is read into new memory as it
+// is decoded and nothing refers to it after. Each pooled buffer is a
+// multiple of pooledBodyUnit, so that the next body, about as large,
+// usually fits.
+var bodyBufs sync.Pool // of *[]byte
+
+const (
+	maxPooledBody  = 2 << 20
+	pooledBodyUnit = 256 << 10
+)
+
+// getBody returns a buffer of at least need bytes of capacity.
+func getBody(need int64) *[]byte {
+	if need > maxPooledBody {
+		b := make([]byte, 0, need)
+		return &b
+	}
+	if p, ok := bodyBufs.Get().(*[]byte); ok && int64(cap(*p)) >= need {
+		return p
+	}
+	b := make([]byte, 0, (need+pooledBodyUnit-1)/pooledBodyUnit*pooledBodyUnit)
+	return &b
+}
+
+// putBody gives a buffer from getBody back for the next body.
+func putBody(p *[]byte) {
+	if cap(*p) <= maxPooledBody {
+		bodyBufs.Put(p)
+	}
 }
 
 // byteSem is a semaphore of bytes: acquire waits, first come first
