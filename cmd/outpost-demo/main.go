@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/cmd/internal/cli"
+	"github.com/outposthq/outpost/internal/baseline"
 )
 
 func main() {
@@ -75,7 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if d.Baseline {
-		res, err := RunBaseline(context.Background(), d.BrokerURL(), d.Duration, d.log)
+		res, err := baseline.Run(context.Background(), d.BrokerURL(), d.Duration, d.log)
 		if err != nil {
 			fmt.Fprintln(stderr, "outpost-demo: baseline:", err)
 			return 1

@@ -19,12 +19,12 @@ import (
 	"syscall"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/stores"
+	"github.com/outposthq/outpost/internal/testenv"
 )
 
 // Run runs the soak and judges it. An error means the run itself failed
@@ -309,34 +309,8 @@ func counts(dsn string) (ingest.Counts, error) {
 // clearRetained removes the retained messages the run left under prefix
 // (status, live values, alert documents) from the shared broker.
 func clearRetained(broker, prefix string, progress io.Writer) {
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).
-		SetClientID(fmt.Sprintf("outpost-soak-clear-%d", time.Now().UnixNano())).SetCleanSession(true))
-	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		fmt.Fprintf(progress, "soak: clearing retained messages: connect: %v\n", tok.Error())
-		return
-	}
-	defer c.Disconnect(250)
-	var mu sync.Mutex
-	topics := map[string]bool{}
-	tok := c.Subscribe(prefix+"/#", 0, func(_ mqtt.Client, m mqtt.Message) {
-		if m.Retained() && len(m.Payload()) > 0 {
-			mu.Lock()
-			topics[m.Topic()] = true
-			mu.Unlock()
-		}
-	})
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		fmt.Fprintf(progress, "soak: clearing retained messages: subscribe: %v\n", tok.Error())
-		return
-	}
-	time.Sleep(time.Second) // the broker sends the retained messages at once
-	c.Unsubscribe(prefix + "/#").WaitTimeout(10 * time.Second)
-	mu.Lock()
-	defer mu.Unlock()
-	for t := range topics {
-		if tok := c.Publish(t, 1, true, []byte{}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			fmt.Fprintf(progress, "soak: clearing retained %s: %v\n", t, tok.Error())
-		}
+	if err := testenv.ClearRetained(broker, prefix); err != nil {
+		fmt.Fprintf(progress, "soak: %v\n", err)
 	}
 }
 

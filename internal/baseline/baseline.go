@@ -1,4 +1,7 @@
-package main
+// Package baseline measures the naive way to ship readings over MQTT, for
+// comparison with Outpost in the same run: one JSON message per reading,
+// QoS 1.
+package baseline
 
 import (
 	"context"
@@ -11,17 +14,17 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// BaselineResult is what the naive uplink achieved.
-type BaselineResult struct {
+// Result is what the naive uplink achieved.
+type Result struct {
 	Readings        int64
 	ReadingsPerSec  float64
 	BytesPerReading float64
 }
 
-// RunBaseline measures the naive way to ship readings, for comparison: one
+// Run measures the naive way to ship readings, for comparison: one
 // JSON message per reading, QoS 1, with a subscriber receiving them. It is
 // what many gateways do; numbers count messages the subscriber received.
-func RunBaseline(ctx context.Context, broker string, d time.Duration, log zerolog.Logger) (*BaselineResult, error) {
+func Run(ctx context.Context, broker string, d time.Duration, log zerolog.Logger) (*Result, error) {
 	topic := fmt.Sprintf("outpost-baseline/%d/reading", time.Now().UnixNano())
 	connect := func(id string) (mqtt.Client, error) {
 		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID(id).
@@ -92,7 +95,7 @@ func RunBaseline(ctx context.Context, broker string, d time.Duration, log zerolo
 	if n < sent {
 		log.Warn().Int64("sent", sent).Int64("received", n).Msg("baseline: broker dropped messages")
 	}
-	r := &BaselineResult{Readings: n, ReadingsPerSec: float64(n) / el}
+	r := &Result{Readings: n, ReadingsPerSec: float64(n) / el}
 	if n > 0 {
 		r.BytesPerReading = float64(bytes.Load()) / float64(n)
 	}
