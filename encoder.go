@@ -75,16 +75,19 @@ var plainEncoder = &Encoder{}
 // closing. Its frames declare their content size (the decoder reserves
 // exactly that much) and, beyond 8 MiB, a window of 8 MiB.
 //
-// It keeps one encoder state, not one per CPU (the library's default):
-// each state holds 1.3 MiB of match tables, most of a gateway's live
-// heap, and a gateway encodes on one goroutine, its batcher; concurrent
-// callers take turns. The lower-memory mode grows the block buffers as
-// batches need them instead of allocating their 128 KiB maximum up front.
-// Neither changes a single output byte (size_test.go).
+// It keeps one encoder state, not one per CPU (the library's default),
+// and a gateway encodes on one goroutine, its batcher; concurrent callers
+// take turns. The lower-memory mode grows the block buffers as batches
+// need them instead of allocating their 128 KiB maximum up front. The
+// level is the fastest: its match tables take 0.3 MiB where the default
+// level's take 1.3 MiB, most of a gateway's live heap, for output within
+// 2 % of the default's on the office recordings (larger on some columns,
+// smaller on others) and smaller on the simulated signals of the
+// benchmarks (docs/benchmarks.md, "Soak: memory over time").
 var zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
 	// The frame checksum is left out: MQTT runs over TCP, the outbox
 	// has a CRC per batch, and the decoder checks the structure.
-	return zstd.NewWriter(nil, zstd.WithEncoderCRC(false),
+	return zstd.NewWriter(nil, zstd.WithEncoderCRC(false), zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
 })
 
