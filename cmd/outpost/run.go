@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/outposthq/outpost/cmd/internal/systemd"
 	"github.com/outposthq/outpost/config"
 	"github.com/outposthq/outpost/gateway"
+	"github.com/outposthq/outpost/internal/pageout"
 )
 
 var runCmd = cli.Command{
@@ -119,6 +121,14 @@ func (m *Main) Run(ctx context.Context) error {
 		return errors.Join(startError(err), g.Close(cctx))
 	}
 	m.Gateway = g
+	// Start-up is over: give the kernel back the pages of the binary it
+	// mapped for it (internal/pageout).
+	if r, err := pageout.Release(); err != nil {
+		m.Log.Debug().Err(err).Msg("start-up pages kept")
+	} else {
+		m.Log.Debug().Int64("file_resident_before", r.FileBefore).Int64("file_resident_after", r.FileAfter).
+			Msg("start-up pages given back")
+	}
 	return nil
 }
 
@@ -165,10 +175,21 @@ func (m *Main) logRuleStats() {
 		Uint64("transitions", trans).Dur("eval_time", spent).Msg("rule stats since start")
 }
 
+// defaultGOGC is the gateway's garbage-collection target unless GOGC
+// is set: a live heap of 1–3 MiB then grows by half before a collection
+// instead of doubling, from 2 MiB rather than 4 MiB. That takes about
+// 1.2 MiB off the resident set at 10 000 readings/s for a fraction of a
+// percent of a core, and made no difference at 6 M readings/s
+// (docs/deploy.md, "Memory over time").
+const defaultGOGC = 50
+
 func cmdRun(args []string, stdout, stderr io.Writer) error {
 	m := &Main{}
 	if err := m.ParseFlags(args, stdout, stderr); err != nil {
 		return err
+	}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(defaultGOGC)
 	}
 	// Caught from here on, so that a signal during start-up is not lost.
 	sigs := make(chan os.Signal, 4)

@@ -5,6 +5,7 @@ package soak
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,7 +60,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 
-	id := fmt.Sprintf("soak-%d", time.Now().Unix())
+	// Two soaks started in the same second get ids, hence schemas and
+	// topic prefixes, of their own.
+	var rnd [3]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, err
+	}
+	id := fmt.Sprintf("soak-%d-%x", time.Now().Unix(), rnd)
 	prefix := "outpost-soak/" + id
 	dsn, dropDB, err := database(ctx, o.DB, id, out)
 	if err != nil {

@@ -30,7 +30,7 @@ func run() int {
 	fs.DurationVar(&o.Interval, "interval", 10*time.Second, "between samples")
 	warmup := fs.Duration("warmup", 0, "left out of the judgment; default 5m, or half the duration when that is under 10m")
 	fs.Float64Var(&o.Limits.RSSGrowth, "rss-growth", soak.DefaultLimits.RSSGrowth, "most RSS may grow after the warm-up, as a fraction")
-	goalMiB := fs.Float64("goal-mib", 20, "the RSS goal drawn on the plot, in MiB; 0 for none")
+	goalMiB := fs.Float64("goal-mib", 16e6/(1<<20), "the RSS goal drawn on the plot, in MiB (default: 16 MB); 0 for none")
 	fs.StringVar(&o.Out, "out", "soak-results", "directory for the CSV, the SVG, the logs, the configs and the binaries")
 	fs.StringVar(&o.Broker, "broker", envOr("OUTPOST_TEST_MQTT", "tcp://127.0.0.1:1883"), "MQTT broker URL")
 	fs.StringVar(&o.DB, "db", envOr("OUTPOST_TEST_PG", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"),
