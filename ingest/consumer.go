@@ -419,7 +419,7 @@ func (s *Service) publishAck(b *outpost.Batch, key *outpost.Key) {
 		}
 	}
 	topic := s.opts.TopicPrefix + "/" + b.Gateway + "/" + topicAck
-	pa := pendingAck{tok: s.client.Publish(topic, 1, false, p), deadline: time.Now().Add(ackPublishTimeout), topic: topic, seq: b.Seq}
+	pa := pendingAck{tok: s.publish(topic, p), deadline: time.Now().Add(ackPublishTimeout), topic: topic, seq: b.Seq}
 	select {
 	case s.acksPending <- pa:
 	case <-s.workCtx.Done():

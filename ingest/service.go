@@ -15,6 +15,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/outposthq/outpost"
@@ -33,8 +35,17 @@ const (
 // Options configure a Service. A nil *Options, and every zero field, means
 // the documented default.
 type Options struct {
-	// Broker is the MQTT broker URL, e.g. tcp://127.0.0.1:1883. Required.
+	// Broker is the MQTT broker URL, e.g. tcp://127.0.0.1:1883. Required,
+	// unless NATS is given instead.
 	Broker string
+	// NATS, instead of Broker, is a NATS server URL (nats://host:4222):
+	// the service then consumes a JetStream stream of every gateway's
+	// batches and statuses, with a durable consumer named Group that all
+	// ingest processes share, and publishes acks on NATS (docs/nats.md).
+	// Username, Password and TLS apply to it.
+	NATS string
+	// Stream configures that stream; NATS only.
+	Stream StreamOptions
 	// ClientID is the MQTT client id. Default "outpost-ingest-<random>";
 	// every ingest process needs its own.
 	ClientID string
@@ -204,6 +215,14 @@ type Service struct {
 
 	client mqtt.Client
 	queue  chan mqtt.Message // handler → workers
+	// publish sends an app ack: on the MQTT client, or on NATS.
+	publish func(topic string, payload []byte) mqtt.Token
+
+	// The JetStream path (nats.go): the connection, the consumer's
+	// message iterator and the goroutine that feeds the queue from it.
+	nc       *nats.Conn
+	natsIter jetstream.MessagesContext
+	intake   sync.WaitGroup
 
 	// The intake (paho's handler) stops before queue is closed: Close
 	// closes stopIntake to release a blocked handler, then sets
@@ -313,6 +332,7 @@ func New(store Store, opts *Options) *Service {
 	if o.Auth == "" {
 		o.Auth = AuthOptional
 	}
+	o.Stream.setDefaults()
 	o.setLimits()
 	log := o.Logger.With().Str(keyComponent, "ingest").Logger()
 	workCtx, cancel := context.WithCancel(context.Background())
@@ -341,16 +361,24 @@ func New(store Store, opts *Options) *Service {
 }
 
 func (o *Options) validate() error {
-	if o.Broker == "" {
+	switch {
+	case o.Broker == "" && o.NATS == "":
 		return errors.New("ingest: no broker URL")
-	}
-	u, err := url.Parse(o.Broker)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		// url.Parse's error quotes the URL, and with it any password.
-		return errors.New("ingest: broker URL is not scheme://host:port (e.g. tcp://127.0.0.1:1883)")
-	}
-	if u.User != nil && o.Username != "" {
-		return errors.New("ingest: credentials both in the broker URL and in Username: give one of them")
+	case o.Broker != "" && o.NATS != "":
+		return errors.New("ingest: both an MQTT broker and a NATS server: give one of them")
+	case o.NATS != "":
+		if err := o.validateNATS(); err != nil {
+			return err
+		}
+	default:
+		u, err := url.Parse(o.Broker)
+		if err != nil || u.Scheme == "" || u.Host == "" {
+			// url.Parse's error quotes the URL, and with it any password.
+			return errors.New("ingest: broker URL is not scheme://host:port (e.g. tcp://127.0.0.1:1883)")
+		}
+		if u.User != nil && o.Username != "" {
+			return errors.New("ingest: credentials both in the broker URL and in Username: give one of them")
+		}
 	}
 	if strings.ContainsAny(o.TopicPrefix, "+#") || strings.HasPrefix(o.TopicPrefix, "$") {
 		return fmt.Errorf("ingest: topic prefix %q has wildcards or starts with $", o.TopicPrefix)
@@ -411,6 +439,48 @@ func (s *Service) Start(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok {
 		connectTimeout = min(max(time.Until(d), time.Second), 30*time.Second)
 	}
+	s.startLoops()
+	if s.opts.NATS != "" {
+		s.publish = s.publishNATS
+		if err := s.startNATS(ctx, connectTimeout); err != nil {
+			s.abort()
+			return err
+		}
+		gws, keys := s.opts.Keys.Len()
+		s.log.Info().Str("nats", redact(s.opts.NATS)).Str("client_id", s.opts.ClientID).
+			Str("stream", s.opts.Stream.Name).Str("consumer", s.opts.Group).Str("prefix", s.opts.TopicPrefix).
+			Int("workers", s.opts.Workers).Str("auth", string(s.opts.Auth)).Int("key_gateways", gws).Int("keys", keys).
+			Msg("ingest started")
+		return nil
+	}
+	return s.startMQTT(ctx, connectTimeout)
+}
+
+// startLoops starts the workers, the ack tracker, and the compaction and
+// maintenance loops of a store that has them.
+func (s *Service) startLoops() {
+	s.workers.Add(s.opts.Workers)
+	for i := range s.opts.Workers {
+		go s.work(&s.workBeats[i])
+	}
+	s.tracker.Add(1)
+	go s.trackAcks()
+	if c, ok := s.store.(Compactor); ok && s.opts.CompactEvery > 0 {
+		cctx, cancel := context.WithCancel(context.Background())
+		s.stopCompact = cancel
+		s.compactor.Add(1)
+		go s.compactLoop(cctx, c)
+	}
+	if m, ok := s.store.(Maintainer); ok && s.opts.MaintainEvery > 0 {
+		mctx, cancel := context.WithCancel(context.Background())
+		s.stopMaintain = cancel
+		s.maintainer.Add(1)
+		go s.maintainLoop(mctx, m)
+	}
+}
+
+// startMQTT connects to the MQTT broker and subscribes.
+func (s *Service) startMQTT(ctx context.Context, connectTimeout time.Duration) error {
 	broker, username, password := s.opts.login()
 	o := mqtt.NewClientOptions().
 		AddBroker(broker). // without user info: paho never sees it
@@ -436,25 +506,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	s.client = mqtt.NewClient(o)
 	s.mu.Unlock()
-
-	s.workers.Add(s.opts.Workers)
-	for i := range s.opts.Workers {
-		go s.work(&s.workBeats[i])
-	}
-	s.tracker.Add(1)
-	go s.trackAcks()
-	if c, ok := s.store.(Compactor); ok && s.opts.CompactEvery > 0 {
-		cctx, cancel := context.WithCancel(context.Background())
-		s.stopCompact = cancel
-		s.compactor.Add(1)
-		go s.compactLoop(cctx, c)
-	}
-	if m, ok := s.store.(Maintainer); ok && s.opts.MaintainEvery > 0 {
-		mctx, cancel := context.WithCancel(context.Background())
-		s.stopMaintain = cancel
-		s.maintainer.Add(1)
-		go s.maintainLoop(mctx, m)
-	}
+	s.publish = func(topic string, payload []byte) mqtt.Token { return s.client.Publish(topic, 1, false, payload) }
 
 	tok := s.client.Connect()
 	select {
@@ -635,6 +687,7 @@ func (s *Service) close(ctx context.Context) error {
 	}
 
 	// Ask the broker to stop sending, then drain what was delivered.
+	s.stopNATS()
 	if s.client != nil && s.client.IsConnectionOpen() {
 		var topics []string
 		for f := range s.filters() {
@@ -654,6 +707,7 @@ func (s *Service) close(ctx context.Context) error {
 	s.intakeClosed = true
 	s.intakeMu.Unlock()
 	close(s.queue)
+	s.intake.Wait()
 
 	var err error
 	done := make(chan struct{})
@@ -689,6 +743,7 @@ func (s *Service) close(ctx context.Context) error {
 	if s.client != nil {
 		s.client.Disconnect(uint(disconnectQuiesce / time.Millisecond))
 	}
+	s.closeNATS()
 	s.hooks.Wait()
 	s.subscribed.Store(false)
 	st := s.Stats()
@@ -721,11 +776,17 @@ func (s *Service) Stats() Stats {
 // the store's last call succeeded.
 func (s *Service) healthy() (bool, string) {
 	s.mu.Lock()
-	c := s.client
+	c, nc := s.client, s.nc
 	s.mu.Unlock()
 	switch {
+	case nc != nil:
+		if !nc.IsConnected() {
+			return false, "not connected to NATS"
+		}
 	case c == nil || !c.IsConnectionOpen():
 		return false, "not connected to the broker"
+	}
+	switch {
 	case !s.subscribed.Load():
 		return false, "not subscribed"
 	case s.dbFailing.Load():

@@ -24,13 +24,25 @@ const maxPasswordFile = 4 << 10
 // checkBroker checks the broker flags together; its errors are usage
 // errors and never quote the broker URL.
 func (m *Main) checkBroker() error {
-	u, err := url.Parse(m.Broker)
+	flag, raw, example := "--broker", m.Broker, "tcp://127.0.0.1:1883"
+	if m.NATS != "" {
+		flag, raw, example = "--nats", m.NATS, "nats://127.0.0.1:4222"
+	}
+	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		// Not err: it quotes the URL, and with it any password.
-		return cli.Usagef("--broker is not scheme://host:port (e.g. tcp://127.0.0.1:1883)")
+		return cli.Usagef("%s is not scheme://host:port (e.g. %s)", flag, example)
 	}
 	if u.User != nil && (m.Username != "" || m.PasswordFile != "") {
-		return cli.Usagef("--broker holds credentials: give them with --username and --password-file only")
+		return cli.Usagef("%s holds credentials: give them with --username and --password-file only", flag)
+	}
+	if m.NATS != "" {
+		if u.Scheme != "nats" && u.Scheme != "tls" {
+			return cli.Usagef("--nats is nats://host:port or tls://host:port, not %s://", u.Scheme)
+		}
+		if err := m.checkStream(); err != nil {
+			return err
+		}
 	}
 	if m.PasswordFile != "" && m.Username == "" {
 		return cli.Usagef("--password-file needs --username")
@@ -41,9 +53,27 @@ func (m *Main) checkBroker() error {
 	if m.TLSCA != "" || m.TLSCert != "" {
 		switch u.Scheme {
 		case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps", "wss":
+		case "nats":
+			// A NATS server says in its INFO whether it wants TLS.
 		default:
 			return cli.Usagef("--tls-* files need a TLS broker URL (ssl://host:8883 or wss://…), not %s://", u.Scheme)
 		}
+	}
+	return nil
+}
+
+// checkStream checks the --stream flags.
+func (m *Main) checkStream() error {
+	st := &m.Stream
+	switch {
+	case st.Name == "":
+		return cli.Usagef("--stream is empty")
+	case st.Replicas < 1 || st.Replicas > 5:
+		return cli.Usagef("--stream-replicas %d: want 1 to 5", st.Replicas)
+	case st.MaxAge == 0:
+		return cli.Usagef("--stream-max-age 0: give how long the stream keeps a batch, or a negative value for ever")
+	case st.MaxBytes < 0:
+		return cli.Usagef("--stream-max-bytes %d: want 0 (the server's limits) or more", st.MaxBytes)
 	}
 	return nil
 }

@@ -118,6 +118,10 @@ const (
 // in process.
 type Main struct {
 	Broker string
+	// NATS, instead of Broker, is a NATS server URL: batches come from
+	// the JetStream stream that Stream configures (docs/nats.md).
+	NATS   string
+	Stream ingest.StreamOptions
 	// Username and PasswordFile log in to the broker (deploy/mosquitto);
 	// Run reads the password from the file, once. TLSCA, TLSCert and
 	// TLSKey are PEM files for ssl:// and wss:// brokers: the CAs to
@@ -182,6 +186,7 @@ func NewMain() *Main {
 		TopicPrefix:  ingest.DefaultTopicPrefix,
 		Workers:      ingest.DefaultWorkers,
 		MaxReconnect: ingest.DefaultMaxReconnect,
+		Stream:       ingest.StreamOptions{Name: ingest.DefaultStreamName, Replicas: 1, MaxAge: ingest.DefaultStreamMaxAge},
 		Stdout:       os.Stdout,
 		Stderr:       os.Stderr,
 		failed:       make(chan error, 1),
@@ -201,6 +206,11 @@ func NewMain() *Main {
 func (m *Main) ParseFlags(args []string) error {
 	fs := command.FlagSet()
 	fs.StringVar(&m.Broker, "broker", m.Broker, "MQTT broker `URL` (tcp://, ssl://, ws://)")
+	fs.StringVar(&m.NATS, "nats", m.NATS, "NATS server `URL` (nats://host:4222): consume the JetStream stream of every gateway's batches instead of --broker (docs/nats.md)")
+	fs.StringVar(&m.Stream.Name, "stream", m.Stream.Name, "with --nats: the stream's name")
+	fs.IntVar(&m.Stream.Replicas, "stream-replicas", m.Stream.Replicas, "with --nats: copies of the stream in the cluster (1, 3 or 5)")
+	fs.DurationVar(&m.Stream.MaxAge, "stream-max-age", m.Stream.MaxAge, "with --nats: how long the stream keeps a batch; negative: for ever")
+	fs.Int64Var(&m.Stream.MaxBytes, "stream-max-bytes", m.Stream.MaxBytes, "with --nats: the stream's size cap in bytes, the oldest going first; 0: the server's own limits")
 	fs.StringVar(&m.Username, "username", m.Username, "broker username (the ingest identity in the broker's ACL)")
 	fs.StringVar(&m.PasswordFile, "password-file", m.PasswordFile, "`file` holding the broker password (one trailing newline removed); never logged")
 	fs.StringVar(&m.TLSCA, "tls-ca", m.TLSCA, "PEM `file` of the CAs to trust for an ssl:// broker (default: the system's)")
@@ -208,7 +218,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.TLSKey, "tls-key", m.TLSKey, "PEM client key `file` for mutual TLS (with --tls-cert)")
 	fs.StringVar(&m.DB, "db", m.DB, "database: postgres://… or sqlite:PATH (or a plain file path)")
 	fs.StringVar(&m.HTTP, "http", m.HTTP, "HTTP API (with /metrics and /healthz) listen `address`; empty disables it")
-	fs.StringVar(&m.Group, "group", m.Group, "shared subscription group; on a shared broker, a name of your own that nobody else knows (docs/security.md)")
+	fs.StringVar(&m.Group, "group", m.Group, "shared subscription group; on a shared broker, a name of your own that nobody else knows (docs/security.md); with --nats, the name of the durable consumer every ingest process shares")
 	fs.StringVar(&m.TopicPrefix, "topic-prefix", m.TopicPrefix, "topic prefix")
 	fs.IntVar(&m.Workers, "workers", m.Workers, "concurrent batch commits")
 	fs.DurationVar(&m.MaxReconnect, "max-reconnect", m.MaxReconnect, "longest wait between reconnects to the broker")
@@ -270,14 +280,18 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Logger, err = cli.NewLogger(m.Stderr, m.Log.Level, m.Log.Format); err != nil {
 		return err
 	}
-	m.Logger.Info().Str("version", cli.Version().String()).Str("broker", redactBroker(m.Broker)).Str("db", redactDSN(m.DB)).
+	broker := m.Broker
+	if m.NATS != "" {
+		broker = m.NATS
+	}
+	m.Logger.Info().Str("version", cli.Version().String()).Str("broker", redactBroker(broker)).Str("db", redactDSN(m.DB)).
 		Str("http", m.HTTP).Msg("outpost-ingest starting")
 	password, tlsConf, err := m.brokerLogin()
 	if err != nil {
 		return err
 	}
-	if u, _ := url.Parse(m.Broker); u != nil && u.User != nil {
-		m.Logger.Warn().Msg("--broker holds credentials, which every user of this machine can see in its process list: use --username and --password-file")
+	if u, _ := url.Parse(broker); u != nil && u.User != nil {
+		m.Logger.Warn().Msg("the broker URL holds credentials, which every user of this machine can see in its process list: use --username and --password-file")
 	}
 
 	var token string
@@ -304,7 +318,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("open database %s: %w", redactDSN(m.DB), err)
 	}
 	m.store = store
-	m.svc = ingest.New(m.store, &ingest.Options{
+	o := &ingest.Options{
 		Broker:          m.Broker,
 		Username:        m.Username,
 		Password:        password,
@@ -324,7 +338,11 @@ func (m *Main) Run(ctx context.Context) error {
 		QueryTimeout:    m.HTTPQueryTimeout,
 		Auth:            ingest.AuthMode(m.Auth),
 		Keys:            m.keys,
-	})
+	}
+	if m.NATS != "" {
+		o.Broker, o.NATS, o.Stream = "", m.NATS, m.Stream
+	}
+	m.svc = ingest.New(m.store, o)
 	var ln net.Listener
 	if m.HTTP != "" {
 		// Bind before connecting, so a taken port fails at once.

@@ -1,0 +1,62 @@
+package exectest
+
+import (
+	"context"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/outposthq/outpost/ingest/stores"
+	"github.com/outposthq/outpost/internal/natstest"
+	"github.com/outposthq/outpost/internal/testenv"
+)
+
+// The binaries on NATS: `outpost run` publishes over MQTT to a NATS
+// server's MQTT listener, `outpost-ingest --nats` consumes the JetStream
+// stream. After a SIGTERM the gateway's outbox is empty (every batch
+// acked through NATS) and the database holds every reading once.
+func TestNATSBinaries(t *testing.T) {
+	ns := natstest.Start(t)
+	db := testenv.DB(t)
+	cfg, dir, prefix := gatewayFiles(t, ns.MQTTURL(), "1m")
+
+	ing := start(t, "outpost-ingest", "--nats", ns.URL(), "--db", db, "--http", "", "--topic-prefix", prefix,
+		"--group", "exectest-nats-"+filepath.Base(dir), "--log-format", "json")
+	ing.await(t, "ingest started")
+
+	gw := start(t, "outpost", "run", "--config", cfg, "--log-format", "json")
+	gw.await(t, "connected")
+	time.Sleep(time.Second)
+	gw.signal(t, syscall.SIGTERM)
+	last := gw.await(t, "stopped: 0 batches left in the outbox")
+	if code := gw.wait(t); code != 0 {
+		t.Fatalf("outpost exit %d:\n%s", code, gw.stderr())
+	}
+	emitted, _ := last["readings_emitted"].(float64)
+	if stored, _ := last["readings_stored"].(float64); emitted < 1000 || stored != emitted {
+		t.Fatalf("gateway's last line: %v", last)
+	}
+	ing.signal(t, syscall.SIGTERM)
+	if code := ing.wait(t); code != 0 {
+		t.Fatalf("outpost-ingest exit %d:\n%s", code, ing.stderr())
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, err := stores.Open(ctx, db, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	c, err := store.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if float64(c.Readings) != emitted || c.DistinctReadings != c.Readings || c.DeadLetters != 0 {
+		t.Fatalf("database: %+v, gateway emitted %.0f", c, emitted)
+	}
+	t.Logf("emitted %.0f readings through NATS; the database holds %d, all distinct", emitted, c.Readings)
+}

@@ -1,0 +1,143 @@
+package ingest_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/outposthq/outpost/config"
+	"github.com/outposthq/outpost/gateway"
+	"github.com/outposthq/outpost/ingest"
+	"github.com/outposthq/outpost/ingest/stores"
+	"github.com/outposthq/outpost/internal/discardstore"
+	"github.com/outposthq/outpost/internal/natstest"
+	"github.com/outposthq/outpost/internal/testenv"
+)
+
+// A gateway over MQTT to a NATS server, ingest consuming the JetStream
+// stream: every reading lands once, the acks reach the gateway (its
+// outbox empties), and the gateway's status is recorded.
+func TestNATSEndToEnd(t *testing.T) {
+	ns := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	store, err := stores.Open(ctx, testenv.DB(t), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	svc := ingest.New(store, &ingest.Options{NATS: ns.URL(), Group: "ingest-e2e"})
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svcClosed := false
+	defer func() {
+		if !svcClosed {
+			closeService(t, svc)
+		}
+	}()
+
+	// The gateway's id has a '.', which NATS carries as "//" in a
+	// subject. A NATS server refuses a '.' in an MQTT client id, so the
+	// gateway names one without.
+	cfg := &config.Config{
+		Gateway: config.GatewayConfig{ID: "gw.nats-1"},
+		DataDir: filepath.Join(t.TempDir(), "data"),
+		Sensors: []config.Sensor{{ID: "dev1", Driver: config.SimDriver, Interval: 20 * time.Millisecond, Samples: 50,
+			Metrics: []config.Metric{{Name: "temperature", Unit: "Cel",
+				Signal: config.Signal{Kind: config.SignalRandomWalk, Base: 21, Step: 0.1, Resolution: 0.01, Seed: 1}}}}},
+		Batch:  config.BatchConfig{MaxReadings: 500},
+		Uplink: config.UplinkConfig{Broker: ns.MQTTURL(), ClientID: "outpost-gw_nats-1", AckTimeout: 10 * time.Second},
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(cfg, &gateway.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	g.StopSensors()
+	if err := g.WaitDrained(ctx); err != nil {
+		t.Fatalf("outbox not drained through NATS: %v (gateway uplink %+v, ingest %+v)", err, g.Stats().Uplink, svc.Stats())
+	}
+	st := g.Stats()
+	if err := g.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	closeService(t, svc)
+	svcClosed = true
+
+	if st.ReadingsStored == 0 || st.ReadingsStored != st.ReadingsEmitted {
+		t.Fatalf("gateway stored %d of %d readings", st.ReadingsStored, st.ReadingsEmitted)
+	}
+	c, err := store.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Readings != st.ReadingsStored || c.DistinctReadings != st.ReadingsStored || c.DeadLetters != 0 {
+		t.Fatalf("store holds %d readings (%d distinct, %d dead letters), want %d once each",
+			c.Readings, c.DistinctReadings, c.DeadLetters, st.ReadingsStored)
+	}
+	var seen bool
+	for gs, err := range store.Gateways(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = seen || gs.Gateway == cfg.Gateway.ID
+	}
+	if !seen {
+		t.Errorf("gateway %s has no status in the store", cfg.Gateway.ID)
+	}
+	t.Logf("%d readings in %d batches through NATS", c.Readings, st.BatchesStored)
+}
+
+func closeService(t *testing.T, svc *ingest.Service) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := svc.Close(ctx); err != nil {
+		t.Error(err)
+	}
+}
+
+// Bad NATS options are refused at Start, with an error that names the
+// problem and never the password in the URL.
+func TestNATSOptionsRefused(t *testing.T) {
+	cases := []struct {
+		name string
+		o    ingest.Options
+		want string
+	}{
+		{"both transports", ingest.Options{Broker: "tcp://127.0.0.1:1883", NATS: "nats://127.0.0.1:4222"}, "give one of them"},
+		{"not a URL", ingest.Options{NATS: "nats//user:s3cret@host"}, "not nats://host:port"},
+		{"MQTT scheme", ingest.Options{NATS: "tcp://127.0.0.1:4222"}, `scheme "tcp"`},
+		{"credentials twice", ingest.Options{NATS: "nats://u:s3cret@127.0.0.1:4222", Username: "u"}, "give one of them"},
+		{"group with a dot", ingest.Options{NATS: "nats://127.0.0.1:4222", Group: "a.b"}, `group "a.b"`},
+		{"stream with a space", ingest.Options{NATS: "nats://127.0.0.1:4222", Stream: ingest.StreamOptions{Name: "a b"}}, `stream name "a b"`},
+		{"replicas", ingest.Options{NATS: "nats://127.0.0.1:4222", Stream: ingest.StreamOptions{Replicas: 7}}, "replicas 7"},
+		{"max bytes", ingest.Options{NATS: "nats://127.0.0.1:4222", Stream: ingest.StreamOptions{MaxBytes: -5}}, "max bytes -5"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := c.o
+			svc := ingest.New(discardstore.New(), &o)
+			err := svc.Start(context.Background())
+			if err == nil {
+				closeService(t, svc)
+				t.Fatal("started")
+			}
+			if !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "s3cret") {
+				t.Fatalf("error %q: want it to say %q, and no password", err, c.want)
+			}
+		})
+	}
+}
