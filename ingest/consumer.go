@@ -26,15 +26,21 @@ const storeTimeout = 60 * time.Second
 // keepalive plus the ping timeout (30 s + 10 s) therefore drops the
 // connection; paho reconnects once the workers catch up, and what was in
 // flight is resent by the gateways. Nothing is lost, only time.
-func (s *Service) onMessage(_ mqtt.Client, m mqtt.Message) {
+func (s *Service) onMessage(_ mqtt.Client, m mqtt.Message) { s.enqueue(m) }
+
+// enqueue hands m to the workers, waiting for room. It reports false if
+// the service closed first: m is then not acked, and comes again.
+func (s *Service) enqueue(m mqtt.Message) bool {
 	s.intakeMu.RLock()
 	defer s.intakeMu.RUnlock()
 	if s.intakeClosed {
-		return // closing: not acked, the gateway resends
+		return false // closing: not acked, the gateway resends
 	}
 	select {
 	case s.queue <- m:
+		return true
 	case <-s.stopIntake:
+		return false
 	}
 }
 

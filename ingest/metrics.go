@@ -74,6 +74,7 @@ func (s *Service) WriteMetrics(w *metrics.Writer) {
 	}
 	s.met.mu.Unlock()
 	c("outpost_ingest_lag_untracked_batches_total", "Batches of gateways beyond the 10000 whose lag is tracked.", s.met.untracked.Load())
+	s.writeNATSMetrics(w)
 	metrics.WriteGo(w)
 	if err := metrics.WriteProcess(w); err != nil {
 		s.log.Debug().Err(err).Msg("process metrics incomplete")

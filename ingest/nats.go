@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/outposthq/outpost/metrics"
 )
 
 // The JetStream path (docs/nats.md). Gateways publish over MQTT to a
@@ -214,7 +217,7 @@ func (s *Service) startNATS(ctx context.Context, timeout time.Duration) error {
 		return fmt.Errorf("ingest: consume %s: %w", sc.Name, err)
 	}
 	s.mu.Lock()
-	s.natsIter = it
+	s.natsCons, s.natsIter = cons, it
 	s.mu.Unlock()
 	s.subscribed.Store(true)
 	s.intake.Add(1)
@@ -241,18 +244,27 @@ func (s *Service) natsIntake(it jetstream.MessagesContext) {
 			}
 			continue
 		}
-		s.onMessage(nil, &natsMessage{m: m, topic: subjectToTopic(m.Subject()), log: &s.errLog})
+		s.natsTaken.Add(1)
+		if !s.enqueue(&natsMessage{m: m, topic: subjectToTopic(m.Subject()), log: &s.errLog, acked: &s.natsAcked}) {
+			// Closing: give it back at once, for another process,
+			// rather than after the ack wait.
+			if err := m.Nak(); err != nil {
+				s.errLog.Debug().Err(err).Msg("nats: nak at close; the message comes again after the ack wait")
+			}
+			s.natsAcked.Add(1) // not this process's any more
+		}
 	}
 }
 
-// stopNATS stops taking messages; those pulled but not yet handed on are
-// delivered again after the ack wait.
+// stopNATS stops pulling messages. Those already pulled still come out of
+// the iterator: the intake gives them back (nak) once the service closes,
+// so that another process takes them at once.
 func (s *Service) stopNATS() {
 	s.mu.Lock()
 	it := s.natsIter
 	s.mu.Unlock()
 	if it != nil {
-		it.Stop()
+		it.Drain()
 	}
 }
 
@@ -293,6 +305,7 @@ type natsMessage struct {
 	m     jetstream.Msg
 	topic string
 	log   *zerolog.Logger
+	acked *atomic.Int64
 }
 
 func (n *natsMessage) Duplicate() bool {
@@ -310,7 +323,49 @@ func (n *natsMessage) Payload() []byte   { return n.m.Data() }
 func (n *natsMessage) Ack() {
 	if err := n.m.Ack(); err != nil {
 		n.log.Warn().Err(err).Str(keyTopic, n.topic).Msg("nats: ack failed; the message will come again")
+		return
 	}
+	n.acked.Add(1)
+}
+
+// natsInfoTimeout bounds the consumer-info request of a scrape.
+const natsInfoTimeout = 2 * time.Second
+
+// writeNATSMetrics appends the stream's and the consumer's state, asked of
+// the server, and this process's share (docs/metrics.md). Without the
+// JetStream path it writes nothing.
+func (s *Service) writeNATSMetrics(w *metrics.Writer) {
+	s.mu.Lock()
+	cons := s.natsCons
+	s.mu.Unlock()
+	if cons == nil {
+		return
+	}
+	taken, acked := s.natsTaken.Load(), s.natsAcked.Load()
+	w.Single("outpost_ingest_nats_messages_total", metrics.Counter,
+		"Stream messages this ingest process took from the shared consumer.", float64(taken))
+	w.Single("outpost_ingest_nats_in_flight_messages", metrics.Gauge,
+		"Stream messages this process took and has not acked yet: its own lag.", float64(taken-acked))
+	ctx, cancel := context.WithTimeout(context.Background(), natsInfoTimeout)
+	defer cancel()
+	ci, err := cons.Info(ctx)
+	ok := err == nil
+	w.Single("outpost_ingest_nats_info_ok", metrics.Gauge,
+		"1 if the server answered the consumer-info request of this scrape, else 0 (and the stream metrics are left out).", metrics.Bool(ok))
+	if !ok {
+		s.errLog.Debug().Err(err).Msg("nats: consumer info")
+		return
+	}
+	w.Single("outpost_ingest_stream_pending_messages", metrics.Gauge,
+		"Stream messages no ingest process has taken yet: the stream's lag.", float64(ci.NumPending))
+	w.Single("outpost_ingest_stream_ack_pending_messages", metrics.Gauge,
+		"Stream messages taken by an ingest process and not acked yet, all processes together.", float64(ci.NumAckPending))
+	w.Single("outpost_ingest_stream_redelivered_messages", metrics.Gauge,
+		"Stream messages delivered more than once and not acked yet.", float64(ci.NumRedelivered))
+	w.Single("outpost_ingest_stream_delivered_seq", metrics.Gauge,
+		"The stream sequence the shared consumer has delivered up to.", float64(ci.Delivered.Stream))
+	w.Single("outpost_ingest_stream_acked_seq", metrics.Gauge,
+		"The stream sequence below which every message is acked.", float64(ci.AckFloor.Stream))
 }
 
 // doneToken is an mqtt.Token that is already done.

@@ -16,6 +16,8 @@ import (
 	"github.com/outposthq/outpost/internal/discardstore"
 	"github.com/outposthq/outpost/internal/natstest"
 	"github.com/outposthq/outpost/internal/testenv"
+	"github.com/outposthq/outpost/metrics"
+	"github.com/outposthq/outpost/metrics/metricstest"
 )
 
 // A gateway over MQTT to a NATS server, ingest consuming the JetStream
@@ -44,19 +46,7 @@ func TestNATSEndToEnd(t *testing.T) {
 	// The gateway's id has a '.', which NATS carries as "//" in a
 	// subject. A NATS server refuses a '.' in an MQTT client id, so the
 	// gateway names one without.
-	cfg := &config.Config{
-		Gateway: config.GatewayConfig{ID: "gw.nats-1"},
-		DataDir: filepath.Join(t.TempDir(), "data"),
-		Sensors: []config.Sensor{{ID: "dev1", Driver: config.SimDriver, Interval: 20 * time.Millisecond, Samples: 50,
-			Metrics: []config.Metric{{Name: "temperature", Unit: "Cel",
-				Signal: config.Signal{Kind: config.SignalRandomWalk, Base: 21, Step: 0.1, Resolution: 0.01, Seed: 1}}}}},
-		Batch:  config.BatchConfig{MaxReadings: 500},
-		Uplink: config.UplinkConfig{Broker: ns.MQTTURL(), ClientID: "outpost-gw_nats-1", AckTimeout: 10 * time.Second},
-	}
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	cfg := natsGateway(t, ns, "gw.nats-1", "outpost-gw_nats-1")
 	g, err := gateway.New(cfg, &gateway.Options{Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
@@ -140,4 +130,123 @@ func TestNATSOptionsRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// natsGateway is a gateway of one simulated sensor (2 500 readings/s)
+// whose uplink is the NATS server's MQTT listener.
+func natsGateway(t *testing.T, ns *natstest.Server, id, clientID string) *config.Config {
+	t.Helper()
+	cfg := &config.Config{
+		Gateway: config.GatewayConfig{ID: id},
+		DataDir: filepath.Join(t.TempDir(), "data"),
+		Sensors: []config.Sensor{{ID: "dev1", Driver: config.SimDriver, Interval: 20 * time.Millisecond, Samples: 50,
+			Metrics: []config.Metric{{Name: "temperature", Unit: "Cel",
+				Signal: config.Signal{Kind: config.SignalRandomWalk, Base: 21, Step: 0.1, Resolution: 0.01, Seed: 1}}}}},
+		Batch:  config.BatchConfig{MaxReadings: 500},
+		Uplink: config.UplinkConfig{Broker: ns.MQTTURL(), ClientID: clientID, AckTimeout: 10 * time.Second},
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// Ingest processes join and leave the shared consumer while a gateway
+// sends: each commits part of the batches, the database ends with every
+// reading once, and the stream's metrics show nothing left behind.
+func TestNATSElastic(t *testing.T) {
+	ns := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	store, err := stores.Open(ctx, testenv.DB(t), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	newSvc := func() *ingest.Service {
+		svc := ingest.New(store, &ingest.Options{NATS: ns.URL(), Group: "ingest-elastic", Workers: 2})
+		if err := svc.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	a := newSvc()
+	aClosed := false
+	defer func() {
+		if !aClosed {
+			closeService(t, a)
+		}
+	}()
+	cfg := natsGateway(t, ns, "gw-elastic", "")
+	g, err := gateway.New(cfg, &gateway.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gwClosed := false
+	defer func() {
+		if !gwClosed {
+			if err := g.Close(ctx); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	time.Sleep(time.Second)
+	b := newSvc() // joins while the gateway sends
+	defer closeService(t, b)
+	time.Sleep(time.Second)
+	closeService(t, a) // leaves while the gateway sends
+	aClosed = true
+	time.Sleep(time.Second)
+	g.StopSensors()
+	if err := g.WaitDrained(ctx); err != nil {
+		t.Fatalf("outbox not drained: %v", err)
+	}
+	st := g.Stats()
+	if err := g.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gwClosed = true
+
+	sa, sb := a.Stats(), b.Stats()
+	if sa.Batches == 0 || sb.Batches == 0 {
+		t.Errorf("batches committed: %d by the one that left, %d by the one that joined; want both > 0", sa.Batches, sb.Batches)
+	}
+	c, err := store.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ReadingsStored == 0 || c.Readings != st.ReadingsStored || c.DistinctReadings != st.ReadingsStored {
+		t.Fatalf("store holds %d readings (%d distinct), gateway stored %d", c.Readings, c.DistinctReadings, st.ReadingsStored)
+	}
+
+	var w metrics.Writer
+	b.WriteMetrics(&w)
+	sc, err := metricstest.Parse(w.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if problems := metricstest.Lint(sc); len(problems) > 0 {
+		t.Errorf("metrics lint: %v", problems)
+	}
+	for name, want := range map[string]float64{
+		"outpost_ingest_nats_info_ok":                1,
+		"outpost_ingest_stream_pending_messages":     0,
+		"outpost_ingest_stream_ack_pending_messages": 0,
+		"outpost_ingest_nats_in_flight_messages":     0,
+	} {
+		if v, ok := sc.Value(name); !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
+		}
+	}
+	taken, _ := sc.Value("outpost_ingest_nats_messages_total")
+	acked, _ := sc.Value("outpost_ingest_stream_acked_seq")
+	if taken == 0 || acked == 0 {
+		t.Errorf("messages taken %v, acked up to seq %v: want both > 0", taken, acked)
+	}
+	t.Logf("%d readings; batches: %d by the process that left, %d by the one that joined; %d duplicates",
+		c.Readings, sa.Batches, sb.Batches, sa.Duplicates+sb.Duplicates)
 }

@@ -221,8 +221,11 @@ type Service struct {
 	// The JetStream path (nats.go): the connection, the consumer's
 	// message iterator and the goroutine that feeds the queue from it.
 	nc       *nats.Conn
+	natsCons jetstream.Consumer
 	natsIter jetstream.MessagesContext
 	intake   sync.WaitGroup
+	// Messages this process took from the stream, and those it acked.
+	natsTaken, natsAcked atomic.Int64
 
 	// The intake (paho's handler) stops before queue is closed: Close
 	// closes stopIntake to release a blocked handler, then sets
