@@ -196,6 +196,9 @@ func (s *Service) startNATS(ctx context.Context, timeout time.Duration) error {
 	if o.Stream.MaxBytes > 0 {
 		sc.MaxBytes = o.Stream.MaxBytes
 	}
+	if s.replay != nil {
+		return s.startReplay(ctx, js)
+	}
 	if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 		return fmt.Errorf("ingest: stream %s: %w", sc.Name, err)
 	}
@@ -291,9 +294,12 @@ func (s *Service) publishNATS(topic string, payload []byte) mqtt.Token {
 	nc := s.nc
 	s.mu.Unlock()
 	t := &doneToken{done: make(chan struct{})}
-	if nc == nil {
+	switch {
+	case s.replay != nil:
+		// A replay acks nobody: the gateways had their acks.
+	case nc == nil:
 		t.err = errors.New("not connected")
-	} else {
+	default:
 		t.err = nc.Publish(topicToSubject(topic), payload)
 	}
 	close(t.done)
@@ -306,6 +312,7 @@ type natsMessage struct {
 	topic string
 	log   *zerolog.Logger
 	acked *atomic.Int64
+	noAck bool // a replay's: its consumer takes no acks
 }
 
 func (n *natsMessage) Duplicate() bool {
@@ -321,6 +328,10 @@ func (n *natsMessage) Payload() []byte   { return n.m.Data() }
 // Ack acks the message to the stream's consumer. A lost ack makes the
 // server deliver it again, to be acked as a duplicate.
 func (n *natsMessage) Ack() {
+	if n.noAck {
+		n.acked.Add(1)
+		return
+	}
 	if err := n.m.Ack(); err != nil {
 		n.log.Warn().Err(err).Str(keyTopic, n.topic).Msg("nats: ack failed; the message will come again")
 		return

@@ -2,6 +2,8 @@ package ingest_test
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -249,4 +251,114 @@ func TestNATSElastic(t *testing.T) {
 	}
 	t.Logf("%d readings; batches: %d by the process that left, %d by the one that joined; %d duplicates",
 		c.Readings, sa.Batches, sb.Batches, sa.Duplicates+sb.Duplicates)
+}
+
+// A replay of the stream into an empty database gives the rows the live
+// service wrote; a replay of part of it, then of all of it, into a third
+// gives them too (what was there is deduplicated). The live consumer is
+// not touched.
+func TestNATSReplay(t *testing.T) {
+	ns := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	open := func() ingest.Store {
+		st, err := stores.Open(ctx, testenv.DB(t), zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	live := open()
+	svc := ingest.New(live, &ingest.Options{NATS: ns.URL(), Group: "ingest-live"})
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg := natsGateway(t, ns, "gw-replay", "")
+	g, err := gateway.New(cfg, &gateway.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	g.StopSensors()
+	if err := g.WaitDrained(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Close(ctx); err != nil { // its offline status goes into the stream too
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	closeService(t, svc)
+	want := dump(t, live, cfg.Gateway.ID)
+
+	whole := open()
+	st, err := ingest.Replay(ctx, whole, &ingest.ReplayOptions{NATS: ns.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.FirstSeq != 1 || st.LastSeq == 0 || st.Messages != int64(st.LastSeq) || st.Batches == 0 {
+		t.Fatalf("replay: %+v", st)
+	}
+	if got := dump(t, whole, cfg.Gateway.ID); got != want {
+		t.Fatalf("replayed database:\n%s\nlive database:\n%s", got, want)
+	}
+
+	half := st.LastSeq / 2
+	parts := open()
+	st1, err := ingest.Replay(ctx, parts, &ingest.ReplayOptions{NATS: ns.URL(), FromSeq: half})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st1.FirstSeq != half || st1.LastSeq != st.LastSeq {
+		t.Fatalf("replay from %d: %+v", half, st1)
+	}
+	if got := dump(t, parts, cfg.Gateway.ID); got == want {
+		t.Fatal("half the stream gave the whole database")
+	}
+	st2, err := ingest.Replay(ctx, parts, &ingest.ReplayOptions{NATS: ns.URL(), ToSeq: half})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st2.FirstSeq != 1 || st2.LastSeq != half || st2.Duplicates == 0 {
+		t.Fatalf("replay to %d: %+v (want the batch at %d a duplicate)", half, st2, half)
+	}
+	if got := dump(t, parts, cfg.Gateway.ID); got != want {
+		t.Fatalf("database of two replays:\n%s\nlive database:\n%s", got, want)
+	}
+
+	// Nothing in the range: done at once.
+	st3, err := ingest.Replay(ctx, open(), &ingest.ReplayOptions{NATS: ns.URL(), FromSeq: st.LastSeq + 100})
+	if err != nil || st3.Messages != 0 {
+		t.Fatalf("replay past the end: %+v, %v", st3, err)
+	}
+	t.Logf("replayed %d messages, %d batches, %d readings", st.Messages, st.Batches, st.Readings)
+}
+
+// dump is a database's rows of one gateway, as text to compare: counts,
+// every reading, the status.
+func dump(t *testing.T, st ingest.Store, gw string) string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := st.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%+v\n", c)
+	for p, err := range st.Range(ctx, ingest.RangeQuery{Gateway: gw, Sensor: "dev1", Metric: "temperature", From: 0, To: math.MaxInt64, Limit: 1 << 20}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%d %v %v\n", p.TS, p.Value, p.Quality)
+	}
+	for gs, err := range st.Gateways(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s %s\n", gs.Gateway, gs.State)
+	}
+	return b.String()
 }

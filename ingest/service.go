@@ -226,6 +226,7 @@ type Service struct {
 	intake   sync.WaitGroup
 	// Messages this process took from the stream, and those it acked.
 	natsTaken, natsAcked atomic.Int64
+	replay               *replaySpec // set by Replay: what to replay
 
 	// The intake (paho's handler) stops before queue is closed: Close
 	// closes stopIntake to release a blocked handler, then sets
