@@ -30,11 +30,13 @@ import (
 
 var command = cli.Command{
 	Name: "outpost-ingest",
-	Args: "[flags]",
+	Args: "[flags] | replay [flags]",
 	Summary: `Consumes Outpost gateway batches from an MQTT broker (a shared subscription, so
-several ingest processes share the load) into PostgreSQL or SQLite, exactly
-once, acks each batch to its gateway after the commit, and serves the data
-over an HTTP API.
+several ingest processes share the load), or from a NATS JetStream stream
+(--nats, a durable consumer they share; docs/nats.md), into PostgreSQL or
+SQLite, exactly once, acks each batch to its gateway after the commit, and
+serves the data over an HTTP API. "outpost-ingest replay" rebuilds a
+database from the stream ("outpost-ingest replay --help").
 
 Under systemd (Type=notify) it says READY=1 once the database is open and the
 subscription made, and with WatchdogSec= pets the watchdog while its consumer
@@ -44,6 +46,7 @@ lives (docs/deploy.md, "The watchdog").`,
 		"outpost-ingest --db sqlite:/var/lib/outpost-ingest/ingest.db",
 		"outpost-ingest --broker ssl://broker.example.com:8883 --tls-ca ca.pem --username outpost-ingest --password-file /etc/outpost-ingest/mqtt.password --db sqlite:ingest.db",
 		"outpost-ingest --auth-keys /etc/outpost-ingest/gateway.keys --auth required --db sqlite:ingest.db",
+		"outpost-ingest --nats nats://127.0.0.1:4222 --stream-replicas 3 --db 'postgres://postgres@127.0.0.1:5432/outpost'",
 	},
 }
 
@@ -53,6 +56,9 @@ func main() {
 
 // run runs the command line and returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "replay" {
+		return runReplay(args[1:], stdout, stderr)
+	}
 	m := NewMain()
 	m.Stdout, m.Stderr = stdout, stderr
 	if err := m.ParseFlags(args); err != nil {
@@ -280,9 +286,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Logger, err = cli.NewLogger(m.Stderr, m.Log.Level, m.Log.Format); err != nil {
 		return err
 	}
-	broker := m.Broker
+	broker, flag := m.Broker, "--broker"
 	if m.NATS != "" {
-		broker = m.NATS
+		broker, flag = m.NATS, "--nats"
 	}
 	m.Logger.Info().Str("version", cli.Version().String()).Str("broker", redactBroker(broker)).Str("db", redactDSN(m.DB)).
 		Str("http", m.HTTP).Msg("outpost-ingest starting")
@@ -291,7 +297,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	if u, _ := url.Parse(broker); u != nil && u.User != nil {
-		m.Logger.Warn().Msg("the broker URL holds credentials, which every user of this machine can see in its process list: use --username and --password-file")
+		m.Logger.Warn().Msg(flag + " holds credentials, which every user of this machine can see in its process list: use --username and --password-file")
 	}
 
 	var token string

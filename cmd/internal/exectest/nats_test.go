@@ -3,6 +3,7 @@ package exectest
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -58,5 +59,24 @@ func TestNATSBinaries(t *testing.T) {
 	if float64(c.Readings) != emitted || c.DistinctReadings != c.Readings || c.DeadLetters != 0 {
 		t.Fatalf("database: %+v, gateway emitted %.0f", c, emitted)
 	}
-	t.Logf("emitted %.0f readings through NATS; the database holds %d, all distinct", emitted, c.Readings)
+
+	// The stream rebuilds the database: a replay into an empty one.
+	db2 := testenv.DB(t)
+	r := runBin(t, "outpost-ingest", "replay", "--nats", ns.URL(), "--db", db2, "--topic-prefix", prefix, "--log-format", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, "replayed ") {
+		t.Fatalf("replay:\n%s", r)
+	}
+	store2, err := stores.Open(ctx, db2, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store2.Close()
+	c2, err := store2.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2 != c {
+		t.Fatalf("replayed database: %+v, live one: %+v", c2, c)
+	}
+	t.Logf("emitted %.0f readings through NATS; the database holds %d, all distinct; %s", emitted, c.Readings, strings.TrimSpace(r.stdout))
 }
