@@ -89,23 +89,35 @@ func (o *StreamOptions) validate() error {
 }
 
 func (o *Options) validateNATS() error {
-	u, err := url.Parse(o.NATS)
-	if err != nil || u.Host == "" {
-		// url.Parse's error quotes the URL, and with it any password.
-		return errors.New("ingest: NATS URL is not nats://host:port (e.g. nats://127.0.0.1:4222)")
-	}
-	switch u.Scheme {
-	case "nats", "tls":
-	default:
-		return fmt.Errorf("ingest: NATS URL scheme %q: want nats or tls", u.Scheme)
-	}
-	if u.User != nil && o.Username != "" {
-		return errors.New("ingest: credentials both in the NATS URL and in Username: give one of them")
+	// A list of servers, comma-separated, names nodes of one cluster.
+	for one := range strings.SplitSeq(o.NATS, ",") {
+		u, err := url.Parse(one)
+		if err != nil || u.Host == "" {
+			// url.Parse's error quotes the URL, and with it any password.
+			return errors.New("ingest: NATS URL is not nats://host:port (e.g. nats://127.0.0.1:4222), or a comma-separated list of them")
+		}
+		switch u.Scheme {
+		case "nats", "tls":
+		default:
+			return fmt.Errorf("ingest: NATS URL scheme %q: want nats or tls", u.Scheme)
+		}
+		if u.User != nil && o.Username != "" {
+			return errors.New("ingest: credentials both in the NATS URL and in Username: give one of them")
+		}
 	}
 	if !natsName(o.Group) {
 		return fmt.Errorf("ingest: group %q names the NATS consumer: want letters, digits, '-' and '_'", o.Group)
 	}
 	return o.Stream.validate()
+}
+
+// redactList is redact of each URL of a comma-separated list.
+func redactList(urls string) string {
+	var out []string
+	for one := range strings.SplitSeq(urls, ",") {
+		out = append(out, redact(one))
+	}
+	return strings.Join(out, ",")
 }
 
 // natsName reports whether s can name a stream or a durable consumer.
@@ -171,7 +183,7 @@ func (s *Service) startNATS(ctx context.Context, timeout time.Duration) error {
 	}
 	nc, err := nats.Connect(o.NATS, nopts...)
 	if err != nil {
-		return fmt.Errorf("ingest: connect %s: %w", redact(o.NATS), err)
+		return fmt.Errorf("ingest: connect %s: %w", redactList(o.NATS), err)
 	}
 	s.mu.Lock()
 	s.nc = nc

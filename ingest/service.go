@@ -451,7 +451,7 @@ func (s *Service) Start(ctx context.Context) error {
 			return err
 		}
 		gws, keys := s.opts.Keys.Len()
-		s.log.Info().Str("nats", redact(s.opts.NATS)).Str("client_id", s.opts.ClientID).
+		s.log.Info().Str("nats", redactList(s.opts.NATS)).Str("client_id", s.opts.ClientID).
 			Str("stream", s.opts.Stream.Name).Str("consumer", s.opts.Group).Str("prefix", s.opts.TopicPrefix).
 			Int("workers", s.opts.Workers).Str("auth", string(s.opts.Auth)).Int("key_gateways", gws).Int("keys", keys).
 			Msg("ingest started")

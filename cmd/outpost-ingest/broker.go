@@ -28,6 +28,11 @@ func (m *Main) checkBroker() error {
 	if m.NATS != "" {
 		flag, raw, example = "--nats", m.NATS, "nats://127.0.0.1:4222"
 	}
+	if m.NATS != "" {
+		// A comma-separated list names nodes of one cluster; the first
+		// stands for all in the checks below, and ingest checks each.
+		raw, _, _ = strings.Cut(raw, ",")
+	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		// Not err: it quotes the URL, and with it any password.
@@ -151,12 +156,16 @@ func tlsConfig(ca, cert, key string) (*tls.Config, error) {
 
 // redactBroker is a broker URL fit for a log line: without its user info.
 func redactBroker(broker string) string {
-	u, err := url.Parse(broker)
-	if err != nil {
-		return "(a broker URL that does not parse)"
+	var out []string
+	for one := range strings.SplitSeq(broker, ",") {
+		u, err := url.Parse(one)
+		if err != nil {
+			return "(a broker URL that does not parse)"
+		}
+		u.User = nil
+		out = append(out, u.String())
 	}
-	u.User = nil
-	return u.String()
+	return strings.Join(out, ",")
 }
 
 // pathCause is err without its *fs.PathError, whose path the message
