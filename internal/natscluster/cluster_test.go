@@ -349,14 +349,11 @@ func TestClusterFaults(t *testing.T) {
 			t.Errorf("gateway %d recorded loss: %d readings lost, %d batches evicted", i+1, st.ReadingsLost, st.Outbox.Evicted)
 		}
 		want += st.ReadingsStored
-		// Every gateway lived through the cluster's restart, and the
-		// one on node 2 through its kill too.
-		wantConnects := int64(2)
-		if i == 1 {
-			wantConnects = 3
-		}
-		if st.Uplink.Connects < wantConnects {
-			t.Errorf("gateway %d connected %d times, want at least %d", i+1, st.Uplink.Connects, wantConnects)
+		// Every gateway lived through the cluster's restart. (The one on
+		// node 2 may be back only after it, its reconnect backoff
+		// having grown while the node was down.)
+		if st.Uplink.Connects < 2 {
+			t.Errorf("gateway %d connected %d times, want at least 2", i+1, st.Uplink.Connects)
 		}
 	}
 	if want == 0 || cnt.Readings != want || cnt.DistinctReadings != want || cnt.DeadLetters != 0 || cnt.Gaps != 0 {
