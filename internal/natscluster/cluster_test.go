@@ -56,7 +56,7 @@ func TestMain(m *testing.M) {
 }
 
 // freePorts returns n loopback ports that were free a moment ago.
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ls []net.Listener
 	var ports []int
@@ -82,7 +82,7 @@ type proc struct {
 	done chan struct{}
 }
 
-func startProc(t *testing.T, logPath string, bin string, args ...string) *proc {
+func startProc(t testing.TB, logPath string, bin string, args ...string) *proc {
 	t.Helper()
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -153,7 +153,7 @@ func tail(path string) string {
 // cluster is three nats-server processes routed to each other, each
 // with JetStream and an MQTT listener.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	confs [3]string
 	nodes [3]*proc
@@ -161,7 +161,7 @@ type cluster struct {
 	client, route, mqtt [3]int
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t testing.TB) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir()}
 	ports := freePorts(t, 9)
@@ -245,55 +245,18 @@ func TestClusterFaults(t *testing.T) {
 
 	db := testenv.DB(t)
 	prefix := fmt.Sprintf("outpost-cluster/%d", time.Now().UnixNano())
-	ingestLog := filepath.Join(c.dir, "ingest-%s.log")
 	startIngest := func(name string) *proc {
-		p := startProc(t, fmt.Sprintf(ingestLog, name), "outpost-ingest", "--nats", c.urls(), "--db", db, "--http", "",
-			"--topic-prefix", prefix, "--group", "cluster-test", "--stream", "CLUSTER_TEST", "--stream-replicas", "3",
-			"--log-format", "json", "--log-level", "debug")
-		for !logHas(p.log, "ingest started") {
-			select {
-			case <-p.done:
-				t.Fatalf("ingest %s ended:\n%s", name, tail(p.log))
-			case <-ctx.Done():
-				t.Fatalf("ingest %s did not start:\n%s", name, tail(p.log))
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-		return p
+		return c.startIngest(ctx, name, db, prefix, "CLUSTER_TEST", 3)
 	}
 	a := startIngest("a")
 	b := startIngest("b")
 
 	var gws []*gateway.Gateway
 	for i := range 3 {
-		cfg := &config.Config{
-			Gateway: config.GatewayConfig{ID: fmt.Sprintf("gw-%d", i+1)},
-			DataDir: filepath.Join(t.TempDir(), "data"),
-			Sensors: []config.Sensor{{ID: "dev1", Driver: config.SimDriver, Interval: 50 * time.Millisecond, Samples: 50,
-				Metrics: []config.Metric{{Name: "temperature", Unit: "Cel",
-					Signal: config.Signal{Kind: config.SignalRandomWalk, Base: 21, Step: 0.1, Resolution: 0.01, Seed: int64(i + 1)}}}}},
-			Batch:  config.BatchConfig{MaxReadings: 500},
-			Uplink: config.UplinkConfig{Broker: fmt.Sprintf("tcp://127.0.0.1:%d", c.mqtt[i]), TopicPrefix: prefix, AckTimeout: 5 * time.Second},
-		}
-		cfg.SetDefaults()
-		if err := cfg.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		g, err := gateway.New(cfg, &gateway.Options{Logger: zerolog.Nop()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := g.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		gws = append(gws, g)
-		defer func() {
-			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := g.Close(cctx); err != nil {
-				t.Error(err)
-			}
-		}()
+		sensor := config.Sensor{ID: "dev1", Driver: config.SimDriver, Interval: 50 * time.Millisecond, Samples: 50,
+			Metrics: []config.Metric{{Name: "temperature", Unit: "Cel",
+				Signal: config.Signal{Kind: config.SignalRandomWalk, Base: 21, Step: 0.1, Resolution: 0.01, Seed: int64(i + 1)}}}}
+		gws = append(gws, c.startGateway(ctx, fmt.Sprintf("gw-%d", i+1), i, prefix, 500, sensor))
 	}
 
 	step := func(what string, d time.Duration) {
@@ -360,4 +323,60 @@ func TestClusterFaults(t *testing.T) {
 		t.Fatalf("database: %+v; the gateways stored %d readings", cnt, want)
 	}
 	t.Logf("%d readings from 3 gateways, each once, through a node kill, an ingest kill and a cluster restart", want)
+}
+
+// startIngest starts an outpost-ingest process on the cluster's stream
+// and waits until it consumes. extra are more flags.
+func (c *cluster) startIngest(ctx context.Context, name, db, prefix, stream string, replicas int, extra ...string) *proc {
+	t := c.t
+	t.Helper()
+	args := append([]string{"--nats", c.urls(), "--db", db, "--http", "",
+		"--topic-prefix", prefix, "--group", "cluster-test", "--stream", stream, "--stream-replicas", fmt.Sprint(replicas),
+		"--log-format", "json", "--log-level", "debug"}, extra...)
+	p := startProc(t, filepath.Join(c.dir, "ingest-"+name+".log"), "outpost-ingest", args...)
+	for !logHas(p.log, "ingest started") {
+		select {
+		case <-p.done:
+			t.Fatalf("ingest %s ended:\n%s", name, tail(p.log))
+		case <-ctx.Done():
+			t.Fatalf("ingest %s did not start:\n%s", name, tail(p.log))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return p
+}
+
+// startGateway starts a gateway in this process whose uplink is node
+// i's MQTT listener; it is closed when the test ends.
+func (c *cluster) startGateway(ctx context.Context, id string, i int, prefix string, maxReadings int, sensors ...config.Sensor) *gateway.Gateway {
+	t := c.t
+	t.Helper()
+	off := false
+	cfg := &config.Config{
+		Gateway:   config.GatewayConfig{ID: id},
+		DataDir:   filepath.Join(t.TempDir(), "data"),
+		Sensors:   sensors,
+		Batch:     config.BatchConfig{MaxReadings: maxReadings},
+		Uplink:    config.UplinkConfig{Broker: fmt.Sprintf("tcp://127.0.0.1:%d", c.mqtt[i]), TopicPrefix: prefix, AckTimeout: 5 * time.Second},
+		Dashboard: config.DashboardConfig{Live: &off, Alerts: &off},
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(cfg, &gateway.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := g.Close(cctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return g
 }
