@@ -18,26 +18,46 @@ import (
 	"github.com/outposthq/outpost/gateway"
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/stores"
+	"github.com/outposthq/outpost/internal/natstest"
 	"github.com/outposthq/outpost/internal/testenv"
 )
 
 // The end-to-end suite: a real gateway and a real ingest service exchange
 // at least 100 000 readings through the broker and database that testenv
-// gives (Mosquitto and PostgreSQL in CI, embedded parts otherwise). The
-// database must end with exactly the readings emitted, none twice.
+// gives (Mosquitto and PostgreSQL in CI, embedded parts otherwise), and
+// again through a NATS server (the gateway over MQTT to its listener,
+// ingest on its JetStream stream; docs/nats.md). The database must end
+// with exactly the readings emitted, none twice.
 
 const e2eReadings = 100_000
 
-func TestEndToEnd(t *testing.T) {
-	p := newPipeline(t)
-	p.startIngest()
-	p.startGateway()
-	p.runUntil(e2eReadings)
-	p.finish()
+// The transports every test of the suite runs on.
+const (
+	viaMQTT = "mqtt"
+	viaNATS = "nats"
+)
+
+// eachTransport runs f once per transport, as subtests.
+func eachTransport(t *testing.T, f func(t *testing.T, via string)) {
+	for _, via := range []string{viaMQTT, viaNATS} {
+		t.Run(via, func(t *testing.T) { f(t, via) })
+	}
 }
 
-func TestEndToEndGatewayRestart(t *testing.T) {
-	p := newPipeline(t)
+func TestEndToEnd(t *testing.T) {
+	eachTransport(t, func(t *testing.T, via string) {
+		p := newPipeline(t, via)
+		p.startIngest()
+		p.startGateway()
+		p.runUntil(e2eReadings)
+		p.finish()
+	})
+}
+
+func TestEndToEndGatewayRestart(t *testing.T) { eachTransport(t, testGatewayRestart) }
+
+func testGatewayRestart(t *testing.T, via string) {
+	p := newPipeline(t, via)
 	p.startIngest()
 	p.startGateway()
 	p.runUntil(e2eReadings / 2)
@@ -51,8 +71,10 @@ func TestEndToEndGatewayRestart(t *testing.T) {
 // telemetry; once ingest is back, every reading the sensors emitted is
 // either in the readings table or counted in a gaps row: nothing vanishes
 // silently.
-func TestEndToEndEvictionReportsGaps(t *testing.T) {
-	p := newPipeline(t, "buffer: {max_batches: 40}\n")
+func TestEndToEndEvictionReportsGaps(t *testing.T) { eachTransport(t, testEvictionReportsGaps) }
+
+func testEvictionReportsGaps(t *testing.T, via string) {
+	p := newPipeline(t, via, "buffer: {max_batches: 40}\n")
 	p.startGateway()
 	p.waitFor("evictions", func() bool { return p.gw.Stats().Outbox.Evicted > 0 })
 	p.startIngest()
@@ -84,21 +106,27 @@ func TestEndToEndEvictionReportsGaps(t *testing.T) {
 	}
 }
 
-func TestEndToEndIngestRestart(t *testing.T) {
-	p := newPipeline(t)
+func TestEndToEndIngestRestart(t *testing.T) { eachTransport(t, testIngestRestart) }
+
+func testIngestRestart(t *testing.T, via string) {
+	p := newPipeline(t, via)
 	p.startIngest()
 	p.startGateway()
 	p.runUntil(e2eReadings / 2)
 	p.stopIngest()
-	// Keep ingest down while the gateway publishes into the void: the
-	// broker has no subscriber for those batches, so only the gateway's
-	// resend after the ack timeout can bring them in.
+	// Keep ingest down while the gateway publishes: on MQTT into the
+	// void (the broker has no subscriber for those batches, so only the
+	// gateway's resend after the ack timeout can bring them in); on NATS
+	// into the stream, which the restarted ingest reads, while the
+	// gateway resends what stays unacked past its ack timeout too.
 	published := p.gw.Stats().Uplink.Published
 	p.waitFor("batches published while ingest is down", func() bool { return p.gw.Stats().Uplink.Published > published })
 	p.startIngest()
 	p.runUntil(e2eReadings)
 	p.finish()
-	if st := p.gw.Stats(); st.Uplink.Resent == 0 {
+	// On NATS the stream kept what was published meanwhile: no resend is
+	// needed, though one may come after a slow restart.
+	if st := p.gw.Stats(); via == viaMQTT && st.Uplink.Resent == 0 {
 		p.t.Errorf("no batch was resent after the ingest restart: %+v", st.Uplink)
 	}
 }
@@ -252,6 +280,8 @@ func waitOutput(t *testing.T, out *testenv.Buffer, s string) {
 type pipeline struct {
 	t       *testing.T
 	broker  string
+	nats    string // the NATS server ingest consumes from; "": MQTT
+	group   string // ingest's shared subscription group, or NATS consumer
 	store   ingest.Store
 	cfg     *config.Config
 	gw      *gateway.Gateway
@@ -259,10 +289,20 @@ type pipeline struct {
 	emitted int64 // by gateways already closed
 }
 
-// newPipeline sets up a gateway config and a store; extra is appended to
-// the config's YAML.
-func newPipeline(t *testing.T, extra ...string) *pipeline {
+// newPipeline sets up a gateway config and a store for transport via;
+// extra is appended to the config's YAML.
+func newPipeline(t *testing.T, via string, extra ...string) *pipeline {
 	t.Helper()
+	broker, natsURL := "", ""
+	switch via {
+	case viaMQTT:
+		broker = testenv.MQTT(t)
+	case viaNATS:
+		ns := natstest.Start(t)
+		broker, natsURL = ns.MQTTURL(), ns.URL()
+	default:
+		t.Fatalf("transport %q", via)
+	}
 	var rnd [4]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		t.Fatal(err)
@@ -301,7 +341,7 @@ uplink:
   topic_prefix: outpost-test/%[1]s
   window: 16
   ack_timeout: 2s
-`, id, filepath.Join(dir, "gw"), testenv.MQTT(t)) + strings.Join(extra, "")
+`, id, filepath.Join(dir, "gw"), broker) + strings.Join(extra, "")
 	path := filepath.Join(dir, "gateway.yaml")
 	if err := os.WriteFile(path, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
@@ -314,7 +354,7 @@ uplink:
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pipeline{t: t, broker: cfg.Uplink.Broker, store: store, cfg: cfg}
+	p := &pipeline{t: t, broker: cfg.Uplink.Broker, nats: natsURL, group: "e2e-" + id, store: store, cfg: cfg}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -337,11 +377,16 @@ uplink:
 
 func (p *pipeline) startIngest() {
 	p.t.Helper()
-	p.ing = ingest.New(p.store, &ingest.Options{
+	o := &ingest.Options{
 		Broker:      p.broker,
+		Group:       p.group,
 		TopicPrefix: p.cfg.Uplink.TopicPrefix,
 		Logger:      testLogger(p.t),
-	})
+	}
+	if p.nats != "" {
+		o.Broker, o.NATS = "", p.nats
+	}
+	p.ing = ingest.New(p.store, o)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := p.ing.Start(ctx); err != nil {
