@@ -362,3 +362,77 @@ func dump(t *testing.T, st ingest.Store, gw string) string {
 	}
 	return b.String()
 }
+
+// A follower (Replay with Follow) is a second, independent consumer: it
+// keeps a second database as current as the live one while the gateway
+// sends, and ends without error when told to.
+func TestNATSReplayFollow(t *testing.T) {
+	ns := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	open := func() ingest.Store {
+		st, err := stores.Open(ctx, testenv.DB(t), zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	live, second := open(), open()
+	svc := ingest.New(live, &ingest.Options{NATS: ns.URL(), Group: "ingest-live"})
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer closeService(t, svc)
+
+	fctx, stopFollower := context.WithCancel(ctx)
+	type result struct {
+		st  ingest.ReplayStats
+		err error
+	}
+	followed := make(chan result, 1)
+	go func() {
+		st, err := ingest.Replay(fctx, second, &ingest.ReplayOptions{NATS: ns.URL(), Follow: true})
+		followed <- result{st, err}
+	}()
+
+	cfg := natsGateway(t, ns, "gw-follow", "")
+	g, err := gateway.New(cfg, &gateway.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	g.StopSensors()
+	if err := g.WaitDrained(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := g.Stats().ReadingsStored
+	for {
+		c, err := second.Counts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Readings == want {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the follower's database holds %d readings, the gateway stored %d", c.Readings, want)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	stopFollower()
+	r := <-followed
+	if r.err != nil || r.st.Batches == 0 || r.st.Readings != want {
+		t.Fatalf("follower: %+v, %v", r.st, r.err)
+	}
+	if lc, _ := live.Counts(ctx); lc.Readings != want {
+		t.Fatalf("live database: %d readings, want %d", lc.Readings, want)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -32,6 +33,10 @@ type ReplayOptions struct {
 	// last message the stream held when the replay started.
 	ToSeq  uint64
 	ToTime time.Time
+	// Follow keeps reading after the end of the stream, as messages come,
+	// until ctx ends (or To is reached): a second, independent consumer
+	// of the stream, such as a second database kept current.
+	Follow bool
 	// Auth and Keys check the batches' MACs as the live service does.
 	Auth   AuthMode
 	Keys   *Keys
@@ -83,7 +88,9 @@ func Replay(ctx context.Context, store Store, ro *ReplayOptions) (ReplayStats, e
 	select {
 	case <-rs.done:
 	case <-ctx.Done():
-		err = fmt.Errorf("ingest: replay: %w", ctx.Err())
+		if !ro.Follow {
+			err = fmt.Errorf("ingest: replay: %w", ctx.Err())
+		}
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
@@ -92,6 +99,7 @@ func Replay(ctx context.Context, store Store, ro *ReplayOptions) (ReplayStats, e
 	}
 	st := ReplayStats{Stats: svc.Stats(), Messages: svc.natsTaken.Load()}
 	if err == nil {
+		// The intake has ended (Close waited for it).
 		st.FirstSeq, st.LastSeq = rs.first, rs.last
 	}
 	return st, err
@@ -111,7 +119,12 @@ func (s *Service) startReplay(ctx context.Context, js jetstream.JetStream) error
 		return fmt.Errorf("ingest: replay: stream %s: %w", name, err)
 	}
 	end := info.State.LastSeq
-	if ro.ToSeq > 0 {
+	switch {
+	case ro.Follow && ro.ToSeq > 0:
+		end = ro.ToSeq
+	case ro.Follow:
+		end = math.MaxUint64
+	case ro.ToSeq > 0:
 		end = min(end, ro.ToSeq)
 	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: s.opts.natsSubjects(), DeliverPolicy: jetstream.DeliverAllPolicy}
@@ -131,7 +144,7 @@ func (s *Service) startReplay(ctx context.Context, js jetstream.JetStream) error
 		return fmt.Errorf("ingest: replay: consumer: %w", err)
 	}
 	s.subscribed.Store(true)
-	if ci.NumPending == 0 || end == 0 || ro.FromSeq > end {
+	if !ro.Follow && ci.NumPending == 0 || end == 0 || ro.FromSeq > end {
 		close(s.replay.done) // nothing in the range
 		return nil
 	}
@@ -186,7 +199,7 @@ func (s *Service) replayIntake(it jetstream.MessagesContext, end uint64) {
 			rs.first = seq
 		}
 		rs.last = seq
-		if seq == end || md.NumPending == 0 {
+		if seq == end || !rs.opts.Follow && md.NumPending == 0 {
 			return
 		}
 	}

@@ -17,7 +17,7 @@ import (
 
 var replayCommand = cli.Command{
 	Name: "outpost-ingest replay",
-	Args: "--nats URL --db DSN [--from SEQ|TIME] [--to SEQ|TIME] [flags]",
+	Args: "--nats URL --db DSN [--from SEQ|TIME] [--to SEQ|TIME] [--follow] [flags]",
 	Summary: `Rebuilds or back-fills a database from the JetStream stream of batches
 (docs/nats.md): reads the stream from --from to --to with a consumer of its
 own, in stream order, and stores every batch and gateway status in --db as
@@ -25,10 +25,13 @@ the live service does, deduplicated, acking no gateway. Against an empty
 database it gives the rows the live ingest wrote. The live consumer is not
 touched. SEQ is a stream sequence; TIME is RFC 3339, the time the stream
 stored a message. Without --from it starts at the stream's first message;
-without --to it ends at the last one the stream held when it started.`,
+without --to it ends at the last one the stream held when it started.
+With --follow it goes on as messages come, until SIGINT or SIGTERM (or
+--to): a second, independent consumer that keeps another database current.`,
 	Examples: []string{
 		"outpost-ingest replay --nats nats://127.0.0.1:4222 --db postgres://postgres@db/rebuilt",
 		"outpost-ingest replay --nats nats://127.0.0.1:4222 --db sqlite:backfill.db --from 2026-12-01T00:00:00Z --to 2026-12-02T00:00:00Z",
+		"outpost-ingest replay --nats nats://127.0.0.1:4222 --db postgres://postgres@analytics/outpost --follow",
 	},
 }
 
@@ -70,6 +73,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	m.Stdout, m.Stderr = stdout, stderr
 	m.DB, m.Broker = "", ""
 	var from, to position
+	var follow bool
 	fs := replayCommand.FlagSet()
 	fs.StringVar(&m.NATS, "nats", "", "NATS server `URL` (nats://host:4222)")
 	fs.StringVar(&m.DB, "db", "", "the database to write: postgres://… or sqlite:PATH")
@@ -77,6 +81,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&m.TopicPrefix, "topic-prefix", m.TopicPrefix, "the gateways' topic prefix")
 	fs.Var(&from, "from", "first stream sequence, or RFC 3339 time, to replay")
 	fs.Var(&to, "to", "last stream sequence, or RFC 3339 time, to replay (included)")
+	fs.BoolVar(&follow, "follow", false, "go on as messages come, until SIGINT or SIGTERM (or --to)")
 	fs.StringVar(&m.Username, "username", "", "NATS username")
 	fs.StringVar(&m.PasswordFile, "password-file", "", "`file` holding the NATS password (one trailing newline removed); never logged")
 	fs.StringVar(&m.TLSCA, "tls-ca", "", "PEM `file` of the CAs to trust (default: the system's)")
@@ -106,14 +111,14 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := m.replay(ctx, from, to); err != nil {
+	if err := m.replay(ctx, from, to, follow); err != nil {
 		fmt.Fprintln(stderr, "outpost-ingest replay:", cli.OneLine(err))
 		return cli.ExitFailure
 	}
 	return cli.ExitOK
 }
 
-func (m *Main) replay(ctx context.Context, from, to position) error {
+func (m *Main) replay(ctx context.Context, from, to position, follow bool) error {
 	var err error
 	if m.Logger, err = cli.NewLogger(m.Stderr, m.Log.Level, m.Log.Format); err != nil {
 		return err
@@ -139,7 +144,7 @@ func (m *Main) replay(ctx context.Context, from, to position) error {
 	st, err := ingest.Replay(ctx, store, &ingest.ReplayOptions{
 		NATS: m.NATS, Username: m.Username, Password: password, TLS: tlsConf,
 		Stream: m.Stream.Name, TopicPrefix: m.TopicPrefix,
-		FromSeq: from.seq, FromTime: from.t, ToSeq: to.seq, ToTime: to.t,
+		FromSeq: from.seq, FromTime: from.t, ToSeq: to.seq, ToTime: to.t, Follow: follow,
 		Auth: ingest.AuthMode(m.Auth), Keys: keys, Logger: m.Logger,
 	})
 	if err != nil {
