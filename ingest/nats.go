@@ -246,18 +246,9 @@ func (s *Service) startNATS(ctx context.Context, timeout time.Duration) error {
 func (s *Service) natsIntake(it jetstream.MessagesContext) {
 	defer s.intake.Done()
 	for {
-		m, err := it.Next()
-		switch {
-		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+		m, ok := s.nextMsg(it)
+		if !ok {
 			return
-		case err != nil:
-			s.errLog.Warn().Err(err).Msg("nats: fetch failed; retrying")
-			select {
-			case <-s.stopIntake:
-				return
-			case <-time.After(natsRetry):
-			}
-			continue
 		}
 		s.natsTaken.Add(1)
 		if !s.enqueue(&natsMessage{m: m, topic: subjectToTopic(m.Subject()), log: &s.errLog, acked: &s.natsAcked}) {
@@ -268,6 +259,27 @@ func (s *Service) natsIntake(it jetstream.MessagesContext) {
 			}
 			s.natsAcked.Add(1) // not this process's any more
 		}
+	}
+}
+
+// nextMsg is the iterator's next message, retried after a failed fetch;
+// false once the iterator or the service stops.
+func (s *Service) nextMsg(it jetstream.MessagesContext) (jetstream.Msg, bool) {
+	for {
+		m, err := it.Next()
+		switch {
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			return nil, false
+		case err != nil:
+			s.errLog.Warn().Err(err).Msg("nats: fetch failed; retrying")
+			select {
+			case <-s.stopIntake:
+				return nil, false
+			case <-time.After(natsRetry):
+			}
+			continue
+		}
+		return m, true
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	"github.com/outposthq/outpost/config"
 	"github.com/outposthq/outpost/gateway"
 	"github.com/outposthq/outpost/ingest"
-	"github.com/outposthq/outpost/ingest/stores"
 	"github.com/outposthq/outpost/internal/discardstore"
 	"github.com/outposthq/outpost/internal/natstest"
 	"github.com/outposthq/outpost/internal/testenv"
@@ -29,11 +28,7 @@ func TestNATSEndToEnd(t *testing.T) {
 	ns := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	store, err := stores.Open(ctx, testenv.DB(t), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openStore(t, testenv.DB(t))
 	svc := ingest.New(store, &ingest.Options{NATS: ns.URL(), Group: "ingest-e2e"})
 	if err := svc.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -49,22 +44,7 @@ func TestNATSEndToEnd(t *testing.T) {
 	// subject. A NATS server refuses a '.' in an MQTT client id, so the
 	// gateway names one without.
 	cfg := natsGateway(t, ns, "gw.nats-1", "outpost-gw_nats-1")
-	g, err := gateway.New(cfg, &gateway.Options{Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(2 * time.Second)
-	g.StopSensors()
-	if err := g.WaitDrained(ctx); err != nil {
-		t.Fatalf("outbox not drained through NATS: %v (gateway uplink %+v, ingest %+v)", err, g.Stats().Uplink, svc.Stats())
-	}
-	st := g.Stats()
-	if err := g.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := runGateway(ctx, t, cfg, 2*time.Second)
 	closeService(t, svc)
 	svcClosed = true
 
@@ -161,11 +141,7 @@ func TestNATSElastic(t *testing.T) {
 	ns := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	store, err := stores.Open(ctx, testenv.DB(t), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openStore(t, testenv.DB(t))
 	newSvc := func() *ingest.Service {
 		svc := ingest.New(store, &ingest.Options{NATS: ns.URL(), Group: "ingest-elastic", Workers: 2})
 		if err := svc.Start(ctx); err != nil {
@@ -261,36 +237,15 @@ func TestNATSReplay(t *testing.T) {
 	ns := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	open := func() ingest.Store {
-		st, err := stores.Open(ctx, testenv.DB(t), zerolog.Nop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
+	open := func() ingest.Store { return openStore(t, testenv.DB(t)) }
 	live := open()
 	svc := ingest.New(live, &ingest.Options{NATS: ns.URL(), Group: "ingest-live"})
 	if err := svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	cfg := natsGateway(t, ns, "gw-replay", "")
-	g, err := gateway.New(cfg, &gateway.Options{Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(1500 * time.Millisecond)
-	g.StopSensors()
-	if err := g.WaitDrained(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Close(ctx); err != nil { // its offline status goes into the stream too
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond)
+	runGateway(ctx, t, cfg, 1500*time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // the offline status's commit
 	closeService(t, svc)
 	want := dump(t, live, cfg.Gateway.ID)
 
@@ -370,15 +325,7 @@ func TestNATSReplayFollow(t *testing.T) {
 	ns := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	open := func() ingest.Store {
-		st, err := stores.Open(ctx, testenv.DB(t), zerolog.Nop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	live, second := open(), open()
+	live, second := openStore(t, testenv.DB(t)), openStore(t, testenv.DB(t))
 	svc := ingest.New(live, &ingest.Options{NATS: ns.URL(), Group: "ingest-live"})
 	if err := svc.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -396,23 +343,7 @@ func TestNATSReplayFollow(t *testing.T) {
 		followed <- result{st, err}
 	}()
 
-	cfg := natsGateway(t, ns, "gw-follow", "")
-	g, err := gateway.New(cfg, &gateway.Options{Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(1500 * time.Millisecond)
-	g.StopSensors()
-	if err := g.WaitDrained(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	want := g.Stats().ReadingsStored
+	want := runGateway(ctx, t, natsGateway(t, ns, "gw-follow", ""), 1500*time.Millisecond).ReadingsStored
 	for {
 		c, err := second.Counts(ctx)
 		if err != nil {
@@ -435,4 +366,26 @@ func TestNATSReplayFollow(t *testing.T) {
 	if lc, _ := live.Counts(ctx); lc.Readings != want {
 		t.Fatalf("live database: %d readings, want %d", lc.Readings, want)
 	}
+}
+
+// runGateway runs a gateway of cfg for d, stops its sensors, waits until
+// every batch is acked, closes it and returns its counters.
+func runGateway(ctx context.Context, t *testing.T, cfg *config.Config, d time.Duration) gateway.Stats {
+	t.Helper()
+	g, err := gateway.New(cfg, &gateway.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(d)
+	g.StopSensors()
+	if err := g.WaitDrained(ctx); err != nil {
+		t.Fatalf("outbox not drained through NATS: %v (uplink %+v)", err, g.Stats().Uplink)
+	}
+	if err := g.Close(ctx); err != nil { // its offline status goes into the stream too
+		t.Fatal(err)
+	}
+	return g.Stats()
 }

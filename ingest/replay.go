@@ -169,18 +169,9 @@ func (s *Service) replayIntake(it jetstream.MessagesContext, end uint64) {
 	finish := sync.OnceFunc(func() { close(rs.done) })
 	defer finish()
 	for {
-		m, err := it.Next()
-		switch {
-		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+		m, ok := s.nextMsg(it)
+		if !ok {
 			return
-		case err != nil:
-			s.errLog.Warn().Err(err).Msg("nats: replay fetch failed; retrying")
-			select {
-			case <-s.stopIntake:
-				return
-			case <-time.After(natsRetry):
-			}
-			continue
 		}
 		md, err := m.Metadata()
 		if err != nil {

@@ -1,16 +1,12 @@
 package exectest
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/outposthq/outpost/ingest/stores"
 	"github.com/outposthq/outpost/internal/natstest"
 	"github.com/outposthq/outpost/internal/testenv"
 )
@@ -45,17 +41,7 @@ func TestNATSBinaries(t *testing.T) {
 		t.Fatalf("outpost-ingest exit %d:\n%s", code, ing.stderr())
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	store, err := stores.Open(ctx, db, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	c, err := store.Counts(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dbCounts(t, db)
 	if float64(c.Readings) != emitted || c.DistinctReadings != c.Readings || c.DeadLetters != 0 {
 		t.Fatalf("database: %+v, gateway emitted %.0f", c, emitted)
 	}
@@ -66,16 +52,7 @@ func TestNATSBinaries(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "replayed ") {
 		t.Fatalf("replay:\n%s", r)
 	}
-	store2, err := stores.Open(ctx, db2, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store2.Close()
-	c2, err := store2.Counts(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c2 != c {
+	if c2 := dbCounts(t, db2); c2 != c {
 		t.Fatalf("replayed database: %+v, live one: %+v", c2, c)
 	}
 	t.Logf("emitted %.0f readings through NATS; the database holds %d, all distinct; %s", emitted, c.Readings, strings.TrimSpace(r.stdout))

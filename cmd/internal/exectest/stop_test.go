@@ -18,6 +18,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/rs/zerolog"
 
+	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/stores"
 	"github.com/outposthq/outpost/internal/testenv"
 )
@@ -171,17 +172,7 @@ func TestSIGTERMDeliversEverything(t *testing.T) {
 	if code := ing.wait(t); code != 0 {
 		t.Fatalf("outpost-ingest exit %d:\n%s", code, ing.stderr())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	store, err := stores.Open(ctx, db, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	c, err := store.Counts(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dbCounts(t, db)
 	if float64(c.Readings) != emitted || c.DistinctReadings != c.Readings || c.DeadLetters != 0 {
 		t.Fatalf("database: %+v, gateway emitted %.0f", c, emitted)
 	}
@@ -217,4 +208,21 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil || st.Lanes["telemetry"].Batches == 0 {
 		t.Fatalf("the outbox should keep the undelivered batches:\n%s", r)
 	}
+}
+
+// dbCounts are the row counts of the database at dsn.
+func dbCounts(t *testing.T, dsn string) ingest.Counts {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, err := stores.Open(ctx, dsn, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	c, err := store.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
