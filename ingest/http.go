@@ -5,6 +5,8 @@ import (
 	"iter"
 	"net/http"
 	"time"
+
+	"github.com/outposthq/outpost/ingest/console"
 )
 
 // HTTP API limits and defaults.
@@ -46,6 +48,8 @@ const (
 //
 //	GET /metrics            the Prometheus text format (docs/metrics.md), behind the
 //	                        same token as /api/
+//	GET /, /console/…       the web console's pages (docs/console.md), open like
+//	                        /healthz: the data they show comes from /api/
 //
 // limit is 1 to MaxRangeLimit, by default DefaultRangeLimit. A point is
 // {"gateway","sensor","metric","ts" (RFC 3339 ns, UTC),"ts_ns","value"
@@ -69,6 +73,9 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/gaps", s.api.guard(s.serveGaps))
 	mux.HandleFunc("GET /api/v1/alerts", s.api.guard(s.serveAlerts))
 	mux.HandleFunc("GET /metrics", s.api.guard(s.serveMetrics))
+	con := console.Handler()
+	mux.Handle("GET /{$}", con)
+	mux.Handle("GET /console/", con)
 	return mux
 }
 
