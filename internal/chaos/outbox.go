@@ -9,8 +9,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/buffer"
@@ -27,6 +29,10 @@ type OutboxState struct {
 	Readings []Row                        // of the stored telemetry batches
 	Logged   string                       // what buffer.Open logged at warn or above
 	Err      error                        // the file could not be opened or read
+	// Unmade: the run died before its outbox's first transaction
+	// committed, leaving bbolt's empty layout. There is nothing to check
+	// (opening it would make a new outbox, with an epoch of its own).
+	Unmade bool
 }
 
 // copyOutbox copies the outbox file of a dead gateway to dst, so that it
@@ -55,6 +61,25 @@ func copyOutbox(src, dst string) (bool, error) {
 	return true, nil
 }
 
+// unmade reports whether the bbolt file at path holds no bucket at all:
+// it was created, and killed before the outbox's first transaction (its
+// meta and lanes) committed. A file bbolt cannot open is not unmade:
+// buffer.Open judges it.
+func unmade(path string) bool {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return false
+	}
+	defer db.Close()
+	empty := false
+	_ = db.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Cursor().First()
+		empty = k == nil
+		return nil
+	})
+	return empty
+}
+
 // readOutbox opens the outbox file at path with the buffer package, the
 // way a restarting gateway would (Open may repair the file, or move it
 // aside if it is damaged, so give it a copy), and reads everything in it.
@@ -62,6 +87,10 @@ func readOutbox(path string) *OutboxState {
 	st := &OutboxState{Path: path, Sums: make(map[uint64][sha256.Size]byte)}
 	if fi, err := os.Stat(path); err == nil {
 		st.Size = fi.Size()
+	}
+	if st.Size == 0 || unmade(path) {
+		st.Unmade = true
+		return st
 	}
 	var logged bytes.Buffer
 	ob, err := buffer.Open(path, &buffer.Options{Logger: zerolog.New(&logged).Level(zerolog.WarnLevel)})

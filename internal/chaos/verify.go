@@ -374,7 +374,7 @@ func (v *verifier) outboxes(rows []Row) {
 	var prevNext uint64
 	for _, r := range v.res.Runs {
 		st := r.Outbox
-		if st == nil {
+		if st == nil || st.Unmade {
 			continue
 		}
 		name := fmt.Sprintf("outbox after run %d (%s)", r.N, r.Kind)

@@ -1,10 +1,15 @@
 package chaos
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/outposthq/outpost/buffer"
 
 	firmwaresim "github.com/outposthq/outpost/firmware-sim"
 )
@@ -331,4 +336,40 @@ func hasProblem(rep *Report, sub string) bool {
 		}
 	}
 	return false
+}
+
+// A gateway killed before its outbox's first transaction committed
+// leaves bbolt's empty layout: nothing to check, not an outbox of
+// another epoch. An outbox that was made is read as one.
+func TestVerifyUnmadeOutbox(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.db")
+	db, err := bolt.Open(empty, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := readOutbox(empty); !st.Unmade || st.Epoch != 0 {
+		t.Fatalf("bbolt's empty layout read as %+v, want unmade", st)
+	}
+	made := filepath.Join(dir, "made.db")
+	ob, err := buffer.Open(made, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := ob.Epoch()
+	if err := ob.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := readOutbox(made); st.Unmade || st.Epoch != epoch || st.Err != nil {
+		t.Fatalf("a made outbox read as %+v, want epoch %x", st, epoch)
+	}
+
+	s := newSynth(t, time.Second, time.Second)
+	s.res.Runs[0].Outbox = &OutboxState{Unmade: true, Epoch: 0xd}
+	if rep := s.verify(); hasProblem(rep, "epoch d") {
+		t.Error("an unmade outbox reported as one of another epoch")
+	}
 }
