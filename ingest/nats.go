@@ -75,6 +75,14 @@ func (o *StreamOptions) setDefaults() {
 	}
 }
 
+// Validate checks the options as Start does; zero fields take their
+// defaults there.
+func (o *StreamOptions) Validate() error {
+	d := *o
+	d.setDefaults()
+	return d.validate()
+}
+
 func (o *StreamOptions) validate() error {
 	if !natsName(o.Name) {
 		return fmt.Errorf("ingest: stream name %q: want letters, digits, '-' and '_'", o.Name)
@@ -192,6 +200,9 @@ func (s *Service) startNATS(ctx context.Context, timeout time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("ingest: jetstream: %w", err)
 	}
+	if s.replay != nil {
+		return s.startReplay(ctx, js)
+	}
 	sc := jetstream.StreamConfig{
 		Name:        o.Stream.Name,
 		Description: "Outpost batches and gateway statuses",
@@ -207,9 +218,6 @@ func (s *Service) startNATS(ctx context.Context, timeout time.Duration) error {
 	}
 	if o.Stream.MaxBytes > 0 {
 		sc.MaxBytes = o.Stream.MaxBytes
-	}
-	if s.replay != nil {
-		return s.startReplay(ctx, js)
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 		return fmt.Errorf("ingest: stream %s: %w", sc.Name, err)
@@ -251,13 +259,13 @@ func (s *Service) natsIntake(it jetstream.MessagesContext) {
 			return
 		}
 		s.natsTaken.Add(1)
-		if !s.enqueue(&natsMessage{m: m, topic: subjectToTopic(m.Subject()), log: &s.errLog, acked: &s.natsAcked}) {
+		if !s.enqueue(&natsMessage{m: m, topic: subjectToTopic(m.Subject()), log: &s.errLog, settled: &s.natsSettled}) {
 			// Closing: give it back at once, for another process,
 			// rather than after the ack wait.
 			if err := m.Nak(); err != nil {
 				s.errLog.Debug().Err(err).Msg("nats: nak at close; the message comes again after the ack wait")
 			}
-			s.natsAcked.Add(1) // not this process's any more
+			s.natsSettled.Add(1)
 		}
 	}
 }
@@ -317,26 +325,19 @@ func (s *Service) publishNATS(topic string, payload []byte) mqtt.Token {
 	s.mu.Lock()
 	nc := s.nc
 	s.mu.Unlock()
-	t := &doneToken{done: make(chan struct{})}
-	switch {
-	case s.replay != nil:
-		// A replay acks nobody: the gateways had their acks.
-	case nc == nil:
-		t.err = errors.New("not connected")
-	default:
-		t.err = nc.Publish(topicToSubject(topic), payload)
+	if nc == nil {
+		return &doneToken{err: errors.New("not connected")}
 	}
-	close(t.done)
-	return t
+	return &doneToken{err: nc.Publish(topicToSubject(topic), payload)}
 }
 
 // natsMessage is a stream message as the workers take it.
 type natsMessage struct {
-	m     jetstream.Msg
-	topic string
-	log   *zerolog.Logger
-	acked *atomic.Int64
-	noAck bool // a replay's: its consumer takes no acks
+	m       jetstream.Msg
+	topic   string
+	log     *zerolog.Logger
+	settled *atomic.Int64 // counts the ack
+	noAck   bool          // a replay's: its consumer takes no acks
 }
 
 func (n *natsMessage) Duplicate() bool {
@@ -353,14 +354,14 @@ func (n *natsMessage) Payload() []byte   { return n.m.Data() }
 // server deliver it again, to be acked as a duplicate.
 func (n *natsMessage) Ack() {
 	if n.noAck {
-		n.acked.Add(1)
+		n.settled.Add(1)
 		return
 	}
 	if err := n.m.Ack(); err != nil {
 		n.log.Warn().Err(err).Str(keyTopic, n.topic).Msg("nats: ack failed; the message will come again")
 		return
 	}
-	n.acked.Add(1)
+	n.settled.Add(1)
 }
 
 // natsInfoTimeout bounds the consumer-info request of a scrape.
@@ -376,11 +377,11 @@ func (s *Service) writeNATSMetrics(w *metrics.Writer) {
 	if cons == nil {
 		return
 	}
-	taken, acked := s.natsTaken.Load(), s.natsAcked.Load()
+	taken, settled := s.natsTaken.Load(), s.natsSettled.Load()
 	w.Single("outpost_ingest_nats_messages_total", metrics.Counter,
 		"Stream messages this ingest process took from the shared consumer.", float64(taken))
 	w.Single("outpost_ingest_nats_in_flight_messages", metrics.Gauge,
-		"Stream messages this process took and has not acked yet: its own lag.", float64(taken-acked))
+		"Stream messages this process took and has not acked yet: its own lag.", float64(taken-settled))
 	ctx, cancel := context.WithTimeout(context.Background(), natsInfoTimeout)
 	defer cancel()
 	ci, err := cons.Info(ctx)
@@ -404,12 +405,12 @@ func (s *Service) writeNATSMetrics(w *metrics.Writer) {
 }
 
 // doneToken is an mqtt.Token that is already done.
-type doneToken struct {
-	done chan struct{}
-	err  error
-}
+type doneToken struct{ err error }
+
+// closedChan is every doneToken's Done.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 func (t *doneToken) Wait() bool                     { return true }
 func (t *doneToken) WaitTimeout(time.Duration) bool { return true }
-func (t *doneToken) Done() <-chan struct{}          { return t.done }
+func (t *doneToken) Done() <-chan struct{}          { return closedChan }
 func (t *doneToken) Error() error                   { return t.err }

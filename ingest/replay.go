@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -108,6 +108,8 @@ func Replay(ctx context.Context, store Store, ro *ReplayOptions) (ReplayStats, e
 // startReplay makes the replay's ordered consumer on the existing stream
 // and starts its intake.
 func (s *Service) startReplay(ctx context.Context, js jetstream.JetStream) error {
+	// A replay acks nobody: the gateways had their acks.
+	s.publish = func(string, []byte) mqtt.Token { return &doneToken{} }
 	ro := s.replay.opts
 	name := s.opts.Stream.Name
 	stream, err := js.Stream(ctx, name)
@@ -166,8 +168,7 @@ func (s *Service) startReplay(ctx context.Context, js jetstream.JetStream) error
 func (s *Service) replayIntake(it jetstream.MessagesContext, end uint64) {
 	defer s.intake.Done()
 	rs := s.replay
-	finish := sync.OnceFunc(func() { close(rs.done) })
-	defer finish()
+	defer close(rs.done)
 	for {
 		m, ok := s.nextMsg(it)
 		if !ok {
@@ -183,7 +184,7 @@ func (s *Service) replayIntake(it jetstream.MessagesContext, end uint64) {
 			return
 		}
 		s.natsTaken.Add(1)
-		if !s.enqueue(&natsMessage{m: m, topic: subjectToTopic(m.Subject()), log: &s.errLog, acked: &s.natsAcked, noAck: true}) {
+		if !s.enqueue(&natsMessage{m: m, topic: subjectToTopic(m.Subject()), log: &s.errLog, settled: &s.natsSettled, noAck: true}) {
 			return
 		}
 		if rs.first == 0 {

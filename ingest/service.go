@@ -224,9 +224,10 @@ type Service struct {
 	natsCons jetstream.Consumer
 	natsIter jetstream.MessagesContext
 	intake   sync.WaitGroup
-	// Messages this process took from the stream, and those it acked.
-	natsTaken, natsAcked atomic.Int64
-	replay               *replaySpec // set by Replay: what to replay
+	// Messages this process took from the stream, and those it settled:
+	// acked, or given back at close.
+	natsTaken, natsSettled atomic.Int64
+	replay                 *replaySpec // set by Replay: what to replay
 
 	// The intake (paho's handler) stops before queue is closed: Close
 	// closes stopIntake to release a blocked handler, then sets

@@ -26,12 +26,10 @@ const maxPasswordFile = 4 << 10
 func (m *Main) checkBroker() error {
 	flag, raw, example := "--broker", m.Broker, "tcp://127.0.0.1:1883"
 	if m.NATS != "" {
-		flag, raw, example = "--nats", m.NATS, "nats://127.0.0.1:4222"
-	}
-	if m.NATS != "" {
 		// A comma-separated list names nodes of one cluster; the first
 		// stands for all in the checks below, and ingest checks each.
-		raw, _, _ = strings.Cut(raw, ",")
+		flag, example = "--nats", "nats://127.0.0.1:4222"
+		raw, _, _ = strings.Cut(m.NATS, ",")
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" || u.Host == "" {
@@ -67,18 +65,20 @@ func (m *Main) checkBroker() error {
 	return nil
 }
 
-// checkStream checks the --stream flags.
+// checkStream checks the --stream flags: as ingest does, and that none
+// was given as zero, which there means its default.
 func (m *Main) checkStream() error {
 	st := &m.Stream
 	switch {
 	case st.Name == "":
 		return cli.Usagef("--stream is empty")
-	case st.Replicas < 1 || st.Replicas > 5:
-		return cli.Usagef("--stream-replicas %d: want 1 to 5", st.Replicas)
+	case st.Replicas == 0:
+		return cli.Usagef("--stream-replicas 0: want 1 to 5")
 	case st.MaxAge == 0:
 		return cli.Usagef("--stream-max-age 0: give how long the stream keeps a batch, or a negative value for ever")
-	case st.MaxBytes < 0:
-		return cli.Usagef("--stream-max-bytes %d: want 0 (the server's limits) or more", st.MaxBytes)
+	}
+	if err := st.Validate(); err != nil {
+		return cli.Usagef("%v", err)
 	}
 	return nil
 }

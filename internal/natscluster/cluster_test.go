@@ -263,6 +263,17 @@ func TestClusterFaults(t *testing.T) {
 		t.Logf("%s", what)
 		time.Sleep(d)
 	}
+	// Every gateway connected before the faults begin (a node's MQTT
+	// listener may refuse sessions until JetStream has a leader).
+	for i, g := range gws {
+		for !g.Stats().Uplink.Connected {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("gateway %d never connected: %+v", i+1, g.Stats().Uplink)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
 	step("all running", 4*time.Second)
 	c.nodes[1].kill()
 	step("node 2 killed", 4*time.Second)
