@@ -416,6 +416,7 @@ func (d *Demo) printHeader(w io.Writer) {
 	}
 	if d.httpURL != "" {
 		fmt.Fprintf(w, "  HTTP API  while the demo runs: curl -s %s/api/v1/latest\n", d.httpURL)
+		fmt.Fprintf(w, "  console   open %s/ in a browser: the fleet, charts, alerts and gaps, live\n", d.httpURL)
 	}
 	fmt.Fprintf(w, "  gateway   %s with %d sensors; its alerts and sensor health events print as they happen\n", cfg.Gateway.ID, len(cfg.Sensors))
 	if faults := injectedFaults(cfg); faults != "" {

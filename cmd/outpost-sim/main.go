@@ -51,6 +51,7 @@ outboxes and closes every gateway. With --broker, an ingest service must ack
 the batches (or pass --ack broker). Exit status 3: some outbox did not drain.`,
 	Examples: []string{
 		"outpost-sim --embedded --gateways 50 --duration 30s",
+		"outpost-sim --embedded --gateways 1000 --ramp 20s --http 127.0.0.1:8080   # and open http://127.0.0.1:8080/",
 		"outpost-sim --broker tcp://127.0.0.1:1883 --gateways 1000 --ramp 10s --duration 2m",
 	},
 }
@@ -134,6 +135,7 @@ func (s *Sim) ParseFlags(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&s.Ack, "ack", config.AckIngest, "delete batches on the ingest ack (ingest) or the broker's PUBACK (broker)")
 	fs.BoolVar(&s.Live, "live", false, "publish the dashboard's retained live topics too")
 	fs.StringVar(&s.SummaryPath, "summary", "", "write a JSON summary to this file at the end")
+	fs.StringVar(&s.HTTP, "http", "", "with --embedded: serve the ingest's HTTP API and web console on this address, e.g. 127.0.0.1:8080")
 	var lf cli.LogFlags
 	lf.Register(fs, "warn", cli.FormatAuto)
 	version := cli.VersionFlag(fs)
@@ -168,6 +170,9 @@ func (s *Sim) ParseFlags(args []string, stdout, stderr io.Writer) error {
 		bad("--broker and --embedded: give one")
 	case s.Broker == "" && !s.Embedded:
 		bad("--broker URL is required unless --embedded")
+	}
+	if s.HTTP != "" && !s.Embedded {
+		bad("--http serves the embedded ingest: it needs --embedded")
 	}
 	if s.Ack != config.AckIngest && s.Ack != config.AckBroker {
 		bad("--ack %q: want ingest or broker", s.Ack)

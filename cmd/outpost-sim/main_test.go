@@ -37,6 +37,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"bad buffer size", []string{"--embedded", "--buffer-max-bytes", "lots"}, "buffer-max-bytes"},
 		{"bad log level", []string{"--embedded", "--log-level", "loud"}, "--log-level"},
 		{"unknown flag", []string{"--embedded", "--fleet", "3"}, "not defined"},
+		{"http without embedded", []string{"--broker", "tcp://127.0.0.1:1", "--http", "127.0.0.1:0"}, "needs --embedded"},
 		{"extra argument", []string{"--embedded", "now"}, "unexpected arguments"},
 		{"two errors", []string{"--gateways", "0"}, "--broker URL is required"},
 	}

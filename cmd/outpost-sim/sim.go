@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -61,6 +63,9 @@ type Sim struct {
 	Ack            string
 	Live           bool
 	SummaryPath    string
+	// HTTP, with Embedded, is the address where the embedded ingest
+	// serves its HTTP API and web console; "" serves none.
+	HTTP string
 
 	log     zerolog.Logger
 	out     io.Writer // progress and summary lines; default io.Discard
@@ -71,10 +76,13 @@ type Sim struct {
 	broker *embedbroker.Broker
 	store  ingest.Store
 	ingest *ingest.Service
+	http   *http.Server
+	httpWG sync.WaitGroup // http's Serve
 
 	startWG sync.WaitGroup // the starter goroutine
 
 	mu           sync.Mutex
+	httpAddr     string // where http listens, once it does
 	gws          []*gateway.Gateway
 	ids          []string
 	startErr     error
@@ -199,7 +207,34 @@ func (s *Sim) startEmbedded(ctx context.Context) error {
 	if err := s.ingest.Start(ctx); err != nil {
 		return fmt.Errorf("outpost-sim: %w", err)
 	}
+	if s.HTTP == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.HTTP)
+	if err != nil {
+		return fmt.Errorf("outpost-sim: --http: %w", err)
+	}
+	s.http = &http.Server{Handler: s.ingest.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.httpWG.Add(1)
+	go func() {
+		defer s.httpWG.Done()
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error().Err(err).Msg("http server")
+		}
+	}()
+	s.mu.Lock()
+	s.httpAddr = ln.Addr().String()
+	s.mu.Unlock()
+	fmt.Fprintf(s.out, "console and API on http://%s/\n", ln.Addr())
 	return nil
+}
+
+// HTTPAddr is where the embedded ingest serves HTTP (--http), once it
+// does; "" before.
+func (s *Sim) HTTPAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.httpAddr
 }
 
 // startGateways builds and starts gateway i at i/N of the ramp, until all
@@ -493,6 +528,12 @@ func (s *Sim) Close() error {
 			mu.Unlock()
 		}
 	})
+	if s.http != nil {
+		// At the end of a run, open pages and streams are cut, not waited for.
+		errs = append(errs, s.http.Close())
+		s.httpWG.Wait()
+		s.http = nil
+	}
 	if s.ingest != nil {
 		errs = append(errs, s.ingest.Close(ctx))
 		s.ingest = nil

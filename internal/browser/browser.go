@@ -6,9 +6,11 @@ package browser
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -34,7 +36,7 @@ func Find() string {
 // window, and returns a chromedp context on a tab of it; the browser
 // ends with the test. Without a Chromium the test is skipped, or fails
 // under EnvRequired.
-func New(t *testing.T) context.Context {
+func New(t testing.TB) context.Context {
 	t.Helper()
 	path := Find()
 	if path == "" {
@@ -52,19 +54,51 @@ func New(t *testing.T) context.Context {
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
+	var (
+		mu       sync.Mutex
+		problems []string
+		done     = make(chan struct{})
+	)
 	t.Cleanup(func() {
 		cancel()
+		<-done
 		cancelAlloc()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range problems {
+			t.Errorf("browser console: %s", p)
+		}
 	})
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil { // starts the browser
+		close(done)
 		t.Fatalf("start %s: %v", path, err)
 	}
+	// What a person would see in the developer tools as a fault of the
+	// page fails the test: an uncaught exception, a console.error, a
+	// refusal by the Content-Security-Policy. Failed requests (a 401
+	// before the token is given) are the network's, not the page's.
+	msgs := chromedp.Console(ctx)
+	go func() {
+		defer close(done)
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			if m.IsException() || m.Type == chromedp.ConsoleError && m.Source != "network" {
+				mu.Lock()
+				if len(problems) < 20 {
+					problems = append(problems, fmt.Sprintf("%s (%s:%d)", m.String(), m.URL, m.Line+1))
+				}
+				mu.Unlock()
+			}
+		}
+	}()
 	return ctx
 }
 
 // Screenshot saves a PNG of the whole page as name in the test's
 // artifact directory (go test -artifacts keeps it) and returns its path.
-func Screenshot(t *testing.T, ctx context.Context, name string) string {
+func Screenshot(t testing.TB, ctx context.Context, name string) string {
 	t.Helper()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
