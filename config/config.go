@@ -55,7 +55,14 @@ const (
 	DefaultBackoffInitial = time.Second
 	DefaultBackoffMax     = time.Minute
 	DefaultLiveInterval   = time.Second
+	DefaultStatusInterval = 5 * time.Minute
 )
+
+// MinStatusInterval bounds uplink.status_interval from below (0 aside):
+// a status document costs some 550 bytes, 40 s of a small gateway's
+// telemetry, and a metered link should not pay for it more often than
+// its health can usefully change (changes go out within 10 s anyway).
+const MinStatusInterval = 10 * time.Second
 
 // Log formats.
 const (
@@ -356,6 +363,23 @@ type UplinkConfig struct {
 	// fresh batches and alerts are not limited. 0 (the default) means
 	// unlimited.
 	BacklogBandwidth ByteSize `yaml:"backlog_bandwidth"`
+	// StatusInterval is how often a connected gateway publishes its
+	// retained status document again, with its health (outbox, rate,
+	// alerts, failing sensors), after the last one; it is published at
+	// every connect, and soon after a change of the alert counts or the
+	// failing sensors (at most one per 10 s) in any case
+	// (docs/wire-format.md, "Status"). 0 publishes it only then; else at
+	// least MinStatusInterval. nil means the default, 5m (StatusEvery).
+	StatusInterval *time.Duration `yaml:"status_interval"`
+}
+
+// StatusEvery returns StatusInterval, or DefaultStatusInterval when it
+// is not set.
+func (u *UplinkConfig) StatusEvery() time.Duration {
+	if u.StatusInterval == nil {
+		return DefaultStatusInterval
+	}
+	return *u.StatusInterval
 }
 
 // TLSConfig secures the broker connection. With no CA file the system's

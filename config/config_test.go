@@ -340,7 +340,7 @@ func TestSensorLabelBounds(t *testing.T) {
 		{"long value", 1, map[string]string{"room": strings.Repeat("v", outpost.MaxLabelValueLen+1)}, `label "room": value of 1025 bytes, longer than 1024`},
 		{"NUL", 1, map[string]string{"room": "a\x00b"}, `label "room": value contains a NUL byte`},
 		{"too many", 1, many, "65 labels, more than 64"},
-		{"too much together", 2, big, "sensors: the sensors' labels make a status document of"},
+		{"too much together", 2, big, "sensors: the sensors and their labels make a status document of up to"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &Config{Gateway: GatewayConfig{ID: "gw"}, Uplink: UplinkConfig{Broker: "mqtt://localhost"}}

@@ -22,6 +22,9 @@ func TestExample(t *testing.T) {
 	if c.Gateway.ID != "gw-01" || c.Uplink.Broker != "tcp://127.0.0.1:1883" || c.ClientID() != "outpost-gw-01" {
 		t.Errorf("gateway/uplink: %+v %+v", c.Gateway, c.Uplink)
 	}
+	if c.Uplink.StatusInterval == nil || c.Uplink.StatusEvery() != config.DefaultStatusInterval {
+		t.Errorf("uplink.status_interval %v: the example shows the default", c.Uplink.StatusInterval)
+	}
 	if want := filepath.Join("..", "examples", "data"); c.DataDir != want {
 		t.Errorf("data dir %q, want %q", c.DataDir, want)
 	}

@@ -1,12 +1,16 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/outposthq/outpost"
 )
 
 func TestUplinkSecurityAndDelivery(t *testing.T) {
@@ -97,5 +101,73 @@ func TestPasswordFromEnv(t *testing.T) {
 	u = UplinkConfig{PasswordFile: filepath.Join(t.TempDir(), "none")}
 	if _, err := u.Password(); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// uplink.status_interval: 5m when left out, 0 (only at connect and on a
+// change) or at least 10s, with the error at the value.
+func TestStatusInterval(t *testing.T) {
+	c, err := Parse("gw.yaml", []byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Uplink.StatusEvery(); got != 5*time.Minute || c.Uplink.StatusInterval != nil {
+		t.Fatalf("default %v, want 5m", got)
+	}
+	for _, tc := range []struct {
+		value string
+		want  time.Duration
+	}{{"0", 0}, {"0s", 0}, {"10s", 10 * time.Second}, {"1h", time.Hour}} {
+		c, err := Parse("gw.yaml", []byte(minimal+"  status_interval: "+tc.value+"\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.value, err)
+		}
+		if got := c.Uplink.StatusEvery(); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.value, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ value, want string }{
+		{"9s", "gw.yaml:10:20: uplink.status_interval: must be 0 (only at connect and on a change) or at least 10s, got 9s"},
+		{"-1m", "gw.yaml:10:20: uplink.status_interval: must be 0 (only at connect and on a change) or at least 10s, got -1m0s"},
+		{"500ms", "uplink.status_interval: must be 0 (only at connect and on a change) or at least 10s, got 500ms"},
+		{"soon", "gw.yaml:10:20: "},
+	} {
+		_, err := Parse("gw.yaml", []byte(minimal+"  status_interval: "+tc.value+"\n"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error containing %q", tc.value, err, tc.want)
+		}
+	}
+	// Set in code, checked by Validate without a position.
+	d := 2 * time.Second
+	c.Uplink.StatusInterval = &d
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "uplink.status_interval: must be 0") {
+		t.Fatalf("Validate = %v", err)
+	}
+}
+
+// The status document's size check counts its health: every sensor
+// failing with every condition. Sensors whose ids and labels fit a
+// document without the health can be too many with it.
+func TestStatusSizeCountsHealth(t *testing.T) {
+	c := &Config{Gateway: GatewayConfig{ID: "gw"}, Uplink: UplinkConfig{Broker: "mqtt://localhost"}}
+	for i := range 500 {
+		c.Sensors = append(c.Sensors, Sensor{ID: fmt.Sprintf("%060d", i), Driver: "thermo", Metrics: []Metric{{Name: "m"}}})
+	}
+	c.SetDefaults()
+	labelsOnly, err := json.Marshal(outpost.Status{State: "offline", Gateway: "gw", TS: "2006-01-02T15:04:05.999999999Z",
+		Sensors: outpost.StatusSensors(c.SensorLabels())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(labelsOnly) > outpost.MaxStatusBytes {
+		t.Fatalf("the sensors alone make %d bytes: the test needs fewer", len(labelsOnly))
+	}
+	err = c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "sensors: the sensors and their labels make a status document of up to") {
+		t.Fatalf("Validate = %v, want the status document too large", err)
+	}
+	c.Sensors = c.Sensors[:300]
+	if err := c.Validate(); err != nil {
+		t.Fatalf("300 sensors: %v", err)
 	}
 }

@@ -88,8 +88,12 @@ func (c *Config) validate(doc *yamlpos.Doc, opts *LoadOptions) yamlpos.ErrorList
 		c.Sensors[i].validate(k, fmt.Sprintf("$.sensors[%d]", i), i, sensorIDs)
 	}
 	c.validateDevices(k)
+	// The document's worst case: its longest version, and the health
+	// with every sensor failing with every condition (StatusSize). It
+	// also keeps the sensors far below outpost.MaxStatusSensors: each
+	// costs at least 56 bytes.
 	if n := outpost.StatusSize(c.Gateway.ID, outpost.StatusSensors(c.SensorLabels())); n > outpost.MaxStatusBytes {
-		k.errorf("$.sensors", "the sensors' labels make a status document of %d bytes, more than %d: the ingest service would refuse it", n, outpost.MaxStatusBytes)
+		k.errorf("$.sensors", "the sensors and their labels make a status document of up to %d bytes, more than %d: the ingest service would refuse it", n, outpost.MaxStatusBytes)
 	}
 
 	k.between("$.bus.queue", c.Bus.Queue, 1, MaxBusQueue)
@@ -235,6 +239,9 @@ func (u *UplinkConfig) validate(k *checker) {
 		k.errorf("$.uplink.backlog_bandwidth", "must not be negative, got %v", u.BacklogBandwidth)
 	} else if u.BacklogBandwidth > 0 && u.BacklogBandwidth < MinMessageBytes {
 		k.errorf("$.uplink.backlog_bandwidth", "must be 0 (unlimited) or at least %v per second, got %v", MinMessageBytes, u.BacklogBandwidth)
+	}
+	if d := u.StatusEvery(); d != 0 && d < MinStatusInterval {
+		k.errorf("$.uplink.status_interval", "must be 0 (only at connect and on a change) or at least %v, got %v", MinStatusInterval, d)
 	}
 	u.TLS.validate(k, u.Broker)
 }

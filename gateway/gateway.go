@@ -50,6 +50,15 @@ type Options struct {
 	// gateway (held telemetry then survives a restart); with Mono nil
 	// the kernel's boot id and CLOCK_BOOTTIME are used on Linux.
 	BootID string
+	// Version is the binary's version, which the status document
+	// carries (cmd/outpost passes what `outpost --version` prints; the
+	// gateway cannot ask cmd/internal/cli itself); "" leaves it out. At
+	// most outpost.MaxStatusVersionLen bytes of UTF-8 without NUL, or
+	// New fails.
+	Version string
+
+	// statusHoldoff, for tests, replaces uplink.DefaultStatusHoldoff.
+	statusHoldoff time.Duration
 }
 
 // Gateway is one running edge pipeline. New builds it, Start runs it;
@@ -76,6 +85,7 @@ type Gateway struct {
 	onAlert func(outpost.Alert) // Options.OnAlert
 	met     *gatewayMetrics     // latency histograms
 	msrv    *metricsServer      // nil when metrics.listen is off
+	status  statusState         // what the status document's health keeps between documents
 
 	sensorsCancel context.CancelFunc
 	sensorsWG     sync.WaitGroup // pollers
@@ -101,6 +111,7 @@ func New(cfg *config.Config, opts *Options) (*Gateway, error) {
 		o.Registry = opts.Registry
 		o.OnAlert = opts.OnAlert
 		o.Mono, o.ClockFloor, o.ClockSynced, o.BootID = opts.Mono, opts.ClockFloor, opts.ClockSynced, opts.BootID
+		o.Version, o.statusHoldoff = opts.Version, opts.statusHoldoff
 		if opts.Now != nil {
 			o.Now = opts.Now
 		}
@@ -127,6 +138,7 @@ func (g *Gateway) build(o Options) error {
 	g.met = newGatewayMetrics(len(cfg.Sensors))
 	g.clock = newClockTracker(cfg.Clock, clockOptions{wall: o.Now, mono: o.Mono, boot: o.BootID, floor: o.ClockFloor, synced: o.ClockSynced, log: g.log})
 	o.Now = g.clock.now
+	g.status.start(g.clock.mono())
 
 	ropts := rulesOptions(cfg)
 	engine, set, err := loadRules(cfg, ropts)
@@ -185,6 +197,8 @@ func (g *Gateway) build(o Options) error {
 	}
 	if err == nil {
 		uo.OnAck = g.met.ack.ObserveDuration
+		uo.Version, uo.StartedAt, uo.Health = o.Version, g.statusStartedAt, g.statusHealth
+		uo.StatusHoldoff = o.statusHoldoff
 	}
 	if err != nil {
 		return startErr(PartUplink, "", err)
@@ -209,6 +223,7 @@ func (g *Gateway) build(o Options) error {
 		g.ruler.now = o.Now
 		g.ruler.notify = o.OnAlert
 		g.ruler.dash = g.dash
+		g.ruler.onCount = g.uplink.StatusChanged
 		g.ruler.log = g.log.With().Str("component", "rules").Logger()
 	} else {
 		close(alerts)
@@ -318,6 +333,7 @@ func uplinkOptions(cfg *config.Config, log zerolog.Logger, now func() time.Time,
 		BackoffInitial:   u.Backoff.Initial,
 		MaxReconnect:     u.Backoff.Max,
 		BacklogBandwidth: int64(u.BacklogBandwidth),
+		StatusInterval:   u.StatusEvery(),
 		Username:         u.Username,
 		OnConnect:        onConnect,
 		SensorLabels:     cfg.SensorLabels(),

@@ -49,13 +49,17 @@ func healthAlert(ev sensors.HealthEvent, labels map[string]string) outpost.Alert
 
 // onHealth is each poller's OnHealth hook: it hands the event to
 // Options.OnAlert (from the poller's goroutine), shows it on the dashboard
-// and hands it to the batcher's alert input. It blocks only while the
-// batcher is busy, like a reading under the block policy.
+// and hands it to the batcher's alert input, and tells the uplink that
+// the status document's health changed (a condition began or ended: the
+// failing sensors and the firing alerts are not what they were). It
+// blocks only while the batcher is busy, like a reading under the block
+// policy.
 func (g *Gateway) onHealth(labels map[string]string) func(sensors.HealthEvent) {
 	notify := g.alertHook()
 	return func(ev sensors.HealthEvent) {
 		a := healthAlert(ev, labels)
 		g.healthRaised.Add(1)
+		g.uplink.StatusChanged() // never blocks; the poller's status has the change already
 		if notify != nil {
 			notify(a)
 		}

@@ -69,6 +69,18 @@ type ruler struct {
 
 	raised, reloads, saveErrors atomic.Int64
 
+	// active holds the engine's instances that are pending, firing or
+	// nodata, by fingerprint: taken from the engine's state when run
+	// starts and after each swap (Restore may drop what it cannot
+	// use), and kept up to date from every transition (the engine
+	// emits an alert, or a silenced one, on each change of state).
+	// Owned by run. firing and pending count its states, for any
+	// goroutine (the status document's health); onCount, when set, is
+	// called on run's goroutine whenever either changes.
+	active          map[string]outpost.AlertState
+	firing, pending atomic.Int64
+	onCount         func()
+
 	carried map[string]rules.RuleStats // owned by run: counts of kept rules from engines before a reload
 	statsMu sync.Mutex
 	stats   []rules.RuleStats // run's copy of the counters, taken once per tick
@@ -100,6 +112,7 @@ func (r *ruler) run() {
 	r.beat.Busy()
 	r.engine.OnSilenced(r.silenced)
 	r.restore()
+	r.recount()
 	r.snapshot()
 	t := time.NewTicker(r.tick)
 	defer t.Stop()
@@ -127,6 +140,9 @@ func (r *ruler) run() {
 			as, res = r.swap(req.set)
 			reply = req.done
 		}
+		if reply != nil {
+			r.recount() // the swapped-in engine's kept instances
+		}
 		if len(as) > 0 || len(r.quiet) > 0 {
 			r.dirty = true
 			r.emit(as)
@@ -145,7 +161,8 @@ func (r *ruler) run() {
 }
 
 // emit hands alerts to the batcher, notify and the dashboard, and the
-// silenced ones (r.quiet) to the dashboard only.
+// silenced ones (r.quiet) to the dashboard only; all of them, in order,
+// move the counts of firing and pending instances.
 func (r *ruler) emit(as []outpost.Alert) {
 	r.raised.Add(int64(len(as)))
 	if r.notify != nil {
@@ -153,13 +170,73 @@ func (r *ruler) emit(as []outpost.Alert) {
 			r.notify(a)
 		}
 	}
+	all := withSilenced(as, r.quiet)
+	r.track(all)
 	if r.dash != nil {
-		r.dash.observe(withSilenced(as, r.quiet)) // never blocks on the network
+		r.dash.observe(all) // never blocks on the network
 	}
 	clear(r.quiet)
 	r.quiet = r.quiet[:0]
 	if len(as) > 0 {
 		r.out <- as // the batcher reads alerts until this channel closes
+	}
+}
+
+// recount takes the active instances from the engine's state, and
+// publishes their counts. Only run calls it: at its start, after a swap.
+func (r *ruler) recount() {
+	clear(r.active)
+	if r.active == nil {
+		r.active = map[string]outpost.AlertState{}
+	}
+	for _, in := range r.engine.State().Instances {
+		if active(in.State) {
+			r.active[in.Fingerprint] = in.State
+		}
+	}
+	r.publishCounts()
+}
+
+// track notes the transitions as in active, and publishes the counts.
+// Only run calls it.
+func (r *ruler) track(as []outpost.Alert) {
+	if len(as) == 0 {
+		return
+	}
+	if r.active == nil {
+		r.active = map[string]outpost.AlertState{}
+	}
+	for i := range as {
+		if a := &as[i]; active(a.State) {
+			r.active[a.Fingerprint] = a.State
+		} else {
+			delete(r.active, a.Fingerprint)
+		}
+	}
+	r.publishCounts()
+}
+
+// publishCounts stores the numbers of firing and pending instances in
+// active, and calls onCount when either changed. Counting the map costs
+// one pass over the active instances per transition: transitions are
+// rare next to readings, and active instances bounded by the series.
+func (r *ruler) publishCounts() {
+	var firing, pending int64
+	for _, s := range r.active {
+		switch s {
+		case outpost.StateFiring:
+			firing++
+		case outpost.StatePending:
+			pending++
+		}
+	}
+	if firing == r.firing.Load() && pending == r.pending.Load() {
+		return
+	}
+	r.firing.Store(firing)
+	r.pending.Store(pending)
+	if r.onCount != nil {
+		r.onCount()
 	}
 }
 

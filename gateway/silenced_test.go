@@ -55,11 +55,22 @@ func TestDashboardSeesSilencedResolves(t *testing.T) {
 
 	step(r.engine.Eval([]outpost.Reading{live("s1", 0, 20), live("s2", 0, 1600)}, nil),
 		map[string]string{"step": "firing critical 1600 1 [s2:firing]"})
+	if f, p := r.firing.Load(), r.pending.Load(); f != 1 || p != 0 {
+		t.Errorf("counts: %d firing, %d pending; want step/s2 firing", f, p)
+	}
 	step(r.engine.Tick(at(2), nil), map[string]string{"quiet": "nodata warning 20 1 [s1:nodata]"})
+	if f, p := r.firing.Load(), r.pending.Load(); f != 1 || p != 0 {
+		t.Errorf("counts: %d firing, %d pending; want step/s2 firing (nodata counts in neither)", f, p)
+	}
 	step(r.engine.Eval([]outpost.Reading{live("s1", 3, 20), live("s2", 3, 1100)}, nil), map[string]string{
 		"quiet": "resolved warning 20 0 [s1:resolved]",
 		"step":  "pending warning 1100 1 [s2:pending]",
 	})
+	// The counts for the status document follow the same order: step/s2
+	// resolved (silenced) and went pending again, quiet/s1 resolved.
+	if f, p := r.firing.Load(), r.pending.Load(); f != 0 || p != 1 {
+		t.Errorf("counts: %d firing, %d pending; want 0 and 1 (step/s2 pending)", f, p)
+	}
 	want := "[firing step/s2 #1 nodata quiet/s1 #2 pending step/s2 #3]"
 	if fmt.Sprint(sent) != want {
 		t.Errorf("alert lane\n got %v\nwant %s", sent, want)

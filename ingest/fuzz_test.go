@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"math"
 	"reflect"
@@ -172,6 +173,10 @@ func FuzzParseStatus(f *testing.F) {
 	f.Add([]byte(`null`))
 	f.Add([]byte(`{"state":"online","sensors":{"dev1":{"labels":{"room":"lab"}},"door":{"labels":{}}}}`))
 	f.Add([]byte(`{"state":"online","sensors":{"a/b":{"labels":{"":"\u0000"}}}}`))
+	f.Add([]byte(`{"state":"online","gateway":"gw","ts":"2023-11-14T22:13:20Z","version":"outpost v1.2.3 go1.26.8 linux/arm",` +
+		`"started_at":"2023-11-14T21:00:00Z","sensors":{"bme-1":{"labels":{}}},"health":{"outbox_batches":12,"outbox_bytes":34567,` +
+		`"outbox_oldest":"2023-11-14T22:00:00Z","readings_per_s":6.02,"alerts_firing":1,"alerts_pending":0,"sensors_failing":{"bme-1":["failing"]}}}`))
+	f.Add([]byte(`{"state":"online","version":"v\u0000","health":{"alerts_firing":-1,"readings_per_s":1e400,"sensors_failing":{"a":[],"b":["x y"]}}}`))
 	now := time.Unix(1700000000, 0)
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		st, err := parseStatus("outpost/v1", "outpost/v1/gw/status", payload, now, DefaultMaxFutureSkew)
@@ -195,6 +200,17 @@ func FuzzParseStatus(f *testing.F) {
 		}
 		if err := (&outpost.Status{Sensors: statusSensors(st.labels)}).CheckSensors(); err != nil {
 			t.Fatalf("accepted labels beyond the bounds: %v", err)
+		}
+		if err := (&outpost.Status{Version: st.version}).CheckProcess(); err != nil {
+			t.Fatalf("accepted a version beyond the bounds: %v", err)
+		}
+		if st.health != nil {
+			if err := st.health.Check(); err != nil {
+				t.Fatalf("accepted a health beyond the bounds: %v", err)
+			}
+			if _, err := json.Marshal(st.health); err != nil {
+				t.Fatalf("accepted a health that does not encode again: %v", err)
+			}
 		}
 	})
 }

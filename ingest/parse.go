@@ -455,6 +455,15 @@ type statusMsg struct {
 	gateway, state string
 	at             time.Time
 	labels         SensorLabels // nil: the status says nothing of them
+	// version and startedAt are the gateway binary's version and when
+	// its process started; "" and zero when the status does not say
+	// (the last will, a gateway of an earlier release).
+	version   string
+	startedAt time.Time
+	// health is the gateway's health as the status says it, checked
+	// (outpost.StatusHealth.Check); nil when it says none (the last
+	// will, a gateway of an earlier release).
+	health *outpost.StatusHealth
 }
 
 // parseStatus reads a gateway status message (outpost.Status). The time
@@ -462,8 +471,16 @@ type statusMsg struct {
 // "ts" more than maxSkew after received (unless maxSkew < 0) is refused:
 // stored, it would outrank every later status of the gateway, as the
 // store keeps the newest. So are sensors or labels beyond the document's
-// bounds (outpost.Status.CheckSensors); the payload's size is checked
-// before it is parsed. Errors are *rejectError or errSkip.
+// bounds (outpost.Status.CheckSensors), a version or start time it may
+// not carry (outpost.Status.CheckProcess: at most 256 bytes of UTF-8
+// without NUL; RFC 3339), and a health beyond its bounds
+// (outpost.StatusHealth.Check: counts and rate >= 0, times RFC 3339,
+// sensors_failing of valid sensor ids and short condition names, each
+// list bounded); the payload's size is checked before it is parsed, and
+// JSON that does not fit the types (a count that is not an integer) is
+// refused with the decoder's error. A status without version, start time
+// or health, from a gateway of an earlier release or a last will, is
+// accepted as before. Errors are *rejectError or errSkip.
 func parseStatus(prefix, topic string, payload []byte, received time.Time, maxSkew time.Duration) (statusMsg, error) {
 	gateway, kind, ok := splitTopic(prefix, topic)
 	if !ok || kind != topicStatus {
@@ -497,11 +514,23 @@ func parseStatus(prefix, topic string, payload []byte, received time.Time, maxSk
 	if err := st.CheckSensors(); err != nil {
 		return statusMsg{}, reject("status sensors: %v", err)
 	}
+	if err := st.CheckProcess(); err != nil {
+		return statusMsg{}, reject("status %v", err)
+	}
+	if st.Health != nil {
+		if err := st.Health.Check(); err != nil {
+			return statusMsg{}, reject("status health: %v", err)
+		}
+	}
 	// Status is informational: an unreadable or absurd ts falls back to
 	// the receive time rather than losing the update. One ahead of the
 	// clock is refused, the year 9999 as well as 2261. A missing one (a
 	// gateway's last will) leaves at zero: newer than the stored status.
-	msg := statusMsg{gateway: gateway, state: st.State, at: received, labels: sensorLabels(st.Sensors)}
+	msg := statusMsg{gateway: gateway, state: st.State, at: received, labels: sensorLabels(st.Sensors),
+		version: st.Version, health: st.Health}
+	if st.StartedAt != "" {
+		msg.startedAt, _ = time.Parse(time.RFC3339Nano, st.StartedAt) // checked by CheckProcess
+	}
 	if st.TS == "" {
 		msg.at = time.Time{}
 		return msg, nil

@@ -63,6 +63,25 @@ func TestParseStatus(t *testing.T) {
 		{"long label value", `{"state":"online","sensors":{"s":{"labels":{"a":"` + strings.Repeat("v", outpost.MaxLabelValueLen+1) + `"}}}}`, "", time.Time{}, "longer than 1024"},
 		{"NUL in a label", `{"state":"online","sensors":{"s":{"labels":{"a":"x\u0000"}}}}`, "", time.Time{}, "NUL"},
 		{"too many labels", `{"state":"online","sensors":{"s":{"labels":{` + manyLabels(outpost.MaxSensorLabels+1) + `}}}}`, "", time.Time{}, "65 labels, more than 64"},
+		{"with health", `{"state":"online","ts":"2025-01-02T03:00:00Z","version":"outpost v1.2.3","started_at":"2025-01-02T02:00:00Z",` +
+			`"health":{"outbox_batches":1,"outbox_bytes":10,"readings_per_s":0.5,"alerts_firing":0,"alerts_pending":0,"sensors_failing":{}}}`,
+			"online", time.Date(2025, 1, 2, 3, 0, 0, 0, time.UTC), ""},
+		{"long version", `{"state":"online","version":"` + strings.Repeat("v", outpost.MaxStatusVersionLen+1) + `"}`, "", time.Time{}, "status version of 257 bytes, longer than 256"},
+		{"NUL in version", `{"state":"online","version":"v\u0000"}`, "", time.Time{}, "status version contains a NUL byte"},
+		{"version not a string", `{"state":"online","version":1}`, "", time.Time{}, "not a JSON object"},
+		{"bad started_at", `{"state":"online","started_at":"at dawn"}`, "", time.Time{}, `status started_at "at dawn" is not an RFC 3339 time`},
+		{"health not an object", `{"state":"online","health":[]}`, "", time.Time{}, "not a JSON object"},
+		{"fractional count", `{"state":"online","health":{"outbox_batches":1.5}}`, "", time.Time{}, "not a JSON object"},
+		{"count too large", `{"state":"online","health":{"outbox_bytes":1e30}}`, "", time.Time{}, "not a JSON object"},
+		{"rate too large", `{"state":"online","health":{"readings_per_s":1e400}}`, "", time.Time{}, "not a JSON object"},
+		{"negative count", `{"state":"online","health":{"alerts_firing":-1,"sensors_failing":{}}}`, "", time.Time{}, "status health: alerts_firing is negative (-1)"},
+		{"negative rate", `{"state":"online","health":{"readings_per_s":-0.5}}`, "", time.Time{}, "status health: readings_per_s is -0.5"},
+		{"bad oldest", `{"state":"online","health":{"outbox_oldest":"1 min ago"}}`, "", time.Time{}, `status health: outbox_oldest "1 min ago" is not an RFC 3339 time`},
+		{"bad failing sensor", `{"state":"online","health":{"sensors_failing":{"../etc":["failing"]}}}`, "", time.Time{}, `status health: sensors_failing: sensor id "../etc" is not a valid name`},
+		{"failing without conditions", `{"state":"online","health":{"sensors_failing":{"s":[]}}}`, "", time.Time{}, "sensors_failing: sensor s: no conditions"},
+		{"bad condition", `{"state":"online","health":{"sensors_failing":{"s":["on fire"]}}}`, "", time.Time{}, `condition "on fire" is not a valid name`},
+		{"condition not a string", `{"state":"online","health":{"sensors_failing":{"s":[1]}}}`, "", time.Time{}, "not a JSON object"},
+		{"too many failing sensors", `{"state":"online","health":{"sensors_failing":{` + manyFailing(outpost.MaxStatusSensors+1) + `}}}`, "", time.Time{}, "sensors_failing: 4097 sensors, more than 4096"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st, err := parseStatus("p", "p/gw/status", []byte(tc.payload), now, DefaultMaxFutureSkew)
@@ -92,6 +111,57 @@ func manyLabels(n int) string {
 		ms[i] = fmt.Sprintf(`"l%d":"v"`, i)
 	}
 	return strings.Join(ms, ",")
+}
+
+// manyFailing is n failing sensors as the members of a JSON object.
+func manyFailing(n int) string {
+	ms := make([]string, n)
+	for i := range ms {
+		ms[i] = fmt.Sprintf(`"s%d":["bad"]`, i)
+	}
+	return strings.Join(ms, ",")
+}
+
+// A status's version, start time and health are read as it says them,
+// and a status from a gateway of an earlier release, or a last will,
+// without them.
+func TestParseStatusHealth(t *testing.T) {
+	now := time.Date(2026, 12, 6, 10, 0, 1, 0, time.UTC)
+	// What a gateway publishes (uplink.TestStatusDocument).
+	const current = `{"state":"online","gateway":"gw-1","ts":"2026-12-06T10:00:00.123Z",` +
+		`"version":"outpost v1.2.3 go1.26.8 linux/arm","started_at":"2026-12-06T09:00:00Z",` +
+		`"sensors":{"bme-1":{"labels":{"room":"lab"}}},` +
+		`"health":{"outbox_batches":12,"outbox_bytes":34567,"outbox_oldest":"2026-12-06T09:55:00Z","readings_per_s":6,` +
+		`"alerts_firing":1,"alerts_pending":0,"sensors_failing":{"bme-1":["failing"]}}}`
+	st, err := parseStatus("p", "p/gw-1/status", []byte(current), now, DefaultMaxFutureSkew)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &outpost.StatusHealth{OutboxBatches: 12, OutboxBytes: 34567, OutboxOldest: "2026-12-06T09:55:00Z", ReadingsPerS: 6,
+		AlertsFiring: 1, SensorsFailing: map[string][]string{"bme-1": {"failing"}}}
+	switch {
+	case st.version != "outpost v1.2.3 go1.26.8 linux/arm":
+		t.Errorf("version %q", st.version)
+	case !st.startedAt.Equal(time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)):
+		t.Errorf("started at %v", st.startedAt)
+	case !reflect.DeepEqual(st.health, want):
+		t.Errorf("health %+v, want %+v", st.health, want)
+	case st.state != "online" || st.labels["bme-1"]["room"] != "lab":
+		t.Errorf("status %+v", st)
+	}
+	for _, old := range []string{
+		`{"state":"online","gateway":"gw-1","ts":"2026-12-06T10:00:00Z","sensors":{"bme-1":{"labels":{}}}}`, // earlier release
+		`{"state":"offline","gateway":"gw-1"}`, // last will
+		`{"state":"online","health":null,"version":"","started_at":""}`,
+	} {
+		st, err := parseStatus("p", "p/gw-1/status", []byte(old), now, DefaultMaxFutureSkew)
+		if err != nil {
+			t.Fatalf("%s: %v", old, err)
+		}
+		if st.health != nil || st.version != "" || !st.startedAt.IsZero() {
+			t.Errorf("%s: read %+v", old, st)
+		}
+	}
 }
 
 // A status's sensors become its labels: nil without the field, a

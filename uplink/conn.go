@@ -180,7 +180,7 @@ func (u *Uplink) connectOnce(ctx context.Context) error {
 
 // up publishes the birth, opens the uplink to the loop and runs OnConnect.
 func (u *Uplink) up(announce bool) {
-	u.client.Publish(u.statusTopic, 1, true, u.statusJSON("online"))
+	u.birth()
 	// What is stored now is the backlog of this connection; taken before
 	// the loop can see the connection, so a batch stored once Connected
 	// reports true is fresh.
@@ -199,7 +199,14 @@ func (u *Uplink) up(announce bool) {
 }
 
 // waitLost waits until paho reports the connection lost, or ctx ends.
+// Meanwhile it keeps the status document fresh (status.go): the birth
+// was published just before it, and it publishes the next ones as
+// statusSchedule says.
 func (u *Uplink) waitLost(ctx context.Context) error {
+	sched := statusSchedule{interval: u.opt.StatusInterval, holdoff: u.opt.StatusHoldoff, last: time.Now()}
+	due := time.NewTimer(time.Hour)
+	defer due.Stop()
+	sched.arm(due)
 	for {
 		select {
 		case <-ctx.Done():
@@ -215,6 +222,18 @@ func (u *Uplink) waitLost(ctx context.Context) error {
 				err = errors.New("closed")
 			}
 			return err
+		case <-u.statusWake:
+			if !sched.changed {
+				sched.changed = true
+				sched.arm(due)
+			}
+		case <-due.C:
+			// paho may hold a publish up to its write timeout.
+			u.connBeat.BusyFor(u.opt.ConnectTimeout)
+			u.republishStatus()
+			u.connBeat.Idle()
+			sched.published(time.Now())
+			sched.arm(due)
 		}
 	}
 }

@@ -10,7 +10,6 @@ package uplink
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -144,6 +143,38 @@ type Options struct {
 	// outpost.CheckSensorLabels refuses, an id that is not an
 	// outpost.ValidName, and a document over outpost.MaxStatusBytes.
 	SensorLabels map[string]map[string]string
+	// Version is the gateway binary's version, which the status document
+	// carries as "version" (cmd/outpost passes what `outpost --version`
+	// prints); "" leaves it out. New refuses one that
+	// outpost.CheckStatusVersion refuses.
+	Version string
+	// StartedAt, when set, returns when the gateway process started, for
+	// the status's "started_at" (UTC, to the second); the zero time
+	// leaves it out, as the gateway does while its wall clock is not
+	// trusted. Called on the connection goroutine as each document is
+	// made; it must return at once.
+	StartedAt func() time.Time
+	// Health, when set, returns the gateway's health for the status's
+	// "health" (outpost.StatusHealth), or nil to leave it out. It is
+	// called as each online or clean offline document is made, on the
+	// connection goroutine or in Close, never twice at once, and must
+	// return at once; what it returns is read and not kept. Its
+	// sensors_failing may name only sensors of SensorLabels, which New
+	// counts, each with every one of outpost.SensorConditions at worst,
+	// against outpost.MaxStatusBytes. A health that breaks the
+	// document's bounds (StatusHealth.Check) is left out of that
+	// document and logged. The last will never has one.
+	Health func() *outpost.StatusHealth
+	// StatusInterval is how often a connected uplink publishes its
+	// status again after the last one, so that the health stays fresh;
+	// 0 (the default) publishes it only at each connect and after
+	// StatusChanged. The gateway passes uplink.status_interval.
+	StatusInterval time.Duration
+	// StatusHoldoff is the shortest time between two status documents
+	// on one connection, however often StatusChanged is called: the
+	// changes within it make one document. Default 10s; the birth at
+	// each connect does not wait for it. Tests shorten it.
+	StatusHoldoff time.Duration
 	// OnAck, when set, is called with each acked batch's ack latency:
 	// from its last (re)send to the ack that deleted it, by Now. It runs
 	// on the publishing goroutine and must return at once (a histogram's
@@ -221,17 +252,31 @@ func (o *Options) withDefaults() (Options, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.SensorLabels != nil {
+	if c.StatusInterval < 0 {
+		return c, fmt.Errorf("uplink: status interval %v is negative", c.StatusInterval)
+	}
+	if c.StatusHoldoff <= 0 {
+		c.StatusHoldoff = DefaultStatusHoldoff
+	}
+	if err := outpost.CheckStatusVersion(c.Version); err != nil {
+		return c, fmt.Errorf("uplink: status: %w", err)
+	}
+	if c.SensorLabels != nil || c.Health != nil {
 		st := outpost.Status{Sensors: outpost.StatusSensors(c.SensorLabels)}
 		if err := st.CheckSensors(); err != nil {
 			return c, fmt.Errorf("uplink: status: %w", err)
 		}
 		if n := outpost.StatusSize(c.Gateway, st.Sensors); n > outpost.MaxStatusBytes {
-			return c, fmt.Errorf("uplink: status: the sensors' labels make a document of %d bytes, more than %d", n, outpost.MaxStatusBytes)
+			return c, fmt.Errorf("uplink: status: the sensors' labels and health make a document of up to %d bytes, more than %d", n, outpost.MaxStatusBytes)
 		}
 	}
 	return c, nil
 }
+
+// DefaultStatusHoldoff is Options.StatusHoldoff's default: on a metered
+// link a flapping sensor or alert costs one status document per 10 s at
+// most.
+const DefaultStatusHoldoff = 10 * time.Second
 
 // Stats are the uplink's counters.
 type Stats struct {
@@ -279,10 +324,11 @@ type Uplink struct {
 	base                              string // prefix/gateway
 	batchTopic, ackTopic, statusTopic string
 
-	acks chan []uint64 // seqs acknowledged, from paho's goroutines
-	wake chan struct{} // coalesced: the connection went up or down, or Drain began
-	stop chan struct{} // closed when Close begins
-	lost chan error    // paho's connection-lost reports, for connLoop
+	acks       chan []uint64 // seqs acknowledged, from paho's goroutines
+	wake       chan struct{} // coalesced: the connection went up or down, or Drain began
+	statusWake chan struct{} // coalesced: StatusChanged was called
+	stop       chan struct{} // closed when Close begins
+	lost       chan error    // paho's connection-lost reports, for connLoop
 
 	ctx    context.Context // Start's, cancelled by Close
 	cancel context.CancelFunc
@@ -341,6 +387,7 @@ func New(store Store, opts *Options) (*Uplink, error) {
 		statusTopic: base + "/status",
 		acks:        make(chan []uint64, 1024),
 		wake:        make(chan struct{}, 1),
+		statusWake:  make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		lost:        make(chan error, 1),
 		badAckLog:   logLimit{every: logEvery},
@@ -445,24 +492,9 @@ func (u *Uplink) refusal(lim *logLimit) *zerolog.Event {
 	return ev
 }
 
-// statusJSON is the status document (docs/wire-format.md, "Status").
-func (u *Uplink) statusJSON(state string) []byte {
-	b, _ := json.Marshal(outpost.Status{State: state, Gateway: u.opt.Gateway,
-		TS: u.opt.Now().UTC().Format(time.RFC3339Nano), Sensors: u.sensors}) // maps of strings: no error
-	return b
-}
-
 // maxInFlight is the most batches in flight at once, the most seqs an
 // ack can name: the window, and the alert slots beyond it.
 func (u *Uplink) maxInFlight() int { return u.opt.Window + alertSlots }
-
-// willJSON is the last will: offline, undated (ingest takes it for newer
-// than the status it replaces, which a time taken now, before that
-// status, would not be), and without sensors (their labels stand).
-func (u *Uplink) willJSON() []byte {
-	b, _ := json.Marshal(outpost.Status{State: "offline", Gateway: u.opt.Gateway}) // strings: no error
-	return b
-}
 
 // Stats returns a snapshot of the counters.
 func (u *Uplink) Stats() Stats {
@@ -509,7 +541,8 @@ func (u *Uplink) Drain() {
 
 // Close stops the connection loop wherever it is (in a backoff wait or in
 // a connection attempt) and the publishing loop, publishes the offline
-// status when connected, and disconnects; nothing it started outlives it.
+// status (with the health, when Options.Health is set) when connected,
+// and disconnects; nothing it started outlives it.
 // Batches still in flight stay in the outbox and are resent after a
 // restart. Close is idempotent; ctx bounds the wait for the status (a
 // cancelled ctx ends it at once). Close does not wait for PUBACKs: call

@@ -106,12 +106,16 @@ func (m *Main) ParseFlags(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// statusVersion is the version the gateway's status document carries:
+// what `outpost version` prints, "outpost v1.2.3 go1.26.8 linux/arm".
+func statusVersion() string { return "outpost " + cli.Version().String() }
+
 // Run builds and starts the gateway. A failure is one error that says what
 // failed and what to do; nothing is left running or locked.
 func (m *Main) Run(ctx context.Context) error {
 	m.Log.Info().Str("version", cli.Version().String()).Str("config", m.ConfigPath).
 		Str("gateway", m.Config.Gateway.ID).Str("data_dir", m.Config.DataDir).Msg("outpost starting")
-	g, err := gateway.New(m.Config, &gateway.Options{Logger: m.Log})
+	g, err := gateway.New(m.Config, &gateway.Options{Logger: m.Log, Version: statusVersion()})
 	if err != nil {
 		return startError(err)
 	}
