@@ -38,6 +38,26 @@ type AlertQuery struct {
 	Limit         int
 }
 
+// ActiveAlertQuery selects the active alert instances. An instance is
+// a gateway's alert of one fingerprint (a rule and its group labels);
+// its newest stored transition, by ts and then seq, is its state, and
+// it is active while that state is pending, firing or nodata. Of one
+// gateway if Gateway is set, ordered by gateway, then started_at, then
+// fingerprint, at most Limit (> 0) of them.
+//
+// seq orders transitions stored with the same ts as the database
+// compares the int64 bits it keeps (see package ingest, "Tables").
+type ActiveAlertQuery struct {
+	Gateway string
+	Limit   int
+}
+
+// ActiveState reports whether an instance whose newest transition is
+// st is active: pending, firing or nodata.
+func ActiveState(st outpost.AlertState) bool {
+	return st == outpost.StatePending || st == outpost.StateFiring || st == outpost.StateNoData
+}
+
 type alertJSON struct {
 	Gateway     string            `json:"gateway"`
 	Rule        string            `json:"rule"`

@@ -254,6 +254,9 @@ func (s *Service) committed(m mqtt.Message, b *outpost.Batch, key *outpost.Key, 
 		default:
 			s.stats.readings.Add(int64(n))
 		}
+		// After the commit, never before; a duplicate is not news. It
+		// never waits (events.go).
+		s.publishCommitted(b)
 	}
 	s.log.Debug().Str(keyGateway, b.Gateway).Uint64(keyEpoch, b.Epoch).Uint64(keySeq, b.Seq).
 		Str("kind", b.Kind.String()).Int("n", n).Bool("dup", dup).Bool("verified", key != nil).Msg("batch committed")
@@ -313,7 +316,25 @@ func (s *Service) handleStatus(m mqtt.Message) {
 		s.deadLetter(m, rejectReason(err))
 		return
 	}
+	// The live events send a status only if the store recorded it, as
+	// it recorded it (StatusRecorder); a store that cannot say is taken
+	// to have recorded it as it came.
+	var (
+		rec      GatewayStatus
+		recorded bool
+	)
+	sr, _ := s.store.(StatusRecorder)
 	err = s.retry(func(ctx context.Context) error {
+		if sr != nil {
+			var err error
+			rec, recorded, err = sr.RecordGatewayStatus(ctx, st.gateway, st.state, st.at, m.Payload(), st.labels)
+			return err
+		}
+		updated := st.at
+		if updated.IsZero() {
+			updated = s.now()
+		}
+		rec, recorded = GatewayStatus{Gateway: st.gateway, State: st.state, UpdatedAt: updated.UTC(), Payload: m.Payload()}, true
 		return s.store.SetGatewayStatus(ctx, st.gateway, st.state, st.at, m.Payload(), st.labels)
 	}, nil)
 	switch {
@@ -325,7 +346,10 @@ func (s *Service) handleStatus(m mqtt.Message) {
 	}
 	m.Ack()
 	s.stats.statuses.Add(1)
-	s.log.Debug().Str(keyGateway, st.gateway).Str("state", st.state).Msg("gateway status")
+	s.log.Debug().Str(keyGateway, st.gateway).Str("state", st.state).Bool("recorded", recorded).Msg("gateway status")
+	if recorded {
+		s.publishStatus(rec)
+	}
 }
 
 // deadLetter stores a message that can never be stored normally, then acks

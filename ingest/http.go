@@ -45,6 +45,30 @@ const (
 //	                        {"gaps":[…],"limit":n,"truncated":b}: one gateway's loss
 //	                        records whose [from_ts, to_ts] overlaps [from, to), by
 //	                        from_ts; sensor and metric are optional filters.
+//	GET /api/v1/alerts?gateway=&rule=&state=&from=&to=&limit=
+//	                        {"alerts":[…],"limit":n,"truncated":b,"next":t}: alert
+//	                        transitions, from <= ts < to, by ts; paged as readings.
+//	GET /api/v1/alerts/active?gateway=&limit=
+//	                        {"alerts":[…],"limit":n,"truncated":b}: each alert
+//	                        instance (gateway, fingerprint) whose newest transition
+//	                        (by ts, then seq) is pending, firing or nodata, that
+//	                        transition, by gateway, started_at, fingerprint. Unknown
+//	                        parameters are refused.
+//	GET /api/v1/events?gateway=
+//	                        text/event-stream: what ingest commits, live, as
+//	                        Server-Sent Events ("event: NAME\ndata: JSON\n\n"): hello
+//	                        {"queue","heartbeat_s"} first; then batch {"gateway",
+//	                        "readings","ts_ns","ts"} per telemetry batch committed (not
+//	                        duplicates); with gateway (a gateway name) only that
+//	                        gateway's events, and points {"gateway","points":[…],
+//	                        "truncated"} per batch, at most MaxEventPoints points (the
+//	                        newest of every series, then the newest others); alert (an
+//	                        alerts item) per transition, gap (a gaps item) per loss
+//	                        record, status (a gateways item) per status recorded; ": ping"
+//	                        after EventHeartbeat of silence. A stream whose queue
+//	                        (EventQueue commits, EventQueueBytes) fills is sent
+//	                        overflow {} and ended: reconnect, then refetch. Unknown
+//	                        parameters are refused.
 //
 //	GET /metrics            the Prometheus text format (docs/metrics.md), behind the
 //	                        same token as /api/
@@ -58,11 +82,15 @@ const (
 //
 // Answers stream as the database returns rows: an answer of any length
 // costs a chunk of memory. At most Options.MaxQueries run at once; more
-// get 503 with Retry-After. With Options.HTTPToken set, /api/ and /metrics
-// requests need it as a bearer token (else 401); /healthz stays open. Bad
-// parameters get 400 {"error":…}; a store failure 500 {"error":"internal
-// error, request id …"}, the store's error going to the log under that
-// id (every API answer carries its id in X-Request-Id).
+// get 503 with Retry-After. Event streams take no query slot; at most
+// Options.MaxStreams are open at once, more get 503 with Retry-After;
+// each write of either must reach the client within Options.WriteStall,
+// or the client is dropped; EndStreams (and Close) end the streams. With
+// Options.HTTPToken set, /api/ and /metrics requests need it as a bearer
+// token (else 401); /healthz stays open. Bad parameters get 400
+// {"error":…}; a store failure 500 {"error":"internal error, request id
+// …"}, the store's error going to the log under that id (every API
+// answer carries its id in X-Request-Id).
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.serveHealth)
@@ -72,6 +100,8 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/readings", s.api.guard(s.serveReadings))
 	mux.HandleFunc("GET /api/v1/gaps", s.api.guard(s.serveGaps))
 	mux.HandleFunc("GET /api/v1/alerts", s.api.guard(s.serveAlerts))
+	mux.HandleFunc("GET /api/v1/alerts/active", s.api.guard(s.serveActiveAlerts))
+	mux.HandleFunc("GET /api/v1/events", s.api.guard(s.serveEvents))
 	mux.HandleFunc("GET /metrics", s.api.guard(s.serveMetrics))
 	con := console.Handler()
 	mux.Handle("GET /{$}", con)
@@ -232,4 +262,31 @@ func (s *Service) serveAlerts(w http.ResponseWriter, r *http.Request, id string)
 		q.Limit = limit
 		return s.store.Alerts(ctx, q)
 	}, appendJSON[AlertRow], nextTime(func(a AlertRow) int64 { return a.TS }))
+}
+
+// serveActiveAlerts answers the active alert instances, at most limit,
+// and whether there are more (no next: the answer is a set, not a
+// walk; narrow it by gateway).
+func (s *Service) serveActiveAlerts(w http.ResponseWriter, r *http.Request, id string) {
+	v, err := strictParams(r.URL.RawQuery, nil, "gateway", "limit")
+	if err != nil {
+		s.api.badRequest(w, err)
+		return
+	}
+	q, err := activeAlertQuery(v)
+	if err != nil {
+		s.api.badRequest(w, err)
+		return
+	}
+	s.api.run(w, r, id, func(ctx context.Context, st *stream) error {
+		limit := q.Limit
+		q.Limit++ // one more than asked says whether the answer is cut
+		st.buf = append(st.buf, `{"alerts":[`...)
+		pg, err := writeItems(st, s.store.ActiveAlerts(ctx, q), limit, appendJSON[AlertRow])
+		if err != nil {
+			return err
+		}
+		st.buf = appendTail(st.buf, limit, pg.more, nil)
+		return nil
+	})
 }

@@ -226,6 +226,13 @@ func (g *genStore) Alerts(ctx context.Context, q ingest.AlertQuery) iter.Seq2[in
 	})
 }
 
+func (g *genStore) ActiveAlerts(ctx context.Context, q ingest.ActiveAlertQuery) iter.Seq2[ingest.AlertRow, error] {
+	g.saw(q.Gateway)
+	return genRows(g, ctx, q.Limit, func(i int) ingest.AlertRow {
+		return ingest.AlertRow{Gateway: q.Gateway, Fingerprint: fmt.Sprint(i), State: outpost.StateFiring, Seq: uint64(i)}
+	})
+}
+
 func (g *genStore) Gateways(ctx context.Context) iter.Seq2[ingest.GatewayStatus, error] {
 	return genRows(g, ctx, 0, func(int) ingest.GatewayStatus { return ingest.GatewayStatus{} })
 }
@@ -1005,7 +1012,7 @@ func FuzzHTTPQuery(f *testing.F) {
 	})
 	h := svc.Handler()
 	f.Fuzz(func(t *testing.T, rawQuery string) {
-		for _, path := range []string{"/api/v1/readings", "/api/v1/gaps", "/api/v1/latest", "/api/v1/alerts", "/api/v1/series"} {
+		for _, path := range []string{"/api/v1/readings", "/api/v1/gaps", "/api/v1/latest", "/api/v1/alerts", "/api/v1/alerts/active", "/api/v1/series"} {
 			g.mu.Lock()
 			g.seen = nil
 			g.mu.Unlock()

@@ -126,6 +126,18 @@ func (s *Service) alertQuery(v url.Values) (AlertQuery, error) {
 	return q, err
 }
 
+// activeAlertQuery reads and checks the parameters of
+// /api/v1/alerts/active.
+func activeAlertQuery(v url.Values) (ActiveAlertQuery, error) {
+	var q ActiveAlertQuery
+	var err error
+	if q.Gateway, err = name(v, "gateway", false); err != nil {
+		return q, err
+	}
+	q.Limit, err = limit(v)
+	return q, err
+}
+
 // latestQuery reads and checks the parameters of /api/v1/latest.
 func latestQuery(v url.Values) (LatestQuery, error) {
 	var q LatestQuery

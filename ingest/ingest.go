@@ -176,6 +176,11 @@ type Store interface {
 	// Alerts yields the alert transitions that q selects (see
 	// AlertQuery), at most q.Limit of them.
 	Alerts(ctx context.Context, q AlertQuery) iter.Seq2[AlertRow, error]
+	// ActiveAlerts yields the active alert instances that q selects
+	// (see ActiveAlertQuery): each instance's newest transition, when
+	// it leaves the instance pending, firing or nodata, ordered by
+	// gateway, started_at and fingerprint, at most q.Limit of them.
+	ActiveAlerts(ctx context.Context, q ActiveAlertQuery) iter.Seq2[AlertRow, error]
 	// Counts returns row counts, for tests and operators.
 	Counts(ctx context.Context) (Counts, error)
 	// Close releases the database. The Store is unusable afterwards.
@@ -195,6 +200,21 @@ type GroupStore interface {
 	// batches, not known which, is refused for good: commit them one by
 	// one to find it.
 	CommitGroup(ctx context.Context, bs []*outpost.Batch, sizes []int) (dup []bool, err error)
+}
+
+// StatusRecorder is a Store that says what SetGatewayStatus did: the
+// service's live events (GET /api/v1/events) then send a gateway's
+// status only when it was recorded, exactly as Gateways yields it
+// afterwards. Both ingest/postgres and ingest/sqlite implement it; with
+// a store that does not, every status taken is sent as the message
+// carried it.
+type StatusRecorder interface {
+	// RecordGatewayStatus is SetGatewayStatus that also returns the
+	// gateway's row as recorded (updated_at as stored, the payload as
+	// the database gives it back), and ok false, with no error, when
+	// it recorded nothing because a newer status is stored.
+	RecordGatewayStatus(ctx context.Context, gateway, state string, at time.Time, payload []byte,
+		labels SensorLabels) (st GatewayStatus, ok bool, err error)
 }
 
 // Compactor is a Store that folds the readings it keeps as rows (series

@@ -59,6 +59,10 @@ func (s *Service) WriteMetrics(w *metrics.Writer) {
 	c("outpost_ingest_auth_refused_batches_total", "Batches dead-lettered by message authentication.", st.AuthRefused)
 	c("outpost_ingest_unverified_batches_total", "Batches committed without a verified MAC, duplicates included.", st.Unverified)
 	c("outpost_ingest_expired_batches_total", "Batches made before the retention's horizon: acked, not stored.", st.Expired)
+	w.Single("outpost_ingest_event_streams", metrics.Gauge, "Live event streams (GET /api/v1/events) open now.", float64(s.events.open.Load()))
+	c("outpost_ingest_event_streams_dropped_total",
+		"Event streams dropped for a slow client: a full queue, or a write not taken within the write stall.", s.events.dropped.Load())
+	c("outpost_ingest_events_sent_total", "Events written to event streams (hello, overflow and pings not counted).", s.events.sent.Load())
 	ok, _ := s.healthy()
 	w.Single("outpost_ingest_healthy", metrics.Gauge, "1 while connected, subscribed and the database answers (as /healthz), else 0.", metrics.Bool(ok))
 	w.Family("outpost_ingest_commit_duration_seconds", metrics.Histogram, "Duration of successful batch commits to the database, in seconds.")

@@ -134,8 +134,14 @@ type Options struct {
 	// included. Default 2 minutes.
 	QueryTimeout time.Duration
 	// WriteStall is how long a client may take to accept each 32 KiB of
-	// an answer before it is dropped. Default 30 s.
+	// an answer, or each write of an event stream, before it is
+	// dropped. Default 30 s.
 	WriteStall time.Duration
+	// MaxStreams is how many live event streams (GET /api/v1/events)
+	// may be open at once; one more gets 503 with Retry-After at once.
+	// Streams take no query slot: they hold no database connection.
+	// Default DefaultMaxStreams (64).
+	MaxStreams int
 
 	// Message authentication (docs/security.md).
 
@@ -260,8 +266,9 @@ type Service struct {
 	closeErr   error           //
 	stats      serviceCounters //
 
-	api *api            // the HTTP API's state
-	met *serviceMetrics // commit latency and lag, for /metrics
+	api    *api            // the HTTP API's state
+	events *eventHub       // the live event streams (events.go)
+	met    *serviceMetrics // commit latency and lag, for /metrics
 
 	workBeats     []liveness.Beat // one per worker (Liveness)
 	ackBeat       liveness.Beat   // the ack tracker
@@ -357,6 +364,7 @@ func New(store Store, opts *Options) *Service {
 		stopHook:    make(chan struct{}),
 		firstSub:    make(chan error, 1),
 		api:         newAPI(&o, log),
+		events:      newEventHub(cmpOr(o.MaxStreams, DefaultMaxStreams)),
 		met:         newServiceMetrics(),
 		workBeats:   make([]liveness.Beat, o.Workers),
 	}
@@ -673,10 +681,19 @@ func (s *Service) onConnectionLost(_ mqtt.Client, err error) {
 
 // Close stops consuming and waits, within ctx, for the workers to finish
 // what they hold, then disconnects. Messages not committed by then stay
-// unacked (the gateway resends them). Close is idempotent; it does not close
-// the Store. Call it after Start has returned, not concurrently with it.
+// unacked (the gateway resends them). It ends every live event stream
+// first (EndStreams) and waits, within ctx, for their handlers to
+// return, also when the service never started. Close is idempotent; it
+// does not close the Store. Call it after Start has returned, not
+// concurrently with it.
 func (s *Service) Close(ctx context.Context) error {
-	s.closeOnce.Do(func() { s.closeErr = s.close(ctx) })
+	s.closeOnce.Do(func() {
+		s.events.end()
+		s.closeErr = s.close(ctx)
+		if !s.events.wait(ctx.Done()) && s.closeErr == nil {
+			s.closeErr = fmt.Errorf("ingest: close: event streams still writing: %w", ctx.Err())
+		}
+	})
 	return s.closeErr
 }
 

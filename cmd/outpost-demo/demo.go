@@ -162,6 +162,7 @@ func (d *Demo) Start(ctx context.Context) error {
 		}
 		d.httpURL = "http://" + dialAddr(ln.Addr())
 		d.server = &http.Server{Handler: d.ingest.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		d.server.RegisterOnShutdown(d.ingest.EndStreams) // an open console's live streams end with the server
 		go func() {
 			if err := d.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				d.log.Error().Err(err).Msg("http server")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net/http"
@@ -20,18 +21,18 @@ func TestHTTPFlags(t *testing.T) {
 	if err := m.ParseFlags(nil); err != nil {
 		t.Fatal(err)
 	}
-	if m.HTTPTokenFile != "" || m.HTTPMaxQueries != 4 || m.HTTPQueryTimeout != 2*time.Minute {
-		t.Fatalf("defaults: token file %q, max queries %d, query timeout %v", m.HTTPTokenFile, m.HTTPMaxQueries, m.HTTPQueryTimeout)
+	if m.HTTPTokenFile != "" || m.HTTPMaxQueries != 4 || m.HTTPQueryTimeout != 2*time.Minute || m.HTTPMaxStreams != 64 {
+		t.Fatalf("defaults: token file %q, max queries %d, query timeout %v, max streams %d", m.HTTPTokenFile, m.HTTPMaxQueries, m.HTTPQueryTimeout, m.HTTPMaxStreams)
 	}
 	m = NewMain()
 	m.Stderr = io.Discard
-	if err := m.ParseFlags([]string{"--http-token-file", "/t", "--http-max-queries", "2", "--http-query-timeout", "10s"}); err != nil {
+	if err := m.ParseFlags([]string{"--http-token-file", "/t", "--http-max-queries", "2", "--http-query-timeout", "10s", "--http-max-streams", "3"}); err != nil {
 		t.Fatal(err)
 	}
-	if m.HTTPTokenFile != "/t" || m.HTTPMaxQueries != 2 || m.HTTPQueryTimeout != 10*time.Second {
+	if m.HTTPTokenFile != "/t" || m.HTTPMaxQueries != 2 || m.HTTPQueryTimeout != 10*time.Second || m.HTTPMaxStreams != 3 {
 		t.Fatalf("parsed: %+v", m)
 	}
-	for _, args := range [][]string{{"--http-max-queries", "0"}, {"--http-query-timeout", "0s"}, {"--http-token", "x"}} {
+	for _, args := range [][]string{{"--http-max-queries", "0"}, {"--http-query-timeout", "0s"}, {"--http-token", "x"}, {"--http-max-streams", "0"}} {
 		m := NewMain()
 		m.Stderr = io.Discard
 		if err := m.ParseFlags(args); cli.ExitCode(err) != cli.ExitUsage {
@@ -185,5 +186,37 @@ func TestHTTPTokenFileBad(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// TestEventStreamsEndAtClose: an open event stream neither holds the
+// HTTP server's Shutdown to its deadline nor fails Close: Shutdown ends
+// the streams as it starts (RegisterOnShutdown), and the client sees
+// the stream end. --http-max-streams bounds the streams.
+func TestEventStreamsEndAtClose(t *testing.T) {
+	m, _ := runMain(t, "--http", "127.0.0.1:0", "--http-max-streams", "1")
+	base := "http://" + m.HTTPAddr().String()
+	resp, err := http.Get(base + "/api/v1/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); err != nil || resp.StatusCode != http.StatusOK || line != "event: hello\n" {
+		t.Fatalf("events: %d, first line %q, %v", resp.StatusCode, line, err)
+	}
+	second, err := http.Get(base + "/api/v1/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second.Body.Close()
+	if second.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a second stream of at most one: %d", second.StatusCode)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("Close with a stream open: %v", err)
+	}
+	if rest, err := io.ReadAll(br); err != nil || string(rest) != "data: {\"queue\":256,\"heartbeat_s\":15}\n\n" {
+		t.Fatalf("the rest of the stream: %q, %v; want the hello's data and the end", rest, err)
 	}
 }

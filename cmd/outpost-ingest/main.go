@@ -161,6 +161,9 @@ type Main struct {
 	// (ingest.Options.MaxQueries, QueryTimeout).
 	HTTPMaxQueries   int
 	HTTPQueryTimeout time.Duration
+	// HTTPMaxStreams bounds the live event streams open at once
+	// (ingest.Options.MaxStreams).
+	HTTPMaxStreams int
 	// Auth is optional or required, and AuthKeys the file of the
 	// gateways' keys, reloaded by ReloadKeys (SIGHUP) (ingest.Options
 	// Auth and Keys).
@@ -198,6 +201,7 @@ func NewMain() *Main {
 		failed:       make(chan error, 1),
 
 		HTTPMaxQueries:   ingest.DefaultMaxQueries,
+		HTTPMaxStreams:   ingest.DefaultMaxStreams,
 		MaxReadings:      ingest.DefaultMaxReadings,
 		MaxFutureSkew:    ingest.DefaultMaxFutureSkew,
 		CompactEvery:     time.Minute,
@@ -236,6 +240,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.HTTPTokenFile, "http-token-file", m.HTTPTokenFile, "`file` holding the bearer token that /api/ and /metrics requests must carry (/healthz stays open); without it the API is open to all who reach it")
 	fs.IntVar(&m.HTTPMaxQueries, "http-max-queries", m.HTTPMaxQueries, "HTTP API queries that may run at once; more get 503")
 	fs.DurationVar(&m.HTTPQueryTimeout, "http-query-timeout", m.HTTPQueryTimeout, "longest HTTP API query, its streamed answer included")
+	fs.IntVar(&m.HTTPMaxStreams, "http-max-streams", m.HTTPMaxStreams, "live event streams (/api/v1/events) that may be open at once; more get 503 (they take no query slot)")
 	fs.StringVar(&m.AuthKeys, "auth-keys", m.AuthKeys, "`file` of the gateways' keys, lines \"GATEWAY-ID KEY\" (outpost key show); a gateway listed must sign its batches. Reloaded on SIGHUP, and when it changes")
 	fs.StringVar(&m.Auth, "auth", m.Auth, "optional: gateways not in --auth-keys may send unsigned batches; required: their batches are refused")
 	m.Log.Register(fs, "info", cli.FormatAuto)
@@ -266,6 +271,9 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if m.HTTPQueryTimeout <= 0 {
 		return cli.Usagef("--http-query-timeout must be positive, got %v", m.HTTPQueryTimeout)
+	}
+	if m.HTTPMaxStreams < 1 {
+		return cli.Usagef("--http-max-streams must be at least 1, got %d", m.HTTPMaxStreams)
 	}
 	switch ingest.AuthMode(m.Auth) {
 	case ingest.AuthOptional:
@@ -342,6 +350,7 @@ func (m *Main) Run(ctx context.Context) error {
 		HTTPToken:       token,
 		MaxQueries:      m.HTTPMaxQueries,
 		QueryTimeout:    m.HTTPQueryTimeout,
+		MaxStreams:      m.HTTPMaxStreams,
 		Auth:            ingest.AuthMode(m.Auth),
 		Keys:            m.keys,
 	}
@@ -370,10 +379,13 @@ func (m *Main) Run(ctx context.Context) error {
 			Handler:           m.svc.Handler(),
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       10 * time.Second,
-			WriteTimeout:      30 * time.Second, // a query's streamed answer sets its own write deadlines
+			WriteTimeout:      30 * time.Second, // a query's streamed answer and an event stream set their own write deadlines
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
 		}
+		// Shutdown waits for every request to end, and an event stream
+		// never ends by itself: end them as Shutdown starts.
+		m.srv.RegisterOnShutdown(m.svc.EndStreams)
 		m.served = make(chan struct{})
 		go func() {
 			defer close(m.served)

@@ -228,18 +228,35 @@ func (s *Store) DeadLetter(ctx context.Context, topic, reason string, payload []
 	return nil
 }
 
-// SetGatewayStatus implements ingest.Store. payload must be JSON. In
-// one transaction: the status, and if it is recorded and labels is not
-// nil, the gateway's sensor_labels and the labels of its series. It
-// holds its gateway's labels lock (labelsLock) exclusively, so that a
-// series made meanwhile is either made after it, with the new labels, or
-// before its update of series, which then relabels it.
+// SetGatewayStatus implements ingest.Store: RecordGatewayStatus,
+// without its answer.
 func (s *Store) SetGatewayStatus(ctx context.Context, gateway, state string, at time.Time, payload []byte, labels ingest.SensorLabels) error {
+	_, _, err := s.RecordGatewayStatus(ctx, gateway, state, at, payload, labels)
+	return err
+}
+
+// RecordGatewayStatus implements ingest.StatusRecorder. payload must be
+// JSON. In one transaction: the status, and if it is recorded and
+// labels is not nil, the gateway's sensor_labels and the labels of its
+// series. It holds its gateway's labels lock (labelsLock) exclusively,
+// so that a series made meanwhile is either made after it, with the new
+// labels, or before its update of series, which then relabels it. The
+// row recorded comes back from the upsert itself (RETURNING, the
+// payload as jsonb gives it back, as Gateways reads it): an upsert whose
+// WHERE keeps the stored row returns none.
+func (s *Store) RecordGatewayStatus(ctx context.Context, gateway, state string, at time.Time, payload []byte,
+	labels ingest.SensorLabels) (ingest.GatewayStatus, bool, error) {
 	sensors, texts, err := rows.SensorLabels(labels)
 	if err != nil {
-		return fmt.Errorf("postgres: gateway status: %w: %v", ingest.ErrInvalidData, err)
+		return ingest.GatewayStatus{}, false, fmt.Errorf("postgres: gateway status: %w: %v", ingest.ErrInvalidData, err)
 	}
+	var (
+		recorded   bool
+		updatedAt  int64
+		storedText string
+	)
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		recorded = false // a retried transaction starts again
 		if labels != nil {
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, int32(labelsLock), gateway); err != nil {
 				return err
@@ -247,21 +264,32 @@ func (s *Store) SetGatewayStatus(ctx context.Context, gateway, state string, at 
 		}
 		// An undated status (at zero: the broker's last will) comes
 		// after the stored one, whatever its time: 1 ns later.
-		tag, err := tx.Exec(ctx, `INSERT INTO gateways (gateway, state, updated_at, payload)
+		err := tx.QueryRow(ctx, `INSERT INTO gateways (gateway, state, updated_at, payload)
 			VALUES ($1, $2, CASE WHEN $5::boolean THEN $6::bigint ELSE $3::bigint END, $4::jsonb)
 			ON CONFLICT (gateway) DO UPDATE SET state = excluded.state, payload = excluded.payload,
 				updated_at = CASE WHEN $5::boolean THEN gateways.updated_at + 1 ELSE excluded.updated_at END
-			WHERE $5::boolean OR gateways.updated_at <= excluded.updated_at`,
-			gateway, state, at.UnixNano(), string(payload), at.IsZero(), s.now().UnixNano())
-		if err != nil || tag.RowsAffected() == 0 || labels == nil {
-			return err // an older status, or none of labels
+			WHERE $5::boolean OR gateways.updated_at <= excluded.updated_at
+			RETURNING updated_at, payload::text`,
+			gateway, state, at.UnixNano(), string(payload), at.IsZero(), s.now().UnixNano()).Scan(&updatedAt, &storedText)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return nil // an older status: nothing recorded
+		case err != nil:
+			return err
+		}
+		recorded = true
+		if labels == nil {
+			return nil
 		}
 		return setSensorLabels(ctx, tx, gateway, sensors, texts)
 	})
 	if err != nil {
-		return fmt.Errorf("postgres: gateway status: %w", classify(err))
+		return ingest.GatewayStatus{}, false, fmt.Errorf("postgres: gateway status: %w", classify(err))
 	}
-	return nil
+	if !recorded {
+		return ingest.GatewayStatus{}, false, nil
+	}
+	return ingest.GatewayStatus{Gateway: gateway, State: state, UpdatedAt: time.Unix(0, updatedAt).UTC(), Payload: []byte(storedText)}, true, nil
 }
 
 // setSensorLabels makes sensors (with labels, JSON objects) the

@@ -111,6 +111,10 @@ CREATE TABLE IF NOT EXISTS alerts (
 ALTER TABLE alerts ADD COLUMN IF NOT EXISTS annotations jsonb NOT NULL DEFAULT '{}';
 CREATE INDEX IF NOT EXISTS alerts_gateway_ts ON alerts (gateway, ts);
 CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts);
+-- /api/v1/alerts/active: each instance's newest transition, a seek per
+-- partition. Made on every partition, at the open of a database from
+-- before it (the schema runs at each open, under the schema lock).
+CREATE INDEX IF NOT EXISTS alerts_instance ON alerts (gateway, fingerprint, ts, seq);
 COMMENT ON COLUMN alerts.ts IS 'unix nanoseconds of the transition, UTC';
 COMMENT ON COLUMN alerts.started_at IS 'unix nanoseconds, UTC';
 COMMENT ON COLUMN alerts.seq IS 'gateway alert sequence; uint64 stored as its int64 bit pattern';

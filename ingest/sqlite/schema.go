@@ -97,6 +97,10 @@ CREATE TABLE IF NOT EXISTS alerts (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS alerts_gateway_ts ON alerts (gateway, ts);
 CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts); -- /api/v1/alerts of every gateway
+-- /api/v1/alerts/active: each instance's newest transition, a seek each.
+-- Made at the open of a file from before it (every statement here runs
+-- at each open).
+CREATE INDEX IF NOT EXISTS alerts_instance ON alerts (gateway, fingerprint, ts, seq);
 
 ` + ledgerTable + `
 

@@ -366,37 +366,62 @@ func (s *Store) DeadLetter(ctx context.Context, topic, reason string, payload []
 	return nil
 }
 
-// SetGatewayStatus implements ingest.Store. In one write transaction:
-// the status, and if it is recorded and labels is not nil, the gateway's
-// sensor_labels and the labels of its series. Commits take turns with it
-// on the writer, so a series made at any time takes the labels of the
-// newest status recorded before it.
+// SetGatewayStatus implements ingest.Store: RecordGatewayStatus,
+// without its answer.
 func (s *Store) SetGatewayStatus(ctx context.Context, gateway, state string, at time.Time, payload []byte, labels ingest.SensorLabels) error {
+	_, _, err := s.RecordGatewayStatus(ctx, gateway, state, at, payload, labels)
+	return err
+}
+
+// RecordGatewayStatus implements ingest.StatusRecorder. In one write
+// transaction: the status, and if it is recorded and labels is not nil,
+// the gateway's sensor_labels and the labels of its series. Commits take
+// turns with it on the writer, so a series made at any time takes the
+// labels of the newest status recorded before it. The row recorded
+// comes back from the upsert itself (RETURNING): an upsert whose WHERE
+// keeps the stored row returns none.
+func (s *Store) RecordGatewayStatus(ctx context.Context, gateway, state string, at time.Time, payload []byte,
+	labels ingest.SensorLabels) (ingest.GatewayStatus, bool, error) {
 	sensors, texts, err := rows.SensorLabels(labels)
 	if err != nil {
-		return fmt.Errorf("sqlite: gateway status: %w: %v", ingest.ErrInvalidData, err)
+		return ingest.GatewayStatus{}, false, fmt.Errorf("sqlite: gateway status: %w: %v", ingest.ErrInvalidData, err)
 	}
+	var (
+		rec        ingest.GatewayStatus
+		recorded   bool
+		updatedAt  int64
+		storedText string
+	)
 	err = s.tx(ctx, func(tx *sql.Tx) error {
+		recorded = false // a retried transaction starts again
 		// An undated status (at zero: the broker's last will) comes
 		// after the stored one, whatever its time: 1 ns later.
-		res, err := tx.ExecContext(ctx, `INSERT INTO gateways (gateway, state, updated_at, payload)
+		err := tx.QueryRowContext(ctx, `INSERT INTO gateways (gateway, state, updated_at, payload)
 			VALUES (?1, ?2, CASE WHEN ?5 THEN ?6 ELSE ?3 END, ?4)
 			ON CONFLICT (gateway) DO UPDATE SET state = excluded.state, payload = excluded.payload,
 				updated_at = CASE WHEN ?5 THEN gateways.updated_at + 1 ELSE excluded.updated_at END
-			WHERE ?5 OR excluded.updated_at >= gateways.updated_at`,
-			gateway, state, at.UnixNano(), string(payload), at.IsZero(), s.now().UnixNano())
-		if err != nil {
+			WHERE ?5 OR excluded.updated_at >= gateways.updated_at
+			RETURNING updated_at, payload`,
+			gateway, state, at.UnixNano(), string(payload), at.IsZero(), s.now().UnixNano()).Scan(&updatedAt, &storedText)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil // an older status: nothing recorded
+		case err != nil:
 			return classify(err)
 		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 || labels == nil {
-			return err // an older status, or none of labels
+		recorded = true
+		if labels == nil {
+			return nil
 		}
 		return setSensorLabels(ctx, tx, gateway, sensors, texts)
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: gateway status: %w", err)
+		return ingest.GatewayStatus{}, false, fmt.Errorf("sqlite: gateway status: %w", err)
 	}
-	return nil
+	if recorded {
+		rec = ingest.GatewayStatus{Gateway: gateway, State: state, UpdatedAt: time.Unix(0, updatedAt).UTC(), Payload: []byte(storedText)}
+	}
+	return rec, recorded, nil
 }
 
 // setSensorLabels makes sensors (with labels, JSON objects) the

@@ -93,6 +93,10 @@ func (d *Store) Alerts(context.Context, ingest.AlertQuery) iter.Seq2[ingest.Aler
 	return func(func(ingest.AlertRow, error) bool) {}
 }
 
+func (d *Store) ActiveAlerts(context.Context, ingest.ActiveAlertQuery) iter.Seq2[ingest.AlertRow, error] {
+	return func(func(ingest.AlertRow, error) bool) {}
+}
+
 func (d *Store) Counts(context.Context) (ingest.Counts, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
