@@ -26,7 +26,7 @@ func (s *Store) Alerts(ctx context.Context, q ingest.AlertQuery) iter.Seq2[inges
 // activeAlertsSQL walks the alert instances on the index alerts_instance
 // (gateway, fingerprint, ts, seq) rather than reading every transition:
 // gws, the gateways (?2 alone, or every one, a seek each, with
-// activeGatewaysAll); inst, each gateway's fingerprints, a seek each;
+// rows.ActiveGatewaysAll); inst, each gateway's fingerprints, a seek each;
 // then each instance's newest transition, one backward seek, kept if it
 // is active. Its cost grows with the instances, not with their
 // transitions. ?1 is the limit, ?2 the gateway (if one).
@@ -46,21 +46,13 @@ const activeAlertsSQL = `WITH RECURSIVE
 	ORDER BY a.gateway, a.started_at, a.fingerprint
 	LIMIT ?1`
 
-// The gws of activeAlertsSQL: one gateway, or every gateway that has
-// alerts, from the smallest up, a seek on the index each.
-const (
-	activeGatewayOne  = `SELECT ?2`
-	activeGatewaysAll = `SELECT min(gateway) FROM alerts
-		UNION ALL
-		SELECT (SELECT min(gateway) FROM alerts WHERE gateway > g.gateway) FROM gws g WHERE g.gateway IS NOT NULL`
-)
+// activeGatewayOne is activeAlertsSQL's gws for one gateway: its
+// second argument.
+const activeGatewayOne = `SELECT ?2`
 
 // activeAlertsQuery is the SQL and the arguments of q.
 func activeAlertsQuery(q ingest.ActiveAlertQuery) (string, []any) {
-	if q.Gateway != "" {
-		return fmt.Sprintf(activeAlertsSQL, activeGatewayOne), []any{q.Limit, q.Gateway}
-	}
-	return fmt.Sprintf(activeAlertsSQL, activeGatewaysAll), []any{q.Limit}
+	return rows.ActiveAlertsQuery(activeAlertsSQL, activeGatewayOne, q)
 }
 
 // ActiveAlerts implements ingest.Store.

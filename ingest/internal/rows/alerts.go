@@ -78,3 +78,21 @@ func ScanAlert(scan func(dest ...any) error) (ingest.AlertRow, error) {
 	}
 	return a, nil
 }
+
+// ActiveGatewaysAll is the gateways walk of both stores' active-alerts
+// query: every gateway that has alerts, from the smallest up, a seek on
+// the index (gateway, …) each, ending with a NULL row.
+const ActiveGatewaysAll = `SELECT min(gateway) FROM alerts
+		UNION ALL
+		SELECT (SELECT min(gateway) FROM alerts WHERE gateway > g.gateway) FROM gws g WHERE g.gateway IS NOT NULL`
+
+// ActiveAlertsQuery is a store's active-alerts SQL for q and its
+// arguments: sqlFmt with its gateways walk (its %s) filled by one, the
+// store's way of naming the second argument alone, for q's gateway, or
+// by ActiveGatewaysAll; the limit is the first argument.
+func ActiveAlertsQuery(sqlFmt, one string, q ingest.ActiveAlertQuery) (string, []any) {
+	if q.Gateway != "" {
+		return fmt.Sprintf(sqlFmt, one), []any{q.Limit, q.Gateway}
+	}
+	return fmt.Sprintf(sqlFmt, ActiveGatewaysAll), []any{q.Limit}
+}
