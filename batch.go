@@ -3,6 +3,7 @@ package outpost
 import (
 	"context"
 	"fmt"
+	"iter"
 	"math"
 
 	"github.com/tinylib/msgp/msgp"
@@ -149,17 +150,31 @@ func (bt *Batch) Len() int {
 	return n
 }
 
-// AppendReadings expands the batch's series into readings appended to dst.
-func (bt *Batch) AppendReadings(dst []Reading) []Reading {
-	for i := range bt.Series {
-		s := &bt.Series[i]
+// Times yields each reading's index and absolute time (unix ns): TS
+// holds the first time, then the difference of each from the one
+// before.
+func (s *Series) Times() iter.Seq2[int, int64] {
+	return func(yield func(int, int64) bool) {
 		var ts int64
-		for j, v := range s.Values {
+		for j := range s.Values {
 			if j == 0 {
 				ts = s.TS[0]
 			} else {
 				ts += s.TS[j]
 			}
+			if !yield(j, ts) {
+				return
+			}
+		}
+	}
+}
+
+// AppendReadings expands the batch's series into readings appended to dst.
+func (bt *Batch) AppendReadings(dst []Reading) []Reading {
+	for i := range bt.Series {
+		s := &bt.Series[i]
+		for j, ts := range s.Times() {
+			v := s.Values[j]
 			q := QualityGood
 			if len(s.Quality) > 0 {
 				q = Quality(s.Quality[j])

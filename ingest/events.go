@@ -309,13 +309,7 @@ func batchEvent(b *outpost.Batch) (eventFrames, error) {
 	n, newest := 0, int64(0)
 	for i := range b.Series {
 		s := &b.Series[i]
-		var ts int64
-		for j := range s.Values {
-			if j == 0 {
-				ts = s.TS[0]
-			} else {
-				ts += s.TS[j]
-			}
+		for _, ts := range s.Times() {
 			if n == 0 || ts > newest {
 				newest = ts
 			}
@@ -385,14 +379,7 @@ func eventPoints(b *outpost.Batch, limit int) (pts []Point, truncated bool) {
 	// each calls f for every reading of b, with its absolute time.
 	each := func(f func(r readingAt)) {
 		for i := range b.Series {
-			s := &b.Series[i]
-			var ts int64
-			for j := range s.Values {
-				if j == 0 {
-					ts = s.TS[0]
-				} else {
-					ts += s.TS[j]
-				}
+			for j, ts := range b.Series[i].Times() {
 				f(readingAt{series: i, j: j, ts: ts})
 			}
 		}
