@@ -11,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/cmd/internal/cli"
 	"github.com/outposthq/outpost/rules"
 	"github.com/outposthq/outpost/rules/ruletest"
@@ -116,17 +115,6 @@ func rulesTest(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// replayJSON is one line of `outpost rules replay`.
-type replayJSON struct {
-	TS          string            `json:"ts"`
-	Rule        string            `json:"rule"`
-	Fingerprint string            `json:"fingerprint"`
-	State       string            `json:"state"`
-	Severity    string            `json:"severity"`
-	Value       jsonFloat         `json:"value"`
-	Labels      map[string]string `json:"labels"`
-}
-
 func rulesReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := rulesReplayCmd.FlagSet()
 	var ruleFiles stringList
@@ -164,17 +152,10 @@ func rulesReplay(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *tick == 0 {
 		opts.Tick = -1
 	}
-	w := bufio.NewWriter(stdout)
-	err = ruletest.Replay(ctx, set, bufio.NewReaderSize(in, 1<<16), func(as []outpost.Alert) error {
-		for i := range as {
-			a := &as[i]
-			if err := writeJSONLine(w, replayJSON{TS: ts(a.ChangedAt), Rule: a.Rule, Fingerprint: a.Fingerprint,
-				State: a.State.String(), Severity: a.Severity, Value: jsonFloat(a.Value), Labels: a.Labels}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, opts)
+	// The lines are ruletest.JSONWriter's, as `outpost-ingest rules
+	// replay` writes them: the two compare byte for byte.
+	w := ruletest.NewJSONWriter(stdout)
+	err = ruletest.Replay(ctx, set, bufio.NewReaderSize(in, 1<<16), w.Write, opts)
 	if ferr := w.Flush(); err == nil {
 		err = ferr
 	}

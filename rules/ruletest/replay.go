@@ -141,17 +141,46 @@ type ReplayOptions struct {
 
 // Replay runs the rules of set over the readings of in (CSV, see
 // CSVReader) on the readings' own clock, and hands every alert
-// transition to emit, in order. The alerts passed to emit are valid only
-// during the call.
+// transition to emit, in order: ReplayFrom over a CSVReader of in. A bad
+// line of in, and a reading out of time order beyond opts.Reorder, is a
+// *LineError (wrapped) that gives its line.
+func Replay(ctx context.Context, set *rules.Set, in io.Reader, emit func([]outpost.Alert) error, opts *ReplayOptions) error {
+	return ReplayFrom(ctx, set, NewCSVReader(in), emit, opts)
+}
+
+// ReadingSource is what ReplayFrom reads: readings one at a time.
+// CSVReader is one; `outpost-ingest rules replay` has another, which
+// merges a gateway's stored series in time order.
+type ReadingSource interface {
+	// Read returns the next reading, or io.EOF after the last. Any
+	// other error stops the replay, and ReplayFrom returns it wrapped.
+	Read() (outpost.Reading, error)
+}
+
+// ReplayFrom runs the rules of set over the readings of src on the
+// readings' own clock, and hands every alert transition to emit, in
+// order. The alerts passed to emit are valid only during the call. Replay
+// (CSV) and `outpost-ingest rules replay` (stored history) both run
+// through it, so that the same readings give the same transitions
+// whichever way they come.
 //
 // Readings are evaluated in time order; after the readings of one
 // timestamp, Tick runs at it, and then as if at every multiple of
-// opts.Tick before the next, however long the gap: Replay ticks only at
-// the multiples where the engine has something due (Engine.NextEvent),
-// which gives the same alerts as ticking at each. A transition is stamped
-// with the time of the Eval or Tick that made it. Replay streams: it
-// holds only the readings within opts.Reorder of the newest one.
-func Replay(ctx context.Context, set *rules.Set, in io.Reader, emit func([]outpost.Alert) error, opts *ReplayOptions) error {
+// opts.Tick before the next, however long the gap: ReplayFrom ticks only
+// at the multiples where the engine has something due
+// (Engine.NextEvent), which gives the same alerts as ticking at each. A
+// transition is stamped with the time of the Eval or Tick that made it.
+// Every reading moves this clock, also one that no rule selects or that
+// the engine ignores (bad quality, NaN): it is the input's clock, not the
+// rules'. ReplayFrom streams: it holds only the readings within
+// opts.Reorder of the newest one.
+//
+// An error of src is returned wrapped ("ruletest: …"). A reading that is
+// older than one already replayed (out of order by more than
+// opts.Reorder) is an error too; when src has a Line method (CSVReader),
+// that error is a *LineError naming the line of the reading, as src's
+// own errors are. An error of emit, or of ctx, is returned as it is.
+func ReplayFrom(ctx context.Context, set *rules.Set, src ReadingSource, emit func([]outpost.Alert) error, opts *ReplayOptions) error {
 	if opts == nil {
 		opts = &ReplayOptions{}
 	}
@@ -164,7 +193,6 @@ func Replay(ctx context.Context, set *rules.Set, in io.Reader, emit func([]outpo
 		reorder = DefaultReorder
 	}
 	reorder = max(reorder, 0)
-	cr := NewCSVReader(in)
 	var q readingHeap
 	newest := int64(-1 << 63)
 	for n := 0; ; n++ {
@@ -173,7 +201,7 @@ func Replay(ctx context.Context, set *rules.Set, in io.Reader, emit func([]outpo
 				return err
 			}
 		}
-		r, err := cr.Read()
+		r, err := src.Read()
 		if err == io.EOF {
 			break
 		}
@@ -181,9 +209,12 @@ func Replay(ctx context.Context, set *rules.Set, in io.Reader, emit func([]outpo
 			return fmt.Errorf("ruletest: %w", err)
 		}
 		if p.started && r.TS < p.now {
-			return fmt.Errorf("ruletest: %w", &LineError{Line: cr.Line(), Err: fmt.Errorf(
-				"ts %s is %v before a reading already replayed (%s): input must be in time order within the reorder window (%v)",
-				fmtTS(r.TS), time.Duration(p.now-r.TS), fmtTS(p.now), reorder)})
+			err := fmt.Errorf("ts %s is %v before a reading already replayed (%s): input must be in time order within the reorder window (%v)",
+				fmtTS(r.TS), time.Duration(p.now-r.TS), fmtTS(p.now), reorder)
+			if l, ok := src.(interface{ Line() int }); ok {
+				err = &LineError{Line: l.Line(), Err: err}
+			}
+			return fmt.Errorf("ruletest: %w", err)
 		}
 		heap.Push(&q, queued{r: r, seq: n})
 		newest = max(newest, r.TS)
