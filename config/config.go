@@ -346,6 +346,13 @@ type UplinkConfig struct {
 	// the key is the gateway's state, like its outbox, and follows
 	// --data-dir (Config.AuthKeyPath). Optional.
 	AuthKeyFile string `yaml:"auth_key_file"`
+	// Commands turns on remote commands (docs/commands.md): the gateway
+	// subscribes to {prefix}/{gateway}/cmd/+ and answers on
+	// {prefix}/{gateway}/reply/{id}. Off by default: commands carry no
+	// MAC yet, so any client that may publish to cmd/# could run them;
+	// turn them on only where the broker lets the cloud's identity alone
+	// publish there (docs/security.md).
+	Commands bool `yaml:"commands"`
 	// Auth is required, optional or off; empty means required with an
 	// AuthKeyFile and off without (see AuthMode). required and optional
 	// sign every batch; required deletes a batch only on an ack whose

@@ -62,6 +62,10 @@ type batcher struct {
 	log         zerolog.Logger
 	now         func() time.Time
 	maxDelay    time.Duration // batch.max_delay; at most interval: seal at every tick
+	// flush, when set, asks run to seal the open batch and store what is
+	// sealed now (the buffer.flush command); run answers on the channel
+	// it is given (buffered) with the readings it sealed.
+	flush chan chan int
 
 	// journal is out, when it can keep an open batch (the outbox does);
 	// nil: no open batch is kept across ticks, nor recovered.
@@ -140,6 +144,13 @@ func (bt *batcher) run(ctx context.Context) {
 				continue
 			}
 			bt.commitAlerts(as)
+		case done := <-bt.flush:
+			bt.beat.Busy()
+			n := bt.b.Len()
+			bt.seal()
+			bt.commit()
+			bt.settle()
+			done <- n
 		case <-tick.C:
 			bt.beat.Busy()
 			if !bt.keepOpen() {

@@ -20,6 +20,7 @@ import (
 	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/buffer"
 	"github.com/outposthq/outpost/config"
+	"github.com/outposthq/outpost/gateway/command"
 	"github.com/outposthq/outpost/rules"
 	"github.com/outposthq/outpost/sensors"
 	"github.com/outposthq/outpost/uplink"
@@ -86,6 +87,10 @@ type Gateway struct {
 	met     *gatewayMetrics     // latency histograms
 	msrv    *metricsServer      // nil when metrics.listen is off
 	status  statusState         // what the status document's health keeps between documents
+	cmds    *command.Dispatcher // remote commands (commands.go); Start starts it, Close stops it
+
+	version   string        // Options.Version, for the ping command
+	startMono time.Duration // g.clock.mono() at New, for the ping command's uptime
 
 	sensorsCancel context.CancelFunc
 	sensorsWG     sync.WaitGroup // pollers
@@ -139,6 +144,11 @@ func (g *Gateway) build(o Options) error {
 	g.clock = newClockTracker(cfg.Clock, clockOptions{wall: o.Now, mono: o.Mono, boot: o.BootID, floor: o.ClockFloor, synced: o.ClockSynced, log: g.log})
 	o.Now = g.clock.now
 	g.status.start(g.clock.mono())
+	g.startMono, g.version = g.clock.mono(), o.Version
+	var err error
+	if g.cmds, err = g.newDispatcher(); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
 
 	ropts := rulesOptions(cfg)
 	engine, set, err := loadRules(cfg, ropts)
@@ -199,6 +209,9 @@ func (g *Gateway) build(o Options) error {
 		uo.OnAck = g.met.ack.ObserveDuration
 		uo.Version, uo.StartedAt, uo.Health = o.Version, g.statusStartedAt, g.statusHealth
 		uo.StatusHoldoff = o.statusHoldoff
+		if cfg.Uplink.Commands { // off by default: commands are not authenticated yet
+			uo.OnCommand = g.submitCommand
+		}
 	}
 	if err != nil {
 		return startErr(PartUplink, "", err)
@@ -244,6 +257,7 @@ func (g *Gateway) build(o Options) error {
 		now:         o.Now,
 		clock:       g.clock,
 		ob:          g.outbox,
+		flush:       make(chan chan int),
 	}
 	for i, s := range g.devs {
 		g.pollers = append(g.pollers, sensors.NewPoller(s, specs[i], g.bus.Publish, &sensors.PollerOptions{
@@ -374,6 +388,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err := g.uplink.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
+	g.cmds.Start()
 	g.pipeWG.Add(1)
 	go func() {
 		defer g.pipeWG.Done()
@@ -451,6 +466,9 @@ func (g *Gateway) Close(ctx context.Context) error { return g.close(ctx, nil) }
 func (g *Gateway) close(ctx context.Context, gr *grace) error {
 	g.closeOnce.Do(func() {
 		close(g.closing)
+		if g.cmds != nil {
+			g.cmds.Close() // a running command ends before the parts it reads close
+		}
 		g.stopWatching()
 		g.StopSensors()
 		if g.uplink != nil {

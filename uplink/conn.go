@@ -128,7 +128,8 @@ func (u *Uplink) connLoop(ctx context.Context) {
 }
 
 // connectOnce makes one connection attempt and, when it succeeds,
-// subscribes to acks. A nil error means the connection is up.
+// subscribes to commands (with Options.OnCommand) and acks. A nil error
+// means the connection is up.
 func (u *Uplink) connectOnce(ctx context.Context) error {
 	for more := true; more; { // a loss reported late for an earlier connection
 		select {
@@ -152,6 +153,11 @@ func (u *Uplink) connectOnce(ctx context.Context) error {
 	}
 	if err := t.Error(); err != nil {
 		return connectError(t, err)
+	}
+	if u.opt.OnCommand != nil {
+		if err := u.subscribeCommands(ctx); err != nil {
+			return err
+		}
 	}
 	if u.opt.Ack != AckIngest {
 		return nil

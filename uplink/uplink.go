@@ -179,9 +179,16 @@ type Options struct {
 	// from its last (re)send to the ack that deleted it, by Now. It runs
 	// on the publishing goroutine and must return at once (a histogram's
 	// Observe).
-	OnAck  func(time.Duration)
-	Logger zerolog.Logger
-	Now    func() time.Time // default time.Now
+	OnAck func(time.Duration)
+	// OnCommand, when set, receives each command request published to
+	// {prefix}/{gateway}/cmd/{name} (the uplink subscribes at each
+	// connect, QoS 1): the command's name, a single topic level, and the
+	// payload, which it must not keep. It runs on paho's goroutine and
+	// must not block (it queues, or refuses); replies go out with
+	// Publish on Topic("reply/" + id) (docs/wire-format.md, "Commands").
+	OnCommand func(name string, payload []byte)
+	Logger    zerolog.Logger
+	Now       func() time.Time // default time.Now
 }
 
 func (o *Options) withDefaults() (Options, error) {
