@@ -23,6 +23,7 @@ func (g *Gateway) gatewayCommands() []command.Command {
 		g.pingCommand(),
 		logLevelCommand(),
 		g.rulesGetCommand(),
+		g.rulesSetCommand(),
 		g.statsCommand(),
 		g.configGetCommand(),
 		g.flushCommand(),

@@ -18,7 +18,8 @@ import (
 // so that its reply stays within command.MaxReplyBytes.
 const maxRulesReply = command.MaxReplyBytes - 16<<10
 
-// rulesGetCommand: no arguments; replies {"files": [{"path", "content"
+// rulesGetCommand: no arguments; replies {"hash": the rules running
+// (rules.Set.Hash, "" without rules), "files": [{"path", "content"
 // (binary: the file as it is on disk now), "sha256" (hex of content)}],
 // "rules": the names of the rules running, as of the engine's last tick,
 // "reloads", "reload_fails"}. A file that is not a regular file, or files
@@ -31,7 +32,9 @@ func (g *Gateway) rulesGetCommand() command.Command {
 			return nil, err
 		}
 		files := g.cfg.Rules.Files
-		b := msgp.AppendMapHeader(nil, 4)
+		b := msgp.AppendMapHeader(nil, 5)
+		b = msgp.AppendString(b, "hash")
+		b = msgp.AppendString(b, g.runningRulesHash())
 		b = msgp.AppendString(b, "files")
 		b = msgp.AppendArrayHeader(b, uint32(len(files)))
 		total := 0

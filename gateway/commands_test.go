@@ -251,6 +251,59 @@ func TestCommandsEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("rules.set", func(t *testing.T) {
+		before := wantStatus(t, cc.call("rules.get", "rset-0", nil), command.StatusOK)
+		hash, _ := before["hash"].(string)
+		if len(hash) != 64 {
+			t.Fatalf("rules.get hash %v", before["hash"])
+		}
+		args := func(content, ifHash string) []byte {
+			n := uint32(1)
+			if ifHash != "" {
+				n = 2
+			}
+			b := msgp.AppendMapHeader(nil, n)
+			b = msgp.AppendString(b, "content")
+			b = msgp.AppendBytes(b, []byte(content))
+			if ifHash != "" {
+				b = msgp.AppendString(b, "if_hash")
+				b = msgp.AppendString(b, ifHash)
+			}
+			return b
+		}
+		// A file with problems: refused with their positions, nothing changes.
+		m := wantStatus(t, cc.call("rules.set", "rset-1", args("rules:\n  - {name: bad, select: {metric: temperature}, above: x}\n", "")), command.StatusInvalid)
+		if errs := fmt.Sprint(m["errors"]); !strings.Contains(errs, "rules.yaml:2:") {
+			t.Fatalf("rules.set refused with %v, want rules.yaml:2:…", m)
+		}
+		// Rules other than those the sender saw: refused.
+		wantStatus(t, cc.call("rules.set", "rset-2", args(rulesText, strings.Repeat("0", 64))), command.StatusError)
+		if data, _ := os.ReadFile(rulesFile); string(data) != rulesText {
+			t.Fatalf("a refused rules.set changed the file:\n%s", data)
+		}
+		if m := wantStatus(t, cc.call("rules.get", "rset-3", nil), command.StatusOK); m["hash"] != hash {
+			t.Fatalf("a refused rules.set changed the running rules: %v, was %s", m["hash"], hash)
+		}
+		// A good one: written, running, its hash replied.
+		next := rulesText + "  - {name: cold, select: {metric: temperature}, below: 5}\n"
+		m = wantStatus(t, cc.call("rules.set", "rset-4", args(next, hash)), command.StatusOK)
+		newHash, _ := m["hash"].(string)
+		if m["previous"] != hash || len(newHash) != 64 || newHash == hash || fmt.Sprint(m["rules"]) != "[hot cold]" {
+			t.Fatalf("rules.set %v", m)
+		}
+		if data, _ := os.ReadFile(rulesFile); string(data) != next {
+			t.Fatalf("rules file after rules.set:\n%s", data)
+		}
+		if m := wantStatus(t, cc.call("rules.get", "rset-5", nil), command.StatusOK); m["hash"] != newHash {
+			t.Fatalf("rules.get after rules.set: hash %v, want %s", m["hash"], newHash)
+		}
+		waitFor(t, func() bool { return len(g.Stats().Rules) == 2 })
+		// The same rules again (the watcher's reload does the same) keep the hash.
+		if m := wantStatus(t, cc.call("rules.set", "rset-6", args(next, newHash)), command.StatusOK); m["hash"] != newHash {
+			t.Fatalf("the same rules set again: %v", m)
+		}
+	})
+
 	t.Run("stats", func(t *testing.T) {
 		waitFor(t, func() bool { return g.Stats().ReadingsStored > 0 })
 		m := wantStatus(t, cc.call("stats", "stats-1", nil), command.StatusOK)

@@ -97,6 +97,8 @@ type Gateway struct {
 	pipeWG        sync.WaitGroup // batcher and ruler
 	dashWG        sync.WaitGroup // dashboard
 	reloadFails   atomic.Int64
+	rulesHash     atomic.Pointer[string] // rules.Set.Hash of the rules running; nil without rules
+	rulesSetMu    sync.Mutex             // one rules.set writes and swaps at a time
 	healthRaised  atomic.Int64
 	started       atomic.Bool
 	stopOnce      sync.Once
@@ -229,6 +231,7 @@ func (g *Gateway) build(o Options) error {
 	alerts := make(chan []outpost.Alert, 64)
 	if engine != nil {
 		g.ruler = newRuler(engine, set, ropts)
+		g.setRulesHash(set)
 		g.ruler.in = g.bus.Subscribe("rules", cfg.Bus.Queue, policy)
 		g.ruler.out = alerts
 		g.ruler.store = g.outbox

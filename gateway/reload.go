@@ -46,7 +46,22 @@ func (g *Gateway) ReloadRules() error {
 	if _, err := g.ruler.swapRules(set); err != nil {
 		return err
 	}
+	g.setRulesHash(set)
 	return nil
+}
+
+// setRulesHash records the hash of the rules now running.
+func (g *Gateway) setRulesHash(set *rules.Set) {
+	h := set.Hash()
+	g.rulesHash.Store(&h)
+}
+
+// runningRulesHash is the hash of the rules running, "" without rules.
+func (g *Gateway) runningRulesHash() string {
+	if h := g.rulesHash.Load(); h != nil {
+		return *h
+	}
+	return ""
 }
 
 // watcher reloads the rules when one of their files changes. It watches

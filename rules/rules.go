@@ -105,6 +105,8 @@
 package rules
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -221,6 +223,18 @@ func (s *Selector) MatchesLabels(labels map[string]string) bool {
 // hash. An engine restores saved state only to a rule of the same hash.
 // A rule not built by Parse has hash "".
 func (r *Rule) Hash() string { return r.hash }
+
+// Hash identifies the set's rules as they run: hex SHA-256 over each
+// rule's Hash, in order. Two files that compile to the same rules (other
+// comments, spacing or key order) have the same hash.
+func (s *Set) Hash() string {
+	h := sha256.New()
+	for _, r := range s.Rules {
+		h.Write([]byte(r.hash))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
 
 // MaxFileBytes bounds a rules file: a larger one is an error at its line
 // 1, found before it is read, and so is a path that is not a regular file
