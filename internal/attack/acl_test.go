@@ -38,6 +38,10 @@ var aclCases = []aclCase{
 	{name: "gateway acks its own batches", pub: victim, topic: "{p}/gw-victim/ack", reader: victim, filter: "{p}/gw-victim/ack"},
 	{name: "gateway acks another's batches", pub: mallory, topic: "{p}/gw-victim/ack", reader: victim, filter: "{p}/gw-victim/ack"},
 	{name: "gateway publishes a command", pub: mallory, topic: "{p}/gw-victim/cmd/reboot", reader: victim, filter: "{p}/gw-victim/cmd/#"},
+	{name: "gateway replies to a command", pub: victim, topic: "{p}/gw-victim/reply/r1", reader: Ingest, filter: "{p}/+/reply/#", allowed: true},
+	{name: "gateway forges another's reply", pub: mallory, topic: "{p}/gw-victim/reply/r1", reader: Ingest, filter: "{p}/+/reply/#"},
+	{name: "gateway reads another's commands", pub: Ingest, topic: "{p}/gw-victim/cmd/ping", reader: mallory, filter: "{p}/gw-victim/cmd/#"},
+	{name: "gateway reads another's replies", pub: victim, topic: "{p}/gw-victim/reply/r1", reader: mallory, filter: "{p}/+/reply/#"},
 
 	// A gateway reads its own acks, and nothing of another gateway.
 	{name: "gateway reads its acks", pub: Ingest, topic: "{p}/gw-victim/ack", reader: victim, filter: "{p}/gw-victim/ack", allowed: true},
@@ -59,6 +63,8 @@ var aclCases = []aclCase{
 	{name: "ingest publishes a batch as gateway outpost-ingest", pub: Ingest, topic: "{p}/outpost-ingest/batch", reader: Ingest, filter: "{p}/+/batch"},
 	{name: "ingest forges a status", pub: Ingest, topic: "{p}/gw-victim/status", reader: Dashboard, filter: "{p}/+/status"},
 	{name: "ingest reads live topics", pub: victim, topic: "{p}/gw-victim/live/s1/temperature", reader: Ingest, filter: "{p}/+/live/#"},
+	{name: "ingest sends a command", pub: Ingest, topic: "{p}/gw-victim/cmd/ping", reader: victim, filter: "{p}/gw-victim/cmd/#", allowed: true},
+	{name: "ingest forges a reply", pub: Ingest, topic: "{p}/gw-victim/reply/r1", reader: Ingest, filter: "{p}/+/reply/#"},
 
 	// Dashboards read the JSON topics, publish nothing and read no batch
 	// or ack.
@@ -69,6 +75,8 @@ var aclCases = []aclCase{
 	{name: "dashboard publishes live as gateway outpost-dashboard", pub: Dashboard, topic: "{p}/outpost-dashboard/live/s1/t", reader: Dashboard, filter: "{p}/+/live/#"},
 	{name: "dashboard publishes a batch as gateway outpost-dashboard", pub: Dashboard, topic: "{p}/outpost-dashboard/batch", reader: Ingest, filter: "{p}/+/batch"},
 	{name: "dashboard acks", pub: Dashboard, topic: "{p}/gw-victim/ack", reader: victim, filter: "{p}/gw-victim/ack"},
+	{name: "dashboard sends a command", pub: Dashboard, topic: "{p}/gw-victim/cmd/ping", reader: victim, filter: "{p}/gw-victim/cmd/#"},
+	{name: "dashboard reads replies", pub: victim, topic: "{p}/gw-victim/reply/r1", reader: Dashboard, filter: "{p}/#"},
 }
 
 // TestACL asks the real broker every question of aclCases, secured with
