@@ -30,7 +30,7 @@ import (
 
 var command = cli.Command{
 	Name: "outpost-ingest",
-	Args: "[flags] | replay [flags] | rules replay [flags]",
+	Args: "[flags] | replay [flags] | rules replay [flags] | command [flags] NAME",
 	Summary: `Consumes Outpost gateway batches from an MQTT broker (a shared subscription, so
 several ingest processes share the load), or from a NATS JetStream stream
 (--nats, a durable consumer they share; docs/nats.md), into PostgreSQL or
@@ -38,7 +38,8 @@ SQLite, exactly once, acks each batch to its gateway after the commit, and
 serves the data over an HTTP API. "outpost-ingest replay" rebuilds a
 database from the stream ("outpost-ingest replay --help"); "outpost-ingest
 rules replay" backtests alert rules on a gateway's stored history
-("outpost-ingest rules replay --help").
+("outpost-ingest rules replay --help"); "outpost-ingest command" sends a
+gateway a command and prints its reply ("outpost-ingest command --help").
 
 Under systemd (Type=notify) it says READY=1 once the database is open and the
 subscription made, and with WatchdogSec= pets the watchdog while its consumer
@@ -63,6 +64,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "rules" {
 		return runRules(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "command" {
+		return runCommand(args[1:], stdout, stderr)
 	}
 	m := NewMain()
 	m.Stdout, m.Stderr = stdout, stderr
