@@ -89,8 +89,8 @@ func sendCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	timeout := fs.Duration("timeout", 30*time.Second, "how long the request lives: the gateway answers a later one expired, and this waits no longer")
 	id := fs.String("id", "", "the request's id (default: random); sending the same id again gets the first reply, never a second run")
 	var strs, files kvList
-	fs.Var(&strs, "arg", "`KEY=VALUE`, a string argument (repeatable)")
-	fs.Var(&files, "file", "`KEY=PATH`, a file's content as a binary argument (repeatable)")
+	fs.Var(&strs, "arg", "a string argument, as `KEY=VALUE` (repeatable)")
+	fs.Var(&files, "file", "a file's content as a binary argument, as `KEY=PATH` (repeatable)")
 	if err := cli.Parse(fs, args, 1, stdout, stderr); err != nil {
 		return err
 	}
