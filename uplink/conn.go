@@ -162,24 +162,11 @@ func (u *Uplink) connectOnce(ctx context.Context) error {
 	if u.opt.Ack != AckIngest {
 		return nil
 	}
-	st := u.client.Subscribe(u.ackTopic, 1, u.onAck)
-	timeout := time.NewTimer(u.opt.ConnectTimeout)
-	defer timeout.Stop()
-	var err error
-	select {
-	case <-ctx.Done():
-		return ctx.Err() // Close disconnects
-	case <-timeout.C:
-		err = errors.New("timed out")
-	case <-st.Done():
-		err = st.Error()
-		if r, ok := st.(*mqtt.SubscribeToken); ok && err == nil && r.Result()[u.ackTopic] == 0x80 {
-			err = errors.New("refused by the broker (check its ACL)")
+	if err := u.subscribe(ctx, u.ackTopic, u.onAck); err != nil {
+		if ctx.Err() == nil {
+			u.client.Disconnect(0)
 		}
-	}
-	if err != nil {
-		u.client.Disconnect(0)
-		return fmt.Errorf("subscribe to %s: %w", u.ackTopic, err)
+		return err
 	}
 	return nil
 }
