@@ -24,6 +24,7 @@ func (g *Gateway) gatewayCommands() []command.Command {
 		logLevelCommand(),
 		g.rulesGetCommand(),
 		g.rulesSetCommand(),
+		g.sensorsTestCommand(),
 		g.statsCommand(),
 		g.configGetCommand(),
 		g.flushCommand(),

@@ -304,6 +304,27 @@ func TestCommandsEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("sensors.test", func(t *testing.T) {
+		body := msgp.AppendMapHeader(nil, 1)
+		body = msgp.AppendString(body, "sensor")
+		body = msgp.AppendString(body, "dev0")
+		m := wantStatus(t, cc.call("sensors.test", "sens-1", body), command.StatusOK)
+		rs, _ := m["readings"].([]any)
+		if m["sensor"] != "dev0" || len(rs) == 0 {
+			t.Fatalf("sensors.test %v", m)
+		}
+		r, _ := rs[0].(map[string]any)
+		if v, ok := r["value"].(float64); !ok || r["metric"] != "temperature" || r["unit"] != "Cel" || r["quality"] != "good" || v < 17 || v > 23 {
+			t.Fatalf("sensors.test reading %v", r)
+		}
+		bad := msgp.AppendMapHeader(nil, 1)
+		bad = msgp.AppendString(bad, "sensor")
+		bad = msgp.AppendString(bad, "nope")
+		if m := wantStatus(t, cc.call("sensors.test", "sens-2", bad), command.StatusError); !strings.Contains(fmt.Sprint(m["error"]), "no sensor") {
+			t.Fatalf("sensors.test of an unknown sensor: %v", m)
+		}
+	})
+
 	t.Run("stats", func(t *testing.T) {
 		waitFor(t, func() bool { return g.Stats().ReadingsStored > 0 })
 		m := wantStatus(t, cc.call("stats", "stats-1", nil), command.StatusOK)

@@ -82,6 +82,20 @@ type Poller struct {
 
 	mu sync.Mutex
 	st Status
+
+	tests chan testReq // Test's requests, served by Run between polls
+}
+
+// testReq is one Test: Run reads the sensor once and answers on done.
+type testReq struct {
+	ctx  context.Context
+	done chan testResult // buffered: Run never waits on it
+}
+
+type testResult struct {
+	readings []outpost.Reading
+	took     time.Duration
+	err      error
 }
 
 // NewPoller returns a poller for s; Run starts it. It starts nothing
@@ -113,6 +127,7 @@ func NewPoller(s Sensor, spec Spec, emit Emit, opts *PollerOptions) *Poller {
 		base:     make(map[string]float64),
 		spikes:   make(map[string]spikeRun),
 		st:       Status{Sensor: spec.ID},
+		tests:    make(chan testReq),
 	}
 	if o.MaxBackoff > 0 {
 		p.maxBack = o.MaxBackoff
@@ -157,6 +172,9 @@ func (p *Poller) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case req := <-p.tests:
+			p.test(req)
+			continue
 		case <-t.C:
 		}
 		began := time.Now()
@@ -169,6 +187,35 @@ func (p *Poller) Run(ctx context.Context) {
 		// drift to 1.026 s.
 		t.Reset(max(wait-time.Since(began), 0))
 	}
+}
+
+// Test reads the sensor once, with the poller's retries and timeout,
+// and returns the readings without emitting them or judging them: they
+// change no health condition and reach no bus (a remote sensors.test).
+// The poller's goroutine runs the read between two polls, so that the
+// driver is never read from two goroutines. It waits for that until ctx
+// ends: a poller that is not running answers ctx's error.
+func (p *Poller) Test(ctx context.Context) ([]outpost.Reading, time.Duration, error) {
+	req := testReq{ctx: ctx, done: make(chan testResult, 1)}
+	select {
+	case p.tests <- req:
+	case <-ctx.Done():
+		return nil, 0, fmt.Errorf("sensors: %s is not being polled: %w", p.spec.ID, ctx.Err())
+	}
+	select {
+	case r := <-req.done:
+		return r.readings, r.took, r.err
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+}
+
+// test serves one Test on Run's goroutine, within the read timeout.
+func (p *Poller) test(req testReq) {
+	ctx, cancel := context.WithTimeout(req.ctx, p.timeout)
+	defer cancel()
+	rs, took, err := p.read(ctx, p.now())
+	req.done <- testResult{readings: rs, took: took, err: err}
 }
 
 // noSensor stands in for a nil Sensor given to NewPoller.
