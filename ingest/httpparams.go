@@ -221,13 +221,17 @@ func name(v url.Values, key string, required bool) (string, error) {
 		}
 		return "", nil
 	}
-	if err := checkName(s); err != nil {
+	if err := CheckID(s); err != nil {
 		return "", fmt.Errorf("parameter %q %w", key, err)
 	}
 	return s, nil
 }
 
-func checkName(s string) error {
+// CheckID reports an id (gateway, sensor or metric) that the HTTP API
+// refuses as a parameter: longer than outpost.MaxIDLen bytes, not UTF-8,
+// or holding a NUL byte. Ids that outpost.ValidName refuses today may
+// still be stored by older gateways, so they stay reachable.
+func CheckID(s string) error {
 	switch {
 	case len(s) > outpost.MaxIDLen:
 		return fmt.Errorf("is longer than %d bytes", outpost.MaxIDLen)
@@ -333,7 +337,7 @@ func parseCursor(s string) (SeriesKey, error) {
 		if u == "" {
 			return bad("has an empty part")
 		}
-		if err := checkName(u); err != nil {
+		if err := CheckID(u); err != nil {
 			return bad(err.Error())
 		}
 		parts[i] = u

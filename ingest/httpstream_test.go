@@ -56,7 +56,7 @@ func FuzzCursor(f *testing.F) {
 	f.Fuzz(func(t *testing.T, gw, sensor, metric string) {
 		k := SeriesKey{Gateway: gw, Sensor: sensor, Metric: metric}
 		for _, id := range []string{gw, sensor, metric} {
-			if id == "" || checkName(id) != nil {
+			if id == "" || CheckID(id) != nil {
 				t.Skip()
 			}
 		}

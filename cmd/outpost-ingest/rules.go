@@ -13,10 +13,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
-	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/cmd/internal/cli"
+	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/stores"
 	"github.com/outposthq/outpost/rules"
 	"github.com/outposthq/outpost/rules/ruletest"
@@ -156,7 +155,7 @@ func parseBacktest(args []string, stdout, stderr io.Writer) (*backtest, *rules.S
 		return nil, nil, cli.Usagef("outpost-ingest rules replay: --tick must not be negative, got %v", b.tick)
 	}
 	for _, n := range []struct{ flag, v string }{{"gateway", b.gateway}, {"sensor", b.sensor}, {"metric", b.metric}} {
-		if err := checkID(n.v); err != nil {
+		if err := ingest.CheckID(n.v); err != nil {
 			return nil, nil, cli.Usagef("outpost-ingest rules replay: --%s %w", n.flag, err)
 		}
 	}
@@ -314,22 +313,6 @@ func (t *timeFlag) Set(s string) error {
 		return fmt.Errorf("%q is out of range (years 1678 to 2261)", s)
 	}
 	t.ns, t.set = v.UnixNano(), true
-	return nil
-}
-
-// checkID checks a gateway, sensor or metric id as the HTTP API does:
-// at most outpost.MaxIDLen bytes of UTF-8 without NUL ("" passes: the
-// flag is then unset). Older databases may hold ids that
-// outpost.ValidName refuses today; they stay reachable.
-func checkID(s string) error {
-	switch {
-	case len(s) > outpost.MaxIDLen:
-		return fmt.Errorf("is longer than %d bytes", outpost.MaxIDLen)
-	case !utf8.ValidString(s):
-		return errors.New("is not valid UTF-8")
-	case strings.IndexByte(s, 0) >= 0:
-		return errors.New("contains a NUL byte")
-	}
 	return nil
 }
 

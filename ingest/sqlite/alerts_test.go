@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,22 +31,7 @@ func TestAlertsIndex(t *testing.T) {
 	}{{"", "alerts_ts"}, {"gw", "alerts_gateway_ts"}} {
 		q, args := rows.AlertsQuery(ingest.AlertQuery{Gateway: tc.gateway, From: 0, To: int64(time.Hour), Limit: 10},
 			func(int) string { return "?" })
-		rs, err := db.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rs.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rs.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		if err := rs.Close(); err != nil {
-			t.Fatal(err)
-		}
+		plan := queryPlan(t, db, q, args)
 		if p := strings.Join(plan, "; "); !strings.Contains(p, "USING INDEX "+tc.index+" ") {
 			t.Errorf("gateway %q: plan %q, want index %s", tc.gateway, p, tc.index)
 		}
@@ -69,22 +55,7 @@ func TestActiveAlertsIndex(t *testing.T) {
 	defer db.Close()
 	for _, gw := range []string{"", "gw"} {
 		q, args := sqlite.ActiveAlertsQuery(ingest.ActiveAlertQuery{Gateway: gw, Limit: 10})
-		rs, err := db.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rs.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rs.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		if err := rs.Close(); err != nil {
-			t.Fatal(err)
-		}
+		plan := queryPlan(t, db, q, args)
 		t.Logf("gateway %q:\n%s", gw, strings.Join(plan, "\n"))
 		reads := 0
 		for _, l := range plan {
@@ -103,4 +74,26 @@ func TestActiveAlertsIndex(t *testing.T) {
 			t.Errorf("gateway %q: the plan reads no alerts: %q", gw, plan)
 		}
 	}
+}
+
+// queryPlan is the detail of each step of q's EXPLAIN QUERY PLAN.
+func queryPlan(t *testing.T, db *sql.DB, q string, args []any) []string {
+	t.Helper()
+	rs, err := db.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for rs.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rs.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }
