@@ -1,0 +1,108 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"time"
+)
+
+// Command states besides a reply's status (docs/commands.md, "Audit"). A
+// command is queued or sent until it ends: with the status of its reply
+// (ok, error, expired, unknown, invalid), or lapsed.
+const (
+	// CommandQueued: stored, not sent yet (its gateway was offline); the
+	// service sends it when the gateway comes online, until it expires.
+	CommandQueued = "queued"
+	// CommandSent: published, no reply recorded yet. The service sends
+	// it again (same id: a gateway that ran it answers from its cache)
+	// when the gateway comes online and no reply came, until it expires.
+	CommandSent = "sent"
+	// CommandLapsed: it expired before any reply was recorded; a lapsed
+	// command that was sent may have run, but nobody heard of it.
+	CommandLapsed = "lapsed"
+)
+
+// Bounds of a stored command.
+const (
+	MaxCommandBodyBytes  = 64 << 10  // the request's body
+	MaxCommandReplyBytes = 256 << 10 // the reply's body
+	MaxCommandErrorBytes = 16 << 10  // the reply's error text
+	MaxCommandSenderLen  = 256       // bytes of Sender
+)
+
+// ErrDuplicateCommand is wrapped by AddCommand's error when a command
+// with that id is stored already.
+var ErrDuplicateCommand = errors.New("ingest: a command with this id is stored already")
+
+// Command is one command to a gateway, as the commands table keeps it:
+// who sent what, when, and how it ended (docs/commands.md, "Audit").
+type Command struct {
+	ID        string    // the request id; unique in the table
+	Gateway   string    // the gateway it is for
+	Name      string    // the command's name (rules.set, ping, ...)
+	Sender    string    // who sent it (the operator's user@host, or what they said)
+	Push      string    // the fleet push it belongs to; "" for none
+	Body      []byte    // the request's body, MessagePack; may be empty
+	CreatedAt time.Time // when it was stored
+	ExpiresAt time.Time // it is not sent, nor sent again, after this
+	State     string    // CommandQueued, CommandSent, CommandLapsed, or the reply's status
+	Attempts  int       // how many times it was published
+	SentAt    time.Time // the last publish; zero if never sent
+	RepliedAt time.Time // when the reply was recorded; zero without one
+	ReplyTS   time.Time // the reply's ts (the gateway's clock); zero without one
+	Reply     []byte    // the reply's body, MessagePack; nil without one
+	Error     string    // the reply's error message (status other than ok), or why it lapsed
+}
+
+// Final reports whether c has ended: a reply was recorded, or it lapsed.
+func (c *Command) Final() bool {
+	return c.State != CommandQueued && c.State != CommandSent
+}
+
+// CommandQuery selects commands, newest first (CreatedAt, then ID,
+// descending). Empty fields select all.
+type CommandQuery struct {
+	ID      string
+	Gateway string
+	Push    string
+	Name    string
+	State   string
+	// Before, with BeforeID, continues a page: only commands older than
+	// (Before, BeforeID) in the order above. Zero: from the newest.
+	Before   time.Time
+	BeforeID string
+	Limit    int // > 0
+}
+
+// CommandStore is a Store that keeps the commands table: the audit of
+// every command sent to a gateway, and the queue of those waiting for
+// their gateway to come online. ingest/postgres and ingest/sqlite
+// implement it.
+type CommandStore interface {
+	// AddCommand stores a new command (State CommandQueued or
+	// CommandSent). An id already stored is an error wrapping
+	// ErrDuplicateCommand; a command over the bounds above, an error
+	// wrapping ErrInvalidData.
+	AddCommand(ctx context.Context, c *Command) error
+	// CommandSent records that a command not yet final was published at
+	// at: State CommandSent, SentAt at, Attempts one more. ok is false,
+	// with no error, when the id is unknown or the command is final.
+	CommandSent(ctx context.Context, id string, at time.Time) (ok bool, err error)
+	// CommandReplied records a reply to a command of gateway that is
+	// not final: State status, RepliedAt at, ReplyTS, Reply body, Error
+	// errText. ok is false, with no error, when no such command of that
+	// gateway is stored or it is final already (a second reply changes
+	// nothing).
+	CommandReplied(ctx context.Context, gateway, id, status string, at, replyTS time.Time, body []byte, errText string) (ok bool, err error)
+	// PendingCommands yields gateway's commands to send now: queued, or
+	// sent at or before resendBefore without a reply, and expiring after
+	// now; oldest first, at most limit.
+	PendingCommands(ctx context.Context, gateway string, now, resendBefore time.Time, limit int) iter.Seq2[Command, error]
+	// LapseCommands makes every command not final whose ExpiresAt is at
+	// or before now CommandLapsed (Error says it expired unanswered),
+	// and returns how many.
+	LapseCommands(ctx context.Context, now time.Time) (int64, error)
+	// Commands yields the commands that q selects.
+	Commands(ctx context.Context, q CommandQuery) iter.Seq2[Command, error]
+}
