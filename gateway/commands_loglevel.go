@@ -14,10 +14,13 @@ import (
 // logLevelCommand: body {"level": "debug"|"info"|"warn"|"error"}; sets
 // zerolog's global level for the whole process (zerolog.SetGlobalLevel)
 // and replies {"previous": the global level before, "level": the one
-// set}. The global level is a floor over every logger's own: it quiets
-// the gateway down to warn or error and back, but a logger built at
-// log_level info (cmd/internal/cli) shows no debug whatever it says.
-// Until the next restart only: the config file is not changed.
+// set}. The global level is a floor over every logger's own. The outpost
+// binary builds its logger at debug and sets the global level to the
+// config's log_level (cli.NewProcessLogger), so the global level is the
+// only filter and this command lowers it to debug as well as raising it;
+// a logger an embedding program builds at a higher level (Options.Logger)
+// still drops what is below its own. Until the next restart only: the
+// config file is not changed.
 func logLevelCommand() command.Command {
 	return command.Command{Name: "log.level", Run: func(_ context.Context, body []byte) ([]byte, error) {
 		args, err := readStringMap(body, 1)

@@ -61,6 +61,13 @@ type Main struct {
 	Config  *config.Config
 	Gateway *gateway.Gateway
 	Log     zerolog.Logger
+	// GlobalLevel makes ParseFlags build Log with cli.NewProcessLogger:
+	// zerolog's global level is then the process's log level, which the
+	// gateway's log.level command may lower below the configured one
+	// (to debug) as well as raise. The outpost binary sets it; tests,
+	// which run gateways side by side in one process, leave it off and
+	// get a logger at the configured level, the global level untouched.
+	GlobalLevel bool
 
 	systemd *systemd.Unit // READY, STOPPING, the watchdog (systemd.go); nil: none
 }
@@ -100,7 +107,11 @@ func (m *Main) ParseFlags(args []string, stdout, stderr io.Writer) error {
 	if m.LogFlags.Format != "" {
 		format = m.LogFlags.Format
 	}
-	if m.Log, err = cli.NewLogger(stderr, level, format); err != nil {
+	newLogger := cli.NewLogger
+	if m.GlobalLevel {
+		newLogger = cli.NewProcessLogger
+	}
+	if m.Log, err = newLogger(stderr, level, format); err != nil {
 		return cli.UsageError{Err: err}
 	}
 	return nil
@@ -188,7 +199,7 @@ func (m *Main) logRuleStats() {
 const defaultGOGC = 50
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
-	m := &Main{}
+	m := &Main{GlobalLevel: true}
 	if err := m.ParseFlags(args, stdout, stderr); err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 var testCmd = Command{
@@ -188,5 +190,55 @@ func TestVersionStringPseudo(t *testing.T) {
 		Modified: true, GoVersion: "go1.26.8", OS: "linux", Arch: "amd64"}
 	if got, want := i.String(), "v0.0.0-20261206051827-c570a5f7d6cc+dirty go1.26.8 linux/amd64"; got != want {
 		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}
+
+// A process logger passes debug, and the global level, set to the level
+// asked for, filters it: the same lines as NewLogger's until the global
+// level is lowered, and then debug lines too, which a NewLogger logger
+// at info never writes.
+func TestProcessLogger(t *testing.T) {
+	prev := zerolog.GlobalLevel()
+	t.Cleanup(func() { zerolog.SetGlobalLevel(prev) })
+	var buf, plain bytes.Buffer
+	log, err := NewProcessLogger(&buf, "info", FormatJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed, err := NewLogger(&plain, "info", FormatJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if zerolog.GlobalLevel() != zerolog.InfoLevel {
+		t.Fatalf("global level %s, want info", zerolog.GlobalLevel())
+	}
+	for _, l := range []zerolog.Logger{log, fixed} {
+		l.Debug().Msg("hidden at info")
+		l.Info().Msg("shown at info")
+	}
+	for _, b := range []*bytes.Buffer{&buf, &plain} {
+		if strings.Contains(b.String(), "hidden") || strings.Count(b.String(), "\n") != 1 || !strings.Contains(b.String(), `"level":"info","time":`) {
+			t.Fatalf("at info: %s", b.String())
+		}
+	}
+	zerolog.SetGlobalLevel(zerolog.DebugLevel) // what log.level debug does
+	log.Debug().Msg("debug after lowering")
+	fixed.Debug().Msg("debug after lowering")
+	if !strings.Contains(buf.String(), "debug after lowering") {
+		t.Fatalf("the process logger wrote no debug line at global level debug:\n%s", buf.String())
+	}
+	if strings.Contains(plain.String(), "debug after lowering") {
+		t.Fatal("a logger built at info wrote a debug line")
+	}
+	zerolog.SetGlobalLevel(zerolog.WarnLevel)
+	log.Info().Msg("info after raising")
+	if strings.Contains(buf.String(), "info after raising") {
+		t.Fatal("an info line at global level warn")
+	}
+	if _, err := NewProcessLogger(&buf, "loud", ""); err == nil {
+		t.Fatal("a bad level accepted")
+	}
+	if zerolog.GlobalLevel() != zerolog.WarnLevel {
+		t.Fatal("a refused level changed the global level")
 	}
 }

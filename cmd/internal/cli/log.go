@@ -74,6 +74,32 @@ func NewLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
 	if err != nil {
 		return zerolog.Nop(), err
 	}
+	return newLogger(w, lvl, format)
+}
+
+// NewProcessLogger is NewLogger for the one logger of a process whose
+// level may change while it runs (the gateway's log.level command): the
+// logger passes debug and above (trace too, when level is trace), and
+// zerolog's global level, set here to level, is the only filter, so
+// that zerolog.SetGlobalLevel can lower it as well as raise it. What is
+// logged is the same as NewLogger's until the global level changes.
+// There is one global level to a process, and it filters every logger
+// in it: a binary's main path calls this, once, and never code that
+// tests run side by side with other loggers.
+func NewProcessLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
+	lvl, err := parseLevel(level)
+	if err != nil {
+		return zerolog.Nop(), err
+	}
+	log, err := newLogger(w, min(lvl, zerolog.DebugLevel), format)
+	if err != nil {
+		return log, err
+	}
+	zerolog.SetGlobalLevel(lvl)
+	return log, nil
+}
+
+func newLogger(w io.Writer, lvl zerolog.Level, format string) (zerolog.Logger, error) {
 	if err := checkFormat(format); err != nil {
 		return zerolog.Nop(), err
 	}
