@@ -71,6 +71,11 @@ type Status struct {
 	// the second. Empty (left out) when unknown: in the last will, and
 	// while the gateway's wall clock is not trusted yet (docs/clock.md).
 	StartedAt string `json:"started_at,omitempty"`
+	// Labels are the gateway's labels (gateway.labels of its config),
+	// within the bounds of a sensor's (CheckLabels). Left out when it
+	// has none, and in the last will; nil from gateways of earlier
+	// releases.
+	Labels map[string]string `json:"labels,omitzero"`
 	// Sensors are the gateway's sensors by id, every one of its config,
 	// each with its labels. A status without the field (nil: from a
 	// gateway of an earlier release) says nothing of them; an empty
@@ -133,6 +138,15 @@ func (s *Status) CheckSensors() error {
 		if err := CheckSensorLabels(ss.Labels); err != nil {
 			return fmt.Errorf("sensor %s: %w", id, err)
 		}
+	}
+	return nil
+}
+
+// CheckLabels reports gateway labels of s that break the document's
+// bounds: those of a sensor's labels (CheckSensorLabels).
+func (s *Status) CheckLabels() error {
+	if err := CheckSensorLabels(s.Labels); err != nil {
+		return fmt.Errorf("labels: %w", err)
 	}
 	return nil
 }
@@ -296,13 +310,13 @@ const maxStatusTS = "2006-01-02T15:04:05.999999999Z"
 const widestRate = 1.2345678901234567e-6
 
 // StatusSize is the size in bytes of the largest status document that
-// gateway publishes with these sensors: its longest state and times, a
-// version of MaxStatusVersionLen bytes that JSON escapes each as six
-// ("\u003c"), and a health with every count at its widest and every
-// sensor failing with every one of SensorConditions. The gateway's
-// sensors are the only ones its health names, so the health's size is
-// bounded by its config.
-func StatusSize(gateway string, sensors map[string]SensorStatus) int {
+// gateway publishes with these labels (its own) and sensors: its longest
+// state and times, a version of MaxStatusVersionLen bytes that JSON
+// escapes each as six ("\u003c"), and a health with every count at its
+// widest and every sensor failing with every one of SensorConditions.
+// The gateway's sensors are the only ones its health names, so the
+// health's size is bounded by its config.
+func StatusSize(gateway string, labels map[string]string, sensors map[string]SensorStatus) int {
 	failing := make(map[string][]string, len(sensors))
 	conds := SensorConditions()
 	for id := range sensors {
@@ -310,7 +324,7 @@ func StatusSize(gateway string, sensors map[string]SensorStatus) int {
 	}
 	b, err := json.Marshal(Status{
 		State: "offline", Gateway: gateway, TS: maxStatusTS,
-		Version: strings.Repeat("<", MaxStatusVersionLen), StartedAt: maxStatusTS, Sensors: sensors,
+		Version: strings.Repeat("<", MaxStatusVersionLen), StartedAt: maxStatusTS, Labels: labels, Sensors: sensors,
 		Health: &StatusHealth{
 			OutboxBatches: math.MaxInt64, OutboxBytes: math.MaxInt64, OutboxOldest: maxStatusTS,
 			ReadingsPerS: widestRate, AlertsFiring: math.MaxInt64, AlertsPending: math.MaxInt64,

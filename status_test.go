@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -22,6 +23,7 @@ func TestStatusJSON(t *testing.T) {
 	st := outpost.Status{
 		State: "online", Gateway: "gw-1", TS: "2026-12-06T10:00:00.123Z",
 		Version: "outpost v1.2.3 go1.26.8 linux/arm", StartedAt: "2026-12-06T09:00:00Z",
+		Labels:  map[string]string{"site": "plant-3"},
 		Sensors: map[string]outpost.SensorStatus{"bme-1": {Labels: map[string]string{}}},
 		Health: &outpost.StatusHealth{
 			OutboxBatches: 12, OutboxBytes: 34567, OutboxOldest: "2026-12-06T09:55:00Z", ReadingsPerS: 6.25,
@@ -33,7 +35,7 @@ func TestStatusJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	const want = `{"state":"online","gateway":"gw-1","ts":"2026-12-06T10:00:00.123Z","version":"outpost v1.2.3 go1.26.8 linux/arm",` +
-		`"started_at":"2026-12-06T09:00:00Z","sensors":{"bme-1":{"labels":{}}},"health":{"outbox_batches":12,"outbox_bytes":34567,` +
+		`"started_at":"2026-12-06T09:00:00Z","labels":{"site":"plant-3"},"sensors":{"bme-1":{"labels":{}}},"health":{"outbox_batches":12,"outbox_bytes":34567,` +
 		`"outbox_oldest":"2026-12-06T09:55:00Z","readings_per_s":6.25,"alerts_firing":1,"alerts_pending":0,"sensors_failing":{"bme-1":["failing"]}}}`
 	if string(b) != want {
 		t.Fatalf("got\n%s\nwant\n%s", b, want)
@@ -149,8 +151,12 @@ func TestStatusSizeBoundsEveryDocument(t *testing.T) {
 	sensors := outpost.StatusSensors(map[string]map[string]string{
 		"bme-1": {"room": "lab"}, strings.Repeat("x", outpost.MaxNameLen): nil, "d": {"a": "<&>\u2028"},
 	})
-	bound := outpost.StatusSize("gw-1", sensors)
-	plain, err := json.Marshal(outpost.Status{State: "offline", Gateway: "gw-1", TS: "2006-01-02T15:04:05.999999999Z", Sensors: sensors})
+	labels := map[string]string{"site": "plant-3", "ring": "<canary>"}
+	bound := outpost.StatusSize("gw-1", labels, sensors)
+	if without := outpost.StatusSize("gw-1", nil, sensors); bound <= without {
+		t.Fatalf("StatusSize with labels %d, without %d: the labels are not counted", bound, without)
+	}
+	plain, err := json.Marshal(outpost.Status{State: "offline", Gateway: "gw-1", TS: "2006-01-02T15:04:05.999999999Z", Labels: labels, Sensors: sensors})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +181,7 @@ func TestStatusSizeBoundsEveryDocument(t *testing.T) {
 			State: []string{"online", "offline"}[r.IntN(2)], Gateway: "gw-1",
 			TS:      time.Unix(0, r.Int64()).UTC().Format(time.RFC3339Nano),
 			Version: randomVersion(r), StartedAt: time.Unix(r.Int64N(1<<34), 0).UTC().Format(time.RFC3339),
-			Sensors: sensors,
+			Labels: labels, Sensors: sensors,
 			Health: &outpost.StatusHealth{
 				OutboxBatches: r.Int64(), OutboxBytes: r.Int64(), AlertsFiring: r.Int64(), AlertsPending: r.Int64(),
 				OutboxOldest: time.Unix(r.Int64N(1<<34), 0).UTC().Format(time.RFC3339),
@@ -247,10 +253,52 @@ func TestStatusDocExample(t *testing.T) {
 	if err := dec.Decode(&st); err != nil {
 		t.Fatalf("example: %v\n%s", err, example)
 	}
-	if err := errors.Join(st.CheckSensors(), st.CheckProcess(), st.Health.Check()); err != nil {
+	if err := errors.Join(st.CheckLabels(), st.CheckSensors(), st.CheckProcess(), st.Health.Check()); err != nil {
 		t.Fatal(err)
 	}
-	if st.Version == "" || st.StartedAt == "" || st.Health.OutboxOldest == "" || len(st.Health.SensorsFailing) == 0 {
+	if st.Version == "" || st.StartedAt == "" || len(st.Labels) == 0 || st.Health.OutboxOldest == "" || len(st.Health.SensorsFailing) == 0 {
 		t.Errorf("the example leaves out a field: %+v %+v", st, st.Health)
+	}
+}
+
+// A gateway's labels round-trip in its status document, are left out
+// when it has none, and are held to the bounds of a sensor's labels.
+func TestStatusLabels(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("v", n) }
+	in := outpost.Status{State: "online", Gateway: "gw-1", Labels: map[string]string{"site": "plant-3", "ring": "canary"}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out outpost.Status
+	if err := json.Unmarshal(b, &out); err != nil || !maps.Equal(out.Labels, in.Labels) || out.CheckLabels() != nil {
+		t.Fatalf("%s: %+v, %v", b, out, err)
+	}
+	b, err = json.Marshal(outpost.Status{State: "offline", Gateway: "gw-1"})
+	if err != nil || strings.Contains(string(b), "labels") {
+		t.Fatalf("without labels: %s, %v", b, err)
+	}
+	var old outpost.Status
+	if err := json.Unmarshal([]byte(`{"state":"online","gateway":"gw-1"}`), &old); err != nil || old.Labels != nil || old.CheckLabels() != nil {
+		t.Fatalf("an earlier release's status: %+v, %v", old, err)
+	}
+	many := map[string]string{}
+	for i := range outpost.MaxSensorLabels + 1 {
+		many[fmt.Sprint("l", i)] = "v"
+	}
+	for _, c := range []struct {
+		labels map[string]string
+		want   string
+	}{
+		{many, "labels: 65 labels, more than 64"},
+		{map[string]string{"": "x"}, "labels: a label with an empty name"},
+		{map[string]string{long(outpost.MaxLabelNameLen + 1): "x"}, "longer than 128"},
+		{map[string]string{"a": long(outpost.MaxLabelValueLen + 1)}, "longer than 1024"},
+		{map[string]string{"a": "x\x00y"}, "NUL"},
+		{map[string]string{"a": "\xff"}, "UTF-8"},
+	} {
+		if err := (&outpost.Status{Labels: c.labels}).CheckLabels(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("CheckLabels(%.40q) = %v, want %q", c.labels, err, c.want)
+		}
 	}
 }

@@ -158,6 +158,13 @@ type GatewayConfig struct {
 	// ID names the gateway; required, 1 to 64 of [A-Za-z0-9_.-]. It becomes
 	// an MQTT topic level, so it may hold no '/', '+' or '#'.
 	ID string `yaml:"id"`
+	// Labels are free key/value pairs describing the gateway (its site,
+	// its rollout ring), by which a fleet is told apart; optional. The
+	// same bounds as a sensor's labels: at most outpost.MaxSensorLabels,
+	// names of 1 to outpost.MaxLabelNameLen bytes, values of at most
+	// outpost.MaxLabelValueLen bytes, without NUL. The gateway's status
+	// document carries them to the ingest service ("labels").
+	Labels map[string]string `yaml:"labels"`
 }
 
 // Sensor is one device the gateway polls.
@@ -348,10 +355,12 @@ type UplinkConfig struct {
 	AuthKeyFile string `yaml:"auth_key_file"`
 	// Commands turns on remote commands (docs/commands.md): the gateway
 	// subscribes to {prefix}/{gateway}/cmd/+ and answers on
-	// {prefix}/{gateway}/reply/{id}. Off by default: commands carry no
-	// MAC yet, so any client that may publish to cmd/# could run them;
-	// turn them on only where the broker lets the cloud's identity alone
-	// publish there (docs/security.md).
+	// {prefix}/{gateway}/reply/{id}. With a key (AuthKeyFile, Auth not
+	// off) it runs only the requests signed with its key
+	// (outpost-ingest command --auth-keys) and signs its replies;
+	// without one, any client that may publish to cmd/# could run them,
+	// and only the broker's ACL, letting the cloud's identity alone
+	// publish there, protects them (docs/security.md). Off by default.
 	Commands bool `yaml:"commands"`
 	// Auth is required, optional or off; empty means required with an
 	// AuthKeyFile and off without (see AuthMode). required and optional

@@ -392,3 +392,50 @@ func TestValidID(t *testing.T) {
 		}
 	}
 }
+
+// Gateway labels are held to the bounds of a sensor's, and their errors
+// say where in the file; they count against the status document's size.
+func TestGatewayLabels(t *testing.T) {
+	sensor := "sensors:\n  - {id: s, driver: thermo, metrics: [{name: m}]}\nuplink: {broker: mqtt://localhost}\n"
+	c, err := Parse("gw.yaml", []byte("gateway:\n  id: gw\n  labels: {site: plant-3, ring: canary}\n"+sensor))
+	if err != nil || len(c.Gateway.Labels) != 2 || c.Gateway.Labels["site"] != "plant-3" || c.Gateway.Labels["ring"] != "canary" {
+		t.Fatalf("Parse = %+v, %v", c, err)
+	}
+	if c, err := Parse("gw.yaml", []byte("gateway: {id: gw}\n"+sensor)); err != nil || c.Gateway.Labels != nil {
+		t.Fatalf("without labels: %+v, %v", c, err)
+	}
+	var many strings.Builder
+	for i := range outpost.MaxSensorLabels + 1 {
+		fmt.Fprintf(&many, "l%d: v, ", i)
+	}
+	for _, tc := range []struct{ name, labels, want string }{
+		{"empty name", `{"": x}`, "gw.yaml:3:11: gateway.labels: a label with an empty name"},
+		{"long name", "{" + strings.Repeat("n", outpost.MaxLabelNameLen+1) + ": x}", "gw.yaml:3:11: gateway.labels: label name of 129 bytes, longer than 128"},
+		{"long value", "{site: " + strings.Repeat("v", outpost.MaxLabelValueLen+1) + "}", `gw.yaml:3:11: gateway.labels: label "site": value of 1025 bytes, longer than 1024`},
+		{"NUL", `{site: "a\0b"}`, `label "site": value contains a NUL byte`},
+		{"too many", "{" + many.String() + "}", "gw.yaml:3:11: gateway.labels: 65 labels, more than 64"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("gw.yaml", []byte("gateway:\n  id: gw\n  labels: "+tc.labels+"\n"+sensor))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	// Labels that fit one by one may not fit the document together with
+	// the sensors'.
+	big := map[string]string{}
+	for i := range 40 {
+		big[fmt.Sprint("l", i)] = strings.Repeat("v", outpost.MaxLabelValueLen)
+	}
+	c = &Config{Gateway: GatewayConfig{ID: "gw", Labels: big}, Uplink: UplinkConfig{Broker: "mqtt://localhost"},
+		Sensors: []Sensor{{ID: "s", Driver: "thermo", Metrics: []Metric{{Name: "m"}}, Labels: big}}}
+	c.SetDefaults()
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "sensors: the sensors and their labels, with gateway.labels, make a status document of up to") {
+		t.Fatalf("Validate = %v", err)
+	}
+	c.Gateway.Labels = nil
+	if err := c.Validate(); err != nil {
+		t.Fatalf("the sensor's labels alone: %v", err)
+	}
+}

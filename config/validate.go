@@ -71,6 +71,9 @@ func (c *Config) validate(doc *yamlpos.Doc, opts *LoadOptions) yamlpos.ErrorList
 		k.keyFile = opts.CheckKeyFile
 	}
 	k.id("$.gateway.id", c.Gateway.ID)
+	if err := outpost.CheckSensorLabels(c.Gateway.Labels); err != nil {
+		k.errorf("$.gateway.labels", "%v", err)
+	}
 	if c.DataDir == "" {
 		k.errorf("$.data_dir", "must not be empty")
 	}
@@ -88,12 +91,16 @@ func (c *Config) validate(doc *yamlpos.Doc, opts *LoadOptions) yamlpos.ErrorList
 		c.Sensors[i].validate(k, fmt.Sprintf("$.sensors[%d]", i), i, sensorIDs)
 	}
 	c.validateDevices(k)
-	// The document's worst case: its longest version, and the health
-	// with every sensor failing with every condition (StatusSize). It
-	// also keeps the sensors far below outpost.MaxStatusSensors: each
-	// costs at least 56 bytes.
-	if n := outpost.StatusSize(c.Gateway.ID, outpost.StatusSensors(c.SensorLabels())); n > outpost.MaxStatusBytes {
-		k.errorf("$.sensors", "the sensors and their labels make a status document of up to %d bytes, more than %d: the ingest service would refuse it", n, outpost.MaxStatusBytes)
+	// The document's worst case: its longest version, the gateway's
+	// labels, and the health with every sensor failing with every
+	// condition (StatusSize). It also keeps the sensors far below
+	// outpost.MaxStatusSensors: each costs at least 56 bytes.
+	if n := outpost.StatusSize(c.Gateway.ID, c.Gateway.Labels, outpost.StatusSensors(c.SensorLabels())); n > outpost.MaxStatusBytes {
+		with := ""
+		if len(c.Gateway.Labels) > 0 {
+			with = ", with gateway.labels,"
+		}
+		k.errorf("$.sensors", "the sensors and their labels%s make a status document of up to %d bytes, more than %d: the ingest service would refuse it", with, n, outpost.MaxStatusBytes)
 	}
 
 	k.between("$.bus.queue", c.Bus.Queue, 1, MaxBusQueue)

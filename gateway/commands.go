@@ -2,9 +2,9 @@ package gateway
 
 // Remote commands (docs/commands.md): the uplink hands each request on
 // {prefix}/{gateway}/cmd/{name} to the gateway's command.Dispatcher, which
-// runs the commands below one at a time on its goroutine (started by
-// Start, stopped by Close) and publishes each reply, QoS 1, on
-// {prefix}/{gateway}/reply/{id}. Each command is one commands_*.go file
+// (with the gateway's key) checks its MAC, runs the commands below one at
+// a time on its goroutine (started by Start, stopped by Close) and
+// publishes each reply, QoS 1, on {prefix}/{gateway}/reply/{id}. Each command is one commands_*.go file
 // with a constructor listed in gatewayCommands: adding one is one file and
 // one line here.
 
@@ -14,6 +14,7 @@ import (
 
 	"github.com/tinylib/msgp/msgp"
 
+	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/gateway/command"
 )
 
@@ -33,9 +34,13 @@ func (g *Gateway) gatewayCommands() []command.Command {
 
 // newDispatcher builds the gateway's command dispatcher; its replies go
 // out on the uplink (dropped while it is not connected: the cloud asks
-// again with the same id and gets the kept reply).
-func (g *Gateway) newDispatcher() (*command.Dispatcher, error) {
+// again with the same id and gets the kept reply). key is the gateway's
+// key as loadKey loaded it, nil when uplink.auth is off: with it, the
+// dispatcher runs only requests signed with it and signs its replies.
+func (g *Gateway) newDispatcher(key *outpost.Key) (*command.Dispatcher, error) {
 	return command.New(command.Options{
+		Key:      key,
+		Gateway:  g.cfg.Gateway.ID,
 		Commands: g.gatewayCommands(),
 		Publish: func(id string, reply []byte) {
 			if !g.uplink.Publish(g.uplink.Topic("reply/"+id), 1, false, reply) {

@@ -51,6 +51,7 @@ func (g *Gateway) statsCommand() command.Command {
 			{"uplink_connect_failures", st.Uplink.ConnectFailures},
 			{"commands_received", cs.Received},
 			{"commands_run", cs.Runs},
+			{"commands_unauthenticated", cs.Unauthenticated},
 		}
 		b := msgp.AppendMapHeader(nil, uint32(len(ints)+1))
 		for _, kv := range ints {

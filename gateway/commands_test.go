@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/tinylib/msgp/msgp"
 
+	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/gateway/command"
 	"github.com/outposthq/outpost/internal/testenv"
 )
@@ -379,5 +381,69 @@ func TestRedactedConfig(t *testing.T) {
 	}
 	if bytes.Contains(y, []byte("hunter2-pw")) || !bytes.Contains(y, []byte("user:"+redacted+"@127.0.0.1:1")) {
 		t.Fatalf("config:\n%s", y)
+	}
+}
+
+// A gateway with a key runs only the commands signed with it, and signs
+// its replies: through the real broker, a signed ping is answered ok
+// with a reply that verifies, an unsigned one (or one signed with
+// another key) is answered invalid and does not run.
+func TestCommandsSigned(t *testing.T) {
+	broker := testenv.MQTT(t)
+	cfg := shutdownConfig(t, broker, 1, 1, 10)
+	cfg.Gateway.ID = fmt.Sprintf("gw-cmdkey-%d", time.Now().UnixNano())
+	cfg.Uplink.TopicPrefix = commandsPrefix
+	cfg.Uplink.Commands = true
+	key := outpost.NewKey()
+	cfg.Uplink.AuthKeyFile = "gw.key"
+	if err := os.WriteFile(cfg.AuthKeyPath(), []byte(key.Hex()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CleanupRetained(t, broker, commandsPrefix+"/"+cfg.Gateway.ID)
+	sink := &logSink{}
+	g, err := New(cfg, &Options{Logger: zerolog.New(sink), Version: "1.2.3-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer closeGateway(t, g)
+	waitFor(t, func() bool { return g.Stats().Uplink.Connected })
+	cc := newCmdClient(t, broker, commandsPrefix+"/"+cfg.Gateway.ID)
+	keys := []outpost.Key{key}
+
+	req := command.Request{ID: "signed-1", Deadline: time.Now().Add(time.Minute).UnixNano()}
+	command.SignRequest(&req, cfg.Gateway.ID, "ping", keys)
+	cc.publish("ping", command.AppendRequest(nil, req))
+	r := cc.wait("signed-1", 1)
+	if m := wantStatus(t, r, command.StatusOK); m["version"] != "1.2.3-test" {
+		t.Fatalf("ping %v", m)
+	}
+	if err := command.VerifyReply(&r, cfg.Gateway.ID, keys); err != nil {
+		t.Fatalf("the reply does not verify: %v", err)
+	}
+	if err := command.VerifyReply(&r, cfg.Gateway.ID, []outpost.Key{outpost.NewKey()}); !errors.Is(err, outpost.ErrBadMAC) {
+		t.Fatalf("the reply verifies with another key: %v", err)
+	}
+
+	runs := g.CommandStats().Runs
+	cc.publish("ping", command.AppendRequest(nil, command.Request{ID: "unsigned-1", Deadline: time.Now().Add(time.Minute).UnixNano()}))
+	r = cc.wait("unsigned-1", 1)
+	if m := wantStatus(t, r, command.StatusInvalid); !strings.Contains(fmt.Sprint(m["error"]), "no MAC") {
+		t.Fatalf("unsigned ping: %v", m)
+	}
+	if err := command.VerifyReply(&r, cfg.Gateway.ID, keys); err != nil {
+		t.Fatalf("the refusal is not signed: %v", err)
+	}
+	forged := command.Request{ID: "forged-1", Deadline: time.Now().Add(time.Minute).UnixNano()}
+	command.SignRequest(&forged, cfg.Gateway.ID, "ping", []outpost.Key{outpost.NewKey()})
+	cc.publish("ping", command.AppendRequest(nil, forged))
+	wantStatus(t, cc.wait("forged-1", 1), command.StatusInvalid)
+	if st := g.CommandStats(); st.Runs != runs || st.Unauthenticated != 2 {
+		t.Fatalf("stats %+v: want no run and 2 unauthenticated", st)
+	}
+	if l := sink.find(key.Hex()); l != "" {
+		t.Fatalf("the key in the log: %s", l)
 	}
 }

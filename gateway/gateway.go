@@ -148,9 +148,6 @@ func (g *Gateway) build(o Options) error {
 	g.status.start(g.clock.mono())
 	g.startMono, g.version = g.clock.mono(), o.Version
 	var err error
-	if g.cmds, err = g.newDispatcher(); err != nil {
-		return fmt.Errorf("gateway: %w", err)
-	}
 
 	ropts := rulesOptions(cfg)
 	engine, set, err := loadRules(cfg, ropts)
@@ -183,6 +180,9 @@ func (g *Gateway) build(o Options) error {
 	if err != nil {
 		return startErr(PartKey, cfg.AuthKeyPath(), err)
 	}
+	if g.cmds, err = g.newDispatcher(key); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
 	enc, err := encoder(cfg, key != nil)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
@@ -211,7 +211,7 @@ func (g *Gateway) build(o Options) error {
 		uo.OnAck = g.met.ack.ObserveDuration
 		uo.Version, uo.StartedAt, uo.Health = o.Version, g.statusStartedAt, g.statusHealth
 		uo.StatusHoldoff = o.statusHoldoff
-		if cfg.Uplink.Commands { // off by default: commands are not authenticated yet
+		if cfg.Uplink.Commands { // off by default (docs/security.md, "Remote commands")
 			uo.OnCommand = g.submitCommand
 		}
 	}
@@ -354,6 +354,7 @@ func uplinkOptions(cfg *config.Config, log zerolog.Logger, now func() time.Time,
 		Username:         u.Username,
 		OnConnect:        onConnect,
 		SensorLabels:     cfg.SensorLabels(),
+		Labels:           cfg.Gateway.Labels,
 		Logger:           log,
 		Now:              now,
 	}

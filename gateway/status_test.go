@@ -26,13 +26,14 @@ import (
 	"github.com/outposthq/outpost/sensors"
 )
 
-// The gateway's retained status carries every sensor of its config with
-// the config's labels ({} for a sensor without any), and through it the
-// ingest service labels the sensors' series.
+// The gateway's retained status carries the gateway's labels and every
+// sensor of its config with the config's labels ({} for a sensor without
+// any), and through it the ingest service labels the sensors' series.
 func TestStatusCarriesSensorLabels(t *testing.T) {
 	broker := testenv.MQTT(t)
 	cfg := shutdownConfig(t, broker, 2, 1, 10)
 	cfg.Sensors[0].Labels = map[string]string{"room": "lab", "site": "hq"}
+	cfg.Gateway.Labels = map[string]string{"site": "plant-3", "ring": "canary"}
 	clearStatus(t, broker, cfg)
 	store := startIngest(t, broker, cfg.Uplink.TopicPrefix)
 	g, _ := startLogged(t, cfg)
@@ -64,8 +65,8 @@ func TestStatusCarriesSensorLabels(t *testing.T) {
 		"dev0": {Labels: map[string]string{"room": "lab", "site": "hq"}},
 		"dev1": {Labels: map[string]string{}},
 	}
-	if st.State != "online" || st.Gateway != cfg.Gateway.ID || !reflect.DeepEqual(st.Sensors, want) {
-		t.Fatalf("status %s: want online with sensors %v", p, want)
+	if st.State != "online" || st.Gateway != cfg.Gateway.ID || !reflect.DeepEqual(st.Sensors, want) || !maps.Equal(st.Labels, cfg.Gateway.Labels) {
+		t.Fatalf("status %s: want online with labels %v and sensors %v", p, cfg.Gateway.Labels, want)
 	}
 
 	var series []ingest.SeriesInfo

@@ -176,6 +176,8 @@ func FuzzParseStatus(f *testing.F) {
 	f.Add([]byte(`{"state":"online","gateway":"gw","ts":"2023-11-14T22:13:20Z","version":"outpost v1.2.3 go1.26.8 linux/arm",` +
 		`"started_at":"2023-11-14T21:00:00Z","sensors":{"bme-1":{"labels":{}}},"health":{"outbox_batches":12,"outbox_bytes":34567,` +
 		`"outbox_oldest":"2023-11-14T22:00:00Z","readings_per_s":6.02,"alerts_firing":1,"alerts_pending":0,"sensors_failing":{"bme-1":["failing"]}}}`))
+	f.Add([]byte(`{"state":"online","labels":{"site":"plant-3","ring":"canary"}}`))
+	f.Add([]byte(`{"state":"online","labels":{"":"\u0000","a":1}}`))
 	f.Add([]byte(`{"state":"online","version":"v\u0000","health":{"alerts_firing":-1,"readings_per_s":1e400,"sensors_failing":{"a":[],"b":["x y"]}}}`))
 	now := time.Unix(1700000000, 0)
 	f.Fuzz(func(t *testing.T, payload []byte) {
@@ -200,6 +202,10 @@ func FuzzParseStatus(f *testing.F) {
 		}
 		if err := (&outpost.Status{Sensors: statusSensors(st.labels)}).CheckSensors(); err != nil {
 			t.Fatalf("accepted labels beyond the bounds: %v", err)
+		}
+		var doc outpost.Status
+		if err := json.Unmarshal(payload, &doc); err != nil || doc.CheckLabels() != nil {
+			t.Fatalf("accepted gateway labels beyond the bounds: %v, %v", err, doc.CheckLabels())
 		}
 		if err := (&outpost.Status{Version: st.version}).CheckProcess(); err != nil {
 			t.Fatalf("accepted a version beyond the bounds: %v", err)

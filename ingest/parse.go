@@ -471,7 +471,8 @@ type statusMsg struct {
 // "ts" more than maxSkew after received (unless maxSkew < 0) is refused:
 // stored, it would outrank every later status of the gateway, as the
 // store keeps the newest. So are sensors or labels beyond the document's
-// bounds (outpost.Status.CheckSensors), a version or start time it may
+// bounds (outpost.Status.CheckSensors, and CheckLabels for the
+// gateway's own labels), a version or start time it may
 // not carry (outpost.Status.CheckProcess: at most 256 bytes of UTF-8
 // without NUL; RFC 3339), and a health beyond its bounds
 // (outpost.StatusHealth.Check: counts and rate >= 0, times RFC 3339,
@@ -513,6 +514,9 @@ func parseStatus(prefix, topic string, payload []byte, received time.Time, maxSk
 	}
 	if err := st.CheckSensors(); err != nil {
 		return statusMsg{}, reject("status sensors: %v", err)
+	}
+	if err := st.CheckLabels(); err != nil {
+		return statusMsg{}, reject("status %v", err)
 	}
 	if err := st.CheckProcess(); err != nil {
 		return statusMsg{}, reject("status %v", err)

@@ -63,6 +63,12 @@ func TestParseStatus(t *testing.T) {
 		{"long label value", `{"state":"online","sensors":{"s":{"labels":{"a":"` + strings.Repeat("v", outpost.MaxLabelValueLen+1) + `"}}}}`, "", time.Time{}, "longer than 1024"},
 		{"NUL in a label", `{"state":"online","sensors":{"s":{"labels":{"a":"x\u0000"}}}}`, "", time.Time{}, "NUL"},
 		{"too many labels", `{"state":"online","sensors":{"s":{"labels":{` + manyLabels(outpost.MaxSensorLabels+1) + `}}}}`, "", time.Time{}, "65 labels, more than 64"},
+		{"gateway labels", `{"state":"online","labels":{"site":"plant-3","ring":"canary"}}`, "online", time.Time{}, ""},
+		{"gateway labels not strings", `{"state":"online","labels":{"site":3}}`, "", time.Time{}, "not a JSON object"},
+		{"gateway label with an empty name", `{"state":"online","labels":{"":"x"}}`, "", time.Time{}, "status labels: a label with an empty name"},
+		{"long gateway label value", `{"state":"online","labels":{"a":"` + strings.Repeat("v", outpost.MaxLabelValueLen+1) + `"}}`, "", time.Time{}, "status labels: label \"a\": value of 1025 bytes"},
+		{"NUL in a gateway label", `{"state":"online","labels":{"a\u0000":"x"}}`, "", time.Time{}, "status labels: label name"},
+		{"too many gateway labels", `{"state":"online","labels":{` + manyLabels(outpost.MaxSensorLabels+1) + `}}`, "", time.Time{}, "status labels: 65 labels, more than 64"},
 		{"with health", `{"state":"online","ts":"2025-01-02T03:00:00Z","version":"outpost v1.2.3","started_at":"2025-01-02T02:00:00Z",` +
 			`"health":{"outbox_batches":1,"outbox_bytes":10,"readings_per_s":0.5,"alerts_firing":0,"alerts_pending":0,"sensors_failing":{}}}`,
 			"online", time.Date(2025, 1, 2, 3, 0, 0, 0, time.UTC), ""},

@@ -95,7 +95,7 @@ func (u *Uplink) republishStatus() {
 // version, the start time and the health as Options give them.
 func (u *Uplink) statusJSON(state string) []byte {
 	st := outpost.Status{State: state, Gateway: u.opt.Gateway,
-		TS: u.opt.Now().UTC().Format(time.RFC3339Nano), Version: u.opt.Version, Sensors: u.sensors}
+		TS: u.opt.Now().UTC().Format(time.RFC3339Nano), Version: u.opt.Version, Labels: u.labels, Sensors: u.sensors}
 	if u.opt.StartedAt != nil {
 		if t := u.opt.StartedAt(); !t.IsZero() {
 			st.StartedAt = t.UTC().Truncate(time.Second).Format(time.RFC3339)
@@ -139,7 +139,7 @@ func (u *Uplink) health() *outpost.StatusHealth {
 
 // willJSON is the last will: offline, undated (ingest takes it for newer
 // than the status it replaces, which a time taken now, before that
-// status, would not be), and without sensors (their labels stand),
+// status, would not be), and without labels or sensors (theirs stand),
 // version, start time or health (the broker sends it when the gateway
 // can no longer say).
 func (u *Uplink) willJSON() []byte {

@@ -90,6 +90,7 @@ func TestStatusDocument(t *testing.T) {
 	u := startUplink(t, newMemStore(1), Options{
 		Broker: broker, Gateway: "gw-1", TopicPrefix: prefix,
 		SensorLabels: map[string]map[string]string{"bme-1": {"room": "lab"}},
+		Labels:       map[string]string{"site": "plant-3"},
 		Version:      "outpost v1.2.3 go1.26.8 linux/arm",
 		StartedAt:    func() time.Time { return time.Date(2026, 12, 6, 10, 0, 0, 7e8, time.FixedZone("CET", 3600)) },
 		Health: func() *outpost.StatusHealth {
@@ -104,7 +105,7 @@ func TestStatusDocument(t *testing.T) {
 	_, birth := sub.wait(t, "the birth", 0, online)
 	const want = `{"state":"online","gateway":"gw-1","ts":"2026-12-06T10:00:00.123Z",` +
 		`"version":"outpost v1.2.3 go1.26.8 linux/arm","started_at":"2026-12-06T09:00:00Z",` +
-		`"sensors":{"bme-1":{"labels":{"room":"lab"}}},` +
+		`"labels":{"site":"plant-3"},"sensors":{"bme-1":{"labels":{"room":"lab"}}},` +
 		`"health":{"outbox_batches":12,"outbox_bytes":34567,"outbox_oldest":"2026-12-06T09:55:00Z","readings_per_s":6,` +
 		`"alerts_firing":1,"alerts_pending":0,"sensors_failing":{"bme-1":["failing"]}}}`
 	if got := sub.all()[birth]; got != want {
@@ -125,11 +126,11 @@ func TestStatusDocument(t *testing.T) {
 		t.Fatal(err)
 	}
 	off, _ := sub.wait(t, "the offline status", 0, func(st outpost.Status) bool { return st.State == "offline" })
-	if off.Health == nil || off.Health.AlertsFiring != 2 || off.Version == "" {
-		t.Errorf("clean offline %+v: want the health and the version", off)
+	if off.Health == nil || off.Health.AlertsFiring != 2 || off.Version == "" || off.Labels["site"] != "plant-3" {
+		t.Errorf("clean offline %+v: want the health, the version and the labels", off)
 	}
 	if will := string(u.willJSON()); will != `{"state":"offline","gateway":"gw-1"}` {
-		t.Errorf("last will %s: want no version, start time or health", will)
+		t.Errorf("last will %s: want no version, start time, labels or health", will)
 	}
 }
 
@@ -280,6 +281,10 @@ func TestNewStatusOptions(t *testing.T) {
 		many[fmt.Sprintf("%060d", i)] = nil
 	}
 	health := func() *outpost.StatusHealth { return nil }
+	bigLabels := map[string]string{}
+	for i := range 40 {
+		bigLabels[fmt.Sprint("l", i)] = strings.Repeat("v", outpost.MaxLabelValueLen)
+	}
 	for _, tc := range []struct {
 		name string
 		opts Options
@@ -292,6 +297,10 @@ func TestNewStatusOptions(t *testing.T) {
 		{"many sensors without health", Options{SensorLabels: many}, "uplink: status: the sensors' labels and health make a document of up to"},
 		{"many sensors with health", Options{SensorLabels: many, Health: health}, "uplink: status: the sensors' labels and health make a document of up to"},
 		{"fewer sensors with health", Options{SensorLabels: map[string]map[string]string{"a": nil}, Health: health}, ""},
+		{"gateway labels", Options{Labels: map[string]string{"site": "plant-3"}}, ""},
+		{"bad gateway labels", Options{Labels: map[string]string{"": "x"}}, "uplink: status: labels: a label with an empty name"},
+		{"large gateway labels", Options{Labels: bigLabels, SensorLabels: map[string]map[string]string{"a": bigLabels}},
+			"make a document of up to"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.opts

@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/url"
 	"sync"
@@ -143,6 +144,12 @@ type Options struct {
 	// outpost.CheckSensorLabels refuses, an id that is not an
 	// outpost.ValidName, and a document over outpost.MaxStatusBytes.
 	SensorLabels map[string]map[string]string
+	// Labels are the gateway's own labels (gateway.labels), which the
+	// status document carries as "labels"; nil or empty leaves the
+	// field out, as does the last will. New refuses labels that
+	// outpost.CheckSensorLabels refuses, and counts them against
+	// outpost.MaxStatusBytes.
+	Labels map[string]string
 	// Version is the gateway binary's version, which the status document
 	// carries as "version" (cmd/outpost passes what `outpost --version`
 	// prints); "" leaves it out. New refuses one that
@@ -268,13 +275,17 @@ func (o *Options) withDefaults() (Options, error) {
 	if err := outpost.CheckStatusVersion(c.Version); err != nil {
 		return c, fmt.Errorf("uplink: status: %w", err)
 	}
-	if c.SensorLabels != nil || c.Health != nil {
-		st := outpost.Status{Sensors: outpost.StatusSensors(c.SensorLabels)}
-		if err := st.CheckSensors(); err != nil {
+	if c.SensorLabels != nil || c.Health != nil || c.Labels != nil {
+		st := outpost.Status{Labels: c.Labels, Sensors: outpost.StatusSensors(c.SensorLabels)}
+		if err := errors.Join(st.CheckLabels(), st.CheckSensors()); err != nil {
 			return c, fmt.Errorf("uplink: status: %w", err)
 		}
-		if n := outpost.StatusSize(c.Gateway, st.Sensors); n > outpost.MaxStatusBytes {
-			return c, fmt.Errorf("uplink: status: the sensors' labels and health make a document of up to %d bytes, more than %d", n, outpost.MaxStatusBytes)
+		if n := outpost.StatusSize(c.Gateway, c.Labels, st.Sensors); n > outpost.MaxStatusBytes {
+			with := ""
+			if len(c.Labels) > 0 {
+				with = ", with the gateway's labels"
+			}
+			return c, fmt.Errorf("uplink: status: the sensors' labels and health make a document of up to %d bytes, more than %d%s", n, outpost.MaxStatusBytes, with)
 		}
 	}
 	return c, nil
@@ -327,6 +338,7 @@ type Uplink struct {
 	client mqtt.Client
 
 	sensors map[string]outpost.SensorStatus // the status document's; nil without Options.SensorLabels
+	labels  map[string]string               // the status document's; nil without Options.Labels
 
 	base                              string // prefix/gateway
 	batchTopic, ackTopic, statusTopic string
@@ -402,6 +414,9 @@ func New(store Store, opts *Options) (*Uplink, error) {
 	}
 	if o.SensorLabels != nil {
 		u.sensors = outpost.StatusSensors(o.SensorLabels)
+	}
+	if len(o.Labels) > 0 {
+		u.labels = maps.Clone(o.Labels)
 	}
 	return u, nil
 }

@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"sync"
@@ -37,6 +38,11 @@ const (
 	// MaxAhead is the furthest in the future a deadline may be: further
 	// is answered invalid.
 	MaxAhead = 24 * time.Hour
+	// MaxSignedAhead is the furthest in the future the deadline of a
+	// signed request may be (with Options.Key): CacheTTL, so that a
+	// captured request replayed once its id has left the cache has
+	// expired, and is never run twice.
+	MaxSignedAhead = CacheTTL
 )
 
 // errStopping answers the requests Close finds queued, and those after it.
@@ -44,6 +50,17 @@ var errStopping = errors.New("gateway stopping")
 
 // ErrBusy is the error of a request that found the queue full.
 var ErrBusy = errors.New("busy: too many commands queued, try again later")
+
+// The refusals of a request that a Dispatcher with a key does not
+// authenticate. They name no MAC and no key.
+var (
+	errNoMAC  = errors.New("the request carries no MAC: this gateway runs only commands signed with its key (outpost-ingest command --auth-keys)")
+	errBadMAC = errors.New("the request's MAC does not verify with this gateway's key")
+	// errCacheFull refuses a signed request while every id in the cache
+	// is of a request that has not expired: evicting one would let it
+	// be replayed and run again.
+	errCacheFull = errors.New("busy: too many recent commands, try again later")
+)
 
 // Options configure a Dispatcher.
 type Options struct {
@@ -55,6 +72,20 @@ type Options struct {
 	Timeout time.Duration    // per command; default DefaultTimeout
 	Now     func() time.Time // the gateway's clock; default time.Now
 	Logger  zerolog.Logger
+	// Key is the gateway's key; nil means requests are not
+	// authenticated. With a key, a request is run only when one of its
+	// MACs is its outpost.CommandMAC with Key for Gateway and the
+	// command's name; any other is answered invalid before anything
+	// else is done with it (it is not kept in the cache of ids, and is
+	// counted in Stats.Unauthenticated when its MACs are missing or
+	// wrong), a signed request's deadline may be at most MaxSignedAhead
+	// ahead, an id in the cache is evicted only once its request has
+	// expired (a new request finding none to evict is answered busy),
+	// and every reply carries its outpost.ReplyMAC.
+	Key *outpost.Key
+	// Gateway is the gateway's id (the {gateway} of the topics), which
+	// the MACs cover; required with Key.
+	Gateway string
 }
 
 // Stats are a Dispatcher's counters.
@@ -64,6 +95,10 @@ type Stats struct {
 	Refused  int64 // requests answered invalid, unknown, expired or busy without running
 	Repeats  int64 // requests whose id was seen before: not run again
 	Dropped  int64 // requests without a readable id: nothing could answer them
+	// Unauthenticated counts the requests refused (and counted in
+	// Refused) because they carry no MAC or none that verifies with
+	// Options.Key.
+	Unauthenticated int64
 }
 
 // Dispatcher checks requests, runs them one at a time and publishes the
@@ -89,13 +124,14 @@ type Dispatcher struct {
 	order  []string          // ids of seen, oldest first (a ring of CacheLen)
 	head   int               // index of the oldest in order once full
 
-	received, runs, refused, repeats, dropped atomic.Int64
-	dropLog                                   atomic.Int64 // unix s of the last dropped-request log
+	received, runs, refused, repeats, dropped, unauth atomic.Int64
+	dropLog, authLog                                  atomic.Int64 // unix s of the last dropped and unauthenticated request logs
 }
 
 type entry struct {
-	reply []byte    // nil while queued or running
-	at    time.Time // when the reply was made
+	reply    []byte    // nil while queued or running
+	at       time.Time // when the reply was made
+	deadline int64     // the request's, unix ns
 }
 
 type job struct {
@@ -113,6 +149,9 @@ func New(o Options) (*Dispatcher, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Key != nil && !outpost.ValidName(o.Gateway) {
+		return nil, errors.New("command: a Key needs the Gateway id")
 	}
 	d := &Dispatcher{opt: o, cmds: map[string]Command{}, log: o.Logger,
 		queue: make(chan job, QueueLen), stop: make(chan struct{}), done: make(chan struct{}),
@@ -161,7 +200,7 @@ func (d *Dispatcher) Close() {
 // Stats returns the counters.
 func (d *Dispatcher) Stats() Stats {
 	return Stats{Received: d.received.Load(), Runs: d.runs.Load(), Refused: d.refused.Load(),
-		Repeats: d.repeats.Load(), Dropped: d.dropped.Load()}
+		Repeats: d.repeats.Load(), Dropped: d.dropped.Load(), Unauthenticated: d.unauth.Load()}
 }
 
 // Submit takes one request for command name (the topic's last level) from
@@ -169,7 +208,10 @@ func (d *Dispatcher) Stats() Stats {
 // it, answers at once what it refuses (invalid, unknown, expired, busy) or
 // has answered before (a redelivery, from the cache), and queues a copy
 // of the rest. A request whose id cannot be read cannot be answered: it
-// is counted (Stats.Dropped) and logged at most once a minute.
+// is counted (Stats.Dropped) and logged at most once a minute. With
+// Options.Key, a request that does not decode, or that is not signed
+// with the key, is answered invalid first, and not kept in the cache: a
+// forged request does not take the id of the one it copies.
 func (d *Dispatcher) Submit(name string, payload []byte) {
 	d.received.Add(1)
 	req, err := DecodeRequest(payload)
@@ -179,6 +221,19 @@ func (d *Dispatcher) Submit(name string, payload []byte) {
 		return
 	}
 	now := d.opt.Now()
+	if d.opt.Key != nil {
+		if err == nil {
+			if err = d.authenticate(name, &req); err != nil {
+				d.unauth.Add(1)
+				d.logUnauthenticated(name, req.ID, err)
+			}
+		}
+		if err != nil {
+			d.refused.Add(1)
+			d.opt.Publish(req.ID, d.reply(req.ID, StatusInvalid, ErrorBody(err), now))
+			return
+		}
+	}
 	d.mu.Lock()
 	if e, ok := d.seen[req.ID]; ok && (e.reply == nil || now.Sub(e.at) < CacheTTL) {
 		reply := e.reply
@@ -189,7 +244,12 @@ func (d *Dispatcher) Submit(name string, payload []byte) {
 		}
 		return
 	}
-	d.remember(req.ID)
+	if !d.remember(req.ID, req.Deadline, now) {
+		d.mu.Unlock()
+		d.refused.Add(1)
+		d.opt.Publish(req.ID, d.reply(req.ID, StatusError, ErrorBody(errCacheFull), now))
+		return
+	}
 	d.mu.Unlock()
 
 	var st Status
@@ -203,6 +263,8 @@ func (d *Dispatcher) Submit(name string, payload []byte) {
 	case now.UnixNano() > req.Deadline:
 		st, body = StatusExpired, ErrorBody(fmt.Errorf("deadline %s passed (gateway clock %s)",
 			time.Unix(0, req.Deadline).UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano)))
+	case d.opt.Key != nil && time.Duration(req.Deadline-now.UnixNano()) > MaxSignedAhead:
+		st, body = StatusInvalid, ErrorBody(fmt.Errorf("deadline too far ahead for a signed request: more than %s", MaxSignedAhead))
 	case time.Duration(req.Deadline-now.UnixNano()) > MaxAhead:
 		st, body = StatusInvalid, ErrorBody(fmt.Errorf("deadline more than %s ahead", MaxAhead))
 	default:
@@ -226,7 +288,7 @@ func (d *Dispatcher) Submit(name string, payload []byte) {
 		default:
 			d.forget(req.ID) // a redelivery may find room
 			d.refused.Add(1)
-			d.opt.Publish(req.ID, AppendReply(nil, Reply{ID: req.ID, Status: StatusError, Body: ErrorBody(ErrBusy), TS: now.UnixNano()}))
+			d.opt.Publish(req.ID, d.reply(req.ID, StatusError, ErrorBody(ErrBusy), now))
 			return
 		}
 	}
@@ -234,22 +296,55 @@ func (d *Dispatcher) Submit(name string, payload []byte) {
 	d.finish(req.ID, st, body)
 }
 
-// remember adds id, not answered yet, to the cache, evicting the oldest
-// id when it is full. Called with mu held.
-func (d *Dispatcher) remember(id string) {
+// remember adds id, not answered yet, of a request with deadline, to the
+// cache, evicting the oldest id when it is full. With a key it evicts
+// only an id whose request has expired (a replay of it is answered
+// expired) and reports false, adding nothing, when the oldest has not.
+// Called with mu held.
+func (d *Dispatcher) remember(id string, deadline int64, now time.Time) bool {
 	if e, ok := d.seen[id]; ok { // an expired entry: its slot serves again
-		*e = entry{}
-		return
+		*e = entry{deadline: deadline}
+		return true
 	}
-	d.seen[id] = &entry{}
 	if len(d.order) < CacheLen {
+		d.seen[id] = &entry{deadline: deadline}
 		d.order = append(d.order, id)
-		return
+		return true
 	}
 	old := d.order[d.head]
+	if e := d.seen[old]; d.opt.Key != nil && e != nil && now.UnixNano() <= e.deadline {
+		return false
+	}
 	delete(d.seen, old)
+	d.seen[id] = &entry{deadline: deadline}
 	d.order[d.head] = id
 	d.head = (d.head + 1) % CacheLen
+	return true
+}
+
+// authenticate checks that one of r's MACs is its outpost.CommandMAC with
+// the key, for command name.
+func (d *Dispatcher) authenticate(name string, r *Request) error {
+	if len(r.MACs) == 0 {
+		return errNoMAC
+	}
+	want := outpost.CommandMAC(d.opt.Key, d.opt.Gateway, name, r.ID, r.Deadline, r.Body)
+	for _, m := range r.MACs {
+		if hmac.Equal(m, want[:]) {
+			return nil
+		}
+	}
+	return errBadMAC
+}
+
+// reply encodes the reply of id made at now, signed with the key when
+// there is one.
+func (d *Dispatcher) reply(id string, st Status, body []byte, now time.Time) []byte {
+	r := Reply{ID: id, Status: st, Body: body, TS: now.UnixNano()}
+	if d.opt.Key != nil {
+		signReply(&r, d.opt.Gateway, d.opt.Key)
+	}
+	return AppendReply(nil, r)
 }
 
 // forget drops an unanswered id (a busy refusal); its slot in order stays
@@ -265,7 +360,7 @@ func (d *Dispatcher) forget(id string) {
 // finish makes the reply of id, keeps it for redeliveries and publishes it.
 func (d *Dispatcher) finish(id string, st Status, body []byte) {
 	now := d.opt.Now()
-	r := AppendReply(nil, Reply{ID: id, Status: st, Body: body, TS: now.UnixNano()})
+	r := d.reply(id, st, body, now)
 	d.mu.Lock()
 	if e := d.seen[id]; e != nil {
 		e.reply, e.at = r, now
@@ -282,6 +377,18 @@ func (d *Dispatcher) logDrop(name string, n int, err error) {
 	}
 	d.log.Warn().Err(err).Str("command", trim([]byte(name))).Int("bytes", n).
 		Int64("dropped", d.dropped.Load()).Msg("command request without a readable id dropped: nothing can answer it")
+}
+
+// logUnauthenticated logs a request refused for its MAC, at most once a
+// minute; the error names what is wrong, never a MAC or the key.
+func (d *Dispatcher) logUnauthenticated(name, id string, err error) {
+	now := d.opt.Now().Unix()
+	last := d.authLog.Load()
+	if now-last < 60 || !d.authLog.CompareAndSwap(last, now) {
+		return
+	}
+	d.log.Warn().Err(err).Str("command", trim([]byte(name))).Str("id", id).
+		Int64("unauthenticated", d.unauth.Load()).Msg("command request refused: not signed with the gateway's key")
 }
 
 // run is the command goroutine.

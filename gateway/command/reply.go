@@ -1,10 +1,13 @@
 package command
 
 import (
+	"crypto/hmac"
 	"errors"
 	"fmt"
 
 	"github.com/tinylib/msgp/msgp"
+
+	"github.com/outposthq/outpost"
 )
 
 // Status is a reply's outcome.
@@ -24,6 +27,10 @@ type Reply struct {
 	Status Status
 	Body   []byte // MessagePack: the result for ok, else an error map (ErrorBody)
 	TS     int64  // unix ns, by the gateway's clock, when the reply was made
+	// MAC is the reply's outpost.ReplyMAC with the gateway's key, which
+	// a gateway with a key adds to every reply (VerifyReply checks it);
+	// nil from a gateway without one.
+	MAC []byte
 }
 
 // Bounds of a reply, for the commands and for DecodeReply.
@@ -38,9 +45,13 @@ const (
 )
 
 // AppendReply appends r's encoding to b: a map of "id", "status", "body"
-// (binary) and "ts".
+// (binary), "ts" and, when r has a MAC, "mac" (binary).
 func AppendReply(b []byte, r Reply) []byte {
-	b = msgp.AppendMapHeader(b, 4)
+	n := uint32(4)
+	if len(r.MAC) > 0 {
+		n++
+	}
+	b = msgp.AppendMapHeader(b, n)
 	b = msgp.AppendString(b, "id")
 	b = msgp.AppendString(b, r.ID)
 	b = msgp.AppendString(b, "status")
@@ -48,11 +59,46 @@ func AppendReply(b []byte, r Reply) []byte {
 	b = msgp.AppendString(b, "body")
 	b = msgp.AppendBytes(b, r.Body)
 	b = msgp.AppendString(b, "ts")
-	return msgp.AppendInt64(b, r.TS)
+	b = msgp.AppendInt64(b, r.TS)
+	if len(r.MAC) > 0 {
+		b = msgp.AppendString(b, "mac")
+		b = msgp.AppendBytes(b, r.MAC)
+	}
+	return b
+}
+
+// signReply sets r.MAC to its outpost.ReplyMAC with key, for gateway.
+func signReply(r *Reply, gateway string, key *outpost.Key) {
+	m := outpost.ReplyMAC(key, gateway, r.ID, string(r.Status), r.TS, r.Body)
+	r.MAC = m[:]
+}
+
+// VerifyReply checks the MAC of r, a reply received on gateway's reply
+// topic, with each of keys (the gateway's key and, while it is rotated,
+// the next). Without keys there is nothing to check: it returns nil.
+// With keys, a reply without a MAC, or one that no key verifies, is an
+// error wrapping outpost.ErrBadMAC, which says which but quotes neither
+// the MAC nor a key.
+func VerifyReply(r *Reply, gateway string, keys []outpost.Key) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if len(r.MAC) == 0 {
+		return fmt.Errorf("%w: the reply %q of %s carries no MAC", outpost.ErrBadMAC, trim([]byte(r.ID)), gateway)
+	}
+	for i := range keys {
+		want := outpost.ReplyMAC(&keys[i], gateway, r.ID, string(r.Status), r.TS, r.Body)
+		if hmac.Equal(r.MAC, want[:]) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the MAC of the reply %q does not verify with the keys of %s", outpost.ErrBadMAC, trim([]byte(r.ID)), gateway)
 }
 
 // DecodeReply decodes a reply (for tests and the cloud side): at most
-// MaxReplyBytes, at most 8 keys, unknown keys skipped. Body is copied.
+// MaxReplyBytes, at most 8 keys, unknown keys skipped; "mac", when
+// present, must be a binary of outpost.MACSize bytes. Body and MAC are
+// copied. It does not check the MAC (VerifyReply does).
 func DecodeReply(p []byte) (Reply, error) {
 	var r Reply
 	if len(p) > MaxReplyBytes {
@@ -81,6 +127,12 @@ func DecodeReply(p []byte) (Reply, error) {
 			r.Body, rest, err = msgp.ReadBytesBytes(rest, nil)
 		case "ts":
 			r.TS, rest, err = msgp.ReadInt64Bytes(rest)
+		case "mac":
+			var m []byte
+			if m, rest, err = msgp.ReadBytesZC(rest); err == nil && len(m) != outpost.MACSize {
+				err = fmt.Errorf("%d bytes, want %d", len(m), outpost.MACSize)
+			}
+			r.MAC = append([]byte(nil), m...)
 		default:
 			rest, err = msgp.Skip(rest)
 		}

@@ -1,8 +1,8 @@
 // Package command carries the gateway's remote commands: the request and
 // reply encodings (docs/wire-format.md, "Commands"), and the Dispatcher
-// that checks each request (size, id, deadline, a repeated id), runs the
-// known ones one at a time on its own goroutine and publishes their
-// replies. The commands themselves are the gateway's (gateway/commands_*.go,
+// that checks each request (size, id, deadline, a repeated id and, with
+// the gateway's key, its MAC), runs the known ones one at a time on its
+// own goroutine and publishes their replies, signed with the key. The commands themselves are the gateway's (gateway/commands_*.go,
 // one file each): a Command is a name and a Run function.
 //
 // Requests and replies are MessagePack maps read and written with msgp's
@@ -16,6 +16,8 @@ import (
 	"fmt"
 
 	"github.com/tinylib/msgp/msgp"
+
+	"github.com/outposthq/outpost"
 )
 
 // Bounds of a request.
@@ -28,14 +30,21 @@ const (
 	MaxRequestKeys = 8
 	// MaxIDLen is the longest request id, in bytes.
 	MaxIDLen = 64
+	// MaxMACs is the most MACs a request may carry: one of the gateway's
+	// key and, while the key is rotated, one of the next.
+	MaxMACs = 2
 )
 
-// Request is one decoded command request. Body aliases the payload it was
-// decoded from: copy it to keep it past the payload's life.
+// Request is one decoded command request. Body and MACs alias the
+// payload it was decoded from: copy them to keep them past the payload's
+// life.
 type Request struct {
 	ID       string // 1–MaxIDLen bytes of [A-Za-z0-9_.-]
 	Deadline int64  // unix ns, by the gateway's clock
 	Body     []byte // MessagePack, the command's arguments; may be empty
+	// MACs are the request's outpost.CommandMACs (SignRequest), each
+	// outpost.MACSize bytes; none (nil) in an unsigned request.
+	MACs [][]byte
 }
 
 // ErrRequest is wrapped by every error DecodeRequest returns.
@@ -59,12 +68,15 @@ func ValidID(id string) bool {
 // DecodeRequest decodes a request payload. It reads at most
 // MaxRequestKeys keys, skips unknown ones, and requires "id" (ValidID)
 // and "deadline"; "body", when present, must be MessagePack binary (or
-// nil) holding exactly one MessagePack value, or nothing. A payload over
+// nil) holding exactly one MessagePack value, or nothing; "mac", when
+// present, an array of 1 to MaxMACs binaries of outpost.MACSize bytes
+// each. It does not check the MACs (the Dispatcher does). A payload over
 // MaxRequestBytes is refused, but its id is still read (the payload is
-// not copied: decoding allocates nothing but the id) so that the refusal
-// can be answered. On an error the returned Request carries the id when
-// one valid id was read before it, else "". Errors wrap ErrRequest. It
-// never panics, whatever p holds.
+// not copied: decoding allocates nothing but the id and the list of
+// MACs) so that the refusal can be answered. On an error the returned
+// Request carries the id when one valid id was read, else "": a refused
+// body or mac is skipped whole, so an id after it is read too. Errors
+// wrap ErrRequest. It never panics, whatever p holds.
 func DecodeRequest(p []byte) (Request, error) {
 	var r Request
 	n, rest, err := msgp.ReadMapHeaderBytes(p)
@@ -74,7 +86,7 @@ func DecodeRequest(p []byte) (Request, error) {
 	if n > MaxRequestKeys {
 		return r, fmt.Errorf("%w: %d keys, more than %d", ErrRequest, n, MaxRequestKeys)
 	}
-	var haveDeadline, haveID bool
+	var haveDeadline, haveID, haveMAC bool
 	var fail error
 	for i := uint32(0); i < n; i++ {
 		var key []byte
@@ -118,6 +130,21 @@ func DecodeRequest(p []byte) (Request, error) {
 					fail = fmt.Errorf("%w: body is not one MessagePack value", ErrRequest)
 				}
 			}
+		case "mac":
+			if haveMAC {
+				return r, fmt.Errorf("%w: mac given twice", ErrRequest)
+			}
+			haveMAC = true
+			// A refused mac is skipped whole, so that an id after it is
+			// still read and the refusal answered.
+			macs, merr := readMACs(rest)
+			if rest, err = msgp.Skip(rest); err != nil {
+				return r, fmt.Errorf("%w: mac: %v", ErrRequest, err)
+			}
+			if merr != nil && fail == nil {
+				fail = merr
+			}
+			r.MACs = macs
 		default:
 			rest, err = msgp.Skip(rest)
 			if err != nil {
@@ -140,6 +167,29 @@ func DecodeRequest(p []byte) (Request, error) {
 	return r, nil
 }
 
+// readMACs reads the value of "mac" at the start of p: an array of 1 to
+// MaxMACs binaries of outpost.MACSize bytes, aliasing p. The caller
+// skips the value.
+func readMACs(p []byte) ([][]byte, error) {
+	n, rest, err := msgp.ReadArrayHeaderBytes(p)
+	if err != nil {
+		return nil, fmt.Errorf("%w: mac: want an array of MACs: %v", ErrRequest, err)
+	}
+	if n == 0 || n > MaxMACs {
+		return nil, fmt.Errorf("%w: mac: %d MACs, want 1 to %d", ErrRequest, n, MaxMACs)
+	}
+	macs := make([][]byte, n)
+	for i := range macs {
+		if macs[i], rest, err = msgp.ReadBytesZC(rest); err != nil {
+			return nil, fmt.Errorf("%w: mac %d: want binary: %v", ErrRequest, i, err)
+		}
+		if len(macs[i]) != outpost.MACSize {
+			return nil, fmt.Errorf("%w: mac %d: %d bytes, want %d", ErrRequest, i, len(macs[i]), outpost.MACSize)
+		}
+	}
+	return macs, nil
+}
+
 // trim shortens b for an error message.
 func trim(b []byte) string {
 	if len(b) > MaxIDLen+8 {
@@ -148,13 +198,40 @@ func trim(b []byte) string {
 	return string(b)
 }
 
-// AppendRequest appends r's encoding to b (for tests and the cloud side).
+// AppendRequest appends r's encoding to b (for tests and the cloud
+// side): a map of "id", "deadline", "body" (binary) and, when r has
+// MACs, "mac".
 func AppendRequest(b []byte, r Request) []byte {
-	b = msgp.AppendMapHeader(b, 3)
+	n := uint32(3)
+	if len(r.MACs) > 0 {
+		n++
+	}
+	b = msgp.AppendMapHeader(b, n)
 	b = msgp.AppendString(b, "id")
 	b = msgp.AppendString(b, r.ID)
 	b = msgp.AppendString(b, "deadline")
 	b = msgp.AppendInt64(b, r.Deadline)
 	b = msgp.AppendString(b, "body")
-	return msgp.AppendBytes(b, r.Body)
+	b = msgp.AppendBytes(b, r.Body)
+	if len(r.MACs) > 0 {
+		b = msgp.AppendString(b, "mac")
+		b = msgp.AppendArrayHeader(b, uint32(len(r.MACs)))
+		for _, m := range r.MACs {
+			b = msgp.AppendBytes(b, m)
+		}
+	}
+	return b
+}
+
+// SignRequest sets r.MACs to the request's outpost.CommandMAC for
+// command name on gateway with each of keys: the gateway's key and,
+// while it is rotated, the next. Keys beyond MaxMACs are ignored; no
+// keys leaves r unsigned (MACs nil). Sign the request as it is sent:
+// a change to its id, deadline or body after it voids the MACs.
+func SignRequest(r *Request, gateway, name string, keys []outpost.Key) {
+	r.MACs = nil
+	for i := range keys[:min(len(keys), MaxMACs)] {
+		m := outpost.CommandMAC(&keys[i], gateway, name, r.ID, r.Deadline, r.Body)
+		r.MACs = append(r.MACs, m[:])
+	}
 }
