@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Command states besides a reply's status (docs/commands.md, "Audit"). A
+// Command states besides a reply's status (docs/commands.md, "Audit and the queue"). A
 // command is queued or sent until it ends: with the status of its reply
 // (ok, error, expired, unknown, invalid), or lapsed.
 const (
@@ -31,12 +31,18 @@ const (
 	MaxCommandSenderLen  = 256       // bytes of Sender
 )
 
+// CommandRetention is how long a store keeps a final command, counted
+// from its CreatedAt: Maintain deletes those created before now minus
+// it, whatever the Retention. A command not final is never deleted;
+// LapseCommands ends it once it expires.
+const CommandRetention = 90 * 24 * time.Hour
+
 // ErrDuplicateCommand is wrapped by AddCommand's error when a command
 // with that id is stored already.
 var ErrDuplicateCommand = errors.New("ingest: a command with this id is stored already")
 
 // Command is one command to a gateway, as the commands table keeps it:
-// who sent what, when, and how it ended (docs/commands.md, "Audit").
+// who sent what, when, and how it ended (docs/commands.md, "Audit and the queue").
 type Command struct {
 	ID        string    // the request id; unique in the table
 	Gateway   string    // the gateway it is for
@@ -60,8 +66,8 @@ func (c *Command) Final() bool {
 	return c.State != CommandQueued && c.State != CommandSent
 }
 
-// CommandQuery selects commands, newest first (CreatedAt, then ID,
-// descending). Empty fields select all.
+// CommandQuery selects commands, newest first (CreatedAt, then ID
+// compared byte by byte, descending). Empty fields select all.
 type CommandQuery struct {
 	ID      string
 	Gateway string
@@ -80,29 +86,49 @@ type CommandQuery struct {
 // their gateway to come online. ingest/postgres and ingest/sqlite
 // implement it.
 type CommandStore interface {
-	// AddCommand stores a new command (State CommandQueued or
-	// CommandSent). An id already stored is an error wrapping
-	// ErrDuplicateCommand; a command over the bounds above, an error
+	// AddCommand stores a new command (State CommandQueued, or
+	// CommandSent with SentAt set) without a reply (RepliedAt, ReplyTS,
+	// Reply and Error unset). ID, Gateway and Name (and Push if set) are
+	// each an id as CheckID takes it; Sender is UTF-8 without NUL, of at
+	// most MaxCommandSenderLen bytes; Body at most MaxCommandBodyBytes;
+	// ExpiresAt is after CreatedAt, and both within the years of unix
+	// nanoseconds (1678 to 2261). An id already stored is an error
+	// wrapping ErrDuplicateCommand; any other command refused, an error
 	// wrapping ErrInvalidData.
 	AddCommand(ctx context.Context, c *Command) error
 	// CommandSent records that a command not yet final was published at
 	// at: State CommandSent, SentAt at, Attempts one more. ok is false,
 	// with no error, when the id is unknown or the command is final.
+	// An at outside the years of unix nanoseconds is an error wrapping
+	// ErrInvalidData.
 	CommandSent(ctx context.Context, id string, at time.Time) (ok bool, err error)
 	// CommandReplied records a reply to a command of gateway that is
-	// not final: State status, RepliedAt at, ReplyTS, Reply body, Error
-	// errText. ok is false, with no error, when no such command of that
-	// gateway is stored or it is final already (a second reply changes
-	// nothing).
+	// not final: State status, RepliedAt at, ReplyTS (zero: none), Reply
+	// body, Error errText. ok is false, with no error, when no such
+	// command of that gateway is stored or it is final already (a second
+	// reply changes nothing). status is a reply's status (1 to 64 bytes
+	// of A-Z a-z 0-9 _ . -, not a state of a command that is not final,
+	// nor CommandLapsed); a body over MaxCommandReplyBytes, a status
+	// refused, or an at (or a replyTS not zero) outside the years of
+	// unix nanoseconds is an error wrapping ErrInvalidData. errText is
+	// kept as valid UTF-8 without NUL (others become U+FFFD), cut to at
+	// most MaxCommandErrorBytes at a character's boundary.
 	CommandReplied(ctx context.Context, gateway, id, status string, at, replyTS time.Time, body []byte, errText string) (ok bool, err error)
 	// PendingCommands yields gateway's commands to send now: queued, or
 	// sent at or before resendBefore without a reply, and expiring after
-	// now; oldest first, at most limit.
+	// now; oldest first (CreatedAt, then ID), at most limit. A limit
+	// below 1 is an error, yielded alone.
 	PendingCommands(ctx context.Context, gateway string, now, resendBefore time.Time, limit int) iter.Seq2[Command, error]
+	// PendingGateways yields the gateways that have commands to send
+	// now, as PendingCommands selects them, at most limit, in no order.
+	// A limit below 1 is an error, yielded alone.
+	PendingGateways(ctx context.Context, now, resendBefore time.Time, limit int) iter.Seq2[string, error]
 	// LapseCommands makes every command not final whose ExpiresAt is at
 	// or before now CommandLapsed (Error says it expired unanswered),
 	// and returns how many.
 	LapseCommands(ctx context.Context, now time.Time) (int64, error)
-	// Commands yields the commands that q selects.
+	// Commands yields the commands that q selects. A Limit below 1, or
+	// a filter that is not an id as CheckID takes it, is an error,
+	// yielded alone; a failure is yielded last.
 	Commands(ctx context.Context, q CommandQuery) iter.Seq2[Command, error]
 }

@@ -54,6 +54,13 @@ const (
 //	                        (by ts, then seq) is pending, firing or nodata, that
 //	                        transition, by gateway, started_at, fingerprint. Unknown
 //	                        parameters are refused.
+//	GET /api/v1/commands?gateway=&push=&name=&state=&id=&before=&limit=
+//	                        {"commands":[…],"limit":n,"truncated":b,"next":c}: the
+//	                        commands sent to gateways (a CommandStore's; else 501),
+//	                        newest first (created_at, then id), filtered by each
+//	                        parameter; when truncated, next is the before of the next
+//	                        page. limit is 1 to MaxCommandsLimit, by default
+//	                        DefaultCommandsLimit. Unknown parameters are refused.
 //	GET /api/v1/events?gateway=
 //	                        text/event-stream: what ingest commits, live, as
 //	                        Server-Sent Events ("event: NAME\ndata: JSON\n\n"): hello
@@ -101,6 +108,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/gaps", s.api.guard(s.serveGaps))
 	mux.HandleFunc("GET /api/v1/alerts", s.api.guard(s.serveAlerts))
 	mux.HandleFunc("GET /api/v1/alerts/active", s.api.guard(s.serveActiveAlerts))
+	mux.HandleFunc("GET /api/v1/commands", s.api.guard(s.serveCommands))
 	mux.HandleFunc("GET /api/v1/events", s.api.guard(s.serveEvents))
 	mux.HandleFunc("GET /metrics", s.api.guard(s.serveMetrics))
 	con := console.Handler()

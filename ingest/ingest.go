@@ -57,6 +57,8 @@
 //	     count, lost_epoch, first_seq, last_seq, dropped_at, received_at)
 //	                                                        primary key (gateway, epoch, seq, idx),
 //	                                                        index (gateway, sensor, metric, from_ts)
+//	commands(id, gateway, name, sender, push, body, created_at, expires_at, state, attempts,
+//	         sent_at, replied_at, reply_ts, reply, error)  primary key id (CommandStore)
 //
 // In both stores readings and latest are views over the series-chunk
 // layout (docs/storage.md): a series table (one row per series, with its
@@ -83,7 +85,8 @@
 //
 // Every time column (readings.ts, alerts.started_at, alerts.ts,
 // batches.received_at, dead_letters.received_at, gateways.updated_at,
-// gaps.from_ts, gaps.to_ts, gaps.dropped_at, gaps.received_at) is a
+// gaps.from_ts, gaps.to_ts, gaps.dropped_at, gaps.received_at, and the
+// *_at and reply_ts of commands, NULL when unset) is a
 // 64-bit integer of Unix nanoseconds, UTC, in PostgreSQL as in SQLite:
 // timestamptz keeps only microseconds, and the dedup and range semantics must
 // not depend on the store. In PostgreSQL, to_timestamp(ts / 1e9) turns one
@@ -403,9 +406,10 @@ type Retention struct {
 // (docs/storage.md, "Partitions and retention").
 type Maintainer interface {
 	// Maintain prepares the storage for the days ahead of now (unix ns)
-	// and drops what is older than the retention. Among processes
-	// sharing a database one drops at a time; the others' Leader is
-	// false.
+	// and drops what is older than the retention; a CommandStore also
+	// deletes its final commands older than CommandRetention. Among
+	// processes sharing a database one drops at a time; the others'
+	// Leader is false.
 	Maintain(ctx context.Context, now int64, r Retention) (MaintainStats, error)
 }
 
@@ -413,5 +417,5 @@ type Maintainer interface {
 type MaintainStats struct {
 	Leader  bool  // this process dropped what was due (always, in SQLite)
 	Dropped int64 // partitions dropped (PostgreSQL)
-	Rows    int64 // rows deleted
+	Rows    int64 // rows deleted, commands included
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/internal/rollup"
+	"github.com/outposthq/outpost/ingest/internal/rows"
 )
 
 // span is the time one partition covers (ingest.RetentionSpan).
@@ -242,7 +243,9 @@ func appendPart(ps []part, p part) []part {
 // horizon (ingest.Horizon), each after detaching it CONCURRENTLY so that neither
 // commits nor queries wait. Among processes sharing a database one
 // maintains at a time (a session advisory lock); the others return at
-// once with Leader false.
+// once with Leader false. Every process first deletes the final
+// commands created more than ingest.CommandRetention before now,
+// whatever r says (Rows counts them).
 func (s *Store) Maintain(ctx context.Context, now int64, r ingest.Retention) (ingest.MaintainStats, error) {
 	var st ingest.MaintainStats
 	var need []part
@@ -254,6 +257,15 @@ func (s *Store) Maintain(ctx context.Context, now int64, r ingest.Retention) (in
 	if err := s.ensure(ctx, need); err != nil {
 		return st, err
 	}
+	// The commands table is not partitioned, and keeps its final
+	// commands for ingest.CommandRetention whatever r says. A DELETE
+	// needs no leader: processes that run it at once delete each row
+	// once.
+	tag, err := s.pool.Exec(ctx, `DELETE FROM commands WHERE `+rows.ExpiredCommands(placeholder), rows.CommandsHorizon(now))
+	if err != nil {
+		return st, fmt.Errorf("postgres: maintain: expire commands: %w", err)
+	}
+	st.Rows += tag.RowsAffected()
 	if r.Raw <= 0 && r.Minute <= 0 {
 		return st, nil
 	}

@@ -189,6 +189,45 @@ COMMENT ON COLUMN gaps.last_seq IS 'seq range of the dropped batches; uint64 sto
 COMMENT ON COLUMN gaps.dropped_at IS 'unix nanoseconds when the gateway dropped the data, UTC';
 COMMENT ON COLUMN gaps.received_at IS 'unix nanoseconds when the loss batch was committed, UTC';
 
+CREATE TABLE IF NOT EXISTS commands (
+	id         text COLLATE "C" PRIMARY KEY,
+	gateway    text NOT NULL,
+	name       text NOT NULL,
+	sender     text NOT NULL,
+	push       text NOT NULL,
+	body       bytea NOT NULL,
+	created_at bigint NOT NULL,
+	expires_at bigint NOT NULL,
+	state      text NOT NULL,
+	attempts   integer NOT NULL,
+	sent_at    bigint,
+	replied_at bigint,
+	reply_ts   bigint,
+	reply      bytea,
+	error      text NOT NULL
+);
+-- /api/v1/commands, newest first: of every gateway, of one, of one push.
+-- Made at the open of a database from before them, as the table.
+CREATE INDEX IF NOT EXISTS commands_created ON commands (created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS commands_gateway_created ON commands (gateway, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS commands_push_created ON commands (push, created_at DESC, id DESC);
+-- The commands not final only: a gateway's to send, oldest first; those
+-- to lapse.
+CREATE INDEX IF NOT EXISTS commands_pending ON commands (gateway, created_at, id) WHERE state IN ('queued', 'sent');
+CREATE INDEX IF NOT EXISTS commands_expiring ON commands (expires_at) WHERE state IN ('queued', 'sent');
+COMMENT ON TABLE commands IS 'every command sent to a gateway, and those waiting for it to come online (docs/storage.md, "Commands"); not partitioned: a final command is deleted 90 days after its created_at';
+COMMENT ON COLUMN commands.id IS 'the request id; compared byte by byte';
+COMMENT ON COLUMN commands.push IS 'the fleet push it belongs to; empty for none';
+COMMENT ON COLUMN commands.body IS 'the request''s body, MessagePack; may be empty';
+COMMENT ON COLUMN commands.created_at IS 'unix nanoseconds when it was stored, UTC';
+COMMENT ON COLUMN commands.expires_at IS 'unix nanoseconds, UTC: not sent, nor sent again, after it';
+COMMENT ON COLUMN commands.state IS 'queued, sent, lapsed, or the reply''s status';
+COMMENT ON COLUMN commands.sent_at IS 'unix nanoseconds of the last publish, UTC; NULL if never sent';
+COMMENT ON COLUMN commands.replied_at IS 'unix nanoseconds when the reply was recorded, UTC; NULL without one';
+COMMENT ON COLUMN commands.reply_ts IS 'unix nanoseconds of the reply by the gateway''s clock; NULL without one';
+COMMENT ON COLUMN commands.reply IS 'the reply''s body, MessagePack; NULL without a reply';
+COMMENT ON COLUMN commands.error IS 'the reply''s error message, or why it lapsed; empty for none';
+
 CREATE TABLE IF NOT EXISTS sensor_labels (
 	gateway text NOT NULL,
 	sensor  text NOT NULL,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/ingest"
+	"github.com/outposthq/outpost/ingest/internal/rows"
 )
 
 // expireRows bounds the rows one retention transaction deletes: the
@@ -35,8 +36,9 @@ var _ ingest.Maintainer = (*Store)(nil)
 
 // Maintain implements ingest.Maintainer. SQLite has no partitions: it
 // deletes what is dated before the retention's horizon (ingest.Horizon),
-// as PostgreSQL drops whole partitions, a transaction per expireRows
-// rows, so that commits go on between them.
+// as PostgreSQL drops whole partitions, and the final commands created
+// more than ingest.CommandRetention before now, whatever r says, a
+// transaction per expireRows rows, so that commits go on between them.
 func (s *Store) Maintain(ctx context.Context, now int64, r ingest.Retention) (ingest.MaintainStats, error) {
 	st := ingest.MaintainStats{Leader: true}
 	for _, e := range expiries {
@@ -47,27 +49,39 @@ func (s *Store) Maintain(ctx context.Context, now int64, r ingest.Retention) (in
 		if keep <= 0 {
 			continue
 		}
-		horizon := ingest.Horizon(now, time.Duration(keep))
-		q := fmt.Sprintf(`DELETE FROM %s WHERE (%s) IN (SELECT %s FROM %s WHERE %s < ? LIMIT %d)`,
-			e.table, e.key, e.key, e.table, e.col, expireRows)
-		for {
-			var n int64
-			err := s.tx(ctx, func(tx *sql.Tx) error {
-				res, err := tx.ExecContext(ctx, q, horizon)
-				if err != nil {
-					return err
-				}
-				n, err = res.RowsAffected()
-				return err
-			})
-			if err != nil {
-				return st, fmt.Errorf("sqlite: expire %s: %w", e.table, err)
-			}
-			st.Rows += n
-			if n < expireRows {
-				break
-			}
+		n, err := s.expire(ctx, e.table, e.key, e.col+" < ?", ingest.Horizon(now, time.Duration(keep)))
+		st.Rows += n
+		if err != nil {
+			return st, err
 		}
 	}
-	return st, nil
+	n, err := s.expire(ctx, "commands", "rowid", rows.ExpiredCommands(placeholder), rows.CommandsHorizon(now))
+	st.Rows += n
+	return st, err
+}
+
+// expire deletes the rows of table (selected by key) where cond holds of
+// arg, expireRows at a time, and returns how many.
+func (s *Store) expire(ctx context.Context, table, key, cond string, arg int64) (int64, error) {
+	q := fmt.Sprintf(`DELETE FROM %s WHERE (%s) IN (SELECT %s FROM %s WHERE %s LIMIT %d)`,
+		table, key, key, table, cond, expireRows)
+	var total int64
+	for {
+		var n int64
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, q, arg)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("sqlite: expire %s: %w", table, err)
+		}
+		total += n
+		if n < expireRows {
+			return total, nil
+		}
+	}
 }

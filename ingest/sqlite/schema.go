@@ -141,6 +141,35 @@ CREATE TABLE IF NOT EXISTS gaps (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS gaps_series_from ON gaps (gateway, sensor, metric, from_ts);
 
+-- Every command sent to a gateway, and those waiting for it to come
+-- online (ingest.CommandStore; docs/storage.md, "Commands"). Made at the
+-- open of a file from before it.
+CREATE TABLE IF NOT EXISTS commands (
+	id         TEXT NOT NULL PRIMARY KEY,
+	gateway    TEXT NOT NULL,
+	name       TEXT NOT NULL,
+	sender     TEXT NOT NULL,
+	push       TEXT NOT NULL,    -- the fleet push; '' for none
+	body       BLOB NOT NULL,    -- MessagePack; may be empty
+	created_at INTEGER NOT NULL, -- unix ns
+	expires_at INTEGER NOT NULL, -- unix ns
+	state      TEXT NOT NULL,    -- queued, sent, lapsed, or the reply's status
+	attempts   INTEGER NOT NULL,
+	sent_at    INTEGER,          -- unix ns of the last publish; NULL if never sent
+	replied_at INTEGER,          -- unix ns; NULL without a reply
+	reply_ts   INTEGER,          -- unix ns by the gateway's clock; NULL without one
+	reply      BLOB,             -- MessagePack; NULL without a reply
+	error      TEXT NOT NULL     -- the reply's error, or why it lapsed; '' for none
+) STRICT;
+-- /api/v1/commands, newest first: of every gateway, of one, of one push.
+CREATE INDEX IF NOT EXISTS commands_created ON commands (created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS commands_gateway_created ON commands (gateway, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS commands_push_created ON commands (push, created_at DESC, id DESC);
+-- The commands not final only: a gateway's to send, oldest first; those
+-- to lapse. The queries name the predicate as it is written here.
+CREATE INDEX IF NOT EXISTS commands_pending ON commands (gateway, created_at, id) WHERE state IN ('queued', 'sent');
+CREATE INDEX IF NOT EXISTS commands_expiring ON commands (expires_at) WHERE state IN ('queued', 'sent');
+
 -- Each sensor's labels from its gateway's newest status, a sensor
 -- without labels having no row: series.labels of the sensor's series,
 -- and of those made later (docs/storage.md, "Sensor labels").

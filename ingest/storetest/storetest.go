@@ -68,6 +68,12 @@ func Run(t *testing.T, open func(t *testing.T) ingest.Store) {
 		{"LatestPages", testLatestPages},
 		{"QueryStop", testQueryStop},
 		{"QueryRefused", testQueryRefused},
+		{"Commands", testCommands},
+		{"CommandsReplies", testCommandsReplies},
+		{"CommandsPending", testCommandsPending},
+		{"CommandsLapse", testCommandsLapse},
+		{"CommandsQuery", testCommandsQuery},
+		{"CommandsRetention", testCommandsRetention},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
