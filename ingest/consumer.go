@@ -160,6 +160,10 @@ func (s *Service) parseForGroup(m mqtt.Message) (*outpost.Batch, *outpost.Key, b
 // handle processes one message to the end: stored and acked,
 // dead-lettered and acked, or (only when Close gives up) left unacked.
 func (s *Service) handle(m mqtt.Message) {
+	if gw, id, ok := splitReplyTopic(s.opts.TopicPrefix, m.Topic()); ok {
+		s.handleReply(m, gw, id)
+		return
+	}
 	_, kind, ok := splitTopic(s.opts.TopicPrefix, m.Topic())
 	switch {
 	case ok && kind == topicBatch:
@@ -349,6 +353,9 @@ func (s *Service) handleStatus(m mqtt.Message) {
 	s.log.Debug().Str(keyGateway, st.gateway).Str("state", st.state).Bool("recorded", recorded).Msg("gateway status")
 	if recorded {
 		s.publishStatus(rec)
+		if s.courier != nil {
+			s.courier.status(rec.Gateway, rec.State)
+		}
 	}
 }
 

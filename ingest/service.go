@@ -161,6 +161,17 @@ type Options struct {
 	// arrives; Keys.Reload (on SIGHUP) reads it at once.
 	Keys *Keys
 
+	// Commands turns on the command courier (docs/commands.md, "Audit
+	// and the queue"): the service records the gateways' replies to
+	// commands in the store's commands table, and sends a gateway the
+	// commands queued for it when it comes online. The store must be a
+	// CommandStore, and the broker must let the service read
+	// {prefix}/+/reply/# and publish to {prefix}/+/cmd/# (the shipped
+	// ACL does); a broker that refuses the reply subscription leaves
+	// the service running, without replies recorded, and says so in
+	// the log. MQTT only.
+	Commands bool
+
 	// The broker login and TLS (deploy/mosquitto, docs/security.md).
 
 	// Username and Password log in to the broker, as the ingest identity
@@ -266,6 +277,8 @@ type Service struct {
 	closeErr   error           //
 	stats      serviceCounters //
 
+	courier *courier // the command courier (commands.go); nil when commands are off
+
 	api    *api            // the HTTP API's state
 	events *eventHub       // the live event streams (events.go)
 	met    *serviceMetrics // commit latency and lag, for /metrics
@@ -297,11 +310,16 @@ type Stats struct {
 	// Expired counts batches acked and not stored because they were
 	// made before the retention's horizon (Options.Retention).
 	Expired int64
+	// CommandsSent counts the commands the courier published (each
+	// attempt); CommandReplies, the replies recorded to commands.
+	CommandsSent   int64
+	CommandReplies int64
 }
 
 type serviceCounters struct {
 	batches, duplicates, readings, alerts, losses, statuses, deadLetters, errors atomic.Int64
 	authRefused, unverified, compacted, expired                                  atomic.Int64
+	commandsSent, commandReplies                                                 atomic.Int64
 }
 
 // New returns a Service that stores into store. Nothing starts until Start,
@@ -383,6 +401,9 @@ func (o *Options) validate() error {
 		if err := o.validateNATS(); err != nil {
 			return err
 		}
+		if o.Commands {
+			return errors.New("ingest: commands need an MQTT broker; with NATS they are off")
+		}
 	default:
 		u, err := url.Parse(o.Broker)
 		if err != nil || u.Scheme == "" || u.Host == "" {
@@ -423,6 +444,12 @@ func (s *Service) filters() map[string]byte {
 	}
 }
 
+// replyFilter is the subscription to the gateways' command replies,
+// shared so that one process of the group records each.
+func (s *Service) replyFilter() string {
+	return "$share/" + s.opts.Group + "/" + s.opts.TopicPrefix + "/+/" + topicReply + "/+"
+}
+
 // Start connects to the broker and subscribes, within ctx (its deadline
 // also bounds each later reconnect attempt, at most 30 s). It returns an
 // error if the broker cannot be reached or refuses the subscriptions; the
@@ -443,6 +470,13 @@ func (s *Service) Start(ctx context.Context) error {
 	err := s.opts.validate()
 	if err == nil && s.store == nil {
 		err = errors.New("ingest: no store")
+	}
+	if err == nil && s.opts.Commands {
+		if cs, ok := s.store.(CommandStore); ok {
+			s.courier = newCourier(s, cs)
+		} else {
+			err = fmt.Errorf("ingest: commands on, but the store (%T) keeps no commands table", s.store)
+		}
 	}
 	if err != nil {
 		s.abort()
@@ -489,6 +523,9 @@ func (s *Service) startLoops() {
 		s.stopMaintain = cancel
 		s.maintainer.Add(1)
 		go s.maintainLoop(mctx, m)
+	}
+	if s.courier != nil {
+		s.courier.start()
 	}
 }
 
@@ -671,7 +708,36 @@ func (s *Service) subscribe(c mqtt.Client) error {
 			return fmt.Errorf("ingest: subscribe: broker refused %q (shared subscriptions unsupported, or not allowed)", f)
 		}
 	}
+	if s.courier != nil {
+		s.subscribeReplies(c)
+	}
 	return nil
+}
+
+// subscribeReplies subscribes to the command replies. A refusal is
+// logged and not retried until the next connect: the batches flow on,
+// and commands sent meanwhile lapse unanswered in the table.
+func (s *Service) subscribeReplies(c mqtt.Client) {
+	f := s.replyFilter()
+	tok := c.Subscribe(f, 1, s.onMessage)
+	select {
+	case <-tok.Done():
+	case <-time.After(subscribeTimeout):
+		s.errLog.Error().Str("filter", f).Msg("commands: no answer to the reply subscription; replies are not recorded until the next connect")
+		return
+	case <-s.stopHook:
+		return
+	}
+	refused := tok.Error() != nil
+	if st, ok := tok.(*mqtt.SubscribeToken); ok {
+		for _, qos := range st.Result() {
+			refused = refused || qos > 2
+		}
+	}
+	if refused {
+		s.errLog.Error().Err(tok.Error()).Str("filter", f).
+			Msg("commands: the broker refused the reply subscription (check its ACL: the ingest identity reads {prefix}/+/reply/#); replies are not recorded")
+	}
 }
 
 func (s *Service) onConnectionLost(_ mqtt.Client, err error) {
@@ -714,6 +780,9 @@ func (s *Service) close(ctx context.Context) error {
 		var topics []string
 		for f := range s.filters() {
 			topics = append(topics, f)
+		}
+		if s.courier != nil {
+			topics = append(topics, s.replyFilter())
 		}
 		tok := s.client.Unsubscribe(topics...)
 		t := time.NewTimer(unsubscribeTimeout)
@@ -762,6 +831,9 @@ func (s *Service) close(ctx context.Context) error {
 		s.stopMaintain()
 		s.maintainer.Wait()
 	}
+	if s.courier != nil {
+		s.courier.close() // after the workers, who mark gateways due
+	}
 	if s.client != nil {
 		s.client.Disconnect(uint(disconnectQuiesce / time.Millisecond))
 	}
@@ -791,6 +863,8 @@ func (s *Service) Stats() Stats {
 
 		CompactedWindows: c.compacted.Load(),
 		Expired:          c.expired.Load(),
+		CommandsSent:     c.commandsSent.Load(),
+		CommandReplies:   c.commandReplies.Load(),
 	}
 }
 

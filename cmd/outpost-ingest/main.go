@@ -178,6 +178,9 @@ type Main struct {
 	// Auth and Keys).
 	Auth     string
 	AuthKeys string
+	// Commands turns on the command courier (ingest.Options.Commands):
+	// replies recorded, queued commands sent. MQTT only.
+	Commands bool
 
 	Stdout io.Writer      // help and version; default os.Stdout
 	Stderr io.Writer      // logs and usage errors; default os.Stderr
@@ -216,6 +219,7 @@ func NewMain() *Main {
 		CompactEvery:     time.Minute,
 		HTTPQueryTimeout: ingest.DefaultQueryTimeout,
 		Auth:             string(ingest.AuthOptional),
+		Commands:         true,
 	}
 }
 
@@ -251,6 +255,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&m.HTTPQueryTimeout, "http-query-timeout", m.HTTPQueryTimeout, "longest HTTP API query, its streamed answer included")
 	fs.IntVar(&m.HTTPMaxStreams, "http-max-streams", m.HTTPMaxStreams, "live event streams (/api/v1/events) that may be open at once; more get 503 (they take no query slot)")
 	fs.StringVar(&m.AuthKeys, "auth-keys", m.AuthKeys, "`file` of the gateways' keys, lines \"GATEWAY-ID KEY\" (outpost key show); a gateway listed must sign its batches. Reloaded on SIGHUP, and when it changes")
+	fs.BoolVar(&m.Commands, "commands", m.Commands, "record the gateways' replies to commands in the commands table, and send the commands queued for a gateway when it comes online (docs/commands.md); MQTT only")
 	fs.StringVar(&m.Auth, "auth", m.Auth, "optional: gateways not in --auth-keys may send unsigned batches; required: their batches are refused")
 	m.Log.Register(fs, "info", cli.FormatAuto)
 	version := cli.VersionFlag(fs)
@@ -362,9 +367,10 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxStreams:      m.HTTPMaxStreams,
 		Auth:            ingest.AuthMode(m.Auth),
 		Keys:            m.keys,
+		Commands:        m.Commands,
 	}
 	if m.NATS != "" {
-		o.Broker, o.NATS, o.Stream = "", m.NATS, m.Stream
+		o.Broker, o.NATS, o.Stream, o.Commands = "", m.NATS, m.Stream, false
 	}
 	m.svc = ingest.New(m.store, o)
 	var ln net.Listener

@@ -29,18 +29,21 @@ import (
 // or SQLite). outpost-ingest links them already. Both commands run the
 // same code (ruletest.ReplayFrom, ruletest.JSONWriter).
 
-const rulesUsage = `usage: outpost-ingest rules replay [flags]
+const rulesUsage = `usage: outpost-ingest rules replay|push [flags]
 
 Backtests alert rules on the history stored in an ingest database
-(docs/rules.md, "Backtest on stored history").
+(docs/rules.md, "Backtest on stored history"), and pushes a rules file to a
+fleet of gateways (docs/commands.md, "Rules to a fleet").
 
 commands:
   replay  run rules over a gateway's stored readings and print the alert transitions
+  push    send a rules file to gateways in waves, canary first, and show each outcome
 
-Run 'outpost-ingest rules replay --help' for flags.
+Run 'outpost-ingest rules replay --help' or 'outpost-ingest rules push --help' for flags.
 
-example:
+examples:
   outpost-ingest rules replay --db sqlite:ingest.db --rules rules.yaml --gateway office-gw --from 2026-11-01T00:00:00Z --to 2026-12-01T00:00:00Z --summary
+  outpost-ingest rules push --db sqlite:ingest.db --rules rules.yaml --label site=plant-3 --backtest 720h --max-episodes 30
 `
 
 var rulesReplayCommand = cli.Command{
@@ -77,6 +80,19 @@ func runRules(args []string, stdout, stderr io.Writer) int {
 	case len(args) == 0:
 		fmt.Fprint(stderr, rulesUsage)
 		return cli.ExitUsage
+	case args[0] == "push":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		err := rulesPush(ctx, args[1:], stdout, stderr)
+		code := cli.ExitCode(err)
+		switch {
+		case err == nil || cli.Printed(err):
+		case code == cli.ExitUsage:
+			fmt.Fprintln(stderr, err)
+		default:
+			fmt.Fprintln(stderr, "outpost-ingest rules push:", cli.OneLine(err))
+		}
+		return code
 	case args[0] == "replay":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -197,38 +213,11 @@ func rulesReplay(ctx context.Context, args []string, stdout, stderr io.Writer) (
 		}
 	}()
 
-	series, total, err := historySeries(ctx, store, set, b.gateway, b.sensor, b.metric, b.from, b.to)
+	h, series, total, err := openHistory(ctx, store, set, b.gateway, b.sensor, b.metric, b.from, b.to)
 	if err != nil {
 		return err
 	}
-	if total == 0 {
-		what := ""
-		if b.sensor != "" {
-			what += " of sensor " + strconv.Quote(b.sensor)
-		}
-		if b.metric != "" {
-			what += " of metric " + strconv.Quote(b.metric)
-		}
-		return fmt.Errorf("gateway %q has no series%s stored in %s (check --gateway against /api/v1/series or the console)", b.gateway, what, redactDSN(b.db))
-	}
-	h, err := newHistory(ctx, store, b.gateway, series, b.from, b.to)
-	if err != nil {
-		return err
-	}
-	labels := map[string]map[string]string{}
-	for _, si := range series {
-		if len(si.Labels) > 0 && labels[si.Sensor] == nil {
-			labels[si.Sensor] = si.Labels
-		}
-	}
-	opts := &ruletest.ReplayOptions{Reorder: b.reorder, Tick: b.tick, Engine: &rules.Options{Gateway: b.gateway, SensorLabels: labels}}
-	if b.reorder == 0 {
-		opts.Reorder = -1 // the flag's 0 means none; the option's 0 means the default
-	}
-	if b.tick == 0 {
-		opts.Tick = -1
-	}
-
+	opts := replayOptions(set, b.gateway, series, b.reorder, b.tick)
 	if b.summary {
 		sum := ruletest.NewSummary(set)
 		if err := ruletest.ReplayFrom(ctx, set, h, sum.Add, opts); err != nil {
@@ -259,6 +248,74 @@ func rulesReplay(ctx context.Context, args []string, stdout, stderr io.Writer) (
 			b.gateway, total, len(series), fmtNS(b.from), fmtNS(b.to))
 	}
 	return nil
+}
+
+// openHistory selects the series of gateway that the rules (and sensor
+// and metric, when not "") select, and opens their readings from from
+// to to for a replay. A gateway without such series is an error.
+func openHistory(ctx context.Context, store ingest.Store, set *rules.Set, gateway, sensor, metric string, from, to int64) (h *history, series []ingest.SeriesInfo, total int, err error) {
+	series, total, err = historySeries(ctx, store, set, gateway, sensor, metric, from, to)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if total == 0 {
+		what := ""
+		if sensor != "" {
+			what += " of sensor " + strconv.Quote(sensor)
+		}
+		if metric != "" {
+			what += " of metric " + strconv.Quote(metric)
+		}
+		return nil, nil, 0, fmt.Errorf("gateway %q has no series%s stored (check the gateway id against /api/v1/series or the console): %w", gateway, what, errNoSeries)
+	}
+	h, err = newHistory(ctx, store, gateway, series, from, to)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return h, series, total, nil
+}
+
+// errNoSeries is wrapped by openHistory's error for a gateway without
+// series to replay.
+var errNoSeries = errors.New("nothing to replay")
+
+// replayOptions are a backtest's: the engine has the gateway's id and
+// its sensors' labels; a zero reorder or tick means none.
+func replayOptions(set *rules.Set, gateway string, series []ingest.SeriesInfo, reorder, tick time.Duration) *ruletest.ReplayOptions {
+	labels := map[string]map[string]string{}
+	for _, si := range series {
+		if len(si.Labels) > 0 && labels[si.Sensor] == nil {
+			labels[si.Sensor] = si.Labels
+		}
+	}
+	opts := &ruletest.ReplayOptions{Reorder: reorder, Tick: tick, Engine: &rules.Options{Gateway: gateway, SensorLabels: labels}}
+	if reorder == 0 {
+		opts.Reorder = -1 // the flag's 0 means none; the option's 0 means the default
+	}
+	if tick == 0 {
+		opts.Tick = -1
+	}
+	return opts
+}
+
+// backtestResult is a backtest's summary.
+type backtestResult struct {
+	rules    []ruletest.RuleSummary
+	readings int64
+}
+
+// backtestSummary backtests set on gateway's readings from from to to,
+// as `rules replay --summary` does, for a push's --backtest.
+func backtestSummary(ctx context.Context, store ingest.Store, set *rules.Set, gateway string, from, to int64) (backtestResult, error) {
+	h, series, _, err := openHistory(ctx, store, set, gateway, "", "", from, to)
+	if err != nil {
+		return backtestResult{}, err
+	}
+	sum := ruletest.NewSummary(set)
+	if err := ruletest.ReplayFrom(ctx, set, h, sum.Add, replayOptions(set, gateway, series, 0, ruletest.DefaultTick)); err != nil {
+		return backtestResult{}, err
+	}
+	return backtestResult{rules: sum.Finish(h.last), readings: h.readings}, nil
 }
 
 // checkSQLiteExists refuses a SQLite file that is not there: opening one

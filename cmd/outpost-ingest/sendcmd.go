@@ -21,16 +21,23 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/rs/zerolog"
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/cmd/internal/cli"
 	gwcmd "github.com/outposthq/outpost/gateway/command"
+	"github.com/outposthq/outpost/ingest"
+	"github.com/outposthq/outpost/ingest/stores"
 )
 
 // maxCommandTimeout bounds --timeout: the gateway refuses a deadline
-// further ahead than a day.
-const maxCommandTimeout = 24 * time.Hour
+// further ahead than a day, and that of a signed request further ahead
+// than maxSignedTimeout.
+const (
+	maxCommandTimeout = gwcmd.MaxAhead
+	maxSignedTimeout  = gwcmd.MaxSignedAhead
+)
 
 var commandCmd = cli.Command{
 	Name: "outpost-ingest command",
@@ -43,11 +50,19 @@ gateway never runs an expired one. Exit status 0 for "ok", 1 for any other
 reply or none (the gateway offline, or its uplink.commands off), 2 for bad
 flags. It logs in with --username and --password-file as the cloud's
 identity, which the broker's ACL must let publish to {prefix}/+/cmd/# and read
-{prefix}/+/reply/#.`,
+{prefix}/+/reply/#.
+
+With --auth-keys, the keys file outpost-ingest takes, a request to a gateway
+listed there is signed with its keys, and its reply must carry the gateway's
+MAC, or the command fails; a gateway with a key runs no unsigned request. A
+gateway not in the file gets an unsigned request. A signed request lives at
+most 10m (--timeout), so that a copy of it replayed after the gateway has
+forgotten its id has expired.`,
 	Examples: []string{
 		"outpost-ingest command --gateway gw-01 ping",
 		"outpost-ingest command --gateway gw-01 --arg level=debug log.level",
 		"outpost-ingest command --gateway gw-01 --file content=rules.yaml rules.set",
+		"outpost-ingest command --auth-keys /etc/outpost-ingest/gateway.keys --gateway gw-01 ping",
 	},
 }
 
@@ -78,16 +93,14 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 func sendCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	m := NewMain()
 	fs := commandCmd.FlagSet()
-	fs.StringVar(&m.Broker, "broker", m.Broker, "MQTT broker `URL` (tcp://, ssl://, ws://)")
-	fs.StringVar(&m.Username, "username", m.Username, "broker username (the cloud's identity in the broker's ACL)")
-	fs.StringVar(&m.PasswordFile, "password-file", m.PasswordFile, "`file` holding the broker password; never logged")
-	fs.StringVar(&m.TLSCA, "tls-ca", m.TLSCA, "PEM `file` of the CAs to trust for an ssl:// broker (default: the system's)")
-	fs.StringVar(&m.TLSCert, "tls-cert", m.TLSCert, "PEM client certificate `file` for mutual TLS (with --tls-key)")
-	fs.StringVar(&m.TLSKey, "tls-key", m.TLSKey, "PEM client key `file` for mutual TLS (with --tls-cert)")
-	fs.StringVar(&m.TopicPrefix, "topic-prefix", m.TopicPrefix, "topic prefix")
+	registerBrokerFlags(fs, m)
 	gw := fs.String("gateway", "", "the gateway's id (required)")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long the request lives: the gateway answers a later one expired, and this waits no longer")
 	id := fs.String("id", "", "the request's id (default: random); sending the same id again gets the first reply, never a second run")
+	db := fs.String("db", "", "the ingest database, `DSN`: the command and its reply go in its commands table, and one unanswered stays queued there for the ingest service to send when the gateway is back")
+	expiry := fs.Duration("expiry", 0, "with --db: how long an unanswered command stays queued (default --timeout: not queued)")
+	sender := fs.String("sender", "", "with --db: who sends it, for the commands table (default: user@host)")
+	keysFile := fs.String("auth-keys", "", "`file` of the gateways' keys, as outpost-ingest --auth-keys takes: the request to a gateway listed is signed, and its reply must verify")
 	var strs, files kvList
 	fs.Var(&strs, "arg", "a string argument, as `KEY=VALUE` (repeatable)")
 	fs.Var(&files, "file", "a file's content as a binary argument, as `KEY=PATH` (repeatable)")
@@ -104,6 +117,14 @@ func sendCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return cli.Usagef("outpost-ingest command: --gateway is required: a gateway id")
 	case *timeout <= 0 || *timeout > maxCommandTimeout:
 		return cli.Usagef("outpost-ingest command: --timeout must be above 0 and at most %s", maxCommandTimeout)
+	case *db == "" && (*expiry != 0 || *sender != ""):
+		return cli.Usagef("outpost-ingest command: --expiry and --sender go with --db")
+	case *expiry != 0 && (*expiry < *timeout || *expiry > maxPushExpiry):
+		return cli.Usagef("outpost-ingest command: --expiry must be at least --timeout and at most %s", maxPushExpiry)
+	case len(*sender) > ingest.MaxCommandSenderLen:
+		return cli.Usagef("outpost-ingest command: --sender is longer than %d bytes", ingest.MaxCommandSenderLen)
+	case *keysFile != "" && *timeout > maxSignedTimeout:
+		return cli.Usagef("outpost-ingest command: with --auth-keys, --timeout must be at most %s: a gateway refuses a signed request that expires later, since it remembers a request's id that long, and a copy replayed after it forgot the id must have expired", maxSignedTimeout)
 	}
 	if *id == "" {
 		var b [8]byte
@@ -120,14 +141,40 @@ func sendCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return cli.UsageError{Err: err}
 	}
+	var keys []outpost.Key // the gateway's: none leaves the request unsigned
+	if *keysFile != "" {
+		reg, err := loadKeys(*keysFile)
+		if err != nil {
+			return err
+		}
+		keys = reg.Lookup(*gw)
+	}
 	deadline := time.Now().Add(*timeout)
-	req := gwcmd.AppendRequest(nil, gwcmd.Request{ID: *id, Deadline: deadline.UnixNano(), Body: body})
+	r := gwcmd.Request{ID: *id, Deadline: deadline.UnixNano(), Body: body}
+	gwcmd.SignRequest(&r, *gw, name, keys)
+	req := gwcmd.AppendRequest(nil, r)
 	if len(req) > gwcmd.MaxRequestBytes {
 		return cli.Usagef("outpost-ingest command: the request is %d bytes, more than the gateway takes (%d)", len(req), gwcmd.MaxRequestBytes)
 	}
 	password, tc, err := m.brokerLogin()
 	if err != nil {
 		return err
+	}
+	var audit *commandAudit // nil without --db
+	if *db != "" {
+		if *expiry == 0 {
+			*expiry = *timeout
+		}
+		if *sender == "" {
+			*sender = defaultSender()
+		}
+		now := time.Now()
+		audit, err = openAudit(ctx, *db, &ingest.Command{ID: *id, Gateway: *gw, Name: name, Sender: *sender, Body: body,
+			CreatedAt: now, ExpiresAt: now.Add(*expiry), State: ingest.CommandQueued}, stderr)
+		if err != nil {
+			return err
+		}
+		defer audit.close()
 	}
 
 	base := m.TopicPrefix + "/" + *gw
@@ -162,6 +209,7 @@ func sendCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}), "subscribe to the reply"); err != nil {
 		return err
 	}
+	audit.sent(ctx) // first: the ingest service may record the reply before the PUBACK
 	if err := wait(client.Publish(base+"/cmd/"+name, 1, false, req), "publish the command"); err != nil {
 		return err
 	}
@@ -169,10 +217,14 @@ func sendCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	defer timer.Stop()
 	select {
 	case p := <-replies:
-		r, err := gwcmd.DecodeReply(p)
-		if err != nil {
+		r, text, err := ingest.ParseReply(p, *gw, *id, keys)
+		switch {
+		case errors.Is(err, outpost.ErrBadMAC):
+			return fmt.Errorf("the reply on %s/reply/%s is not the gateway's (nothing it says is to be trusted): %w", base, *id, err)
+		case err != nil:
 			return fmt.Errorf("the reply on %s/reply/%s does not decode: %w", base, *id, err)
 		}
+		audit.replied(ctx, r, text)
 		line, err := replyJSON(r)
 		if err != nil {
 			return err
@@ -185,9 +237,76 @@ func sendCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		return nil
 	case <-timer.C:
-		return fmt.Errorf("no reply from %s within %s: the gateway is offline, does not take commands (uplink.commands), or the broker's ACL refuses its reply", *gw, *timeout)
+		err := fmt.Errorf("no reply from %s within %s: the gateway is offline, does not take commands (uplink.commands), or the broker's ACL refuses its reply", *gw, *timeout)
+		if audit != nil && *expiry > *timeout {
+			err = fmt.Errorf("%w; the command stays queued in the commands table until %s: the ingest service sends it when the gateway comes back", err, fmtTime(audit.cmd.ExpiresAt))
+		}
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// commandAudit records one command and its reply in the commands table
+// of the ingest database (--db). Its methods do nothing on nil.
+type commandAudit struct {
+	store  ingest.Store
+	cs     ingest.CommandStore
+	cmd    *ingest.Command
+	stderr io.Writer // where a failure to record is said
+}
+
+// openAudit opens the database and stores cmd, queued: before anything
+// is published, so that nothing goes out unrecorded.
+func openAudit(ctx context.Context, dsn string, cmd *ingest.Command, stderr io.Writer) (*commandAudit, error) {
+	if err := checkSQLiteExists(dsn); err != nil {
+		return nil, err
+	}
+	octx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	store, err := stores.Open(octx, dsn, zerolog.Nop())
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", redactDSN(dsn), err)
+	}
+	cs, ok := store.(ingest.CommandStore)
+	if !ok {
+		store.Close()
+		return nil, fmt.Errorf("the database %s keeps no commands table", redactDSN(dsn))
+	}
+	if err := cs.AddCommand(octx, cmd); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("store the command: %w", err)
+	}
+	return &commandAudit{store: store, cs: cs, cmd: cmd, stderr: stderr}, nil
+}
+
+// sent records the command published.
+func (a *commandAudit) sent(ctx context.Context) {
+	if a == nil {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, storeCallTimeout)
+	defer cancel()
+	if _, err := a.cs.CommandSent(sctx, a.cmd.ID, time.Now()); err != nil {
+		fmt.Fprintf(a.stderr, "outpost-ingest command: recording the command sent: %v\n", err)
+	}
+}
+
+// replied records the reply (the ingest service may have done so first).
+func (a *commandAudit) replied(ctx context.Context, r gwcmd.Reply, text string) {
+	if a == nil {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, storeCallTimeout)
+	defer cancel()
+	if _, err := a.cs.CommandReplied(sctx, a.cmd.Gateway, a.cmd.ID, string(r.Status), time.Now(), time.Unix(0, r.TS), r.Body, text); err != nil {
+		fmt.Fprintf(a.stderr, "outpost-ingest command: recording the reply: %v\n", err)
+	}
+}
+
+func (a *commandAudit) close() {
+	if a != nil {
+		a.store.Close()
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/outposthq/outpost"
 	"github.com/outposthq/outpost/cmd/internal/cli"
 	"github.com/outposthq/outpost/config"
 	"github.com/outposthq/outpost/gateway"
@@ -125,6 +126,17 @@ func TestSendCommand(t *testing.T) {
 			t.Fatalf("exit %d, stderr %s", code, stderr)
 		}
 	})
+	t.Run("a gateway without a key in --auth-keys", func(t *testing.T) {
+		// Its request goes unsigned, and its unsigned reply is taken.
+		keys := filepath.Join(dir, "other.keys")
+		if err := os.WriteFile(keys, []byte("gw-other "+outpost.NewKey().Hex()+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r, code, stderr := send(t, "--auth-keys", keys, "--gateway", "gw-sendcmd", "ping")
+		if code != cli.ExitOK || r.Status != "ok" {
+			t.Fatalf("exit %d, reply %+v, stderr %s", code, r, stderr)
+		}
+	})
 	t.Run("bad flags", func(t *testing.T) {
 		for _, args := range [][]string{
 			{"ping"},                           // no gateway
@@ -140,6 +152,122 @@ func TestSendCommand(t *testing.T) {
 			if _, code, stderr := send(t, args...); code != cli.ExitUsage {
 				t.Errorf("%v: exit %d, want %d; stderr %s", args, code, cli.ExitUsage, stderr)
 			}
+		}
+	})
+}
+
+// outpost-ingest command --auth-keys against a real gateway with a key:
+// a signed request runs and its reply verifies; one without --auth-keys
+// is refused invalid by the gateway; with a wrong key the gateway
+// refuses it and its reply does not verify; and a signed request may
+// not live longer than the gateway remembers its id.
+func TestSendCommandSigned(t *testing.T) {
+	broker := testenv.MQTT(t)
+	prefix := fmt.Sprintf("outpost-test/sendcmd-signed-%d", time.Now().UnixNano())
+	testenv.CleanupRetained(t, broker, prefix)
+	dir := t.TempDir()
+	key := outpost.NewKey()
+	keyFile := filepath.Join(dir, "gw.key")
+	if err := os.WriteFile(keyFile, []byte(key.Hex()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{
+		Gateway: config.GatewayConfig{ID: "gw-signed"},
+		DataDir: filepath.Join(dir, "data"),
+		Sensors: []config.Sensor{{ID: "dev1", Driver: config.SimDriver, Interval: 100 * time.Millisecond, Metrics: []config.Metric{
+			{Name: "temperature", Unit: "Cel", Signal: config.Signal{Kind: config.SignalConstant, Value: 21}}}}},
+		Uplink: config.UplinkConfig{Broker: broker, TopicPrefix: prefix, Commands: true, AuthKeyFile: keyFile},
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(cfg, &gateway.Options{Logger: zerolog.Nop(), Version: "9.9.9-signed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := g.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	for !g.Stats().Uplink.Connected {
+		time.Sleep(20 * time.Millisecond)
+	}
+	keys := filepath.Join(dir, "gateway.keys")
+	if err := os.WriteFile(keys, []byte("gw-signed "+key.Hex()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wrong := filepath.Join(dir, "wrong.keys")
+	if err := os.WriteFile(wrong, []byte("gw-signed "+outpost.NewKey().Hex()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type reply struct {
+		ID, Status string
+		Body       map[string]any
+	}
+	send := func(t *testing.T, args ...string) (reply, int, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := run(append([]string{"command", "--broker", broker, "--topic-prefix", prefix, "--gateway", "gw-signed"}, args...), &out, &errb)
+		var r reply
+		if out.Len() > 0 {
+			if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+				t.Fatalf("output %q: %v", out.String(), err)
+			}
+		}
+		if strings.Contains(out.String()+errb.String(), key.Hex()) {
+			t.Fatal("the key in the output")
+		}
+		return r, code, errb.String()
+	}
+
+	t.Run("signed", func(t *testing.T) {
+		r, code, stderr := send(t, "--auth-keys", keys, "--timeout", "10m", "ping")
+		if code != cli.ExitOK || r.Status != "ok" || r.Body["version"] != "9.9.9-signed" {
+			t.Fatalf("exit %d, reply %+v, stderr %s", code, r, stderr)
+		}
+	})
+	t.Run("unsigned", func(t *testing.T) {
+		runs := g.CommandStats().Runs
+		r, code, stderr := send(t, "ping")
+		if code != 1 || r.Status != "invalid" || !strings.Contains(fmt.Sprint(r.Body["error"]), "no MAC") {
+			t.Fatalf("exit %d, reply %+v, stderr %s", code, r, stderr)
+		}
+		if g.CommandStats().Runs != runs {
+			t.Fatal("an unsigned request ran")
+		}
+	})
+	t.Run("wrong key", func(t *testing.T) {
+		r, code, stderr := send(t, "--auth-keys", wrong, "ping")
+		if code != 1 || r.ID != "" || !strings.Contains(stderr, "is not the gateway's") || !strings.Contains(stderr, "authentication failed") {
+			t.Fatalf("exit %d, reply %+v, stderr %s", code, r, stderr)
+		}
+		if st := g.CommandStats(); st.Unauthenticated < 2 {
+			t.Fatalf("stats %+v: the wrong key's request was not refused", st)
+		}
+	})
+	t.Run("timeout beyond the id cache", func(t *testing.T) {
+		_, code, stderr := send(t, "--auth-keys", keys, "--timeout", "11m", "ping")
+		if code != cli.ExitUsage || !strings.Contains(stderr, "at most 10m0s") {
+			t.Fatalf("exit %d, stderr %s", code, stderr)
+		}
+	})
+	t.Run("a keys file others may read", func(t *testing.T) {
+		open := filepath.Join(dir, "open.keys")
+		if err := os.WriteFile(open, []byte("gw-signed "+key.Hex()+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(open, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, code, stderr := send(t, "--auth-keys", open, "ping"); code != 1 || !strings.Contains(stderr, "other users may read") {
+			t.Fatalf("exit %d, stderr %s", code, stderr)
 		}
 	})
 }
