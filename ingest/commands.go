@@ -124,7 +124,7 @@ func (c *courier) close() {
 
 func (c *courier) run(ctx context.Context) {
 	defer c.wg.Done()
-	t := time.NewTicker(courierSweep)
+	t := time.NewTicker(cmpOr(c.s.opts.courierSweep, courierSweep))
 	defer t.Stop()
 	for {
 		select {
@@ -239,14 +239,18 @@ func (c *courier) send(ctx context.Context, cmd *Command) {
 	}
 	topic := c.s.opts.TopicPrefix + "/" + cmd.Gateway + "/" + topicCommand + "/" + cmd.Name
 	tok := c.s.publish(topic, payload)
+	t := time.NewTimer(commandPublishTimeout)
+	defer t.Stop()
 	select {
 	case <-tok.Done():
-	case <-time.After(commandPublishTimeout):
+		err = tok.Error()
+	case <-t.C:
+		err = errors.New("no PUBACK in time")
 	case <-ctx.Done():
 		return
 	}
-	if !tok.WaitTimeout(0) || tok.Error() != nil {
-		c.s.errLog.Warn().Err(tok.Error()).Str(keyGateway, cmd.Gateway).Str("id", cmd.ID).
+	if err != nil {
+		c.s.errLog.Warn().Err(err).Str(keyGateway, cmd.Gateway).Str("id", cmd.ID).
 			Msg("commands: publish failed; sent again when the gateway comes back")
 		return
 	}

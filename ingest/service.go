@@ -171,6 +171,9 @@ type Options struct {
 	// the service running, without replies recorded, and says so in
 	// the log. MQTT only.
 	Commands bool
+	// courierSweep is how often the courier sweeps; 0 means
+	// courierSweep (tests shorten it).
+	courierSweep time.Duration
 
 	// The broker login and TLS (deploy/mosquitto, docs/security.md).
 

@@ -89,7 +89,11 @@ func newEnvGW(t *testing.T, gw string, wrap func(*spyStore), opts func(*ingest.O
 	if opts != nil {
 		opts(o)
 	}
-	e.svc = ingest.New(e.store, o)
+	var store ingest.Store = e.store
+	if o.Commands {
+		store = &commandSpy{spyStore: e.store, CommandStore: st.(ingest.CommandStore)}
+	}
+	e.svc = ingest.New(store, o)
 	if err := e.svc.Start(ctx); err != nil {
 		t.Fatalf("start: %v", err)
 	}
