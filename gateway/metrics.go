@@ -61,6 +61,7 @@ func (g *Gateway) WriteMetrics(w *metrics.Writer) {
 	g.writePipeline(w, &st)
 	g.writeOutbox(w, &st.Outbox)
 	g.writeUplink(w, &st)
+	g.writeCommands(w)
 	metrics.WriteGo(w)
 	if err := metrics.WriteProcess(w); err != nil {
 		g.log.Debug().Err(err).Msg("process metrics incomplete")
@@ -201,6 +202,16 @@ func (g *Gateway) writeUplink(w *metrics.Writer, st *Stats) {
 	c("outpost_uplink_unsigned_acks_total", "Unsigned acks ignored under uplink.auth required.", u.UnsignedAcks)
 	w.Family("outpost_uplink_ack_duration_seconds", metrics.Histogram, "Time from a batch's last send to the ack that deleted it, in seconds.")
 	w.Histogram("outpost_uplink_ack_duration_seconds", g.met.ack)
+}
+
+func (g *Gateway) writeCommands(w *metrics.Writer) {
+	cs := g.CommandStats()
+	c := func(name, help string, v int64) { w.Single(name, metrics.Counter, help, float64(v)) }
+	c("outpost_commands_received_total", "Command requests received (uplink.commands).", cs.Received)
+	c("outpost_commands_run_total", "Commands run.", cs.Runs)
+	c("outpost_commands_refused_total", "Command requests answered without running: invalid, unknown, expired, busy, or not signed with the gateway's key.", cs.Refused)
+	c("outpost_commands_unauthenticated_total", "Command requests refused because they carried no MAC, or none that verifies with the gateway's key.", cs.Unauthenticated)
+	c("outpost_commands_repeats_total", "Command requests whose id was seen before: answered from the cache, not run again.", cs.Repeats)
 }
 
 // healthzWedge is how long past its step's allowance a loop may be busy

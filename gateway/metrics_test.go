@@ -147,6 +147,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		{"outpost_rule_evaluations_total", []string{"rule", "warm"}, 1},
 		{"outpost_bus_queue_capacity", []string{"receiver", "batcher"}, 1},
 		{"outpost_outbox_file_bytes", nil, 1},
+		{"outpost_commands_received_total", nil, 0}, // there, with commands off
 		{"process_resident_memory_bytes", nil, 1},
 	} {
 		if v, ok := s.Value(x.name, x.labels...); !ok || v < x.min {

@@ -59,6 +59,8 @@ func (s *Service) WriteMetrics(w *metrics.Writer) {
 	c("outpost_ingest_auth_refused_batches_total", "Batches dead-lettered by message authentication.", st.AuthRefused)
 	c("outpost_ingest_unverified_batches_total", "Batches committed without a verified MAC, duplicates included.", st.Unverified)
 	c("outpost_ingest_expired_batches_total", "Batches made before the retention's horizon: acked, not stored.", st.Expired)
+	c("outpost_ingest_commands_sent_total", "Commands the courier published to gateways come online (each attempt).", st.CommandsSent)
+	c("outpost_ingest_command_replies_total", "Gateways' replies to commands recorded in the commands table.", st.CommandReplies)
 	w.Single("outpost_ingest_event_streams", metrics.Gauge, "Live event streams (GET /api/v1/events) open now.", float64(s.events.open.Load()))
 	c("outpost_ingest_event_streams_dropped_total",
 		"Event streams dropped for a slow client: a full queue, or a write not taken within the write stall.", s.events.dropped.Load())
