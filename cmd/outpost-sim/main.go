@@ -52,6 +52,7 @@ the batches (or pass --ack broker). Exit status 3: some outbox did not drain.`,
 	Examples: []string{
 		"outpost-sim --embedded --gateways 50 --duration 30s",
 		"outpost-sim --embedded --gateways 1000 --ramp 20s --http 127.0.0.1:8080   # and open http://127.0.0.1:8080/",
+		"outpost-sim --embedded --gateways 50 --commands --data-dir /tmp/fleet   # then outpost-ingest rules push as it says",
 		"outpost-sim --broker tcp://127.0.0.1:1883 --gateways 1000 --ramp 10s --duration 2m",
 	},
 }
@@ -135,6 +136,7 @@ func (s *Sim) ParseFlags(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&s.Ack, "ack", config.AckIngest, "delete batches on the ingest ack (ingest) or the broker's PUBACK (broker)")
 	fs.BoolVar(&s.Live, "live", false, "publish the dashboard's retained live topics too")
 	fs.StringVar(&s.SummaryPath, "summary", "", "write a JSON summary to this file at the end")
+	fs.BoolVar(&s.Commands, "commands", false, "turn on the gateways' remote commands, each with a rules file of its own, and with --embedded the ingest's command courier: a fleet for outpost-ingest rules push (docs/commands.md)")
 	fs.StringVar(&s.HTTP, "http", "", "with --embedded: serve the ingest's HTTP API and web console on this address, e.g. 127.0.0.1:8080")
 	var lf cli.LogFlags
 	lf.Register(fs, "warn", cli.FormatAuto)

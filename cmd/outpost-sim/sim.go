@@ -66,6 +66,11 @@ type Sim struct {
 	// HTTP, with Embedded, is the address where the embedded ingest
 	// serves its HTTP API and web console; "" serves none.
 	HTTP string
+	// Commands turns on every gateway's remote commands, each with a
+	// rules file of its own (DIR/<id>/rules.yaml) that rules.set may
+	// replace, and, with Embedded, the ingest's command courier: a fleet
+	// to try `outpost-ingest rules push` on (docs/commands.md).
+	Commands bool
 
 	log     zerolog.Logger
 	out     io.Writer // progress and summary lines; default io.Discard
@@ -203,9 +208,14 @@ func (s *Sim) startEmbedded(ctx context.Context) error {
 	if s.store, err = stores.Open(ctx, "sqlite:"+filepath.Join(s.DataDir, "ingest.db"), s.log); err != nil {
 		return fmt.Errorf("outpost-sim: %w", err)
 	}
-	s.ingest = ingest.New(s.store, &ingest.Options{Broker: s.Broker, TopicPrefix: config.DefaultTopicPrefix, Logger: s.log})
+	s.ingest = ingest.New(s.store, &ingest.Options{Broker: s.Broker, TopicPrefix: config.DefaultTopicPrefix, Logger: s.log,
+		Commands: s.Commands})
 	if err := s.ingest.Start(ctx); err != nil {
 		return fmt.Errorf("outpost-sim: %w", err)
+	}
+	if s.Commands {
+		fmt.Fprintf(s.out, "commands on: outpost-ingest rules push --db sqlite:%s --broker %s --rules FILE --all\n",
+			filepath.Join(s.DataDir, "ingest.db"), s.Broker)
 	}
 	if s.HTTP == "" {
 		return nil
@@ -281,10 +291,12 @@ func (s *Sim) config(i int) (*config.Config, error) {
 	id := fmt.Sprintf("%s%04d", s.IDPrefix, i+1)
 	live := s.Live
 	cfg := &config.Config{
-		Gateway: config.GatewayConfig{ID: id},
+		// Labels to select gateways by: the fleet, and a group of
+		// every tenth.
+		Gateway: config.GatewayConfig{ID: id, Labels: map[string]string{"fleet": "sim", "group": strconv.Itoa(i % 10)}},
 		DataDir: filepath.Join(s.DataDir, id),
 		Buffer:  config.BufferConfig{MaxBytes: s.BufferMaxBytes},
-		Uplink:  config.UplinkConfig{Broker: s.Broker, Ack: s.Ack},
+		Uplink:  config.UplinkConfig{Broker: s.Broker, Ack: s.Ack, Commands: s.Commands},
 		// Live topics are for dashboards; ingest ignores them.
 		Dashboard: config.DashboardConfig{Live: &live},
 	}
@@ -306,6 +318,18 @@ func (s *Sim) config(i int) (*config.Config, error) {
 			sn.Metrics = append(sn.Metrics, mt)
 		}
 		cfg.Sensors = append(cfg.Sensors, sn)
+	}
+	if s.Commands {
+		rulesFile := filepath.Join(cfg.DataDir, "rules.yaml")
+		if _, err := os.Stat(rulesFile); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+				return nil, fmt.Errorf("outpost-sim: %w", err)
+			}
+			if err := os.WriteFile(rulesFile, []byte("# rules of "+id+", replaced by rules.set\nrules: []\n"), 0o644); err != nil {
+				return nil, fmt.Errorf("outpost-sim: %w", err)
+			}
+		}
+		cfg.Rules.Files = []string{rulesFile}
 	}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
