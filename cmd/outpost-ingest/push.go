@@ -33,7 +33,6 @@ import (
 	"github.com/outposthq/outpost/cmd/internal/cli"
 	gwcmd "github.com/outposthq/outpost/gateway/command"
 	"github.com/outposthq/outpost/ingest"
-	"github.com/outposthq/outpost/ingest/stores"
 	"github.com/outposthq/outpost/rules"
 	"github.com/outposthq/outpost/rules/ruletest"
 )
@@ -289,17 +288,9 @@ func rulesPush(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 			return err
 		}
 	}
-	if err := checkSQLiteExists(p.db); err != nil {
-		return err
-	}
-	octx, cancel := context.WithTimeout(ctx, startTimeout)
-	store, err := stores.Open(octx, p.db, logger)
-	cancel()
+	store, err := openExisting(ctx, p.db, logger)
 	if err != nil {
-		if h := dbHint(p.db, err); h != "" {
-			return fmt.Errorf("open database %s: %w (%s)", redactDSN(p.db), err, h)
-		}
-		return fmt.Errorf("open database %s: %w", redactDSN(p.db), err)
+		return err
 	}
 	defer func() {
 		if cerr := store.Close(); cerr != nil && err == nil {

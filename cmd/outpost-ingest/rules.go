@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/outposthq/outpost/cmd/internal/cli"
 	"github.com/outposthq/outpost/ingest"
 	"github.com/outposthq/outpost/ingest/stores"
@@ -195,17 +197,9 @@ func rulesReplay(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	if err != nil {
 		return err
 	}
-	if err := checkSQLiteExists(b.db); err != nil {
-		return err
-	}
-	octx, cancel := context.WithTimeout(ctx, startTimeout)
-	store, err := stores.Open(octx, b.db, logger)
-	cancel()
+	store, err := openExisting(ctx, b.db, logger)
 	if err != nil {
-		if h := dbHint(b.db, err); h != "" {
-			return fmt.Errorf("open database %s: %w (%s)", redactDSN(b.db), err, h)
-		}
-		return fmt.Errorf("open database %s: %w", redactDSN(b.db), err)
+		return err
 	}
 	defer func() {
 		if cerr := store.Close(); cerr != nil && err == nil {
@@ -316,6 +310,25 @@ func backtestSummary(ctx context.Context, store ingest.Store, set *rules.Set, ga
 		return backtestResult{}, err
 	}
 	return backtestResult{rules: sum.Finish(h.last), readings: h.readings}, nil
+}
+
+// openExisting opens the database of a tool that reads what an
+// ingest service stored (a backtest, a push, an audited command): a
+// SQLite file must exist, and errors carry the DSN without its password.
+func openExisting(ctx context.Context, dsn string, logger zerolog.Logger) (ingest.Store, error) {
+	if err := checkSQLiteExists(dsn); err != nil {
+		return nil, err
+	}
+	octx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	store, err := stores.Open(octx, dsn, logger)
+	if err != nil {
+		if h := dbHint(dsn, err); h != "" {
+			return nil, fmt.Errorf("open database %s: %w (%s)", redactDSN(dsn), err, h)
+		}
+		return nil, fmt.Errorf("open database %s: %w", redactDSN(dsn), err)
+	}
+	return store, nil
 }
 
 // checkSQLiteExists refuses a SQLite file that is not there: opening one

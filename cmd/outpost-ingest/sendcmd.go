@@ -28,7 +28,6 @@ import (
 	"github.com/outposthq/outpost/cmd/internal/cli"
 	gwcmd "github.com/outposthq/outpost/gateway/command"
 	"github.com/outposthq/outpost/ingest"
-	"github.com/outposthq/outpost/ingest/stores"
 )
 
 // maxCommandTimeout bounds --timeout: the gateway refuses a deadline
@@ -259,21 +258,18 @@ type commandAudit struct {
 // openAudit opens the database and stores cmd, queued: before anything
 // is published, so that nothing goes out unrecorded.
 func openAudit(ctx context.Context, dsn string, cmd *ingest.Command, stderr io.Writer) (*commandAudit, error) {
-	if err := checkSQLiteExists(dsn); err != nil {
-		return nil, err
-	}
-	octx, cancel := context.WithTimeout(ctx, startTimeout)
-	defer cancel()
-	store, err := stores.Open(octx, dsn, zerolog.Nop())
+	store, err := openExisting(ctx, dsn, zerolog.Nop())
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", redactDSN(dsn), err)
+		return nil, err
 	}
 	cs, ok := store.(ingest.CommandStore)
 	if !ok {
 		store.Close()
 		return nil, fmt.Errorf("the database %s keeps no commands table", redactDSN(dsn))
 	}
-	if err := cs.AddCommand(octx, cmd); err != nil {
+	sctx, cancel := context.WithTimeout(ctx, storeCallTimeout)
+	defer cancel()
+	if err := cs.AddCommand(sctx, cmd); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("store the command: %w", err)
 	}

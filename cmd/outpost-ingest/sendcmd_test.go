@@ -40,27 +40,7 @@ func TestSendCommand(t *testing.T) {
 		Uplink: config.UplinkConfig{Broker: broker, TopicPrefix: prefix, Commands: true},
 		Rules:  config.RulesConfig{Files: []string{rulesFile}},
 	}
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	g, err := gateway.New(cfg, &gateway.Options{Logger: zerolog.Nop(), Version: "9.9.9-sendcmd"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := g.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	})
-	for !g.Stats().Uplink.Connected {
-		time.Sleep(20 * time.Millisecond)
-	}
+	startCommandGateway(t, cfg, "9.9.9-sendcmd")
 
 	type reply struct {
 		ID, Status, TS string
@@ -178,27 +158,7 @@ func TestSendCommandSigned(t *testing.T) {
 			{Name: "temperature", Unit: "Cel", Signal: config.Signal{Kind: config.SignalConstant, Value: 21}}}}},
 		Uplink: config.UplinkConfig{Broker: broker, TopicPrefix: prefix, Commands: true, AuthKeyFile: keyFile},
 	}
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	g, err := gateway.New(cfg, &gateway.Options{Logger: zerolog.Nop(), Version: "9.9.9-signed"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := g.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	})
-	for !g.Stats().Uplink.Connected {
-		time.Sleep(20 * time.Millisecond)
-	}
+	g := startCommandGateway(t, cfg, "9.9.9-signed")
 	keys := filepath.Join(dir, "gateway.keys")
 	if err := os.WriteFile(keys, []byte("gw-signed "+key.Hex()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -270,4 +230,32 @@ func TestSendCommandSigned(t *testing.T) {
 			t.Fatalf("exit %d, stderr %s", code, stderr)
 		}
 	})
+}
+
+// startCommandGateway starts a gateway of cfg (defaults set here) with
+// version, stops it at the end of the test, and waits for its uplink.
+func startCommandGateway(t *testing.T, cfg *config.Config, version string) *gateway.Gateway {
+	t.Helper()
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(cfg, &gateway.Options{Logger: zerolog.Nop(), Version: version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := g.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	for !g.Stats().Uplink.Connected {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return g
 }
