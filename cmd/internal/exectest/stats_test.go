@@ -3,6 +3,7 @@ package exectest
 import (
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/outposthq/outpost/internal/testenv"
 )
@@ -15,8 +16,17 @@ func TestSIGUSR1LogsStats(t *testing.T) {
 	cfg, _, _ := gatewayFiles(t, broker, "1s")
 	gw := start(t, "outpost", "run", "--config", cfg, "--log-format", "json")
 	gw.await(t, "connected")
-	gw.signal(t, syscall.SIGUSR1)
-	st := gw.await(t, "stats")
+	// Connected may come before the first poll: ask again until a
+	// reading was emitted.
+	var st map[string]any
+	for i := 0; ; i++ {
+		gw.signal(t, syscall.SIGUSR1)
+		st = gw.awaitNth(t, "stats", i)
+		if v, _ := st["readings_emitted"].(float64); v > 0 || i == 50 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	for _, k := range []string{"heap_bytes", "heap_goal_bytes", "go_total_bytes", "goroutines", "readings_emitted"} {
 		if v, _ := st[k].(float64); v <= 0 {
 			t.Errorf("stats line: %s = %v, want > 0: %v", k, st[k], st)

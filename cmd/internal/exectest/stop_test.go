@@ -76,6 +76,12 @@ func (p *proc) stderr() string {
 // await waits for a log line whose message is msg and returns its fields.
 func (p *proc) await(t *testing.T, msg string) map[string]any {
 	t.Helper()
+	return p.awaitNth(t, msg, 0)
+}
+
+// awaitNth is await for the line after the first n lines of msg.
+func (p *proc) awaitNth(t *testing.T, msg string, n int) map[string]any {
+	t.Helper()
 	deadline := time.After(time.Minute)
 	for seen := 0; ; {
 		p.mu.Lock()
@@ -85,7 +91,10 @@ func (p *proc) await(t *testing.T, msg string) map[string]any {
 		for _, l := range lines {
 			var m map[string]any
 			if json.Unmarshal([]byte(l), &m) == nil && m["message"] == msg {
-				return m
+				if n == 0 {
+					return m
+				}
+				n--
 			}
 		}
 		select {
