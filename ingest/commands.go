@@ -69,10 +69,11 @@ type courier struct {
 	store CommandStore
 
 	mu sync.Mutex
-	// due are the gateways to visit; true for one that came online
-	// since its last visit (every command it has not answered is sent
-	// again: it was offline, or connected anew, when they went out).
-	due    map[string]bool
+	// due are the gateways to visit, each with when it came online if
+	// it did since its last visit (zero if not): every command it has
+	// not answered that was sent before then is sent again, since it was
+	// offline, or connected anew, when they went out.
+	due    map[string]time.Time
 	online map[string]bool // the gateways whose last recorded state is online
 	wake   chan struct{}   // cap 1
 
@@ -81,12 +82,19 @@ type courier struct {
 }
 
 func newCourier(s *Service, cs CommandStore) *courier {
-	return &courier{s: s, store: cs, due: map[string]bool{}, online: map[string]bool{}, wake: make(chan struct{}, 1)}
+	return &courier{s: s, store: cs, due: map[string]time.Time{}, online: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
-// status notes a gateway's recorded state; an online one is visited.
-func (c *courier) status(gateway, state string) {
+// status notes a gateway's recorded state, of the time at (the status
+// document's, as stored); an online one is visited. A gateway publishes
+// its online status as it connects: a command sent before at was sent
+// while it was away. Every ingest process takes the same at from the
+// same status, so their claims of a command agree (visit).
+func (c *courier) status(gateway, state string, at time.Time) {
 	on := state == stateOnline
+	if at.IsZero() {
+		at = c.s.now()
+	}
 	c.mu.Lock()
 	came := on && !c.online[gateway]
 	if on {
@@ -94,8 +102,11 @@ func (c *courier) status(gateway, state string) {
 	} else {
 		delete(c.online, gateway)
 	}
-	if _, ok := c.due[gateway]; on && (ok || len(c.due) < maxDue) {
-		c.due[gateway] = c.due[gateway] || came
+	if prev, ok := c.due[gateway]; on && (ok || len(c.due) < maxDue) {
+		if came && prev.IsZero() {
+			prev = at
+		}
+		c.due[gateway] = prev
 	}
 	c.mu.Unlock()
 	if on {
@@ -136,7 +147,7 @@ func (c *courier) run(ctx context.Context) {
 		}
 		c.mu.Lock()
 		due := c.due
-		c.due = map[string]bool{}
+		c.due = map[string]time.Time{}
 		c.mu.Unlock()
 		for gw, came := range due {
 			if ctx.Err() != nil {
@@ -178,20 +189,22 @@ func (c *courier) sweep(ctx context.Context) {
 	c.mu.Lock()
 	for _, gw := range pending {
 		if _, ok := c.due[gw]; c.online[gw] && !ok && len(c.due) < maxDue {
-			c.due[gw] = false
+			c.due[gw] = time.Time{}
 		}
 	}
 	c.mu.Unlock()
 }
 
 // visit sends gateway's pending commands: those queued, and those sent
-// without a reply, all of them when it came online since the last
-// visit, else those sent commandResendAfter ago.
-func (c *courier) visit(ctx context.Context, gateway string, came bool) {
+// without a reply before it came online (came, when it did since the
+// last visit), or else commandResendAfter ago. Each is claimed in the
+// store before it is published (CommandSent with the same resendBefore):
+// of several ingest processes visiting the gateway, one sends it.
+func (c *courier) visit(ctx context.Context, gateway string, came time.Time) {
 	now := c.s.now()
 	resendBefore := now.Add(-commandResendAfter)
-	if came {
-		resendBefore = now
+	if !came.IsZero() {
+		resendBefore = came
 	}
 	var cmds []Command
 	qctx, cancel := context.WithTimeout(ctx, storeTimeout)
@@ -209,13 +222,13 @@ func (c *courier) visit(ctx context.Context, gateway string, came bool) {
 		if ctx.Err() != nil {
 			return
 		}
-		c.send(ctx, &cmds[i])
+		c.send(ctx, &cmds[i], resendBefore)
 	}
 }
 
 // send records one command sent and publishes it, signed with its
 // gateway's keys.
-func (c *courier) send(ctx context.Context, cmd *Command) {
+func (c *courier) send(ctx context.Context, cmd *Command, resendBefore time.Time) {
 	now := c.s.now()
 	deadline := now.Add(CommandDeadline)
 	if cmd.ExpiresAt.Before(deadline) {
@@ -226,10 +239,11 @@ func (c *courier) send(ctx context.Context, cmd *Command) {
 		c.s.errLog.Error().Err(err).Str(keyGateway, cmd.Gateway).Str("id", cmd.ID).Msg("commands: cannot encode a pending command; it lapses at its expiry")
 		return
 	}
-	// Recorded sent first: the reply may come, and be recorded, before
-	// the PUBACK. A command that ended meanwhile is not sent.
+	// Claimed first: the reply may come, and be recorded, before the
+	// PUBACK. A command that ended meanwhile, or that another process
+	// claimed, is not sent.
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	ok, err := c.store.CommandSent(sctx, cmd.ID, now)
+	ok, err := c.store.CommandSent(sctx, cmd.ID, now, resendBefore)
 	cancel()
 	if err != nil || !ok {
 		if err != nil {

@@ -89,7 +89,7 @@ func TestHTTPCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	sentAt, repliedAt, replyTS := t0.Add(time.Second+1), t0.Add(2*time.Second+2), t0.Add(2*time.Second-3)
-	if ok, err := cs.CommandSent(ctx, full.ID, sentAt); !ok || err != nil {
+	if ok, err := cs.CommandSent(ctx, full.ID, sentAt, sentAt); !ok || err != nil {
 		t.Fatalf("sent: %v, %v", ok, err)
 	}
 	if ok, err := cs.CommandReplied(ctx, "gw-a", full.ID, "ok", repliedAt, replyTS, reply, ""); !ok || err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -196,10 +197,13 @@ func TestCommandCourier(t *testing.T) {
 	addCommand(t, cs, ingest.Command{ID: "old", Gateway: "gw-keyed", Name: "ping", CreatedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour)})
 	addCommand(t, cs, ingest.Command{ID: "other", Gateway: "gw-else", Name: "ping"})
 
-	e.publish(e.prefix+"/gw-keyed/status", []byte(`{"state":"online"}`), false)
+	e.publish(e.prefix+"/gw-keyed/status", onlineStatus(), false)
 	eventually(t, "two requests", func() bool { reqs, _ := gc.requests(); return len(reqs) >= 2 })
 	eventually(t, "the expired command lapsed", func() bool { return command(t, cs, "old").State == ingest.CommandLapsed })
-	reqs, names := gc.requests()
+	reqs, names := gc.requests() // in either order: the test client's handler runs each on a goroutine
+	if len(reqs) == 2 && reqs[0].ID == "s1" {
+		reqs[0], reqs[1], names[0], names[1] = reqs[1], reqs[0], names[1], names[0]
+	}
 	if len(reqs) != 2 || reqs[0].ID != "q1" || names[0] != "ping" || reqs[1].ID != "s1" || names[1] != "log.level" {
 		t.Fatalf("requests %+v %v", reqs, names)
 	}
@@ -223,7 +227,7 @@ func TestCommandCourier(t *testing.T) {
 	}
 	// Another status while online (not a reconnect) sends nothing sent
 	// a moment ago again.
-	e.publish(e.prefix+"/gw-keyed/status", []byte(`{"state":"online"}`), false)
+	e.publish(e.prefix+"/gw-keyed/status", onlineStatus(), false)
 	time.Sleep(500 * time.Millisecond) // nothing is to happen: give it the chance (and two sweeps)
 	if reqs, _ := gc.requests(); len(reqs) != 2 {
 		t.Fatalf("%d requests after a second status, want 2", len(reqs))
@@ -231,4 +235,61 @@ func TestCommandCourier(t *testing.T) {
 	if st := e.svc.Stats(); st.CommandsSent != 2 {
 		t.Errorf("stats %+v", st)
 	}
+}
+
+// Two ingest processes on one database both see a gateway come online;
+// each command is claimed in the store before it is published, so the
+// gateway gets it once.
+func TestCommandCourierOnce(t *testing.T) {
+	key := outpost.NewKey()
+	e, cs := newCommandEnv(t, key, time.Minute)
+	keys, err := ingest.NewKeys(map[string][]outpost.Key{"gw-keyed": {key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := ingest.New(&commandSpy{spyStore: &spyStore{Store: e.store.Store}, CommandStore: cs},
+		&ingest.Options{Broker: e.broker, TopicPrefix: e.prefix, Group: "g" + unique(t), Logger: testLogger(t), Commands: true, Keys: keys})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := second.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := second.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	var gc gatewayClient
+	gc.subscribe(t, e, "gw-keyed")
+	for i := range 6 {
+		addCommand(t, cs, ingest.Command{ID: fmt.Sprintf("q%d", i), Gateway: "gw-keyed", Name: "ping"})
+	}
+	e.publish(e.prefix+"/gw-keyed/status", onlineStatus(), false)
+	eventually(t, "six requests", func() bool { reqs, _ := gc.requests(); return len(reqs) >= 6 })
+	eventually(t, "both services took the status", func() bool {
+		return e.svc.Stats().Statuses == 1 && second.Stats().Statuses == 1
+	})
+	time.Sleep(500 * time.Millisecond) // no more is to come: give it the chance
+	reqs, _ := gc.requests()
+	seen := map[string]int{}
+	for _, r := range reqs {
+		seen[r.ID]++
+	}
+	if len(reqs) != 6 || len(seen) != 6 {
+		t.Fatalf("%d requests of %d commands, want each of the 6 once: %v", len(reqs), len(seen), seen)
+	}
+	for i := range 6 {
+		if c := command(t, cs, fmt.Sprintf("q%d", i)); c.Attempts != 1 {
+			t.Errorf("%s: %d attempts", c.ID, c.Attempts)
+		}
+	}
+	if n := e.svc.Stats().CommandsSent + second.Stats().CommandsSent; n != 6 {
+		t.Errorf("%d sent by the two, want 6", n)
+	}
+}
+
+// onlineStatus is a gateway's online status, dated now, as a gateway
+// publishes it when it connects.
+func onlineStatus() []byte {
+	return []byte(`{"state":"online","ts":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`)
 }

@@ -96,12 +96,16 @@ type CommandStore interface {
 	// wrapping ErrDuplicateCommand; any other command refused, an error
 	// wrapping ErrInvalidData.
 	AddCommand(ctx context.Context, c *Command) error
-	// CommandSent records that a command not yet final was published at
-	// at: State CommandSent, SentAt at, Attempts one more. ok is false,
-	// with no error, when the id is unknown or the command is final.
-	// An at outside the years of unix nanoseconds is an error wrapping
-	// ErrInvalidData.
-	CommandSent(ctx context.Context, id string, at time.Time) (ok bool, err error)
+	// CommandSent claims a command for a publish at at, before it is
+	// published: when it is queued, or sent at or before resendBefore
+	// (and not answered), it becomes State CommandSent, SentAt at,
+	// Attempts one more, and ok is true. ok is false, with no error,
+	// when the id is unknown, the command is final, or it was sent after
+	// resendBefore: by another process that claimed it first, which is
+	// how several ingest processes send a command once. An at or
+	// resendBefore outside the years of unix nanoseconds is an error
+	// wrapping ErrInvalidData.
+	CommandSent(ctx context.Context, id string, at, resendBefore time.Time) (ok bool, err error)
 	// CommandReplied records a reply to a command of gateway that is
 	// not final: State status, RepliedAt at, ReplyTS (zero: none), Reply
 	// body, Error errText. ok is false, with no error, when no such

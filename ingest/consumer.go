@@ -354,7 +354,7 @@ func (s *Service) handleStatus(m mqtt.Message) {
 	if recorded {
 		s.publishStatus(rec)
 		if s.courier != nil {
-			s.courier.status(rec.Gateway, rec.State)
+			s.courier.status(rec.Gateway, rec.State, rec.UpdatedAt)
 		}
 	}
 }

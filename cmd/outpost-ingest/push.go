@@ -730,7 +730,7 @@ func (pr *pusher) runWave(ctx context.Context, wave int, targets []target) ([]pu
 		// Recorded sent first: the ingest service may record the
 		// reply before the PUBACK comes.
 		sctx, cancel = context.WithTimeout(ctx, storeCallTimeout)
-		_, err = pr.cs.CommandSent(sctx, c.ID, now)
+		_, err = pr.cs.CommandSent(sctx, c.ID, now, now)
 		cancel()
 		if err != nil { // stored, queued: the ingest service sends it
 			return stop(i+1, fmt.Errorf("record the command for %s sent: %w", t.gateway, err))

@@ -283,7 +283,7 @@ func (a *commandAudit) sent(ctx context.Context) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, storeCallTimeout)
 	defer cancel()
-	if _, err := a.cs.CommandSent(sctx, a.cmd.ID, time.Now()); err != nil {
+	if _, err := a.cs.CommandSent(sctx, a.cmd.ID, time.Now(), a.cmd.CreatedAt); err != nil {
 		fmt.Fprintf(a.stderr, "outpost-ingest command: recording the command sent: %v\n", err)
 	}
 }

@@ -41,14 +41,14 @@ func (s *Store) AddCommand(ctx context.Context, c *ingest.Command) error {
 }
 
 // CommandSent implements ingest.CommandStore: one conditional UPDATE.
-func (s *Store) CommandSent(ctx context.Context, id string, at time.Time) (bool, error) {
-	if err := rows.CheckSentAt(at); err != nil {
+func (s *Store) CommandSent(ctx context.Context, id string, at, resendBefore time.Time) (bool, error) {
+	if err := errors.Join(rows.CheckSentAt(at), rows.CheckSentAt(resendBefore)); err != nil {
 		return false, fmt.Errorf("postgres: command sent: %w: %v", ingest.ErrInvalidData, err)
 	}
 	if !rows.ValidRef(id) {
 		return false, nil
 	}
-	return s.updated(ctx, "command sent", rows.CommandSentSQL(placeholder), rows.CommandSentArgs(id, at)...)
+	return s.updated(ctx, "command sent", rows.CommandSentSQL(placeholder), rows.CommandSentArgs(id, at, resendBefore)...)
 }
 
 // CommandReplied implements ingest.CommandStore: one conditional UPDATE.

@@ -57,7 +57,7 @@ func TestCommandsIndexes(t *testing.T) {
 	q, args = rows.PendingGatewaysQuery(at, at, 10, param)
 	add("pending gateways", "commands_pending|commands_expiring", q, args) // either partial index: pending rows only
 	add("lapse", "commands_expiring", rows.LapseSQL(param), rows.LapseArgs(at))
-	add("sent", "sqlite_autoindex_commands_1", rows.CommandSentSQL(param), rows.CommandSentArgs("c1", at))
+	add("sent", "sqlite_autoindex_commands_1", rows.CommandSentSQL(param), rows.CommandSentArgs("c1", at, at))
 	add("retention", "commands_created", `DELETE FROM commands WHERE `+rows.ExpiredCommands(param), []any{int64(0)})
 	for _, tc := range checks {
 		plan := strings.Join(queryPlan(t, db, tc.q, tc.args), "; ")

@@ -198,20 +198,29 @@ func testCommandsReplies(t *testing.T, s ingest.Store) {
 	addCommand(t, cs, c)
 	want := *c
 	for i, at := range []time.Time{cT0.Add(time.Second + 1), cT0.Add(2*time.Second + 3)} {
-		if ok, err := cs.CommandSent(ctx(t), c.ID, at); !ok || err != nil {
+		if ok, err := cs.CommandSent(ctx(t), c.ID, at, at); !ok || err != nil {
 			t.Fatalf("sent %d: %v, %v", i+1, ok, err)
 		}
 		want.State, want.Attempts, want.SentAt = ingest.CommandSent, i+1, at
 		sameCommand(t, fmt.Sprintf("after sent %d", i+1), commandByID(t, cs, c.ID), want)
 	}
 	for _, id := range []string{"unknown", "", "a\x00b", strings.Repeat("x", outpost.MaxIDLen+1)} {
-		if ok, err := cs.CommandSent(ctx(t), id, cT0); ok || err != nil {
+		if ok, err := cs.CommandSent(ctx(t), id, cT0, cT0); ok || err != nil {
 			t.Errorf("sent %q: %v, %v; want false, nil", id, ok, err)
 		}
 	}
-	if _, err := cs.CommandSent(ctx(t), c.ID, time.Time{}); !errors.Is(err, ingest.ErrInvalidData) {
+	if _, err := cs.CommandSent(ctx(t), c.ID, time.Time{}, cT0); !errors.Is(err, ingest.ErrInvalidData) {
 		t.Errorf("sent at the zero time: %v, want ErrInvalidData", err)
 	}
+	if _, err := cs.CommandSent(ctx(t), c.ID, cT0, time.Time{}); !errors.Is(err, ingest.ErrInvalidData) {
+		t.Errorf("resend before the zero time: %v, want ErrInvalidData", err)
+	}
+	// A command sent after resendBefore is another's claim: not taken.
+	last := want.SentAt
+	if ok, err := cs.CommandSent(ctx(t), c.ID, last.Add(time.Minute), last.Add(-1)); ok || err != nil {
+		t.Errorf("claim of a command sent after resendBefore: %v, %v; want false, nil", ok, err)
+	}
+	sameCommand(t, "after a claim refused", commandByID(t, cs, c.ID), want)
 
 	at, ts := cT0.Add(3*time.Second+7), cT0.Add(3*time.Second-11)
 	body := []byte{0x81, 0xa2, 'o', 'k', 0xc3}
@@ -239,7 +248,7 @@ func testCommandsReplies(t *testing.T, s ingest.Store) {
 	if ok, err := cs.CommandReplied(ctx(t), "gw-a", c.ID, "error", at.Add(time.Second), ts, nil, "late"); ok || err != nil {
 		t.Errorf("a second reply: %v, %v; want false, nil", ok, err)
 	}
-	if ok, err := cs.CommandSent(ctx(t), c.ID, at.Add(time.Second)); ok || err != nil {
+	if ok, err := cs.CommandSent(ctx(t), c.ID, at.Add(time.Second), at.Add(time.Second)); ok || err != nil {
 		t.Errorf("sent after the reply: %v, %v; want false, nil", ok, err)
 	}
 	sameCommand(t, "after a second reply and a send", commandByID(t, cs, c.ID), want)
@@ -404,7 +413,7 @@ func testCommandsLapse(t *testing.T, s ingest.Store) {
 		if ok, err := cs.CommandReplied(ctx(t), "gw", id, "ok", now, now, nil, ""); ok || err != nil {
 			t.Errorf("reply to lapsed %s: %v, %v; want false, nil", id, ok, err)
 		}
-		if ok, err := cs.CommandSent(ctx(t), id, now); ok || err != nil {
+		if ok, err := cs.CommandSent(ctx(t), id, now, now); ok || err != nil {
 			t.Errorf("sent lapsed %s: %v, %v; want false, nil", id, ok, err)
 		}
 	}
@@ -431,7 +440,7 @@ func testCommandsQuery(t *testing.T, s ingest.Store) {
 		addCommand(t, cs, c)
 		switch i % 4 {
 		case 1:
-			if ok, err := cs.CommandSent(ctx(t), id, cT0.Add(time.Minute)); !ok || err != nil {
+			if ok, err := cs.CommandSent(ctx(t), id, cT0.Add(time.Minute), cT0.Add(time.Minute)); !ok || err != nil {
 				t.Fatalf("sent %s: %v, %v", id, ok, err)
 			}
 		case 2:

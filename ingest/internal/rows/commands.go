@@ -206,11 +206,14 @@ func ValidRef(id string) bool { return id != "" && ingest.CheckID(id) == nil }
 // ? are positional).
 func CommandSentSQL(param func(n int) string) string {
 	return "UPDATE commands SET state = '" + ingest.CommandSent + "', sent_at = " + param(1) +
-		", attempts = attempts + 1 WHERE id = " + param(2) + " AND " + notFinal
+		", attempts = attempts + 1 WHERE id = " + param(2) + " AND (state = '" + ingest.CommandQueued +
+		"' OR state = '" + ingest.CommandSent + "' AND sent_at <= " + param(3) + ")"
 }
 
 // CommandSentArgs are the arguments of CommandSentSQL.
-func CommandSentArgs(id string, at time.Time) []any { return []any{at.UnixNano(), id} }
+func CommandSentArgs(id string, at, resendBefore time.Time) []any {
+	return []any{at.UnixNano(), id, resendBefore.UnixNano()}
+}
 
 // CommandRepliedSQL is CommandReplied's update, of the arguments
 // ReplyArgs.
