@@ -47,9 +47,6 @@ const (
 	// commandResendAfter is how long a command sent without a reply
 	// waits before the courier sends it again to a gateway online.
 	commandResendAfter = 2 * time.Minute
-	// maxCommandAttempts: a command published this often without a
-	// reply is not sent again; it lapses at its expiry.
-	maxCommandAttempts = 10
 	// courierBatch is how many pending commands of one gateway are sent
 	// per visit (the gateway queues 16).
 	courierBatch = 8
@@ -59,6 +56,11 @@ const (
 	// maxDue bounds the gateways waiting for a visit; beyond, a gateway
 	// waits for the sweep.
 	maxDue = 1 << 16
+	// maxOnline bounds the gateways known online (statuses may name any
+	// gateway); beyond, a gateway is visited at its statuses only, not
+	// by the sweep, and each of its online statuses counts as coming
+	// online.
+	maxOnline = 1 << 20
 	// commandPublishTimeout bounds one request's publish.
 	commandPublishTimeout = 10 * time.Second
 )
@@ -97,9 +99,9 @@ func (c *courier) status(gateway, state string, at time.Time) {
 	}
 	c.mu.Lock()
 	came := on && !c.online[gateway]
-	if on {
+	if on && (len(c.online) < maxOnline || c.online[gateway]) {
 		c.online[gateway] = true
-	} else {
+	} else if !on {
 		delete(c.online, gateway)
 	}
 	if prev, ok := c.due[gateway]; on && (ok || len(c.due) < maxDue) {
@@ -159,10 +161,9 @@ func (c *courier) run(ctx context.Context) {
 }
 
 // sweep lapses expired commands and marks due every online gateway
-// with pending commands:
-// a command queued just as its gateway's status came, or for a gateway
-// that publishes its status only at connect, still goes out within a
-// minute.
+// with pending commands, so that a command queued just as its gateway's
+// status came, or for a gateway that publishes its status only at
+// connect, still goes out within a minute.
 func (c *courier) sweep(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	n, err := c.store.LapseCommands(sctx, c.s.now())
@@ -213,9 +214,7 @@ func (c *courier) visit(ctx context.Context, gateway string, came time.Time) {
 			c.s.errLog.Error().Err(err).Str(keyGateway, gateway).Msg("commands: reading pending commands failed")
 			break
 		}
-		if cmd.Attempts < maxCommandAttempts {
-			cmds = append(cmds, cmd)
-		}
+		cmds = append(cmds, cmd)
 	}
 	cancel()
 	for i := range cmds {
@@ -292,11 +291,11 @@ func splitReplyTopic(prefix, topic string) (gateway, id string, ok bool) {
 	if !ok {
 		return "", "", false
 	}
-	parts := strings.Split(rest, "/")
-	if len(parts) != 3 || parts[1] != topicReply {
+	gateway, rest, ok = strings.Cut(rest, "/"+topicReply+"/")
+	if !ok || strings.Contains(gateway, "/") || strings.Contains(rest, "/") {
 		return "", "", false
 	}
-	return parts[0], parts[2], true
+	return gateway, rest, true
 }
 
 // replyStatuses are the statuses a reply may carry.
@@ -362,10 +361,6 @@ func cutUTF8(s string, n int) string {
 // command the table does not hold (sent by another tool), or already
 // answered, is acked and dropped.
 func (s *Service) handleReply(m mqtt.Message, gateway, id string) {
-	if s.courier == nil {
-		s.deadLetter(m, "a command reply, and commands are off")
-		return
-	}
 	if !outpost.ValidName(gateway) || !gwcmd.ValidID(id) {
 		s.deadLetter(m, "command reply: bad gateway or id in the topic")
 		return

@@ -37,6 +37,12 @@ const (
 // LapseCommands ends it once it expires.
 const CommandRetention = 90 * 24 * time.Hour
 
+// MaxCommandAttempts is how often a command is published without a
+// reply before it is not pending any more: it waits for its expiry,
+// which lapses it (a gateway that takes no commands is not sent one
+// for ever).
+const MaxCommandAttempts = 10
+
 // ErrDuplicateCommand is wrapped by AddCommand's error when a command
 // with that id is stored already.
 var ErrDuplicateCommand = errors.New("ingest: a command with this id is stored already")
@@ -119,8 +125,8 @@ type CommandStore interface {
 	// most MaxCommandErrorBytes at a character's boundary.
 	CommandReplied(ctx context.Context, gateway, id, status string, at, replyTS time.Time, body []byte, errText string) (ok bool, err error)
 	// PendingCommands yields gateway's commands to send now: queued, or
-	// sent at or before resendBefore without a reply, and expiring after
-	// now; oldest first (CreatedAt, then ID), at most limit. A limit
+	// sent at or before resendBefore without a reply and published fewer
+	// than MaxCommandAttempts times, and expiring after now; oldest first (CreatedAt, then ID), at most limit. A limit
 	// below 1 is an error, yielded alone.
 	PendingCommands(ctx context.Context, gateway string, now, resendBefore time.Time, limit int) iter.Seq2[Command, error]
 	// PendingGateways yields the gateways that have commands to send

@@ -160,16 +160,18 @@ func (s *Service) parseForGroup(m mqtt.Message) (*outpost.Batch, *outpost.Key, b
 // handle processes one message to the end: stored and acked,
 // dead-lettered and acked, or (only when Close gives up) left unacked.
 func (s *Service) handle(m mqtt.Message) {
-	if gw, id, ok := splitReplyTopic(s.opts.TopicPrefix, m.Topic()); ok {
-		s.handleReply(m, gw, id)
-		return
-	}
 	_, kind, ok := splitTopic(s.opts.TopicPrefix, m.Topic())
 	switch {
 	case ok && kind == topicBatch:
 		s.handleBatch(m)
 	case ok && kind == topicStatus:
 		s.handleStatus(m)
+	case !ok && s.courier != nil:
+		if gw, id, reply := splitReplyTopic(s.opts.TopicPrefix, m.Topic()); reply {
+			s.handleReply(m, gw, id)
+			return
+		}
+		fallthrough
 	default:
 		s.deadLetter(m, fmt.Sprintf("unexpected topic %q", m.Topic()))
 	}

@@ -285,8 +285,8 @@ func testCommandsReplies(t *testing.T, s ingest.Store) {
 }
 
 // testCommandsPending: PendingCommands yields a gateway's queued
-// commands and those sent at or before resendBefore, expiring after
-// now, none final, oldest first (then by id), at most limit;
+// commands and those sent at or before resendBefore fewer than
+// MaxCommandAttempts times, expiring after now, none final, oldest first (then by id), at most limit;
 // PendingGateways their gateways, each once.
 func testCommandsPending(t *testing.T, s ingest.Store) {
 	cs := commandStore(t, s)
@@ -313,6 +313,10 @@ func testCommandsPending(t *testing.T, s ingest.Store) {
 	add("a-replied", "gw-a", cT0.Add(6*time.Minute), nil)
 	add("a-tie-2", "gw-a", cT0, nil)
 	add("a-tie-1", "gw-a", cT0, nil)
+	add("a-sent-too-often", "gw-a", cT0.Add(7*time.Minute), func(c *ingest.Command) {
+		sentAt(now.Add(-10 * time.Minute))(c)
+		c.Attempts = ingest.MaxCommandAttempts
+	})
 	add("b-queued", "gw-b", cT0.Add(time.Minute), nil)
 	add("c-replied", "gw-c", cT0, nil)
 	for _, r := range []struct{ gw, id string }{{"gw-a", "a-replied"}, {"gw-c", "c-replied"}} {

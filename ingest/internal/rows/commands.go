@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -266,17 +267,21 @@ func CheckPending(limit int) error {
 // the commands not final serves it, in its order.
 func PendingCommandsQuery(gateway string, now, resendBefore time.Time, limit int, param func(n int) string) (string, []any) {
 	return "SELECT " + strings.Join(CommandColumns, ", ") + " FROM commands WHERE gateway = " + param(1) + " AND " + notFinal +
-			" AND (state = '" + ingest.CommandQueued + "' OR sent_at <= " + param(2) + ") AND expires_at > " + param(3) +
+			" AND (state = '" + ingest.CommandQueued + "' OR sent_at <= " + param(2) + ")" + belowAttempts + " AND expires_at > " + param(3) +
 			" ORDER BY created_at, id LIMIT " + param(4),
 		[]any{gateway, clampNS(resendBefore), clampNS(now), limit}
 }
+
+// belowAttempts keeps a pending query to the commands published fewer
+// than ingest.MaxCommandAttempts times.
+var belowAttempts = " AND attempts < " + strconv.Itoa(ingest.MaxCommandAttempts)
 
 // PendingGatewaysQuery is the SQL and arguments of a PendingGateways
 // (whose limit CheckPending accepts): the gateways of the rows that
 // PendingCommandsQuery selects, each once, on the same partial index.
 func PendingGatewaysQuery(now, resendBefore time.Time, limit int, param func(n int) string) (string, []any) {
 	return "SELECT DISTINCT gateway FROM commands WHERE " + notFinal +
-			" AND (state = '" + ingest.CommandQueued + "' OR sent_at <= " + param(1) + ") AND expires_at > " + param(2) +
+			" AND (state = '" + ingest.CommandQueued + "' OR sent_at <= " + param(1) + ")" + belowAttempts + " AND expires_at > " + param(2) +
 			" LIMIT " + param(3),
 		[]any{clampNS(resendBefore), clampNS(now), limit}
 }
