@@ -16,6 +16,7 @@ import (
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/outposthq/outpost"
+	"github.com/outposthq/outpost/config"
 	"github.com/outposthq/outpost/gateway/command"
 	"github.com/outposthq/outpost/internal/testenv"
 )
@@ -98,6 +99,24 @@ func bodyMap(t *testing.T, r command.Reply) map[string]any {
 	return m
 }
 
+// startCommandsGateway starts a gateway of cfg logging into a sink,
+// closed at the end of the test, waits for its uplink, and returns it
+// with the sink and a client of its command topics.
+func startCommandsGateway(t *testing.T, broker string, cfg *config.Config) (*Gateway, *logSink, *cmdClient) {
+	t.Helper()
+	sink := &logSink{}
+	g, err := New(cfg, &Options{Logger: zerolog.New(sink), Version: "1.2.3-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeGateway(t, g) })
+	waitFor(t, func() bool { return g.Stats().Uplink.Connected })
+	return g, sink, newCmdClient(t, broker, commandsPrefix+"/"+cfg.Gateway.ID)
+}
+
 func wantStatus(t *testing.T, r command.Reply, st command.Status) map[string]any {
 	t.Helper()
 	if r.Status != st {
@@ -122,18 +141,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 	cfg.Rules.Files = []string{rulesFile}
 	testenv.CleanupRetained(t, broker, commandsPrefix)
-
-	sink := &logSink{}
-	g, err := New(cfg, &Options{Logger: zerolog.New(sink), Version: "1.2.3-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer closeGateway(t, g)
-	waitFor(t, func() bool { return g.Stats().Uplink.Connected })
-	cc := newCmdClient(t, broker, commandsPrefix+"/"+cfg.Gateway.ID)
+	g, sink, cc := startCommandsGateway(t, broker, cfg)
 
 	t.Run("ping", func(t *testing.T) {
 		before := time.Now().UnixNano()
@@ -400,17 +408,7 @@ func TestCommandsSigned(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.CleanupRetained(t, broker, commandsPrefix+"/"+cfg.Gateway.ID)
-	sink := &logSink{}
-	g, err := New(cfg, &Options{Logger: zerolog.New(sink), Version: "1.2.3-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer closeGateway(t, g)
-	waitFor(t, func() bool { return g.Stats().Uplink.Connected })
-	cc := newCmdClient(t, broker, commandsPrefix+"/"+cfg.Gateway.ID)
+	g, sink, cc := startCommandsGateway(t, broker, cfg)
 	keys := []outpost.Key{key}
 
 	req := command.Request{ID: "signed-1", Deadline: time.Now().Add(time.Minute).UnixNano()}

@@ -63,15 +63,12 @@ func (s *Service) serveCommands(w http.ResponseWriter, r *http.Request, id strin
 		if err != nil {
 			return err
 		}
-		st.buf = append(st.buf, `],"limit":`...)
-		st.buf = strconv.AppendInt(st.buf, int64(limit), 10)
-		st.buf = append(st.buf, `,"truncated":`...)
-		st.buf = strconv.AppendBool(st.buf, pg.more)
+		var next *string // left out when the answer is whole
 		if pg.more {
-			st.buf = append(st.buf, `,"next":`...)
-			st.buf = appendString(st.buf, formatCommandCursor(pg.last.CreatedAt, pg.last.ID))
+			n := formatCommandCursor(pg.last.CreatedAt, pg.last.ID)
+			next = &n
 		}
-		st.buf = append(st.buf, "}\n"...)
+		st.buf = appendTail(st.buf, limit, pg.more, next)
 		return nil
 	})
 }

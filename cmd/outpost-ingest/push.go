@@ -118,6 +118,7 @@ type push struct {
 
 	content []byte     // the rules file
 	set     *rules.Set // as the gateway's checker compiled it
+	reqBody []byte     // the rules.set command's body, of content and ifHash
 }
 
 // pushResult is one gateway's outcome, a line of the output.
@@ -220,7 +221,8 @@ func parsePush(args []string, stdout, stderr io.Writer) (*push, error) {
 	if p.set, err = rules.Parse(filepath.Base(p.rulesFile), content); err != nil {
 		return nil, cli.UsageError{Err: err}
 	}
-	body := p.body()
+	p.reqBody = p.body()
+	body := p.reqBody
 	probe := gwcmd.Request{ID: strings.Repeat("x", gwcmd.MaxIDLen), Deadline: 1, Body: body,
 		MACs: [][]byte{make([]byte, outpost.MACSize), make([]byte, outpost.MACSize)}}
 	if n := len(gwcmd.AppendRequest(nil, probe)); n > gwcmd.MaxRequestBytes || len(body) > ingest.MaxCommandBodyBytes {
@@ -258,6 +260,25 @@ func defaultSender() string {
 		name = name[:ingest.MaxCommandSenderLen]
 	}
 	return name
+}
+
+// cloudClient is an MQTT client (not connected) that logs in with the
+// broker flags as the cloud's identity, with a clean session and no
+// reconnect: what the commands that send commands use.
+func (m *Main) cloudClient(clientID string, connectTimeout time.Duration) (mqtt.Client, error) {
+	password, tc, err := m.brokerLogin()
+	if err != nil {
+		return nil, err
+	}
+	opts := mqtt.NewClientOptions().AddBroker(m.Broker).SetClientID(clientID).
+		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(connectTimeout).SetOrderMatters(false)
+	if m.Username != "" {
+		opts.SetUsername(m.Username).SetPassword(password)
+	}
+	if tc != nil {
+		opts.SetTLSConfig(tc)
+	}
+	return mqtt.NewClient(opts), nil
 }
 
 // registerBrokerFlags registers the broker login flags of the commands
@@ -567,20 +588,11 @@ type replySender struct {
 // connect logs in to the broker as the cloud's identity and subscribes
 // to the replies.
 func (p *push) connect(ctx context.Context, log zerolog.Logger) (*replySender, error) {
-	password, tc, err := p.m.brokerLogin()
+	client, err := p.m.cloudClient(newPushID(), 30*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	s := &replySender{prefix: p.m.TopicPrefix, timeout: p.timeout, waiting: map[string]chan []byte{}}
-	opts := mqtt.NewClientOptions().AddBroker(p.m.Broker).SetClientID(newPushID()).
-		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(30 * time.Second).SetOrderMatters(false)
-	if p.m.Username != "" {
-		opts.SetUsername(p.m.Username).SetPassword(password)
-	}
-	if tc != nil {
-		opts.SetTLSConfig(tc)
-	}
-	s.client = mqtt.NewClient(opts)
+	s := &replySender{client: client, prefix: p.m.TopicPrefix, timeout: p.timeout, waiting: map[string]chan []byte{}}
 	wait := func(t mqtt.Token, what string) error {
 		select {
 		case <-t.Done():
@@ -710,7 +722,7 @@ func (pr *pusher) runWave(ctx context.Context, wave int, targets []target) ([]pu
 	for i, t := range targets {
 		pr.n++
 		c := &ingest.Command{ID: fmt.Sprintf("%s.%d", pr.id, pr.n), Gateway: t.gateway, Name: "rules.set",
-			Sender: pr.p.sender, Push: pr.id, Body: pr.p.body(), CreatedAt: now, ExpiresAt: expires, State: ingest.CommandQueued}
+			Sender: pr.p.sender, Push: pr.id, Body: pr.p.reqBody, CreatedAt: now, ExpiresAt: expires, State: ingest.CommandQueued}
 		r := &results[i]
 		*r = pushResult{Gateway: t.gateway, Wave: wave, ID: c.ID, Outcome: outcomeOffline, Until: fmtTime(expires)}
 		sctx, cancel := context.WithTimeout(ctx, storeCallTimeout)

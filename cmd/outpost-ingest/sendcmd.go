@@ -155,7 +155,7 @@ func sendCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if len(req) > gwcmd.MaxRequestBytes {
 		return cli.Usagef("outpost-ingest command: the request is %d bytes, more than the gateway takes (%d)", len(req), gwcmd.MaxRequestBytes)
 	}
-	password, tc, err := m.brokerLogin()
+	client, err := m.cloudClient("outpost-command-"+*id, *timeout)
 	if err != nil {
 		return err
 	}
@@ -177,16 +177,7 @@ func sendCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 
 	base := m.TopicPrefix + "/" + *gw
-	opts := mqtt.NewClientOptions().AddBroker(m.Broker).SetClientID("outpost-command-" + *id).
-		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(*timeout).SetOrderMatters(false)
-	if m.Username != "" {
-		opts.SetUsername(m.Username).SetPassword(password)
-	}
-	if tc != nil {
-		opts.SetTLSConfig(tc)
-	}
 	replies := make(chan []byte, 1)
-	client := mqtt.NewClient(opts)
 	wait := func(t mqtt.Token, what string) error {
 		if !t.WaitTimeout(time.Until(deadline)) {
 			return fmt.Errorf("%s: no answer from the broker %s within --timeout", what, redactBroker(m.Broker))
